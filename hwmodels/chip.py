@@ -1,0 +1,191 @@
+"""The chip description: compute arrays, vector unit, SRAM, HBM and links.
+
+Fields carry their unit in their name (``hbm_bandwidth_GBps``, ``sram_MiB``) because they are
+what a user types on the command line; the ``*_Bps``, ``*_bytes``, ``*_s`` properties convert
+them once to SI (bytes, seconds, FLOP). GB is 10**9 bytes, GiB/MiB are powers of two. Link
+bandwidth is per direction, per chip (summed over the chip's links).
+
+The same dataclass is the Hydra schema of ``conf/hardware/*.yaml`` and the typed spec that the
+cost functions read, so a typo in a key is rejected at composition and a bad value is
+rejected here, in ``__post_init__``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from hwmodels.numerics import DType, parse_dtype
+
+GB = 1e9
+MiB = 2**20
+
+
+class HardwareError(ValueError):
+    """An impossible or inconsistent chip description."""
+
+
+class Topology(str, Enum):
+    """How the chips of one group are connected."""
+
+    switch = "switch"  # every chip one hop from a switch (NVSwitch, Infinity Fabric switchless mesh)
+    ring = "ring"  # chips in a ring; collectives use the ring algorithm
+    torus2d = "torus2d"
+    torus3d = "torus3d"
+
+
+@dataclass
+class HardwareConfig:
+    """One accelerator chip and the fabric that joins several of them.
+
+    Peak matrix throughput is derived from the array structure, never typed in:
+    ``num_cores * arrays_per_core * array_rows * array_cols`` multiply-accumulates per cycle
+    at bf16, times 2 FLOP per MAC, times ``freq_GHz``, times ``matmul_dtype_rate[dtype]``.
+    """
+
+    name: str = "custom"
+    description: str = ""
+    # Compute arrays.
+    num_cores: int = 1  # SMs, TensorCores, CUs: the units a matmul's tiles are spread over
+    arrays_per_core: int = 1  # matrix units (tensor cores, MXUs) per core
+    array_rows: int = 128  # MAC array rows (the M side of an output tile)
+    array_cols: int = 128  # MAC array columns (the N side of an output tile)
+    freq_GHz: float = 1.0  # clock at which the datasheet peak is quoted
+    # MACs per cycle of each format relative to bf16; a format not listed is not supported.
+    matmul_dtype_rate: dict[str, float] = field(default_factory=lambda: {"bf16": 1.0})
+    vector_TFLOPS: float = 10.0  # vector unit peak (elementwise, reductions, softmax, norms)
+    # Memory.
+    sram_MiB: float = 32.0  # on-chip SRAM (L2 / shared memory / VMEM) usable for tiles
+    sram_bandwidth_TBps: float = 10.0
+    hbm_capacity_GB: float = 32.0
+    hbm_bandwidth_GBps: float = 1000.0
+    # Links.
+    link_bandwidth_GBps: float = 100.0  # per direction, per chip, all of its links together
+    link_latency_us: float = 1.0  # per hop, per collective step
+    topology: Topology = Topology.switch
+    max_chips: int = 8  # chips reachable over this fabric (one NVLink domain, one pod slice)
+    # Achieved fractions of peak and fixed costs (see hwmodels/compute.py and memory.py).
+    matmul_efficiency: float = 0.9  # fraction of peak a large, perfectly tiled matmul reaches
+    vector_efficiency: float = 0.9
+    hbm_efficiency: float = 0.85  # fraction of peak bandwidth a long streaming transfer reaches
+    hbm_latency_us: float = 0.0  # fixed latency per op's memory traffic (first byte)
+    kernel_overhead_us: float = 0.0  # launch + synchronisation per kernel (per op)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise HardwareError naming the first impossible field."""
+        where = f"hardware '{self.name}'"
+        for key in ("num_cores", "arrays_per_core", "array_rows", "array_cols", "max_chips"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise HardwareError(f"{where}: hardware.{key} must be a whole number >= 1 (got {value})")
+        for key in (
+            "freq_GHz",
+            "vector_TFLOPS",
+            "sram_MiB",
+            "sram_bandwidth_TBps",
+            "hbm_capacity_GB",
+            "hbm_bandwidth_GBps",
+            "link_bandwidth_GBps",
+        ):
+            value = getattr(self, key)
+            if not value > 0:
+                raise HardwareError(f"{where}: hardware.{key} must be > 0 (got {value}); set a positive value")
+        for key in ("link_latency_us", "hbm_latency_us", "kernel_overhead_us"):
+            value = getattr(self, key)
+            if not value >= 0:
+                raise HardwareError(f"{where}: hardware.{key} must be >= 0 (got {value})")
+        for key in ("matmul_efficiency", "vector_efficiency", "hbm_efficiency"):
+            value = getattr(self, key)
+            if not 0 < value <= 1:
+                raise HardwareError(f"{where}: hardware.{key} must be in (0, 1] (got {value})")
+        if not self.matmul_dtype_rate:
+            raise HardwareError(f"{where}: hardware.matmul_dtype_rate is empty; list at least one format")
+        for name, rate in self.matmul_dtype_rate.items():
+            try:
+                parse_dtype(name, f"{where}: hardware.matmul_dtype_rate")
+            except ValueError as err:
+                raise HardwareError(str(err)) from None
+            if not rate > 0:
+                raise HardwareError(
+                    f"{where}: hardware.matmul_dtype_rate.{name} must be > 0 (got {rate}); "
+                    "remove the entry if the chip lacks the format"
+                )
+
+    # SI views -------------------------------------------------------------------------------
+    @property
+    def freq_Hz(self) -> float:
+        return self.freq_GHz * 1e9
+
+    @property
+    def num_arrays(self) -> int:
+        """Matrix arrays on the chip."""
+        return self.num_cores * self.arrays_per_core
+
+    @property
+    def macs_per_cycle(self) -> int:
+        """bf16 multiply-accumulates per cycle over the whole chip."""
+        return self.num_arrays * self.array_rows * self.array_cols
+
+    def supports(self, dtype: DType) -> bool:
+        return dtype.value in self.matmul_dtype_rate
+
+    def matmul_dtype(self, dtype: DType) -> DType:
+        """The format a matmul in ``dtype`` actually runs in on this chip.
+
+        A format the arrays lack is converted to the narrowest supported format at least as
+        wide (int4 weights on a chip without int4 run as int8 or bf16), else the widest one.
+        """
+        if self.supports(dtype):
+            return dtype
+        supported = sorted((DType(n) for n in self.matmul_dtype_rate), key=lambda d: d.bits)
+        wider = [d for d in supported if d.bits >= dtype.bits]
+        return wider[0] if wider else supported[-1]
+
+    def peak_flops(self, dtype: DType) -> float:
+        """Peak dense matrix FLOP/s for ``dtype`` (after conversion to a supported format)."""
+        run_as = self.matmul_dtype(dtype)
+        return 2.0 * self.macs_per_cycle * self.freq_Hz * self.matmul_dtype_rate[run_as.value]
+
+    @property
+    def vector_flops(self) -> float:
+        return self.vector_TFLOPS * 1e12
+
+    @property
+    def sram_bytes(self) -> float:
+        return self.sram_MiB * MiB
+
+    @property
+    def sram_bandwidth_Bps(self) -> float:
+        return self.sram_bandwidth_TBps * 1e12
+
+    @property
+    def hbm_capacity_bytes(self) -> float:
+        return self.hbm_capacity_GB * GB
+
+    @property
+    def hbm_bandwidth_Bps(self) -> float:
+        return self.hbm_bandwidth_GBps * GB
+
+    @property
+    def link_bandwidth_Bps(self) -> float:
+        return self.link_bandwidth_GBps * GB
+
+    @property
+    def link_latency_s(self) -> float:
+        return self.link_latency_us * 1e-6
+
+    @property
+    def hbm_latency_s(self) -> float:
+        return self.hbm_latency_us * 1e-6
+
+    @property
+    def kernel_overhead_s(self) -> float:
+        return self.kernel_overhead_us * 1e-6
+
+    @property
+    def ridge_flop_per_byte(self) -> float:
+        """Arithmetic intensity (FLOP/byte) where bf16 compute and HBM bandwidth meet."""
+        return self.peak_flops(DType.bf16) / self.hbm_bandwidth_Bps

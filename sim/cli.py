@@ -1,0 +1,168 @@
+"""The ``llmsim`` command: a Hydra app over conf/.
+
+Before Hydra composes anything, the command-line overrides are checked against the schema so
+that an unknown preset, a misspelt key or a value of the wrong type gets one line that names
+the problem and the fix. Errors the model code finds (a tensor-parallel degree that does not
+divide the heads, a model that does not fit) also end in one line and exit status 2; inside a
+multirun the failed point is recorded in its folder as ``failed.json`` and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import json
+import sys
+import typing
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from hwmodels.chip import HardwareError
+from sim.config import RunConfig, RunError, register_configs
+from sim.metrics import breakdown_by_kind, ops_columns, summarize
+from sim.outputs import atomic_write, write_run
+from sim.report import render
+from sim.run import simulate
+from workloads.model import ModelError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+GROUPS = ("hardware", "model", "workload")
+EXIT_BAD_INPUT = 2
+
+
+class InputError(Exception):
+    """Bad input found before composition."""
+
+
+def presets(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def main() -> None:
+    """Console entry point."""
+    register_configs()
+    try:
+        for arg in sys.argv[1:]:
+            check_override(arg)
+    except InputError as err:
+        print(f"llmsim: error: {err}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    _hydra_main()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _hydra_main(dcfg: DictConfig) -> dict | None:
+    return run_job(dcfg)
+
+
+def run_job(dcfg: DictConfig) -> dict | None:
+    """Simulate one composed config, print its summary and write its files."""
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
+    try:
+        cfg: RunConfig = OmegaConf.to_object(dcfg)
+        result = simulate(cfg)
+    except (HardwareError, ModelError, RunError) as err:
+        return _fail(hc.mode, out_dir, str(err))
+    summary = summarize(result)
+    breakdown = breakdown_by_kind(result)
+    if cfg.output.write_files:
+        config_yaml = OmegaConf.to_yaml(dcfg, resolve=True)
+        write_run(out_dir, summary, breakdown, ops_columns(result), config_yaml, cfg.seed)
+    if cfg.output.print_summary:
+        print(render(summary, breakdown))
+        if cfg.output.write_files:
+            print(f"  outputs                 {out_dir}/ (summary.json, ops.parquet, ops.csv, config.yaml)")
+    return summary
+
+
+def _fail(mode: RunMode, out_dir: Path, reason: str) -> None:
+    print(f"llmsim: error: {reason}", file=sys.stderr)
+    if mode == RunMode.MULTIRUN:
+        atomic_write(out_dir / "failed.json", lambda p: p.write_text(json.dumps({"reason": reason}) + "\n"))
+        return None
+    sys.exit(EXIT_BAD_INPUT)
+
+
+# Override checks ----------------------------------------------------------------------------
+def check_override(arg: str) -> None:
+    """Raise InputError for an override that names no preset or key, or has a bad value."""
+    if arg.startswith("-") or "=" not in arg:
+        return
+    key, value = arg.split("=", 1)
+    if key.startswith(("hydra", "+", "~", "++")) or not key:
+        return
+    if any(ch in value for ch in "()[]{}$"):
+        return  # sweep functions, lists, interpolations: left to Hydra
+    values = [v.strip() for v in value.split(",")] if value else [value]
+    if key in GROUPS:
+        known = presets(key)
+        for v in values:
+            if v not in known:
+                raise InputError(f"unknown {key} preset '{v}'{_did_you_mean(v, known)}; known: {', '.join(known)}")
+        return
+    field_type = _field_type(key)
+    for v in values:
+        _check_value(key, v, field_type)
+
+
+def _field_type(key: str):
+    cls, path = RunConfig, []
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        path.append(part)
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        if part not in names:
+            where = ".".join(path[:-1]) or "the top level"
+            if i == 0 and part in ("experiment", "search"):
+                return None
+            raise InputError(
+                f"unknown key '{key}': {where} has no '{part}'{_did_you_mean(part, names)}; "
+                f"keys there: {', '.join(names)}"
+            )
+        hint = hints[part]
+        if dataclasses.is_dataclass(hint):
+            if i == len(parts) - 1:
+                return hint
+            cls = hint
+            continue
+        if typing.get_origin(hint) is dict:
+            return None  # a map: its keys are checked by the model code
+        if i < len(parts) - 1:
+            parent = ".".join(path)
+            raise InputError(f"unknown key '{key}': '{parent}' is a plain value with no sub-keys")
+        return hint
+    return None
+
+
+def _check_value(key: str, value: str, hint) -> None:
+    if hint is None or dataclasses.is_dataclass(hint) or value in ("null", "None"):
+        return
+    args = typing.get_args(hint)
+    if args:  # Optional[X]
+        hint = next((a for a in args if a is not type(None)), str)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        names = [m.name for m in hint]
+        if value not in names:
+            raise InputError(f"{key}={value} is not one of: {', '.join(names)}{_did_you_mean(value, names)}")
+    elif hint is bool:
+        if value.lower() not in ("true", "false"):
+            raise InputError(f"{key}={value}: expected true or false")
+    elif hint in (int, float):
+        try:
+            number = float(value)
+        except ValueError:
+            raise InputError(f"{key}={value}: expected a number") from None
+        if hint is int and not number.is_integer():
+            raise InputError(f"{key}={value}: expected a whole number")
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,59 @@
+"""What a simulation hands back: one record per op executed, and per-pass spans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sim.costing import OpCost
+from workloads.graph import Phase
+from workloads.ops import Op
+
+
+@dataclass(slots=True)
+class OpRecord:
+    """One op of one pass. ``count`` identical instances ran back to back (repeated layers);
+    ``start_s``/``end_s`` are those of the first instance."""
+
+    phase: Phase
+    step: int
+    segment: str
+    op: Op
+    cost: OpCost
+    start_s: float
+    end_s: float
+    count: int
+
+    @property
+    def duration_s(self) -> float:
+        """Time of one instance as simulated (with any contention)."""
+        return self.end_s - self.start_s
+
+    @property
+    def total_s(self) -> float:
+        return self.duration_s * self.count
+
+
+@dataclass(slots=True)
+class PassSpan:
+    phase: Phase
+    step: int
+    start_s: float
+    end_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass
+class Timeline:
+    """The result of replaying passes on a chip, by either fidelity."""
+
+    records: list[OpRecord] = field(default_factory=list)
+    passes: list[PassSpan] = field(default_factory=list)
+    busy_s: dict[str, float] = field(default_factory=dict)  # per resource: time with work in service
+    events: int = 0  # SimPy events processed (0 for the analytic path)
+
+    @property
+    def end_s(self) -> float:
+        return self.passes[-1].end_s if self.passes else 0.0

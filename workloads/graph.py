@@ -1,0 +1,264 @@
+"""Operator graphs (networkx DAGs) of a prefill pass and a decode step, sharded for tensor parallelism.
+
+A pass is three DAGs: ``pre`` (embedding), ``layer`` (one transformer layer, run
+``num_layers`` times) and ``post`` (final norm, LM head, sampling). Identical layers are one
+DAG with a repeat count, so building, costing and simulating a pass grows with the ops of one
+layer, not with layers x ops; ``PassGraph.full_graph()`` expands it for inspection.
+
+FLOP conventions (per chip; matrix FLOPs are 2 per multiply-accumulate):
+
+* projections: ``2 * tokens * in * out``;
+* attention: ``4 * head_dim * pairs`` per query head (QK^T and PV), where ``pairs`` counts the
+  (query, key) pairs the kernel computes: a fused kernel skips masked blocks (causal prefill:
+  S(S+1)/2 per sequence, clipped by a sliding window), an unfused one computes the whole S x S;
+* the LM head runs on the last token of each sequence only;
+* vector ops: norm 5, residual add 1, rope 3 (per element of Q and K), gated activation 5
+  (gelu 8), softmax 5, sampling 2 FLOP per element.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Iterator
+
+import networkx as nx
+
+from hwmodels.numerics import DType
+from workloads.model import Activation, ModelConfig, Norm, Positional
+from workloads.ops import Op, OpKind, Role, Tensor, Unit, matmul, vector
+
+
+class AttentionKernel(str, Enum):
+    fused = "fused"  # FlashAttention-style: tiles stay on chip, Q, K, V read once
+    unfused = "unfused"  # scores materialised in HBM, softmax as its own pass
+
+
+class Phase(str, Enum):
+    prefill = "prefill"
+    decode = "decode"
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How the model is run: number formats, attention kernel, tensor-parallel degree."""
+
+    weights: DType = DType.bf16
+    activations: DType = DType.bf16
+    kv_cache: DType = DType.bf16
+    attention: AttentionKernel = AttentionKernel.fused
+    tp: int = 1
+
+
+@dataclass(frozen=True)
+class PassGraph:
+    """One forward pass: ``batch`` sequences, ``new_tokens`` each, attending to ``context`` keys."""
+
+    phase: Phase
+    step: int
+    batch: int
+    new_tokens: int
+    context: int
+    num_layers: int
+    pre: nx.DiGraph
+    layer: nx.DiGraph
+    post: nx.DiGraph
+
+    def segments(self) -> Iterator[tuple[str, nx.DiGraph, int]]:
+        """(segment name, DAG, repeat count) in execution order."""
+        yield "pre", self.pre, 1
+        yield "layer", self.layer, self.num_layers
+        yield "post", self.post, 1
+
+    def ops(self) -> Iterator[tuple[Op, int]]:
+        """Every distinct op with how many times the pass runs it."""
+        for _, dag, repeat in self.segments():
+            for node in nx.topological_sort(dag):
+                yield dag.nodes[node]["op"], repeat
+
+    def total(self, attr: str, unit: Unit | None = None) -> float:
+        """Sum of ``op.<attr>`` over the pass, optionally only ops on ``unit``."""
+        return sum(getattr(op, attr) * r for op, r in self.ops() if unit is None or op.unit is unit)
+
+    def full_graph(self) -> nx.DiGraph:
+        """The expanded DAG with every layer's ops (nodes named ``L<i>.<op>``)."""
+        full = nx.DiGraph()
+        last: list[str] = []
+        blocks = [("pre", self.pre)] + [(f"L{i}", self.layer) for i in range(self.num_layers)] + [("post", self.post)]
+        for prefix, dag in blocks:
+            names = {n: f"{prefix}.{n}" for n in dag.nodes}
+            for node, data in dag.nodes(data=True):
+                full.add_node(names[node], **data)
+            full.add_edges_from((names[a], names[b]) for a, b in dag.edges)
+            sources = [names[n] for n in dag.nodes if dag.in_degree(n) == 0]
+            full.add_edges_from((a, b) for a in last for b in sources)
+            last = [names[n] for n in dag.nodes if dag.out_degree(n) == 0]
+        return full
+
+
+class _Dag:
+    """Adds ops in order; each op depends on the previous one unless told otherwise."""
+
+    def __init__(self) -> None:
+        self.graph = nx.DiGraph()
+        self.last: str | None = None
+
+    def add(self, op: Op, after: tuple[str, ...] | None = None) -> str:
+        self.graph.add_node(op.name, op=op)
+        deps = after if after is not None else ((self.last,) if self.last else ())
+        self.graph.add_edges_from((d, op.name) for d in deps)
+        self.last = op.name
+        return op.name
+
+
+def attention_pairs(phase: Phase, new_tokens: int, context: int, window: int, kernel: AttentionKernel) -> float:
+    """(query, key) pairs per sequence and head that the attention kernel computes."""
+    if phase is Phase.decode:
+        keys = min(context, window) if window else context
+        return float(new_tokens * keys)
+    if kernel is AttentionKernel.unfused:
+        return float(new_tokens * context)
+    s = new_tokens
+    if window and window < s:
+        return window * (window + 1) / 2 + (s - window) * window
+    return s * (s + 1) / 2
+
+
+def build_pass(model: ModelConfig, ex: Execution, phase: Phase, batch: int, new_tokens: int, context: int,
+               step: int = 0) -> PassGraph:
+    """The operator graph of one pass on one chip of a tensor-parallel group.
+
+    Args:
+        model: the transformer.
+        ex: number formats, attention kernel and tensor-parallel degree.
+        phase: prefill (``new_tokens == context``: the prompt) or decode (``new_tokens`` = 1).
+        batch: sequences in the pass.
+        new_tokens: tokens per sequence computed in this pass.
+        context: keys each sequence attends to, including the new tokens.
+        step: decode step number (0 for the prefill), for the records.
+    """
+    return PassGraph(
+        phase, step, batch, new_tokens, context, model.num_layers,
+        _pre(model, ex, batch * new_tokens),
+        _layer(model, ex, phase, batch, new_tokens, context),
+        _post(model, ex, batch, batch * new_tokens),
+    )
+
+
+def _act(name: str, elems: float, ex: Execution) -> Tensor:
+    return Tensor(name, elems * ex.activations.bytes, Role.activation)
+
+
+def _weight(name: str, params: float, ex: Execution) -> Tensor:
+    return Tensor(name, params * ex.weights.bytes, Role.weight)
+
+
+def _norm_op(name: str, model: ModelConfig, ex: Execution, tokens: int) -> Op:
+    d = model.hidden_size
+    scale = 2 if model.norm is Norm.layernorm else 1
+    return vector(name, OpKind.norm, 5 * tokens * d,
+                  [_act("x", tokens * d, ex), _weight("gamma", scale * d, ex)], [_act("y", tokens * d, ex)])
+
+
+def _allreduce(name: str, ex: Execution, elems: float) -> Op:
+    payload = elems * ex.activations.bytes
+    return Op(name, OpKind.allreduce, Unit.link, 0.0,
+              (Tensor("in", payload, Role.activation),), (Tensor("out", payload, Role.activation),),
+              ex.activations, comm_bytes=payload, comm_chips=ex.tp)
+
+
+def _pre(model: ModelConfig, ex: Execution, tokens: int) -> nx.DiGraph:
+    d, t = model.hidden_size, ex.tp
+    dag = _Dag()
+    rows = tokens * d * (2 if model.positional is Positional.learned else 1)
+    dag.add(vector("embedding", OpKind.embedding, tokens * d if model.positional is Positional.learned else 0,
+                   [_weight("table_rows", rows / t, ex)], [_act("x", tokens * d, ex)]))
+    if t > 1:  # vocabulary-parallel table: each chip holds V/t rows, partial sums are all-reduced
+        dag.add(_allreduce("embedding_allreduce", ex, tokens * d))
+    return dag.graph
+
+
+def _layer(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, context: int) -> nx.DiGraph:
+    d, t, hd = model.hidden_size, ex.tp, model.head_dim
+    heads, kv_heads = model.num_heads // t, model.num_kv_heads // t
+    group = heads // kv_heads  # query heads sharing one KV head
+    tokens = batch * s
+    qkv_out = (heads + 2 * kv_heads) * hd
+    kvb = ex.kv_cache.bytes
+    bias = model.bias
+    dag = _Dag()
+
+    dag.add(_norm_op("attn_norm", model, ex, tokens))
+    dag.add(matmul("qkv_proj", OpKind.qkv_proj, tokens, qkv_out, d, ex.activations,
+                   [_act("x", tokens * d, ex), _weight("w_qkv", d * qkv_out + (qkv_out if bias else 0), ex)],
+                   [_act("qkv", tokens * qkv_out, ex)]))
+    if model.positional is Positional.rope:
+        qk = tokens * (heads + kv_heads) * hd
+        dag.add(vector("rope", OpKind.rope, 3 * qk, [_act("qk", qk, ex)], [_act("qk_rot", qk, ex)]))
+
+    pairs = attention_pairs(phase, s, context, model.sliding_window, ex.attention)
+    keys = pairs / s  # mean keys per query
+    new_kv = Tensor("kv_new", tokens * 2 * kv_heads * hd * kvb, Role.kv)
+    q = _act("q", tokens * heads * hd, ex)
+    out = _act("o", tokens * heads * hd, ex)
+    flops = 4.0 * hd * pairs * batch * heads
+    if phase is Phase.decode:
+        cached = min(context, model.sliding_window) if model.sliding_window else context
+        kv_read = Tensor("kv_cache", batch * cached * 2 * kv_heads * hd * kvb, Role.kv)
+    else:  # the prompt's K and V come straight from the projection output
+        kv_read = _act("kv", tokens * 2 * kv_heads * hd, ex)
+    if ex.attention is AttentionKernel.fused:
+        dag.add(Op("attention", OpKind.attention, Unit.matrix, flops, (q, kv_read), (out, new_kv), ex.activations,
+                   m=s * group, n=max(1, round(keys)), k=hd, groups=2 * batch * kv_heads))
+    else:
+        scores = batch * heads * s * context
+        k_read = Tensor("k", kv_read.nbytes / 2, kv_read.role)
+        v_read = Tensor("v", kv_read.nbytes / 2, kv_read.role)
+        dag.add(matmul("attn_score", OpKind.attn_score, s * group, context, hd, ex.activations,
+                       [q, k_read], [_act("scores", scores, ex), new_kv], groups=batch * kv_heads))
+        dag.add(vector("softmax", OpKind.softmax, 5 * scores, [_act("scores", scores, ex)], [_act("probs", scores, ex)]))
+        dag.add(matmul("attn_context", OpKind.attn_context, s * group, hd, context, ex.activations,
+                       [_act("probs", scores, ex), v_read], [out], groups=batch * kv_heads))
+
+    dag.add(matmul("out_proj", OpKind.out_proj, tokens, d, heads * hd, ex.activations,
+                   [out, _weight("w_o", heads * hd * d + (d if bias else 0), ex)], [_act("y", tokens * d, ex)]))
+    if t > 1:
+        dag.add(_allreduce("attn_allreduce", ex, tokens * d))
+    res1 = dag.add(vector("attn_residual", OpKind.residual, tokens * d,
+                          [_act("x", tokens * d, ex), _act("y", tokens * d, ex)], [_act("h", tokens * d, ex)]))
+    dag.add(_norm_op("mlp_norm", model, ex, tokens))
+    up = model.mlp_in_size // t
+    f = model.ffn_size // t
+    dag.add(matmul("mlp_up", OpKind.mlp_up, tokens, up, d, ex.activations,
+                   [_act("h", tokens * d, ex), _weight("w_up", d * up + (up if bias else 0), ex)],
+                   [_act("u", tokens * up, ex)]))
+    per_elem = 8 if model.activation is Activation.gelu else 5
+    dag.add(vector("activation", OpKind.activation, per_elem * tokens * f,
+                   [_act("u", tokens * up, ex)], [_act("a", tokens * f, ex)]))
+    down = dag.add(matmul("mlp_down", OpKind.mlp_down, tokens, d, f, ex.activations,
+                          [_act("a", tokens * f, ex), _weight("w_down", f * d + (d if bias else 0), ex)],
+                          [_act("y", tokens * d, ex)]))
+    if t > 1:
+        down = dag.add(_allreduce("mlp_allreduce", ex, tokens * d))
+    dag.add(vector("mlp_residual", OpKind.residual, tokens * d,
+                   [_act("h", tokens * d, ex), _act("y", tokens * d, ex)], [_act("x", tokens * d, ex)]),
+            after=(res1, down))
+    return dag.graph
+
+
+def _post(model: ModelConfig, ex: Execution, batch: int, tokens: int) -> nx.DiGraph:
+    d, t, vocab = model.hidden_size, ex.tp, model.vocab_size
+    shard = -(-vocab // t)  # vocabulary rows per chip, the last shard padded
+    dag = _Dag()
+    dag.add(_norm_op("final_norm", model, ex, tokens))
+    dag.add(matmul("lm_head", OpKind.lm_head, batch, shard, d, ex.activations,
+                   [_act("h_last", batch * d, ex), _weight("w_vocab", d * shard, ex)],
+                   [_act("logits", batch * shard, ex)]))
+    if t > 1:
+        payload = batch * shard * t * ex.activations.bytes
+        dag.add(Op("logits_allgather", OpKind.allgather, Unit.link, 0.0,
+                   (Tensor("logits", payload / t, Role.activation),), (Tensor("all_logits", payload, Role.activation),),
+                   ex.activations, comm_bytes=payload, comm_chips=t))
+    dag.add(vector("sampling", OpKind.sampling, 2 * batch * vocab,
+                   [_act("all_logits", batch * vocab, ex)], [Tensor("token_ids", batch * 4, Role.activation)]))
+    return dag.graph

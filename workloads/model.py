@@ -1,0 +1,181 @@
+"""Transformer model specs: presets (conf/model/*.yaml) and Hugging Face ``config.json`` files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+
+class ModelError(ValueError):
+    """An impossible model spec or an unreadable model config file."""
+
+
+class Norm(str, Enum):
+    rmsnorm = "rmsnorm"
+    layernorm = "layernorm"
+
+
+class Activation(str, Enum):
+    silu = "silu"
+    gelu = "gelu"
+    relu = "relu"
+
+
+class Positional(str, Enum):
+    rope = "rope"  # rotary embedding applied to Q and K in every layer
+    learned = "learned"  # a position-embedding table added once at the input
+
+
+@dataclass
+class ModelConfig:
+    """A decoder-only transformer.
+
+    ``head_dim`` of 0 means ``hidden_size // num_heads``; ``num_kv_heads`` of 0 means as many
+    as query heads (multi-head attention). ``hf_config_path`` loads every architectural field
+    from a Hugging Face ``config.json`` on disk (no network), overriding the values here.
+    """
+
+    name: str = "custom"
+    num_layers: int = 0
+    hidden_size: int = 0
+    num_heads: int = 0
+    num_kv_heads: int = 0
+    head_dim: int = 0
+    ffn_size: int = 0
+    gated_mlp: bool = True  # SwiGLU-style: gate and up projections, then down
+    vocab_size: int = 0
+    tied_embeddings: bool = False
+    max_context: int = 4096
+    norm: Norm = Norm.rmsnorm
+    activation: Activation = Activation.silu
+    positional: Positional = Positional.rope
+    bias: bool = False  # biases on the projections (GPT-style)
+    sliding_window: int = 0  # 0: full attention
+    hf_config_path: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.hf_config_path:
+            self._load_hf(Path(self.hf_config_path))
+        if self.num_kv_heads == 0:
+            self.num_kv_heads = self.num_heads
+        if self.head_dim == 0 and self.num_heads > 0:
+            self.head_dim = self.hidden_size // self.num_heads
+        self.validate()
+
+    def validate(self) -> None:
+        where = f"model '{self.name}'"
+        for key in ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim", "ffn_size",
+                    "vocab_size", "max_context"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise ModelError(f"{where}: model.{key} must be a whole number >= 1 (got {value})")
+        if self.num_heads % self.num_kv_heads:
+            raise ModelError(
+                f"{where}: model.num_heads={self.num_heads} is not a multiple of "
+                f"model.num_kv_heads={self.num_kv_heads}; grouped-query attention needs whole groups"
+            )
+        if self.sliding_window < 0:
+            raise ModelError(f"{where}: model.sliding_window must be >= 0 (got {self.sliding_window})")
+
+    # Derived sizes ---------------------------------------------------------------------------
+    @property
+    def q_size(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def kv_size(self) -> int:
+        """Width of K (and of V) per token: KV heads x head dim."""
+        return self.num_kv_heads * self.head_dim
+
+    @property
+    def mlp_in_size(self) -> int:
+        """Output width of the first MLP projection (gate and up together when gated)."""
+        return 2 * self.ffn_size if self.gated_mlp else self.ffn_size
+
+    def layer_params(self) -> int:
+        """Parameters of one transformer layer (projections, norms, biases)."""
+        d = self.hidden_size
+        attn = d * (self.q_size + 2 * self.kv_size) + self.q_size * d
+        mlp = d * self.mlp_in_size + self.ffn_size * d
+        norms = 2 * d * (2 if self.norm is Norm.layernorm else 1)
+        biases = (self.q_size + 2 * self.kv_size + d + self.mlp_in_size + d) if self.bias else 0
+        return attn + mlp + norms + biases
+
+    def embedding_params(self) -> int:
+        table = self.vocab_size * self.hidden_size
+        positions = self.max_context * self.hidden_size if self.positional is Positional.learned else 0
+        return table + positions
+
+    def lm_head_params(self) -> int:
+        """Output projection parameters; 0 when tied to the embedding table."""
+        return 0 if self.tied_embeddings else self.vocab_size * self.hidden_size
+
+    def num_params(self) -> int:
+        """All parameters: embeddings, layers, final norm, LM head."""
+        final_norm = self.hidden_size * (2 if self.norm is Norm.layernorm else 1)
+        return self.embedding_params() + self.num_layers * self.layer_params() + final_norm + self.lm_head_params()
+
+    def kv_bytes_per_token(self, kv_dtype_bytes: float) -> float:
+        """KV-cache bytes per token over all layers: 2 (K and V) x layers x KV heads x head dim."""
+        return 2 * self.num_layers * self.kv_size * kv_dtype_bytes
+
+    # Hugging Face config.json ----------------------------------------------------------------
+    def _load_hf(self, path: Path) -> None:
+        if path.is_dir():
+            path = path / "config.json"
+        if not path.is_file():
+            raise ModelError(f"model.hf_config_path: no file at '{path}'; point it at a Hugging Face config.json")
+        try:
+            raw = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ModelError(f"model.hf_config_path: '{path}' is not valid JSON ({err}); fix or re-download it") from None
+        if not isinstance(raw, dict):
+            raise ModelError(f"model.hf_config_path: '{path}' holds no JSON object; expected a config.json mapping")
+        for key, value in _fields_from_hf(raw, path).items():
+            setattr(self, key, value)
+        if self.name in ("custom", "hf"):
+            self.name = str(raw.get("_name_or_path") or raw.get("model_type") or path.parent.name)
+
+
+def _fields_from_hf(raw: dict, path: Path) -> dict:
+    """Map the keys of a Hugging Face config (Llama/Mistral/Qwen or GPT-2 style) to ModelConfig fields."""
+
+    def need(*names: str) -> int:
+        for name in names:
+            if name in raw:
+                value = raw[name]
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise ModelError(f"model.hf_config_path: '{path}' has {name}={value!r}; expected a whole number")
+                return value
+        raise ModelError(f"model.hf_config_path: '{path}' lacks '{names[0]}'; is it a decoder-only transformer config?")
+
+    def optional(name: str, default):
+        value = raw.get(name)
+        return default if value is None else value
+
+    gpt2_style = "n_embd" in raw
+    hidden = need("hidden_size", "n_embd", "d_model")
+    heads = need("num_attention_heads", "n_head")
+    act = str(optional("hidden_act", optional("activation_function", "silu"))).lower()
+    activation = Activation.gelu if "gelu" in act else Activation.relu if "relu" in act else Activation.silu
+    fields = {
+        "num_layers": need("num_hidden_layers", "n_layer"),
+        "hidden_size": hidden,
+        "num_heads": heads,
+        "num_kv_heads": int(optional("num_key_value_heads", heads)),
+        "head_dim": int(optional("head_dim", hidden // heads)),
+        "ffn_size": int(optional("intermediate_size", optional("n_inner", 4 * hidden)) or 4 * hidden),
+        "vocab_size": need("vocab_size"),
+        "tied_embeddings": bool(optional("tie_word_embeddings", gpt2_style)),
+        "max_context": need("max_position_embeddings", "n_positions"),
+        "gated_mlp": not gpt2_style,
+        "norm": Norm.layernorm if gpt2_style else Norm.rmsnorm,
+        "positional": Positional.learned if gpt2_style else Positional.rope,
+        "activation": activation,
+        "bias": bool(gpt2_style or raw.get("attention_bias", False)),
+        "sliding_window": int(optional("sliding_window", 0) or 0),
+    }
+    return fields

@@ -1,0 +1,107 @@
+"""Operators: what one kernel computes and which bytes it reads and writes.
+
+An Op is frozen and hashable, so identical ops (the same projection in every layer, every
+decode step) are costed once per run. It describes work per chip: with tensor parallelism the
+shapes are already the shard's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from hwmodels.numerics import DType
+
+
+class Unit(str, Enum):
+    """Which part of the chip does an op's arithmetic."""
+
+    matrix = "matrix"  # compute arrays (tensor cores, MXUs)
+    vector = "vector"  # vector unit: elementwise ops, reductions, softmax, norms
+    link = "link"  # chip-to-chip fabric: collectives
+
+
+class Role(str, Enum):
+    """What a tensor is, for the memory breakdown."""
+
+    weight = "weight"
+    activation = "activation"
+    kv = "kv"  # the KV cache
+
+
+class OpKind(str, Enum):
+    """Operator type, the rows of the time breakdown."""
+
+    embedding = "embedding"
+    norm = "norm"
+    qkv_proj = "qkv_proj"
+    rope = "rope"
+    attention = "attention"  # fused attention kernel (scores, softmax and context in one)
+    attn_score = "attn_score"  # unfused: Q @ K^T, scores written to HBM
+    softmax = "softmax"
+    attn_context = "attn_context"  # unfused: P @ V
+    out_proj = "out_proj"
+    mlp_up = "mlp_up"  # gate and up projections, fused into one GEMM
+    activation = "activation"
+    mlp_down = "mlp_down"
+    residual = "residual"
+    allreduce = "allreduce"
+    allgather = "allgather"
+    lm_head = "lm_head"
+    sampling = "sampling"
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """A tensor an op moves between HBM and the chip."""
+
+    name: str
+    nbytes: float
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One kernel on one chip.
+
+    For matrix ops ``m, n, k, groups`` give the shape: ``groups`` independent products of
+    ``(m x k) @ (k x n)``; ``flops`` is then ``2*m*n*k*groups``. Vector ops carry only ``flops``.
+    Link ops carry the collective's payload per chip in ``comm_bytes`` over ``comm_chips``.
+    """
+
+    name: str
+    kind: OpKind
+    unit: Unit
+    flops: float
+    reads: tuple[Tensor, ...] = ()
+    writes: tuple[Tensor, ...] = ()
+    dtype: DType = DType.bf16  # format the arithmetic runs in
+    m: int = 0
+    n: int = 0
+    k: int = 0
+    groups: int = 1
+    comm_bytes: float = 0.0
+    comm_chips: int = 1
+
+    @property
+    def hbm_bytes(self) -> float:
+        """Bytes read plus written in HBM (each tensor once: perfect on-chip reuse)."""
+        return sum(t.nbytes for t in self.reads) + sum(t.nbytes for t in self.writes)
+
+    def bytes_by_role(self, role: Role) -> float:
+        return sum(t.nbytes for t in self.reads + self.writes if t.role is role)
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity in FLOP per HBM byte (inf when no bytes move)."""
+        nbytes = self.hbm_bytes
+        return self.flops / nbytes if nbytes else float("inf")
+
+
+def matmul(name: str, kind: OpKind, m: int, n: int, k: int, dtype: DType, reads, writes, groups: int = 1) -> Op:
+    """A matrix op with FLOPs ``2*m*n*k*groups``."""
+    return Op(name, kind, Unit.matrix, 2.0 * m * n * k * groups, tuple(reads), tuple(writes), dtype, m, n, k, groups)
+
+
+def vector(name: str, kind: OpKind, flops: float, reads, writes) -> Op:
+    return Op(name, kind, Unit.vector, float(flops), tuple(reads), tuple(writes), DType.fp32)
