@@ -132,21 +132,30 @@ class HardwareConfig:
     def supports(self, dtype: DType) -> bool:
         return dtype.value in self.matmul_dtype_rate
 
-    def matmul_dtype(self, dtype: DType) -> DType:
-        """The format a matmul in ``dtype`` actually runs in on this chip.
+    def matmul_dtype(self, dtype: DType) -> DType | None:
+        """The format a matmul in ``dtype`` runs in on this chip's arrays, or None for none.
 
-        A format the arrays lack is converted to the narrowest supported format at least as
-        wide (int4 weights on a chip without int4 run as int8 or bf16), else the widest one.
+        A format the arrays lack is converted to the narrowest supported format of the same
+        kind (float or integer) at least as wide: fp8 on a chip without fp8 runs as bf16/fp16,
+        int4 as int8. tf32 is never chosen for another format (it drops precision). With no
+        such format (fp32 on most GPUs) the matmul runs on the vector unit.
         """
         if self.supports(dtype):
             return dtype
-        supported = sorted((DType(n) for n in self.matmul_dtype_rate), key=lambda d: d.bits)
-        wider = [d for d in supported if d.bits >= dtype.bits]
-        return wider[0] if wider else supported[-1]
+        candidates = sorted(
+            (DType(n) for n in self.matmul_dtype_rate
+             if DType(n).is_integer == dtype.is_integer and DType(n).bits >= dtype.bits and n != "tf32"),
+            key=lambda d: (d.bits, d.value != "bf16"),
+        )
+        if not candidates and dtype.is_integer:  # integers with no integer arrays: a 16-bit float
+            candidates = sorted((DType(n) for n in self.matmul_dtype_rate if DType(n).bits == 16), key=lambda d: d.value)
+        return candidates[0] if candidates else None
 
     def peak_flops(self, dtype: DType) -> float:
-        """Peak dense matrix FLOP/s for ``dtype`` (after conversion to a supported format)."""
+        """Peak dense matrix FLOP/s for ``dtype`` (after conversion; the vector unit's if none)."""
         run_as = self.matmul_dtype(dtype)
+        if run_as is None:
+            return self.vector_flops
         return 2.0 * self.macs_per_cycle * self.freq_Hz * self.matmul_dtype_rate[run_as.value]
 
     @property

@@ -26,7 +26,7 @@ class ComputeCost:
 
     seconds: float
     efficiency: float  # achieved fraction of the format's peak
-    dtype_run: DType  # the format the arrays computed in
+    dtype_run: DType | None  # the format the arrays computed in; None: on the vector unit
 
 
 def tile_utilisation(chip: HardwareConfig, m: int, n: int, groups: int = 1) -> tuple[float, float]:
@@ -50,11 +50,14 @@ def matmul_time(
     """
     if min(m, n, k, groups) <= 0:
         return ComputeCost(0.0, 1.0, chip.matmul_dtype(dtype))
-    padding, wave = tile_utilisation(chip, m, n, groups)
-    efficiency = chip.matmul_efficiency * padding * wave
     if flops is None:
         flops = 2.0 * m * n * k * groups
-    return ComputeCost(flops / (chip.peak_flops(dtype) * efficiency), efficiency, chip.matmul_dtype(dtype))
+    run_as = chip.matmul_dtype(dtype)
+    if run_as is None:  # no matrix format fits: the vector unit does the multiply-adds
+        return ComputeCost(flops / (chip.vector_flops * chip.vector_efficiency), chip.vector_efficiency, None)
+    padding, wave = tile_utilisation(chip, m, n, groups)
+    efficiency = chip.matmul_efficiency * padding * wave
+    return ComputeCost(flops / (chip.peak_flops(dtype) * efficiency), efficiency, run_as)
 
 
 def vector_time(chip: HardwareConfig, flops: float) -> ComputeCost:

@@ -23,6 +23,10 @@ class DType(str, Enum):
         return _BITS[self]
 
     @property
+    def is_integer(self) -> bool:
+        return self in (DType.int8, DType.int4)
+
+    @property
     def bytes(self) -> float:
         """Storage size in bytes; 0.5 for the 4-bit formats."""
         return _BITS[self] / 8

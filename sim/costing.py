@@ -46,7 +46,7 @@ class OpCost:
     link_transfer_s: float
     overhead_s: float
     efficiency: float  # achieved fraction of the compute unit's peak
-    dtype_run: DType  # format the compute ran in (after conversion if the chip lacks one)
+    dtype_run: DType | None  # format the arrays ran in (after conversion); None: the vector unit
 
     @property
     def link_s(self) -> float:

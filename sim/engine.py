@@ -35,8 +35,8 @@ class CountingEnvironment(simpy.Environment):
         self.events_processed = 0
 
     def step(self) -> None:
-        self.events_processed += 1
         super().step()
+        self.events_processed += 1
 
 
 def simulate_des(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost]) -> Timeline:
@@ -70,6 +70,8 @@ def _run_passes(env, chip, passes, cost, timeline) -> Iterator[simpy.Event]:
 def _run_dag(env, chip, dag: nx.DiGraph, cost, graph: PassGraph, segment: str, repeat: int,
              records: list[OpRecord]) -> Iterator[simpy.Event]:
     waiting = {node: dag.in_degree(node) for node in dag}
+    if not waiting:
+        return
     finished = env.event()
     left = [len(waiting)]
 

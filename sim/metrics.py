@@ -70,7 +70,7 @@ def summarize(result: RunResult) -> dict:
         },
         "peaks": {
             "matrix_TFLOPS": peak / 1e12,
-            "matrix_dtype": chip.matmul_dtype(cfg.precision.activations).value,
+            "matrix_dtype": _dtype_name(chip.matmul_dtype(cfg.precision.activations)),
             "hbm_GBps": chip.hbm_bandwidth_GBps,
             "link_GBps_per_direction": chip.link_bandwidth_GBps,
             "ridge_flop_per_byte": peak / chip.hbm_bandwidth_Bps,
@@ -156,10 +156,15 @@ def ops_columns(result: RunResult) -> dict[str, list]:
         cols["n"].append(op.n)
         cols["k"].append(op.k)
         cols["groups"].append(op.groups)
-        cols["dtype"].append(c.dtype_run.value if op.unit is Unit.matrix else op.dtype.value)
+        cols["dtype"].append(_dtype_name(c.dtype_run) if op.unit is Unit.matrix else op.dtype.value)
         cols["efficiency"].append(c.efficiency)
         cols["intensity_flop_per_byte"].append(op.intensity)
         cols["achieved_flops_per_s"].append(op.flops / d if d else 0.0)
         cols["achieved_bytes_per_s"].append(op.hbm_bytes / d if d else 0.0)
     return dict(cols)
 
+
+
+def _dtype_name(dtype) -> str:
+    """A matmul's format as run; 'vector' when no array format fits and the vector unit does it."""
+    return dtype.value if dtype is not None else "vector"

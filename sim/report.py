@@ -51,7 +51,7 @@ def render(summary: dict, breakdown: list[dict]) -> str:
         "",
         f"  time by bound           {bounds}",
         f"  utilisation             compute arrays {util['compute_arrays']:.1%} of {peaks['matrix_TFLOPS']:.4g} "
-        f"TFLOP/s ({peaks['matrix_dtype']}) | HBM {util['hbm_bandwidth']:.1%} of {peaks['hbm_GBps']:.4g} GB/s | "
+        f"TFLOP/s ({_as_run(run['activations'], peaks['matrix_dtype'])}) | HBM {util['hbm_bandwidth']:.1%} of {peaks['hbm_GBps']:.4g} GB/s | "
         f"links {util['links']:.1%} of {peaks['link_GBps_per_direction']:.4g} GB/s per direction",
         f"  HBM per chip            weights {mem['weights']:.2f} GB + KV cache {mem['kv_cache']:.2f} GB + "
         f"activations {mem['activations']:.2f} GB = {mem['used']:.2f} of {mem['capacity']:.4g} GB "
@@ -60,3 +60,7 @@ def render(summary: dict, breakdown: list[dict]) -> str:
         f"{run['events']} events, {run['sim_wall_s']:.2f} s wall",
     ]
     return "\n".join(lines)
+
+
+def _as_run(asked: str, ran: str) -> str:
+    return asked if asked == ran else f"{asked} runs as {ran}: the chip lacks {asked} arrays"

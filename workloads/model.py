@@ -157,12 +157,13 @@ def _fields_from_hf(raw: dict, path: Path) -> dict:
         return default if value is None else value
 
     gpt2_style = "n_embd" in raw
+    layers = need("num_hidden_layers", "n_layer")
     hidden = need("hidden_size", "n_embd", "d_model")
     heads = need("num_attention_heads", "n_head")
     act = str(optional("hidden_act", optional("activation_function", "silu"))).lower()
     activation = Activation.gelu if "gelu" in act else Activation.relu if "relu" in act else Activation.silu
     fields = {
-        "num_layers": need("num_hidden_layers", "n_layer"),
+        "num_layers": layers,
         "hidden_size": hidden,
         "num_heads": heads,
         "num_kv_heads": int(optional("num_key_value_heads", heads)),
@@ -176,6 +177,6 @@ def _fields_from_hf(raw: dict, path: Path) -> dict:
         "positional": Positional.learned if gpt2_style else Positional.rope,
         "activation": activation,
         "bias": bool(gpt2_style or raw.get("attention_bias", False)),
-        "sliding_window": int(optional("sliding_window", 0) or 0),
+        "sliding_window": int(optional("sliding_window", 0) or 0) if raw.get("use_sliding_window", True) else 0,
     }
     return fields
