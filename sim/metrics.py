@@ -96,31 +96,36 @@ def summarize(result: RunResult) -> dict:
 
 
 def breakdown_by_kind(result: RunResult) -> list[dict]:
-    """One row per operator type: time, share, dominant bound, intensity, achieved rates."""
-    acc: dict[str, dict] = defaultdict(lambda: {"count": 0, "time_s": 0.0, "flops": 0.0, "bytes": 0.0,
-                                                "bounds": dict.fromkeys(BOUNDS, 0.0)})
+    """One row per phase and operator type: time, share of the phase, dominant bound, intensity,
+    achieved rates. Prefill and decode are apart because they sit on opposite sides of the ridge."""
+    acc: dict[tuple[str, str], dict] = defaultdict(lambda: {"count": 0, "time_s": 0.0, "flops": 0.0, "bytes": 0.0,
+                                                            "bounds": dict.fromkeys(BOUNDS, 0.0)})
     for r in result.timeline.records:
-        row = acc[r.op.kind.value]
+        row = acc[(r.phase.value, r.op.kind.value)]
         row["count"] += r.count
         row["time_s"] += r.total_s
         row["flops"] += r.op.flops * r.count
         row["bytes"] += r.op.hbm_bytes * r.count
         row["bounds"][r.cost.bound.value] += r.total_s
-    total = sum(row["time_s"] for row in acc.values()) or 1.0
+    phase_time: dict[str, float] = defaultdict(float)
+    for (phase, _), row in acc.items():
+        phase_time[phase] += row["time_s"]
     rows = []
-    for kind, row in acc.items():
+    for (phase, kind), row in acc.items():
         t = row["time_s"]
         rows.append({
+            "phase": phase,
             "kind": kind,
             "count": row["count"],
             "time_s": t,
-            "share": t / total,
+            "share": t / phase_time[phase] if phase_time[phase] else 0.0,
             "bound": max(row["bounds"].items(), key=lambda kv: kv[1])[0],
             "intensity_flop_per_byte": row["flops"] / row["bytes"] if row["bytes"] else float("inf"),
             "achieved_flops_per_s": row["flops"] / t if t else 0.0,
             "achieved_bytes_per_s": row["bytes"] / t if t else 0.0,
         })
-    rows.sort(key=lambda row: -row["time_s"])
+    order = {Phase.prefill.value: 0, Phase.decode.value: 1}
+    rows.sort(key=lambda row: (order[row["phase"]], -row["time_s"]))
     return rows
 
 

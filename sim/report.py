@@ -32,19 +32,27 @@ def render(summary: dict, breakdown: list[dict]) -> str:
         f"  time to first token     {fmt_time(summary['ttft_s'])}",
         f"  time per output token   {fmt_time(summary['tpot_s'])}",
         f"  total                   {fmt_time(summary['total_s'])}",
-        f"  output tokens/s         {summary['output_tokens_per_s']:.4g}"
-        f"   (prefill {summary['prefill_tokens_per_s']:.4g} prompt tokens/s)",
-        "",
-        "  time by operator (all passes; AI = FLOP per HBM byte)",
-        f"  {'op':<14}{'count':>8}{'time':>11}{'share':>8}  {'bound':<13}{'AI':>8}{'FLOP/s':>13}{'bytes/s':>12}",
+        f"  output tokens/s         {summary['output_tokens_per_s']:,.1f}"
+        f"   (prefill: {summary['prefill_tokens_per_s']:,.0f} prompt tokens/s)",
     ]
-    for row in breakdown:
-        ai = row["intensity_flop_per_byte"]
-        lines.append(
-            f"  {row['kind']:<14}{row['count']:>8}{fmt_time(row['time_s']):>11}{row['share']:>8.1%}  "
-            f"{row['bound']:<13}{ai if ai != float('inf') else 0:>8.3g}{fmt_rate(row['achieved_flops_per_s'], 'FLOP/s'):>13}"
-            f"{fmt_rate(row['achieved_bytes_per_s'], 'B/s'):>12}"
-        )
+    steps = run["passes"] - 1
+    titles = {"prefill": "prefill (1 pass)", "decode": f"decode ({steps} step{'s' if steps != 1 else ''})"}
+    for phase in ("prefill", "decode"):
+        rows = [row for row in breakdown if row["phase"] == phase]
+        if not rows:
+            continue
+        lines += [
+            "",
+            f"  {titles[phase]}: time by operator (AI = FLOP per HBM byte)",
+            f"  {'op':<14}{'count':>8}{'time':>11}{'share':>8}  {'bound':<13}{'AI':>8}{'FLOP/s':>13}{'bytes/s':>12}",
+        ]
+        for row in rows:
+            ai = row["intensity_flop_per_byte"]
+            lines.append(
+                f"  {row['kind']:<14}{row['count']:>8}{fmt_time(row['time_s']):>11}{row['share']:>8.1%}  "
+                f"{row['bound']:<13}{ai if ai != float('inf') else 0:>8.3g}"
+                f"{fmt_rate(row['achieved_flops_per_s'], 'FLOP/s'):>13}{fmt_rate(row['achieved_bytes_per_s'], 'B/s'):>12}"
+            )
     total = summary["total_s"]
     bounds = "  ".join(f"{k} {fmt_time(v)} ({v / total:.0%})" for k, v in summary["time_by_bound_s"].items())
     lines += [

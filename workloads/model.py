@@ -57,6 +57,8 @@ class ModelConfig:
     hf_config_path: Optional[str] = None
 
     def __post_init__(self) -> None:
+        if self.name == "hf" and not self.hf_config_path:
+            raise ModelError("model=hf needs model.hf_config_path=<path to a Hugging Face config.json>")
         if self.hf_config_path:
             self._load_hf(Path(self.hf_config_path))
         if self.num_kv_heads == 0:

@@ -1,0 +1,82 @@
+"""The ``llmsim`` command end to end, in a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.conftest import run_cli
+
+
+def test_default_run_prints_and_writes(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli(f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    for words in ("time to first token", "time per output token", "output tokens/s", "time by bound",
+                  "utilisation", "HBM per chip", "llama2_7b on h100_sxm"):
+        assert words in text
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("ttft_s", "tpot_s", "total_s", "output_tokens_per_s"):
+        assert summary[key] > 0
+    assert set(summary["time_by_bound_s"]) == {"compute", "memory", "interconnect", "overhead"}
+    assert summary["provenance"]["config_hash"] and summary["provenance"]["seed"] == 0
+    ops = pd.read_parquet(out / "ops.parquet")
+    assert ops.equals(pd.read_csv(out / "ops.csv")) or len(ops) == len(pd.read_csv(out / "ops.csv"))
+    assert set(ops["phase"]) == {"prefill", "decode"}
+    assert (ops["total_s"].sum()) == pytest.approx(summary["total_s"], rel=1e-9)
+    assert "hardware:" in (out / "config.yaml").read_text()
+    assert not list(out.glob(".*.tmp"))  # no half-written files left behind
+
+
+def test_the_issue_example_overrides(tmp_path):
+    proc = run_cli(f"hydra.run.dir={tmp_path}", "hardware=a100_80gb", "model=llama2_70b", "parallel.tp=4",
+                   "workload.batch=16", "workload.prompt_tokens=2048", "workload.decode_tokens=256",
+                   "precision.weights=bf16", "fidelity=des")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["run"]["chips"] == 4 and summary["time_by_bound_s"]["interconnect"] > 0
+
+
+@pytest.mark.parametrize("args, words", [
+    (["hardware=h100"], "unknown hardware preset 'h100'"),
+    (["model=llama9"], "unknown model preset 'llama9'"),
+    (["hardware.hbm_bandwdth_GBps=5"], "did you mean 'hbm_bandwidth_GBps'"),
+    (["hardware.hbm_bandwidth_GBps=-5"], "hardware.hbm_bandwidth_GBps must be > 0"),
+    (["hardware.hbm_bandwidth_GBps=fast"], "expected a number"),
+    (["parallel.tp=3"], "does not divide"),
+    (["model=llama2_70b"], "does not fit: it needs"),
+    (["fidelity=exact"], "is not one of: analytic, des"),
+    (["model=hf", "model.hf_config_path=/no/such/config.json"], "no file at"),
+    (["model=hf"], "model.hf_config_path"),
+])
+def test_bad_input_is_one_line_and_no_traceback(tmp_path, args, words):
+    proc = run_cli(f"hydra.run.dir={tmp_path}", *args)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert words in lines[0]
+
+
+def test_malformed_hf_config(tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text("{oops")
+    proc = run_cli(f"hydra.run.dir={tmp_path / 'run'}", "model=hf", f"model.hf_config_path={bad}")
+    assert proc.returncode == 2 and "is not valid JSON" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_multirun_sweeps_and_records_failed_points(tmp_path):
+    proc = run_cli("-m", f"hydra.sweep.dir={tmp_path}", "hardware=teaching_npu",
+                   "hardware.hbm_bandwidth_GBps=500,2000", "parallel.tp=1,3", "workload.decode_tokens=4")
+    assert proc.returncode == 0, proc.stderr
+    done = sorted(p.parent.name for p in tmp_path.glob("*/summary.json"))
+    failed = sorted(p.parent.name for p in tmp_path.glob("*/failed.json"))
+    assert len(done) == 2 and len(failed) == 2
+    reason = json.loads((tmp_path / failed[0] / "failed.json").read_text())["reason"]
+    assert "parallel.tp=3" in reason
+    fast, slow = (json.loads((tmp_path / n / "summary.json").read_text()) for n in done)
+    totals = sorted([fast["total_s"], slow["total_s"]])
+    assert totals[0] < totals[1]
