@@ -1,14 +1,19 @@
 """Time on the compute arrays and the vector unit.
 
-Matmul model (one kernel computing ``groups`` independent ``m x k @ k x n`` products):
+Matmul model (one kernel computing ``groups`` independent ``m x k @ k x n`` products), the way
+a GEMM library tiles it:
 
-* the output is cut into tiles of ``array_rows x array_cols`` (one tile per array pass), so
-  ``m`` and ``n`` are padded up to the array size: ``pad = m*n / (ceil(m/R)*R * ceil(n/C)*C)``;
-* the tiles are spread over all arrays of the chip in waves; the last wave may be partly idle:
-  ``wave = tiles / (ceil(tiles / arrays) * arrays)``;
-* a large, perfectly tiled matmul reaches ``matmul_efficiency`` of peak.
+* each core computes output tiles of ``tm x tn``, a multiple of its arrays' ``R x C`` and big
+  enough to keep all ``arrays_per_core`` arrays busy; ``m`` and ``n`` are padded up to the tile;
+* a tile takes ``ceil(array tiles / arrays_per_core) * (k + R + C)`` cycles: k multiply-
+  accumulate steps plus the systolic pipeline's fill and drain;
+* tiles are spread over the cores in waves; the last wave may be partly idle;
+* every tile streams its A and B panels, ``(tm + tn) * k`` elements, from on-chip SRAM at
+  ``sram_bandwidth_TBps``; small tiles can be SRAM-bandwidth-bound;
+* a perfectly tiled matmul reaches ``matmul_efficiency`` of the format's peak.
 
-``time = 2*m*n*k*groups / (peak(dtype) * matmul_efficiency * pad * wave)``.
+The tile size is chosen as an autotuner would: the candidate with the shortest time, so a
+small GEMM on a huge array wastes it and a large one runs close to peak.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from dataclasses import dataclass
 
 from hwmodels.chip import HardwareConfig
 from hwmodels.numerics import DType
+
+TILE_MULTIPLES = (1, 2, 4, 8, 16)
+MAX_TILE = 256  # largest core tile side a kernel uses on small arrays (per-core SRAM bounds it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,35 +37,69 @@ class ComputeCost:
     dtype_run: DType | None  # the format the arrays computed in; None: on the vector unit
 
 
-def tile_utilisation(chip: HardwareConfig, m: int, n: int, groups: int = 1) -> tuple[float, float]:
-    """Padding and wave-quantisation utilisation of a ``groups x (m x n)`` output on the arrays."""
-    rows, cols = chip.array_rows, chip.array_cols
-    tiles_m, tiles_n = math.ceil(m / rows), math.ceil(n / cols)
-    padding = (m * n) / (tiles_m * rows * tiles_n * cols)
-    tiles = tiles_m * tiles_n * groups
-    waves = math.ceil(tiles / chip.num_arrays)
-    wave = tiles / (waves * chip.num_arrays)
-    return padding, wave
+@dataclass(frozen=True, slots=True)
+class Tiling:
+    """How a matmul was cut: core tile, tile count, waves over the cores."""
+
+    tile_m: int
+    tile_n: int
+    tiles: int
+    waves: int
+    compute_s: float  # time on the arrays
+    sram_s: float  # time streaming operand panels from SRAM
+
+    @property
+    def seconds(self) -> float:
+        return max(self.compute_s, self.sram_s)
+
+
+def core_tiles(chip: HardwareConfig) -> list[tuple[int, int]]:
+    """Candidate core tiles: multiples of the array that keep every array of a core busy."""
+    rows, cols, arrays = chip.array_rows, chip.array_cols, chip.arrays_per_core
+    limit_m, limit_n = max(MAX_TILE, 4 * rows), max(MAX_TILE, 4 * cols)
+    found = [(rows * i, cols * j) for i in TILE_MULTIPLES for j in TILE_MULTIPLES
+             if i * j >= arrays and rows * i <= limit_m and cols * j <= limit_n]
+    return found or [(rows * arrays, cols)]
+
+
+def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, groups: int = 1,
+                operand_bytes: float = 2.0) -> Tiling:
+    """The fastest tiling of ``groups x (m x k) @ (k x n)`` on the arrays (dtype must be supported)."""
+    rows, cols, arrays = chip.array_rows, chip.array_cols, chip.arrays_per_core
+    cycle_s = 1.0 / (chip.freq_Hz * chip.matmul_dtype_rate[dtype.value] * chip.matmul_efficiency)
+    best: Tiling | None = None
+    for tm, tn in core_tiles(chip):
+        tiles = math.ceil(m / tm) * math.ceil(n / tn) * groups
+        waves = math.ceil(tiles / chip.num_cores)
+        passes = math.ceil((tm // rows) * (tn // cols) / arrays)
+        compute = waves * passes * (k + rows + cols) * cycle_s
+        sram = tiles * (tm + tn) * k * operand_bytes / chip.sram_bandwidth_Bps
+        candidate = Tiling(tm, tn, tiles, waves, compute, sram)
+        if best is None or candidate.seconds < best.seconds:
+            best = candidate
+    return best
 
 
 def matmul_time(
-    chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, groups: int = 1, flops: float | None = None
+    chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, groups: int = 1, flops: float | None = None,
+    operand_bytes: float = 2.0,
 ) -> ComputeCost:
     """Time of ``groups`` matmuls of ``(m x k) @ (k x n)`` in ``dtype`` on the matrix arrays.
 
     ``flops`` defaults to ``2*m*n*k*groups``; kernels that skip work (causal attention skips
-    masked blocks) pass what they execute, and the shape still sets the tile utilisation.
+    masked blocks) pass what they execute, and the time shrinks in proportion.
+    ``operand_bytes`` is the width of A and B elements as they stream from SRAM.
     """
-    if min(m, n, k, groups) <= 0:
-        return ComputeCost(0.0, 1.0, chip.matmul_dtype(dtype))
+    dense = 2.0 * m * n * k * groups
     if flops is None:
-        flops = 2.0 * m * n * k * groups
+        flops = dense
     run_as = chip.matmul_dtype(dtype)
+    if min(m, n, k, groups) <= 0 or flops <= 0:
+        return ComputeCost(0.0, 1.0, run_as)
     if run_as is None:  # no matrix format fits: the vector unit does the multiply-adds
         return ComputeCost(flops / (chip.vector_flops * chip.vector_efficiency), chip.vector_efficiency, None)
-    padding, wave = tile_utilisation(chip, m, n, groups)
-    efficiency = chip.matmul_efficiency * padding * wave
-    return ComputeCost(flops / (chip.peak_flops(dtype) * efficiency), efficiency, run_as)
+    seconds = tile_matmul(chip, m, n, k, run_as, groups, operand_bytes).seconds * (flops / dense)
+    return ComputeCost(seconds, flops / (chip.peak_flops(run_as) * seconds), run_as)
 
 
 def vector_time(chip: HardwareConfig, flops: float) -> ComputeCost:

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from hwmodels import Collective, DType, HardwareConfig, HardwareError, collective_time, hbm_time, matmul_time
-from hwmodels.compute import tile_utilisation, vector_time
+from hwmodels.compute import tile_matmul, vector_time
 
 
 def npu(**changes) -> HardwareConfig:
@@ -27,34 +27,51 @@ def test_peak_is_derived_from_the_arrays():
     assert chip.ridge_flop_per_byte == pytest.approx(131.072)
 
 
-def test_large_aligned_matmul_runs_at_peak():
+def test_large_aligned_matmul_runs_at_peak_less_fill_and_drain():
     chip = npu()
     m, n, k = 4096, 4096, 4096
     cost = matmul_time(chip, m, n, k, DType.bf16)
-    assert cost.efficiency == 1.0
-    assert cost.seconds == pytest.approx(2 * m * n * k / 131.072e12)
+    # every tile takes k + R + C cycles for k useful ones: the systolic pipeline fills and drains
+    fill = (k + 128 + 128) / k
+    assert cost.seconds == pytest.approx(2 * m * n * k / 131.072e12 * fill)
+    assert cost.efficiency == pytest.approx(1 / fill)
 
 
-def test_padding_and_wave_quantisation():
+def test_padding_to_the_array():
     chip = npu()
-    # m=1 pads to 128 rows: 1/128 of the array does useful work.
-    padding, wave = tile_utilisation(chip, 1, 128 * 4)
-    assert padding == pytest.approx(1 / 128) and wave == 1.0
-    # 5 tiles on 4 arrays: two waves, the second one quarter full -> 5/8.
-    padding, wave = tile_utilisation(chip, 128, 5 * 128)
-    assert padding == 1.0 and wave == pytest.approx(5 / 8)
+    # m=1 pads to a 128-row tile: 1/128 of each array pass is useful; 4 tiles on 4 cores, one wave
+    cost = matmul_time(chip, 1, 512, 1024, DType.bf16)
+    assert cost.seconds == pytest.approx((1024 + 256) / 1e9)
+    assert cost.efficiency == pytest.approx(1 / 128 * 1024 / 1280)
+
+
+def test_wave_quantisation():
+    chip = npu()
+    # 5 tiles of 128x128 on 4 cores: two waves, the second a quarter full
     cost = matmul_time(chip, 128, 5 * 128, 1024, DType.bf16)
-    assert cost.seconds == pytest.approx(2 * 128 * 640 * 1024 / (131.072e12 * 5 / 8))
+    tiling = tile_matmul(chip, 128, 5 * 128, 1024, DType.bf16)
+    assert cost.seconds == pytest.approx(2 * (1024 + 256) / 1e9)
+    assert tiling.waves * chip.num_cores >= tiling.tiles
 
 
 def test_bigger_array_wastes_more_on_a_small_matmul():
     small, huge = npu(), npu(array_rows=256, array_cols=256, num_cores=1)
     assert small.peak_flops(DType.bf16) == huge.peak_flops(DType.bf16)
-    # 128 x 512 output: four 128x128 tiles fill the four small arrays in one wave; on the one
-    # 256x256 array it pads to 256 rows (half wasted) and takes two passes.
+    # 128 x 512 output: four 128x128 tiles fill the four small arrays in one pass of k+256 cycles;
+    # the one 256x256 array pads 128 rows to 256 and needs two passes of k+512 cycles.
     t_small = matmul_time(small, 128, 512, 4096, DType.bf16).seconds
     t_huge = matmul_time(huge, 128, 512, 4096, DType.bf16).seconds
-    assert t_huge == pytest.approx(2 * t_small)
+    assert t_small == pytest.approx((4096 + 256) / 1e9)
+    assert t_huge == pytest.approx(2 * (4096 + 512) / 1e9)
+
+
+def test_small_tiles_can_be_sram_bound():
+    chip = npu(sram_bandwidth_TBps=0.1)
+    tiling = tile_matmul(chip, 4096, 4096, 4096, DType.bf16)
+    assert tiling.sram_s > tiling.compute_s
+    # the tuner then prefers the largest tiles: fewer panel re-reads
+    assert (tiling.tile_m, tiling.tile_n) == (512, 512)
+    assert tiling.sram_s == pytest.approx(64 * (512 + 512) * 4096 * 2 / 0.1e12)
 
 
 def test_missing_format_falls_back_within_its_kind():
