@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from hwmodels.calibration import FITTED
 from hwmodels.numerics import DType, parse_dtype
 
 GB = 1e9
@@ -32,6 +33,15 @@ class Topology(str, Enum):
     ring = "ring"  # chips in a ring; collectives use the ring algorithm
     torus2d = "torus2d"
     torus3d = "torus3d"
+
+
+class CollectiveAlgorithm(str, Enum):
+    """Which all-reduce algorithm collectives use (formulas in hwmodels/links.py)."""
+
+    auto = "auto"  # the fastest available for the message size, as NCCL's tuner picks
+    ring = "ring"  # ring; on a torus, rings along each dimension in turn (dimension-ordered)
+    tree = "tree"  # double binary tree (latency-optimal, half the ring's bus bandwidth)
+    in_switch = "in_switch"  # reduction in the switch (NVLink SHARP); needs topology switch + switch_reduction
 
 
 @dataclass
@@ -61,15 +71,31 @@ class HardwareConfig:
     hbm_bandwidth_GBps: float = 1000.0
     # Links.
     link_bandwidth_GBps: float = 100.0  # per direction, per chip, all of its links together
-    link_latency_us: float = 1.0  # per hop, per collective step
+    link_latency_us: float = FITTED["link_latency_us"]  # per hop, per collective step
     topology: Topology = Topology.switch
     max_chips: int = 8  # chips reachable over this fabric (one NVLink domain, one pod slice)
+    switch_reduction: bool = False  # the switch reduces and multicasts (NVLink SHARP); ignored off a switch
+    allreduce_algorithm: CollectiveAlgorithm = CollectiveAlgorithm.auto
+    link_efficiency: float = FITTED["link_efficiency"]  # fraction of per-direction link bandwidth a long collective reaches
+    collective_latency_us: float = FITTED["collective_latency_us"]  # fixed software latency per collective (NCCL's base latency)
+    link_saturation_MB: float = FITTED["link_saturation_MB"]  # payload per chip from which collectives reach plateau
+    link_ramp_exponent: float = FITTED["link_ramp_exponent"]  # below it, bandwidth grows as size ** exponent
     # Achieved fractions of peak and fixed costs (see hwmodels/compute.py and memory.py).
-    matmul_efficiency: float = 0.9  # fraction of peak a large, perfectly tiled matmul reaches
+    matmul_efficiency: float = FITTED["matmul_efficiency"]  # fraction of peak a large, perfectly tiled matmul reaches
     vector_efficiency: float = 0.9
-    hbm_efficiency: float = 0.85  # fraction of peak bandwidth a long streaming transfer reaches
-    hbm_latency_us: float = 0.0  # fixed latency per op's memory traffic (first byte)
-    kernel_overhead_us: float = 0.0  # launch + synchronisation per kernel (per op)
+    hbm_efficiency: float = FITTED["hbm_efficiency"]  # fraction of peak bandwidth a long streaming transfer reaches
+    hbm_latency_us: float = FITTED["hbm_latency_us"]  # fixed latency per op's memory traffic (first byte)
+    kernel_overhead_us: float = FITTED["kernel_overhead_us"]  # launch + synchronisation per kernel (per op)
+    # Energy, area and cost (hwmodels/energy.py, area.py, cost.py).
+    process_node: str = "7nm"  # logic process, a key of hwmodels.process.NODES ("4nm" = NVIDIA 4N)
+    hbm_generation: str = "hbm2e"  # a key of hwmodels.process.HBM: access energy, background power, $/GB
+    hbm_stacks: int = 1  # HBM stacks on the package: PHYs on the die, background power
+    board_power_W: float = 0.0  # board power limit (TDP) for reports and checks; 0 = unknown; not used by the model
+    published_die_area_mm2: float = 0.0  # all dies together; 0 = unknown; only compared with the model
+    num_dies: int = 1  # dies (chiplets) the chip's logic is split over; a die over the reticle needs more
+    spare_cores: int = 0  # cores on the silicon beyond num_cores, disabled for yield (GA100: 128 - 108)
+    core_sram_KiB: float = 0.0  # SRAM in each core not in sram_MiB (register files, L1 / shared memory, LDS)
+    other_sram_MiB: float = 0.0  # chip-wide SRAM not in sram_MiB (disabled cache slices, TPU CMEM)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -113,6 +139,52 @@ class HardwareConfig:
                     f"{where}: hardware.matmul_dtype_rate.{name} must be > 0 (got {rate}); "
                     "remove the entry if the chip lacks the format"
                 )
+        # Links.
+        try:
+            self.topology = Topology(self.topology)
+            self.allreduce_algorithm = CollectiveAlgorithm(self.allreduce_algorithm)
+        except ValueError as err:
+            raise HardwareError(f"{where}: {err}; see hwmodels.chip.Topology and CollectiveAlgorithm") from None
+        if not 0 < self.link_efficiency <= 1:
+            raise HardwareError(f"{where}: hardware.link_efficiency must be in (0, 1] (got {self.link_efficiency})")
+        if not (self.link_saturation_MB > 0 and self.link_ramp_exponent >= 0):
+            raise HardwareError(f"{where}: hardware.link_saturation_MB must be > 0 and hardware.link_ramp_exponent "
+                                f">= 0 (got {self.link_saturation_MB}, {self.link_ramp_exponent})")
+        if not self.collective_latency_us >= 0:
+            raise HardwareError(f"{where}: hardware.collective_latency_us must be >= 0 (got {self.collective_latency_us})")
+        if self.allreduce_algorithm is CollectiveAlgorithm.in_switch and (
+            self.topology is not Topology.switch or not self.switch_reduction
+        ):
+            raise HardwareError(
+                f"{where}: hardware.allreduce_algorithm=in_switch needs hardware.topology=switch and "
+                f"hardware.switch_reduction=true (got {self.topology.value}, {self.switch_reduction}); "
+                "set them or choose auto, ring or tree"
+            )
+        self._validate_economics(where)
+
+    def _validate_economics(self, where: str) -> None:
+        """Energy, area and cost fields; then the reticle (hwmodels/area.py)."""
+        from hwmodels.area import die_area, reticle_problem  # area.py reads this class
+        from hwmodels.process import hbm_generation, process_node
+
+        for key, lookup in (("process_node", process_node), ("hbm_generation", hbm_generation)):
+            try:
+                lookup(getattr(self, key))
+            except ValueError as err:
+                raise HardwareError(f"{where}: hardware.{key}: {err}") from None
+        for key in ("hbm_stacks", "num_dies"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise HardwareError(f"{where}: hardware.{key} must be a whole number >= 1 (got {value})")
+        if not isinstance(self.spare_cores, int) or self.spare_cores < 0:
+            raise HardwareError(f"{where}: hardware.spare_cores must be a whole number >= 0 (got {self.spare_cores})")
+        for key in ("board_power_W", "published_die_area_mm2", "core_sram_KiB", "other_sram_MiB"):
+            value = getattr(self, key)
+            if not value >= 0:
+                raise HardwareError(f"{where}: hardware.{key} must be >= 0 (got {value})")
+        problem = reticle_problem(self, die_area(self))
+        if problem:
+            raise HardwareError(f"{where}: {problem}")
 
     # SI views -------------------------------------------------------------------------------
     @property

@@ -11,19 +11,22 @@ from typing import Callable, Iterable
 import networkx as nx
 
 from sim.costing import OpCost
-from sim.records import OpRecord, PassSpan, Timeline
+from sim.records import HostCosts, OpRecord, PassSpan, Timeline
 from workloads.graph import PassGraph
 from workloads.ops import Op, Unit
 
 _SERVER = {Unit.matrix: "matrix", Unit.vector: "vector", Unit.link: "link"}
 
 
-def simulate_analytic(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost]) -> Timeline:
+def simulate_analytic(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost],
+                      host: HostCosts = HostCosts()) -> Timeline:
     timeline = Timeline(busy_s={"matrix": 0.0, "vector": 0.0, "hbm": 0.0, "link": 0.0})
     busy = timeline.busy_s
     now = 0.0
     for graph in passes:
         start = now
+        now += host.step_s
+        device_start = now
         for segment, dag, repeat in graph.segments():
             seg_start = now
             for node in nx.topological_sort(dag):
@@ -36,5 +39,8 @@ def simulate_analytic(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost])
                 busy["link"] += c.link_transfer_s * repeat
             # Records hold the first instance of a repeated layer; the others follow back to back.
             now = seg_start + (now - seg_start) * repeat
-        timeline.passes.append(PassSpan(graph.phase, graph.step, start, now))
+        end = start + host.pass_time(graph.kernels, now - device_start)
+        stall = max(0.0, end - now)
+        now = max(now, end)
+        timeline.passes.append(PassSpan(graph.phase, graph.step, start, now, host.step_s + stall))
     return timeline

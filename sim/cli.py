@@ -28,10 +28,12 @@ from sim.metrics import breakdown_by_kind, ops_columns, summarize
 from sim.outputs import atomic_write, write_run
 from sim.report import render
 from sim.run import simulate
+from sim.sweep.points import finished_dir, mark_finished, point_key, reuse
+from sim.trace import write_trace
 from workloads.model import ModelError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = ("hardware", "model", "workload")
+GROUPS = ("hardware", "model", "workload", "runtime")
 EXIT_BAD_INPUT = 2
 
 
@@ -64,20 +66,37 @@ def run_job(dcfg: DictConfig) -> dict | None:
     """Simulate one composed config, print its summary and write its files."""
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    key = point_key(dcfg) if multirun and dcfg.output.write_files else None
+    if key and not dcfg.sweep.rerun:  # finished in an earlier sweep beside this one: reuse it
+        source = finished_dir(key, Path(hc.sweep.dir), out_dir)
+        if source is not None:
+            print(f"llmsim: point {hc.job.num} finished before ({source}); reused it (sweep.rerun=true to re-simulate)")
+            return reuse(source, out_dir)
     try:
         cfg: RunConfig = OmegaConf.to_object(dcfg)
         result = simulate(cfg)
     except (HardwareError, ModelError, RunError) as err:
         return _fail(hc.mode, out_dir, str(err))
+    except Exception as err:  # noqa: BLE001 - in a sweep, a bug fails its point, not the sweep
+        if not multirun:
+            raise
+        return _fail(hc.mode, out_dir, f"internal error: {type(err).__name__}: {err}")
     summary = summarize(result)
     breakdown = breakdown_by_kind(result)
     if cfg.output.write_files:
         config_yaml = OmegaConf.to_yaml(dcfg, resolve=True)
-        write_run(out_dir, summary, breakdown, ops_columns(result), config_yaml, cfg.seed)
+        ops = ops_columns(result)
+        write_run(out_dir, summary, breakdown, ops, config_yaml, cfg.seed)
+        if cfg.output.trace:
+            write_trace(ops, out_dir / "trace.json", title=f"{cfg.model.name} on {cfg.hardware.name}")
+        if key:
+            mark_finished(key, Path(hc.sweep.dir), out_dir)
     if cfg.output.print_summary:
         print(render(summary, breakdown))
         if cfg.output.write_files:
-            print(f"  outputs                 {out_dir}/ (summary.json, ops.parquet, ops.csv, config.yaml)")
+            trace = ", trace.json" if cfg.output.trace else ""
+            print(f"  outputs                 {out_dir}/ (summary.json, ops.parquet, ops.csv, config.yaml{trace})")
     return summary
 
 
@@ -95,6 +114,14 @@ def check_override(arg: str) -> None:
     if arg.startswith("-") or "=" not in arg:
         return
     key, value = arg.split("=", 1)
+    if key.lstrip("+") == "experiment":
+        known = presets("experiment")
+        if not key.startswith("+"):
+            raise InputError(f"{arg}: an experiment is added, not overridden; use +experiment={value}")
+        for v in value.split(","):
+            if v.strip() not in known:
+                raise InputError(f"unknown experiment '{v}'{_did_you_mean(v, known)}; known: {', '.join(known)}")
+        return
     if key.startswith(("hydra", "+", "~", "++")) or not key:
         return
     if any(ch in value for ch in "()[]{}$"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -69,9 +70,72 @@ class AttentionConfig:
 
 
 @dataclass
+class RuntimeConfig:
+    """The host software stack: what the CPU spends per kernel and per pass.
+
+    With CUDA graphs (or XLA) a pass is launched as one program and the host costs nothing
+    per kernel (the chip's ``kernel_overhead_us`` remains). An eager framework dispatches every
+    kernel from Python: ``host_dispatch_us`` each, in order, while the device runs ahead
+    asynchronously; a pass then takes ``step_overhead_us + max(device time, kernels x
+    host_dispatch_us)``.
+    """
+
+    name: str = "graphs"
+    fused_elementwise: bool = True  # residual adds fused into norms, rotary into attention (see workloads/graph.py)
+    host_dispatch_us: float = 0.0  # host time to dispatch one kernel
+    step_overhead_us: float = 0.0  # host work per pass before the first kernel (scheduling, inputs)
+
+    def __post_init__(self) -> None:
+        for key in ("host_dispatch_us", "step_overhead_us"):
+            if not getattr(self, key) >= 0:
+                raise RunError(f"runtime.{key} must be >= 0 (got {getattr(self, key)})")
+
+
+@dataclass
 class OutputConfig:
     write_files: bool = True  # summary.json, ops.parquet, ops.csv, config.yaml
     print_summary: bool = True
+    trace: bool = False  # also trace.json: Chrome trace (Perfetto) of the prefill and the first decode steps
+
+
+@dataclass
+class SweepConfig:
+    """How a multirun behaves and what its report draws; nothing here changes a point's results."""
+
+    rerun: bool = False  # simulate every point, even one that finished in an earlier sweep beside this one
+    report: bool = True  # write the table and charts (llmsim-report) when the multirun ends
+    progress: Optional[bool] = None  # progress bar with time left on stderr; null: when stderr is a terminal
+    x: Optional[str] = None  # regime-map axes (swept keys); null: the first two swept keys
+    y: Optional[str] = None
+    metric: str = "output_tokens_per_s"  # contours of the regime map
+    pareto: list[str] = field(default_factory=list)  # [x metric, y metric]; empty: cost or power or ttft vs tokens/s
+
+
+@dataclass
+class CostConfig:
+    """Prices for the cost of a run (hwmodels/cost.py); nothing here changes the timing.
+
+    The cost of a chip-hour is ``usd_per_chip_hour`` when set, else derived: the chip's
+    estimated cost to make, times ``price_markup``, written off over ``amortisation_years`` of
+    which the chip works ``utilisation``, plus its average power at ``usd_per_kWh``.
+    """
+
+    usd_per_chip_hour: Optional[float] = None  # null: derived from the chip's cost and power
+    usd_per_kWh: float = 0.10  # electricity, USD per kWh (about a US industrial rate, 2023)
+    amortisation_years: float = 3.0  # years the chip is written off over
+    utilisation: float = 1.0  # fraction of those hours the chip does paid work, (0, 1]
+    price_markup: float = 1.0  # price paid over the estimated cost to make (1 = at cost)
+
+    def __post_init__(self) -> None:
+        for key in ("usd_per_kWh", "usd_per_chip_hour"):
+            value = getattr(self, key)
+            if value is not None and not value >= 0:
+                raise RunError(f"cost.{key} must be >= 0 (got {value}); a price cannot be negative")
+        for key in ("amortisation_years", "price_markup"):
+            if not getattr(self, key) > 0:
+                raise RunError(f"cost.{key} must be > 0 (got {getattr(self, key)})")
+        if not 0 < self.utilisation <= 1:
+            raise RunError(f"cost.utilisation must be in (0, 1] (got {self.utilisation})")
 
 
 @dataclass
@@ -82,14 +146,17 @@ class RunConfig:
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
+    cost: CostConfig = field(default_factory=CostConfig)  # prices for energy and cost figures
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     fidelity: Fidelity = Fidelity.des
     seed: int = 0
     name: str = "default"  # names the sweep folder: results/sweeps/<name>/...
     output: OutputConfig = field(default_factory=OutputConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
     def execution(self) -> Execution:
         return Execution(self.precision.weights, self.precision.activations, self.precision.kv_cache,
-                         self.attention.kernel, self.parallel.tp)
+                         self.attention.kernel, self.parallel.tp, self.runtime.fused_elementwise)
 
 
 def register_configs() -> None:

@@ -19,7 +19,7 @@ from enum import Enum
 from hwmodels.chip import HardwareConfig
 from hwmodels.compute import matmul_time, vector_time
 from hwmodels.links import Collective, collective_time
-from hwmodels.memory import hbm_time
+from hwmodels.memory import hbm_time, matmul_hbm_bytes
 from hwmodels.numerics import DType
 from workloads.ops import Op, OpKind, Unit
 
@@ -46,6 +46,8 @@ class OpCost:
     link_transfer_s: float
     overhead_s: float
     efficiency: float  # achieved fraction of the compute unit's peak
+    hbm_bytes: float  # HBM traffic as scheduled (re-reads included when operands outgrow SRAM)
+    link_bytes: float  # bytes this chip puts on its links
     dtype_run: DType | None  # format the arrays ran in (after conversion); None: the vector unit
 
     @property
@@ -88,16 +90,25 @@ class Coster:
 
     def _cost(self, op: Op) -> OpCost:
         chip = self.chip
-        latency = transfer = 0.0
+        latency = transfer = wire = 0.0
         if op.unit is Unit.matrix:
-            c = matmul_time(chip, op.m, op.n, op.k, op.dtype, op.groups, op.flops)
+            c = matmul_time(chip, op.m, op.n, op.k, op.dtype, op.groups, op.flops, op.dtype.bytes)
         else:
             c = vector_time(chip, op.flops)
         if op.unit is Unit.link:
             coll = collective_time(chip, _COLLECTIVE[op.kind], op.comm_bytes, op.comm_chips)
-            latency, transfer = coll.latency_s, coll.transfer_s
-        return OpCost(c.seconds, hbm_time(chip, op.hbm_bytes), latency, transfer, chip.kernel_overhead_s,
-                      c.efficiency, c.dtype_run)
+            latency, transfer, wire = coll.latency_s, coll.transfer_s, coll.wire_bytes
+        traffic = self._traffic(op)
+        return OpCost(c.seconds, hbm_time(chip, traffic), latency, transfer, chip.kernel_overhead_s,
+                      c.efficiency, traffic, wire, c.dtype_run)
+
+    def _traffic(self, op: Op) -> float:
+        """HBM bytes: a projection GEMM blocked for the SRAM; other ops move each tensor once."""
+        if op.unit is not Unit.matrix or op.groups != 1 or len(op.reads) < 2 or not op.writes:
+            return op.hbm_bytes
+        a, b, c = op.reads[0].nbytes, op.reads[1].nbytes, op.writes[0].nbytes
+        rest = op.hbm_bytes - a - b - c
+        return matmul_hbm_bytes(self.chip, op.m, op.n, op.k, a, b, c) + rest
 
     @property
     def distinct_ops(self) -> int:

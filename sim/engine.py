@@ -21,7 +21,7 @@ import networkx as nx
 import simpy
 
 from sim.costing import OpCost
-from sim.records import OpRecord, PassSpan, Timeline
+from sim.records import HostCosts, OpRecord, PassSpan, Timeline
 from sim.resources import ChipResources
 from workloads.graph import PassGraph
 from workloads.ops import Op, Unit
@@ -39,21 +39,29 @@ class CountingEnvironment(simpy.Environment):
         self.events_processed += 1
 
 
-def simulate_des(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost]) -> Timeline:
-    """Replay ``passes`` in order on one chip's resources and return the timeline."""
+def simulate_des(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost], host: HostCosts = HostCosts()) -> Timeline:
+    """Replay ``passes`` in order on one chip's resources and return the timeline.
+
+    The host first spends its step overhead, then dispatches the pass's kernels while the
+    device runs them; when dispatching all of them takes longer than running them, the pass
+    ends when the host is done (the device idled waiting for kernels).
+    """
     env = CountingEnvironment()
     chip = ChipResources(env)
     timeline = Timeline()
-    env.process(_run_passes(env, chip, passes, cost, timeline))
+    env.process(_run_passes(env, chip, passes, cost, timeline, host))
     env.run()
     timeline.busy_s = {s.name: s.busy_s for s in chip.servers()}
     timeline.events = env.events_processed
     return timeline
 
 
-def _run_passes(env, chip, passes, cost, timeline) -> Iterator[simpy.Event]:
+def _run_passes(env, chip, passes, cost, timeline, host: HostCosts) -> Iterator[simpy.Event]:
     for graph in passes:
         start = env.now
+        if host.step_s > 0:
+            yield env.timeout(host.step_s)
+        device_start = env.now
         for segment, dag, repeat in graph.segments():
             seg_start, before = env.now, chip.snapshot()
             first = len(timeline.records)
@@ -64,7 +72,10 @@ def _run_passes(env, chip, passes, cost, timeline) -> Iterator[simpy.Event]:
                     server.add_repeat((server.busy_s - busy0) * (repeat - 1), (server.work_s - work0) * (repeat - 1))
                 yield env.timeout(elapsed * (repeat - 1))
             assert len(timeline.records) - first == dag.number_of_nodes()
-        timeline.passes.append(PassSpan(graph.phase, graph.step, start, env.now))
+        stall = start + host.pass_time(graph.kernels, env.now - device_start) - env.now
+        if stall > 0:
+            yield env.timeout(stall)
+        timeline.passes.append(PassSpan(graph.phase, graph.step, start, env.now, host.step_s + max(stall, 0.0)))
 
 
 def _run_dag(env, chip, dag: nx.DiGraph, cost, graph: PassGraph, segment: str, repeat: int,

@@ -9,6 +9,8 @@ Every figure is a sum over op records, so each traces back to ops, resources and
   adds up to ``total_s`` when no two ops overlap;
 * utilisation: achieved rate over the whole run divided by the peak (matrix FLOP/s at the
   activation format, HBM bytes/s, link bytes/s per direction).
+* energy, power, area and cost (``energy_J``, ``avg_power_W``, ``chip_cost_usd``, ...): sums over
+  the same records, in sim/economics.py, which states their conventions.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections import defaultdict
 import numpy as np
 
 from sim.costing import BOUNDS
+from sim.economics import op_energies_J, summarize_economics
 from sim.run import RunResult
 from workloads.graph import Phase
 from workloads.ops import Role, Unit
@@ -40,8 +43,10 @@ def summarize(result: RunResult) -> dict:
             matrix_flops += r.op.flops * r.count
         else:
             vector_flops += r.op.flops * r.count
-        hbm_bytes += r.op.hbm_bytes * r.count
-        wire_bytes += r.cost.link_transfer_s * chip.link_bandwidth_Bps * r.count
+        hbm_bytes += r.cost.hbm_bytes * r.count
+        wire_bytes += r.cost.link_bytes * r.count
+    host = sum(p.host_s for p in tl.passes)
+    by_bound["overhead"] += host  # the device waiting on the host software stack
     peak = chip.peak_flops(cfg.precision.activations)
     mem = result.memory
     return {
@@ -51,6 +56,7 @@ def summarize(result: RunResult) -> dict:
         "output_tokens_per_s": w.batch * w.decode_tokens / total,
         "prefill_tokens_per_s": w.batch * w.prompt_tokens / ttft,
         "time_by_bound_s": by_bound,
+        "host_overhead_s": host,
         "flops_per_chip": matrix_flops + vector_flops,
         "matrix_flops_per_chip": matrix_flops,
         "hbm_bytes_per_chip": hbm_bytes,
@@ -87,11 +93,13 @@ def summarize(result: RunResult) -> dict:
             "activations": cfg.precision.activations.value,
             "kv_cache": cfg.precision.kv_cache.value,
             "attention": cfg.attention.kernel.value,
+            "runtime": cfg.runtime.name,
             "passes": len(tl.passes),
             "distinct_ops": result.distinct_ops,
             "events": tl.events,
             "sim_wall_s": result.sim_wall_s,
         },
+        **summarize_economics(result),  # energy, power, area and cost (sim/economics.py)
     }
 
 
@@ -105,7 +113,7 @@ def breakdown_by_kind(result: RunResult) -> list[dict]:
         row["count"] += r.count
         row["time_s"] += r.total_s
         row["flops"] += r.op.flops * r.count
-        row["bytes"] += r.op.hbm_bytes * r.count
+        row["bytes"] += r.cost.hbm_bytes * r.count
         row["bounds"][r.cost.bound.value] += r.total_s
     phase_time: dict[str, float] = defaultdict(float)
     for (phase, _), row in acc.items():
@@ -152,7 +160,8 @@ def ops_columns(result: RunResult) -> dict[str, list]:
         cols["link_s"].append(c.link_s)
         cols["overhead_s"].append(c.overhead_s)
         cols["flops"].append(op.flops)
-        cols["hbm_bytes"].append(op.hbm_bytes)
+        cols["hbm_bytes"].append(c.hbm_bytes)
+        cols["compulsory_bytes"].append(op.hbm_bytes)
         cols["weight_bytes"].append(op.bytes_by_role(Role.weight))
         cols["activation_bytes"].append(op.bytes_by_role(Role.activation))
         cols["kv_bytes"].append(op.bytes_by_role(Role.kv))
@@ -163,9 +172,10 @@ def ops_columns(result: RunResult) -> dict[str, list]:
         cols["groups"].append(op.groups)
         cols["dtype"].append(_dtype_name(c.dtype_run) if op.unit is Unit.matrix else op.dtype.value)
         cols["efficiency"].append(c.efficiency)
-        cols["intensity_flop_per_byte"].append(op.intensity)
+        cols["intensity_flop_per_byte"].append(op.flops / c.hbm_bytes if c.hbm_bytes else float("inf"))
         cols["achieved_flops_per_s"].append(op.flops / d if d else 0.0)
-        cols["achieved_bytes_per_s"].append(op.hbm_bytes / d if d else 0.0)
+        cols["achieved_bytes_per_s"].append(c.hbm_bytes / d if d else 0.0)
+    cols["energy_J"] = op_energies_J(result)  # per instance, per chip (sim/economics.py)
     return dict(cols)
 
 

@@ -39,6 +39,7 @@ class PassSpan:
     step: int
     start_s: float
     end_s: float
+    host_s: float = 0.0  # time the device waited on the host: step overhead plus dispatch stalls
 
     @property
     def duration_s(self) -> float:
@@ -57,3 +58,15 @@ class Timeline:
     @property
     def end_s(self) -> float:
         return self.passes[-1].end_s if self.passes else 0.0
+
+
+@dataclass(frozen=True)
+class HostCosts:
+    """The host software stack in seconds (see sim.config.RuntimeConfig)."""
+
+    dispatch_s: float = 0.0  # per kernel
+    step_s: float = 0.0  # per pass, before its first kernel
+
+    def pass_time(self, graph_kernels: int, device_s: float) -> float:
+        """A pass's time: the step overhead, then the device or the dispatching host, the slower."""
+        return self.step_s + max(device_s, graph_kernels * self.dispatch_s)

@@ -67,8 +67,35 @@ def render(summary: dict, breakdown: list[dict]) -> str:
         f"  simulated               {run['passes']} passes, {run['distinct_ops']} distinct ops costed, "
         f"{run['events']} events, {run['sim_wall_s']:.2f} s wall",
     ]
+    if "energy_J" in summary:
+        lines += economics_lines(summary)
     return "\n".join(lines)
 
 
 def _as_run(asked: str, ran: str) -> str:
     return asked if asked == ran else f"{asked} runs as {ran}: the chip lacks {asked} arrays"
+
+
+def economics_lines(summary: dict) -> list[str]:
+    """Energy, power, area and cost lines (figures from sim/economics.py)."""
+    run, energy, area, cost = summary["run"], summary["energy"], summary["area"], summary["cost"]
+    phase = energy["power_W_by_phase"]
+    phases = ", ".join(f"{name} {watts:,.0f} W" for name, watts in phase.items() if watts is not None)
+    board = f" (board {energy['board_power_W']:,.0f} W)" if energy["board_power_W"] else ""
+    published = f" (published {area['published_die_area_mm2']:,.0f})" if area["published_die_area_mm2"] else ""
+    dies = f" in {area['num_dies']} dies" if area["num_dies"] > 1 else ""
+    chips = run["chips"]
+    return [
+        f"  energy                  {fmt_rate(summary['energy_J'], 'J')} on {chips} chip{'s' if chips > 1 else ''}, "
+        f"{summary['joules_per_output_token']:.3g} J per output token | per chip: avg {summary['avg_power_W']:,.0f} W, "
+        f"peak {summary['peak_power_W']:,.0f} W{board}; {phases}",
+        f"  chip                    {summary['chip_area_mm2']:,.0f} mm^2{dies} at {area['process_node']}{published} | "
+        f"est. cost to make ${summary['chip_cost_usd']:,.0f} | ${summary['usd_per_chip_hour']:.3g} per chip-hour "
+        f"({cost['usd_per_chip_hour_source']})",
+        f"  cost per token          ${summary['usd_per_million_output_tokens']:.3g} per million output tokens "
+        f"(2023 API prices: ${cost['api_2023_usd_per_million_output_tokens']:.0f} per million generated, "
+        f"${cost['api_2023_usd_per_million_prompt_tokens']:.0f} per million prompt; this run ${cost['run_usd']:.3g} "
+        f"vs ${cost['api_2023_usd_for_this_run']:.3g} at those prices)",
+        f"  efficiency              {summary['output_tokens_per_s_per_usd'] * 1000:.3g} output tokens/s per $1k of chip | "
+        f"{summary['output_tokens_per_s_per_W']:.3g} output tokens/s per W",
+    ]

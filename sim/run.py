@@ -10,7 +10,7 @@ from sim.analytic import simulate_analytic
 from sim.config import Fidelity, RunConfig, RunError, check_run
 from sim.costing import Coster
 from sim.engine import simulate_des
-from sim.records import Timeline
+from sim.records import HostCosts, Timeline
 from workloads.footprint import activation_bytes, kv_bytes_per_chip, weight_bytes_per_chip
 from workloads.graph import PassGraph, Phase, build_pass
 
@@ -87,8 +87,12 @@ def simulate(cfg: RunConfig) -> RunResult:
     check_fits(cfg, mem)
     coster = Coster(cfg.hardware)
     run = simulate_des if cfg.fidelity is Fidelity.des else simulate_analytic
-    timeline = run(_chain(prefill, all_passes), coster)
+    timeline = run(_chain(prefill, all_passes), coster, host_costs(cfg))
     return RunResult(cfg, timeline, mem, coster.distinct_ops, time.perf_counter() - started)
+
+
+def host_costs(cfg: RunConfig) -> HostCosts:
+    return HostCosts(cfg.runtime.host_dispatch_us * 1e-6, cfg.runtime.step_overhead_us * 1e-6)
 
 
 def _chain(first: PassGraph, rest: Iterator[PassGraph]) -> Iterator[PassGraph]:

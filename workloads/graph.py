@@ -14,6 +14,11 @@ FLOP conventions (per chip; matrix FLOPs are 2 per multiply-accumulate):
 * the LM head runs on the last token of each sequence only;
 * vector ops: norm 5, residual add 1, rope 3 (per element of Q and K), gated activation 5
   (gelu 8), softmax 5, sampling 2 FLOP per element.
+
+Fusion (``Execution.fused_elementwise``, on by default as in current serving engines): each
+residual add is done by the norm that follows it (add + norm in one kernel) and the rotary
+embedding is applied by the attention kernel as it loads Q and K (its few FLOPs are not
+counted), so a layer is 8 kernels instead of 11.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class Execution:
     kv_cache: DType = DType.bf16
     attention: AttentionKernel = AttentionKernel.fused
     tp: int = 1
+    fused_elementwise: bool = True  # residual adds fused into the next norm, rotary into attention
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,11 @@ class PassGraph:
         for _, dag, repeat in self.segments():
             for node in nx.topological_sort(dag):
                 yield dag.nodes[node]["op"], repeat
+
+    @property
+    def kernels(self) -> int:
+        """Kernels (ops) the pass launches."""
+        return sum(dag.number_of_nodes() * repeat for _, dag, repeat in self.segments())
 
     def total(self, attr: str, unit: Unit | None = None) -> float:
         """Sum of ``op.<attr>`` over the pass, optionally only ops on ``unit``."""
@@ -153,11 +164,17 @@ def _weight(name: str, params: float, ex: Execution) -> Tensor:
     return Tensor(name, params * ex.weights.bytes, Role.weight)
 
 
-def _norm_op(name: str, model: ModelConfig, ex: Execution, tokens: int) -> Op:
+def _norm_op(name: str, model: ModelConfig, ex: Execution, tokens: int, add_residual: bool = False) -> Op:
+    """A norm; with ``add_residual`` it first adds the branch output into the residual stream
+    and writes both the new stream and its normalised copy (one kernel instead of two)."""
     d = model.hidden_size
     scale = 2 if model.norm is Norm.layernorm else 1
-    return vector(name, OpKind.norm, 5 * tokens * d,
-                  [_act("x", tokens * d, ex), _weight("gamma", scale * d, ex)], [_act("y", tokens * d, ex)])
+    reads = [_act("x", tokens * d, ex), _weight("gamma", scale * d, ex)]
+    writes = [_act("y", tokens * d, ex)]
+    if add_residual:
+        reads.insert(1, _act("branch", tokens * d, ex))
+        writes.insert(0, _act("x_new", tokens * d, ex))
+    return vector(name, OpKind.norm, (6 if add_residual else 5) * tokens * d, reads, writes)
 
 
 def _allreduce(name: str, ex: Execution, elems: float) -> Op:
@@ -188,11 +205,13 @@ def _layer(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, 
     bias = model.bias
     dag = _Dag()
 
-    dag.add(_norm_op("attn_norm", model, ex, tokens))
+    fused = ex.fused_elementwise
+    # Fused: the previous layer's MLP residual add happens in this norm kernel (add + norm).
+    dag.add(_norm_op("attn_norm", model, ex, tokens, add_residual=fused))
     dag.add(matmul("qkv_proj", OpKind.qkv_proj, tokens, qkv_out, d, ex.activations,
                    [_act("x", tokens * d, ex), _weight("w_qkv", d * qkv_out + (qkv_out if bias else 0), ex)],
                    [_act("qkv", tokens * qkv_out, ex)]))
-    if model.positional is Positional.rope:
+    if model.positional is Positional.rope and not fused:  # fused: applied as attention loads Q and K
         qk = tokens * (heads + kv_heads) * hd
         dag.add(vector("rope", OpKind.rope, 3 * qk, [_act("qk", qk, ex)], [_act("qk_rot", qk, ex)]))
 
@@ -224,9 +243,12 @@ def _layer(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, 
                    [out, _weight("w_o", heads * hd * d + (d if bias else 0), ex)], [_act("y", tokens * d, ex)]))
     if t > 1:
         dag.add(_allreduce("attn_allreduce", ex, tokens * d))
-    res1 = dag.add(vector("attn_residual", OpKind.residual, tokens * d,
-                          [_act("x", tokens * d, ex), _act("y", tokens * d, ex)], [_act("h", tokens * d, ex)]))
-    dag.add(_norm_op("mlp_norm", model, ex, tokens))
+    if fused:
+        res1 = dag.add(_norm_op("mlp_norm", model, ex, tokens, add_residual=True))
+    else:
+        res1 = dag.add(vector("attn_residual", OpKind.residual, tokens * d,
+                              [_act("x", tokens * d, ex), _act("y", tokens * d, ex)], [_act("h", tokens * d, ex)]))
+        dag.add(_norm_op("mlp_norm", model, ex, tokens))
     up = model.mlp_in_size // t
     f = model.ffn_size // t
     dag.add(matmul("mlp_up", OpKind.mlp_up, tokens, up, d, ex.activations,
@@ -240,6 +262,8 @@ def _layer(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, 
                           [_act("y", tokens * d, ex)]))
     if t > 1:
         down = dag.add(_allreduce("mlp_allreduce", ex, tokens * d))
+    if fused:  # the residual add moves into the next layer's (or the final) norm
+        return dag.graph
     dag.add(vector("mlp_residual", OpKind.residual, tokens * d,
                    [_act("h", tokens * d, ex), _act("y", tokens * d, ex)], [_act("x", tokens * d, ex)]),
             after=(res1, down))
@@ -250,7 +274,7 @@ def _post(model: ModelConfig, ex: Execution, batch: int, tokens: int) -> nx.DiGr
     d, t, vocab = model.hidden_size, ex.tp, model.vocab_size
     shard = -(-vocab // t)  # vocabulary rows per chip, the last shard padded
     dag = _Dag()
-    dag.add(_norm_op("final_norm", model, ex, tokens))
+    dag.add(_norm_op("final_norm", model, ex, tokens, add_residual=ex.fused_elementwise))
     dag.add(matmul("lm_head", OpKind.lm_head, batch, shard, d, ex.activations,
                    [_act("h_last", batch * d, ex), _weight("w_vocab", d * shard, ex)],
                    [_act("logits", batch * shard, ex)]))

@@ -1,0 +1,8 @@
+"""Charts of runs and sweeps, drawn with matplotlib on the Agg backend (no display needed).
+
+One module per chart: ``regime`` (bottleneck map of a sweep), ``roofline`` (one run's ops
+against the chip's ceilings), ``breakdown`` (stacked time across sweep points), ``pareto``
+(the front of two metrics), ``sensitivity`` (what buys the most), ``timeline`` (a Gantt of
+one decode step). ``style`` holds the shared palette, labels with units and the atomic save.
+Plot functions take tables (pandas DataFrames) and write one PNG each; none simulates.
+"""

@@ -1,0 +1,78 @@
+"""Pareto front of two metrics: the points no other point beats on both.
+
+A point is dominated when another point is at least as good on both metrics and strictly
+better on one ("good" is higher for throughputs, lower for times, cost, power and energy;
+``goal`` says which). The front is drawn in colour and joined by a staircase; dominated
+points are faded. Points with a missing metric are left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim.plots.style import OKABE_ITO, fmt_value, label, new_figure, save, set_title, short
+
+def goal(metric: str) -> str:
+    """``"max"`` or ``"min"``: which way ``metric`` is better (rates up; times, cost, power, energy down)."""
+    name = metric.rsplit(".", 1)[-1].lower()
+    if name.endswith("_per_s") or "tokens_per" in name or metric.startswith("utilisation"):
+        return "max"
+    if name.endswith(("_s", "_j", "_w", "_usd")) or any(w in name for w in ("cost", "power", "energy", "usd")):
+        return "min"
+    return "max"
+
+
+def pareto_mask(values: np.ndarray, maximize: tuple[bool, bool]) -> np.ndarray:
+    """Which rows of ``values`` (n x 2) are not dominated by any other row.
+
+    Exact ties are kept together (neither of two equal points dominates the other). Sorts by
+    the first metric (best first, ties broken by the second), then sweeps once keeping the
+    running best of the second metric: O(n log n).
+    """
+    pts = np.asarray(values, dtype=float).reshape(-1, 2)
+    signed = pts * np.where(np.asarray(maximize), -1.0, 1.0)  # now lower is better on both
+    order = np.lexsort((signed[:, 1], signed[:, 0]))
+    keep = np.zeros(len(pts), dtype=bool)
+    best_second = np.inf
+    i = 0
+    while i < len(order):
+        j = i  # the run of points with the same first metric
+        while j + 1 < len(order) and signed[order[j + 1], 0] == signed[order[i], 0]:
+            j += 1
+        group = order[i:j + 1]
+        lowest = signed[group, 1].min()  # within the run only the lowest second metric survives
+        if lowest < best_second:
+            keep[group[signed[group, 1] == lowest]] = True
+            best_second = lowest
+        i = j + 1
+    return keep
+
+
+def plot_pareto(df: pd.DataFrame, x: str, y: str, swept: list[str], path: Path, title: str) -> Path:
+    """Scatter ``y`` against ``x`` over the points of ``df``, the Pareto front highlighted; write ``path``."""
+    frame = df[np.isfinite(pd.to_numeric(df[x], errors="coerce")) & np.isfinite(pd.to_numeric(df[y], errors="coerce"))]
+    goals = (goal(x) == "max", goal(y) == "max")
+    values = frame[[x, y]].to_numpy(dtype=float)
+    front = pareto_mask(values, goals) if len(frame) else np.zeros(0, dtype=bool)
+    fig, ax = new_figure(8.0, 5.8)
+    ax.scatter(values[~front, 0], values[~front, 1], s=28, color="#999999", alpha=0.35, label="dominated", zorder=2)
+    order = np.argsort(values[front, 0])
+    fx, fy = values[front, 0][order], values[front, 1][order]
+    ax.step(fx, fy, where="pre" if goals[0] else "post", color=OKABE_ITO["blue"], linewidth=1.2, zorder=3)
+    ax.scatter(fx, fy, s=46, color=OKABE_ITO["blue"], edgecolors="black", linewidths=0.5, label="Pareto front",
+               zorder=4)
+    if swept and front.sum() <= 15:
+        for (_, row), px, py in zip(frame[front].iloc[order].iterrows(), fx, fy):
+            text = ", ".join(f"{short(k)}={fmt_value(row[k])}" for k in swept)
+            ax.annotate(text, (px, py), textcoords="offset points", xytext=(5, 4), fontsize=7, color="#333333")
+    for scale_set, data in ((ax.set_xscale, values[:, 0]), (ax.set_yscale, values[:, 1])):
+        if len(data) and data.min() > 0 and data.max() / data.min() > 30:
+            scale_set("log")
+    ax.set_xlabel(f"{label(x)}  ({'higher' if goals[0] else 'lower'} is better)")
+    ax.set_ylabel(f"{label(y)}  ({'higher' if goals[1] else 'lower'} is better)")
+    set_title(ax, title, 11)
+    ax.legend(loc="best", fontsize=8)
+    return save(fig, path)

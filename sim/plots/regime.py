@@ -1,0 +1,135 @@
+"""Bottleneck regime map: which resource bounds each point of a two-axis sweep.
+
+Each cell is one point, coloured by its dominant bound (the bound with the most op time:
+compute, memory bandwidth or interconnect, or launch overhead; memory capacity where the model
+did not fit). Thin labelled lines are contours of a chosen metric; the dashed black line is
+the ridge, where the compute time of the run equals its memory time (contour 0 of
+log(compute time / memory time)), i.e. where the chip's ridge point crosses the workload's
+arithmetic intensity. Axes are the swept values in order, evenly spaced (a geometric grid
+reads as a log axis).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
+
+from sim.plots.style import BOUND_COLOURS, BOUND_LABELS, BOUND_ORDER, fmt_value, label, new_figure, save, set_title
+
+
+def axis_values(values: pd.Series) -> list:
+    """The distinct values of an axis, numbers in numeric order, anything else in first-seen order."""
+    seen = list(dict.fromkeys(values.dropna().tolist()))
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen):
+        return sorted(seen)
+    return seen
+
+
+def regime_grid(df: pd.DataFrame, x: str, y: str | None, metric: str) -> dict:
+    """The map as matrices indexed ``[y index, x index]``.
+
+    Returns a dict with ``xs``, ``ys`` (axis values), ``bound`` (dominant bound names, None
+    where no point), ``metric`` and ``ratio`` (log10 of compute time over memory time, NaN
+    where undefined). With more points than cells (a third axis), the first point of each
+    cell is used; slice the table first to choose.
+    """
+    xs = axis_values(df[x])
+    ys = axis_values(df[y]) if y else [None]
+    bound = np.full((len(ys), len(xs)), None, dtype=object)
+    values = np.full((len(ys), len(xs)), np.nan)
+    ratio = np.full((len(ys), len(xs)), np.nan)
+    x_index = {v: i for i, v in enumerate(xs)}
+    y_index = {v: i for i, v in enumerate(ys)}
+    for _, row in df.iterrows():
+        i = y_index.get(row[y]) if y else 0
+        j = x_index.get(row[x])
+        if i is None or j is None or bound[i, j] is not None:
+            continue
+        bound[i, j] = row.get("bound")
+        if metric in row and _finite(row[metric]):
+            values[i, j] = row[metric]
+        compute, memory = row.get("time_by_bound_s.compute"), row.get("time_by_bound_s.memory")
+        if _finite(compute) and _finite(memory):
+            ratio[i, j] = math.log10(max(compute, 1e-30) / max(memory, 1e-30))
+    return {"xs": xs, "ys": ys, "bound": bound, "metric": values, "ratio": ratio}
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def plot_regime(df: pd.DataFrame, x: str, y: str | None, metric: str, path: Path, title: str) -> Path:
+    """Draw the regime map of ``df`` over ``x`` and ``y`` with contours of ``metric``; write ``path``."""
+    grid = regime_grid(df, x, y, metric)
+    xs, ys, bound = grid["xs"], grid["ys"], grid["bound"]
+    codes = np.vectorize(lambda b: BOUND_ORDER.index(b) if b in BOUND_ORDER else -1, otypes=[float])(bound)
+    codes[codes < 0] = np.nan
+    fig, ax = new_figure(max(6.5, 0.55 * len(xs) + 4.5), max(4.2, 0.45 * len(ys) + 3.0) if y else 3.2)
+    ax.grid(False)
+    cmap = ListedColormap([BOUND_COLOURS[b] for b in BOUND_ORDER])
+    cmap.set_bad("white")
+    ax.imshow(np.ma.masked_invalid(codes), cmap=cmap, vmin=-0.5, vmax=len(BOUND_ORDER) - 0.5, origin="lower",
+              aspect="auto", interpolation="nearest")
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            if bound[i, j] is None:
+                ax.text(j, i, "no point", ha="center", va="center", fontsize=7, color="#777777")
+    _contours(ax, grid, metric, len(xs) * len(ys) <= 144)
+    ax.set_xticks(range(len(xs)), [fmt_value(v) for v in xs], rotation=45 if len(xs) > 8 else 0)
+    ax.set_xlabel(label(x))
+    if y:
+        ax.set_yticks(range(len(ys)), [fmt_value(v) for v in ys])
+        ax.set_ylabel(label(y))
+    else:
+        ax.set_yticks([])
+    present = [b for b in BOUND_ORDER if b in set(bound.ravel())]
+    handles = [Patch(facecolor=BOUND_COLOURS[b], label=BOUND_LABELS[b]) for b in present]
+    if np.isfinite(grid["ratio"]).sum() >= 4 and np.nanmin(grid["ratio"]) < 0 < np.nanmax(grid["ratio"]):
+        handles.append(_line_handle("black", "--", "ridge: compute time = memory time"))
+    if np.isfinite(grid["metric"]).sum() >= 4:
+        handles.append(_line_handle("white", "-", f"contours: {label(metric)}"))
+    ax.legend(handles=handles, title="dominant bound", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+              title_fontsize=9, frameon=False)
+    set_title(ax, title, 11)
+    return save(fig, path)
+
+
+def _line_handle(colour: str, style: str, text: str):
+    from matplotlib.lines import Line2D
+
+    edge = "black" if colour == "white" else colour
+    return Line2D([], [], color=edge if colour != "white" else "#333333", linestyle=style, linewidth=1.5, label=text)
+
+
+def _contours(ax, grid: dict, metric: str, annotate: bool) -> None:
+    values, ratio = grid["metric"], grid["ratio"]
+    ny, nx = values.shape
+    if ny >= 2 and nx >= 2 and np.isfinite(ratio).sum() >= 4 and np.nanmin(ratio) < 0 < np.nanmax(ratio):
+        ax.contour(np.arange(nx), np.arange(ny), np.ma.masked_invalid(ratio), levels=[0.0], colors="black",
+                   linestyles="--", linewidths=2.0)
+    finite = values[np.isfinite(values)]
+    if ny >= 2 and nx >= 2 and finite.size >= 4 and finite.min() > 0 and finite.max() > finite.min():
+        levels = _nice_levels(finite.min(), finite.max())
+        cs = ax.contour(np.arange(nx), np.arange(ny), np.ma.masked_invalid(values), levels=levels, colors="#333333",
+                        linewidths=0.9)
+        ax.clabel(cs, fmt=lambda v: f"{v:.3g}", fontsize=7, inline=True)
+    if annotate:
+        for i in range(ny):
+            for j in range(nx):
+                if np.isfinite(values[i, j]):
+                    ax.text(j, i - 0.28, f"{values[i, j]:.3g}", ha="center", va="center", fontsize=6.5, color="white",
+                            bbox={"boxstyle": "round,pad=0.1", "facecolor": "black", "alpha": 0.35, "linewidth": 0})
+
+
+def _nice_levels(low: float, high: float, count: int = 6) -> list[float]:
+    """Contour levels spread geometrically between ``low`` and ``high``, rounded to 2 significant figures."""
+    if high / low < 3:
+        raw = np.linspace(low, high, count + 2)[1:-1]
+    else:
+        raw = np.geomspace(low, high, count + 2)[1:-1]
+    return sorted({float(f"{v:.2g}") for v in raw})

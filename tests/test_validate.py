@@ -1,0 +1,113 @@
+"""Calibration and validation against the shipped A100 measurements."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from hwmodels.calibration import CALIBRATION_FILE, FITTED
+from sim.calibrate import VALIDATION, build_validation_set, fit
+from sim.validate import summary_line, validate
+
+LINE = re.compile(r"^validated (\d+) rows: median \|err\| (\d+\.\d)%, mean \|err\| (\d+\.\d)%, max \|err\| (\d+\.\d)%$")
+# The bounds this model reaches on the shipped set (median |error| per kind), held here so
+# that a change that makes predictions worse fails.
+BOUNDS = {"gemm": 6.0, "allreduce": 9.0, "memcpy": 10.0, "decode": 7.0, "prefill": 16.0}
+
+
+@pytest.fixture(scope="module")
+def validated() -> pd.DataFrame:
+    return validate(pd.read_csv(VALIDATION))[0]
+
+
+def test_shipped_validation_set_is_what_the_sources_give():
+    shipped = pd.read_csv(VALIDATION)
+    rebuilt = build_validation_set()
+    assert len(shipped) == len(rebuilt)
+    assert shipped["measured_ms"].to_numpy() == pytest.approx(rebuilt["measured_ms"].to_numpy())
+    assert set(shipped["kind"]) == {"gemm", "allreduce", "memcpy", "prefill", "decode"}
+
+
+@pytest.mark.parametrize("kind", list(BOUNDS))
+def test_median_error_per_kind(validated, kind):
+    part = validated[validated["kind"] == kind]
+    assert len(part) >= 5
+    assert part["error_pct"].abs().median() <= BOUNDS[kind], summary_line(part)
+
+
+def test_fitted_values_are_what_the_fit_gives():
+    fitted, _ = fit(build_validation_set())
+    for key, value in fitted.items():
+        assert FITTED[key] == pytest.approx(value, rel=1e-3, abs=1e-3), key
+    header = CALIBRATION_FILE.read_text()
+    assert "llmsim-calibrate" in header and "data/calibration" in header
+    assert yaml.safe_load(header)["matmul_efficiency"] == FITTED["matmul_efficiency"]
+
+
+def _run_validate(path: Path) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "llmsim-validate"
+    return subprocess.run([str(exe), str(path)], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_prints_rows_and_the_summary_line(tmp_path):
+    rows = pd.read_csv(VALIDATION)
+    sample = pd.concat([rows[rows["kind"] == k].head(3) for k in BOUNDS])
+    sample["note"] = "kept"  # an extra column is carried into the output
+    path = tmp_path / "rows.csv"
+    sample.to_csv(path, index=False)
+    proc = _run_validate(path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    match = LINE.match(lines[-1])
+    assert match and int(match.group(1)) == len(sample)
+    assert "predicted_ms" in lines[0] and "note" in lines[0] and "kept" in proc.stdout
+
+
+def test_malformed_rows_are_named_and_the_rest_still_run(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "id,hardware,kind,dtype,m,n,k,bytes,devices,model,batch,seq_len,measured_ms\n"
+        "ok1,a100_80gb,gemm,fp16,1024,1024,1024,,,,,,0.02\n"
+        "bad-kind,a100_80gb,conv,fp16,1,1,1,,,,,,0.02\n"
+        "bad-hw,b100,gemm,fp16,1,1,1,,,,,,0.02\n"
+        "bad-m,a100_80gb,gemm,fp16,-4,1,1,,,,,,0.02\n"
+        "bad-dtype,a100_80gb,gemm,fp12,4,1,1,,,,,,0.02\n"
+        "bad-measured,a100_80gb,memcpy,fp16,,,,1000000,,,,,0\n"
+        "bad-model,a100_80gb,decode,fp16,,,,,1,llama9,1,100,10\n"
+        "ok2,a100_80gb,allreduce,fp16,,,,1048576,8,,,,0.06\n"
+    )
+    proc = _run_validate(path)
+    assert proc.returncode == 0
+    assert "Traceback" not in proc.stderr
+    for row, words in (("row 3 (id bad-kind)", "unknown kind 'conv'"), ("row 4 (id bad-hw)", "unknown hardware preset"),
+                       ("row 5 (id bad-m)", "'m' must be a whole number"), ("row 6 (id bad-dtype)", "unknown dtype"),
+                       ("row 7 (id bad-measured)", "measured_ms must be > 0"),
+                       ("row 8 (id bad-model)", "unknown model preset 'llama9'")):
+        assert any(row in line and words in line for line in proc.stderr.splitlines()), (row, proc.stderr)
+    assert LINE.match(proc.stdout.strip().splitlines()[-1]).group(1) == "2"
+
+
+def test_missing_columns_and_missing_file(tmp_path):
+    path = tmp_path / "nohead.csv"
+    path.write_text("a,b\n1,2\n")
+    proc = _run_validate(path)
+    assert proc.returncode != 0 and "lacks the column(s) id, hardware, kind, measured_ms" in proc.stderr
+    proc = _run_validate(tmp_path / "missing.csv")
+    assert proc.returncode != 0 and "no file at" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_allreduce_curve_rises_from_latency_to_bandwidth_bound():
+    frame = pd.DataFrame({"id": range(8), "hardware": "a100_80gb", "kind": "allreduce", "devices": 8,
+                          "bytes": [2**e for e in range(10, 34, 3)], "measured_ms": 1.0})
+    out = validate(frame)[0]
+    time_ms = out["predicted_ms"].to_numpy()
+    busbw = 2 * 7 / 8 * frame["bytes"].to_numpy() / (time_ms / 1e3)
+    assert time_ms[1] < 1.5 * time_ms[0]  # flat while latency-bound
+    assert all(b2 > b1 for b1, b2 in zip(busbw, busbw[1:]))  # bus bandwidth climbs ...
+    assert busbw[-1] == pytest.approx(300e9 * FITTED["link_efficiency"], rel=0.02)  # ... to the plateau
