@@ -59,14 +59,35 @@ class ParallelConfig:
 
 @dataclass
 class PrecisionConfig:
+    """Number formats. Weights narrower than activations (int4/int8 weights with 16-bit
+    activations, as GPTQ/AWQ) are dequantized in the GEMM; weights and activations both in
+    8 bits (SmoothQuant, FP8 serving) use the chip's 8-bit matrix rate. Integer and fp4
+    weights carry one fp16 scale per ``group_size`` weights; embeddings, LM head and norm
+    scales stay in 16 bits."""
+
     weights: DType = DType.bf16
     activations: DType = DType.bf16
     kv_cache: DType = DType.bf16
+    group_size: int = 128
+
+    def __post_init__(self) -> None:
+        if self.group_size < 1:
+            raise RunError(f"precision.group_size must be >= 1 (got {self.group_size})")
+        if self.activations.bits < self.weights.bits:
+            raise RunError(
+                f"precision.activations={self.activations.value} is narrower than precision.weights="
+                f"{self.weights.value}; quantize the weights at least as far as the activations"
+            )
 
 
 @dataclass
 class AttentionConfig:
     kernel: AttentionKernel = AttentionKernel.fused
+    kv_block_tokens: int = 0  # paged KV cache: block size in tokens (vLLM uses 16); 0: contiguous
+
+    def __post_init__(self) -> None:
+        if self.kv_block_tokens < 0:
+            raise RunError(f"attention.kv_block_tokens must be >= 0 (got {self.kv_block_tokens})")
 
 
 @dataclass
@@ -89,6 +110,21 @@ class RuntimeConfig:
         for key in ("host_dispatch_us", "step_overhead_us"):
             if not getattr(self, key) >= 0:
                 raise RunError(f"runtime.{key} must be >= 0 (got {getattr(self, key)})")
+
+
+@dataclass
+class SpeculativeConfig:
+    """Speculative decoding: a draft model proposes ``k`` tokens, the target checks them in one pass."""
+
+    draft_model: Optional[str] = None  # a model preset name (conf/model/); null: off
+    k: int = 4  # tokens drafted per step
+    acceptance: float = 0.7  # probability that each drafted token is accepted
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise RunError(f"speculative.k must be >= 1 (got {self.k})")
+        if not 0 <= self.acceptance <= 1:
+            raise RunError(f"speculative.acceptance must be in [0, 1] (got {self.acceptance})")
 
 
 @dataclass
@@ -148,6 +184,7 @@ class RunConfig:
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     cost: CostConfig = field(default_factory=CostConfig)  # prices for energy and cost figures
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    speculative: SpeculativeConfig = field(default_factory=SpeculativeConfig)
     fidelity: Fidelity = Fidelity.des
     seed: int = 0
     name: str = "default"  # names the sweep folder: results/sweeps/<name>/...
@@ -156,12 +193,27 @@ class RunConfig:
 
     def execution(self) -> Execution:
         return Execution(self.precision.weights, self.precision.activations, self.precision.kv_cache,
-                         self.attention.kernel, self.parallel.tp, self.runtime.fused_elementwise)
+                         self.attention.kernel, self.parallel.tp, self.runtime.fused_elementwise,
+                         self.precision.group_size, self.attention.kv_block_tokens)
 
 
 def register_configs() -> None:
     """Register the schema with Hydra's ConfigStore (idempotent)."""
     ConfigStore.instance().store(name="llmsim_schema", node=RunConfig)
+
+
+FLASH_TILE = 64  # query and key rows per FlashAttention tile
+
+
+def fused_attention_sram_bytes(head_dim: int, act_bytes: float) -> float:
+    """On-chip bytes one core needs for fused attention: a Q tile, K and V tiles, fp32 scores."""
+    return (FLASH_TILE * head_dim + 2 * FLASH_TILE * head_dim) * act_bytes + FLASH_TILE * FLASH_TILE * 4
+
+
+def core_sram_bytes(chip: HardwareConfig) -> float:
+    """SRAM one core can use for tiles: its own (core_sram_KiB) or an even share of the chip's."""
+    own = getattr(chip, "core_sram_KiB", 0.0) * 1024
+    return own if own > 0 else chip.sram_bytes / chip.num_cores
 
 
 def check_run(cfg: RunConfig) -> None:
@@ -186,6 +238,15 @@ def check_run(cfg: RunConfig) -> None:
             f"workload.prompt_tokens + workload.decode_tokens = {tokens} exceeds {model.name}'s context of "
             f"{model.max_context} tokens; shorten the prompt or the generation"
         )
+    if cfg.attention.kernel is AttentionKernel.fused:
+        need = fused_attention_sram_bytes(model.head_dim, cfg.precision.activations.bytes)
+        have = core_sram_bytes(cfg.hardware)
+        if need > have:
+            raise RunError(
+                f"attention.kernel=fused keeps {FLASH_TILE}x{FLASH_TILE} tiles of Q, K, V and scores on chip: "
+                f"{need / 1024:.0f} KiB per core, but {cfg.hardware.name} has {have / 1024:.0f} KiB per core; "
+                "use attention.kernel=unfused or give the chip more SRAM"
+            )
     for role, dtype in (("activations", cfg.precision.activations),):
         if not cfg.hardware.supports(dtype) and dtype.bits < 8:
             raise RunError(

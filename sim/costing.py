@@ -13,7 +13,7 @@ transfer) and overhead needs the most time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from hwmodels.chip import HardwareConfig
@@ -93,6 +93,8 @@ class Coster:
         latency = transfer = wire = 0.0
         if op.unit is Unit.matrix:
             c = matmul_time(chip, op.m, op.n, op.k, op.dtype, op.groups, op.flops, op.dtype.bytes)
+            if op.dequant_flops:  # weight-only quantization: widen the weights, then multiply
+                c = replace(c, seconds=c.seconds + vector_time(chip, op.dequant_flops).seconds)
         else:
             c = vector_time(chip, op.flops)
         if op.unit is Unit.link:

@@ -7,8 +7,8 @@ Conventions:
   static power x total time)``: joules for the whole run on all chips;
 * the dynamic energy of an op instance (``ChipEnergy.work``, hwmodels/energy.py) comes from its
   FLOPs on the arrays (in the format they ran) or the vector unit, its HBM bytes as scheduled,
-  and the bytes it put on its links (as ``link_bytes_per_chip`` in summary.json); the host moves the prompt's token IDs in and the
-  generated ones out (4 bytes each), charged once per run;
+  and the bytes it put on its links (as ``link_bytes_per_chip`` in summary.json); the host
+  moves the prompt's token IDs in and the generated ones out (4 bytes each), once per run;
 * ``avg_power_W`` is per chip: the run's energy over chips and total time; ``peak_power_W`` is
   the highest op's dynamic energy over its (simulated) duration, plus static power, per chip;
 * an op's ``energy_J`` in the ops table is per instance, per chip: its dynamic energy plus static
@@ -38,7 +38,7 @@ API_2023_USD_PER_M_OUTPUT = 60.0
 
 @dataclass(frozen=True)
 class ChipEconomics:
-    """What a run's chip is made of and costs: computed once per run."""
+    """What a run's chip is made of and costs (pure and cheap: microseconds per call)."""
 
     area: AreaBreakdown
     energy: ChipEnergy
@@ -105,7 +105,7 @@ def summarize_economics(result: RunResult) -> dict:
     per_chip_J = sum(parts.values()) + static_J
     energy_J = chips * per_chip_J
     avg_W = per_chip_J / total_s
-    out_tokens, prompt_tokens = w.batch * w.decode_tokens, w.batch * w.prompt_tokens
+    out_tokens, prompt_tokens = w.batch * (1 + result.decode_tokens), w.batch * w.prompt_tokens
     phase_s = {phase: sum(p.duration_s for p in tl.passes if p.phase is phase) for phase in by_phase}
     chip_usd = econ.cost.total_usd
     if prices.usd_per_chip_hour is not None:

@@ -3,8 +3,9 @@
 Every figure is a sum over op records, so each traces back to ops, resources and formulas:
 
 * ``ttft_s``: end of the prefill pass (it produces the first token of every sequence);
-* ``tpot_s``: mean decode step, ``(total_s - ttft_s) / (decode_tokens - 1)``; null with one token;
-* ``output_tokens_per_s``: ``batch * decode_tokens / total_s``;
+* ``tpot_s``: ``(total_s - ttft_s) / tokens after the first`` (``decode_tokens - 1``, or the expected
+  yield of the speculative steps); null with one token;
+* ``output_tokens_per_s``: ``batch * (1 + tokens after the first) / total_s``;
 * ``time_by_bound_s``: op time (instances x simulated duration) summed by the op's bound; it
   adds up to ``total_s`` when no two ops overlap;
 * utilisation: achieved rate over the whole run divided by the peak (matrix FLOP/s at the
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import numpy as np
 
 from sim.costing import BOUNDS
 from sim.economics import op_energies_J, summarize_economics
@@ -33,8 +33,8 @@ def summarize(result: RunResult) -> dict:
     cfg, tl = result.cfg, result.timeline
     w, chip = cfg.workload, cfg.hardware
     total = tl.end_s
-    ttft = tl.passes[0].end_s
-    decode_steps = [p.duration_s for p in tl.passes if p.phase is Phase.decode]
+    ttft = max(p.end_s for p in tl.passes if p.phase is Phase.prefill)  # target and draft prefills
+    produced = result.decode_tokens  # per sequence, after the first token
     by_bound = dict.fromkeys(BOUNDS, 0.0)
     matrix_flops = vector_flops = hbm_bytes = wire_bytes = 0.0
     for r in tl.records:
@@ -51,9 +51,9 @@ def summarize(result: RunResult) -> dict:
     mem = result.memory
     return {
         "ttft_s": ttft,
-        "tpot_s": float(np.mean(decode_steps)) if decode_steps else None,
+        "tpot_s": (total - ttft) / produced if produced else None,
         "total_s": total,
-        "output_tokens_per_s": w.batch * w.decode_tokens / total,
+        "output_tokens_per_s": w.batch * (1 + produced) / total,
         "prefill_tokens_per_s": w.batch * w.prompt_tokens / ttft,
         "time_by_bound_s": by_bound,
         "host_overhead_s": host,

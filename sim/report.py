@@ -96,6 +96,6 @@ def economics_lines(summary: dict) -> list[str]:
         f"(2023 API prices: ${cost['api_2023_usd_per_million_output_tokens']:.0f} per million generated, "
         f"${cost['api_2023_usd_per_million_prompt_tokens']:.0f} per million prompt; this run ${cost['run_usd']:.3g} "
         f"vs ${cost['api_2023_usd_for_this_run']:.3g} at those prices)",
-        f"  efficiency              {summary['output_tokens_per_s_per_usd'] * 1000:.3g} output tokens/s per $1k of chip | "
-        f"{summary['output_tokens_per_s_per_W']:.3g} output tokens/s per W",
+        f"  efficiency              {summary['output_tokens_per_s_per_usd'] * 1000:.3g} output tokens/s per $1k "
+        f"of chip | {summary['output_tokens_per_s_per_W']:.3g} output tokens/s per W",
     ]

@@ -12,7 +12,10 @@ from sim.costing import Coster
 from sim.engine import simulate_des
 from sim.records import HostCosts, Timeline
 from workloads.footprint import activation_bytes, kv_bytes_per_chip, weight_bytes_per_chip
+from sim.presets import PresetError, load_model
+from sim.speculative import expected_tokens, speculative_passes, steps_needed
 from workloads.graph import PassGraph, Phase, build_pass
+from workloads.model import ModelConfig
 
 GB = 1e9
 
@@ -38,6 +41,7 @@ class RunResult:
     memory: MemoryUse
     distinct_ops: int  # ops costed (each distinct op once)
     sim_wall_s: float  # wall-clock seconds spent simulating
+    decode_tokens: float  # tokens per sequence the decode passes produce (expected, with speculation)
 
     @property
     def chips(self) -> int:
@@ -48,22 +52,68 @@ def passes(cfg: RunConfig) -> Iterator[PassGraph]:
     """The prefill pass, then one decode step per generated token after the first.
 
     The prefill computes the prompt and yields the first token; decode step j (1-based)
-    feeds token j back in and attends to ``prompt + j`` keys.
+    feeds token j back in and attends to ``prompt + j`` keys. With speculative decoding the
+    draft model prefills the prompt too, and each step is k draft passes and one verification.
     """
     ex, w, model = cfg.execution(), cfg.workload, cfg.model
     yield build_pass(model, ex, Phase.prefill, w.batch, w.prompt_tokens, w.prompt_tokens)
+    draft = draft_model(cfg)
+    if draft is not None:
+        spec = cfg.speculative
+        yield build_pass(draft, ex, Phase.prefill, w.batch, w.prompt_tokens, w.prompt_tokens)
+        yield from speculative_passes(model, draft, ex, w.batch, w.prompt_tokens, w.decode_tokens - 1, spec.k,
+                                      spec.acceptance)
+        return
     for j in range(1, w.decode_tokens):
         yield build_pass(model, ex, Phase.decode, w.batch, 1, w.prompt_tokens + j, step=j)
 
 
+def draft_model(cfg: RunConfig) -> ModelConfig | None:
+    """The speculative draft model, checked against the target; None when speculation is off."""
+    name = cfg.speculative.draft_model
+    if not name:
+        return None
+    try:
+        draft = load_model(name)
+    except PresetError as err:
+        raise RunError(f"speculative.draft_model: {err}") from None
+    if draft.vocab_size != cfg.model.vocab_size:
+        raise RunError(
+            f"speculative.draft_model={name} has a {draft.vocab_size}-token vocabulary but {cfg.model.name} has "
+            f"{cfg.model.vocab_size}; the draft must share the target's tokenizer"
+        )
+    tp = cfg.parallel.tp
+    if draft.num_heads % tp or draft.num_kv_heads % tp:
+        raise RunError(f"parallel.tp={tp} does not divide the draft model {name}'s heads; use a smaller tp")
+    return draft
+
+
+def decode_tokens_produced(cfg: RunConfig) -> float:
+    """Tokens per sequence the decode passes yield: decode_tokens - 1, or the expected yield of
+    the speculative steps (at least that many)."""
+    tokens = cfg.workload.decode_tokens - 1
+    if not cfg.speculative.draft_model:
+        return float(tokens)
+    k, a = cfg.speculative.k, cfg.speculative.acceptance
+    return steps_needed(tokens, k, a) * expected_tokens(k, a)
+
+
 def memory_use(cfg: RunConfig, prefill: PassGraph) -> MemoryUse:
     ex, w = cfg.execution(), cfg.workload
+    models = [cfg.model] + ([d] if (d := draft_model(cfg)) is not None else [])
+    spare = cfg.speculative.k + 1 if len(models) > 1 else 0  # drafted positions not yet accepted
+    tokens = w.batch * _padded(w.prompt_tokens + w.decode_tokens + spare, ex.kv_block_tokens)
     return MemoryUse(
-        weights=weight_bytes_per_chip(cfg.model, ex),
-        kv_cache=kv_bytes_per_chip(cfg.model, ex, w.batch * (w.prompt_tokens + w.decode_tokens)),
+        weights=sum(weight_bytes_per_chip(m, ex) for m in models),
+        kv_cache=sum(kv_bytes_per_chip(m, ex, tokens) for m in models),
         activations=activation_bytes(prefill),
         capacity=cfg.hardware.hbm_capacity_bytes,
     )
+
+
+def _padded(tokens: int, block: int) -> int:
+    """Tokens a sequence occupies in a paged cache of ``block``-token blocks (0: contiguous)."""
+    return -(-tokens // block) * block if block else tokens
 
 
 def check_fits(cfg: RunConfig, mem: MemoryUse) -> None:
@@ -88,7 +138,8 @@ def simulate(cfg: RunConfig) -> RunResult:
     coster = Coster(cfg.hardware)
     run = simulate_des if cfg.fidelity is Fidelity.des else simulate_analytic
     timeline = run(_chain(prefill, all_passes), coster, host_costs(cfg))
-    return RunResult(cfg, timeline, mem, coster.distinct_ops, time.perf_counter() - started)
+    return RunResult(cfg, timeline, mem, coster.distinct_ops, time.perf_counter() - started,
+                     decode_tokens_produced(cfg))
 
 
 def host_costs(cfg: RunConfig) -> HostCosts:

@@ -90,11 +90,17 @@ def test_tensor_parallel_shards_the_weights(tp):
     assert per_chip == pytest.approx(single / tp, rel=1e-3)
 
 
-def test_int4_weights_halve_int8_bytes():
+def test_quantized_weight_bytes_closed_form():
     model = ModelConfig(**LLAMA2_7B)
-    int8 = weight_bytes_per_chip(model, Execution(weights=DType.int8))
-    int4 = weight_bytes_per_chip(model, Execution(weights=DType.int4))
-    assert int4 == pytest.approx(int8 / 2)
+    projections = 32 * (4 * 4096 * 4096 + 3 * 4096 * 11008)
+    dense = 2 * 32000 * 4096 + (2 * 32 + 1) * 4096  # embedding table, LM head, norm scales: bf16
+    for dtype, per_weight in ((DType.int8, 1 + 2 / 128), (DType.int4, 0.5 + 2 / 128), (DType.fp8, 1.0)):
+        got = weight_bytes_per_chip(model, Execution(weights=dtype))
+        assert got == pytest.approx(projections * per_weight + dense * 2), dtype
+    # weight-only int4 GEMMs pay dequantization: 2 FLOP per weight per 128-token block
+    graph = build_pass(model, Execution(weights=DType.int4), Phase.prefill, 1, 300, 300)
+    qkv = next(op for op, _ in graph.ops() if op.name == "qkv_proj")
+    assert qkv.dequant_flops == 2 * 4096 * 3 * 4096 * 3
 
 
 def test_full_graph_expands_every_layer():

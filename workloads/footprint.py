@@ -14,9 +14,12 @@ def replicated_params(model: ModelConfig) -> int:
 
 
 def weight_bytes_per_chip(model: ModelConfig, ex: Execution) -> float:
-    """Weight bytes on one chip: sharded parameters / tp plus the replicated ones."""
+    """Weight bytes on one chip: the layers' projections in the weight format (with scales),
+    embeddings and LM head in 16 bits, all split over tp; the norm scales replicated."""
     replicated = replicated_params(model)
-    return ((model.num_params() - replicated) / ex.tp + replicated) * ex.weights.bytes
+    dense = model.embedding_params() + model.lm_head_params()
+    projections = model.num_params() - dense - replicated
+    return ex.weight_bytes(projections / ex.tp) + (dense / ex.tp + replicated) * ex.dense_dtype.bytes
 
 
 def kv_bytes_per_chip(model: ModelConfig, ex: Execution, tokens: int) -> float:

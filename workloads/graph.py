@@ -23,7 +23,7 @@ counted), so a layer is 8 kernels instead of 11.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Iterator
 
@@ -32,6 +32,9 @@ import networkx as nx
 from hwmodels.numerics import DType
 from workloads.model import Activation, ModelConfig, Norm, Positional
 from workloads.ops import Op, OpKind, Role, Tensor, Unit, matmul, vector
+
+
+DEQUANT_ROWS = 128  # token rows per GEMM block; weight-only kernels dequantize once per block
 
 
 class AttentionKernel(str, Enum):
@@ -54,6 +57,24 @@ class Execution:
     attention: AttentionKernel = AttentionKernel.fused
     tp: int = 1
     fused_elementwise: bool = True  # residual adds fused into the next norm, rotary into attention
+    group_size: int = 128  # weights per scale for integer / fp4 weights (fp16 scales)
+    kv_block_tokens: int = 0  # paged KV cache block size in tokens; 0: contiguous
+
+    @property
+    def dense_dtype(self) -> DType:
+        """Format of the tensors quantization leaves alone (embeddings, LM head, norm scales)."""
+        return self.weights if self.weights.bits >= 16 else DType.bf16
+
+    def weight_bytes(self, params: float) -> float:
+        """Bytes of ``params`` projection weights: packed values plus fp16 group scales for
+        integer and fp4 formats (fp8 uses one scale per tensor, negligible)."""
+        scales = 2.0 * params / self.group_size if (self.weights.is_integer or self.weights is DType.fp4) else 0.0
+        return params * self.weights.bytes + scales
+
+    @property
+    def weight_only(self) -> bool:
+        """Weights narrower than the activations: dequantized to the activation format in the GEMM."""
+        return self.weights.bits < self.activations.bits
 
 
 @dataclass(frozen=True)
@@ -136,7 +157,7 @@ def attention_pairs(phase: Phase, new_tokens: int, context: int, window: int, ke
 
 
 def build_pass(model: ModelConfig, ex: Execution, phase: Phase, batch: int, new_tokens: int, context: int,
-               step: int = 0) -> PassGraph:
+               step: int = 0, logits_per_seq: int = 1) -> PassGraph:
     """The operator graph of one pass on one chip of a tensor-parallel group.
 
     Args:
@@ -147,12 +168,14 @@ def build_pass(model: ModelConfig, ex: Execution, phase: Phase, batch: int, new_
         new_tokens: tokens per sequence computed in this pass.
         context: keys each sequence attends to, including the new tokens.
         step: decode step number (0 for the prefill), for the records.
+        logits_per_seq: tokens per sequence that get logits (a speculative verification
+            scores every drafted token; otherwise only the last one).
     """
     return PassGraph(
         phase, step, batch, new_tokens, context, model.num_layers,
         _pre(model, ex, batch * new_tokens),
         _layer(model, ex, phase, batch, new_tokens, context),
-        _post(model, ex, batch, batch * new_tokens),
+        _post(model, ex, batch * logits_per_seq, batch * new_tokens),
     )
 
 
@@ -161,7 +184,24 @@ def _act(name: str, elems: float, ex: Execution) -> Tensor:
 
 
 def _weight(name: str, params: float, ex: Execution) -> Tensor:
-    return Tensor(name, params * ex.weights.bytes, Role.weight)
+    """A projection weight in the quantized format (values plus scales)."""
+    return Tensor(name, ex.weight_bytes(params), Role.weight)
+
+
+def _dense(name: str, params: float, ex: Execution) -> Tensor:
+    """A weight quantization leaves in 16 bits: embeddings, LM head, norm scales."""
+    return Tensor(name, params * ex.dense_dtype.bytes, Role.weight)
+
+
+def _proj(name: str, kind: OpKind, tokens: int, n: int, k: int, ex: Execution, x: Tensor, bias: bool,
+          out: Tensor) -> Op:
+    """A projection GEMM ``(tokens x k) @ (k x n)``. Weight-only quantization dequantizes each
+    weight tile once per 128-row block of tokens: 2 FLOP per weight on the vector unit."""
+    params = k * n + (n if bias else 0)
+    op = matmul(name, kind, tokens, n, k, ex.activations, [x, _weight(f"w_{name}", params, ex)], [out])
+    if ex.weight_only:
+        op = replace(op, dequant_flops=2.0 * k * n * -(-tokens // DEQUANT_ROWS))
+    return op
 
 
 def _norm_op(name: str, model: ModelConfig, ex: Execution, tokens: int, add_residual: bool = False) -> Op:
@@ -169,7 +209,7 @@ def _norm_op(name: str, model: ModelConfig, ex: Execution, tokens: int, add_resi
     and writes both the new stream and its normalised copy (one kernel instead of two)."""
     d = model.hidden_size
     scale = 2 if model.norm is Norm.layernorm else 1
-    reads = [_act("x", tokens * d, ex), _weight("gamma", scale * d, ex)]
+    reads = [_act("x", tokens * d, ex), _dense("gamma", scale * d, ex)]
     writes = [_act("y", tokens * d, ex)]
     if add_residual:
         reads.insert(1, _act("branch", tokens * d, ex))
@@ -189,7 +229,7 @@ def _pre(model: ModelConfig, ex: Execution, tokens: int) -> nx.DiGraph:
     dag = _Dag()
     rows = tokens * d * (2 if model.positional is Positional.learned else 1)
     dag.add(vector("embedding", OpKind.embedding, tokens * d if model.positional is Positional.learned else 0,
-                   [_weight("table_rows", rows / t, ex)], [_act("x", tokens * d, ex)]))
+                   [_dense("table_rows", rows / t, ex)], [_act("x", tokens * d, ex)]))
     if t > 1:  # vocabulary-parallel table: each chip holds V/t rows, partial sums are all-reduced
         dag.add(_allreduce("embedding_allreduce", ex, tokens * d))
     return dag.graph
@@ -208,9 +248,8 @@ def _layer(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, 
     fused = ex.fused_elementwise
     # Fused: the previous layer's MLP residual add happens in this norm kernel (add + norm).
     dag.add(_norm_op("attn_norm", model, ex, tokens, add_residual=fused))
-    dag.add(matmul("qkv_proj", OpKind.qkv_proj, tokens, qkv_out, d, ex.activations,
-                   [_act("x", tokens * d, ex), _weight("w_qkv", d * qkv_out + (qkv_out if bias else 0), ex)],
-                   [_act("qkv", tokens * qkv_out, ex)]))
+    dag.add(_proj("qkv_proj", OpKind.qkv_proj, tokens, qkv_out, d, ex, _act("x", tokens * d, ex), bias,
+                  _act("qkv", tokens * qkv_out, ex)))
     if model.positional is Positional.rope and not fused:  # fused: applied as attention loads Q and K
         qk = tokens * (heads + kv_heads) * hd
         dag.add(vector("rope", OpKind.rope, 3 * qk, [_act("qk", qk, ex)], [_act("qk_rot", qk, ex)]))
@@ -223,6 +262,8 @@ def _layer(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, 
     flops = 4.0 * hd * pairs * batch * heads
     if phase is Phase.decode:
         cached = min(context, model.sliding_window) if model.sliding_window else context
+        if ex.kv_block_tokens:  # paged cache: whole blocks are read, the last one partly empty
+            cached = -(-cached // ex.kv_block_tokens) * ex.kv_block_tokens
         kv_read = Tensor("kv_cache", batch * cached * 2 * kv_heads * hd * kvb, Role.kv)
     else:  # the prompt's K and V come straight from the projection output
         kv_read = _act("kv", tokens * 2 * kv_heads * hd, ex)
@@ -239,8 +280,7 @@ def _layer(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, 
         dag.add(matmul("attn_context", OpKind.attn_context, s * group, hd, context, ex.activations,
                        [_act("probs", scores, ex), v_read], [out], groups=batch * kv_heads))
 
-    dag.add(matmul("out_proj", OpKind.out_proj, tokens, d, heads * hd, ex.activations,
-                   [out, _weight("w_o", heads * hd * d + (d if bias else 0), ex)], [_act("y", tokens * d, ex)]))
+    dag.add(_proj("out_proj", OpKind.out_proj, tokens, d, heads * hd, ex, out, bias, _act("y", tokens * d, ex)))
     if t > 1:
         dag.add(_allreduce("attn_allreduce", ex, tokens * d))
     if fused:
@@ -251,15 +291,13 @@ def _layer(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, 
         dag.add(_norm_op("mlp_norm", model, ex, tokens))
     up = model.mlp_in_size // t
     f = model.ffn_size // t
-    dag.add(matmul("mlp_up", OpKind.mlp_up, tokens, up, d, ex.activations,
-                   [_act("h", tokens * d, ex), _weight("w_up", d * up + (up if bias else 0), ex)],
-                   [_act("u", tokens * up, ex)]))
+    dag.add(_proj("mlp_up", OpKind.mlp_up, tokens, up, d, ex, _act("h", tokens * d, ex), bias,
+                  _act("u", tokens * up, ex)))
     per_elem = 8 if model.activation is Activation.gelu else 5
     dag.add(vector("activation", OpKind.activation, per_elem * tokens * f,
                    [_act("u", tokens * up, ex)], [_act("a", tokens * f, ex)]))
-    down = dag.add(matmul("mlp_down", OpKind.mlp_down, tokens, d, f, ex.activations,
-                          [_act("a", tokens * f, ex), _weight("w_down", f * d + (d if bias else 0), ex)],
-                          [_act("y", tokens * d, ex)]))
+    down = dag.add(_proj("mlp_down", OpKind.mlp_down, tokens, d, f, ex, _act("a", tokens * f, ex), bias,
+                         _act("y", tokens * d, ex)))
     if t > 1:
         down = dag.add(_allreduce("mlp_allreduce", ex, tokens * d))
     if fused:  # the residual add moves into the next layer's (or the final) norm
@@ -271,12 +309,13 @@ def _layer(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, 
 
 
 def _post(model: ModelConfig, ex: Execution, batch: int, tokens: int) -> nx.DiGraph:
+    """Final norm over ``tokens``, then LM head, gather and sampling for ``batch`` rows of logits."""
     d, t, vocab = model.hidden_size, ex.tp, model.vocab_size
     shard = -(-vocab // t)  # vocabulary rows per chip, the last shard padded
     dag = _Dag()
     dag.add(_norm_op("final_norm", model, ex, tokens, add_residual=ex.fused_elementwise))
     dag.add(matmul("lm_head", OpKind.lm_head, batch, shard, d, ex.activations,
-                   [_act("h_last", batch * d, ex), _weight("w_vocab", d * shard, ex)],
+                   [_act("h_last", batch * d, ex), _dense("w_vocab", d * shard, ex)],
                    [_act("logits", batch * shard, ex)]))
     if t > 1:
         payload = batch * shard * t * ex.activations.bytes

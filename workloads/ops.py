@@ -82,6 +82,7 @@ class Op:
     groups: int = 1
     comm_bytes: float = 0.0
     comm_chips: int = 1
+    dequant_flops: float = 0.0  # vector work to widen quantized weights before the matrix units use them
 
     @property
     def hbm_bytes(self) -> float:

@@ -71,8 +71,7 @@ def plot_regime(df: pd.DataFrame, x: str, y: str | None, metric: str, path: Path
     codes[codes < 0] = np.nan
     fig, ax = new_figure(max(6.5, 0.55 * len(xs) + 4.5), max(4.2, 0.45 * len(ys) + 3.0) if y else 3.2)
     ax.grid(False)
-    cmap = ListedColormap([BOUND_COLOURS[b] for b in BOUND_ORDER])
-    cmap.set_bad("white")
+    cmap = ListedColormap([BOUND_COLOURS[b] for b in BOUND_ORDER]).with_extremes(bad="white")
     ax.imshow(np.ma.masked_invalid(codes), cmap=cmap, vmin=-0.5, vmax=len(BOUND_ORDER) - 0.5, origin="lower",
               aspect="auto", interpolation="nearest")
     for i in range(len(ys)):

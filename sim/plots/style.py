@@ -93,6 +93,9 @@ def label(key: str) -> str:
     """A readable axis label with its unit for a config key or a metric name."""
     if key in _LABELS:
         return _LABELS[key]
+    if "." in key and not key.startswith(("hardware.", "workload.", "parallel.")):  # a nested metric
+        parent, leaf = key.rsplit(".", 1)
+        return f"{label(parent)}: {leaf.replace('_', ' ')}"
     name = key.rsplit(".", 1)[-1] if key.startswith(("hardware.", "workload.", "parallel.")) else key
     for suffix, unit in _SUFFIX_UNITS:
         if name.endswith(suffix):
