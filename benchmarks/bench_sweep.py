@@ -48,13 +48,15 @@ def main() -> None:
                 f"hardware.freq_GHz={values(0.5, 3, n // 2)}"]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        basic = timed([str(BIN / "llmsim"), "-m", f"hydra.sweep.dir={root / 'basic'}", "fidelity=analytic", *BASE, *axes])
-        print(f"{n * n}-point analytic sweep, basic launcher:        {basic:7.1f} s  ({basic / n / n * 1e3:.0f} ms/point;"
-              " target < 120 s)")
-        joblib = timed([str(BIN / "llmsim"), "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+        llmsim = str(BIN / "llmsim")
+        basic = timed([llmsim, "-m", f"hydra.sweep.dir={root / 'basic'}", "fidelity=analytic", *BASE, *axes])
+        print(f"{n * n}-point analytic sweep, basic launcher:        {basic:7.1f} s  "
+              f"({basic / n / n * 1e3:.0f} ms/point; target < 120 s)")
+        joblib = timed([llmsim, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                         f"hydra.sweep.dir={root / 'joblib'}", "fidelity=analytic", *BASE, *axes])
-        print(f"{n * n}-point analytic sweep, joblib (2 processes):  {joblib:7.1f} s  ({joblib / n / n * 1e3:.0f} ms/point)")
-        des = timed([str(BIN / "llmsim"), "-m", f"hydra.sweep.dir={root / 'des'}", "fidelity=des", *BASE, *des_axes])
+        print(f"{n * n}-point analytic sweep, joblib (2 processes):  {joblib:7.1f} s  "
+              f"({joblib / n / n * 1e3:.0f} ms/point)")
+        des = timed([llmsim, "-m", f"hydra.sweep.dir={root / 'des'}", "fidelity=des", *BASE, *des_axes])
         print(f"{(n // 2) ** 2}-point discrete-event sweep, basic launcher:  {des:7.1f} s  "
               f"({des / (n // 2) ** 2 * 1e3:.0f} ms/point; target < 180 s)")
         report = timed([str(BIN / "llmsim-report"), str(root / "basic")])

@@ -14,7 +14,8 @@ from types import MappingProxyType
 import yaml
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.yaml"
-FITTED_KEYS = ("matmul_efficiency", "hbm_efficiency", "hbm_latency_us", "kernel_overhead_us", "link_efficiency",
+FITTED_KEYS = ("matmul_efficiency", "hbm_efficiency", "hbm_latency_us", "kernel_overhead_us", "matmul_overhead_us",
+               "link_efficiency",
                "link_latency_us", "collective_latency_us", "link_saturation_MB", "link_ramp_exponent")
 
 

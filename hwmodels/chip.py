@@ -80,12 +80,15 @@ class HardwareConfig:
     collective_latency_us: float = FITTED["collective_latency_us"]  # fixed software latency per collective (NCCL's base latency)
     link_saturation_MB: float = FITTED["link_saturation_MB"]  # payload per chip from which collectives reach plateau
     link_ramp_exponent: float = FITTED["link_ramp_exponent"]  # below it, bandwidth grows as size ** exponent
+    # Host interface per direction (PCIe 4.0 x16: 32 GB/s); a serving run swaps KV blocks to host memory over it.
+    host_link_GBps: float = 32.0
     # Achieved fractions of peak and fixed costs (see hwmodels/compute.py and memory.py).
     matmul_efficiency: float = FITTED["matmul_efficiency"]  # fraction of peak a large, perfectly tiled matmul reaches
     vector_efficiency: float = 0.9
     hbm_efficiency: float = FITTED["hbm_efficiency"]  # fraction of peak bandwidth a long streaming transfer reaches
     hbm_latency_us: float = FITTED["hbm_latency_us"]  # fixed latency per op's memory traffic (first byte)
     kernel_overhead_us: float = FITTED["kernel_overhead_us"]  # launch + synchronisation per kernel (per op)
+    matmul_overhead_us: float = FITTED["matmul_overhead_us"]  # extra per matrix kernel: prologue, epilogue, split-K sums
     # Energy, area and cost (hwmodels/energy.py, area.py, cost.py).
     process_node: str = "7nm"  # logic process, a key of hwmodels.process.NODES ("4nm" = NVIDIA 4N)
     hbm_generation: str = "hbm2e"  # a key of hwmodels.process.HBM: access energy, background power, $/GB
@@ -115,11 +118,12 @@ class HardwareConfig:
             "hbm_capacity_GB",
             "hbm_bandwidth_GBps",
             "link_bandwidth_GBps",
+            "host_link_GBps",
         ):
             value = getattr(self, key)
             if not value > 0:
                 raise HardwareError(f"{where}: hardware.{key} must be > 0 (got {value}); set a positive value")
-        for key in ("link_latency_us", "hbm_latency_us", "kernel_overhead_us"):
+        for key in ("link_latency_us", "hbm_latency_us", "kernel_overhead_us", "matmul_overhead_us"):
             value = getattr(self, key)
             if not value >= 0:
                 raise HardwareError(f"{where}: hardware.{key} must be >= 0 (got {value})")
@@ -253,6 +257,10 @@ class HardwareConfig:
     @property
     def link_bandwidth_Bps(self) -> float:
         return self.link_bandwidth_GBps * GB
+
+    @property
+    def host_link_Bps(self) -> float:
+        return self.host_link_GBps * GB
 
     @property
     def link_latency_s(self) -> float:

@@ -7,7 +7,9 @@ a GEMM library tiles it:
   enough to keep all ``arrays_per_core`` arrays busy; ``m`` and ``n`` are padded up to the tile;
 * a tile takes ``ceil(array tiles / arrays_per_core) * (k + R + C)`` cycles: k multiply-
   accumulate steps plus the systolic pipeline's fill and drain;
-* tiles are spread over the cores in waves; the last wave may be partly idle;
+* tiles are spread over the cores in waves; the last wave may be partly idle; when the output
+  has fewer tiles than cores, k is split over several cores (split-K) whose fp32 partial
+  sums are then added through SRAM, as GEMV kernels do;
 * every tile streams its A and B panels, ``(tm + tn) * k`` elements, from on-chip SRAM at
   ``sram_bandwidth_TBps``; small tiles can be SRAM-bandwidth-bound;
 * a perfectly tiled matmul reaches ``matmul_efficiency`` of the format's peak.
@@ -25,6 +27,8 @@ from hwmodels.chip import HardwareConfig
 from hwmodels.numerics import DType
 
 TILE_MULTIPLES = (1, 2, 4, 8, 16)
+SPLIT_K = (1, 2, 4, 8, 16)  # a small output is shared out by splitting k over more cores
+MIN_SPLIT_DEPTH = 256  # k steps each share keeps at least
 MAX_TILE = 256  # largest core tile side a kernel uses on small arrays (per-core SRAM bounds it)
 
 
@@ -63,32 +67,44 @@ def core_tiles(chip: HardwareConfig) -> list[tuple[int, int]]:
 
 
 def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, groups: int = 1,
-                operand_bytes: float = 2.0) -> Tiling:
-    """The fastest tiling of ``groups x (m x k) @ (k x n)`` on the arrays (dtype must be supported)."""
+                operand_bytes: float = 2.0, b_bytes: float | None = None) -> Tiling:
+    """The fastest tiling of ``groups x (m x k) @ (k x n)`` on the arrays (dtype must be supported).
+
+    ``operand_bytes`` is the width of A's elements as they stream from SRAM, ``b_bytes`` of B's
+    (packed quantized weights are widened only inside the core); None: the same as A's.
+    """
+    b_bytes = operand_bytes if b_bytes is None else b_bytes
     rows, cols, arrays = chip.array_rows, chip.array_cols, chip.arrays_per_core
     cycle_s = 1.0 / (chip.freq_Hz * chip.matmul_dtype_rate[dtype.value] * chip.matmul_efficiency)
     best: Tiling | None = None
     for tm, tn in core_tiles(chip):
-        tiles = math.ceil(m / tm) * math.ceil(n / tn) * groups
-        waves = math.ceil(tiles / chip.num_cores)
+        out_tiles = math.ceil(m / tm) * math.ceil(n / tn) * groups
         passes = math.ceil((tm // rows) * (tn // cols) / arrays)
-        compute = waves * passes * (k + rows + cols) * cycle_s
-        sram = tiles * (tm + tn) * k * operand_bytes / chip.sram_bandwidth_Bps
-        candidate = Tiling(tm, tn, tiles, waves, compute, sram)
-        if best is None or candidate.seconds < best.seconds:
-            best = candidate
+        for split in SPLIT_K:
+            if split > 1 and (out_tiles >= chip.num_cores or k < split * MIN_SPLIT_DEPTH):
+                break  # enough tiles already, or too little depth to share
+            tiles = out_tiles * split
+            waves = math.ceil(tiles / chip.num_cores)
+            compute = waves * passes * (math.ceil(k / split) + rows + cols) * cycle_s
+            partials = (split - 1) * m * n * groups * 4 * 2 if split > 1 else 0.0  # fp32 partial sums out and in
+            sram = (tiles * (tm * operand_bytes + tn * b_bytes) * math.ceil(k / split) + partials) \
+                / chip.sram_bandwidth_Bps
+            candidate = Tiling(tm, tn, tiles, waves, compute, sram)
+            if best is None or candidate.seconds < best.seconds:
+                best = candidate
     return best
 
 
 def matmul_time(
     chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, groups: int = 1, flops: float | None = None,
-    operand_bytes: float = 2.0,
+    operand_bytes: float = 2.0, b_bytes: float | None = None,
 ) -> ComputeCost:
     """Time of ``groups`` matmuls of ``(m x k) @ (k x n)`` in ``dtype`` on the matrix arrays.
 
     ``flops`` defaults to ``2*m*n*k*groups``; kernels that skip work (causal attention skips
     masked blocks) pass what they execute, and the time shrinks in proportion.
-    ``operand_bytes`` is the width of A and B elements as they stream from SRAM.
+    ``operand_bytes`` and ``b_bytes`` are the widths of A and B elements as they stream from
+    SRAM (B defaults to A's width).
     """
     dense = 2.0 * m * n * k * groups
     if flops is None:
@@ -98,7 +114,7 @@ def matmul_time(
         return ComputeCost(0.0, 1.0, run_as)
     if run_as is None:  # no matrix format fits: the vector unit does the multiply-adds
         return ComputeCost(flops / (chip.vector_flops * chip.vector_efficiency), chip.vector_efficiency, None)
-    seconds = tile_matmul(chip, m, n, k, run_as, groups, operand_bytes).seconds * (flops / dense)
+    seconds = tile_matmul(chip, m, n, k, run_as, groups, operand_bytes, b_bytes).seconds * (flops / dense)
     return ComputeCost(seconds, flops / (chip.peak_flops(run_as) * seconds), run_as)
 
 

@@ -23,17 +23,18 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from hwmodels.chip import HardwareError
-from sim.config import RunConfig, RunError, register_configs
+from sim.config import RunConfig, RunError, WorkloadKind, register_configs
 from sim.metrics import breakdown_by_kind, ops_columns, summarize
 from sim.outputs import atomic_write, write_run
 from sim.report import render
 from sim.run import simulate
+from sim.serving.job import serve_job
 from sim.sweep.points import finished_dir, mark_finished, point_key, reuse
 from sim.trace import write_trace
 from workloads.model import ModelError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = ("hardware", "model", "workload", "runtime")
+GROUPS = ("hardware", "model", "workload", "runtime", "scheduler")
 EXIT_BAD_INPUT = 2
 
 
@@ -75,6 +76,9 @@ def run_job(dcfg: DictConfig) -> dict | None:
             return reuse(source, out_dir)
     try:
         cfg: RunConfig = OmegaConf.to_object(dcfg)
+        if cfg.workload.kind is WorkloadKind.serving:  # a stream of requests through a scheduler (sim/serving/)
+            done = (lambda: mark_finished(key, Path(hc.sweep.dir), out_dir)) if key else None
+            return serve_job(cfg, dcfg, out_dir, done)
         result = simulate(cfg)
     except (HardwareError, ModelError, RunError) as err:
         return _fail(hc.mode, out_dir, str(err))

@@ -32,6 +32,20 @@ class Fidelity(str, Enum):
 
 class WorkloadKind(str, Enum):
     single_batch = "single_batch"  # one batch: prefill its prompts, then decode
+    serving = "serving"  # a stream of requests through a scheduler (sim/serving/)
+
+
+class ArrivalProcess(str, Enum):
+    poisson = "poisson"  # exponential inter-arrival times at rate_per_s
+    gamma = "gamma"  # gamma inter-arrival times at rate_per_s, coefficient of variation cv (bursty for cv > 1)
+    closed = "closed"  # concurrency users, each sending its next request when its last one completes
+    trace = "trace"  # arrival times and lengths from the CSV at trace_path
+
+
+class LengthDistribution(str, Enum):
+    fixed = "fixed"  # every request: prompt_tokens in, decode_tokens out
+    uniform = "uniform"  # uniform around those means, coefficient of variation length_cv
+    lognormal = "lognormal"  # lognormal with those means and coefficient of variation length_cv
 
 
 @dataclass
@@ -40,21 +54,92 @@ class WorkloadConfig:
     batch: int = 1  # sequences processed together
     prompt_tokens: int = 512  # prompt length per sequence
     decode_tokens: int = 128  # tokens generated per sequence (the first comes from the prefill)
+    # Serving (kind=serving, sim/serving/): prompt_tokens and decode_tokens are the mean lengths.
+    num_requests: int = 1000  # requests in the run (a trace: its first num_requests rows)
+    arrival: ArrivalProcess = ArrivalProcess.poisson
+    rate_per_s: float = 10.0  # mean arrival rate, requests per second (poisson, gamma)
+    cv: float = 2.0  # coefficient of variation of gamma inter-arrival times (1 is Poisson)
+    concurrency: int = 16  # closed loop: users, each with one request outstanding
+    trace_path: Optional[str] = None  # CSV with columns arrival_s, prompt_tokens, output_tokens
+    lengths: LengthDistribution = LengthDistribution.fixed  # a trace brings its own lengths
+    length_cv: float = 0.5  # coefficient of variation of uniform and lognormal lengths
 
     def __post_init__(self) -> None:
-        for key in ("batch", "prompt_tokens", "decode_tokens"):
+        for key in ("batch", "prompt_tokens", "decode_tokens", "num_requests", "concurrency"):
             value = getattr(self, key)
             if value < 1:
                 raise RunError(f"workload.{key} must be >= 1 (got {value})")
+        if not self.rate_per_s > 0:
+            raise RunError(f"workload.rate_per_s must be > 0 requests per second (got {self.rate_per_s})")
+        if not self.cv > 0 or not self.length_cv >= 0:
+            raise RunError(f"workload.cv must be > 0 and workload.length_cv >= 0 (got {self.cv}, {self.length_cv})")
+        if self.arrival is ArrivalProcess.trace and not self.trace_path:
+            raise RunError("workload.arrival=trace needs workload.trace_path=<CSV with arrival_s, prompt_tokens, "
+                           "output_tokens>")
+
+
+class SchedulerKind(str, Enum):
+    static = "static"  # fixed batches, each runs until its longest request is done
+    continuous = "continuous"  # iteration-level batching: requests join and leave at every step (Orca, vLLM)
+    chunked_prefill = "chunked_prefill"  # a token budget per step mixing prefill chunks with decodes (Sarathi-Serve)
+
+
+class Preemption(str, Enum):
+    recompute = "recompute"  # drop the victim's KV blocks; it prefills its prompt and output again later
+    swap = "swap"  # copy the victim's KV blocks to host memory over the host link, and back later
+
+
+@dataclass
+class SchedulerConfig:
+    """How a serving run batches requests (conf/scheduler/; sim/serving/schedulers.py)."""
+
+    kind: SchedulerKind = SchedulerKind.continuous
+    max_batch: int = 256  # sequences in one step at most (vLLM max_num_seqs)
+    token_budget: int = 8192  # tokens in one step at most (vLLM max_num_batched_tokens); a longer prompt runs alone
+    kv_block_tokens: int = 16  # paged KV cache: tokens per block (vLLM's default)
+    preemption: Preemption = Preemption.recompute
+    kv_cache_GB: Optional[float] = None  # KV cache per chip; null: all HBM left after weights and activations
+
+    def __post_init__(self) -> None:
+        for key in ("max_batch", "token_budget", "kv_block_tokens"):
+            if getattr(self, key) < 1:
+                raise RunError(f"scheduler.{key} must be >= 1 (got {getattr(self, key)})")
+        if self.kv_cache_GB is not None and not self.kv_cache_GB > 0:
+            raise RunError(f"scheduler.kv_cache_GB must be > 0 (got {self.kv_cache_GB}); null uses the free HBM")
+
+
+@dataclass
+class SloConfig:
+    """Latency targets of a serving run: a request meets them when both hold (goodput)."""
+
+    ttft_s: float = 1.0  # time to first token, seconds
+    tpot_s: float = 0.1  # time per output token after the first, seconds
+
+    def __post_init__(self) -> None:
+        for key in ("ttft_s", "tpot_s"):
+            if not getattr(self, key) > 0:
+                raise RunError(f"slo.{key} must be > 0 seconds (got {getattr(self, key)}); no request meets a "
+                               "zero latency target")
 
 
 @dataclass
 class ParallelConfig:
     tp: int = 1  # tensor-parallel degree: chips that split every layer
+    pp: int = 1  # pipeline stages: groups of tp chips, each running a contiguous share of the layers
+    microbatches: int = 0  # pipeline micro-batches the batch is split into; 0: one per stage
+    ep: int = 1  # expert-parallel degree for MoE models: 1, or tp (whole experts spread over the TP chips)
+    moe_imbalance: float = 1.0  # busiest expert's tokens over the mean (>= 1; routing is rarely even)
+    dp: int = 1  # data-parallel replicas: independent copies serving their own batch each
+    overlap_comm: bool = False  # overlap each TP all-reduce with the GEMM producing it (needs fidelity=des)
 
     def __post_init__(self) -> None:
         if self.tp < 1:
             raise RunError(f"parallel.tp must be >= 1 (got {self.tp})")
+        if self.ep < 1 or self.pp < 1 or self.dp < 1 or self.microbatches < 0:
+            raise RunError(f"parallel.pp, parallel.ep and parallel.dp must be >= 1 and parallel.microbatches >= 0 "
+                           f"(got {self.pp}, {self.ep}, {self.dp}, {self.microbatches})")
+        if self.moe_imbalance < 1:
+            raise RunError(f"parallel.moe_imbalance must be >= 1 (got {self.moe_imbalance}); 1 means even routing")
 
 
 @dataclass
@@ -144,7 +229,7 @@ class SweepConfig:
     x: Optional[str] = None  # regime-map axes (swept keys); null: the first two swept keys
     y: Optional[str] = None
     metric: str = "output_tokens_per_s"  # contours of the regime map
-    pareto: list[str] = field(default_factory=list)  # [x metric, y metric]; empty: cost or power or ttft vs tokens/s
+    pareto: list[str] = field(default_factory=list)  # [x, y] metrics; empty: peak power (or cost, ttft) vs tokens/s
 
 
 @dataclass
@@ -185,6 +270,8 @@ class RunConfig:
     cost: CostConfig = field(default_factory=CostConfig)  # prices for energy and cost figures
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     speculative: SpeculativeConfig = field(default_factory=SpeculativeConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)  # serving runs only
+    slo: SloConfig = field(default_factory=SloConfig)  # serving runs only
     fidelity: Fidelity = Fidelity.des
     seed: int = 0
     name: str = "default"  # names the sweep folder: results/sweeps/<name>/...
@@ -194,7 +281,8 @@ class RunConfig:
     def execution(self) -> Execution:
         return Execution(self.precision.weights, self.precision.activations, self.precision.kv_cache,
                          self.attention.kernel, self.parallel.tp, self.runtime.fused_elementwise,
-                         self.precision.group_size, self.attention.kv_block_tokens)
+                         self.precision.group_size, self.parallel.ep, self.parallel.moe_imbalance,
+                         self.attention.kv_block_tokens, self.parallel.overlap_comm)
 
 
 def register_configs() -> None:
@@ -227,6 +315,30 @@ def check_run(cfg: RunConfig) -> None:
         )
     if model.ffn_size % tp:
         raise RunError(f"parallel.tp={tp} does not divide {model.name}'s MLP width {model.ffn_size}")
+    pp = cfg.parallel.pp
+    if pp > model.num_layers:
+        raise RunError(f"parallel.pp={pp} pipeline stages exceed {model.name}'s {model.num_layers} layers; "
+                       f"use at most {model.num_layers}")
+    if pp > 1:
+        micro = cfg.parallel.microbatches or pp
+        if micro > work.batch:
+            raise RunError(f"parallel.microbatches={micro} exceeds workload.batch={work.batch}: a micro-batch needs "
+                           "at least one sequence; raise the batch or lower parallel.microbatches")
+        if cfg.fidelity is not Fidelity.des:
+            raise RunError("parallel.pp > 1 is simulated by the discrete-event engine; use fidelity=des")
+        if cfg.speculative.draft_model or cfg.runtime.host_dispatch_us or cfg.runtime.step_overhead_us:
+            raise RunError("parallel.pp > 1 is modelled without speculative decoding and with runtime=graphs; "
+                           "drop speculative.draft_model or use runtime=graphs")
+    if cfg.parallel.overlap_comm and cfg.fidelity is not Fidelity.des:
+        raise RunError("parallel.overlap_comm=true is an overlap the discrete-event engine simulates; use fidelity=des")
+    ep = cfg.parallel.ep
+    if ep > 1 and not model.is_moe:
+        raise RunError(f"parallel.ep={ep} applies to mixture-of-experts models; {model.name} is dense: set parallel.ep=1")
+    if ep > 1 and (ep != tp or model.num_experts % ep):
+        raise RunError(
+            f"parallel.ep={ep} must equal parallel.tp={tp} (experts are spread over the tensor-parallel chips) and "
+            f"divide {model.name}'s {model.num_experts} experts"
+        )
     if tp > cfg.hardware.max_chips:
         raise RunError(
             f"parallel.tp={tp} exceeds the {cfg.hardware.max_chips} chips one {cfg.hardware.name} fabric joins "

@@ -21,7 +21,7 @@ from hwmodels.compute import matmul_time, vector_time
 from hwmodels.links import Collective, collective_time
 from hwmodels.memory import hbm_time, matmul_hbm_bytes
 from hwmodels.numerics import DType
-from workloads.ops import Op, OpKind, Unit
+from workloads.ops import Op, OpKind, Role, Unit
 
 
 class Bound(str, Enum):
@@ -33,7 +33,8 @@ class Bound(str, Enum):
 
 BOUNDS = tuple(b.value for b in Bound)
 
-_COLLECTIVE = {OpKind.allreduce: Collective.allreduce, OpKind.allgather: Collective.allgather}
+_COLLECTIVE = {OpKind.allreduce: Collective.allreduce, OpKind.allgather: Collective.allgather,
+               OpKind.alltoall: Collective.alltoall}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,15 @@ class OpCost:
         return max(needs, key=lambda pair: pair[0])[1]
 
 
+def _stored_width(op: Op) -> float:
+    """Bytes per element of a matmul's B operand as stored (packed quantized weights stream
+    through SRAM packed); the compute format's width when B is not a weight."""
+    weights = [t for t in op.reads if t.role is Role.weight]
+    if not weights or not op.k or not op.n:
+        return op.dtype.bytes
+    return min(op.dtype.bytes, weights[0].nbytes / (op.k * op.n * op.groups))
+
+
 class Coster:
     """Costs ops on one chip, each distinct op once (a cache per run, never per module)."""
 
@@ -92,7 +102,8 @@ class Coster:
         chip = self.chip
         latency = transfer = wire = 0.0
         if op.unit is Unit.matrix:
-            c = matmul_time(chip, op.m, op.n, op.k, op.dtype, op.groups, op.flops, op.dtype.bytes)
+            c = matmul_time(chip, op.m, op.n, op.k, op.dtype, op.groups, op.flops, op.dtype.bytes,
+                            _stored_width(op))
             if op.dequant_flops:  # weight-only quantization: widen the weights, then multiply
                 c = replace(c, seconds=c.seconds + vector_time(chip, op.dequant_flops).seconds)
         else:
@@ -101,7 +112,8 @@ class Coster:
             coll = collective_time(chip, _COLLECTIVE[op.kind], op.comm_bytes, op.comm_chips)
             latency, transfer, wire = coll.latency_s, coll.transfer_s, coll.wire_bytes
         traffic = self._traffic(op)
-        return OpCost(c.seconds, hbm_time(chip, traffic), latency, transfer, chip.kernel_overhead_s,
+        overhead = chip.kernel_overhead_s + (chip.matmul_overhead_us * 1e-6 if op.unit is Unit.matrix else 0.0)
+        return OpCost(c.seconds, hbm_time(chip, traffic), latency, transfer, overhead,
                       c.efficiency, traffic, wire, c.dtype_run)
 
     def _traffic(self, op: Op) -> float:

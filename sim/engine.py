@@ -63,23 +63,28 @@ def _run_passes(env, chip, passes, cost, timeline, host: HostCosts) -> Iterator[
             yield env.timeout(host.step_s)
         device_start = env.now
         for segment, dag, repeat in graph.segments():
-            seg_start, before = env.now, chip.snapshot()
-            first = len(timeline.records)
-            yield from _run_dag(env, chip, dag, cost, graph, segment, repeat, timeline.records)
-            if repeat > 1:
-                elapsed = env.now - seg_start
-                for server, (busy0, work0) in zip(chip.servers(), before):
-                    server.add_repeat((server.busy_s - busy0) * (repeat - 1), (server.work_s - work0) * (repeat - 1))
-                yield env.timeout(elapsed * (repeat - 1))
-            assert len(timeline.records) - first == dag.number_of_nodes()
+            yield from run_segment(env, chip, dag, cost, graph, segment, repeat, timeline.records)
         stall = start + host.pass_time(graph.kernels, env.now - device_start) - env.now
         if stall > 0:
             yield env.timeout(stall)
         timeline.passes.append(PassSpan(graph.phase, graph.step, start, env.now, host.step_s + max(stall, 0.0)))
 
 
+def run_segment(env, chip, dag: nx.DiGraph, cost, graph: PassGraph, segment: str, repeat: int,
+                records: list[OpRecord], stage: int = 0, microbatch: int = 0) -> Iterator[simpy.Event]:
+    """Run one segment's DAG once on ``chip``, then its remaining ``repeat - 1`` identical
+    instances back to back: the clock and the resources' busy time advance by their total."""
+    seg_start, before = env.now, chip.snapshot()
+    yield from _run_dag(env, chip, dag, cost, graph, segment, repeat, records, stage, microbatch)
+    if repeat > 1:
+        elapsed = env.now - seg_start
+        for server, (busy0, work0) in zip(chip.servers(), before):
+            server.add_repeat((server.busy_s - busy0) * (repeat - 1), (server.work_s - work0) * (repeat - 1))
+        yield env.timeout(elapsed * (repeat - 1))
+
+
 def _run_dag(env, chip, dag: nx.DiGraph, cost, graph: PassGraph, segment: str, repeat: int,
-             records: list[OpRecord]) -> Iterator[simpy.Event]:
+             records: list[OpRecord], stage: int = 0, microbatch: int = 0) -> Iterator[simpy.Event]:
     waiting = {node: dag.in_degree(node) for node in dag}
     if not waiting:
         return
@@ -103,7 +108,7 @@ def _run_dag(env, chip, dag: nx.DiGraph, cost, graph: PassGraph, segment: str, r
             yield work[0]
         elif work:
             yield env.all_of(work)
-        records.append(OpRecord(graph.phase, graph.step, segment, op, c, start, env.now, repeat))
+        records.append(OpRecord(graph.phase, graph.step, segment, op, c, start, env.now, repeat, stage, microbatch))
         for succ in dag.successors(node):
             waiting[succ] -= 1
             if waiting[succ] == 0:

@@ -5,7 +5,8 @@ Every figure is a sum over op records, so each traces back to ops, resources and
 * ``ttft_s``: end of the prefill pass (it produces the first token of every sequence);
 * ``tpot_s``: ``(total_s - ttft_s) / tokens after the first`` (``decode_tokens - 1``, or the expected
   yield of the speculative steps); null with one token;
-* ``output_tokens_per_s``: ``batch * (1 + tokens after the first) / total_s``;
+* ``output_tokens_per_s``: ``batch * (1 + tokens after the first) / total_s`` times ``parallel.dp``
+  replicas (every other figure is per replica);
 * ``time_by_bound_s``: op time (instances x simulated duration) summed by the op's bound; it
   adds up to ``total_s`` when no two ops overlap;
 * utilisation: achieved rate over the whole run divided by the peak (matrix FLOP/s at the
@@ -47,14 +48,26 @@ def summarize(result: RunResult) -> dict:
         wire_bytes += r.cost.link_bytes * r.count
     host = sum(p.host_s for p in tl.passes)
     by_bound["overhead"] += host  # the device waiting on the host software stack
+    stages = result.stages  # records cover every pipeline stage: per-chip figures are their mean
+    if stages > 1:
+        by_bound = {k: v / stages for k, v in by_bound.items()}
+        matrix_flops, vector_flops, hbm_bytes, wire_bytes = (x / stages for x in
+                                                             (matrix_flops, vector_flops, hbm_bytes, wire_bytes))
     peak = chip.peak_flops(cfg.precision.activations)
     mem = result.memory
-    return {
+    extra = {}
+    if stages > 1:
+        extra["pipeline"] = {
+            "stages": stages,
+            "microbatches": cfg.parallel.microbatches or stages,
+            "stage_idle_fraction": [1 - busy / total for busy in tl.stage_busy_s],
+        }
+    return {**extra,
         "ttft_s": ttft,
         "tpot_s": (total - ttft) / produced if produced else None,
         "total_s": total,
-        "output_tokens_per_s": w.batch * (1 + produced) / total,
-        "prefill_tokens_per_s": w.batch * w.prompt_tokens / ttft,
+        "output_tokens_per_s": w.batch * (1 + produced) / total * cfg.parallel.dp,
+        "prefill_tokens_per_s": w.batch * w.prompt_tokens / ttft * cfg.parallel.dp,
         "time_by_bound_s": by_bound,
         "host_overhead_s": host,
         "flops_per_chip": matrix_flops + vector_flops,
@@ -85,6 +98,7 @@ def summarize(result: RunResult) -> dict:
             "hardware": chip.name,
             "model": cfg.model.name,
             "chips": result.chips,
+            "replicas": cfg.parallel.dp,
             "batch": w.batch,
             "prompt_tokens": w.prompt_tokens,
             "decode_tokens": w.decode_tokens,

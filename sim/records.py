@@ -22,6 +22,8 @@ class OpRecord:
     start_s: float
     end_s: float
     count: int
+    stage: int = 0  # pipeline stage (chip group) that ran it
+    microbatch: int = 0
 
     @property
     def duration_s(self) -> float:
@@ -54,10 +56,11 @@ class Timeline:
     passes: list[PassSpan] = field(default_factory=list)
     busy_s: dict[str, float] = field(default_factory=dict)  # per resource: time with work in service
     events: int = 0  # SimPy events processed (0 for the analytic path)
+    stage_busy_s: list[float] = field(default_factory=list)  # pipeline: time each stage was running a micro-batch
 
     @property
     def end_s(self) -> float:
-        return self.passes[-1].end_s if self.passes else 0.0
+        return max((p.end_s for p in self.passes), default=0.0)
 
 
 @dataclass(frozen=True)

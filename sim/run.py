@@ -12,6 +12,7 @@ from sim.costing import Coster
 from sim.engine import simulate_des
 from sim.records import HostCosts, Timeline
 from workloads.footprint import activation_bytes, kv_bytes_per_chip, weight_bytes_per_chip
+from sim.pipeline import simulate_pipeline, split
 from sim.presets import PresetError, load_model
 from sim.speculative import expected_tokens, speculative_passes, steps_needed
 from workloads.graph import PassGraph, Phase, build_pass
@@ -44,11 +45,16 @@ class RunResult:
     decode_tokens: float  # tokens per sequence the decode passes produce (expected, with speculation)
 
     @property
+    def stages(self) -> int:
+        return self.cfg.parallel.pp
+
+    @property
     def chips(self) -> int:
-        return self.cfg.parallel.tp
+        """Chips of one replica: tp x pp (summaries report per replica; dp multiplies throughput)."""
+        return self.cfg.parallel.tp * self.cfg.parallel.pp
 
 
-def passes(cfg: RunConfig) -> Iterator[PassGraph]:
+def passes(cfg: RunConfig, batch: int | None = None) -> Iterator[PassGraph]:
     """The prefill pass, then one decode step per generated token after the first.
 
     The prefill computes the prompt and yields the first token; decode step j (1-based)
@@ -56,16 +62,17 @@ def passes(cfg: RunConfig) -> Iterator[PassGraph]:
     draft model prefills the prompt too, and each step is k draft passes and one verification.
     """
     ex, w, model = cfg.execution(), cfg.workload, cfg.model
-    yield build_pass(model, ex, Phase.prefill, w.batch, w.prompt_tokens, w.prompt_tokens)
+    batch = batch or w.batch
+    yield build_pass(model, ex, Phase.prefill, batch, w.prompt_tokens, w.prompt_tokens)
     draft = draft_model(cfg)
     if draft is not None:
         spec = cfg.speculative
-        yield build_pass(draft, ex, Phase.prefill, w.batch, w.prompt_tokens, w.prompt_tokens)
-        yield from speculative_passes(model, draft, ex, w.batch, w.prompt_tokens, w.decode_tokens - 1, spec.k,
+        yield build_pass(draft, ex, Phase.prefill, batch, w.prompt_tokens, w.prompt_tokens)
+        yield from speculative_passes(model, draft, ex, batch, w.prompt_tokens, w.decode_tokens - 1, spec.k,
                                       spec.acceptance)
         return
     for j in range(1, w.decode_tokens):
-        yield build_pass(model, ex, Phase.decode, w.batch, 1, w.prompt_tokens + j, step=j)
+        yield build_pass(model, ex, Phase.decode, batch, 1, w.prompt_tokens + j, step=j)
 
 
 def draft_model(cfg: RunConfig) -> ModelConfig | None:
@@ -103,9 +110,12 @@ def memory_use(cfg: RunConfig, prefill: PassGraph) -> MemoryUse:
     models = [cfg.model] + ([d] if (d := draft_model(cfg)) is not None else [])
     spare = cfg.speculative.k + 1 if len(models) > 1 else 0  # drafted positions not yet accepted
     tokens = w.batch * _padded(w.prompt_tokens + w.decode_tokens + spare, ex.kv_block_tokens)
+    # Pipeline stages hold their share of the layers (and of their KV cache); the first stage has
+    # the most layers when they do not split evenly.
+    share = split(cfg.model.num_layers, cfg.parallel.pp)[0] / cfg.model.num_layers
     return MemoryUse(
-        weights=sum(weight_bytes_per_chip(m, ex) for m in models),
-        kv_cache=sum(kv_bytes_per_chip(m, ex, tokens) for m in models),
+        weights=sum(weight_bytes_per_chip(m, ex) for m in models) * share,
+        kv_cache=sum(kv_bytes_per_chip(m, ex, tokens) for m in models) * share,
         activations=activation_bytes(prefill),
         capacity=cfg.hardware.hbm_capacity_bytes,
     )
@@ -136,8 +146,13 @@ def simulate(cfg: RunConfig) -> RunResult:
     mem = memory_use(cfg, prefill)
     check_fits(cfg, mem)
     coster = Coster(cfg.hardware)
-    run = simulate_des if cfg.fidelity is Fidelity.des else simulate_analytic
-    timeline = run(_chain(prefill, all_passes), coster, host_costs(cfg))
+    if cfg.parallel.pp > 1:
+        timeline = simulate_pipeline(lambda size: list(passes(cfg, size)), cfg.workload.batch, cfg.parallel.pp,
+                                     cfg.parallel.microbatches or cfg.parallel.pp, coster, cfg.hardware,
+                                     cfg.model.hidden_size * cfg.precision.activations.bytes)
+    else:
+        run = simulate_des if cfg.fidelity is Fidelity.des else simulate_analytic
+        timeline = run(_chain(prefill, all_passes), coster, host_costs(cfg))
     return RunResult(cfg, timeline, mem, coster.distinct_ops, time.perf_counter() - started,
                      decode_tokens_produced(cfg))
 

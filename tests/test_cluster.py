@@ -35,14 +35,14 @@ def check_sweep(sweep) -> None:
 @pytest.mark.skipif(not installed("hydra_ray_launcher"), reason="needs the cluster extra (hydra-ray-launcher, ray)")
 def test_ray_launcher_on_a_local_ray_instance(tmp_path):
     proc = run_cli("-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
-                   "+hydra.launcher.ray.init.include_dashboard=false", f"hydra.sweep.dir={tmp_path}", *SMALL)
+                   "+hydra.launcher.ray.init.include_dashboard=false", f"hydra.sweep.dir={tmp_path / 'sweep'}", *SMALL)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    check_sweep(tmp_path)
+    check_sweep(tmp_path / "sweep")
 
 
-@pytest.mark.skipif(not installed("hydra_submitit_launcher"), reason="needs the cluster extra (hydra-submitit-launcher)")
+@pytest.mark.skipif(not installed("hydra_submitit_launcher"), reason="needs the cluster extra (hydra-submitit)")
 def test_submitit_local_launcher(tmp_path):
     proc = run_cli("-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
-                   f"hydra.sweep.dir={tmp_path}", *SMALL)
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}", *SMALL)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    check_sweep(tmp_path)
+    check_sweep(tmp_path / "sweep")

@@ -16,7 +16,8 @@ def npu(**changes) -> HardwareConfig:
                 matmul_dtype_rate={"bf16": 1.0, "int8": 2.0}, vector_TFLOPS=10.0, hbm_bandwidth_GBps=1000.0,
                 link_bandwidth_GBps=100.0, link_latency_us=1.0, link_efficiency=1.0, collective_latency_us=0.0,
                 link_ramp_exponent=0.0, matmul_efficiency=1.0, vector_efficiency=1.0,
-                hbm_efficiency=1.0, hbm_latency_us=0.0, kernel_overhead_us=0.0)
+                hbm_efficiency=1.0, hbm_latency_us=0.0, kernel_overhead_us=0.0,
+                matmul_overhead_us=0.0)
     base.update(changes)
     return HardwareConfig(**base)
 

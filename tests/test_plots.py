@@ -59,7 +59,10 @@ def test_pareto_names_an_absent_metric_in_one_line():
     df = make_table([{"point": 0, "status": "ok", "output_tokens_per_s": 10.0, "ttft_s": 0.1}], [])
     with pytest.raises(ReportError, match=r"^'chip_cost_usd' is not a metric; known: output_tokens_per_s, ttft_s$"):
         _pareto_pair(df, ["chip_cost_usd", "output_tokens_per_s"])
-    assert _pareto_pair(df, None) == ("ttft_s", "output_tokens_per_s")  # no cost or power yet: latency
+    assert _pareto_pair(df, None) == ("ttft_s", "output_tokens_per_s")  # no power or cost: latency
+    df = make_table([{"point": 0, "status": "ok", "output_tokens_per_s": 10.0, "ttft_s": 0.1, "avg_power_W": 300.0,
+                      "chip_cost_usd": 2e3}], [])
+    assert _pareto_pair(df, None) == ("avg_power_W", "output_tokens_per_s")
 
 
 def test_pareto_chart(tmp_path):

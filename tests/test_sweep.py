@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from sim.cli import InputError, check_override
 from sim.plots.regime import regime_grid
@@ -91,7 +92,7 @@ def test_unknown_experiment_is_one_line(tmp_path):
     assert proc.returncode == 2 and len(lines) == 1 and "known: bandwidth_vs_compute" in lines[0]
 
 
-@pytest.mark.parametrize("recipe, points", [("bandwidth_vs_compute", 30), ("sram_vs_batch", 25),
+@pytest.mark.parametrize("recipe, points", [("bandwidth_vs_compute", 30), ("sram_vs_batch", 42),
                                             ("link_vs_tp", 25), ("quant_vs_bandwidth", 20)])
 def test_recipes_compose_and_carry_their_sweep(recipe, points):
     cfg = compose_dict([f"+experiment={recipe}"], with_hydra=True)
@@ -104,6 +105,7 @@ def test_progress_bar_counts_points_and_estimates_time_left(monkeypatch):
     cfg = compose_dict(["+experiment=bandwidth_vs_compute", "sweep.progress=true"], with_hydra=True)
     err = io.StringIO()
     monkeypatch.setattr("sys.stderr", err)
+    monkeypatch.setenv("COLUMNS", "150")  # the bar's width
     callback = SweepCallback()
     callback.on_multirun_start(cfg)
 
@@ -117,7 +119,8 @@ def test_progress_bar_counts_points_and_estimates_time_left(monkeypatch):
     text = err.getvalue()
     assert "4/30" in text and "<" in text and "failed=1" in text  # tqdm's [elapsed<left] estimate
     assert callback.__getstate__()["_bar"] is None  # what a parallel launcher pickles has no bar
-    callback._bar.close()
+    callback.on_multirun_end(OmegaConf.merge(cfg, {"sweep": {"report": False}}))
+    assert callback._bar is None
 
 
 def test_grid_sweeps_inside_one_job_and_records_failures(tmp_path):

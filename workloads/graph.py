@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Iterator
+from typing import Iterator, Sequence
+
+import math
 
 import networkx as nx
 
@@ -58,7 +60,10 @@ class Execution:
     tp: int = 1
     fused_elementwise: bool = True  # residual adds fused into the next norm, rotary into attention
     group_size: int = 128  # weights per scale for integer / fp4 weights (fp16 scales)
+    ep: int = 1  # expert-parallel degree: 1 (experts split by width over tp) or tp (experts spread over chips)
+    moe_imbalance: float = 1.0  # tokens of the busiest expert over the mean (the straggler sets the time)
     kv_block_tokens: int = 0  # paged KV cache block size in tokens; 0: contiguous
+    overlap_comm: bool = False  # tensor-parallel all-reduces overlapped with the GEMMs that produce them
 
     @property
     def dense_dtype(self) -> DType:
@@ -133,13 +138,19 @@ class _Dag:
 
     def __init__(self) -> None:
         self.graph = nx.DiGraph()
-        self.last: str | None = None
+        self.last: tuple[str, ...] = ()
 
     def add(self, op: Op, after: tuple[str, ...] | None = None) -> str:
         self.graph.add_node(op.name, op=op)
-        deps = after if after is not None else ((self.last,) if self.last else ())
+        deps = after if after is not None else self.last
         self.graph.add_edges_from((d, op.name) for d in deps)
-        self.last = op.name
+        self.last = (op.name,)
+        return op.name
+
+    def add_beside(self, op: Op, producer: str) -> str:
+        """Add ``op`` to run alongside ``producer`` (same inputs); what follows waits for both."""
+        self.add(op, after=tuple(self.graph.predecessors(producer)))
+        self.last = (producer, op.name)
         return op.name
 
 
@@ -154,6 +165,60 @@ def attention_pairs(phase: Phase, new_tokens: int, context: int, window: int, ke
     if window and window < s:
         return window * (window + 1) / 2 + (s - window) * window
     return s * (s + 1) / 2
+
+
+def pass_attention(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, context: int) -> list[Op]:
+    """The attention kernel(s) of a pass: ``batch`` sequences of ``s`` new tokens attending to ``context`` keys."""
+    t, hd = ex.tp, model.head_dim
+    kv_heads = model.num_kv_heads // t
+    tokens = batch * s
+    pairs = attention_pairs(phase, s, context, model.sliding_window, ex.attention)
+    if phase is Phase.decode:
+        cached = min(context, model.sliding_window) if model.sliding_window else context
+        if ex.kv_block_tokens:  # paged cache: whole blocks are read, the last one partly empty
+            cached = -(-cached // ex.kv_block_tokens) * ex.kv_block_tokens
+        kv_read = Tensor("kv_cache", batch * cached * 2 * kv_heads * hd * ex.kv_cache.bytes, Role.kv)
+    else:  # the prompt's K and V come straight from the projection output
+        kv_read = _act("kv", tokens * 2 * kv_heads * hd, ex)
+    return attention_kernel(model, ex, seqs=batch, queries=tokens, pairs=pairs * batch, kv_read=(kv_read,),
+                            context=context, score_pairs=batch * s * context)
+
+
+def attention_kernel(model: ModelConfig, ex: Execution, *, seqs: int, queries: int, pairs: float,
+                     kv_read: tuple[Tensor, ...], context: int, score_pairs: int, prefix: str = "") -> list[Op]:
+    """The attention of ``seqs`` sequences done by one kernel (fused) or three (unfused), on one chip.
+
+    Args:
+        seqs: sequences the kernel serves.
+        queries: their new tokens, all together (Q rows; their K and V are written to the cache).
+        pairs: (query, key) pairs per query head the kernel computes, summed over the sequences.
+        kv_read: the keys and values it reads: the KV cache, or the projection's output for new tokens.
+        context: keys per sequence (the mean), the width of an unfused kernel's score matrix.
+        score_pairs: (query, key) pairs per head an unfused kernel writes as scores, summed.
+        prefix: put before the op names (a serving step with both prefill and decode attention).
+    """
+    t, hd = ex.tp, model.head_dim
+    heads, kv_heads = model.num_heads // t, model.num_kv_heads // t
+    group = heads // kv_heads  # query heads sharing one KV head
+    rows = max(1, round(queries / seqs))  # query rows per sequence
+    new_kv = Tensor("kv_new", queries * 2 * kv_heads * hd * ex.kv_cache.bytes, Role.kv)
+    q = _act("q", queries * heads * hd, ex)
+    out = _act("o", queries * heads * hd, ex)
+    if ex.attention is AttentionKernel.fused:
+        return [Op(f"{prefix}attention", OpKind.attention, Unit.matrix, 4.0 * hd * pairs * heads, (q, *kv_read),
+                   (out, new_kv), ex.activations, m=rows * group, n=max(1, round(pairs / queries)), k=hd,
+                   groups=2 * seqs * kv_heads)]
+    scores = heads * score_pairs
+    k_read = tuple(Tensor("k", kv.nbytes / 2, kv.role) for kv in kv_read)
+    v_read = tuple(Tensor("v", kv.nbytes / 2, kv.role) for kv in kv_read)
+    return [
+        matmul(f"{prefix}attn_score", OpKind.attn_score, rows * group, context, hd, ex.activations,
+               [q, *k_read], [_act("scores", scores, ex), new_kv], groups=seqs * kv_heads),
+        vector(f"{prefix}softmax", OpKind.softmax, 5 * scores, [_act("scores", scores, ex)],
+               [_act("probs", scores, ex)]),
+        matmul(f"{prefix}attn_context", OpKind.attn_context, rows * group, hd, context, ex.activations,
+               [_act("probs", scores, ex), *v_read], [out], groups=seqs * kv_heads),
+    ]
 
 
 def build_pass(model: ModelConfig, ex: Execution, phase: Phase, batch: int, new_tokens: int, context: int,
@@ -174,7 +239,7 @@ def build_pass(model: ModelConfig, ex: Execution, phase: Phase, batch: int, new_
     return PassGraph(
         phase, step, batch, new_tokens, context, model.num_layers,
         _pre(model, ex, batch * new_tokens),
-        _layer(model, ex, phase, batch, new_tokens, context),
+        _layer(model, ex, batch * new_tokens, pass_attention(model, ex, phase, batch, new_tokens, context)),
         _post(model, ex, batch * logits_per_seq, batch * new_tokens),
     )
 
@@ -235,13 +300,11 @@ def _pre(model: ModelConfig, ex: Execution, tokens: int) -> nx.DiGraph:
     return dag.graph
 
 
-def _layer(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, context: int) -> nx.DiGraph:
+def _layer(model: ModelConfig, ex: Execution, tokens: int, attention: Sequence[Op]) -> nx.DiGraph:
+    """One layer over ``tokens`` tokens; ``attention`` is its attention kernel(s), in order."""
     d, t, hd = model.hidden_size, ex.tp, model.head_dim
     heads, kv_heads = model.num_heads // t, model.num_kv_heads // t
-    group = heads // kv_heads  # query heads sharing one KV head
-    tokens = batch * s
     qkv_out = (heads + 2 * kv_heads) * hd
-    kvb = ex.kv_cache.bytes
     bias = model.bias
     dag = _Dag()
 
@@ -254,58 +317,110 @@ def _layer(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, 
         qk = tokens * (heads + kv_heads) * hd
         dag.add(vector("rope", OpKind.rope, 3 * qk, [_act("qk", qk, ex)], [_act("qk_rot", qk, ex)]))
 
-    pairs = attention_pairs(phase, s, context, model.sliding_window, ex.attention)
-    keys = pairs / s  # mean keys per query
-    new_kv = Tensor("kv_new", tokens * 2 * kv_heads * hd * kvb, Role.kv)
-    q = _act("q", tokens * heads * hd, ex)
-    out = _act("o", tokens * heads * hd, ex)
-    flops = 4.0 * hd * pairs * batch * heads
-    if phase is Phase.decode:
-        cached = min(context, model.sliding_window) if model.sliding_window else context
-        if ex.kv_block_tokens:  # paged cache: whole blocks are read, the last one partly empty
-            cached = -(-cached // ex.kv_block_tokens) * ex.kv_block_tokens
-        kv_read = Tensor("kv_cache", batch * cached * 2 * kv_heads * hd * kvb, Role.kv)
-    else:  # the prompt's K and V come straight from the projection output
-        kv_read = _act("kv", tokens * 2 * kv_heads * hd, ex)
-    if ex.attention is AttentionKernel.fused:
-        dag.add(Op("attention", OpKind.attention, Unit.matrix, flops, (q, kv_read), (out, new_kv), ex.activations,
-                   m=s * group, n=max(1, round(keys)), k=hd, groups=2 * batch * kv_heads))
-    else:
-        scores = batch * heads * s * context
-        k_read = Tensor("k", kv_read.nbytes / 2, kv_read.role)
-        v_read = Tensor("v", kv_read.nbytes / 2, kv_read.role)
-        dag.add(matmul("attn_score", OpKind.attn_score, s * group, context, hd, ex.activations,
-                       [q, k_read], [_act("scores", scores, ex), new_kv], groups=batch * kv_heads))
-        dag.add(vector("softmax", OpKind.softmax, 5 * scores, [_act("scores", scores, ex)], [_act("probs", scores, ex)]))
-        dag.add(matmul("attn_context", OpKind.attn_context, s * group, hd, context, ex.activations,
-                       [_act("probs", scores, ex), v_read], [out], groups=batch * kv_heads))
+    for op in attention:
+        dag.add(op)
 
-    dag.add(_proj("out_proj", OpKind.out_proj, tokens, d, heads * hd, ex, out, bias, _act("y", tokens * d, ex)))
+    out = _act("o", tokens * heads * hd, ex)  # the attention output
+    proj = dag.add(_proj("out_proj", OpKind.out_proj, tokens, d, heads * hd, ex, out, bias,
+                         _act("y", tokens * d, ex)))
     if t > 1:
-        dag.add(_allreduce("attn_allreduce", ex, tokens * d))
+        _reduce(dag, "attn_allreduce", ex, tokens * d, proj)
     if fused:
         res1 = dag.add(_norm_op("mlp_norm", model, ex, tokens, add_residual=True))
     else:
         res1 = dag.add(vector("attn_residual", OpKind.residual, tokens * d,
                               [_act("x", tokens * d, ex), _act("y", tokens * d, ex)], [_act("h", tokens * d, ex)]))
         dag.add(_norm_op("mlp_norm", model, ex, tokens))
-    up = model.mlp_in_size // t
-    f = model.ffn_size // t
-    dag.add(_proj("mlp_up", OpKind.mlp_up, tokens, up, d, ex, _act("h", tokens * d, ex), bias,
-                  _act("u", tokens * up, ex)))
-    per_elem = 8 if model.activation is Activation.gelu else 5
-    dag.add(vector("activation", OpKind.activation, per_elem * tokens * f,
-                   [_act("u", tokens * up, ex)], [_act("a", tokens * f, ex)]))
-    down = dag.add(_proj("mlp_down", OpKind.mlp_down, tokens, d, f, ex, _act("a", tokens * f, ex), bias,
-                         _act("y", tokens * d, ex)))
-    if t > 1:
-        down = dag.add(_allreduce("mlp_allreduce", ex, tokens * d))
+    if model.is_moe:
+        down = _moe(dag, model, ex, tokens)
+    else:
+        produced = _mlp(dag, "mlp", model.mlp_in_size // t, model.ffn_size // t, model, ex, tokens, bias)
+        if t > 1:
+            _reduce(dag, "mlp_allreduce", ex, tokens * d, produced)
+        down = dag.last
     if fused:  # the residual add moves into the next layer's (or the final) norm
         return dag.graph
     dag.add(vector("mlp_residual", OpKind.residual, tokens * d,
                    [_act("h", tokens * d, ex), _act("y", tokens * d, ex)], [_act("x", tokens * d, ex)]),
-            after=(res1, down))
+            after=(res1, *down))
     return dag.graph
+
+
+def _mlp(dag: _Dag, prefix: str, up: int, f: int, model: ModelConfig, ex: Execution, tokens: int,
+         bias: bool) -> str:
+    """A (gated) MLP of width ``f`` on this chip: up (gate and up together), activation, down."""
+    d = model.hidden_size
+    dag.add(_proj(f"{prefix}_up", OpKind.mlp_up, tokens, up, d, ex, _act("h", tokens * d, ex), bias,
+                  _act("u", tokens * up, ex)))
+    per_elem = 8 if model.activation is Activation.gelu else 5
+    dag.add(vector(f"{prefix}_activation", OpKind.activation, per_elem * tokens * f,
+                   [_act("u", tokens * up, ex)], [_act("a", tokens * f, ex)]))
+    return dag.add(_proj(f"{prefix}_down", OpKind.mlp_down, tokens, d, f, ex, _act("a", tokens * f, ex), bias,
+                         _act("y", tokens * d, ex)))
+
+
+def _reduce(dag: _Dag, name: str, ex: Execution, elems: float, producer: str) -> None:
+    """The all-reduce after a row-parallel GEMM: after it, or chunked alongside it when
+    ``overlap_comm`` (async tensor parallelism: the GEMM's finished chunks are reduced while the
+    rest compute; the two share the chip's HBM bandwidth in the simulation)."""
+    op = _allreduce(name, ex, elems)
+    if ex.overlap_comm:
+        dag.add_beside(op, producer)
+    else:
+        dag.add(op)
+
+
+def _alltoall(name: str, ex: Execution, nbytes: float) -> Op:
+    return Op(name, OpKind.alltoall, Unit.link, 0.0, (Tensor("in", nbytes, Role.activation),),
+              (Tensor("out", nbytes, Role.activation),), ex.activations, comm_bytes=nbytes, comm_chips=ex.ep)
+
+
+def _moe(dag: _Dag, model: ModelConfig, ex: Execution, tokens: int) -> tuple[str, ...]:
+    """Mixture of experts on one chip: router, the experts that received tokens, shared expert.
+
+    With ``ep == 1`` every chip holds every expert, split by width over tp; with ``ep == tp``
+    each chip holds ``num_experts / ep`` whole experts, takes ``1/ep`` of the tokens and sends
+    them to their experts' chips (all-to-all dispatch), and gets the results back (combine).
+    Of the chip's E_local experts, ``E_local * (1 - (1 - k/E) ** tokens)`` receive at least one
+    token (each token picks k of E); only their weights are read. The busiest expert gets
+    ``moe_imbalance`` times the mean load and sets the grouped GEMM's time.
+    """
+    d, t, ep = model.hidden_size, ex.tp, ex.ep
+    experts, k = model.num_experts, model.experts_per_token
+    dag.add(matmul("router", OpKind.router, tokens, experts, d, ex.activations,
+                   [_act("h", tokens * d, ex), _dense("w_router", d * experts, ex)],
+                   [_act("scores", tokens * experts, ex)]))
+    split = 1 if ep > 1 else t  # expert width divisor on this chip
+    up, f = model.mlp_in_size // split, model.ffn_size // split
+    local = experts // ep
+    hit = max(1, math.ceil(local * (1 - (1 - k / experts) ** tokens)))
+    pairs = tokens * k / ep  # token-expert pairs this chip computes
+    rows = max(1, math.ceil(pairs / hit * ex.moe_imbalance))
+    if ep > 1:
+        dag.add(_alltoall("moe_dispatch", ex, -(-tokens // ep) * k * d * ex.activations.bytes))
+    dag.add(_experts("expert_up", OpKind.expert_up, rows, up, d, hit, ex))
+    per_elem = 8 if model.activation is Activation.gelu else 5
+    dag.add(vector("expert_activation", OpKind.activation, per_elem * rows * hit * f,
+                   [_act("u", rows * hit * up, ex)], [_act("a", rows * hit * f, ex)]))
+    last = dag.add(_experts("expert_down", OpKind.expert_down, rows, d, f, hit, ex))
+    if ep > 1:
+        last = dag.add(_alltoall("moe_combine", ex, -(-tokens // ep) * k * d * ex.activations.bytes))
+    if model.shared_ffn_size:
+        width = (2 if model.gated_mlp else 1) * model.shared_ffn_size
+        last = _mlp(dag, "shared", width // t, model.shared_ffn_size // t, model, ex, tokens, False)
+    if t > 1:  # sums the experts' (or shards') outputs and replicates them over the group
+        _reduce(dag, "mlp_allreduce", ex, tokens * d, last)
+    return dag.last
+
+
+def _experts(name: str, kind: OpKind, rows: int, n: int, k: int, groups: int, ex: Execution) -> Op:
+    """A grouped GEMM: ``groups`` experts, each ``(rows x k) @ (k x n)``, each reading its weights."""
+    op = matmul(name, kind, rows, n, k, ex.activations,
+                [_act("x", groups * rows * k, ex), _weight(f"w_{name}", groups * k * n, ex)],
+                [_act("y", groups * rows * n, ex)], groups=groups)
+    if ex.weight_only:
+        op = replace(op, dequant_flops=2.0 * k * n * groups * -(-rows // DEQUANT_ROWS))
+    return op
 
 
 def _post(model: ModelConfig, ex: Execution, batch: int, tokens: int) -> nx.DiGraph:

@@ -54,6 +54,9 @@ class ModelConfig:
     positional: Positional = Positional.rope
     bias: bool = False  # biases on the projections (GPT-style)
     sliding_window: int = 0  # 0: full attention
+    num_experts: int = 0  # mixture of experts: experts per layer (ffn_size is each expert's width); 0: dense
+    experts_per_token: int = 0  # top-k experts each token is routed to
+    shared_ffn_size: int = 0  # width of an always-active shared expert MLP (DeepSeek/Qwen MoE); 0: none
     hf_config_path: Optional[str] = None
 
     def __post_init__(self) -> None:
@@ -79,6 +82,13 @@ class ModelConfig:
                 f"{where}: model.num_heads={self.num_heads} is not a multiple of "
                 f"model.num_kv_heads={self.num_kv_heads}; grouped-query attention needs whole groups"
             )
+        if self.num_experts < 0 or self.shared_ffn_size < 0:
+            raise ModelError(f"{where}: model.num_experts and model.shared_ffn_size must be >= 0")
+        if self.num_experts and not 1 <= self.experts_per_token <= self.num_experts:
+            raise ModelError(
+                f"{where}: model.experts_per_token={self.experts_per_token} must be between 1 and "
+                f"model.num_experts={self.num_experts}"
+            )
         if self.sliding_window < 0:
             raise ModelError(f"{where}: model.sliding_window must be >= 0 (got {self.sliding_window})")
 
@@ -97,11 +107,27 @@ class ModelConfig:
         """Output width of the first MLP projection (gate and up together when gated)."""
         return 2 * self.ffn_size if self.gated_mlp else self.ffn_size
 
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    def expert_params(self) -> int:
+        """Parameters of one expert (or of the dense MLP)."""
+        return self.hidden_size * self.mlp_in_size + self.ffn_size * self.hidden_size
+
+    def shared_params(self) -> int:
+        """Parameters of the shared expert MLP (gated like the experts)."""
+        width = (2 if self.gated_mlp else 1) * self.shared_ffn_size
+        return self.hidden_size * width + self.shared_ffn_size * self.hidden_size
+
     def layer_params(self) -> int:
-        """Parameters of one transformer layer (projections, norms, biases)."""
+        """Parameters of one transformer layer (projections, experts, router, norms, biases)."""
         d = self.hidden_size
         attn = d * (self.q_size + 2 * self.kv_size) + self.q_size * d
-        mlp = d * self.mlp_in_size + self.ffn_size * d
+        if self.is_moe:
+            mlp = self.num_experts * self.expert_params() + d * self.num_experts + self.shared_params()
+        else:
+            mlp = self.expert_params()
         norms = 2 * d * (2 if self.norm is Norm.layernorm else 1)
         biases = (self.q_size + 2 * self.kv_size + d + self.mlp_in_size + d) if self.bias else 0
         return attn + mlp + norms + biases
@@ -181,4 +207,12 @@ def _fields_from_hf(raw: dict, path: Path) -> dict:
         "bias": bool(gpt2_style or raw.get("attention_bias", False)),
         "sliding_window": int(optional("sliding_window", 0) or 0) if raw.get("use_sliding_window", True) else 0,
     }
+    experts = int(optional("num_local_experts", optional("num_experts", optional("n_routed_experts", 0))) or 0)
+    if experts:
+        fields["num_experts"] = experts
+        fields["experts_per_token"] = int(optional("num_experts_per_tok", 2))
+        fields["ffn_size"] = int(optional("moe_intermediate_size", fields["ffn_size"]))
+        shared = optional("shared_expert_intermediate_size", 0) or (
+            int(optional("n_shared_experts", 0) or 0) * fields["ffn_size"])
+        fields["shared_ffn_size"] = int(shared)
     return fields

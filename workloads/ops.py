@@ -44,6 +44,10 @@ class OpKind(str, Enum):
     mlp_up = "mlp_up"  # gate and up projections, fused into one GEMM
     activation = "activation"
     mlp_down = "mlp_down"
+    router = "router"  # mixture of experts: token-to-expert scores
+    expert_up = "expert_up"  # grouped GEMM over the experts that received tokens
+    expert_down = "expert_down"
+    alltoall = "alltoall"  # expert-parallel dispatch and combine
     residual = "residual"
     allreduce = "allreduce"
     allgather = "allgather"

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.plots.style import OKABE_ITO, fmt_value, label, new_figure, save, set_title, short
+from sim.plots.style import OKABE_ITO, fmt_value, label, new_figure, save, set_title, short, spread_labels
+
 
 def goal(metric: str) -> str:
     """``"max"`` or ``"min"``: which way ``metric`` is better (rates up; times, cost, power, energy down)."""
@@ -64,13 +65,14 @@ def plot_pareto(df: pd.DataFrame, x: str, y: str, swept: list[str], path: Path, 
     ax.step(fx, fy, where="pre" if goals[0] else "post", color=OKABE_ITO["blue"], linewidth=1.2, zorder=3)
     ax.scatter(fx, fy, s=46, color=OKABE_ITO["blue"], edgecolors="black", linewidths=0.5, label="Pareto front",
                zorder=4)
-    if swept and front.sum() <= 15:
-        for (_, row), px, py in zip(frame[front].iloc[order].iterrows(), fx, fy):
-            text = ", ".join(f"{short(k)}={fmt_value(row[k])}" for k in swept)
-            ax.annotate(text, (px, py), textcoords="offset points", xytext=(5, 4), fontsize=7, color="#333333")
     for scale_set, data in ((ax.set_xscale, values[:, 0]), (ax.set_yscale, values[:, 1])):
         if len(data) and data.min() > 0 and data.max() / data.min() > 30:
             scale_set("log")
+    if swept and front.sum() <= 15:
+        ax.margins(x=0.25)
+        labels = [(px, py, ", ".join(f"{short(k)}={fmt_value(row[k])}" for k in swept), "#333333")
+                  for (_, row), px, py in zip(frame[front].iloc[order].iterrows(), fx, fy)]
+        spread_labels(ax, labels, gap_px=11, width_px=160)
     ax.set_xlabel(f"{label(x)}  ({'higher' if goals[0] else 'lower'} is better)")
     ax.set_ylabel(f"{label(y)}  ({'higher' if goals[1] else 'lower'} is better)")
     set_title(ax, title, 11)

@@ -17,9 +17,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from sim.plots.style import BOUND_COLOURS, BOUND_LABELS, BOUND_ORDER, fmt_value, label, new_figure, save, set_title
+from sim.plots.style import (
+    BOUND_COLOURS,
+    BOUND_LABELS,
+    BOUND_ORDER,
+    fmt_num,
+    fmt_value,
+    label,
+    new_figure,
+    save,
+    set_title,
+)
 
 
 def axis_values(values: pd.Series) -> list:
@@ -69,7 +80,8 @@ def plot_regime(df: pd.DataFrame, x: str, y: str | None, metric: str, path: Path
     xs, ys, bound = grid["xs"], grid["ys"], grid["bound"]
     codes = np.vectorize(lambda b: BOUND_ORDER.index(b) if b in BOUND_ORDER else -1, otypes=[float])(bound)
     codes[codes < 0] = np.nan
-    fig, ax = new_figure(max(6.5, 0.55 * len(xs) + 4.5), max(4.2, 0.45 * len(ys) + 3.0) if y else 3.2)
+    fig, ax = new_figure(min(13.0, max(6.5, 0.55 * len(xs) + 4.5)),
+                         min(8.5, max(4.2, 0.45 * len(ys) + 3.0)) if y else 3.2)
     ax.grid(False)
     cmap = ListedColormap([BOUND_COLOURS[b] for b in BOUND_ORDER]).with_extremes(bad="white")
     ax.imshow(np.ma.masked_invalid(codes), cmap=cmap, vmin=-0.5, vmax=len(BOUND_ORDER) - 0.5, origin="lower",
@@ -78,51 +90,61 @@ def plot_regime(df: pd.DataFrame, x: str, y: str | None, metric: str, path: Path
         for j in range(len(xs)):
             if bound[i, j] is None:
                 ax.text(j, i, "no point", ha="center", va="center", fontsize=7, color="#777777")
-    _contours(ax, grid, metric, len(xs) * len(ys) <= 144)
-    ax.set_xticks(range(len(xs)), [fmt_value(v) for v in xs], rotation=45 if len(xs) > 8 else 0)
+    ridge, contours = _contours(ax, grid, len(xs) * len(ys) <= 144)
+    _ticks(ax.set_xticks, xs, rotation=45 if len(xs) > 8 else 0)
     ax.set_xlabel(label(x))
     if y:
-        ax.set_yticks(range(len(ys)), [fmt_value(v) for v in ys])
+        _ticks(ax.set_yticks, ys)
         ax.set_ylabel(label(y))
     else:
         ax.set_yticks([])
     present = [b for b in BOUND_ORDER if b in set(bound.ravel())]
     handles = [Patch(facecolor=BOUND_COLOURS[b], label=BOUND_LABELS[b]) for b in present]
-    if np.isfinite(grid["ratio"]).sum() >= 4 and np.nanmin(grid["ratio"]) < 0 < np.nanmax(grid["ratio"]):
+    if ridge:
         handles.append(_line_handle("black", "--", "ridge: compute time = memory time"))
-    if np.isfinite(grid["metric"]).sum() >= 4:
-        handles.append(_line_handle("white", "-", f"contours: {label(metric)}"))
+    if contours:
+        handles.append(_line_handle("#333333", "-", f"contours: {label(metric)}"))
+    elif np.isfinite(grid["metric"]).any():
+        handles.append(Patch(facecolor="none", edgecolor="none", label=f"cell labels: {label(metric)}"))
     ax.legend(handles=handles, title="dominant bound", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
               title_fontsize=9, frameon=False)
     set_title(ax, title, 11)
     return save(fig, path)
 
 
-def _line_handle(colour: str, style: str, text: str):
-    from matplotlib.lines import Line2D
+def _ticks(set_ticks, values: list, most: int = 14, **kwargs) -> None:
+    """Tick every value, or every k-th one past ``most`` values."""
+    step = -(-len(values) // most)
+    idx = list(range(0, len(values), step))
+    set_ticks(idx, [fmt_value(values[i]) for i in idx], **kwargs)
 
-    edge = "black" if colour == "white" else colour
-    return Line2D([], [], color=edge if colour != "white" else "#333333", linestyle=style, linewidth=1.5, label=text)
+
+def _line_handle(colour: str, style: str, text: str) -> Line2D:
+    return Line2D([], [], color=colour, linestyle=style, linewidth=1.5, label=text)
 
 
-def _contours(ax, grid: dict, metric: str, annotate: bool) -> None:
+def _contours(ax, grid: dict, annotate: bool) -> tuple[bool, bool]:
+    """Draw the ridge and the metric's contours (and cell labels); return which lines were drawn."""
     values, ratio = grid["metric"], grid["ratio"]
     ny, nx = values.shape
-    if ny >= 2 and nx >= 2 and np.isfinite(ratio).sum() >= 4 and np.nanmin(ratio) < 0 < np.nanmax(ratio):
+    ridge = bool(ny >= 2 and nx >= 2 and np.isfinite(ratio).sum() >= 4 and np.nanmin(ratio) < 0 < np.nanmax(ratio))
+    if ridge:
         ax.contour(np.arange(nx), np.arange(ny), np.ma.masked_invalid(ratio), levels=[0.0], colors="black",
                    linestyles="--", linewidths=2.0)
     finite = values[np.isfinite(values)]
-    if ny >= 2 and nx >= 2 and finite.size >= 4 and finite.min() > 0 and finite.max() > finite.min():
+    contours = bool(ny >= 2 and nx >= 2 and finite.size >= 4 and finite.min() > 0 and finite.max() > finite.min())
+    if contours:
         levels = _nice_levels(finite.min(), finite.max())
         cs = ax.contour(np.arange(nx), np.arange(ny), np.ma.masked_invalid(values), levels=levels, colors="#333333",
                         linewidths=0.9)
-        ax.clabel(cs, fmt=lambda v: f"{v:.3g}", fontsize=7, inline=True)
+        ax.clabel(cs, fmt=fmt_num, fontsize=7, inline=True)
     if annotate:
         for i in range(ny):
             for j in range(nx):
                 if np.isfinite(values[i, j]):
-                    ax.text(j, i - 0.28, f"{values[i, j]:.3g}", ha="center", va="center", fontsize=6.5, color="white",
+                    ax.text(j, i - 0.28, fmt_num(values[i, j]), ha="center", va="center", fontsize=6.5, color="white",
                             bbox={"boxstyle": "round,pad=0.1", "facecolor": "black", "alpha": 0.35, "linewidth": 0})
+    return ridge, contours
 
 
 def _nice_levels(low: float, high: float, count: int = 6) -> list[float]:

@@ -19,7 +19,14 @@ import pandas as pd
 from hwmodels.chip import HardwareConfig
 from hwmodels.numerics import DType
 from sim.plots.style import (
-    OKABE_ITO, PHASE_COLOURS, PHASE_MARKERS, SERIES, new_figure, save, set_title, spread_labels,
+    OKABE_ITO,
+    PHASE_COLOURS,
+    PHASE_MARKERS,
+    SERIES,
+    new_figure,
+    save,
+    set_title,
+    spread_labels,
 )
 from sim.report import fmt_rate
 

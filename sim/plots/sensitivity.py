@@ -8,7 +8,6 @@ A variant that cannot run (the model no longer fits) says so, in red, at its pla
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import pandas as pd
 from matplotlib.patches import Patch
 
 from sim.plots.pareto import goal
-from sim.plots.style import OKABE_ITO, label, new_figure, save, set_title
+from sim.plots.style import OKABE_ITO, label, name, new_figure, save, set_title
 
 COLOURS = {"+": OKABE_ITO["blue"], "-": OKABE_ITO["orange"], "software": OKABE_ITO["bluish_green"]}
 
@@ -65,8 +64,7 @@ def plot_sensitivity(table: pd.DataFrame, path: Path, title: str) -> Path:
     ax.axvline(0, color="black", linewidth=0.8)
     ax.margins(x=0.15)
     better = "higher" if goal(metric) == "max" else "lower"
-    name = re.sub(r" \([^)]*\)$", "", label(metric))  # a change in % has no unit
-    ax.set_xlabel(f"change in {name} (%)  ({better} is better)")
+    ax.set_xlabel(f"change in {name(metric)} (%)  ({better} is better)")  # a change in % has no unit
     step = table.loc[table["kind"] == "hardware", "change"].astype(str).str.lstrip("+-").iloc[0] \
         if (table["kind"] == "hardware").any() else "10%"
     handles = [Patch(facecolor=COLOURS["+"], label=f"hardware parameter +{step}"),

@@ -104,6 +104,11 @@ def label(key: str) -> str:
     return name.replace("_", " ")
 
 
+def name(key: str) -> str:
+    """The label of ``key`` without its unit, for titles: 'HBM bandwidth', 'clock', 'weight format'."""
+    return re.sub(r" \([^)]*\)$", "", label(key))
+
+
 def short(key: str) -> str:
     """A compact name for tick labels: the last part of a dotted key, unit suffix dropped."""
     name = key.rsplit(".", 1)[-1]
@@ -111,10 +116,18 @@ def short(key: str) -> str:
 
 
 def fmt_value(value) -> str:
-    """A swept value as a tick label: 4000 -> '4000', 0.5 -> '0.5', 2.5e-05 -> '2.5e-05'."""
+    """A swept value as a tick label, 4 significant figures: 4000 -> '4000', 0.793701 -> '0.7937'."""
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
     return str(value)
+
+
+def fmt_num(value: float) -> str:
+    """A metric value for a cell or contour label: 0.0123, 4.56, 789, 12,345; 3 significant figures."""
+    size = abs(value)
+    if 100 <= size < 1e6:
+        return f"{float(f'{value:.3g}'):,.0f}"
+    return f"{value:.3g}"
 
 
 def new_figure(width: float = 8.0, height: float = 5.5) -> tuple[Figure, plt.Axes]:

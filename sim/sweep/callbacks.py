@@ -11,14 +11,17 @@ When the multirun ends, ``llmsim-report``'s table and charts are written into
 
 from __future__ import annotations
 
-import itertools
+import logging
+import math
+import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+LAUNCHER_LOG = logging.getLogger("hydra._internal.core_plugins.basic_launcher")
 
 
 def count_points(config: DictConfig) -> int | None:
@@ -32,7 +35,7 @@ def count_points(config: DictConfig) -> int | None:
         for override in OverridesParser.create().parse_overrides(arguments):
             key = override.get_key_element()
             sizes[key] = len(list(override.sweep_string_iterator())) if override.is_discrete_sweep() else 1
-        return int(list(itertools.accumulate(sizes.values(), lambda a, b: a * b, initial=1))[-1])
+        return math.prod(sizes.values())
     except Exception:  # noqa: BLE001 - a sweep type we cannot count: the bar shows no total
         return None
 
@@ -42,14 +45,13 @@ class SweepCallback(Callback):
 
     def __init__(self) -> None:
         self._bar: Any = None
+        self._launcher_log_level = logging.NOTSET
         self._failed = 0
-        self._started = 0.0
 
     def __getstate__(self) -> dict:  # parallel launchers pickle callbacks: the bar stays here
-        return {"_bar": None, "_failed": 0, "_started": self._started}
+        return {"_bar": None, "_launcher_log_level": logging.NOTSET, "_failed": 0}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._started = time.perf_counter()
         progress = OmegaConf.select(config, "sweep.progress")
         show = progress if progress is not None else sys.stderr.isatty()
         launcher = str(OmegaConf.select(config, "hydra.launcher._target_") or "")
@@ -57,9 +59,13 @@ class SweepCallback(Callback):
             return
         from tqdm import tqdm
 
+        # The launcher's line per job says what the bar says; keep it out of the bar's way.
+        self._launcher_log_level = LAUNCHER_LOG.level
+        LAUNCHER_LOG.setLevel(logging.WARNING)
         name = OmegaConf.select(config, "name") or "sweep"
+        size = shutil.get_terminal_size()  # 80 x 24 where a terminal reports 0 x 0 (tqdm would hide the bar)
         self._bar = tqdm(total=count_points(config), desc=f"llmsim {name}", unit="point", file=sys.stderr,
-                         dynamic_ncols=True, smoothing=0.05, mininterval=0.5)
+                         ncols=size.columns, nrows=size.lines, smoothing=0.05, mininterval=0.5)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if self._bar is None:
@@ -73,6 +79,7 @@ class SweepCallback(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+            LAUNCHER_LOG.setLevel(self._launcher_log_level)
         if not OmegaConf.select(config, "sweep.report", default=True):
             return
         from sim.sweep import ReportError

@@ -32,7 +32,7 @@ from sim.plots.breakdown import plot_breakdown
 from sim.plots.pareto import plot_pareto
 from sim.plots.regime import axis_values, plot_regime
 from sim.plots.roofline import plot_roofline
-from sim.plots.style import fmt_value, label, short
+from sim.plots.style import fmt_value, label, name, short
 from sim.plots.timeline import plot_decode_step
 from sim.sweep import ReportError
 from sim.sweep.table import check_metric, check_param, collect, metric_columns, swept, write_table
@@ -40,7 +40,7 @@ from sim.trace import write_trace
 
 GRID_FILE = "grid.json"
 EXAMPLE_POINT = "example_point"  # a grid's one point written in full (for its roofline and timeline)
-PARETO_X = ("chip_cost_usd", "avg_power_W", "energy_J", "ttft_s")  # first one present is the default x
+PARETO_X = ("peak_power_W", "avg_power_W", "chip_cost_usd", "ttft_s")  # first one present is the default x
 PARETO_Y = "output_tokens_per_s"
 
 
@@ -127,7 +127,7 @@ def report_sweep(sweep_dir: Path, x: str | None = None, y: str | None = None, me
     if x:
         on_chart = [a for a in (x, y) if a]
         sliced, note = _slice(df, on_chart, [a for a in axes if a not in on_chart])
-        swept_text = f"{short(x)} x {short(y)}" if y else short(x)
+        swept_text = f"{name(x)} x {name(y)}" if y else name(x)
         written["regime_map"] = plot_regime(sliced, x, y, metric, out / "regime_map.png",
                                             f"Bottleneck regime map: {what}, swept {swept_text}{note}")
     for by in ("bound", "op"):
@@ -138,7 +138,7 @@ def report_sweep(sweep_dir: Path, x: str | None = None, y: str | None = None, me
     if pair:
         written["pareto"] = plot_pareto(ok, pair[0], pair[1], axes, out / "pareto.png",
                                         f"Pareto front: {label(pair[1])} vs {label(pair[0])}, {what}"
-                                        f"\nswept {', '.join(short(a) for a in axes) or 'nothing'}")
+                                        f"\nswept {', '.join(name(a) for a in axes) or 'nothing'}")
     run_dir = _example_run(sweep_dir, df, point)
     if run_dir is not None:
         tag = f"_point{run_dir.name}" if run_dir.name.isdigit() else f"_{run_dir.name}"
@@ -211,5 +211,5 @@ def main(argv: list[str] | None = None) -> None:
 def print_written(written: dict[str, Path]) -> None:
     folders = sorted({str(p.parent) for p in written.values()})
     print(f"llmsim-report: wrote {len(written)} files in {', '.join(folders)}:")
-    for name, path in written.items():
-        print(f"  {name:<28} {path.name}")
+    for what, path in written.items():
+        print(f"  {what:<28} {path.name}")

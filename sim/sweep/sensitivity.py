@@ -74,7 +74,8 @@ def hardware_variants(cfg: RunConfig, step: float) -> list[dict]:
                 continue
             hw = dataclasses.replace(cfg.hardware, **{field: new})
             out.append({"parameter": key, "what": what, "kind": "hardware", "change": f"{sign * step:+.0%}",
-                        "base_value": base, "new_value": new, "make": lambda hw=hw: dataclasses.replace(cfg, hardware=hw)})
+                        "base_value": base, "new_value": new,
+                        "make": lambda hw=hw: dataclasses.replace(cfg, hardware=hw)})
     return out
 
 

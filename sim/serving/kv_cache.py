@@ -1,0 +1,116 @@
+"""The paged KV cache of a serving run: blocks on the chip, their capacity, swaps to host memory.
+
+Capacity (per chip; with tensor parallelism every chip holds its shard of every block):
+``HBM - weights - activation workspace``, or ``scheduler.kv_cache_GB`` when that is smaller,
+in blocks of ``kv_block_tokens`` tokens (vLLM's PagedAttention, Kwon et al. SOSP 2023). A
+request holds ``ceil(tokens in the cache / block)`` blocks; nothing else is reserved.
+
+Preemption by swapping copies a request's blocks to host memory over the host link
+(``hardware.host_link_GBps`` per direction) and back when it resumes; each copy delays the step
+it happens in by ``bytes per chip / host link bandwidth``. Host memory is taken as unlimited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.config import RunError
+from sim.serving.request import Request
+
+GB = 1e9
+
+
+@dataclass(frozen=True)
+class CacheSize:
+    """How the HBM of one chip is shared out, bytes, and the blocks that gives."""
+
+    hbm: float
+    weights: float
+    activations: float
+    kv: float
+    bytes_per_block: float
+    blocks: int
+
+
+def cache_size(hbm: float, weights: float, activations: float, bytes_per_block: float, cap_GB: float | None,
+               what: str) -> CacheSize:
+    """The KV cache that fits beside the weights and the activation workspace (all per chip, bytes).
+
+    Args:
+        what: names the model and chip in the error.
+
+    Raises:
+        RunError: no room for one block, or ``cap_GB`` larger than the room there is.
+    """
+    room = hbm - weights - activations
+    if room < bytes_per_block:
+        raise RunError(
+            f"{what}: weights {weights / GB:.2f} GB + activation workspace {activations / GB:.2f} GB leave no room "
+            f"for a KV cache in {hbm / GB:.4g} GB of HBM per chip; raise parallel.tp, lower precision.weights or "
+            "scheduler.token_budget"
+        )
+    kv = room
+    if cap_GB is not None:
+        if cap_GB * GB > room:
+            raise RunError(f"scheduler.kv_cache_GB={cap_GB:g} does not fit: {what} leaves {room / GB:.2f} GB per chip "
+                           "after weights and activations; lower it or set null")
+        kv = cap_GB * GB
+    blocks = int(kv // bytes_per_block)
+    return CacheSize(hbm, weights, activations, blocks * bytes_per_block, bytes_per_block, blocks)
+
+
+class KvCache:
+    """Blocks of the paged cache on one chip (the same on every chip of a TP group)."""
+
+    def __init__(self, blocks: int, block_tokens: int, bytes_per_block: float, host_link_Bps: float) -> None:
+        self.blocks = blocks
+        self.block_tokens = block_tokens
+        self.bytes_per_block = bytes_per_block
+        self.host_link_Bps = host_link_Bps
+        self.used = 0
+        self.swapped_bytes = 0.0  # bytes copied over the host link, both ways, per chip
+
+    @property
+    def free(self) -> int:
+        return self.blocks - self.used
+
+    def blocks_for(self, tokens: int) -> int:
+        """Blocks that hold ``tokens`` tokens of one sequence."""
+        return -(-tokens // self.block_tokens)
+
+    def needed(self, req: Request, tokens: int) -> int:
+        """More blocks ``req`` needs to hold ``tokens`` tokens."""
+        return max(0, self.blocks_for(tokens) - req.blocks)
+
+    def grow(self, req: Request, tokens: int) -> bool:
+        """Give ``req`` the blocks to hold ``tokens`` tokens; False (and nothing taken) if too few are free."""
+        more = self.needed(req, tokens)
+        if more > self.free:
+            return False
+        self.used += more
+        req.blocks += more
+        return True
+
+    def release(self, req: Request) -> None:
+        """Free every block ``req`` holds on the chip."""
+        self.used -= req.blocks
+        req.blocks = 0
+
+    def swap_out(self, req: Request) -> float:
+        """Copy ``req``'s blocks to host memory and free them; the seconds the copy takes."""
+        req.host_blocks = req.blocks
+        self.release(req)
+        return self._copy(req.host_blocks)
+
+    def swap_in(self, req: Request) -> float | None:
+        """Copy ``req``'s blocks back from the host if they fit (None if not); the seconds it takes."""
+        if req.host_blocks > self.free:
+            return None
+        self.used += req.host_blocks
+        req.blocks, req.host_blocks = req.host_blocks, 0
+        return self._copy(req.blocks)
+
+    def _copy(self, blocks: int) -> float:
+        nbytes = blocks * self.bytes_per_block
+        self.swapped_bytes += nbytes
+        return nbytes / self.host_link_Bps

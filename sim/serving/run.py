@@ -1,0 +1,107 @@
+"""One serving run: check the config, size the KV cache, make the requests, run the server."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.config import RunConfig, RunError, SchedulerKind, check_run
+from sim.serving.kv_cache import GB, CacheSize, KvCache, cache_size
+from sim.serving.request import Request
+from sim.serving.schedulers import make_scheduler
+from sim.serving.server import Server
+from sim.serving.step_cost import StepCoster
+from sim.serving.traffic import Traffic, make_traffic
+from workloads.footprint import activation_bytes, kv_bytes_per_chip, weight_bytes_per_chip
+from workloads.step import build_step
+
+
+@dataclass
+class ServingResult:
+    """A finished serving run: its requests, its steps and what they cost (per chip unless named)."""
+
+    cfg: RunConfig
+    traffic: Traffic
+    requests: list[Request]
+    steps: dict[str, list]
+    cache: CacheSize
+    preemptions: int
+    swapped_bytes: float  # over the host link, both ways
+    busy_s: float
+    dynamic_J: float
+    matrix_flops: float
+    hbm_bytes: float
+    queue_area: float  # request-seconds spent waiting for a first admission
+    system_area: float  # request-seconds spent between arrival and completion
+    end_s: float  # the last completion
+    events: int
+    distinct_steps: int
+    distinct_ops: int
+    sim_wall_s: float
+
+    @property
+    def chips(self) -> int:
+        return self.cfg.parallel.tp
+
+
+def simulate_serving(cfg: RunConfig) -> ServingResult:
+    """Check ``cfg`` (workload.kind=serving) and simulate the server until every request completes.
+
+    Raises:
+        RunError: a config that cannot be served (the message says what to change).
+    """
+    check_serving(cfg)
+    started = time.perf_counter()
+    model, ex, sched, chip = cfg.model, cfg.execution(), cfg.scheduler, cfg.hardware
+    traffic = make_traffic(cfg.workload, cfg.seed, model.max_context)
+    longest = int(np.max(traffic.prompt_tokens + traffic.output_tokens))
+    step_tokens = sched.token_budget
+    if sched.kind is not SchedulerKind.chunked_prefill:  # a longer prompt (or recompute) runs alone
+        step_tokens = max(step_tokens, longest)
+    workspace = activation_bytes(build_step(model, ex, [(step_tokens, step_tokens)], []))
+    size = cache_size(chip.hbm_capacity_bytes, weight_bytes_per_chip(model, ex), workspace,
+                      kv_bytes_per_chip(model, ex, sched.kv_block_tokens), sched.kv_cache_GB,
+                      f"{model.name} on {chip.name}")
+    kv = KvCache(size.blocks, sched.kv_block_tokens, size.bytes_per_block, chip.host_link_Bps)
+    check_requests_fit(traffic, kv, size)
+    scheduler = make_scheduler(sched, kv, model, ex)
+    coster = StepCoster(cfg, ex, sched.kv_block_tokens)
+    server = Server(traffic, scheduler, coster)
+    server.run()
+    server.finish_areas()
+    return ServingResult(
+        cfg, traffic, server.requests, dict(server.steps), size, scheduler.preemptions, kv.swapped_bytes,
+        server.busy_s, server.dynamic_J, server.matrix_flops, server.hbm_bytes, server.queue_area,
+        server.system_area, server.env.now, server.events, coster.distinct_steps, coster.coster.distinct_ops,
+        time.perf_counter() - started,
+    )
+
+
+def check_serving(cfg: RunConfig) -> None:
+    """The cross-part checks of a single-batch run, and what serving adds."""
+    check_run(cfg)
+    if cfg.speculative.draft_model:
+        raise RunError("speculative.draft_model is not simulated with workload=serving; set it to null")
+    paged, block = cfg.attention.kv_block_tokens, cfg.scheduler.kv_block_tokens
+    if paged and paged != block:
+        raise RunError(f"attention.kv_block_tokens={paged} differs from scheduler.kv_block_tokens={block}; a serving "
+                       "run has one paged cache: set them equal (or attention.kv_block_tokens=0)")
+
+
+def check_requests_fit(traffic: Traffic, kv: KvCache, size: CacheSize) -> None:
+    """Every request must fit in the whole KV cache on its own, or it could never complete."""
+    need = -(-(traffic.prompt_tokens + traffic.output_tokens) // kv.block_tokens)
+    too_big = np.flatnonzero(need > kv.blocks)
+    if not too_big.size:
+        return
+    i = int(too_big[0])
+    prompt, output = int(traffic.prompt_tokens[i]), int(traffic.output_tokens[i])
+    whole = f"the whole KV cache ({kv.blocks * kv.block_tokens:,} tokens = {size.kv / GB:.3g} GB per chip)"
+    if -(-prompt // kv.block_tokens) > kv.blocks:
+        what = f"its prompt of {prompt:,} tokens is longer than {whole}"
+    else:
+        what = f"its prompt and output, {prompt + output:,} tokens, need more than {whole}"
+    raise RunError(f"{traffic.where(i)}: {what}; raise scheduler.kv_cache_GB, hardware.hbm_capacity_GB or "
+                   "parallel.tp, or shorten it")

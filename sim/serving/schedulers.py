@@ -1,0 +1,292 @@
+"""What every step of the server computes: which prompts (or chunks of them) and which decodes.
+
+Three schedulers (``scheduler.kind``):
+
+* ``static``: when the chip is free, up to ``max_batch`` waiting requests form a batch (as many
+  as fit in ``token_budget`` prompt tokens, except a single longer one, and in the KV cache);
+  their prompts are padded to the longest, and the batch decodes until its longest output is
+  done: a request's tokens stream out as made, but its slot stays busy to the end. A batch
+  reserves its whole KV cache up front, so it is never preempted.
+* ``continuous``: iteration-level batching (Orca; vLLM): every step decodes one token for each
+  running request and admits waiting ones (first come, first served) with their whole prompt
+  while the step stays within ``token_budget`` tokens (a longer prompt is admitted alone),
+  ``max_batch`` running requests and the free KV blocks.
+* ``chunked_prefill`` (Sarathi-Serve): decodes first, then the rest of ``token_budget`` is filled
+  with chunks of the prompts being prefilled, then with new admissions.
+
+KV blocks: admission reserves the blocks of the whole prompt; a decode takes a new block when
+its last one is full. When the free blocks run out, the most recently admitted request is
+preempted (vLLM's policy) until the decode fits: ``recompute`` frees its blocks and puts it at
+the head of the queue to prefill its prompt and the tokens it had made again; ``swap`` copies
+its blocks to host memory, and it resumes (before any new admission) when they fit again.
+A step that preempts admits nobody new. No request is ever dropped.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from sim.config import Preemption, SchedulerConfig, SchedulerKind
+from sim.serving.kv_cache import KvCache
+from sim.serving.request import Request, State
+from workloads.graph import Execution
+from workloads.model import ModelConfig
+from workloads.step import cached_keys, decode_keys
+
+
+@dataclass(frozen=True, slots=True)
+class StepShape:
+    """What a step computes, in the terms of ``workloads.step.build_step_totals``."""
+
+    chunks: tuple[tuple[int, int], ...]  # (new tokens, context) of each prefill chunk
+    decodes: int
+    decode_pairs: int  # keys the decodes attend to, summed
+    decode_cached: int  # keys they read from the cache (paged: whole blocks), summed
+    decode_contexts: int  # their contexts, summed (an unfused kernel's scores)
+    samples: int  # sequences that produce a token
+
+    @property
+    def tokens(self) -> int:
+        return sum(new for new, _ in self.chunks) + self.decodes
+
+
+@dataclass(slots=True)
+class StepPlan:
+    """One step: the work and what it does to the requests."""
+
+    shape: StepShape | None  # None: nothing to compute (only host copies)
+    prefills: list[tuple[Request, int]]  # (request, prompt tokens it prefills in this step)
+    decodes: list[Request]  # requests that make a token by decoding
+    admitted: list[Request] = field(default_factory=list)  # admitted for the first time
+    preempted: int = 0
+    swap_s: float = 0.0  # host-link copies before the step
+
+
+class Scheduler:
+    """The state all schedulers share: the queue, the running and swapped requests, the cache."""
+
+    def __init__(self, cfg: SchedulerConfig, kv: KvCache, model: ModelConfig, ex: Execution) -> None:
+        self.cfg, self.kv, self.model, self.ex = cfg, kv, model, ex
+        self.waiting: deque[Request] = deque()
+        self.swapped: deque[Request] = deque()
+        self.running: list[Request] = []  # admitted, in admission order
+        self.preemptions = 0
+        self._plain = not model.sliding_window and not ex.kv_block_tokens
+
+    def add(self, req: Request) -> None:
+        """A request arrives."""
+        self.waiting.append(req)
+
+    def plan(self, now: float) -> StepPlan | None:
+        """The next step, or None when there is nothing to do until a request arrives."""
+        raise NotImplementedError
+
+    def complete(self, plan: StepPlan, now: float) -> list[Request]:
+        """Apply a finished step at time ``now``; the requests it completed."""
+        done = []
+        for req, new in plan.prefills:
+            req.prefilled += new
+            req.kv_tokens += new
+            if req.prefilled >= req.prefill_target:
+                req.state = State.decoding
+                self._token(req, now, done)
+        for req in plan.decodes:
+            req.kv_tokens += 1
+            self._token(req, now, done)
+        if done:
+            self.running = [r for r in self.running if r.state is not State.done]
+        return done
+
+    # Shared pieces ------------------------------------------------------------------------------
+    def _token(self, req: Request, now: float, done: list[Request]) -> None:
+        req.generated += 1
+        if req.generated == 1:
+            req.first_token_s = now
+        if req.generated >= req.output_tokens:
+            req.state = State.done
+            req.finish_s = now
+            self._release_finished(req)
+            done.append(req)
+
+    def _release_finished(self, req: Request) -> None:
+        self.kv.release(req)
+
+    def _reserve_decodes(self) -> tuple[int, float]:
+        """A cache slot for every decode's next token, preempting the newest requests if needed."""
+        preempted, swap_s = 0, 0.0
+        for req in list(self.running):
+            if req.state is not State.decoding:
+                continue
+            need = self.kv.needed(req, req.kv_tokens + 1)
+            while need > self.kv.free:
+                victim = self.running[-1]
+                swap_s += self._preempt(victim)
+                preempted += 1
+                if victim is req:
+                    break
+            if req.state is State.decoding:
+                self.kv.grow(req, req.kv_tokens + 1)
+        return preempted, swap_s
+
+    def _preempt(self, victim: Request) -> float:
+        self.running.pop()
+        victim.preemptions += 1
+        self.preemptions += 1
+        if self.cfg.preemption is Preemption.swap and victim.state is State.decoding:
+            victim.state = State.swapped
+            self.swapped.appendleft(victim)
+            return self.kv.swap_out(victim)
+        self.kv.release(victim)
+        victim.state = State.waiting
+        victim.prefill_target = victim.prompt_tokens + victim.generated
+        victim.prefilled = victim.kv_tokens = 0
+        self.waiting.appendleft(victim)
+        return 0.0
+
+    def _resume_swapped(self, decodes: list[Request]) -> float:
+        swap_s = 0.0
+        while self.swapped and len(self.running) < self.cfg.max_batch:
+            req = self.swapped[0]
+            if self.kv.blocks_for(req.kv_tokens + 1) > self.kv.free:
+                break
+            swap_s += self.kv.swap_in(req)
+            self.kv.grow(req, req.kv_tokens + 1)
+            self.swapped.popleft()
+            req.state = State.decoding
+            self.running.append(req)
+            decodes.append(req)
+        return swap_s
+
+    def _admit(self, now: float, admitted: list[Request]) -> Request:
+        req = self.waiting.popleft()
+        req.state = State.prefilling
+        self.running.append(req)
+        if not req.admitted:
+            req.first_scheduled_s = now
+            admitted.append(req)
+        return req
+
+    def _shape(self, prefills: list[tuple[Request, int]], decodes: list[Request]) -> StepShape | None:
+        if not prefills and not decodes:
+            return None
+        chunks = tuple((new, req.prefilled + new) for req, new in prefills)
+        samples = len(decodes) + sum(1 for req, new in prefills if req.prefilled + new >= req.prefill_target)
+        return self._shape_of(chunks, [req.kv_tokens + 1 for req in decodes], samples)
+
+    def _shape_of(self, chunks: tuple[tuple[int, int], ...], contexts: list[int], samples: int) -> StepShape:
+        total = sum(contexts)
+        if self._plain:
+            return StepShape(chunks, len(contexts), total, total, total, samples)
+        keys = [decode_keys(c, self.model) for c in contexts]
+        return StepShape(chunks, len(contexts), sum(keys), sum(cached_keys(k, self.ex) for k in keys), total, samples)
+
+
+class ContinuousScheduler(Scheduler):
+    """Iteration-level batching: whole prompts join the running decodes at every step."""
+
+    def plan(self, now: float) -> StepPlan | None:
+        preempted, swap_s = self._reserve_decodes()
+        decodes = [r for r in self.running if r.state is State.decoding]
+        if not preempted:
+            swap_s += self._resume_swapped(decodes)
+        prefills: list[tuple[Request, int]] = []
+        admitted: list[Request] = []
+        budget = self.cfg.token_budget - len(decodes)
+        while not preempted and not self.swapped and self.waiting and len(self.running) < self.cfg.max_batch:
+            req = self.waiting[0]
+            if prefills and req.prefill_target > budget:
+                break
+            if not self.kv.grow(req, req.prefill_target):
+                break
+            self._admit(now, admitted)
+            prefills.append((req, req.prefill_target))
+            budget -= req.prefill_target
+        if not prefills and not decodes and not swap_s:
+            return None
+        return StepPlan(self._shape(prefills, decodes), prefills, decodes, admitted, preempted, swap_s)
+
+
+class ChunkedPrefillScheduler(Scheduler):
+    """Sarathi-Serve: decodes, then prompt chunks, within a token budget per step."""
+
+    def plan(self, now: float) -> StepPlan | None:
+        preempted, swap_s = self._reserve_decodes()
+        decodes = [r for r in self.running if r.state is State.decoding]
+        if not preempted:
+            swap_s += self._resume_swapped(decodes)
+        budget = self.cfg.token_budget - len(decodes)
+        prefills: list[tuple[Request, int]] = []
+        admitted: list[Request] = []
+        for req in self.running:
+            if budget <= 0:
+                break
+            if req.state is State.prefilling:
+                new = min(req.prefill_target - req.prefilled, budget)
+                prefills.append((req, new))
+                budget -= new
+        while (not preempted and not self.swapped and self.waiting and budget > 0
+               and len(self.running) < self.cfg.max_batch):
+            req = self.waiting[0]
+            if not self.kv.grow(req, req.prefill_target):
+                break
+            self._admit(now, admitted)
+            new = min(req.prefill_target, budget)
+            prefills.append((req, new))
+            budget -= new
+        if not prefills and not decodes and not swap_s:
+            return None
+        return StepPlan(self._shape(prefills, decodes), prefills, decodes, admitted, preempted, swap_s)
+
+
+class StaticScheduler(Scheduler):
+    """Request-level batching: a padded batch runs to its longest output; nobody joins it."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.batch: list[Request] = []
+        self.prompt = self.output = self.step = 0  # the batch's padded prompt and output, decode step
+
+    def plan(self, now: float) -> StepPlan | None:
+        if self.batch and all(r.state is State.done for r in self.batch):
+            for req in self.batch:
+                self.kv.release(req)
+            self.batch = []
+        if not self.batch:
+            return self._start(now)
+        self.step += 1
+        decodes = [r for r in self.batch if r.state is State.decoding]
+        contexts = [self.prompt + self.step] * len(self.batch)
+        return StepPlan(self._shape_of((), contexts, len(self.batch)), [], decodes)
+
+    def _start(self, now: float) -> StepPlan | None:
+        batch: list[Request] = []
+        prompt = output = 0
+        for req in self.waiting:
+            if len(batch) == self.cfg.max_batch:
+                break
+            p, o = max(prompt, req.prefill_target), max(output, req.output_tokens)
+            n = len(batch) + 1
+            if batch and (n * p > self.cfg.token_budget or n * self.kv.blocks_for(p + o) > self.kv.free):
+                break
+            batch.append(req)
+            prompt, output = p, o
+        if not batch or len(batch) * self.kv.blocks_for(prompt + output) > self.kv.free:
+            return None
+        admitted: list[Request] = []
+        for req in batch:
+            self._admit(now, admitted)
+            self.kv.grow(req, prompt + output)
+        self.batch, self.prompt, self.output, self.step = batch, prompt, output, 0
+        self.running = list(batch)
+        shape = self._shape_of(((prompt, prompt),) * len(batch), [], len(batch))
+        return StepPlan(shape, [(r, r.prefill_target) for r in batch], [], admitted)
+
+    def _release_finished(self, req: Request) -> None:
+        pass  # the batch keeps its blocks until its longest request is done
+
+
+def make_scheduler(cfg: SchedulerConfig, kv: KvCache, model: ModelConfig, ex: Execution) -> Scheduler:
+    kinds = {SchedulerKind.static: StaticScheduler, SchedulerKind.continuous: ContinuousScheduler,
+             SchedulerKind.chunked_prefill: ChunkedPrefillScheduler}
+    return kinds[cfg.kind](cfg, kv, model, ex)

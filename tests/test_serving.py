@@ -1,0 +1,274 @@
+"""Serving simulation: requests, schedulers, the paged KV cache, latency and cost per request.
+
+Small loads (a few hundred requests of Llama-2-7B on h100_sxm, short prompts) keep the file fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.analytic import simulate_analytic
+from sim.config import RunError
+from sim.costing import Coster
+from sim.metrics import summarize
+from sim.run import simulate
+from sim.serving.metrics import request_columns, summarize_serving
+from sim.serving.run import simulate_serving
+from sim.serving.step_cost import StepCoster
+from sim.serving.traffic import make_traffic
+from tests.conftest import make_config, run_cli
+from workloads.graph import AttentionKernel, Execution, Phase, attention_pairs, build_pass
+from workloads.step import build_step, chunk_pairs
+
+SHORT = ("workload=serving", "workload.prompt_tokens=256", "workload.decode_tokens=32", "workload.num_requests=200")
+REQUIRED = ("completed_requests", "ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p99_s",
+            "output_tokens_per_s", "goodput_requests_per_s", "preemptions", "joules_per_output_token",
+            "usd_per_million_output_tokens")
+
+
+def serve(*overrides: str):
+    result = simulate_serving(make_config(*overrides))
+    cols = request_columns(result)
+    return result, cols, summarize_serving(result, cols)
+
+
+# A step's cost is the cost model's -----------------------------------------------------------
+@pytest.mark.parametrize("model", ["llama2_7b", "mistral_7b"])
+@pytest.mark.parametrize("kernel", list(AttentionKernel))
+@pytest.mark.parametrize("block", [0, 16])
+def test_a_step_of_one_sequence_is_the_single_batch_pass(model, kernel, block):
+    m = make_config(f"model={model}").model
+    ex = Execution(attention=kernel, kv_block_tokens=block)
+    for context in (1, 17, 600, 5000):
+        assert list(build_step(m, ex, [], [context]).ops()) == list(build_pass(m, ex, Phase.decode, 1, 1, context).ops())
+        assert list(build_step(m, ex, [], [context] * 5).ops()) == list(
+            build_pass(m, ex, Phase.decode, 5, 1, context).ops())
+    for prompt in (1, 300, 5000):
+        assert list(build_step(m, ex, [(prompt, prompt)], []).ops()) == list(
+            build_pass(m, ex, Phase.prefill, 1, prompt, prompt).ops())
+
+
+def test_step_coster_prices_a_step_as_the_analytic_pass():
+    cfg = make_config("workload=serving")
+    ex = cfg.execution()
+    coster = StepCoster(cfg, ex, 16)
+    for context in (512, 2048):
+        step = coster.cost_graph(coster.graph(coster.signature(_shape(coster, decodes=[context]))))
+        alone = simulate_analytic([build_pass(cfg.model, ex, Phase.decode, 1, 1, context)], Coster(cfg.hardware))
+        assert step.time_s == pytest.approx(alone.end_s, rel=1e-12)
+    prefill = coster(_shape(coster, chunks=((300, 300),)))
+    alone = simulate_analytic([build_pass(cfg.model, ex, Phase.prefill, 1, 300, 300)], Coster(cfg.hardware))
+    assert prefill.time_s == pytest.approx(alone.end_s, rel=1e-12) and prefill.dynamic_J > 0
+
+
+def _shape(coster, chunks=(), decodes=()):
+    from sim.serving.schedulers import StepShape
+    total = sum(decodes)
+    return StepShape(tuple(chunks), len(decodes), total, total, total, len(chunks) + len(decodes))
+
+
+def test_mixed_step_has_two_attention_kernels_and_a_fixed_size():
+    m, ex = make_config().model, Execution()
+    small = build_step(m, ex, [(100, 300)], [50])
+    big = build_step(m, ex, [(100, 300), (64, 64)], [50] * 200)
+    assert small.kernels == big.kernels
+    names = [op.name for op, _ in big.ops()]
+    assert "prefill_attention" in names and "decode_attention" in names
+    decode = next(op for op, _ in big.ops() if op.name == "decode_attention")
+    assert decode.flops == 4.0 * m.head_dim * 50 * 200 * m.num_heads
+    tokens = next(op for op, _ in big.ops() if op.name == "qkv_proj").m
+    assert tokens == 100 + 64 + 200
+
+
+@pytest.mark.parametrize("window", [0, 100])
+def test_chunks_add_up_to_the_whole_prompt(window):
+    for kernel in AttentionKernel:
+        whole = attention_pairs(Phase.prefill, 256, 256, window, kernel)
+        chunks = chunk_pairs(100, 100, window, kernel) + chunk_pairs(100, 200, window, kernel) + \
+            chunk_pairs(56, 256, window, kernel)
+        if kernel is AttentionKernel.fused:
+            assert chunks == whole
+        else:  # an unfused kernel computes each chunk's whole rectangle
+            assert chunks == 100 * 100 + 100 * 200 + 56 * 256
+
+
+# Correctness the issue asks for ----------------------------------------------------------------
+@pytest.mark.parametrize("scheduler", ["continuous", "chunked_prefill", "static"])
+def test_at_low_load_ttft_is_one_prefill_and_tpot_one_batch1_decode(scheduler):
+    alone = summarize(simulate(make_config("workload.prompt_tokens=256", "workload.decode_tokens=32",
+                                           "fidelity=analytic")))
+    _, _, s = serve(*SHORT[:-1], "workload.num_requests=60", "workload.rate_per_s=0.5", f"scheduler={scheduler}")
+    assert s["ttft_p50_s"] == pytest.approx(alone["ttft_s"], rel=1e-6)
+    assert s["tpot_p50_s"] == pytest.approx(alone["tpot_s"], rel=1e-3)
+    assert not s["overloaded"] and s["preemptions"] == 0
+
+
+def test_throughput_rises_with_load_then_saturates_and_the_queue_grows_without_bound():
+    runs = {rate: serve(*SHORT, f"workload.rate_per_s={rate}")[2] for rate in (4, 16, 64, 256, 1024)}
+    thr = [runs[r]["output_tokens_per_s"] for r in sorted(runs)]
+    assert thr[0] < thr[1] < thr[2] < thr[3]
+    assert thr[1] == pytest.approx(4 * thr[0], rel=0.1)  # below saturation it follows the load
+    assert thr[4] == pytest.approx(thr[3], rel=0.05)  # past it, more load adds nothing
+    assert not runs[4]["overloaded"] and not runs[64]["overloaded"] and runs[1024]["overloaded"]
+    # Past saturation the queueing delay grows with the length of the run, and within it.
+    _, short, s_short = serve(*SHORT, "workload.rate_per_s=2000")
+    _, long, s_long = serve(*SHORT[:-1], "workload.num_requests=400", "workload.rate_per_s=2000")
+    assert s_long["queueing_delay_mean_s"] > 1.8 * s_short["queueing_delay_mean_s"]
+    delay = long["queueing_delay_s"]
+    assert delay[-40:].mean() > 5 * delay[:40].mean()
+
+
+@pytest.mark.parametrize("rate", [8, 400])
+def test_littles_law_holds(rate):
+    _, _, s = serve(*SHORT, "workload.lengths=lognormal", f"workload.rate_per_s={rate}")
+    for queue in ("queue", "system"):
+        law = s["littles_law"][queue]
+        assert law["L_time_average"] == pytest.approx(law["lambda_W"], rel=0.02)
+
+
+def test_continuous_batching_beats_static_at_the_same_latency_target():
+    best = {}
+    for scheduler in ("static", "continuous"):
+        best[scheduler] = max(
+            s["output_tokens_per_s"] for rate in (8, 16, 32, 64, 128)
+            if (s := serve(*SHORT, "workload.lengths=lognormal", f"scheduler={scheduler}",
+                           f"workload.rate_per_s={rate}")[2])["slo_attainment"] >= 0.9)
+    assert best["continuous"] > 2 * best["static"]
+
+
+@pytest.mark.parametrize("preemption", ["recompute", "swap"])
+@pytest.mark.parametrize("scheduler", ["continuous", "chunked_prefill"])
+def test_a_small_kv_cache_preempts_but_every_request_completes(preemption, scheduler):
+    result, cols, s = serve("workload=serving", "workload.prompt_tokens=64", "workload.decode_tokens=256",
+                            "workload.num_requests=150", "workload.rate_per_s=200", "workload.lengths=uniform",
+                            "scheduler.kv_cache_GB=0.5", f"scheduler={scheduler}", f"scheduler.preemption={preemption}")
+    assert s["preemptions"] > 0 and s["completed_requests"] == 150
+    assert all(r.generated == r.output_tokens and r.blocks == 0 for r in result.requests)
+    assert s["kv_cache_use_max"] <= 1.0 and cols["preemptions"].sum() == s["preemptions"]
+    assert (s["swapped_GB_per_chip"] > 0) == (preemption == "swap")
+
+
+def test_same_seed_same_numbers_bit_for_bit():
+    args = (*SHORT, "workload.arrival=gamma", "workload.lengths=lognormal", "workload.rate_per_s=300",
+            "scheduler.kv_cache_GB=1")
+    (_, a, sa), (_, b, sb) = serve(*args), serve(*args)
+    assert all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
+    drop = ("run",)
+    assert {k: v for k, v in sa.items() if k not in drop} == {k: v for k, v in sb.items() if k not in drop}
+    _, c, _ = serve(*args, "seed=1")
+    assert not np.array_equal(a["arrival_s"], c["arrival_s"])
+
+
+# Schedulers and traffic ------------------------------------------------------------------------
+def test_chunked_prefill_keeps_steps_within_the_token_budget_and_decodes_steady():
+    args = ("workload=serving", "workload.prompt_tokens=2048", "workload.decode_tokens=64",
+            "workload.num_requests=100", "workload.rate_per_s=8")
+    chunked, _, sc = serve(*args, "scheduler=chunked_prefill")
+    steps = pd.DataFrame(chunked.steps)
+    assert (steps["prefill_tokens"] + steps["decode_sequences"]).max() <= 512
+    _, _, cont = serve(*args, "scheduler=continuous")
+    assert sc["tpot_p99_s"] < 0.75 * cont["tpot_p99_s"]  # no decode waits for a whole 2048-token prefill
+
+
+def test_static_batches_are_bounded_and_never_preempted():
+    result, _, s = serve(*SHORT, "scheduler=static", "scheduler.max_batch=8", "workload.rate_per_s=100")
+    assert s["batch_size_max"] == 8 and s["preemptions"] == 0 and s["completed_requests"] == 200
+
+
+def test_closed_loop_keeps_its_users_busy():
+    result, _, s = serve(*SHORT, "workload.arrival=closed", "workload.concurrency=4")
+    steps = pd.DataFrame(result.steps)
+    assert (steps["running"] + steps["waiting"]).max() <= 4 and s["completed_requests"] == 200
+    assert s["batch_size_max"] == 4
+
+
+def test_arrival_processes_and_lengths_have_their_moments():
+    cfg = make_config("workload=serving", "workload.num_requests=20000", "workload.arrival=gamma", "workload.cv=3",
+                      "workload.rate_per_s=50", "workload.lengths=lognormal", "workload.length_cv=0.8")
+    t = make_traffic(cfg.workload, 0, 1 << 20)
+    gaps = np.diff(np.concatenate([[0.0], t.arrival_s]))
+    assert gaps.mean() == pytest.approx(1 / 50, rel=0.05) and gaps.std() / gaps.mean() == pytest.approx(3, rel=0.1)
+    assert t.prompt_tokens.mean() == pytest.approx(512, rel=0.05)
+    assert t.output_tokens.std() / t.output_tokens.mean() == pytest.approx(0.8, rel=0.1)
+
+
+def test_a_trace_gives_arrivals_and_lengths(tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text("arrival_s, prompt_tokens, output_tokens\n0.0, 100, 10\n0.5, 200, 1\n0.25, 50, 20\n")
+    result, cols, s = serve("workload=serving", "workload.arrival=trace", f"workload.trace_path={trace}")
+    assert list(cols["arrival_s"]) == [0.0, 0.25, 0.5] and list(cols["prompt_tokens"]) == [100, 50, 200]
+    assert list(cols["source_row"]) == [1, 3, 2] and s["completed_requests"] == 3
+    assert math.isnan(cols["tpot_s"][2])  # one output token: no time per output token
+
+
+def test_events_grow_with_steps_not_with_ops():
+    result, _, s = serve(*SHORT, "workload.rate_per_s=50")
+    assert result.events <= s["steps"] + 2 * s["requests"] + 5
+
+
+# Bad input: one line each ----------------------------------------------------------------------
+@pytest.mark.parametrize("args, words", [
+    (["workload.rate_per_s=0"], "workload.rate_per_s must be > 0"),
+    (["workload.rate_per_s=-3"], "workload.rate_per_s must be > 0"),
+    (["slo.ttft_s=0"], "slo.ttft_s must be > 0"),
+    (["slo.tpot_s=0"], "slo.tpot_s must be > 0"),
+    (["workload.arrival=trace"], "needs workload.trace_path"),
+    (["workload.prompt_tokens=5000"], "exceeds llama2_7b's context of 4096"),
+    (["workload.prompt_tokens=1000", "scheduler.kv_cache_GB=0.1"], "request 1: its prompt of 1,000 tokens is longer "
+                                                                    "than the whole KV cache"),
+    (["scheduler.kv_cache_GB=500"], "scheduler.kv_cache_GB=500 does not fit"),
+])
+def test_bad_serving_input_is_one_clear_line(args, words):
+    with pytest.raises(RunError) as err:
+        simulate_serving(make_config("workload=serving", *args))
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("arrival_s,prompt_tokens\n0,10\n", "missing column output_tokens"),
+    ("arrival_s,prompt_tokens,output_tokens\n0,10,5\n1,20,-5\n", "row 2: output_tokens is -5"),
+    ("arrival_s,prompt_tokens,output_tokens\n0,10,5\n1,20,5\n2,4000,200\n", "row 3: prompt_tokens + output_tokens "
+                                                                             "= 4200 exceeds"),
+    ("arrival_s,prompt_tokens,output_tokens\n0,ten,5\n", "row 1: prompt_tokens is 'ten', not a number"),
+    ("arrival_s,prompt_tokens,output_tokens\n-1,10,5\n", "row 1: arrival_s is -1.0"),
+])
+def test_a_bad_trace_names_the_row(tmp_path, text, words):
+    trace = tmp_path / "t.csv"
+    trace.write_text(text)
+    with pytest.raises(RunError) as err:
+        simulate_serving(make_config("workload=serving", "workload.arrival=trace", f"workload.trace_path={trace}"))
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+# The command ------------------------------------------------------------------------------------
+def test_serving_run_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli(f"hydra.run.dir={out}", "workload=serving", "workload.num_requests=60", "workload.rate_per_s=5",
+                   "workload.decode_tokens=32", "cost.usd_per_chip_hour=2.5")
+    assert proc.returncode == 0, proc.stderr
+    for words in ("time to first token", "goodput", "KV cache", "per million output tokens", "$0.03 per 1K",
+                  "$0.06 per 1K", "Little's law"):
+        assert words in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert all(summary[k] is not None for k in REQUIRED) and summary["completed_requests"] == 60
+    assert summary["usd_per_chip_hour"] == 2.5 and summary["provenance"]["seed"] == 0
+    requests = pd.read_parquet(out / "requests.parquet")
+    assert len(requests) == 60 and len(pd.read_csv(out / "requests.csv")) == 60
+    assert (out / "serving.png").stat().st_size > 10_000 and (out / "steps.parquet").exists()
+    assert "scheduler:" in (out / "config.yaml").read_text()
+
+
+def test_bad_serving_input_from_the_command_line(tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,prompt_tokens,output_tokens\n0,10,5\n1,-20,5\n")
+    for args, words in ((["workload.rate_per_s=0"], "workload.rate_per_s must be > 0"),
+                        (["workload.arrival=trace", f"workload.trace_path={trace}"], "row 2: prompt_tokens is -20"),
+                        (["scheduler=fifo"], "unknown scheduler preset 'fifo'")):
+        proc = run_cli(f"hydra.run.dir={tmp_path / 'run'}", "workload=serving", *args)
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], proc.stderr
