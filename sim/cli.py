@@ -70,7 +70,7 @@ def run_job(dcfg: DictConfig) -> dict | None:
     multirun = hc.mode == RunMode.MULTIRUN
     key = point_key(dcfg) if multirun and dcfg.output.write_files else None
     if key and not dcfg.sweep.rerun:  # finished in an earlier sweep beside this one: reuse it
-        source = finished_dir(key, Path(hc.sweep.dir), out_dir)
+        source = finished_dir(key, Path(hc.sweep.dir), out_dir, trace=dcfg.output.trace)
         if source is not None:
             print(f"llmsim: point {hc.job.num} finished before ({source}); reused it (sweep.rerun=true to re-simulate)")
             return reuse(source, out_dir)

@@ -52,8 +52,8 @@ def mark_finished(key: str, sweep_dir: Path, out_dir: Path) -> None:
     atomic_write(marker_dir(sweep_dir) / f"{key}.json", lambda p: p.write_text(json.dumps(body) + "\n"))
 
 
-def finished_dir(key: str, sweep_dir: Path, out_dir: Path) -> Path | None:
-    """The folder of an earlier finished run of point ``key``, or None."""
+def finished_dir(key: str, sweep_dir: Path, out_dir: Path, trace: bool = False) -> Path | None:
+    """The folder of an earlier finished run of point ``key`` (with a trace.json if ``trace``), or None."""
     marker = marker_dir(sweep_dir) / f"{key}.json"
     if not marker.exists():
         return None
@@ -62,6 +62,8 @@ def finished_dir(key: str, sweep_dir: Path, out_dir: Path) -> Path | None:
     except (OSError, ValueError, KeyError):
         return None
     if source == Path(out_dir).resolve() or not (source / "summary.json").exists():
+        return None
+    if trace and not (source / "trace.json").exists():
         return None
     return source
 
