@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_sweep.py [--quick]
 
-1. a 400-point analytic sweep of Llama-2-70B (TP 8, batch 16, 2048-token prompts, 64 generated
+1. a 400-point analytic sweep of Llama-2-70B (TP 8, batch 16, 2048-token prompts, 32 generated
    tokens; HBM bandwidth x clock, 20 x 20) through ``llmsim -m``: the basic launcher, then
    joblib with 2 processes; every point writes its files;
 2. a 100-point discrete-event sweep of the same (10 x 10), basic launcher;
@@ -24,7 +24,7 @@ import numpy as np
 
 BIN = Path(sys.executable).parent
 BASE = ["model=llama2_70b", "parallel.tp=8", "workload.batch=16", "workload.prompt_tokens=2048",
-        "workload.decode_tokens=64", "output.print_summary=false", "sweep.report=false", "sweep.rerun=true"]
+        "workload.decode_tokens=32", "output.print_summary=false", "sweep.report=false", "sweep.rerun=true"]
 
 
 def values(low: float, high: float, num: int) -> str:

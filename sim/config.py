@@ -82,6 +82,7 @@ class SchedulerKind(str, Enum):
     static = "static"  # fixed batches, each runs until its longest request is done
     continuous = "continuous"  # iteration-level batching: requests join and leave at every step (Orca, vLLM)
     chunked_prefill = "chunked_prefill"  # a token budget per step mixing prefill chunks with decodes (Sarathi-Serve)
+    disaggregated = "disaggregated"  # prefill and decode on separate instances, KV moved over the links (Splitwise)
 
 
 class Preemption(str, Enum):
@@ -99,9 +100,11 @@ class SchedulerConfig:
     kv_block_tokens: int = 16  # paged KV cache: tokens per block (vLLM's default)
     preemption: Preemption = Preemption.recompute
     kv_cache_GB: Optional[float] = None  # KV cache per chip; null: all HBM left after weights and activations
+    prefill_instances: int = 1  # disaggregated: tensor-parallel groups that only prefill
+    decode_instances: int = 1  # disaggregated: tensor-parallel groups that only decode
 
     def __post_init__(self) -> None:
-        for key in ("max_batch", "token_budget", "kv_block_tokens"):
+        for key in ("max_batch", "token_budget", "kv_block_tokens", "prefill_instances", "decode_instances"):
             if getattr(self, key) < 1:
                 raise RunError(f"scheduler.{key} must be >= 1 (got {getattr(self, key)})")
         if self.kv_cache_GB is not None and not self.kv_cache_GB > 0:

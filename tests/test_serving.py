@@ -153,9 +153,10 @@ def test_a_small_kv_cache_preempts_but_every_request_completes(preemption, sched
     assert (s["swapped_GB_per_chip"] > 0) == (preemption == "swap")
 
 
-def test_same_seed_same_numbers_bit_for_bit():
+@pytest.mark.parametrize("scheduler", ["continuous", "disaggregated"])
+def test_same_seed_same_numbers_bit_for_bit(scheduler):
     args = (*SHORT, "workload.arrival=gamma", "workload.lengths=lognormal", "workload.rate_per_s=300",
-            "scheduler.kv_cache_GB=1")
+            "scheduler.kv_cache_GB=1", f"scheduler={scheduler}")
     (_, a, sa), (_, b, sb) = serve(*args), serve(*args)
     assert all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
     drop = ("run",)
@@ -211,6 +212,36 @@ def test_events_grow_with_steps_not_with_ops():
     assert result.events <= s["steps"] + 2 * s["requests"] + 5
 
 
+# Disaggregated prefill and decode ----------------------------------------------------------------
+def test_disaggregated_moves_every_cache_and_matches_the_single_batch_at_low_load():
+    alone = summarize(simulate(make_config("workload.prompt_tokens=256", "workload.decode_tokens=32",
+                                           "fidelity=analytic")))
+    result, cols, s = serve(*SHORT[:-1], "workload.num_requests=60", "workload.rate_per_s=0.5",
+                            "scheduler=disaggregated")
+    assert s["completed_requests"] == 60 and s["kv_moves"]["count"] == 60 and result.chips == 2
+    assert s["ttft_p50_s"] == pytest.approx(alone["ttft_s"], rel=1e-6)  # the first token comes from the prefill
+    move = s["kv_moves"]["mean_s"]
+    assert 0 < move < 0.1 * alone["ttft_s"]
+    assert s["tpot_p50_s"] == pytest.approx(alone["tpot_s"] + move / 31, rel=1e-3)  # the move delays token 2
+
+
+def test_disaggregated_decodes_never_wait_for_prefills():
+    args = ("workload=serving", "workload.prompt_tokens=2048", "workload.decode_tokens=64",
+            "workload.num_requests=100", "workload.rate_per_s=8")
+    _, _, split = serve(*args, "scheduler=disaggregated")
+    _, _, mixed = serve(*args, "scheduler=continuous")
+    assert split["tpot_p99_s"] < 0.75 * mixed["tpot_p99_s"]
+
+
+def test_disaggregated_decode_pool_preempts_and_completes():
+    result, _, s = serve("workload=serving", "workload.prompt_tokens=64", "workload.decode_tokens=256",
+                         "workload.num_requests=120", "workload.rate_per_s=200", "scheduler=disaggregated",
+                         "scheduler.decode_instances=2", "scheduler.kv_cache_GB=0.5")
+    assert s["preemptions"] > 0 and s["completed_requests"] == 120
+    assert set(result.steps["instance"]) == {"prefill0", "decode0", "decode1"}
+    assert all(r.generated == r.output_tokens for r in result.requests)
+
+
 # Bad input: one line each ----------------------------------------------------------------------
 @pytest.mark.parametrize("args, words", [
     (["workload.rate_per_s=0"], "workload.rate_per_s must be > 0"),
@@ -222,6 +253,9 @@ def test_events_grow_with_steps_not_with_ops():
     (["workload.prompt_tokens=1000", "scheduler.kv_cache_GB=0.1"], "request 1: its prompt of 1,000 tokens is longer "
                                                                     "than the whole KV cache"),
     (["scheduler.kv_cache_GB=500"], "scheduler.kv_cache_GB=500 does not fit"),
+    (["parallel.pp=2"], "set parallel.pp=1"),
+    (["scheduler=disaggregated", "scheduler.prefill_instances=5", "scheduler.decode_instances=4"],
+     "needs 9 chips, but one h100_sxm fabric joins 8"),
 ])
 def test_bad_serving_input_is_one_clear_line(args, words):
     with pytest.raises(RunError) as err:

@@ -134,20 +134,25 @@ def _steps(result: ServingResult, duration: float) -> dict:
     busy = float(dt.sum()) or 1.0
     batch, kv = np.asarray(s["batch_size"]), np.asarray(s["kv_cache_use"])
     peak = result.cfg.hardware.peak_flops(result.cfg.precision.activations)
+    group_s = duration * result.instances  # time of all instances together
     return {
         "steps": len(start),
         "batch_size_mean": float(np.dot(batch, dt) / busy),
         "batch_size_max": int(batch.max()) if batch.size else 0,
         "kv_cache_use_mean": float(np.dot(kv, dt) / busy),
         "kv_cache_use_max": float(kv.max()) if kv.size else 0.0,
-        "kv_cache": {"blocks": result.cache.blocks, "block_tokens": result.cfg.scheduler.kv_block_tokens,
+        "kv_cache": {"per_instance": True, "blocks": result.cache.blocks,
+                     "block_tokens": result.cfg.scheduler.kv_block_tokens,
                      "GB_per_chip": result.cache.kv / 1e9, "weights_GB_per_chip": result.cache.weights / 1e9,
                      "activations_GB_per_chip": result.cache.activations / 1e9,
                      "hbm_GB_per_chip": result.cache.hbm / 1e9},
         "swapped_GB_per_chip": result.swapped_bytes / 1e9,
-        "busy_fraction": result.busy_s / duration,
-        "utilisation": {"compute_arrays": result.matrix_flops / (peak * duration),
-                        "hbm_bandwidth": result.hbm_bytes / (result.cfg.hardware.hbm_bandwidth_Bps * duration)},
+        "instances": result.instances,
+        "kv_moves": {"count": result.moves, "GB_per_chip": result.moved_bytes / 1e9,
+                     "mean_s": result.move_s / result.moves if result.moves else None},
+        "busy_fraction": result.busy_s / group_s,
+        "utilisation": {"compute_arrays": result.matrix_flops / (peak * group_s),
+                        "hbm_bandwidth": result.hbm_bytes / (result.cfg.hardware.hbm_bandwidth_Bps * group_s)},
     }
 
 
@@ -155,10 +160,12 @@ def _economics(result: ServingResult, duration: float, out_tokens: int, prompt_t
     cfg, chip, prices, chips = result.cfg, result.cfg.hardware, result.cfg.cost, result.chips
     area = die_area(chip)
     energy, cost = chip_energy(chip, area.total_mm2), chip_cost(chip, area)
-    host = energy.work(host_bytes=TOKEN_ID_BYTES * (prompt_tokens + out_tokens) + result.swapped_bytes).total_J
+    host = energy.work(host_bytes=TOKEN_ID_BYTES * (prompt_tokens + out_tokens) + result.swapped_bytes,
+                       link_bytes=result.moved_bytes).total_J
     static_J = energy.static_W * duration
-    per_chip_J = result.dynamic_J + host + static_J
-    avg_W = per_chip_J / duration
+    # Every chip of a tensor-parallel group does the same work; all chips draw static power.
+    energy_J = cfg.parallel.tp * (result.dynamic_J + host) + chips * static_J
+    avg_W = energy_J / chips / duration
     chip_usd = cost.total_usd
     if prices.usd_per_chip_hour is not None:
         per_hour, source = prices.usd_per_chip_hour, "cost.usd_per_chip_hour"
@@ -170,9 +177,9 @@ def _economics(result: ServingResult, duration: float, out_tokens: int, prompt_t
                   f"{prices.utilisation:.0%} use, plus {avg_W:,.0f} W at ${prices.usd_per_kWh:g}/kWh")
     run_usd = chips * per_hour * duration / 3600
     return {
-        "energy_J": chips * per_chip_J,
+        "energy_J": energy_J,
         "avg_power_W": avg_W,
-        "joules_per_output_token": chips * per_chip_J / out_tokens,
+        "joules_per_output_token": energy_J / out_tokens,
         "chip_cost_usd": chip_usd,
         "usd_per_chip_hour": per_hour,
         "usd_per_million_output_tokens": run_usd / out_tokens * 1e6,
@@ -185,8 +192,9 @@ def _economics(result: ServingResult, duration: float, out_tokens: int, prompt_t
             "api_2023_usd_per_million_output_tokens": API_2023_USD_PER_M_OUTPUT,
             "api_2023_usd_per_million_prompt_tokens": API_2023_USD_PER_M_PROMPT,
         },
-        "energy": {"dynamic_J_per_chip": result.dynamic_J, "host_J_per_chip": host, "static_J_per_chip": static_J,
-                   "static_power_W": energy.static_W},
+        "energy": {"convention": "energy_J: whole run, all chips; power: per chip",
+                   "steps_dynamic_J_per_group_chip": result.dynamic_J, "host_and_link_J_per_group_chip": host,
+                   "static_J_per_chip": static_J, "static_power_W": energy.static_W},
     }
 
 
@@ -196,10 +204,13 @@ def _run_info(result: ServingResult) -> dict:
         "hardware": cfg.hardware.name,
         "model": cfg.model.name,
         "chips": result.chips,
+        "instances": result.instances,
         "scheduler": s.kind.value,
         "max_batch": s.max_batch,
         "token_budget": s.token_budget,
         "preemption": s.preemption.value,
+        "prefill_instances": s.prefill_instances,
+        "decode_instances": s.decode_instances,
         "traffic": result.traffic.source,
         "weights": cfg.precision.weights.value,
         "activations": cfg.precision.activations.value,

@@ -13,6 +13,7 @@ from sim.plots.style import OKABE_ITO, plt, save
 from sim.serving.report import LATENCY_LABELS, SCHEDULERS
 
 _PCT_COLOURS = {50: OKABE_ITO["sky_blue"], 90: OKABE_ITO["blue"], 99: OKABE_ITO["vermillion"]}
+_LINES = ("-", "--", ":", "-.")  # instances of a disaggregated server
 
 
 def plot_serving(summary: dict, steps: dict[str, list], path: Path) -> Path:
@@ -23,21 +24,28 @@ def plot_serving(summary: dict, steps: dict[str, list], path: Path) -> Path:
         ax.grid(True, which="major", color="#E5E5E5", linewidth=0.8)
         ax.set_axisbelow(True)
     _latency_panel(lat, summary)
-    start, end = np.asarray(steps["start_s"]), np.asarray(steps["end_s"])
-    t = np.append(start, end[-1:]) if start.size else start
-    for key, label, colour in (("batch_size", "sequences in the step", OKABE_ITO["blue"]),
-                               ("waiting", "requests waiting", OKABE_ITO["orange"])):
-        values = np.asarray(steps[key], dtype=float)
-        batch.step(t, np.append(values, values[-1:]) if values.size else values, where="post", color=colour,
-                   linewidth=1.0, label=label)
+    names = list(dict.fromkeys(steps["instance"]))  # one series per instance, in order
+    start = np.asarray(steps["start_s"])
+    for n, name in enumerate(names):
+        sel = np.asarray(steps["instance"]) == name
+        t = np.append(start[sel], np.asarray(steps["end_s"])[sel][-1:])
+        suffix = f" ({name})" if len(names) > 1 else ""
+        style = _LINES[n % len(_LINES)]
+        for key, label, colour in (("batch_size", "sequences in the step", OKABE_ITO["blue"]),
+                                   ("waiting", "requests waiting", OKABE_ITO["orange"])):
+            values = np.asarray(steps[key], dtype=float)[sel]
+            if key == "waiting" and name.startswith("decode") and not values.any():
+                continue  # a decode instance's queue holds only its recomputes
+            batch.step(t, np.append(values, values[-1:]), where="post", color=colour, linestyle=style,
+                       linewidth=1.0, label=label + suffix)
+        use = 100 * np.asarray(steps["kv_cache_use"], dtype=float)[sel]
+        kv.step(t, np.append(use, use[-1:]), where="post", color=OKABE_ITO["bluish_green"], linestyle=style,
+                linewidth=1.0, label="KV cache used" + suffix)
     batch.set_ylabel("requests")
     batch.set_title("batch and queue over time", fontsize=11)
     top = max([1.0] + [float(np.max(steps[k])) for k in ("batch_size", "waiting") if len(steps[k])])
     batch.set_ylim(0, top * 1.3)  # room for the legend
     batch.legend(loc="upper right", fontsize=8, ncol=2)
-    use = 100 * np.asarray(steps["kv_cache_use"], dtype=float)
-    kv.step(t, np.append(use, use[-1:]) if use.size else use, where="post", color=OKABE_ITO["bluish_green"],
-            linewidth=1.0, label="KV cache used")
     preempt = np.asarray(steps["preempted"]) > 0
     if preempt.any():
         kv.plot(start[preempt], np.full(preempt.sum(), 101.0), "|", color=OKABE_ITO["vermillion"], markersize=8,
@@ -51,7 +59,8 @@ def plot_serving(summary: dict, steps: dict[str, list], path: Path) -> Path:
     for ax in (batch, kv):
         ax.set_xlim(left=0)
     run = summary["run"]
-    fig.suptitle(f"{run['model']} on {run['hardware']}, {SCHEDULERS[run['scheduler']]}: "
+    chips = f"{run['chips']}x " if run["chips"] > 1 else ""
+    fig.suptitle(f"{run['model']} on {chips}{run['hardware']}, {SCHEDULERS[run['scheduler']]}: "
                  f"{summary['requests']:,} requests, {summary['output_tokens_per_s']:,.0f} output tokens/s",
                  fontsize=12)
     return save(fig, path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sim.report import fmt_time
 
 SCHEDULERS = {"static": "static batching", "continuous": "continuous batching",
-              "chunked_prefill": "chunked prefill"}
+              "chunked_prefill": "chunked prefill", "disaggregated": "disaggregated prefill and decode"}
 LATENCY_LABELS = (("queueing_delay", "queueing delay"), ("ttft", "time to first token"),
                   ("tpot", "time per output token"), ("e2e", "end to end"))
 
@@ -15,9 +15,12 @@ def render_serving(summary: dict) -> str:
     run, kv, ll, cost = summary["run"], summary["kv_cache"], summary["littles_law"], summary["cost"]
     chips = f"{run['chips']}x " if run["chips"] > 1 else ""
     slo = summary["slo"]
+    pools = ""
+    if run["scheduler"] == "disaggregated":
+        pools = f"{run['prefill_instances']} prefill + {run['decode_instances']} decode instances, "
     lines = [
         f"llmsim serving: {run['model']} on {chips}{run['hardware']} | {SCHEDULERS[run['scheduler']]} "
-        f"(max {run['max_batch']} sequences, {run['token_budget']:,} tokens per step, {kv['block_tokens']}-token KV "
+        f"({pools}max {run['max_batch']} sequences, {run['token_budget']:,} tokens per step, {kv['block_tokens']}-token KV "
         f"blocks, preemption by {run['preemption']}) | {summary['requests']:,} requests: {run['traffic']}",
         "",
         f"  completed               {summary['completed_requests']:,} requests in {fmt_time(summary['duration_s'])}: "
@@ -37,6 +40,7 @@ def render_serving(summary: dict) -> str:
         f"per chip beside {kv['weights_GB_per_chip']:.3g} GB of weights): mean {summary['kv_cache_use_mean']:.0%}, "
         f"peak {summary['kv_cache_use_max']:.0%} used; {summary['preemptions']:,} preemptions"
         + (f", {summary['swapped_GB_per_chip']:.3g} GB swapped" if summary["swapped_GB_per_chip"] else ""),
+        *_moves(summary),
         f"  Little's law            waiting: L = {ll['queue']['L_time_average']:.3g} vs lambda W = "
         f"{ll['queue']['lambda_W']:.3g} | in system: L = {ll['system']['L_time_average']:.3g} vs lambda W = "
         f"{ll['system']['lambda_W']:.3g}",
@@ -51,6 +55,14 @@ def render_serving(summary: dict) -> str:
         f"{run['events']:,} events, {run['sim_wall_s']:.2f} s wall",
     ]
     return "\n".join(lines)
+
+
+def _moves(summary: dict) -> list[str]:
+    moves = summary["kv_moves"]
+    if not moves["count"]:
+        return []
+    return [f"  KV moves                {moves['count']:,} caches moved from prefill to decode instances over the links, "
+            f"{moves['GB_per_chip']:.3g} GB per chip, {fmt_time(moves['mean_s'])} each on average"]
 
 
 def _load(summary: dict) -> str:

@@ -11,7 +11,7 @@ from sim.config import RunConfig, RunError, SchedulerKind, check_run
 from sim.serving.kv_cache import GB, CacheSize, KvCache, cache_size
 from sim.serving.request import Request
 from sim.serving.schedulers import make_scheduler
-from sim.serving.server import Server
+from sim.serving.server import Instance, Server
 from sim.serving.step_cost import StepCoster
 from sim.serving.traffic import Traffic, make_traffic
 from workloads.footprint import activation_bytes, kv_bytes_per_chip, weight_bytes_per_chip
@@ -26,9 +26,13 @@ class ServingResult:
     traffic: Traffic
     requests: list[Request]
     steps: dict[str, list]
-    cache: CacheSize
+    cache: CacheSize  # per instance
+    instances: int  # tensor-parallel groups serving (disaggregated: prefill plus decode)
     preemptions: int
     swapped_bytes: float  # over the host link, both ways
+    moved_bytes: float  # KV caches moved between instances (disaggregated)
+    moves: int
+    move_s: float  # summed over the moves
     busy_s: float
     dynamic_J: float
     matrix_flops: float
@@ -43,7 +47,8 @@ class ServingResult:
 
     @property
     def chips(self) -> int:
-        return self.cfg.parallel.tp
+        """Chips of every instance together."""
+        return self.cfg.parallel.tp * self.instances
 
 
 def simulate_serving(cfg: RunConfig) -> ServingResult:
@@ -64,15 +69,25 @@ def simulate_serving(cfg: RunConfig) -> ServingResult:
     size = cache_size(chip.hbm_capacity_bytes, weight_bytes_per_chip(model, ex), workspace,
                       kv_bytes_per_chip(model, ex, sched.kv_block_tokens), sched.kv_cache_GB,
                       f"{model.name} on {chip.name}")
-    kv = KvCache(size.blocks, sched.kv_block_tokens, size.bytes_per_block, chip.host_link_Bps)
-    check_requests_fit(traffic, kv, size)
-    scheduler = make_scheduler(sched, kv, model, ex)
+
+    def new_cache() -> KvCache:
+        return KvCache(size.blocks, sched.kv_block_tokens, size.bytes_per_block, chip.host_link_Bps)
+
+    check_requests_fit(traffic, new_cache(), size)
     coster = StepCoster(cfg, ex, sched.kv_block_tokens)
-    server = Server(traffic, scheduler, coster)
+    if sched.kind is SchedulerKind.disaggregated:
+        from sim.serving.disaggregated import disaggregated_server
+
+        server = disaggregated_server(cfg, traffic, new_cache, coster)
+    else:
+        server = Server(traffic, [Instance("chip", "both", make_scheduler(sched, new_cache(), model, ex))], coster)
     server.run()
-    server.finish_areas()
+    schedulers = [i.scheduler for i in server.instances]
+    mover = server.handoff
     return ServingResult(
-        cfg, traffic, server.requests, dict(server.steps), size, scheduler.preemptions, kv.swapped_bytes,
+        cfg, traffic, server.requests, dict(server.steps), size, len(server.instances),
+        sum(s.preemptions for s in schedulers), sum(s.kv.swapped_bytes for s in schedulers),
+        getattr(mover, "moved_bytes", 0.0), getattr(mover, "moves", 0), getattr(mover, "move_s", 0.0),
         server.busy_s, server.dynamic_J, server.matrix_flops, server.hbm_bytes, server.queue_area,
         server.system_area, server.env.now, server.events, coster.distinct_steps, coster.coster.distinct_ops,
         time.perf_counter() - started,
@@ -80,14 +95,28 @@ def simulate_serving(cfg: RunConfig) -> ServingResult:
 
 
 def check_serving(cfg: RunConfig) -> None:
-    """The cross-part checks of a single-batch run, and what serving adds."""
-    check_run(cfg)
+    """What serving adds to the cross-part checks of a single-batch run, then those."""
     if cfg.speculative.draft_model:
         raise RunError("speculative.draft_model is not simulated with workload=serving; set it to null")
+    par = cfg.parallel
+    if par.pp > 1 or par.dp > 1 or par.overlap_comm:
+        raise RunError(f"workload=serving simulates one tensor-parallel group with steps costed on the analytic path: "
+                       f"set parallel.pp=1, parallel.dp=1 and parallel.overlap_comm=false (got {par.pp}, {par.dp}, "
+                       f"{str(par.overlap_comm).lower()})")
+    sched = cfg.scheduler
+    if sched.kind is SchedulerKind.disaggregated:
+        chips = (sched.prefill_instances + sched.decode_instances) * par.tp
+        if chips > cfg.hardware.max_chips:
+            raise RunError(
+                f"scheduler=disaggregated with {sched.prefill_instances} prefill and {sched.decode_instances} decode "
+                f"instances of {par.tp} chips needs {chips} chips, but one {cfg.hardware.name} fabric joins "
+                f"{cfg.hardware.max_chips} (hardware.max_chips); use fewer instances or a smaller parallel.tp"
+            )
     paged, block = cfg.attention.kv_block_tokens, cfg.scheduler.kv_block_tokens
     if paged and paged != block:
         raise RunError(f"attention.kv_block_tokens={paged} differs from scheduler.kv_block_tokens={block}; a serving "
                        "run has one paged cache: set them equal (or attention.kv_block_tokens=0)")
+    check_run(cfg)
 
 
 def check_requests_fit(traffic: Traffic, kv: KvCache, size: CacheSize) -> None:

@@ -20,6 +20,8 @@ preempted (vLLM's policy) until the decode fits: ``recompute`` frees its blocks 
 the head of the queue to prefill its prompt and the tokens it had made again; ``swap`` copies
 its blocks to host memory, and it resumes (before any new admission) when they fit again.
 A step that preempts admits nobody new. No request is ever dropped.
+
+``disaggregated`` (separate prefill and decode instances) builds on these: sim/serving/disaggregated.py.
 """
 
 from __future__ import annotations
@@ -287,6 +289,7 @@ class StaticScheduler(Scheduler):
 
 
 def make_scheduler(cfg: SchedulerConfig, kv: KvCache, model: ModelConfig, ex: Execution) -> Scheduler:
+    """The scheduler of a one-instance server (disaggregated serving: sim/serving/disaggregated.py)."""
     kinds = {SchedulerKind.static: StaticScheduler, SchedulerKind.continuous: ContinuousScheduler,
              SchedulerKind.chunked_prefill: ChunkedPrefillScheduler}
     return kinds[cfg.kind](cfg, kv, model, ex)

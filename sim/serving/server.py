@@ -1,62 +1,71 @@
-"""The server as SimPy processes: requests arrive, the chip runs one scheduler step after another.
+"""The server as SimPy processes: requests arrive, each instance runs one scheduler step after another.
 
-Two processes share an environment:
+An instance is one tensor-parallel group running a scheduler: the whole server, or one member
+of a prefill or decode pool (``scheduler=disaggregated``, sim/serving/disaggregated.py).
+Processes share one environment:
 
-* arrivals: each request joins the scheduler's queue at its arrival time (a closed loop has no
-  arrival process: its first ``users`` requests arrive at time 0 and each completion sends the
-  next request at once);
-* the engine: asks the scheduler for a step, holds the chip for the step's time (host-link
-  copies of a preemption by swapping first), applies the step, and records completions; when
-  there is nothing to do it sleeps until the next arrival.
+* arrivals: each request joins the queue of the least loaded instance that takes prompts at
+  its arrival time (a closed loop has no arrival process: its first ``users`` requests arrive
+  at time 0 and each completion sends the next request at once);
+* one engine per instance: asks its scheduler for a step, holds the instance for the step's
+  time (host-link copies of a preemption by swapping first), applies the step and records
+  completions; with nothing to do it sleeps until woken (an arrival, a KV cache handed over).
 
-Events are arrivals, steps and completions, so a run's cost grows with the scheduler steps, not
-with layers or ops. Alongside, the server integrates over time the number of requests waiting
-for their first admission and the number in the system (for Little's law), and records one row
-per step (its time, batch, tokens, KV-cache use, queue).
+Events are arrivals, steps, completions and KV transfers, so a run's cost grows with the
+scheduler steps, not with layers or ops. Alongside, the server integrates over time the number
+of requests waiting for their first admission and the number in the system (Little's law),
+and records one row per step (instance, time, batch, tokens, KV-cache use, queue).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterator, Protocol
 
 import simpy
 
+from sim.engine import CountingEnvironment
 from sim.serving.request import Request
-from sim.serving.schedulers import Scheduler, StepShape
+from sim.serving.schedulers import Scheduler, StepPlan, StepShape
 from sim.serving.step_cost import StepCost
 from sim.serving.traffic import Traffic
 
 
-class CountingEnvironment(simpy.Environment):
-    """A SimPy environment that counts the events it processes."""
+@dataclass(eq=False)
+class Instance:
+    """One tensor-parallel group and its scheduler; ``role`` is both, prefill or decode."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.events_processed = 0
+    name: str
+    role: str
+    scheduler: Scheduler
+    wake_event: simpy.Event | None = None
 
-    def step(self) -> None:
-        super().step()
-        self.events_processed += 1
+
+class Handoff(Protocol):
+    """What moves requests between instances after a step (disaggregated serving)."""
+
+    def after_step(self, inst: Instance, plan: StepPlan) -> None: ...
 
 
 class Server:
-    """One serving run on one chip (or one tensor-parallel group)."""
+    """One serving run over one or more instances of the same chips."""
 
-    def __init__(self, traffic: Traffic, scheduler: Scheduler, cost: Callable[[StepShape], StepCost]) -> None:
-        self.traffic, self.scheduler, self.cost = traffic, scheduler, cost
+    def __init__(self, traffic: Traffic, instances: list[Instance], cost: Callable[[StepShape], StepCost]) -> None:
+        self.traffic, self.instances, self.cost = traffic, instances, cost
+        self.front = [i for i in instances if i.role != "decode"]  # where new requests queue
         self.env = CountingEnvironment()
+        self.handoff: Handoff | None = None
         self.requests: list[Request] = []
         self.completed = 0
         self.steps: dict[str, list] = defaultdict(list)
-        self.busy_s = 0.0  # chip time spent in steps (copies included)
-        self.dynamic_J = 0.0  # per chip, summed over steps
+        self.busy_s = 0.0  # instance time spent in steps (copies included), summed over instances
+        self.dynamic_J = 0.0  # per chip of a group, summed over every instance's steps
         self.matrix_flops = self.hbm_bytes = 0.0
         self.queue_area = self.system_area = 0.0  # request-seconds waiting for admission / in the system
         self._queued = self._in_system = 0
         self._last_change = 0.0
         self._next_closed = 0
-        self._wake: simpy.Event | None = None
 
     def run(self) -> None:
         """Simulate until every request has completed."""
@@ -66,12 +75,19 @@ class Server:
                 self._next_closed += 1
         else:
             self.env.process(self._arrivals())
-        self.env.process(self._engine())
+        for inst in self.instances:
+            self.env.process(self._engine(inst))
         self.env.run()
+        self._count(0, 0)  # close the time integrals
 
     @property
     def events(self) -> int:
         return self.env.events_processed
+
+    def wake(self, inst: Instance) -> None:
+        """Rouse an idle instance: it has something new to do."""
+        if inst.wake_event is not None and not inst.wake_event.triggered:
+            inst.wake_event.succeed()
 
     # Processes ----------------------------------------------------------------------------------
     def _arrivals(self) -> Iterator[simpy.Event]:
@@ -82,13 +98,13 @@ class Server:
                 yield env.timeout(at - env.now)
             self._arrive(self._make(i, at))
 
-    def _engine(self) -> Iterator[simpy.Event]:
-        env, scheduler, n = self.env, self.scheduler, len(self.traffic)
+    def _engine(self, inst: Instance) -> Iterator[simpy.Event]:
+        env, scheduler, n = self.env, inst.scheduler, len(self.traffic)
         while self.completed < n:
             plan = scheduler.plan(env.now)
             if plan is None:
-                self._wake = env.event()
-                yield self._wake
+                inst.wake_event = env.event()
+                yield inst.wake_event
                 continue
             start = env.now
             cost = self.cost(plan.shape) if plan.shape is not None else None
@@ -103,7 +119,7 @@ class Server:
                 self.dynamic_J += cost.dynamic_J
                 self.matrix_flops += cost.matrix_flops
                 self.hbm_bytes += cost.hbm_bytes
-            self._record(start, plan, cost, made)
+            self._record(inst, start, plan, made, cost)
             if done:
                 self.completed += len(done)
                 self._count(0, -len(done))
@@ -111,6 +127,8 @@ class Server:
                     if self.traffic.users and self._next_closed < n:
                         self._arrive(self._make(self._next_closed, env.now))
                         self._next_closed += 1
+            if self.handoff is not None:
+                self.handoff.after_step(inst, plan)
 
     # Bookkeeping --------------------------------------------------------------------------------
     def _make(self, i: int, at: float) -> Request:
@@ -121,9 +139,9 @@ class Server:
 
     def _arrive(self, req: Request) -> None:
         self._count(1, 1)
-        self.scheduler.add(req)
-        if self._wake is not None and not self._wake.triggered:
-            self._wake.succeed()
+        inst = min(self.front, key=lambda i: len(i.scheduler.waiting) + len(i.scheduler.running))
+        inst.scheduler.add(req)
+        self.wake(inst)
 
     def _count(self, queued: int, in_system: int) -> None:
         now = self.env.now
@@ -134,8 +152,9 @@ class Server:
         self._queued += queued
         self._in_system += in_system
 
-    def _record(self, start: float, plan, cost: StepCost | None, made: int) -> None:
-        s, shape, kv = self.steps, plan.shape, self.scheduler.kv
+    def _record(self, inst: Instance, start: float, plan: StepPlan, made: int, cost: StepCost | None) -> None:
+        s, shape, scheduler = self.steps, plan.shape, inst.scheduler
+        s["instance"].append(inst.name)
         s["start_s"].append(start)
         s["end_s"].append(self.env.now)
         s["prefill_sequences"].append(len(shape.chunks) if shape else 0)
@@ -143,14 +162,10 @@ class Server:
         s["decode_sequences"].append(shape.decodes if shape else 0)
         s["batch_size"].append(len(shape.chunks) + shape.decodes if shape else 0)
         s["tokens_made"].append(made)
-        s["kv_blocks_used"].append(kv.used)
-        s["kv_cache_use"].append(kv.used / kv.blocks)
-        s["waiting"].append(len(self.scheduler.waiting))
-        s["running"].append(len(self.scheduler.running))
+        s["kv_blocks_used"].append(scheduler.kv.used)
+        s["kv_cache_use"].append(scheduler.kv.used / scheduler.kv.blocks)
+        s["waiting"].append(len(scheduler.waiting))
+        s["running"].append(len(scheduler.running))
         s["preempted"].append(plan.preempted)
         s["swap_s"].append(plan.swap_s)
         s["energy_J"].append(cost.dynamic_J if cost else 0.0)
-
-    def finish_areas(self) -> None:
-        """Close the time integrals at the end of the run."""
-        self._count(0, 0)
