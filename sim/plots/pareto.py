@@ -19,9 +19,13 @@ from sim.plots.style import OKABE_ITO, fmt_value, label, new_figure, save, set_t
 def goal(metric: str) -> str:
     """``"max"`` or ``"min"``: which way ``metric`` is better (rates up; times, cost, power, energy down)."""
     name = metric.rsplit(".", 1)[-1].lower()
+    lower_is_better = ("cost", "power", "energy", "usd", "joules", "area", "_mm2", "latency", "ttft", "tpot",
+                       "e2e", "preemption", "queue")
+    if any(w in name for w in lower_is_better) and not name.startswith(("output_tokens_per_s_per", "tokens_per")):
+        return "min"
     if name.endswith("_per_s") or "tokens_per" in name or metric.startswith("utilisation"):
         return "max"
-    if name.endswith(("_s", "_j", "_w", "_usd")) or any(w in name for w in ("cost", "power", "energy", "usd")):
+    if name.endswith(("_s", "_j", "_w")):
         return "min"
     return "max"
 

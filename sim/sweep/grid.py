@@ -99,6 +99,9 @@ def run_point(base: DictConfig, point: dict, groups: dict) -> tuple[dict, object
     except (*FAILURES, OmegaConfBaseException) as err:
         reason = str(err).splitlines()[0]
         return {**row, "status": "failed", "reason": reason, "bound": failed_bound(reason)}, None, dcfg
+    except Exception as err:  # noqa: BLE001 - as in a multirun: a bug fails its point, not the sweep
+        return {**row, "status": "failed", "reason": f"internal error: {type(err).__name__}: {err}",
+                "bound": "invalid"}, None, dcfg
     summary = summarize(result)
     summary["breakdown"] = breakdown_by_kind(result)
     return {**row, **summary_row(summary)}, result, dcfg

@@ -29,7 +29,8 @@ MARKERS = ".finished"
 # Fields of the run config that do not change its results.
 NOT_IN_KEY = ("name", "output", "sweep")
 # Files of a finished point that a re-run copies; summary.json last (its presence means done).
-RESULT_FILES = ("config.yaml", "ops.parquet", "ops.csv", "trace.json", "summary.json")
+RESULT_FILES = ("config.yaml", "ops.parquet", "ops.csv", "trace.json", "requests.parquet", "requests.csv",
+                "steps.parquet", "steps.csv", "serving.png", "summary.json")  # summary last: it marks a point done
 
 
 def point_key(dcfg: DictConfig) -> str:
