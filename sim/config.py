@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Optional
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -263,6 +263,24 @@ class CostConfig:
 
 
 @dataclass
+class SearchConfig:
+    """A design-space search (``llmsim-search +search=<recipe>``, sim/search/); nothing here changes a run."""
+
+    trials: int = 50  # designs evaluated in all (a resumed search runs only the ones missing)
+    seed: int = 0  # sampler seed: same seed, same space, jobs=1 -> same trials
+    jobs: int = 1  # worker processes sharing the study (jobs > 1: faster, trial order not reproducible)
+    sampler: str = "nsga2"  # nsga2 | tpe
+    out: Optional[str] = None  # output folder; null: results/search/<name>
+    fresh: bool = False  # delete an earlier study in the output folder instead of resuming it
+    objectives: list[str] = field(default_factory=lambda: ["output_tokens_per_s_per_usd", "tpot_s"])
+    constraints: dict[str, Any] = field(default_factory=dict)  # metric: "<= limit" | ">= limit"
+    space: dict[str, Any] = field(default_factory=dict)  # key: {choices: [..]} | {low, high, step, log}
+    derived: dict[str, str] = field(default_factory=dict)  # key: arithmetic over space keys
+    reference: Optional[str] = "h100_sxm"  # hardware preset to compare with; null: none
+    reference_overrides: list[str] = field(default_factory=list)  # e.g. [parallel.tp=8]
+
+
+@dataclass
 class RunConfig:
     hardware: HardwareConfig = MISSING
     model: ModelConfig = MISSING
@@ -280,6 +298,7 @@ class RunConfig:
     name: str = "default"  # names the sweep folder: results/sweeps/<name>/...
     output: OutputConfig = field(default_factory=OutputConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)  # llmsim-search only (sim/search/)
 
     def execution(self) -> Execution:
         return Execution(self.precision.weights, self.precision.activations, self.precision.kv_cache,

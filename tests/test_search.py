@@ -1,0 +1,111 @@
+"""llmsim-search (sim/search/): the search finds the enumerated Pareto set, keeps constraints,
+reports infeasible designs, is reproducible from its seed, and rejects bad input in one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.search.cli import _plain
+from sim.search.report import pareto_mask, pareto_set, write_report
+from sim.search.space import grid
+from sim.search.study import Search, run_study, trial_rows
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = ["hardware=teaching_npu", "model=llama2_7b", "fidelity=analytic", "workload.batch=1",
+        "workload.prompt_tokens=64", "workload.decode_tokens=4", "output.write_files=false"]
+OBJECTIVES = ["output_tokens_per_s", "max_power_W"]
+
+
+def make_search(space: dict, constraints: dict | None = None, seed: int = 0) -> Search:
+    tree = _plain(TINY)
+    node = tree.pop("search")
+    node.update(space=space, objectives=OBJECTIVES, constraints=constraints or {}, derived={}, seed=seed)
+    return Search(tree, node, seed)
+
+
+SPACE = {"hardware.hbm_bandwidth_GBps": {"choices": [500, 1000, 2000]}, "hardware.num_cores": {"choices": [2, 4, 8]}}
+
+
+def _keys(df: pd.DataFrame) -> set:
+    return {(row["hardware.hbm_bandwidth_GBps"], row["hardware.num_cores"]) for _, row in df.iterrows()}
+
+
+def test_search_finds_the_enumerated_pareto_set(tmp_path):
+    search = make_search(SPACE)
+    rows = []
+    for point in grid(search.params):  # every design of the 3 x 3 grid
+        metrics, reason = search.design(point)
+        assert reason is None
+        rows.append({"status": "feasible", **point, **metrics})
+    truth = pareto_set(pd.DataFrame(rows), search.objectives)
+    assert 1 < len(truth) < 9  # a real trade-off: more bandwidth and cores cost power
+    study = run_study(search, tmp_path / "s", trials=40)
+    found = pareto_set(pd.DataFrame(trial_rows(search, study)), search.objectives)
+    assert _keys(found) == _keys(truth)  # tolerance: none missed on this space
+
+
+def test_constraints_hold_and_infeasible_designs_are_reported(tmp_path):
+    space = {**SPACE, "hardware.hbm_capacity_GB": {"choices": [8, 32]}}  # 8 GB: Llama-2-7B does not fit
+    search = make_search(space, {"max_power_W": "<= 120"})
+    study = run_study(search, tmp_path / "s", trials=30)
+    df = pd.DataFrame(trial_rows(search, study))
+    summary = write_report(tmp_path / "s", df, search, None, None, "test")
+    pareto = pd.read_csv(tmp_path / "s" / "pareto.csv")
+    assert len(pareto) == summary["pareto"] > 0
+    assert (pareto["max_power_W"] <= 120).all()
+    trials = pd.read_csv(tmp_path / "s" / "trials.csv")
+    assert len(trials) == 30  # nothing dropped
+    bad = trials[trials["status"] == "infeasible"]
+    assert bad["reason"].str.contains("does not fit").any()
+    assert bad["reason"].str.contains("violates max_power_W <= 120").any()
+    assert (trials.loc[trials["status"] == "feasible", "max_power_W"] <= 120).all()
+    assert (tmp_path / "s" / "pareto.png").exists()
+
+
+def test_same_seed_same_result_and_resume(tmp_path):
+    space = {"hardware.num_cores": {"low": 1, "high": 16}, "hardware.freq_GHz": {"low": 0.5, "high": 2.0}}
+    tables = []
+    for run in ("a", "b"):
+        search = make_search(space, seed=7)
+        tables.append(pd.DataFrame(trial_rows(search, run_study(search, tmp_path / run, trials=12))))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    search = make_search(space, seed=7)  # resumed: 12 more trials on top of the 12 stored
+    assert len(trial_rows(search, run_study(search, tmp_path / "a", trials=24))) == 24
+
+
+def test_pareto_mask_in_three_dimensions():
+    values = [[1, 1, 1], [2, 0, 1], [0, 0, 0], [1, 1, 1], [3, 3, 3]]
+    assert pareto_mask(values, [True, True, False]).tolist() == [True, True, True, True, True]
+    assert pareto_mask(values, [True, True, True]).tolist() == [False, False, False, False, True]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "llmsim-search"
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env={**os.environ, "HYDRA_FULL_ERROR": "0"})
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "search.space is empty"),
+    (("+search=area_compute_vs_sram", "search.objectives=[tokens_per_banana]"), "is not a metric"),
+    (("+search=nope",), "unknown search recipe 'nope'"),
+])
+def test_bad_input_is_one_line(args, message, tmp_path):
+    done = _cli(*args, f"search.out={tmp_path}/s")
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_nothing_feasible_names_the_constraint(tmp_path):
+    done = _cli("+search=area_compute_vs_sram", "search.trials=6", "search.constraints.chip_area_mm2='<=100'",
+                f"search.out={tmp_path}/s")
+    assert done.returncode == 2, done.stderr
+    assert "no feasible design: chip_area_mm2 <= 100 rules out all" in done.stderr
+    assert "vs limit 100" in done.stderr
+    assert (tmp_path / "s" / "trials.csv").exists()  # the infeasible trials are still written
