@@ -12,6 +12,7 @@ rejected here, in ``__post_init__``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -121,8 +122,8 @@ class HardwareConfig:
             "host_link_GBps",
         ):
             value = getattr(self, key)
-            if not value > 0:
-                raise HardwareError(f"{where}: hardware.{key} must be > 0 (got {value}); set a positive value")
+            if not (value > 0 and math.isfinite(value)):
+                raise HardwareError(f"{where}: hardware.{key} must be a finite number > 0 (got {value})")
         for key in ("link_latency_us", "hbm_latency_us", "kernel_overhead_us", "matmul_overhead_us"):
             value = getattr(self, key)
             if not value >= 0:

@@ -49,9 +49,11 @@ def presets(group: str) -> list[str]:
 def main() -> None:
     """Console entry point."""
     register_configs()
+    args = sys.argv[1:]
+    multirun = any(a in ("-m", "--multirun") or a.startswith("+experiment=") for a in args)
     try:
-        for arg in sys.argv[1:]:
-            check_override(arg)
+        for arg in args:
+            check_override(arg, multirun)
     except InputError as err:
         print(f"llmsim: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
@@ -113,11 +115,28 @@ def _fail(mode: RunMode, out_dir: Path, reason: str) -> None:
 
 
 # Override checks ----------------------------------------------------------------------------
-def check_override(arg: str) -> None:
-    """Raise InputError for an override that names no preset or key, or has a bad value."""
+def check_override(arg: str, multirun: bool = True) -> None:
+    """Raise InputError for an override that names no preset or key, or has a bad value.
+
+    ``multirun`` is false for a single run, where a comma-separated value (a sweep) is an error.
+    """
+    if arg.startswith("~") and not arg.startswith("~hydra"):
+        raise InputError(f"{arg}: removing a key is not supported; set its value instead (key=value)")
     if arg.startswith("-") or "=" not in arg:
         return
     key, value = arg.split("=", 1)
+    if key.startswith("+") and not key.startswith(("++", "+hydra", "+experiment", "+search")):
+        path = key.lstrip("+")
+        top = path.split(".")[0]
+        names = [f.name for f in dataclasses.fields(RunConfig)]
+        if top not in names:
+            raise InputError(f"unknown key '{path}'{_did_you_mean(top, names)}; the config has: {', '.join(names)}")
+        if typing.get_origin(_parent_hint(path)) is not dict:
+            raise InputError(f"{arg}: '{path}' is part of the config already; override it with {path}={value}")
+        key = path
+    if not multirun and not key.startswith("hydra") and "," in value and not any(ch in value for ch in "[]{}()"):
+        raise InputError(f"{key}={value} is a sweep over {len(value.split(','))} values; add -m to run it: "
+                         f"llmsim -m {key}={value}")
     if key.lstrip("+") == "experiment":
         known = presets("experiment")
         if not key.startswith("+"):
@@ -128,8 +147,10 @@ def check_override(arg: str) -> None:
         return
     if key.startswith(("hydra", "+", "~", "++")) or not key:
         return
+    if value.startswith("[") and key.split(".")[0] not in ("sweep", "search"):
+        raise InputError(f"{key}={value}: a list is not a value of this key; to sweep it use -m {key}={value.strip('[]')}")
     if any(ch in value for ch in "()[]{}$"):
-        return  # sweep functions, lists, interpolations: left to Hydra
+        return  # sweep functions, interpolations: left to Hydra
     values = [v.strip() for v in value.split(",")] if value else [value]
     if key in GROUPS:
         known = presets(key)
@@ -140,6 +161,21 @@ def check_override(arg: str) -> None:
     field_type = _field_type(key)
     for v in values:
         _check_value(key, v, field_type)
+
+
+def _parent_hint(path: str):
+    """The type hint of the field holding the last part of a dotted key (None if unknown)."""
+    cls = RunConfig
+    parts = path.split(".")
+    for part in parts[:-1]:
+        hints = typing.get_type_hints(cls)
+        if part not in hints:
+            return None
+        hint = hints[part]
+        if not dataclasses.is_dataclass(hint):
+            return hint
+        cls = hint
+    return None
 
 
 def _field_type(key: str):
@@ -164,6 +200,11 @@ def _field_type(key: str):
             cls = hint
             continue
         if typing.get_origin(hint) is dict:
+            if i == len(parts) - 2 and part == "matmul_dtype_rate":
+                from hwmodels.numerics import KNOWN_DTYPES
+
+                if parts[-1] not in KNOWN_DTYPES:
+                    raise InputError(f"unknown number format '{parts[-1]}' in '{key}'; known: {', '.join(KNOWN_DTYPES)}")
             return None  # a map: its keys are checked by the model code
         if i < len(parts) - 1:
             parent = ".".join(path)

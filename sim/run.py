@@ -14,7 +14,7 @@ from sim.records import HostCosts, Timeline
 from workloads.footprint import activation_bytes, kv_bytes_per_chip, weight_bytes_per_chip
 from sim.pipeline import simulate_pipeline, split
 from sim.presets import PresetError, load_model
-from sim.speculative import expected_tokens, speculative_passes, steps_needed
+from sim.speculative import speculative_passes
 from workloads.graph import PassGraph, Phase, build_pass
 from workloads.model import ModelConfig
 
@@ -96,13 +96,10 @@ def draft_model(cfg: RunConfig) -> ModelConfig | None:
 
 
 def decode_tokens_produced(cfg: RunConfig) -> float:
-    """Tokens per sequence the decode passes yield: decode_tokens - 1, or the expected yield of
-    the speculative steps (at least that many)."""
-    tokens = cfg.workload.decode_tokens - 1
-    if not cfg.speculative.draft_model:
-        return float(tokens)
-    k, a = cfg.speculative.k, cfg.speculative.acceptance
-    return steps_needed(tokens, k, a) * expected_tokens(k, a)
+    """Tokens per sequence the decode passes deliver: ``decode_tokens - 1``. Speculative steps
+    run until that many are expected; their last step's expected overshoot is work done, not
+    output, so throughput, energy and cost per token count only the tokens asked for."""
+    return float(cfg.workload.decode_tokens - 1)
 
 
 def memory_use(cfg: RunConfig, prefill: PassGraph) -> MemoryUse:

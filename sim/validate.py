@@ -29,6 +29,7 @@ from sim.config import RunError
 from sim.costing import Coster
 from sim.presets import PresetError, load_hardware, load_model, load_runtime
 from sim.records import HostCosts
+from workloads.footprint import kv_bytes_per_chip, weight_bytes_per_chip
 from workloads.graph import Execution, Phase, build_pass
 from workloads.model import ModelError
 from workloads.ops import Op, OpKind, Role, Tensor, Unit, matmul
@@ -100,6 +101,10 @@ def predict_s(row: dict, chip: HardwareConfig) -> float:
         runtime = load_runtime(str(row["runtime"]).strip()) if _has(row, "runtime") else load_runtime("graphs")
         ex = Execution(weights=dtype, activations=dtype, kv_cache=dtype, tp=tp,
                        fused_elementwise=runtime.fused_elementwise)
+        weights = weight_bytes_per_chip(model, ex) + kv_bytes_per_chip(model, ex, batch * seq)
+        if weights > chip.hbm_capacity_bytes:
+            raise RowError(f"{model.name} needs {weights / 1e9:.1f} GB per chip at devices={tp} but {chip.name} has "
+                           f"{chip.hbm_capacity_GB:g} GB: it does not fit")
         if kind == "prefill":
             graph = build_pass(model, ex, Phase.prefill, batch, seq, seq)
         else:
@@ -150,13 +155,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         frame = pd.read_csv(args.csv, comment="#")
     except FileNotFoundError:
-        sys.exit(f"llmsim-validate: error: no file at '{args.csv}'")
+        _fail(f"no file at '{args.csv}'")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        sys.exit(f"llmsim-validate: error: '{args.csv}' is not a readable CSV ({str(err).strip()})")
+        _fail(f"'{args.csv}' is not a readable CSV ({str(err).strip()})")
     missing = [c for c in ("id", "hardware", "kind", "measured_ms") if c not in frame.columns]
     if missing:
-        sys.exit(f"llmsim-validate: error: '{args.csv}' lacks the column(s) {', '.join(missing)}; "
-                 f"the header must name: {', '.join(COLUMNS)}")
+        _fail(f"'{args.csv}' lacks the column(s) {', '.join(missing)}; the header must name: {', '.join(COLUMNS)}")
     out, problems = validate(frame)
     for problem in problems:
         print(f"llmsim-validate: skipped {problem}", file=sys.stderr)
@@ -170,6 +174,13 @@ def main(argv: list[str] | None = None) -> None:
 
         atomic_write(args.out, lambda p: out.to_csv(p, index=False))
     print(summary_line(out))
+    if out["error_pct"].dropna().empty:
+        _fail("no row could be validated; see the reasons above")
+
+
+def _fail(message: str) -> None:
+    print(f"llmsim-validate: error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

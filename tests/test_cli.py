@@ -44,13 +44,19 @@ def test_the_issue_example_overrides(tmp_path):
     (["hardware=h100"], "unknown hardware preset 'h100'"),
     (["model=llama9"], "unknown model preset 'llama9'"),
     (["hardware.hbm_bandwdth_GBps=5"], "did you mean 'hbm_bandwidth_GBps'"),
-    (["hardware.hbm_bandwidth_GBps=-5"], "hardware.hbm_bandwidth_GBps must be > 0"),
+    (["hardware.hbm_bandwidth_GBps=-5"], "hardware.hbm_bandwidth_GBps must be a finite number > 0"),
     (["hardware.hbm_bandwidth_GBps=fast"], "expected a number"),
     (["parallel.tp=3"], "does not divide"),
     (["model=llama2_70b"], "does not fit: it needs"),
     (["fidelity=exact"], "is not one of: analytic, des"),
     (["model=hf", "model.hf_config_path=/no/such/config.json"], "no file at"),
     (["model=hf"], "model.hf_config_path"),
+    (["workload.batch=1,2"], "is a sweep over 2 values; add -m"),
+    (["workload.batch=[1,2]"], "a list is not a value of this key"),
+    (["+foo=1"], "unknown key 'foo'"),
+    (["~hardware"], "removing a key is not supported"),
+    (["hardware.matmul_dtype_rate.fp9=1"], "unknown number format 'fp9'"),
+    (["hardware.freq_GHz=inf"], "must be a finite number > 0"),
 ])
 def test_bad_input_is_one_line_and_no_traceback(tmp_path, args, words):
     proc = run_cli(f"hydra.run.dir={tmp_path}", *args)

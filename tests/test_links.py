@@ -194,7 +194,7 @@ def test_unavailable_algorithms_are_errors():
 
 
 @pytest.mark.parametrize("change, words", [
-    ({"link_bandwidth_GBps": 0.0}, "link_bandwidth_GBps must be > 0"),
+    ({"link_bandwidth_GBps": 0.0}, "link_bandwidth_GBps must be a finite number > 0"),
     ({"link_efficiency": 0.0}, "link_efficiency must be in (0, 1]"),
     ({"link_efficiency": 1.5}, "link_efficiency must be in (0, 1]"),
     ({"collective_latency_us": -1.0}, "collective_latency_us must be >= 0"),

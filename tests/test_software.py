@@ -130,6 +130,10 @@ def test_speculative_decoding_needs_acceptance_to_pay():
     often = summarize(simulate(make_config(*base, *spec, "speculative.acceptance=0.8")))["tpot_s"]
     assert never > plain  # four draft passes and a verification for one token
     assert often < plain  # memory-bound target: verifying 5 positions costs about one step
+    s = summarize(simulate(make_config(*base, *spec, "speculative.acceptance=0.8")))
+    # only the tokens asked for count as output: the figures agree with each other
+    assert s["total_s"] == pytest.approx(s["ttft_s"] + 32 * s["tpot_s"])
+    assert s["output_tokens_per_s"] == pytest.approx(33 / s["total_s"])
 
 
 def test_mixtral_reads_only_the_chosen_experts_in_decode():

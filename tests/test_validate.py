@@ -111,3 +111,14 @@ def test_allreduce_curve_rises_from_latency_to_bandwidth_bound():
     assert time_ms[1] < 1.5 * time_ms[0]  # flat while latency-bound
     assert all(b2 > b1 for b1, b2 in zip(busbw, busbw[1:]))  # bus bandwidth climbs ...
     assert busbw[-1] == pytest.approx(300e9 * FITTED["link_efficiency"], rel=0.02)  # ... to the plateau
+
+
+def test_rows_that_do_not_fit_are_skipped_and_nothing_validated_is_an_error(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("id,hardware,kind,dtype,m,n,k,bytes,devices,model,batch,seq_len,measured_ms\n"
+                    "big,a100_80gb,decode,fp16,,,,,1,llama2_70b,1,100,80\n"
+                    "bad,a100_80gb,gemm,fp16,abc,1,1,,,,,,0.02\n")
+    proc = _run_validate(path)
+    assert proc.returncode == 2
+    assert "row 2 (id big)" in proc.stderr and "does not fit" in proc.stderr
+    assert "no row could be validated" in proc.stderr

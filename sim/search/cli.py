@@ -26,6 +26,7 @@ from sim.search.report import pareto_set, render, write_report
 from sim.search.space import is_config_key
 from sim.search.study import Search, run_study, trial_rows
 from sim.sweep.compose import compose_dict, without_hydra
+from hydra.errors import HydraException
 
 
 def _plain(overrides: list[str]) -> dict:
@@ -82,8 +83,10 @@ def main(argv: list[str] | None = None) -> None:
                 check_override(arg)
         args = [a if not a.startswith("search=") else "+" + a for a in args]
         summary, front, out = run_search(args)
-    except (InputError, SearchError, OmegaConfBaseException) as err:
-        print(f"llmsim-search: error: {str(err).splitlines()[0]}", file=sys.stderr)
+    except (InputError, SearchError, OmegaConfBaseException, HydraException) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        hint = f"; {lines[1]}" if len(lines) > 1 and lines[1].startswith("To append") else ""
+        print(f"llmsim-search: error: {lines[0] if lines else err}{hint}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     print(render(summary, front, None, out))
     print(f"  wall time    {time.perf_counter() - started:.1f} s")

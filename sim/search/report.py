@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sim.outputs import atomic_write
 from sim.plots.pareto import plot_pareto
 from sim.search import SearchError
 
@@ -105,11 +106,12 @@ def write_report(out: Path, df: pd.DataFrame, search, reference: dict | None, re
     first = ["trial", "status", "reason", *params, *objectives, *limited]
     rest = [c for c in df.columns if c not in first]
     df = df[[c for c in first if c in df.columns] + rest]
-    df.to_csv(out / "trials.csv", index=False)
+    atomic_write(out / "trials.csv", lambda p: df.to_csv(p, index=False))
     if not (df["status"] == "feasible").any():
         raise SearchError(no_feasible_reason(df, search.constraints))
     front = pareto_set(df, search.objectives, params)
-    front.drop(columns=["status", "reason"]).to_csv(out / "pareto.csv", index=False)
+    pareto = front.drop(columns=["status", "reason"])
+    atomic_write(out / "pareto.csv", lambda p: pareto.to_csv(p, index=False))
     feasible = df[df["status"] == "feasible"]
     chart = None
     if len(objectives) >= 2:
@@ -128,7 +130,7 @@ def write_report(out: Path, df: pd.DataFrame, search, reference: dict | None, re
                "infeasible": int(len(df) - len(feasible)), "pareto": int(len(front)),
                "constraints": [str(c) for c in search.constraints], "best": best,
                "files": {"trials": "trials.csv", "pareto": "pareto.csv", "chart": chart.name if chart else None}}
-    (out / "best.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    atomic_write(out / "best.json", lambda p: p.write_text(json.dumps(summary, indent=2, default=str) + "\n"))
     return summary
 
 

@@ -39,6 +39,7 @@ from sim.sweep.compose import compose_dict, to_run_config, without_hydra
 from sim.sweep.report import EXAMPLE_POINT, GRID_FILE, print_written, report_sweep
 from sim.sweep.sensitivity import FAILURES
 from sim.sweep.table import failed_bound, make_table, summary_row, write_table
+from hydra.errors import HydraException
 
 SPACES = re.compile(r"^(linspace|geomspace)\(([^,]+),([^,]+),([^,]+)\)$")
 
@@ -57,14 +58,32 @@ def axis_values(key: str, text: str) -> list | None:
     match = SPACES.match(text.replace(" ", ""))
     if match:
         fn, start, stop, num = match.groups()
-        values = getattr(np, fn)(float(start), float(stop), int(num))
-        return [float(f"{v:.6g}") for v in values]
+        try:
+            first, last, count = float(start), float(stop), int(num)
+        except ValueError:
+            raise ReportError(f"{key}={text}: {fn}(start, stop, num) needs numbers and a whole count") from None
+        if count < 1 or (fn == "geomspace" and (first <= 0 or last <= 0)):
+            raise ReportError(f"{key}={text}: {fn} needs num >= 1" + (" and positive ends" if fn == "geomspace" else ""))
+        values = [float(f"{v:.6g}") for v in getattr(np, fn)(first, last, count)]
+        if _is_int_field(key):  # whole-number fields (cores, batch, tp) take rounded, distinct values
+            values = list(dict.fromkeys(int(round(v)) for v in values))
+        return values
     override = OverridesParser.create().parse_override(f"{key}={text}")
     if not override.is_sweep_override():
         return None
     if not override.is_discrete_sweep():
         raise ReportError(f"{key}={text}: only lists, range(), linspace() and geomspace() can be swept here")
     return list(override.sweep_iterator())
+
+
+def _is_int_field(key: str) -> bool:
+
+    from sim.cli import _field_type
+
+    try:
+        return _field_type(key) is int
+    except Exception:  # noqa: BLE001 - an unknown key is reported by check_override
+        return False
 
 
 def split_arguments(arguments: list[str]) -> tuple[list[str], dict[str, list]]:
@@ -189,11 +208,17 @@ def main(argv: list[str] | None = None) -> None:
         fixed, axes = split_arguments(args.arguments)
         name = compose_dict(fixed).name
         out = args.out or Path("results/sweeps") / name / (datetime.now().strftime("%Y-%m-%d_%H-%M-%S") + "_grid")
+        if args.jobs < 1:
+            raise ReportError(f"--jobs must be >= 1 (got {args.jobs})")
+        if str(compose_dict(fixed).workload.kind) in ("serving", "WorkloadKind.serving"):
+            raise ReportError("llmsim-grid sweeps single-batch runs; sweep serving runs with llmsim -m")
         table = run_grid(fixed, axes, out, args.jobs)
         failed = int((table["status"] != "ok").sum())
         print(f"llmsim-grid: {len(table)} points ({failed} failed) in {out}/")
+        if failed == len(table):
+            raise ReportError(f"every point failed; first reason: {table['reason'].iloc[0]}")
         if not args.no_report:
             print_written(report_sweep(out))
-    except (InputError, ReportError, OmegaConfBaseException) as err:
+    except (InputError, ReportError, OmegaConfBaseException, HydraException) as err:
         print(f"llmsim-grid: error: {str(err).splitlines()[0]}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

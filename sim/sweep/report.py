@@ -201,6 +201,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if not args.dir.is_dir():
             raise ReportError(f"no folder at {args.dir}")
+        if (args.dir / "requests.parquet").exists() and not (args.dir / "ops.parquet").exists():
+            raise ReportError(f"{args.dir} is a serving run: its report is serving.png and requests.csv there; "
+                              "llmsim-report draws sweeps and single-batch runs")
         written = make_report(args.dir, x=args.x, y=args.y, metric=args.metric, pareto=args.pareto, point=args.point)
     except ReportError as err:
         print(f"llmsim-report: error: {err}", file=sys.stderr)

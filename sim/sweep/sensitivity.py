@@ -32,6 +32,7 @@ from sim.sweep import ReportError
 from sim.sweep.table import flatten
 from workloads.graph import AttentionKernel
 from workloads.model import ModelError
+from hydra.errors import HydraException
 
 HARDWARE = (  # (config key, what it is)
     ("hardware.num_cores", "compute (cores of arrays)"),
@@ -163,13 +164,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metric", default="output_tokens_per_s", help="summary metric (dotted for nested keys)")
     parser.add_argument("--step", type=float, default=0.1, help="relative change of each hardware parameter")
     parser.add_argument("--out", type=Path, help="output folder (default results/sensitivity/<name>/<timestamp>)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     try:
         for arg in args.overrides:
-            check_override(arg)
+            check_override(arg, multirun=False)
+        if not 0 < args.step < 1:
+            raise ReportError(f"--step must be between 0 and 1, a relative change (got {args.step})")
         dcfg, cfg = compose_config(args.overrides)
+        if cfg.workload.kind.value == "serving":
+            raise ReportError("llmsim-sensitivity ranks single-batch runs; for serving, sweep with llmsim -m")
         table = sensitivities(cfg, args.metric, args.step)
-    except (InputError, ReportError, *FAILURES) as err:
+    except (InputError, ReportError, HydraException, *FAILURES) as err:
         print(f"llmsim-sensitivity: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     out = args.out or Path("results/sensitivity") / cfg.name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
