@@ -34,18 +34,7 @@ class PrefillScheduler(Scheduler):
     """Prefills whole prompts; a prefilled request keeps its blocks until its KV cache has moved."""
 
     def plan(self, now: float) -> StepPlan | None:
-        prefills: list[tuple[Request, int]] = []
-        admitted: list[Request] = []
-        budget = self.cfg.token_budget
-        while self.waiting and len(self.running) < self.cfg.max_batch:
-            req = self.waiting[0]
-            if prefills and req.prefill_target > budget:
-                break
-            if not self.kv.grow(req, req.prefill_target):
-                break
-            self._admit(now, admitted)
-            prefills.append((req, req.prefill_target))
-            budget -= req.prefill_target
+        prefills, admitted = self._admit_whole_prompts(now, self.cfg.token_budget)
         if not prefills:
             return None
         return StepPlan(self._shape(prefills, []), prefills, [], admitted)

@@ -63,7 +63,7 @@ def request_columns(result: ServingResult) -> dict[str, np.ndarray]:
 
 def summarize_serving(result: ServingResult, cols: dict[str, np.ndarray] | None = None) -> dict:
     """The run's headline numbers, as written to summary.json."""
-    cfg, chip = result.cfg, result.cfg.hardware
+    cfg = result.cfg
     cols = request_columns(result) if cols is None else cols
     n = len(cols["request_id"])
     completed = int(np.sum(~np.isnan(cols["finish_s"])))

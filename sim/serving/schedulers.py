@@ -169,6 +169,22 @@ class Scheduler:
             admitted.append(req)
         return req
 
+    def _admit_whole_prompts(self, now: float, budget: int) -> tuple[list[tuple[Request, int]], list[Request]]:
+        """Admit waiting requests in order while their whole prompts fit the token budget, the
+        batch limit and the KV cache (the first one even if it alone exceeds the budget)."""
+        prefills: list[tuple[Request, int]] = []
+        admitted: list[Request] = []
+        while self.waiting and len(self.running) < self.cfg.max_batch:
+            req = self.waiting[0]
+            if prefills and req.prefill_target > budget:
+                break
+            if not self.kv.grow(req, req.prefill_target):
+                break
+            self._admit(now, admitted)
+            prefills.append((req, req.prefill_target))
+            budget -= req.prefill_target
+        return prefills, admitted
+
     def _shape(self, prefills: list[tuple[Request, int]], decodes: list[Request]) -> StepShape | None:
         if not prefills and not decodes:
             return None
@@ -194,16 +210,8 @@ class ContinuousScheduler(Scheduler):
             swap_s += self._resume_swapped(decodes)
         prefills: list[tuple[Request, int]] = []
         admitted: list[Request] = []
-        budget = self.cfg.token_budget - len(decodes)
-        while not preempted and not self.swapped and self.waiting and len(self.running) < self.cfg.max_batch:
-            req = self.waiting[0]
-            if prefills and req.prefill_target > budget:
-                break
-            if not self.kv.grow(req, req.prefill_target):
-                break
-            self._admit(now, admitted)
-            prefills.append((req, req.prefill_target))
-            budget -= req.prefill_target
+        if not preempted and not self.swapped:
+            prefills, admitted = self._admit_whole_prompts(now, self.cfg.token_budget - len(decodes))
         if not prefills and not decodes and not swap_s:
             return None
         return StepPlan(self._shape(prefills, decodes), prefills, decodes, admitted, preempted, swap_s)
