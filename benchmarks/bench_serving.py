@@ -25,7 +25,7 @@ from sim.config import register_configs
 from sim.serving.metrics import summarize_serving
 from sim.serving.run import simulate_serving
 
-TARGETS = {1000: 10.0, 10000: 60.0}  # seconds of wall time (issue 6)
+TARGETS = {1000: 10.0, 10000: 60.0}  # seconds of wall time the serving path must stay under
 
 
 def config(*overrides: str):
