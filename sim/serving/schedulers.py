@@ -169,6 +169,15 @@ class Scheduler:
             admitted.append(req)
         return req
 
+    def _decodes_for_step(self) -> tuple[int, float, list[Request]]:
+        """(requests preempted, swap seconds, decodes) of the next step: reserve a block for every decode,
+        preempting when the cache runs out, and bring swapped requests back when nothing was."""
+        preempted, swap_s = self._reserve_decodes()
+        decodes = [r for r in self.running if r.state is State.decoding]
+        if not preempted:
+            swap_s += self._resume_swapped(decodes)
+        return preempted, swap_s, decodes
+
     def _admit_whole_prompts(self, now: float, budget: int) -> tuple[list[tuple[Request, int]], list[Request]]:
         """Admit waiting requests in order while their whole prompts fit the token budget, the
         batch limit and the KV cache (the first one even if it alone exceeds the budget)."""
@@ -204,10 +213,7 @@ class ContinuousScheduler(Scheduler):
     """Iteration-level batching: whole prompts join the running decodes at every step."""
 
     def plan(self, now: float) -> StepPlan | None:
-        preempted, swap_s = self._reserve_decodes()
-        decodes = [r for r in self.running if r.state is State.decoding]
-        if not preempted:
-            swap_s += self._resume_swapped(decodes)
+        preempted, swap_s, decodes = self._decodes_for_step()
         prefills: list[tuple[Request, int]] = []
         admitted: list[Request] = []
         if not preempted and not self.swapped:
@@ -221,10 +227,7 @@ class ChunkedPrefillScheduler(Scheduler):
     """Sarathi-Serve: decodes, then prompt chunks, within a token budget per step."""
 
     def plan(self, now: float) -> StepPlan | None:
-        preempted, swap_s = self._reserve_decodes()
-        decodes = [r for r in self.running if r.state is State.decoding]
-        if not preempted:
-            swap_s += self._resume_swapped(decodes)
+        preempted, swap_s, decodes = self._decodes_for_step()
         budget = self.cfg.token_budget - len(decodes)
         prefills: list[tuple[Request, int]] = []
         admitted: list[Request] = []
