@@ -4,7 +4,7 @@
 
 1. the default run, start to finish, as a user types it (a subprocess of the console script);
 2. Llama-2-70B, TP 8, batch 16, 2048-token prompt, 256 generated tokens: the simulation itself
-   (``sim.run.simulate``), discrete-event and analytic, best of three;
+   (``sim.batch.run.simulate``), discrete-event and analytic, best of three;
 3. the cost of one cached op lookup.
 """
 
@@ -19,10 +19,10 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from sim.cli import CONF_DIR
-from sim.config import register_configs
-from sim.costing import Coster
-from sim.run import passes, simulate
+from sim.config.paths import CONF_DIR
+from sim.config.schema import register_configs
+from sim.engine.costing import Coster
+from sim.batch.run import passes, simulate
 
 BIG = ["model=llama2_70b", "parallel.tp=8", "workload.batch=16", "workload.prompt_tokens=2048",
        "workload.decode_tokens=256"]

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sim.search.cli import run_search
+from sim.cli.search import run_search
 
 
 def main() -> None:

@@ -20,9 +20,9 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from sim.cli import CONF_DIR
-from sim.config import register_configs
-from sim.serving.metrics import summarize_serving
+from sim.config.paths import CONF_DIR
+from sim.config.schema import register_configs
+from sim.metrics.serving import summarize_serving
 from sim.serving.run import simulate_serving
 
 TARGETS = {1000: 10.0, 10000: 60.0}  # seconds of wall time the serving path must stay under

@@ -11,8 +11,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from sim.cli import CONF_DIR
-from sim.config import RunConfig, register_configs
+from sim.config.paths import CONF_DIR
+from sim.config.schema import RunConfig, register_configs
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -7,10 +7,10 @@ import pytest
 import simpy
 
 from hwmodels.chip import HardwareConfig
-from sim.analytic import simulate_analytic
-from sim.costing import Bound, Coster
-from sim.engine import CountingEnvironment, simulate_des
-from sim.resources import SharedServer
+from sim.engine.analytic import simulate_analytic
+from sim.engine.costing import Bound, Coster
+from sim.engine.des import CountingEnvironment, simulate_des
+from sim.engine.resources import SharedServer
 from workloads.graph import PassGraph, Phase
 from workloads.ops import Op, OpKind, Role, Tensor, Unit
 

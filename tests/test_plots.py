@@ -10,17 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.metrics import ops_columns
+from sim.metrics.summary import ops_columns
 from sim.plots.pareto import goal, pareto_mask, plot_pareto
 from sim.plots.sensitivity import plot_sensitivity
 from sim.plots.style import label
 from sim.plots.timeline import plot_decode_step
-from sim.run import simulate
-from sim.sweep import ReportError
-from sim.sweep.report import _pareto_pair
-from sim.sweep.sensitivity import sensitivities
-from sim.sweep.table import make_table
-from sim.trace import TRACKS, chrome_trace, write_trace
+from sim.batch.run import simulate
+from sim.studies.sweep import ReportError
+from sim.studies.sweep.report import _pareto_pair
+from sim.studies.sweep.sensitivity import sensitivities
+from sim.studies.sweep.table import make_table
+from sim.output.trace import TRACKS, chrome_trace, write_trace
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from sim.cli import presets
-from sim.config import RunError
-from sim.metrics import summarize
-from sim.run import simulate
+from sim.config.paths import presets
+from sim.config.schema import RunError
+from sim.metrics.summary import summarize
+from sim.batch.run import simulate
 from tests.conftest import make_config
 from workloads.ops import Role, Unit
 
@@ -90,7 +90,7 @@ def test_more_chips_move_time_to_the_interconnect():
 
 def test_bytes_are_conserved_between_graph_and_records():
     result = simulate(make_config(*TEACHING, "workload.decode_tokens=4"))
-    from sim.run import passes
+    from sim.batch.run import passes
 
     graph_bytes = sum(g.total("hbm_bytes") for g in passes(result.cfg))
     record_bytes = sum(r.op.hbm_bytes * r.count for r in result.timeline.records)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.search.cli import _plain
-from sim.search.report import pareto_mask, pareto_set, write_report
-from sim.search.space import grid
-from sim.search.study import Search, run_study, trial_rows
+from sim.cli.search import _plain
+from sim.studies.search.report import pareto_mask, pareto_set, write_report
+from sim.studies.search.space import grid
+from sim.studies.search.study import Search, run_study, trial_rows
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["hardware=teaching_npu", "model=llama2_7b", "fidelity=analytic", "workload.batch=1",

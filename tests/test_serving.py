@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.analytic import simulate_analytic
-from sim.config import RunError
-from sim.costing import Coster
-from sim.metrics import summarize
-from sim.run import simulate
-from sim.serving.metrics import request_columns, summarize_serving
+from sim.engine.analytic import simulate_analytic
+from sim.config.schema import RunError
+from sim.engine.costing import Coster
+from sim.metrics.summary import summarize
+from sim.batch.run import simulate
+from sim.metrics.serving import request_columns, summarize_serving
 from sim.serving.run import simulate_serving
 from sim.serving.step_cost import StepCoster
 from sim.serving.traffic import make_traffic

@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from sim.cli import InputError, check_override
+from sim.config.overrides import InputError, check_override
 from sim.plots.regime import regime_grid
-from sim.sweep import ReportError
-from sim.sweep.callbacks import SweepCallback, count_points
-from sim.sweep.compose import compose_dict
-from sim.sweep.grid import run_grid, split_arguments
-from sim.sweep.points import point_key
-from sim.sweep.report import report_sweep
+from sim.studies.sweep import ReportError
+from sim.studies.sweep.callbacks import SweepCallback, count_points
+from sim.config.compose import compose_dict
+from sim.studies.sweep.grid import run_grid, split_arguments
+from sim.studies.sweep.points import point_key
+from sim.studies.sweep.report import report_sweep
 from tests.conftest import run_cli
 
 SMALL = ["hardware=teaching_npu", "workload.prompt_tokens=128", "workload.decode_tokens=4", "fidelity=analytic",

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from hwmodels.memory import matmul_hbm_bytes
-from sim.run import simulate
+from sim.batch.run import simulate
 from tests.conftest import make_config
 from tests.test_hwmodels import npu
 

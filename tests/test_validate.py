@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from hwmodels.calibration import CALIBRATION_FILE, FITTED
-from sim.calibrate import VALIDATION, build_validation_set, fit
-from sim.validate import summary_line, validate
+from sim.studies.calibrate import VALIDATION, build_validation_set, fit
+from sim.studies.validate import summary_line, validate
 
 LINE = re.compile(r"^validated (\d+) rows: median \|err\| (\d+\.\d)%, mean \|err\| (\d+\.\d)%, max \|err\| (\d+\.\d)%$")
 # The bounds this model reaches on the shipped set (median |error| per kind), held here so

@@ -28,7 +28,7 @@ from sim.plots.style import (
     set_title,
     spread_labels,
 )
-from sim.report import fmt_rate
+from sim.output.console import fmt_rate
 
 
 def op_points(ops: pd.DataFrame) -> pd.DataFrame:

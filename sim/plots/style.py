@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from sim.outputs import atomic_write  # noqa: E402
+from sim.output.files import atomic_write  # noqa: E402
 
 OKABE_ITO = {
     "black": "#000000",

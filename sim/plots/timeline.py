@@ -2,7 +2,7 @@
 
 Top: the whole step, every layer laid out (rows: compute arrays, vector unit, HBM, links;
 colour: operator type). Bottom: the first layer of the step zoomed in, each op named. Bars
-are the slices of ``sim.trace`` (an op on the unit that does its work for its whole duration,
+are the slices of ``sim.output.trace`` (an op on the unit that does its work for its whole duration,
 plus its HBM transfer), times from the start of the step.
 """
 
@@ -15,8 +15,8 @@ import pandas as pd
 from matplotlib.patches import Patch
 
 from sim.plots.style import OTHER, SERIES, save
-from sim.report import fmt_time
-from sim.trace import TRACKS, Slice, slices
+from sim.output.console import fmt_time
+from sim.output.trace import TRACKS, Slice, slices
 
 
 def _scale(seconds: float) -> tuple[float, str]:

@@ -20,8 +20,8 @@ from collections import deque
 from typing import Callable
 
 from hwmodels.links import Collective, collective_time
-from sim.config import RunConfig
-from sim.resources import SharedServer
+from sim.config.schema import RunConfig
+from sim.engine.resources import SharedServer
 from sim.serving.kv_cache import KvCache
 from sim.serving.request import Request, State
 from sim.serving.schedulers import ContinuousScheduler, Scheduler, StepPlan

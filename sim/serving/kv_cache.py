@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.config import RunError
+from sim.config.schema import RunError
 from sim.serving.request import Request
 
 GB = 1e9

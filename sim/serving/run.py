@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.config import RunConfig, RunError, SchedulerKind, check_run
+from sim.config.schema import RunConfig, RunError, SchedulerKind, check_run
 from sim.serving.kv_cache import GB, CacheSize, KvCache, cache_size
 from sim.serving.request import Request
 from sim.serving.schedulers import make_scheduler

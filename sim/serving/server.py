@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Protocol
 
 import simpy
 
-from sim.engine import CountingEnvironment
+from sim.engine.des import CountingEnvironment
 from sim.serving.request import Request
 from sim.serving.schedulers import Scheduler, StepPlan, StepShape
 from sim.serving.step_cost import StepCost

@@ -2,9 +2,9 @@
 
 A step's shape (prefill chunks, decodes and their summed keys) becomes one pass
 (``workloads.step.build_step_totals``) and is costed on the analytic path
-(``sim.analytic.simulate_analytic``: the sum of its ops' ``Coster`` costs, repeated layers
+(``sim.engine.analytic.simulate_analytic``: the sum of its ops' ``Coster`` costs, repeated layers
 counted ``num_layers`` times, plus the runtime's host costs), so a serving step and a
-single-batch pass of the same work take the same time. Energy is ``sim.economics.record_energy``
+single-batch pass of the same work take the same time. Energy is ``sim.engine.energy.record_energy``
 over the same op records.
 
 Steps are cached by a coarse signature: the prefill chunks, the number of decodes, their summed
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 from hwmodels.area import die_area
 from hwmodels.energy import ChipEnergy, chip_energy
-from sim.analytic import simulate_analytic
-from sim.config import RunConfig
-from sim.costing import Coster
-from sim.economics import record_energy
-from sim.run import host_costs
+from sim.engine.analytic import simulate_analytic
+from sim.config.schema import RunConfig
+from sim.engine.costing import Coster
+from sim.engine.energy import record_energy
+from sim.engine.records import HostCosts
 from sim.serving.schedulers import StepShape
 from workloads.graph import AttentionKernel, Execution, PassGraph
 from workloads.ops import Unit
@@ -46,7 +46,7 @@ class StepCoster:
     def __init__(self, cfg: RunConfig, ex: Execution, block_tokens: int) -> None:
         self.model, self.ex, self.block = cfg.model, ex, block_tokens
         self.coster = Coster(cfg.hardware)
-        self.host = host_costs(cfg)
+        self.host = HostCosts.of(cfg.runtime)
         self.energy: ChipEnergy = chip_energy(cfg.hardware, die_area(cfg.hardware).total_mm2)
         self._cache: dict[tuple, StepCost] = {}
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.config import ArrivalProcess, LengthDistribution, RunError, WorkloadConfig
+from sim.config.schema import ArrivalProcess, LengthDistribution, RunError, WorkloadConfig
 
 TRACE_COLUMNS = ("arrival_s", "prompt_tokens", "output_tokens")
 

@@ -1,0 +1,159 @@
+"""One run: check the config, build the passes, simulate them at the chosen fidelity."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+from sim.engine.analytic import simulate_analytic
+from sim.config.schema import Fidelity, RunConfig, RunError, check_run
+from sim.engine.costing import Coster
+from sim.engine.des import simulate_des
+from sim.engine.records import HostCosts, Timeline
+from workloads.footprint import activation_bytes, kv_bytes_per_chip, weight_bytes_per_chip
+from sim.engine.pipeline import simulate_pipeline, split
+from sim.config.presets import PresetError, load_model
+from sim.batch.speculative import speculative_passes
+from workloads.graph import PassGraph, Phase, build_pass
+from workloads.model import ModelConfig
+
+GB = 1e9
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    """HBM bytes per chip."""
+
+    weights: float
+    kv_cache: float
+    activations: float
+    capacity: float
+
+    @property
+    def used(self) -> float:
+        return self.weights + self.kv_cache + self.activations
+
+
+@dataclass
+class RunResult:
+    cfg: RunConfig
+    timeline: Timeline
+    memory: MemoryUse
+    distinct_ops: int  # ops costed (each distinct op once)
+    sim_wall_s: float  # wall-clock seconds spent simulating
+    decode_tokens: float  # tokens per sequence the decode passes produce (expected, with speculation)
+
+    @property
+    def stages(self) -> int:
+        return self.cfg.parallel.pp
+
+    @property
+    def chips(self) -> int:
+        """Chips of one replica: tp x pp (summaries report per replica; dp multiplies throughput)."""
+        return self.cfg.parallel.tp * self.cfg.parallel.pp
+
+
+def passes(cfg: RunConfig, batch: int | None = None) -> Iterator[PassGraph]:
+    """The prefill pass, then one decode step per generated token after the first.
+
+    The prefill computes the prompt and yields the first token; decode step j (1-based)
+    feeds token j back in and attends to ``prompt + j`` keys. With speculative decoding the
+    draft model prefills the prompt too, and each step is k draft passes and one verification.
+    """
+    ex, w, model = cfg.execution(), cfg.workload, cfg.model
+    batch = batch or w.batch
+    yield build_pass(model, ex, Phase.prefill, batch, w.prompt_tokens, w.prompt_tokens)
+    draft = draft_model(cfg)
+    if draft is not None:
+        spec = cfg.speculative
+        yield build_pass(draft, ex, Phase.prefill, batch, w.prompt_tokens, w.prompt_tokens)
+        yield from speculative_passes(model, draft, ex, batch, w.prompt_tokens, w.decode_tokens - 1, spec.k,
+                                      spec.acceptance)
+        return
+    for j in range(1, w.decode_tokens):
+        yield build_pass(model, ex, Phase.decode, batch, 1, w.prompt_tokens + j, step=j)
+
+
+def draft_model(cfg: RunConfig) -> ModelConfig | None:
+    """The speculative draft model, checked against the target; None when speculation is off."""
+    name = cfg.speculative.draft_model
+    if not name:
+        return None
+    try:
+        draft = load_model(name)
+    except PresetError as err:
+        raise RunError(f"speculative.draft_model: {err}") from None
+    if draft.vocab_size != cfg.model.vocab_size:
+        raise RunError(
+            f"speculative.draft_model={name} has a {draft.vocab_size}-token vocabulary but {cfg.model.name} has "
+            f"{cfg.model.vocab_size}; the draft must share the target's tokenizer"
+        )
+    tp = cfg.parallel.tp
+    if draft.num_heads % tp or draft.num_kv_heads % tp:
+        raise RunError(f"parallel.tp={tp} does not divide the draft model {name}'s heads; use a smaller tp")
+    return draft
+
+
+def decode_tokens_produced(cfg: RunConfig) -> float:
+    """Tokens per sequence the decode passes deliver: ``decode_tokens - 1``. Speculative steps
+    run until that many are expected; their last step's expected overshoot is work done, not
+    output, so throughput, energy and cost per token count only the tokens asked for."""
+    return float(cfg.workload.decode_tokens - 1)
+
+
+def memory_use(cfg: RunConfig, prefill: PassGraph) -> MemoryUse:
+    ex, w = cfg.execution(), cfg.workload
+    models = [cfg.model] + ([d] if (d := draft_model(cfg)) is not None else [])
+    spare = cfg.speculative.k + 1 if len(models) > 1 else 0  # drafted positions not yet accepted
+    tokens = w.batch * _padded(w.prompt_tokens + w.decode_tokens + spare, ex.kv_block_tokens)
+    # Pipeline stages hold their share of the layers (and of their KV cache); the first stage has
+    # the most layers when they do not split evenly.
+    share = split(cfg.model.num_layers, cfg.parallel.pp)[0] / cfg.model.num_layers
+    return MemoryUse(
+        weights=sum(weight_bytes_per_chip(m, ex) for m in models) * share,
+        kv_cache=sum(kv_bytes_per_chip(m, ex, tokens) for m in models) * share,
+        activations=activation_bytes(prefill),
+        capacity=cfg.hardware.hbm_capacity_bytes,
+    )
+
+
+def _padded(tokens: int, block: int) -> int:
+    """Tokens a sequence occupies in a paged cache of ``block``-token blocks (0: contiguous)."""
+    return -(-tokens // block) * block if block else tokens
+
+
+def check_fits(cfg: RunConfig, mem: MemoryUse) -> None:
+    if mem.used <= mem.capacity:
+        return
+    raise RunError(
+        f"{cfg.model.name} does not fit: it needs {mem.used / GB:.1f} GB per chip (weights {mem.weights / GB:.1f} + "
+        f"KV cache {mem.kv_cache / GB:.1f} + activations {mem.activations / GB:.1f}) but {cfg.hardware.name} has "
+        f"{mem.capacity / GB:.1f} GB; raise parallel.tp, lower precision.weights or precision.kv_cache, "
+        "or shrink workload.batch or the sequence lengths"
+    )
+
+
+def simulate(cfg: RunConfig) -> RunResult:
+    """Check ``cfg``, then simulate its prefill and decode passes."""
+    check_run(cfg)
+    started = time.perf_counter()
+    all_passes = passes(cfg)
+    prefill = next(all_passes)
+    mem = memory_use(cfg, prefill)
+    check_fits(cfg, mem)
+    coster = Coster(cfg.hardware)
+    if cfg.parallel.pp > 1:
+        timeline = simulate_pipeline(lambda size: list(passes(cfg, size)), cfg.workload.batch, cfg.parallel.pp,
+                                     cfg.parallel.microbatches or cfg.parallel.pp, coster, cfg.hardware,
+                                     cfg.model.hidden_size * cfg.precision.activations.bytes)
+    else:
+        run = simulate_des if cfg.fidelity is Fidelity.des else simulate_analytic
+        timeline = run(_chain(prefill, all_passes), coster, HostCosts.of(cfg.runtime))
+    return RunResult(cfg, timeline, mem, coster.distinct_ops, time.perf_counter() - started,
+                     decode_tokens_produced(cfg))
+
+
+def _chain(first: PassGraph, rest: Iterator[PassGraph]) -> Iterator[PassGraph]:
+    yield first
+    yield from rest

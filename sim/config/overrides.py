@@ -1,0 +1,147 @@
+"""Command-line overrides checked against the schema before Hydra composes anything.
+
+An unknown preset, a misspelt key or a value of the wrong type gets one line that names the
+problem and the fix (``InputError``); every command that takes overrides uses these checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import typing
+
+from sim.config.paths import presets
+from sim.config.schema import RunConfig
+
+GROUPS = ("hardware", "model", "workload", "runtime", "scheduler")
+EXIT_BAD_INPUT = 2
+
+
+class InputError(Exception):
+    """Bad input found before composition."""
+
+
+def check_override(arg: str, multirun: bool = True) -> None:
+    """Raise InputError for an override that names no preset or key, or has a bad value.
+
+    ``multirun`` is false for a single run, where a comma-separated value (a sweep) is an error.
+    """
+    if arg.startswith("~") and not arg.startswith("~hydra"):
+        raise InputError(f"{arg}: removing a key is not supported; set its value instead (key=value)")
+    if arg.startswith("-") or "=" not in arg:
+        return
+    key, value = arg.split("=", 1)
+    if key.startswith("+") and not key.startswith(("++", "+hydra", "+experiment", "+search")):
+        path = key.lstrip("+")
+        top = path.split(".")[0]
+        names = [f.name for f in dataclasses.fields(RunConfig)]
+        if top not in names:
+            raise InputError(f"unknown key '{path}'{_did_you_mean(top, names)}; the config has: {', '.join(names)}")
+        if typing.get_origin(_parent_hint(path)) is not dict:
+            raise InputError(f"{arg}: '{path}' is part of the config already; override it with {path}={value}")
+        key = path
+    if not multirun and not key.startswith("hydra") and "," in value and not any(ch in value for ch in "[]{}()"):
+        raise InputError(f"{key}={value} is a sweep over {len(value.split(','))} values; add -m to run it: "
+                         f"llmsim -m {key}={value}")
+    if key.lstrip("+") == "experiment":
+        known = presets("experiment")
+        if not key.startswith("+"):
+            raise InputError(f"{arg}: an experiment is added, not overridden; use +experiment={value}")
+        for v in value.split(","):
+            if v.strip() not in known:
+                raise InputError(f"unknown experiment '{v}'{_did_you_mean(v, known)}; known: {', '.join(known)}")
+        return
+    if key.startswith(("hydra", "+", "~", "++")) or not key:
+        return
+    if value.startswith("[") and key.split(".")[0] not in ("sweep", "search"):
+        raise InputError(f"{key}={value}: a list is not a value of this key; to sweep it use -m {key}={value.strip('[]')}")
+    if any(ch in value for ch in "()[]{}$"):
+        return  # sweep functions, interpolations: left to Hydra
+    values = [v.strip() for v in value.split(",")] if value else [value]
+    if key in GROUPS:
+        known = presets(key)
+        for v in values:
+            if v not in known:
+                raise InputError(f"unknown {key} preset '{v}'{_did_you_mean(v, known)}; known: {', '.join(known)}")
+        return
+    hint = field_type(key)
+    for v in values:
+        _check_value(key, v, hint)
+
+
+def _parent_hint(path: str):
+    """The type hint of the field holding the last part of a dotted key (None if unknown)."""
+    cls = RunConfig
+    parts = path.split(".")
+    for part in parts[:-1]:
+        hints = typing.get_type_hints(cls)
+        if part not in hints:
+            return None
+        hint = hints[part]
+        if not dataclasses.is_dataclass(hint):
+            return hint
+        cls = hint
+    return None
+
+
+def field_type(key: str):
+    cls, path = RunConfig, []
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        path.append(part)
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        if part not in names:
+            where = ".".join(path[:-1]) or "the top level"
+            if i == 0 and part in ("experiment", "search"):
+                return None
+            raise InputError(
+                f"unknown key '{key}': {where} has no '{part}'{_did_you_mean(part, names)}; "
+                f"keys there: {', '.join(names)}"
+            )
+        hint = hints[part]
+        if dataclasses.is_dataclass(hint):
+            if i == len(parts) - 1:
+                return hint
+            cls = hint
+            continue
+        if typing.get_origin(hint) is dict:
+            if i == len(parts) - 2 and part == "matmul_dtype_rate":
+                from hwmodels.numerics import KNOWN_DTYPES
+
+                if parts[-1] not in KNOWN_DTYPES:
+                    raise InputError(f"unknown number format '{parts[-1]}' in '{key}'; known: {', '.join(KNOWN_DTYPES)}")
+            return None  # a map: its keys are checked by the model code
+        if i < len(parts) - 1:
+            parent = ".".join(path)
+            raise InputError(f"unknown key '{key}': '{parent}' is a plain value with no sub-keys")
+        return hint
+    return None
+
+
+def _check_value(key: str, value: str, hint) -> None:
+    if hint is None or dataclasses.is_dataclass(hint) or value in ("null", "None"):
+        return
+    args = typing.get_args(hint)
+    if args:  # Optional[X]
+        hint = next((a for a in args if a is not type(None)), str)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        names = [m.name for m in hint]
+        if value not in names:
+            raise InputError(f"{key}={value} is not one of: {', '.join(names)}{_did_you_mean(value, names)}")
+    elif hint is bool:
+        if value.lower() not in ("true", "false"):
+            raise InputError(f"{key}={value}: expected true or false")
+    elif hint in (int, float):
+        try:
+            number = float(value)
+        except ValueError:
+            raise InputError(f"{key}={value}: expected a number") from None
+        if hint is int and not number.is_integer():
+            raise InputError(f"{key}={value}: expected a whole number")
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""

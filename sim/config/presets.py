@@ -1,0 +1,44 @@
+"""Typed presets from conf/ without a Hydra app: for tools that name a chip or a model per row."""
+
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+
+from hwmodels.chip import HardwareConfig
+from sim.config.paths import CONF_DIR
+from workloads.model import ModelConfig
+
+
+
+class PresetError(ValueError):
+    """An unknown preset name."""
+
+
+def names(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _load(group: str, name: str, schema):
+    path = CONF_DIR / group / f"{name}.yaml"
+    if not path.is_file():
+        raise PresetError(f"unknown {group} preset '{name}'; known: {', '.join(names(group))}")
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.load(path)))
+
+
+def load_hardware(name: str, **changes) -> HardwareConfig:
+    """The chip preset ``name`` with any fields replaced by ``changes``."""
+    chip = _load("hardware", name, HardwareConfig)
+    if changes:
+        fields = {**chip.__dict__, **changes}
+        chip = HardwareConfig(**fields)
+    return chip
+
+
+def load_model(name: str) -> ModelConfig:
+    return _load("model", name, ModelConfig)
+
+
+def load_runtime(name: str):
+    from sim.config.schema import RuntimeConfig
+
+    return _load("runtime", name, RuntimeConfig)

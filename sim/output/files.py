@@ -1,0 +1,83 @@
+"""Files a run writes: summary.json, ops.parquet, ops.csv, config.yaml.
+
+Every file is written to a temporary name in the same folder and renamed into place, so a
+reader (or an interrupted run) never sees a half-written file. Each output carries the
+config's hash, the seed and the code version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+import tempfile
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def config_hash(config_yaml: str) -> str:
+    return hashlib.sha256(config_yaml.encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Package version, plus the git commit (and '+dirty') when run from a checkout."""
+    try:
+        version = metadata.version("llmsim")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"],
+                                capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        return f"{version}+{commit}{'.dirty' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        return version
+
+
+def provenance(config_yaml: str, seed: int) -> dict:
+    return {"config_hash": config_hash(config_yaml), "seed": seed, "code_version": code_version()}
+
+
+def write_run(out_dir: Path, summary: dict, breakdown: list[dict], ops: dict[str, list], config_yaml: str,
+              seed: int) -> None:
+    """Write a run's files under ``out_dir``."""
+    body = _finite({**summary, "breakdown": breakdown, "provenance": provenance(config_yaml, seed)})
+    atomic_write(out_dir / "config.yaml", lambda p: p.write_text(config_yaml))
+    frame = pd.DataFrame(ops)
+    atomic_write(out_dir / "ops.parquet", lambda p: frame.to_parquet(p, index=False))
+    atomic_write(out_dir / "ops.csv", lambda p: frame.to_csv(p, index=False))
+    atomic_write(out_dir / "summary.json", lambda p: p.write_text(json.dumps(body, indent=2, allow_nan=False) + "\n"))
+
+
+def _finite(value):
+    """JSON has no infinity: an op that moves no bytes has no intensity (null)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

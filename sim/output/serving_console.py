@@ -1,0 +1,73 @@
+"""The console summary of a serving run."""
+
+from __future__ import annotations
+
+from sim.output.console import fmt_time
+
+SCHEDULERS = {"static": "static batching", "continuous": "continuous batching",
+              "chunked_prefill": "chunked prefill", "disaggregated": "disaggregated prefill and decode"}
+LATENCY_LABELS = (("queueing_delay", "queueing delay"), ("ttft", "time to first token"),
+                  ("tpot", "time per output token"), ("e2e", "end to end"))
+
+
+def render_serving(summary: dict) -> str:
+    """Console lines of a serving run."""
+    run, kv, ll, cost = summary["run"], summary["kv_cache"], summary["littles_law"], summary["cost"]
+    chips = f"{run['chips']}x " if run["chips"] > 1 else ""
+    slo = summary["slo"]
+    pools = ""
+    if run["scheduler"] == "disaggregated":
+        pools = f"{run['prefill_instances']} prefill + {run['decode_instances']} decode instances, "
+    lines = [
+        f"llmsim serving: {run['model']} on {chips}{run['hardware']} | {SCHEDULERS[run['scheduler']]} "
+        f"({pools}max {run['max_batch']} sequences, {run['token_budget']:,} tokens per step, {kv['block_tokens']}-token KV "
+        f"blocks, preemption by {run['preemption']}) | {summary['requests']:,} requests: {run['traffic']}",
+        "",
+        f"  completed               {summary['completed_requests']:,} requests in {fmt_time(summary['duration_s'])}: "
+        f"{summary['requests_per_s']:,.2f} requests/s, {summary['output_tokens_per_s']:,.0f} output tokens/s",
+        "  latency                      p50        p90        p99",
+    ]
+    for key, label in LATENCY_LABELS:
+        values = [summary[f"{key}_p{p}_s"] for p in (50, 90, 99)]
+        lines.append(f"    {label:<22}" + "".join(f"{fmt_time(v):>11}" for v in values))
+    lines += [
+        f"  goodput                 {summary['goodput_requests_per_s']:,.2f} requests/s meet TTFT <= "
+        f"{fmt_time(slo['ttft_s'])} and TPOT <= {fmt_time(slo['tpot_s'])} ({summary['slo_attainment']:.0%} of requests)",
+        f"  load                    {_load(summary)}",
+        f"  batch                   mean {summary['batch_size_mean']:.1f}, max {summary['batch_size_max']} sequences "
+        f"per step over {summary['steps']:,} steps; chip busy {summary['busy_fraction']:.0%} of the time",
+        f"  KV cache                {kv['blocks']:,} blocks of {kv['block_tokens']} tokens ({kv['GB_per_chip']:.3g} GB "
+        f"per chip beside {kv['weights_GB_per_chip']:.3g} GB of weights): mean {summary['kv_cache_use_mean']:.0%}, "
+        f"peak {summary['kv_cache_use_max']:.0%} used; {summary['preemptions']:,} preemptions"
+        + (f", {summary['swapped_GB_per_chip']:.3g} GB swapped" if summary["swapped_GB_per_chip"] else ""),
+        *_moves(summary),
+        f"  Little's law            waiting: L = {ll['queue']['L_time_average']:.3g} vs lambda W = "
+        f"{ll['queue']['lambda_W']:.3g} | in system: L = {ll['system']['L_time_average']:.3g} vs lambda W = "
+        f"{ll['system']['lambda_W']:.3g}",
+        f"  energy                  {summary['joules_per_output_token']:.3g} J per output token, "
+        f"{summary['avg_power_W']:,.0f} W per chip on average",
+        f"  cost                    ${summary['usd_per_million_output_tokens']:.3g} per million output tokens at "
+        f"${summary['usd_per_chip_hour']:.3g} per chip-hour ({cost['usd_per_chip_hour_source']}); 2023 API prices: "
+        f"${cost['api_2023_usd_per_million_prompt_tokens']:.0f} per million prompt tokens ($0.03 per 1K), "
+        f"${cost['api_2023_usd_per_million_output_tokens']:.0f} per million generated ($0.06 per 1K): "
+        f"this run ${cost['run_usd']:.3g} vs ${cost['api_2023_usd_for_this_run']:.3g}",
+        f"  simulated               {summary['steps']:,} steps, {run['distinct_steps']:,} distinct steps costed, "
+        f"{run['events']:,} events, {run['sim_wall_s']:.2f} s wall",
+    ]
+    return "\n".join(lines)
+
+
+def _moves(summary: dict) -> list[str]:
+    moves = summary["kv_moves"]
+    if not moves["count"]:
+        return []
+    return [f"  KV moves                {moves['count']:,} caches moved from prefill to decode instances over the links, "
+            f"{moves['GB_per_chip']:.3g} GB per chip, {fmt_time(moves['mean_s'])} each on average"]
+
+
+def _load(summary: dict) -> str:
+    growth = summary["queue_growth_s_per_s"]
+    if summary["overloaded"]:
+        return (f"OVERLOADED: requests arrive faster than they complete; the queueing delay grew by "
+                f"{growth:.2f} s per second of arrivals and keeps growing with the run")
+    return f"stable (queueing delay grows {growth:.2g} s per second of arrivals)"

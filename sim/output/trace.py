@@ -1,0 +1,138 @@
+"""A run as a timeline: op slices on the chip's resources, and the Chrome trace format.
+
+Built from the per-op table (``ops.parquet`` / ``metrics.ops_columns``), so a finished run's
+trace can be made again from its files. Tracks (one process each in the trace): the compute
+arrays, the vector unit, HBM and the links, plus one for the passes. An op is a slice on
+the track of the unit that does its work (arrays, vector unit or links) from its start to its
+end; an op that moves HBM bytes also has a slice on the HBM track from the end of its fixed
+delay for as long as its transfers take alone (capped at the op's end). Where slices overlap
+on a track (concurrent ops), they go on separate rows ("lanes").
+
+Repeated layers are one record with a ``count`` in the table; here every instance is laid out
+back to back, which is what both fidelities simulate. Only the prefill and the first
+``decode_steps`` decode steps are written (a 70B model over 256 steps would be hundreds of MB
+and show the same step over and over); the trace says so in its metadata.
+
+Open ``trace.json`` in https://ui.perfetto.dev (or chrome://tracing). Times are microseconds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from sim.output.files import atomic_write
+
+TRACKS = ("compute arrays", "vector unit", "HBM", "links")
+UNIT_TRACK = {"matrix": "compute arrays", "vector": "vector unit", "link": "links"}
+US = 1e6
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One op instance on one track; seconds."""
+
+    track: str
+    name: str
+    kind: str
+    phase: str
+    step: int
+    segment: str  # pre, layer (repeated) or post
+    layer: int  # instance of a repeated layer (0 for pre/post segments)
+    start_s: float
+    dur_s: float
+    bound: str
+    args: dict
+
+
+def steps_to_show(ops: pd.DataFrame, decode_steps: int) -> list[tuple[str, int]]:
+    """(phase, step) of the passes a trace shows: the prefill and the first decode steps."""
+    passes = ops[["phase", "step"]].drop_duplicates()
+    prefill = [("prefill", int(s)) for s in passes[passes["phase"] == "prefill"]["step"]]
+    decode = sorted(int(s) for s in passes[passes["phase"] == "decode"]["step"])[:decode_steps]
+    return prefill + [("decode", s) for s in decode]
+
+
+def slices(ops: pd.DataFrame, decode_steps: int = 2) -> list[Slice]:
+    """The slices of the prefill and the first ``decode_steps`` decode steps, every layer laid out."""
+    out: list[Slice] = []
+    for phase, step in steps_to_show(ops, decode_steps):
+        rows = ops[(ops["phase"] == phase) & (ops["step"] == step)].sort_values("start_s", kind="stable")
+        for segment in rows["segment"].drop_duplicates():
+            # Records hold a repeated layer's first instance; the simulation ran the others
+            # back to back before the next segment (whose records already start after them).
+            seg = rows[rows["segment"] == segment]
+            span = float(seg["end_s"].max() - seg["start_s"].min())
+            for layer in range(int(seg["count"].max())):
+                for r in seg.itertuples(index=False):
+                    out.extend(_op_slices(r, phase, step, segment, layer, r.start_s + layer * span))
+    return out
+
+
+def _op_slices(r, phase: str, step: int, segment: str, layer: int, start_s: float) -> list[Slice]:
+    dur = float(r.end_s - r.start_s)
+    args = {"bound": r.bound, "layer": layer, "compute_us": r.compute_s * US, "memory_us": r.memory_s * US,
+            "link_us": r.link_s * US, "overhead_us": r.overhead_s * US, "flops": r.flops, "hbm_bytes": r.hbm_bytes}
+    made = [Slice(UNIT_TRACK.get(r.unit, "vector unit"), r.op, r.kind, phase, step, segment, layer, start_s, dur,
+                  r.bound, args)]
+    if r.hbm_bytes > 0 and r.memory_s > 0:
+        hbm_start = start_s + min(r.overhead_s, dur)
+        hbm_dur = max(0.0, min(r.memory_s, start_s + dur - hbm_start))
+        made.append(Slice("HBM", r.op, r.kind, phase, step, segment, layer, hbm_start, hbm_dur, r.bound, args))
+    return made
+
+
+def _lanes(items: list[Slice]) -> list[int]:
+    """A row per slice so that no two slices on one row overlap (greedy, in start order)."""
+    order = sorted(range(len(items)), key=lambda i: items[i].start_s)
+    ends: list[float] = []
+    lane = [0] * len(items)
+    for i in order:
+        s = items[i]
+        for j, end in enumerate(ends):
+            if end <= s.start_s + 1e-15:
+                lane[i], ends[j] = j, s.start_s + s.dur_s
+                break
+        else:
+            lane[i] = len(ends)
+            ends.append(s.start_s + s.dur_s)
+    return lane
+
+
+def chrome_trace(ops: pd.DataFrame, decode_steps: int = 2, title: str = "llmsim run") -> dict:
+    """The trace-event JSON object (``ph: "X"`` complete events, a process per track)."""
+    items = slices(ops, decode_steps)
+    events: list[dict] = []
+    pids = {"passes": 1, **{name: i + 2 for i, name in enumerate(TRACKS)}}
+    for name, pid in pids.items():
+        events.append({"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": name}})
+        events.append({"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0, "args": {"sort_index": pid}})
+    for track in TRACKS:
+        on_track = [s for s in items if s.track == track]
+        for s, lane in zip(on_track, _lanes(on_track)):
+            events.append({"ph": "X", "name": s.name, "cat": s.kind, "pid": pids[track], "tid": lane,
+                           "ts": s.start_s * US, "dur": s.dur_s * US,
+                           "args": {"phase": s.phase, "step": s.step, **s.args}})
+    shown = steps_to_show(ops, decode_steps)
+    for phase, step in shown:
+        in_pass = [s for s in items if s.phase == phase and s.step == step]
+        start = min(s.start_s for s in in_pass)
+        end = max(s.start_s + s.dur_s for s in in_pass)
+        name = "prefill" if phase == "prefill" else f"decode step {step}"
+        events.append({"ph": "X", "name": name, "cat": phase, "pid": 1, "tid": 0, "ts": start * US,
+                       "dur": (end - start) * US, "args": {"phase": phase, "step": step}})
+    total_steps = int(ops.loc[ops["phase"] == "decode", "step"].nunique())
+    return {"traceEvents": events, "displayTimeUnit": "ms",
+            "otherData": {"title": title, "shown": f"prefill and decode steps {[s for p, s in shown if p == 'decode']}"
+                          f" of {total_steps}; every layer laid out", "time_unit": "us"}}
+
+
+def write_trace(ops: pd.DataFrame | dict, path: Path, decode_steps: int = 2, title: str = "llmsim run") -> Path:
+    """Write ``trace.json`` for the per-op table ``ops`` (a DataFrame or ``ops_columns`` dict), atomically."""
+    frame = ops if isinstance(ops, pd.DataFrame) else pd.DataFrame(ops)
+    body = chrome_trace(frame, decode_steps, title)
+    atomic_write(Path(path), lambda p: p.write_text(json.dumps(body, separators=(",", ":"))))
+    return Path(path)

@@ -1,0 +1,78 @@
+"""One point of the ``llmsim`` command: simulate a composed config, print it, write its files.
+
+Inside a multirun a point that finished in an earlier sweep beside this one is reused, and a
+point that cannot run leaves ``failed.json`` with its reason while the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from hwmodels.chip import HardwareError
+from sim.batch.run import simulate
+from sim.config.overrides import EXIT_BAD_INPUT
+from sim.config.schema import RunConfig, RunError, WorkloadKind
+from sim.metrics.summary import breakdown_by_kind, ops_columns, summarize
+from sim.output.console import render
+from sim.output.files import atomic_write, write_run
+from sim.output.trace import write_trace
+from sim.studies.serving_job import serve_job
+from sim.studies.sweep.points import finished_dir, mark_finished, point_key, reuse
+from workloads.model import ModelError
+
+
+def run_job(dcfg: DictConfig) -> dict | None:
+    """Simulate one composed config, print its summary and write its files."""
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    key = point_key(dcfg) if multirun and dcfg.output.write_files else None
+    if key and not dcfg.sweep.rerun:  # finished in an earlier sweep beside this one: reuse it
+        source = finished_dir(key, Path(hc.sweep.dir), out_dir, trace=dcfg.output.trace)
+        if source is not None:
+            print(f"llmsim: point {hc.job.num} finished before ({source}); reused it (sweep.rerun=true to re-simulate)")
+            return reuse(source, out_dir)
+    try:
+        cfg: RunConfig = OmegaConf.to_object(dcfg)
+        if cfg.workload.kind is WorkloadKind.serving:  # a stream of requests through a scheduler (sim/serving/)
+            done = (lambda: mark_finished(key, Path(hc.sweep.dir), out_dir)) if key else None
+            return serve_job(cfg, dcfg, out_dir, done)
+        result = simulate(cfg)
+    except (HardwareError, ModelError, RunError) as err:
+        return _fail(hc.mode, out_dir, str(err))
+    except Exception as err:  # noqa: BLE001 - in a sweep, a bug fails its point, not the sweep
+        if not multirun:
+            raise
+        return _fail(hc.mode, out_dir, f"internal error: {type(err).__name__}: {err}")
+    summary = summarize(result)
+    breakdown = breakdown_by_kind(result)
+    if cfg.output.write_files:
+        config_yaml = OmegaConf.to_yaml(dcfg, resolve=True)
+        ops = ops_columns(result)
+        write_run(out_dir, summary, breakdown, ops, config_yaml, cfg.seed)
+        if cfg.output.trace:
+            write_trace(ops, out_dir / "trace.json", title=f"{cfg.model.name} on {cfg.hardware.name}")
+        if key:
+            mark_finished(key, Path(hc.sweep.dir), out_dir)
+    if cfg.output.print_summary:
+        print(render(summary, breakdown))
+        if cfg.output.write_files:
+            trace = ", trace.json" if cfg.output.trace else ""
+            print(f"  outputs                 {out_dir}/ (summary.json, ops.parquet, ops.csv, config.yaml{trace})")
+    return summary
+
+
+def _fail(mode: RunMode, out_dir: Path, reason: str) -> None:
+    print(f"llmsim: error: {reason}", file=sys.stderr)
+    if mode == RunMode.MULTIRUN:
+        atomic_write(out_dir / "failed.json", lambda p: p.write_text(json.dumps({"reason": reason}) + "\n"))
+        return None
+    sys.exit(EXIT_BAD_INPUT)
+
+

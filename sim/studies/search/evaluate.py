@@ -1,0 +1,99 @@
+"""One design: the run config with the searched values set, simulated, and its metrics.
+
+Metrics are the run's summary (``summarize`` for a single batch, ``summarize_serving`` for a
+serving workload) flattened to dotted names, plus figures of the design itself:
+
+* ``chip_area_mm2``, ``die_area_mm2``, ``chip_cost_usd`` (hwmodels/area.py, cost.py);
+* ``max_power_W``: static power plus the larger of the arrays at their sustained rate (peak x
+  ``matmul_efficiency``, in the activation format) and HBM at its sustained bandwidth: a TDP-like
+  figure of the design, the same for every workload (a run's ``peak_power_W`` is only what its
+  own ops reached). It gives 697 W for h100_sxm (board power 700 W) and 398 W for a100_80gb (400 W);
+* ``chips`` and ``system_cost_usd`` (chips x chip cost), and for serving runs the
+  ``output_tokens_per_s_per_usd`` and ``output_tokens_per_s_per_W`` a single-batch summary has.
+
+A design the model code rejects (a die over the reticle, a model that does not fit, a
+tensor-parallel degree that does not divide the heads) raises :class:`Infeasible` with the reason.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from hwmodels.area import die_area
+from hwmodels.chip import HardwareError
+from hwmodels.cost import chip_cost
+from hwmodels.energy import chip_energy
+from sim.config.schema import RunConfig, RunError, WorkloadKind
+from sim.studies.sweep.table import flatten
+from workloads.model import ModelError
+
+
+class Infeasible(Exception):
+    """A design that cannot be built or run; the message says why."""
+
+
+def set_key(tree: dict, key: str, value) -> None:
+    node = tree
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def build(base: dict, overrides: dict) -> RunConfig:
+    """The typed RunConfig of ``base`` (a plain composed config) with ``overrides`` (dotted keys) set."""
+    tree = copy.deepcopy(base)
+    for key, value in overrides.items():
+        set_key(tree, key, value)
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), tree))
+    except (HardwareError, ModelError, RunError) as err:
+        raise Infeasible(str(err)) from None
+    except OmegaConfBaseException as err:
+        raise Infeasible(str(err).splitlines()[0]) from None
+
+
+def design_metrics(cfg: RunConfig) -> dict:
+    chip = cfg.hardware
+    area = die_area(chip)
+    energy = chip_energy(chip, area.total_mm2)
+    act = cfg.precision.activations
+    arrays = energy.work(matrix_flops=chip.peak_flops(act) * chip.matmul_efficiency,
+                         matrix_dtype=chip.matmul_dtype(act)).total_J  # one second at the sustained rate
+    hbm = energy.work(hbm_bytes=chip.hbm_bandwidth_Bps * chip.hbm_efficiency).total_J
+    full = max(arrays, hbm)
+    return {"chip_area_mm2": area.total_mm2, "die_area_mm2": area.die_mm2, "chip_cost_usd": chip_cost(chip, area).total_usd,
+            "max_power_W": full + energy.static_W, "peak_matrix_TFLOPS": chip.peak_flops(act) / 1e12}
+
+
+def evaluate(base: dict, overrides: dict) -> dict:
+    """Metrics of the design ``overrides`` applied to ``base``; raises Infeasible."""
+    cfg = build(base, overrides)
+    try:
+        if cfg.workload.kind is WorkloadKind.serving:
+            from sim.metrics.serving import summarize_serving
+            from sim.serving.run import simulate_serving
+
+            result = simulate_serving(cfg)
+            summary, chips = summarize_serving(result), result.chips
+        else:
+            from sim.metrics.summary import summarize
+            from sim.batch.run import simulate
+
+            result = simulate(cfg)
+            summary, chips = summarize(result), result.chips
+    except (HardwareError, ModelError, RunError) as err:
+        raise Infeasible(str(err)) from None
+    metrics = {k: float(v) for k, v in flatten(summary).items()
+               if isinstance(v, (int, float)) and not k.startswith("run.")}
+    metrics.update(design_metrics(cfg))
+    metrics["chips"] = float(chips)
+    metrics["system_cost_usd"] = chips * metrics["chip_cost_usd"]
+    tokens = metrics.get("output_tokens_per_s", 0.0)
+    metrics.setdefault("output_tokens_per_s_per_usd", tokens / metrics["system_cost_usd"])
+    if metrics.get("avg_power_W"):
+        metrics.setdefault("output_tokens_per_s_per_W", tokens / (chips * metrics["avg_power_W"]))
+    return metrics

@@ -1,0 +1,244 @@
+"""The Optuna study of a search: sampling, constraints, storage, resuming, parallel workers.
+
+Optuna is used directly (not through ``hydra-optuna-sweeper``): that plugin pins Optuna 2.x,
+whose SQLite storage breaks with SQLAlchemy 2, and a sweeper would launch one Hydra job (a
+folder, a composition) per trial, which costs more than an analytic trial itself. Here each
+trial sets its values on the composed config and simulates in-process.
+
+* samplers: ``nsga2`` (``NSGAIISampler``) or ``tpe`` (multi-objective ``TPESampler``), seeded
+  with ``search.seed``; constraints are set on each trial (``Trial.set_constraint``, Optuna >= 5) so an
+  infeasible design stays in the study, marked, and steers the sampler away;
+* a design the model code rejects (over the reticle, does not fit) is a failed trial whose
+  ``reason`` is kept; it is reported as infeasible, never dropped;
+* storage: ``<out>/study.db`` (SQLite); running the same command again resumes the study and runs
+  only the trials missing to reach ``search.trials``; a study made with other settings is
+  refused (``search.fresh=true`` starts over);
+* ``search.jobs=N``: N worker processes (``spawn``) share the study through the SQLite file.
+  Processes, not threads: a trial is pure Python (the GIL would serialise threads). With one
+  job the trials are reproducible from the seed; with several their order (and so what the
+  sampler proposes) depends on timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+
+from sim.plots.pareto import goal
+from sim.studies.search import SearchError
+from sim.studies.search.evaluate import Infeasible, evaluate
+from sim.studies.search.space import Param, check_derived, config_overrides, parse_space, resolve
+
+STUDY = "search"
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    metric: str
+    op: str  # "<=" or ">="
+    limit: float
+
+    def violation(self, value: float) -> float:
+        """> 0 when violated (Optuna's convention), by how much."""
+        return value - self.limit if self.op == "<=" else self.limit - value
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.limit:g}"
+
+
+def parse_constraints(spec: dict) -> list[Constraint]:
+    out = []
+    for metric, rule in (spec or {}).items():
+        if isinstance(rule, (int, float)) and not isinstance(rule, bool):
+            out.append(Constraint(metric, "<=", float(rule)))
+            continue
+        text = str(rule).strip()
+        op, number = text[:2], text[2:]
+        try:
+            if op not in ("<=", ">="):
+                raise ValueError(op)
+            out.append(Constraint(metric, op, float(number)))
+        except ValueError:
+            raise SearchError(f"search.constraints.{metric}: expected '<= limit' or '>= limit' (got {rule!r})") from None
+    for a in out:
+        for b in out:
+            if a.metric == b.metric and a.op == "<=" and b.op == ">=" and a.limit < b.limit:
+                raise SearchError(f"contradictory constraints: {b} and {a} leave no value of {a.metric}")
+    return out
+
+
+def parse_objectives(names: list[str]) -> list[tuple[str, bool]]:
+    """``[(metric, maximize)]``; a name may start with ``max:`` or ``min:``, else sim.plots.pareto.goal decides."""
+    if not names:
+        raise SearchError("search.objectives is empty; name at least one metric, e.g. [output_tokens_per_s_per_usd]")
+    out = []
+    for name in names:
+        if name.startswith(("max:", "min:")):
+            out.append((name[4:], name.startswith("max:")))
+        else:
+            out.append((name, goal(name) == "max"))
+    return out
+
+
+@dataclass
+class Search:
+    base: dict  # the composed run config (plain, resolved), without the search node
+    search: dict  # the search node
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.params: list[Param] = parse_space(self.search.get("space") or {})
+        self.derived: dict = dict(self.search.get("derived") or {})
+        check_derived(self.derived, self.params)
+        self.objectives = parse_objectives(list(self.search.get("objectives") or []))
+        self.constraints = parse_constraints(self.search.get("constraints") or {})
+        self._cache: dict = {}
+
+    def check_metrics(self, known: dict) -> None:
+        """SearchError for an objective or constraint that names no metric of ``known``."""
+        names = sorted(known)
+        for what, metric in ([("objective", m) for m, _ in self.objectives]
+                             + [("constraint", c.metric) for c in self.constraints]):
+            if metric not in known:
+                import difflib
+
+                close = difflib.get_close_matches(metric, names, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise SearchError(f"{what} '{metric}' is not a metric{hint}; known metrics: {', '.join(names)}")
+
+    def fingerprint(self) -> str:
+        keep = {k: v for k, v in self.search.items() if k not in ("trials", "jobs", "out", "fresh")}
+        text = json.dumps({"base": self.base, "search": keep}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def design(self, values: dict) -> tuple[dict | None, str | None]:
+        """(metrics, None) or (None, reason) for the space values ``values`` (cached per process)."""
+        key = json.dumps(values, sort_keys=True, default=str)
+        if key not in self._cache:
+            try:
+                full = resolve(values, self.derived)
+                self._cache[key] = (evaluate(self.base, config_overrides(full)), None)
+            except Infeasible as err:
+                self._cache[key] = (None, str(err))
+            except (ArithmeticError, TypeError, ValueError) as err:
+                self._cache[key] = (None, f"{type(err).__name__}: {err}")
+        return self._cache[key]
+
+    def objective(self, trial: optuna.Trial) -> tuple[float, ...]:
+        values = {p.key: p.suggest(trial) for p in self.params}
+        full = resolve(values, self.derived) if self.derived else values
+        for key in self.derived:
+            trial.set_user_attr(f"derived:{key}", full.get(key))
+        metrics, reason = self.design(values)
+        if metrics is None:
+            trial.set_user_attr("reason", reason)
+            raise Infeasible(reason)
+        self.check_metrics(metrics)
+        trial.set_user_attr("metrics", metrics)
+        violations = [c.violation(metrics[c.metric]) for c in self.constraints]
+        trial.set_user_attr("violations", violations)
+        for c, v in zip(self.constraints, violations):  # the samplers read these (Optuna >= 5)
+            trial.set_constraint(str(c), v)
+        return tuple(metrics[m] for m, _ in self.objectives)
+
+    def sampler(self, trials: int, worker: int = 0) -> optuna.samplers.BaseSampler:
+        seed = self.seed + 1000 * worker
+        name = str(self.search.get("sampler", "nsga2"))
+        if name == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed,
+                                                 population_size=max(8, min(50, trials // 5)))
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True,
+                                              n_startup_trials=max(10, min(50, trials // 5)))
+        raise SearchError(f"search.sampler={name} is not one of: nsga2, tpe")
+
+
+def storage_url(out: Path) -> str:
+    return f"sqlite:///{(out / 'study.db').resolve()}"
+
+
+def open_study(search: Search, out: Path, fresh: bool, trials: int, worker: int = 0) -> optuna.Study:
+    db = out / "study.db"
+    if fresh and db.exists() and worker == 0:
+        db.unlink()
+    directions = ["maximize" if up else "minimize" for _, up in search.objectives]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study = optuna.create_study(storage=storage_url(out), study_name=STUDY, directions=directions,
+                                    sampler=search.sampler(trials, worker), load_if_exists=True)
+    mark = study.user_attrs.get("fingerprint")
+    if mark is None and worker == 0:
+        study.set_user_attr("fingerprint", search.fingerprint())
+    elif mark is not None and mark != search.fingerprint():
+        raise SearchError(f"{db} holds a search with other settings (workload, space, objectives or seed); "
+                          "use search.out=<another folder> or search.fresh=true to start over")
+    return study
+
+
+def finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def _optimize(study: optuna.Study, search: Search, trials: int) -> None:
+    left = trials - finished(study)
+    if left <= 0:
+        return
+    stop = optuna.study.MaxTrialsCallback(trials, states=FINISHED)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.optimize(search.objective, n_trials=left, catch=(Infeasible,), callbacks=[stop])
+
+
+def _worker(args) -> None:
+    base, search_node, seed, out, trials, worker = args
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    search = Search(base, search_node, seed)
+    _optimize(open_study(search, Path(out), False, trials, worker), search, trials)
+
+
+def run_study(search: Search, out: Path, trials: int, jobs: int = 1, fresh: bool = False) -> optuna.Study:
+    """Run (or resume) the study in ``out`` until it holds ``trials`` finished trials."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    out.mkdir(parents=True, exist_ok=True)
+    study = open_study(search, out, fresh, trials)
+    if jobs <= 1:
+        _optimize(study, search, trials)
+        return study
+    ctx = multiprocessing.get_context("spawn")
+    args = [(search.base, search.search, search.seed, str(out), trials, w) for w in range(jobs)]
+    with ctx.Pool(jobs) as pool:
+        pool.map(_worker, args)
+    return open_study(search, out, False, trials)
+
+
+def trial_rows(search: Search, study: optuna.Study) -> list[dict]:
+    """One row per finished trial: status, reason, parameters, derived values, metrics."""
+    rows = []
+    for t in study.get_trials(deepcopy=False, states=FINISHED):
+        row = {"trial": t.number}
+        metrics = t.user_attrs.get("metrics")
+        if metrics is None:
+            row.update(status="infeasible", reason=t.user_attrs.get("reason", "failed"))
+        else:
+            broken = [str(c) for c, v in zip(search.constraints, t.user_attrs.get("violations", [])) if v > 0]
+            row.update(status="infeasible" if broken else "feasible",
+                       reason=("violates " + ", ".join(broken)) if broken else "")
+        row.update({p.key: _tidy(t.params.get(p.key)) for p in search.params})
+        row.update({k: t.user_attrs.get(f"derived:{k}") for k in search.derived})
+        if metrics:
+            row.update({k: v for k, v in metrics.items() if math.isfinite(v)})
+        rows.append(row)
+    return rows
+
+
+def _tidy(value):
+    """A stepped float as typed (1.7, not Optuna's 1.7000000000000002)."""
+    return round(value, 10) if isinstance(value, float) else value

@@ -1,0 +1,93 @@
+"""The Hydra callback of ``llmsim -m``: a progress bar with the time left, and the report at the end.
+
+Registered in ``conf/config.yaml`` under ``hydra.callbacks``. The bar counts points as they
+finish (tqdm estimates the time left from the mean time per point so far) and shows how many
+failed; it is drawn when stderr is a terminal, or always with ``sweep.progress=true``. It
+follows the jobs that run in this process (the basic launcher); with joblib, Ray or Slurm
+the jobs end elsewhere, so the bar stays off and the launcher's own logging shows progress.
+When the multirun ends, ``llmsim-report``'s table and charts are written into
+``<sweep dir>/report/`` unless ``sweep.report=false``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+LAUNCHER_LOG = logging.getLogger("hydra._internal.core_plugins.basic_launcher")
+
+
+def count_points(config: DictConfig) -> int | None:
+    """How many jobs the basic sweeper makes of the sweep's params and command-line overrides."""
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+        arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+        sizes: dict[str, int] = {}
+        for override in OverridesParser.create().parse_overrides(arguments):
+            key = override.get_key_element()
+            sizes[key] = len(list(override.sweep_string_iterator())) if override.is_discrete_sweep() else 1
+        return math.prod(sizes.values())
+    except Exception:  # noqa: BLE001 - a sweep type we cannot count: the bar shows no total
+        return None
+
+
+class SweepCallback(Callback):
+    """Progress bar over the points of a multirun, and the report when it ends."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._launcher_log_level = logging.NOTSET
+        self._failed = 0
+
+    def __getstate__(self) -> dict:  # parallel launchers pickle callbacks: the bar stays here
+        return {"_bar": None, "_launcher_log_level": logging.NOTSET, "_failed": 0}
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        progress = OmegaConf.select(config, "sweep.progress")
+        show = progress if progress is not None else sys.stderr.isatty()
+        launcher = str(OmegaConf.select(config, "hydra.launcher._target_") or "")
+        if not show or "BasicLauncher" not in launcher:
+            return
+        from tqdm import tqdm
+
+        # The launcher's line per job says what the bar says; keep it out of the bar's way.
+        self._launcher_log_level = LAUNCHER_LOG.level
+        LAUNCHER_LOG.setLevel(logging.WARNING)
+        name = OmegaConf.select(config, "name") or "sweep"
+        size = shutil.get_terminal_size()  # 80 x 24 where a terminal reports 0 x 0 (tqdm would hide the bar)
+        self._bar = tqdm(total=count_points(config), desc=f"llmsim {name}", unit="point", file=sys.stderr,
+                         ncols=size.columns, nrows=size.lines, smoothing=0.05, mininterval=0.5)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if self._bar is None:
+            return
+        if getattr(job_return, "_return_value", None) is None:
+            self._failed += 1
+            self._bar.set_postfix(failed=self._failed, refresh=False)
+        self._bar.update(1)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+            LAUNCHER_LOG.setLevel(self._launcher_log_level)
+        if not OmegaConf.select(config, "sweep.report", default=True):
+            return
+        from sim.studies.sweep import ReportError
+        from sim.studies.sweep.report import print_written, report_sweep
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            print_written(report_sweep(sweep_dir))
+        except (ReportError, OSError, ValueError) as err:
+            print(f"llmsim-report: error: {err} (the points are saved; fix and run llmsim-report {sweep_dir})",
+                  file=sys.stderr)

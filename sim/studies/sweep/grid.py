@@ -1,0 +1,224 @@
+"""``llmsim-grid``: a fine numeric grid swept inside one process, no Hydra job per point.
+
+Hydra's multirun composes and launches a job per point (about 0.1 s each, plus the point's
+files); that suits tens to a few hundred points, each with its own folder and files. For a
+fine grid (thousands of points of the analytic fidelity) this command composes the config
+once, changes the swept fields in place for each point and keeps only the metrics: one row
+per point in ``report/points.parquet``, the same table and charts ``llmsim-report`` makes.
+Only one point (the first that finishes) is written in full, in ``example_point/``, for the
+roofline and the timeline.
+
+Axes use the command line of ``llmsim -m`` (``key=a,b,c``, ``key=range(start,stop,step)``), a
+recipe's ``hydra.sweeper.params`` (``+experiment=<name>``), or two grids Hydra lacks:
+``key=linspace(start,stop,num)`` and ``key=geomspace(start,stop,num)`` (numpy's, ends included).
+
+    llmsim-grid +experiment=bandwidth_vs_compute 'hardware.hbm_bandwidth_GBps=geomspace(250,8000,40)'
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import json
+import re
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from sim.metrics.summary import breakdown_by_kind, ops_columns, summarize
+from sim.output.files import atomic_write, code_version, write_run
+from sim.batch.run import simulate
+from sim.studies.sweep import ReportError
+from sim.config.compose import compose_dict, to_run_config, without_hydra
+from sim.studies.sweep.report import EXAMPLE_POINT, GRID_FILE, print_written, report_sweep
+from sim.studies.sweep.sensitivity import FAILURES
+from sim.studies.sweep.table import failed_bound, make_table, summary_row, write_table
+from hydra.errors import HydraException
+
+SPACES = re.compile(r"^(linspace|geomspace)\(([^,]+),([^,]+),([^,]+)\)$")
+
+
+def is_group(key: str) -> bool:
+    """Whether ``key`` names a config group (a folder of presets in conf/), not a field."""
+    from sim.config.paths import CONF_DIR
+
+    return "." not in key and (CONF_DIR / key).is_dir()
+
+
+def axis_values(key: str, text: str) -> list | None:
+    """The values of ``key=text`` if it is a sweep (several values), else None."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    match = SPACES.match(text.replace(" ", ""))
+    if match:
+        fn, start, stop, num = match.groups()
+        try:
+            first, last, count = float(start), float(stop), int(num)
+        except ValueError:
+            raise ReportError(f"{key}={text}: {fn}(start, stop, num) needs numbers and a whole count") from None
+        if count < 1 or (fn == "geomspace" and (first <= 0 or last <= 0)):
+            raise ReportError(f"{key}={text}: {fn} needs num >= 1" + (" and positive ends" if fn == "geomspace" else ""))
+        values = [float(f"{v:.6g}") for v in getattr(np, fn)(first, last, count)]
+        if _is_int_field(key):  # whole-number fields (cores, batch, tp) take rounded, distinct values
+            values = list(dict.fromkeys(int(round(v)) for v in values))
+        return values
+    override = OverridesParser.create().parse_override(f"{key}={text}")
+    if not override.is_sweep_override():
+        return None
+    if not override.is_discrete_sweep():
+        raise ReportError(f"{key}={text}: only lists, range(), linspace() and geomspace() can be swept here")
+    return list(override.sweep_iterator())
+
+
+def _is_int_field(key: str) -> bool:
+
+    from sim.config.overrides import field_type
+
+    try:
+        return field_type(key) is int
+    except Exception:  # noqa: BLE001 - an unknown key is reported by check_override
+        return False
+
+
+def split_arguments(arguments: list[str]) -> tuple[list[str], dict[str, list]]:
+    """(fixed overrides, {swept key: values}) from ``llmsim``-style arguments."""
+    fixed, axes = [], {}
+    for arg in arguments:
+        key, _, text = arg.partition("=")
+        values = axis_values(key.lstrip("+"), text) if "=" in arg and not key.startswith(("hydra", "+", "~")) else None
+        if values is None:
+            fixed.append(arg)
+        else:
+            axes[key] = values
+    return fixed, axes
+
+
+def grid_points(axes: dict[str, list]) -> list[dict]:
+    """Every combination of the axes' values, the first axis slowest (as Hydra orders a sweep)."""
+    keys = list(axes)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(axes[k] for k in keys))]
+
+
+def run_point(base: DictConfig, point: dict, groups: dict) -> tuple[dict, object, DictConfig]:
+    """Simulate one point; (row of the table, RunResult or None, its config)."""
+    group_key = tuple((k, point[k]) for k in point if is_group(k))
+    dcfg = copy.deepcopy(groups.get(group_key, base))
+    row = {**point, "status": "ok"}
+    try:
+        for key, value in point.items():
+            if not is_group(key):
+                OmegaConf.update(dcfg, key, value, merge=False)
+        result = simulate(to_run_config(dcfg))
+    except (*FAILURES, OmegaConfBaseException) as err:
+        reason = str(err).splitlines()[0]
+        return {**row, "status": "failed", "reason": reason, "bound": failed_bound(reason)}, None, dcfg
+    except Exception as err:  # noqa: BLE001 - as in a multirun: a bug fails its point, not the sweep
+        return {**row, "status": "failed", "reason": f"internal error: {type(err).__name__}: {err}",
+                "bound": "invalid"}, None, dcfg
+    summary = summarize(result)
+    summary["breakdown"] = breakdown_by_kind(result)
+    return {**row, **summary_row(summary)}, result, dcfg
+
+
+def _chunk(base, points, groups):
+    return [run_point(base, p, groups)[0] for p in points]
+
+
+def run_grid(fixed: list[str], axes: dict[str, list], out: Path | None = None, jobs: int = 1,
+             progress: bool | None = None):
+    """Simulate every point of ``axes`` over the config of ``fixed``; return the table.
+
+    With ``out``, also write ``grid.json``, ``report/points.parquet|csv`` and ``example_point/``.
+    ``jobs`` > 1 splits the points over that many processes (joblib).
+    """
+    base_h = compose_dict(fixed, with_hydra=True)
+    params = OmegaConf.select(base_h, "hydra.sweeper.params") or {}
+    recipe = {k: axis_values(k, str(v)) or [v] for k, v in params.items()}
+    axes = {**recipe, **axes}
+    base = without_hydra(base_h)
+    points = grid_points(axes)
+    group_axes = [k for k in axes if is_group(k)]
+    groups = {}
+    for combo in itertools.product(*(axes[k] for k in group_axes)) if group_axes else []:
+        extra = [f"{k}={v}" for k, v in zip(group_axes, combo)]
+        composed = compose_dict(fixed + extra)
+        groups[tuple(zip(group_axes, combo))] = composed
+    started = time.perf_counter()
+    rows = _run_all(base, points, groups, jobs, progress)
+    table = make_table([{"point": i, **r} for i, r in enumerate(rows)], list(axes))
+    wall = time.perf_counter() - started
+    if out is not None:
+        _write(out, base, table, axes, fixed, groups, wall)
+    return table
+
+
+def _run_all(base, points, groups, jobs: int, progress: bool | None) -> list[dict]:
+    from tqdm import tqdm
+
+    show = progress if progress is not None else sys.stderr.isatty()
+    if jobs <= 1:
+        return [run_point(base, p, groups)[0] for p in tqdm(points, unit="point", disable=not show, file=sys.stderr)]
+    from joblib import Parallel, delayed
+
+    size = max(1, min(50, len(points) // (jobs * 4) or 1))
+    chunks = [points[i:i + size] for i in range(0, len(points), size)]
+    done = Parallel(n_jobs=jobs, return_as="generator")(delayed(_chunk)(base, c, groups) for c in chunks)
+    rows: list[dict] = []
+    for part in tqdm(done, total=len(chunks), unit="chunk", disable=not show, file=sys.stderr):
+        rows.extend(part)
+    return rows
+
+
+def _write(out: Path, base: DictConfig, table, axes: dict, fixed: list[str], groups: dict, wall: float) -> None:
+    ok = table.index[table["status"] == "ok"]
+    if len(ok):
+        point = {k: table.loc[ok[0], k] for k in axes}
+        _, result, dcfg = run_point(base, {k: (v.item() if hasattr(v, "item") else v) for k, v in point.items()},
+                                    groups)
+        if result is not None:
+            write_run(out / EXAMPLE_POINT, summarize(result), breakdown_by_kind(result), ops_columns(result),
+                      OmegaConf.to_yaml(dcfg, resolve=True), result.cfg.seed)
+    write_table(table, out / "report")
+    body = {"name": base.name, "overrides": fixed, "params": list(axes),
+            "axes": {k: [str(v) for v in vals] for k, vals in axes.items()}, "points": len(table),
+            "failed": int((table["status"] != "ok").sum()), "wall_s": wall, "code_version": code_version(),
+            "sweep": OmegaConf.to_container(base.sweep)}
+    atomic_write(out / GRID_FILE, lambda p: p.write_text(json.dumps(body, indent=2) + "\n"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``llmsim-grid [overrides and axes...] [--out DIR] [--jobs N] [--no-report]``."""
+    from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
+
+    parser = argparse.ArgumentParser(prog="llmsim-grid", description=__doc__.split("\n\n")[0])
+    parser.add_argument("arguments", nargs="*", help="overrides and swept axes, as for llmsim -m")
+    parser.add_argument("--out", type=Path, help="output folder (default results/sweeps/<name>/<timestamp>_grid)")
+    parser.add_argument("--jobs", type=int, default=1, help="processes to spread the points over")
+    parser.add_argument("--no-report", action="store_true", help="write the table only, no charts")
+    args = parser.parse_args(argv)
+    try:
+        for arg in args.arguments:
+            check_override(arg)
+        fixed, axes = split_arguments(args.arguments)
+        name = compose_dict(fixed).name
+        out = args.out or Path("results/sweeps") / name / (datetime.now().strftime("%Y-%m-%d_%H-%M-%S") + "_grid")
+        if args.jobs < 1:
+            raise ReportError(f"--jobs must be >= 1 (got {args.jobs})")
+        if str(compose_dict(fixed).workload.kind) in ("serving", "WorkloadKind.serving"):
+            raise ReportError("llmsim-grid sweeps single-batch runs; sweep serving runs with llmsim -m")
+        table = run_grid(fixed, axes, out, args.jobs)
+        failed = int((table["status"] != "ok").sum())
+        print(f"llmsim-grid: {len(table)} points ({failed} failed) in {out}/")
+        if failed == len(table):
+            raise ReportError(f"every point failed; first reason: {table['reason'].iloc[0]}")
+        if not args.no_report:
+            print_written(report_sweep(out))
+    except (InputError, ReportError, OmegaConfBaseException, HydraException) as err:
+        print(f"llmsim-grid: error: {str(err).splitlines()[0]}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)

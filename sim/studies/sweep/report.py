@@ -1,0 +1,218 @@
+"""``llmsim-report <dir>``: the tidy table and the charts of a sweep, or the charts of one run.
+
+For a sweep folder (``results/sweeps/<name>/<timestamp>/``, made by ``llmsim -m`` or
+``llmsim-grid``) it writes, under ``<dir>/report/``:
+
+* ``points.parquet``, ``points.csv``: one row per point, every swept parameter and metric;
+* ``regime_map.png``: the dominant bound over two swept axes, contours of a metric;
+* ``breakdown_by_bound.png``, ``breakdown_by_op.png``: stacked time per point;
+* ``pareto.png``: the front of two metrics;
+* ``roofline_point<n>.png``, ``decode_step_point<n>.png``, ``trace_point<n>.json``: one point's
+  roofline, Gantt of a decode step and Chrome trace.
+
+For a run folder (one with ``summary.json``) it writes ``roofline.png``, ``decode_step.png``
+and ``trace.json`` beside the run's files. Chart choices default to the sweep's own ``sweep``
+config (``sweep.x``, ``sweep.y``, ``sweep.metric``, ``sweep.pareto``), then to the options here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from hwmodels.chip import HardwareConfig, HardwareError
+from sim.plots.breakdown import plot_breakdown
+from sim.plots.pareto import plot_pareto
+from sim.plots.regime import axis_values, plot_regime
+from sim.plots.roofline import plot_roofline
+from sim.plots.style import fmt_value, label, name, short
+from sim.plots.timeline import plot_decode_step
+from sim.studies.sweep import ReportError
+from sim.studies.sweep.table import check_metric, check_param, collect, metric_columns, swept, write_table
+from sim.output.trace import write_trace
+
+GRID_FILE = "grid.json"
+EXAMPLE_POINT = "example_point"  # a grid's one point written in full (for its roofline and timeline)
+PARETO_X = ("peak_power_W", "avg_power_W", "chip_cost_usd", "ttft_s")  # first one present is the default x
+PARETO_Y = "output_tokens_per_s"
+
+
+def load_hardware(config_yaml: Path) -> HardwareConfig:
+    """The chip of a run, from its ``config.yaml`` (keys the current schema lacks are ignored)."""
+    node = OmegaConf.to_container(OmegaConf.load(config_yaml).hardware, resolve=True)
+    names = {f.name for f in dataclasses.fields(HardwareConfig)}
+    try:
+        known = OmegaConf.merge(OmegaConf.structured(HardwareConfig), {k: v for k, v in node.items() if k in names})
+        return OmegaConf.to_object(known)
+    except (OmegaConfBaseException, HardwareError) as err:
+        raise ReportError(f"cannot read the chip of {config_yaml}: {str(err).splitlines()[0]}") from None
+
+
+def sweep_options(sweep_dir: Path) -> dict:
+    """The ``sweep`` node of the sweep's own config (multirun.yaml or grid.json), or {}."""
+    grid = sweep_dir / GRID_FILE
+    if grid.exists():
+        return json.loads(grid.read_text()).get("sweep", {})
+    multirun = sweep_dir / "multirun.yaml"
+    if multirun.exists():
+        node = OmegaConf.load(multirun).get("sweep")
+        return OmegaConf.to_container(node) if node is not None else {}
+    return {}
+
+
+def load_table(sweep_dir: Path) -> pd.DataFrame:
+    """The sweep's table: collected from its point folders, or a grid's own table."""
+    grid = sweep_dir / GRID_FILE
+    if grid.exists():
+        df = pd.read_parquet(sweep_dir / "report" / "points.parquet")
+        df.attrs["params"] = json.loads(grid.read_text())["params"]
+        return df
+    return collect(sweep_dir)
+
+
+def _what(df: pd.DataFrame) -> str:
+    parts = []
+    for col in ("run.model", "run.hardware"):
+        values = df[col].dropna().unique() if col in df else []
+        parts.append(str(values[0]) if len(values) == 1 else ("various" if len(values) else "?"))
+    return f"{parts[0]} on {parts[1]}"
+
+
+def _pareto_pair(df: pd.DataFrame, pareto: list[str] | None) -> tuple[str, str] | None:
+    if pareto:
+        if len(pareto) != 2:
+            raise ReportError(f"pareto takes two metrics (x and y), got {len(pareto)}: {', '.join(pareto)}")
+        return check_metric(df, pareto[0]), check_metric(df, pareto[1])
+    known = metric_columns(df)
+    x = next((c for name in PARETO_X for c in known if c.rsplit(".", 1)[-1] == name), None)
+    return (x, PARETO_Y) if x and PARETO_Y in known else None
+
+
+def _slice(df: pd.DataFrame, axes: list[str], others: list[str]) -> tuple[pd.DataFrame, str]:
+    """The points where every swept key not on the chart takes its first value, and a note saying so."""
+    note = []
+    for key in others:
+        first = axis_values(df[key])[0]
+        df = df[df[key] == first]
+        note.append(f"{short(key)}={fmt_value(first)}")
+    return df, (f" (at {', '.join(note)})" if note else "")
+
+
+def report_sweep(sweep_dir: Path, x: str | None = None, y: str | None = None, metric: str | None = None,
+                 pareto: list[str] | None = None, point: int | None = None) -> dict[str, Path]:
+    """Write the table and charts of the sweep in ``sweep_dir``; return what was written, by name."""
+    sweep_dir = Path(sweep_dir)
+    opts = sweep_options(sweep_dir)
+    x, y = x or opts.get("x"), y or opts.get("y")
+    metric = metric or opts.get("metric") or PARETO_Y
+    pareto = pareto or opts.get("pareto") or None
+    df = load_table(sweep_dir)
+    out = sweep_dir / "report"
+    written: dict[str, Path] = {}
+    if not (sweep_dir / GRID_FILE).exists():
+        written["table"], written["table_csv"] = write_table(df, out)
+    axes = swept(df)
+    x = check_param(df, x) if x else (axes[0] if axes else None)
+    y = check_param(df, y) if y else next((a for a in axes if a != x), None)
+    if df["status"].eq("ok").any():
+        check_metric(df, metric)
+    what = _what(df)
+    if x:
+        on_chart = [a for a in (x, y) if a]
+        sliced, note = _slice(df, on_chart, [a for a in axes if a not in on_chart])
+        swept_text = f"{name(x)} x {name(y)}" if y else name(x)
+        written["regime_map"] = plot_regime(sliced, x, y, metric, out / "regime_map.png",
+                                            f"Bottleneck regime map: {what}, swept {swept_text}{note}")
+    for by in ("bound", "op"):
+        written[f"breakdown_by_{by}"] = plot_breakdown(df, axes, by, out / f"breakdown_by_{by}.png",
+                                                       f"Time by {by if by == 'bound' else 'operator type'}: {what}")
+    ok = df[df["status"] == "ok"]
+    pair = _pareto_pair(df, pareto) if len(ok) else None
+    if pair:
+        written["pareto"] = plot_pareto(ok, pair[0], pair[1], axes, out / "pareto.png",
+                                        f"Pareto front: {label(pair[1])} vs {label(pair[0])}, {what}"
+                                        f"\nswept {', '.join(name(a) for a in axes) or 'nothing'}")
+    run_dir = _example_run(sweep_dir, df, point)
+    if run_dir is not None:
+        tag = f"_point{run_dir.name}" if run_dir.name.isdigit() else f"_{run_dir.name}"
+        written.update({f"{k}{tag}": v for k, v in report_run(run_dir, out, tag).items()})
+    return written
+
+
+def _example_run(sweep_dir: Path, df: pd.DataFrame, point: int | None) -> Path | None:
+    """The run folder whose roofline and timeline the sweep report draws."""
+    if (sweep_dir / EXAMPLE_POINT / "ops.parquet").exists() and point is None:
+        return sweep_dir / EXAMPLE_POINT
+    candidates = df[df["status"] == "ok"]
+    if point is not None:
+        candidates = candidates[candidates["point"] == point]
+        if candidates.empty:
+            raise ReportError(f"point {point} did not finish in {sweep_dir}; finished: "
+                              f"{', '.join(map(str, df.loc[df['status'] == 'ok', 'point']))}")
+    for _, row in candidates.iterrows():
+        run_dir = sweep_dir / str(row["dir"])
+        if (run_dir / "ops.parquet").exists() and (run_dir / "config.yaml").exists():
+            return run_dir
+    return None
+
+
+def report_run(run_dir: Path, out: Path | None = None, tag: str = "") -> dict[str, Path]:
+    """Roofline, decode-step Gantt and Chrome trace of the run in ``run_dir`` (written to ``out``)."""
+    run_dir = Path(run_dir)
+    out = out or run_dir
+    summary = json.loads((run_dir / "summary.json").read_text())
+    ops = pd.read_parquet(run_dir / "ops.parquet")
+    run = summary.get("run", {})
+    what = f"{run.get('model', '?')} on {run.get('hardware', '?')}, batch {run.get('batch', '?')}"
+    chip = load_hardware(run_dir / "config.yaml")
+    return {
+        "roofline": plot_roofline(ops, chip, out / f"roofline{tag}.png", f"Roofline: {what}",
+                                  summary.get("peaks", {}).get("matrix_dtype", "bf16")),
+        "decode_step": plot_decode_step(ops, out / f"decode_step{tag}.png", what),
+        "trace": write_trace(ops, out / f"trace{tag}.json", title=what),
+    }
+
+
+def make_report(path: Path, **options) -> dict[str, Path]:
+    """The report of a sweep folder, or of a run folder (one with ``summary.json``)."""
+    path = Path(path)
+    if (path / "summary.json").exists():
+        return report_run(path)
+    return report_sweep(path, **options)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point of ``llmsim-report``."""
+    parser = argparse.ArgumentParser(prog="llmsim-report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("dir", type=Path, help="a sweep folder (results/sweeps/<name>/<timestamp>) or a run folder")
+    parser.add_argument("--x", help="regime-map x axis (a swept key; default: the first swept)")
+    parser.add_argument("--y", help="regime-map y axis (default: the second swept)")
+    parser.add_argument("--metric", help="regime-map contours (default: sweep.metric or output_tokens_per_s)")
+    parser.add_argument("--pareto", nargs=2, metavar=("X", "Y"), help="the two metrics of the Pareto front")
+    parser.add_argument("--point", type=int, help="the point whose roofline and timeline to draw")
+    args = parser.parse_args(argv)
+    try:
+        if not args.dir.is_dir():
+            raise ReportError(f"no folder at {args.dir}")
+        if (args.dir / "requests.parquet").exists() and not (args.dir / "ops.parquet").exists():
+            raise ReportError(f"{args.dir} is a serving run: its report is serving.png and requests.csv there; "
+                              "llmsim-report draws sweeps and single-batch runs")
+        written = make_report(args.dir, x=args.x, y=args.y, metric=args.metric, pareto=args.pareto, point=args.point)
+    except ReportError as err:
+        print(f"llmsim-report: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print_written(written)
+
+
+def print_written(written: dict[str, Path]) -> None:
+    folders = sorted({str(p.parent) for p in written.values()})
+    print(f"llmsim-report: wrote {len(written)} files in {', '.join(folders)}:")
+    for what, path in written.items():
+        print(f"  {what:<28} {path.name}")

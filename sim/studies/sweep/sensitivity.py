@@ -1,0 +1,186 @@
+"""What buys the most: the change in one metric for +-10% of each hardware parameter and for
+each software option, for one configuration, ranked.
+
+Hardware parameters are scaled by ``1 +- step`` one at a time (whole numbers rounded, by at
+least one: 4 cores +-10% is 3 and 5 cores, and the table says so). Software options are
+switched one at a time to their next choice: weights and KV cache one format narrower,
+the other attention kernel, twice (and half) the tensor-parallel degree, twice the batch. A
+variant that cannot run (the model no longer fits, a degree that does not divide the heads)
+is a row with its reason. Rows are ranked by ``gain_pct``, the change in the better
+direction of the metric (higher tokens/s, lower latency, cost or energy).
+
+    llmsim-sensitivity hardware=teaching_npu workload.batch=1 --metric tpot_s
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from hwmodels.chip import HardwareError
+from hwmodels.numerics import DType
+from sim.config.schema import RunConfig, RunError
+from sim.metrics.summary import summarize
+from sim.plots.pareto import goal
+from sim.batch.run import simulate
+from sim.studies.sweep import ReportError
+from sim.studies.sweep.table import flatten
+from workloads.graph import AttentionKernel
+from workloads.model import ModelError
+from hydra.errors import HydraException
+
+HARDWARE = (  # (config key, what it is)
+    ("hardware.num_cores", "compute (cores of arrays)"),
+    ("hardware.freq_GHz", "clock"),
+    ("hardware.vector_TFLOPS", "vector unit"),
+    ("hardware.hbm_bandwidth_GBps", "HBM bandwidth"),
+    ("hardware.hbm_capacity_GB", "HBM capacity"),
+    ("hardware.sram_MiB", "SRAM"),
+    ("hardware.link_bandwidth_GBps", "link bandwidth"),
+    ("hardware.link_latency_us", "link latency"),
+    ("hardware.kernel_overhead_us", "kernel launch overhead"),
+)
+NARROWER = {DType.fp32: DType.bf16, DType.tf32: DType.bf16, DType.bf16: DType.fp8, DType.fp16: DType.fp8,
+            DType.fp8: DType.int4, DType.int8: DType.int4}
+FAILURES = (HardwareError, ModelError, RunError)
+
+
+def _scaled(value, factor: float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, int):
+        new = round(value * factor)
+        if new == value:
+            new = value + (1 if factor > 1 else -1)
+        return max(new, 1) if value >= 1 else new
+    return value * factor
+
+
+def hardware_variants(cfg: RunConfig, step: float) -> list[dict]:
+    """(+step and -step) of each hardware parameter that is not zero."""
+    out = []
+    for key, what in HARDWARE:
+        field = key.split(".", 1)[1]
+        base = getattr(cfg.hardware, field)
+        if not base:
+            continue
+        for sign in (+1, -1):
+            new = _scaled(base, 1 + sign * step)
+            if new == base:
+                continue
+            hw = dataclasses.replace(cfg.hardware, **{field: new})
+            out.append({"parameter": key, "what": what, "kind": "hardware", "change": f"{sign * step:+.0%}",
+                        "base_value": base, "new_value": new,
+                        "make": lambda hw=hw: dataclasses.replace(cfg, hardware=hw)})
+    return out
+
+
+def software_variants(cfg: RunConfig) -> list[dict]:
+    """Each software option switched to its next choice."""
+    out = []
+
+    def add(key, what, base, new, make):
+        out.append({"parameter": key, "what": what, "kind": "software", "change": f"{base} -> {new}",
+                    "base_value": str(base), "new_value": str(new), "make": make})
+
+    p = cfg.precision
+    for role in ("weights", "kv_cache"):
+        old = getattr(p, role)
+        if old in NARROWER:
+            new = NARROWER[old]
+            add(f"precision.{role}", f"{role.replace('_', ' ')} format", old.value, new.value,
+                lambda role=role, new=new: dataclasses.replace(cfg, precision=dataclasses.replace(p, **{role: new})))
+    kernel = cfg.attention.kernel
+    other = AttentionKernel.unfused if kernel is AttentionKernel.fused else AttentionKernel.fused
+    add("attention.kernel", "attention kernel", kernel.value, other.value,
+        lambda: dataclasses.replace(cfg, attention=dataclasses.replace(cfg.attention, kernel=other)))
+    tp = cfg.parallel.tp
+    for new_tp in (tp * 2, tp // 2):
+        if new_tp >= 1 and new_tp != tp:
+            add("parallel.tp", "tensor-parallel degree", tp, new_tp,
+                lambda n=new_tp: dataclasses.replace(cfg, parallel=dataclasses.replace(cfg.parallel, tp=n)))
+    batch = cfg.workload.batch
+    add("workload.batch", "batch", batch, batch * 2,
+        lambda: dataclasses.replace(cfg, workload=dataclasses.replace(cfg.workload, batch=batch * 2)))
+    return out
+
+
+def metric_of(cfg: RunConfig, metric: str) -> float:
+    """Simulate ``cfg`` and return ``metric`` from its flattened summary."""
+    flat = flatten(summarize(simulate(cfg)))
+    value = flat.get(metric)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        known = [k for k, v in flat.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        raise ReportError(f"'{metric}' is not a metric; known: {', '.join(known)}")
+    return float(value)
+
+
+def sensitivities(cfg: RunConfig, metric: str = "output_tokens_per_s", step: float = 0.1) -> pd.DataFrame:
+    """The ranked table of changes in ``metric`` for each variant of ``cfg``.
+
+    Columns: parameter, what, kind (hardware/software), change, base_value, new_value,
+    metric, base, value, delta (value - base, in the metric's unit), delta_pct, gain_pct (the
+    change in the metric's better direction, %), status (ok/failed), reason.
+    """
+    base = metric_of(cfg, metric)
+    sign = 1.0 if goal(metric) == "max" else -1.0
+    rows = []
+    for variant in hardware_variants(cfg, step) + software_variants(cfg):
+        make = variant.pop("make")
+        row = {**variant, "metric": metric, "base": base, "value": None, "delta": None, "delta_pct": None,
+               "gain_pct": None, "status": "ok", "reason": None}
+        try:
+            value = metric_of(make(), metric)
+        except FAILURES as err:
+            row.update(status="failed", reason=str(err))
+        else:
+            delta = value - base
+            pct = 100.0 * delta / base if base else float("nan")
+            row.update(value=value, delta=delta, delta_pct=pct + 0.0, gain_pct=sign * pct + 0.0)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    best = table.groupby("parameter")["gain_pct"].transform(lambda g: g.abs().max()).fillna(-1)
+    table = table.assign(_rank=best).sort_values(["_rank", "parameter", "gain_pct"], ascending=[False, True, False],
+                                                 kind="stable").drop(columns="_rank").reset_index(drop=True)
+    for col in ("base_value", "new_value"):
+        table[col] = table[col].map(lambda v: f"{v:.6g}" if isinstance(v, float) else str(v))
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``llmsim-sensitivity [overrides...] [--metric M] [--step 0.1] [--out DIR]``."""
+    from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
+    from sim.plots.sensitivity import plot_sensitivity
+    from sim.config.compose import compose_config
+    from sim.studies.sweep.table import write_table
+
+    parser = argparse.ArgumentParser(prog="llmsim-sensitivity", description=__doc__.split("\n\n")[0])
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the base configuration")
+    parser.add_argument("--metric", default="output_tokens_per_s", help="summary metric (dotted for nested keys)")
+    parser.add_argument("--step", type=float, default=0.1, help="relative change of each hardware parameter")
+    parser.add_argument("--out", type=Path, help="output folder (default results/sensitivity/<name>/<timestamp>)")
+    args = parser.parse_intermixed_args(argv)
+    try:
+        for arg in args.overrides:
+            check_override(arg, multirun=False)
+        if not 0 < args.step < 1:
+            raise ReportError(f"--step must be between 0 and 1, a relative change (got {args.step})")
+        dcfg, cfg = compose_config(args.overrides)
+        if cfg.workload.kind.value == "serving":
+            raise ReportError("llmsim-sensitivity ranks single-batch runs; for serving, sweep with llmsim -m")
+        table = sensitivities(cfg, args.metric, args.step)
+    except (InputError, ReportError, HydraException, *FAILURES) as err:
+        print(f"llmsim-sensitivity: error: {err}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    out = args.out or Path("results/sensitivity") / cfg.name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    write_table(table, out, "sensitivity")
+    title = f"What buys the most: {cfg.model.name} on {cfg.hardware.name}, batch {cfg.workload.batch}"
+    plot_sensitivity(table, out / "sensitivity.png", title)
+    shown = table[["parameter", "change", "new_value", "delta_pct", "gain_pct", "status"]]
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:+.2f}"))
+    print(f"\n  outputs  {out}/ (sensitivity.csv, sensitivity.parquet, sensitivity.png)")
