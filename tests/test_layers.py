@@ -49,7 +49,7 @@ def _violations() -> list[str]:
     for path in sorted(ROOT.glob("sim/**/*.py")) + sorted(ROOT.glob("hwmodels/**/*.py")) + sorted(
             ROOT.glob("workloads/**/*.py")):
         rel = path.relative_to(ROOT)
-        me = ".".join(rel.with_suffix("").parts)
+        me = ".".join(rel.with_suffix("").parts).removesuffix(".__init__")
         top = rel.parts[0]
         for line, target in _imports(path):
             where = f"{rel}:{line} imports {target}"
@@ -91,3 +91,14 @@ def test_the_checker_catches_an_upward_import(tmp_path):
         globals()["ROOT"] = saved
     assert len([v for v in found if "sim/engine may not import" in v]) == 2
     assert any("hwmodels must not import workloads" in v for v in found)
+
+
+def test_public_api_is_reexported_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, sim; assert 'sim.batch.run' not in sys.modules; "  # `import sim` stays cheap
+            "from sim import RunConfig, simulate, simulate_serving; "
+            "assert callable(simulate) and callable(simulate_serving) and RunConfig.__name__ == 'RunConfig'; "
+            "assert {'simulate', 'simulate_serving', 'RunConfig'} <= set(sim.__all__)")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

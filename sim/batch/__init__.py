@@ -1,0 +1,1 @@
+"""One batch: its prefill, then one decode pass per generated token (speculative decoding, memory check)."""

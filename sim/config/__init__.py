@@ -1,0 +1,1 @@
+"""The run as data: schema (dataclasses Hydra types), cross-part checks, presets, composition, overrides."""

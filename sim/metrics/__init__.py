@@ -1,0 +1,1 @@
+"""Numbers from results: the summary, economics (energy, area, cost), serving metrics."""

@@ -1,0 +1,1 @@
+"""One run's files (atomic, with provenance), console lines and timeline trace."""

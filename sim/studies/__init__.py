@@ -1,0 +1,1 @@
+"""Many runs and the job of one: sweeps, grid, sensitivity, search, calibration and validation."""
