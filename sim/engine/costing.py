@@ -80,6 +80,12 @@ class OpCost:
         return max(needs.items(), key=lambda pair: pair[1])[0]
 
 
+def send_op(nbytes: float) -> Op:
+    """A point-to-point send of ``nbytes`` from one chip to its peer (a pipeline stage's hidden states,
+    a KV cache moved between serving instances)."""
+    return Op("send", OpKind.send, Unit.link, 0.0, comm_bytes=float(nbytes), comm_chips=2)
+
+
 def _stored_width(op: Op) -> float:
     """Bytes per element of a matmul's B operand as stored (packed quantized weights stream
     through SRAM packed); the compute format's width when B is not a weight."""

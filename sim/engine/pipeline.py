@@ -22,24 +22,19 @@ from typing import Callable, Iterator
 import networkx as nx
 import simpy
 
-from sim.engine.costing import OpCost
+from sim.engine.costing import OpCost, send_op
 from sim.engine.des import CountingEnvironment, DesSegments
 from sim.engine.records import HostCosts, PassSpan, Timeline
 from sim.engine.replay import SimClock, replay_pass
 from sim.engine.resources import RESOURCES, ChipResources, Resource
 from workloads.graph import PassGraph
-from workloads.ops import Op, OpKind, Unit
+from workloads.ops import Op
 
 
 def split(total: int, parts: int) -> list[int]:
     """``total`` split into ``parts`` whole shares differing by at most one, larger first."""
     base, extra = divmod(total, parts)
     return [base + (1 if i < extra else 0) for i in range(parts)]
-
-
-def send_op(nbytes: float) -> Op:
-    """A point-to-point send of ``nbytes`` from one chip to its peer."""
-    return Op("send", OpKind.send, Unit.link, 0.0, comm_bytes=float(nbytes), comm_chips=2)
 
 
 def stage_segments(graph: PassGraph, stage: int, stages: int) -> list[tuple[str, nx.DiGraph, int]]:
