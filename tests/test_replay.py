@@ -16,7 +16,7 @@ from sim.engine.bounds import PARTS, time_by_bound
 from sim.engine.costing import Bound, Coster
 from sim.engine.pipeline import simulate_pipeline
 from sim.engine.records import HostCosts
-from sim.engine.resources import RESOURCES, Resource
+from sim.engine.resources import RESOURCES, Resource, utilisation
 from sim.metrics.summary import ops_columns, summarize
 from sim.output.trace import chrome_trace
 from tests.conftest import make_config
@@ -45,6 +45,10 @@ def test_pipeline_sends_are_ops_on_the_links():
     s = summarize(result)
     assert s["time_by_bound_s"]["interconnect"] > 0
     assert s["link_bytes_per_chip"] > 0 and s["utilisation"]["links"] > 0
+    util = utilisation(result.timeline, result.cfg.hardware, result.cfg.precision.activations, 2)
+    assert util["link"] == pytest.approx(s["utilisation"]["links"], rel=1e-9)
+    assert util["hbm"] == pytest.approx(s["utilisation"]["hbm_bandwidth"], rel=1e-9)
+    assert util["matrix"] == pytest.approx(s["utilisation"]["compute_arrays"], rel=1e-9)
     sends = [r for r in result.timeline.records if r.op.kind is OpKind.send]
     assert sends and all(r.stage == 0 for r in sends)  # recorded on the sending stage
     assert len(sends) == 2 * 8  # two micro-batches, a prefill and seven decode steps

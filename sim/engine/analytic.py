@@ -8,7 +8,7 @@ this module only runs a segment's DAG: its ops in topological order, each taking
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import networkx as nx
 
@@ -47,10 +47,11 @@ class AnalyticSegments:
         yield from ()
 
 
-def simulate_analytic(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost], host: HostCosts = HostCosts(),
+def simulate_analytic(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost], host: HostCosts | None = None,
                       resources: tuple[Resource, ...] = RESOURCES) -> Timeline:
     """Replay ``passes`` in order, each op alone for its ``OpCost.time_s``; return the timeline."""
     timeline = Timeline(busy_s=dict.fromkeys((r.name for r in resources), 0.0), resources=resources)
     clock = AnalyticClock()
-    drain(replay(clock, AnalyticSegments(clock, cost, timeline, resources), passes, host, timeline.passes))
+    drain(replay(clock, AnalyticSegments(clock, cost, timeline, resources), passes, host or HostCosts(),
+                 timeline.passes))
     return timeline

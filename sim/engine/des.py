@@ -16,7 +16,7 @@ The cost of a simulation grows with the ops of one layer and the number of passe
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import networkx as nx
 import simpy
@@ -41,7 +41,7 @@ class CountingEnvironment(simpy.Environment):
         self.events_processed += 1
 
 
-def simulate_des(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost], host: HostCosts = HostCosts(),
+def simulate_des(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost], host: HostCosts | None = None,
                  resources: tuple[Resource, ...] = RESOURCES) -> Timeline:
     """Replay ``passes`` in order on one chip's resources and return the timeline.
 
@@ -53,7 +53,7 @@ def simulate_des(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost], host
     chip = ChipResources(env, resources)
     timeline = Timeline(resources=resources)
     runner = DesSegments(env, chip, cost, timeline)
-    env.process(replay(SimClock(env), runner, passes, host, timeline.passes))
+    env.process(replay(SimClock(env), runner, passes, host or HostCosts(), timeline.passes))
     env.run()
     timeline.busy_s = {s.name: s.busy_s for s in chip.servers()}
     timeline.events = env.events_processed
@@ -66,7 +66,7 @@ class DesSegments:
     def __init__(self, env: simpy.Environment, chip: ChipResources, cost: Callable[[Op], OpCost],
                  timeline: Timeline) -> None:
         self.env, self.chip, self.cost, self.timeline = env, chip, cost, timeline
-        self.work = tuple(zip((r.work for r in chip.resources), chip.servers()))
+        self.work = tuple(zip((r.work for r in chip.resources), chip.servers(), strict=True))
 
     def __call__(self, dag: nx.DiGraph, graph: PassGraph, segment: str, repeat: int, stage: int = 0,
                  microbatch: int = 0) -> Iterator[simpy.Event]:
@@ -81,7 +81,7 @@ class DesSegments:
         span.first_end_s = env.now
         if repeat > 1:
             elapsed = env.now - span.start_s
-            for server, (busy0, work0) in zip(chip.servers(), before):
+            for server, (busy0, work0) in zip(chip.servers(), before, strict=True):
                 server.add_repeat((server.busy_s - busy0) * (repeat - 1), (server.work_s - work0) * (repeat - 1))
             yield env.timeout(elapsed * (repeat - 1))
         span.end_s = env.now

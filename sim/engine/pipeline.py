@@ -17,7 +17,7 @@ the simulation leaves, not a formula.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import networkx as nx
 import simpy
@@ -46,7 +46,7 @@ def stage_segments(graph: PassGraph, stage: int, stages: int) -> list[tuple[str,
 
 
 def simulate_pipeline(passes_for: Callable[[int], list[PassGraph]], batch: int, stages: int, microbatches: int,
-                      cost: Callable[[Op], OpCost], token_bytes: float, host: HostCosts = HostCosts(),
+                      cost: Callable[[Op], OpCost], token_bytes: float, host: HostCosts | None = None,
                       resources: tuple[Resource, ...] = RESOURCES) -> Timeline:
     """Replay every micro-batch's passes through ``stages`` stages.
 
@@ -63,7 +63,8 @@ def simulate_pipeline(passes_for: Callable[[int], list[PassGraph]], batch: int, 
     env = CountingEnvironment()
     chips = [ChipResources(env, resources) for _ in range(stages)]
     timeline = Timeline(stage_busy_s=[0.0] * stages, resources=resources)
-    pipe = _Pipeline(env, [DesSegments(env, c, cost, timeline) for c in chips], timeline, host, token_bytes)
+    pipe = _Pipeline(env, [DesSegments(env, c, cost, timeline) for c in chips], timeline, host or HostCosts(),
+                     token_bytes)
     for j, size in enumerate(split(batch, microbatches)):
         if size:
             env.process(pipe.microbatch(passes_for(size), j))

@@ -21,11 +21,13 @@ changes n, a fresh timeout is scheduled and the stale one is ignored when it fir
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import simpy
 
+from hwmodels.chip import HardwareConfig
+from hwmodels.numerics import DType
 from sim.engine.costing import Bound, OpCost
 from workloads.ops import Op, Unit
 
@@ -41,7 +43,9 @@ class Resource:
         work: full-rate seconds one op needs on it, from the op and its cost.
         price: for a resource beyond the built-in four, ``price(chip, op)`` in seconds, computed once
             per distinct op by ``Coster`` into ``OpCost.extra_s``; None for the built-ins.
-        unit_of_work: what its work is measured in before it becomes seconds (for readers).
+        unit_of_work: what ``amount`` counts (FLOP, bytes).
+        amount: units of work one op puts on it (for utilisation); None: not reported.
+        peak_per_s: ``peak_per_s(chip, activations)``, its peak rate in units of work per second.
     """
 
     name: str
@@ -50,6 +54,8 @@ class Resource:
     work: Callable[[Op, OpCost], float]
     price: Callable | None = None
     unit_of_work: str = ""
+    amount: Callable[[Op, OpCost], float] | None = None
+    peak_per_s: Callable[[HardwareConfig, DType], float] | None = None
 
     @classmethod
     def extra(cls, name: str, label: str, bound: Bound, price: Callable, unit_of_work: str = "") -> Resource:
@@ -66,11 +72,30 @@ def _vector_s(op: Op, cost: OpCost) -> float:
 
 
 RESOURCES: tuple[Resource, ...] = (
-    Resource("matrix", "compute arrays", Bound.compute, _matrix_s, unit_of_work="FLOP (matrix)"),
-    Resource("vector", "vector unit", Bound.compute, _vector_s, unit_of_work="FLOP (vector)"),
-    Resource("hbm", "HBM", Bound.memory, lambda _op, cost: cost.memory_s, unit_of_work="HBM bytes"),
-    Resource("link", "links", Bound.interconnect, lambda _op, cost: cost.link_transfer_s, unit_of_work="link bytes"),
+    Resource("matrix", "compute arrays", Bound.compute, _matrix_s, unit_of_work="FLOP",
+             amount=lambda op, _c: op.flops if op.unit is Unit.matrix else 0.0,
+             peak_per_s=lambda chip, activations: chip.peak_flops(activations)),
+    Resource("vector", "vector unit", Bound.compute, _vector_s, unit_of_work="FLOP",
+             amount=lambda op, _c: 0.0 if op.unit is Unit.matrix else op.flops,
+             peak_per_s=lambda chip, _a: chip.vector_flops),
+    Resource("hbm", "HBM", Bound.memory, lambda _op, cost: cost.memory_s, unit_of_work="bytes",
+             amount=lambda _op, cost: cost.hbm_bytes, peak_per_s=lambda chip, _a: chip.hbm_bandwidth_Bps),
+    Resource("link", "links", Bound.interconnect, lambda _op, cost: cost.link_transfer_s, unit_of_work="bytes",
+             amount=lambda _op, cost: cost.link_bytes, peak_per_s=lambda chip, _a: chip.link_bandwidth_Bps),
 )
+
+
+def utilisation(timeline, chip: HardwareConfig, activations: DType, stages: int = 1) -> dict[str, float]:
+    """Achieved rate over the whole run over the peak, per declared resource that reports one
+    (per chip: the mean over ``stages``); matrix FLOPs against the peak at the activation format."""
+    total = timeline.end_s
+    out = {}
+    for res in timeline.resources:
+        if res.amount is None or res.peak_per_s is None:
+            continue
+        done = sum(res.amount(r.op, r.cost) * r.count for r in timeline.records) / stages
+        out[res.name] = done / (res.peak_per_s(chip, activations) * total) if total else 0.0
+    return out
 
 class SharedServer:
     """A processor-sharing server with capacity 1 (full-rate seconds per second)."""

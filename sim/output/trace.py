@@ -122,7 +122,7 @@ def chrome_trace(ops: pd.DataFrame, decode_steps: int = 2, title: str = "llmsim 
         events.append({"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0, "args": {"sort_index": pid}})
     for track in tracks:
         on_track = [s for s in items if s.track == track]
-        for s, lane in zip(on_track, _lanes(on_track)):
+        for s, lane in zip(on_track, _lanes(on_track), strict=True):
             events.append({"ph": "X", "name": s.name, "cat": s.kind, "pid": pids[track], "tid": lane,
                            "ts": s.start_s * US, "dur": s.dur_s * US,
                            "args": {"phase": s.phase, "step": s.step, **s.args}})

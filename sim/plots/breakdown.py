@@ -1,10 +1,11 @@
 """Where the time goes across a sweep: stacked bars per point, by bound or by operator type.
 
 One bar per point (in the order of the swept values), its height the time of the run, split
-by bound (compute, memory bandwidth, interconnect, overhead, idle: ``time_by_bound_s``, which adds
-up to the run's total) or by operator type (the seven largest types over the sweep, the rest as
-"other"; op time, which adds up to the total when no two ops overlap). A point that failed has no bar; its reason is written in its
-place. Past ``max_bars`` points, an even sample is shown and the title says so.
+by bound (compute, memory bandwidth, interconnect, overhead, idle: ``time_by_bound_s``, which
+adds up to the run's total) or by operator type (the seven largest types over the sweep, the
+rest as "other"; op time, which adds up to the total when no two ops overlap). A point that
+failed has no bar; its reason is written in its place. Past ``max_bars`` points, an even sample
+is shown and the title says so.
 """
 
 from __future__ import annotations

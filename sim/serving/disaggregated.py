@@ -18,7 +18,7 @@ recompute is prefilled again there.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from sim.config.schema import RunConfig
 from sim.engine.costing import send_op
@@ -68,7 +68,8 @@ class KvMover:
         """Moves are ``send`` ops costed by ``coster``'s op coster, their energy by its energy model."""
         self.server, self.env, self.coster = server, server.env, coster
         self.decoders = [i for i in server.instances if i.role == "decode"]
-        self.links = {i.name: SharedServer(server.env, f"{i.name}.link") for i in server.instances if i.role == "prefill"}
+        self.links = {i.name: SharedServer(server.env, f"{i.name}.link") for i in server.instances
+                      if i.role == "prefill"}
         self.pending: deque[tuple[Instance, Request]] = deque()
         self.moved_bytes = 0.0  # per chip, all moves
         self.moves = 0
