@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import networkx as nx
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
@@ -12,16 +13,19 @@ from hypothesis import strategies as st
 
 from sim.batch.run import simulate
 from sim.config.schema import Fidelity, RunError
+from sim.engine.analytic import simulate_analytic
 from sim.engine.bounds import PARTS, time_by_bound
 from sim.engine.costing import Bound, Coster
+from sim.engine.des import simulate_des
 from sim.engine.pipeline import simulate_pipeline
 from sim.engine.records import HostCosts
 from sim.engine.resources import RESOURCES, Resource, utilisation
 from sim.metrics.summary import ops_columns, summarize
 from sim.output.trace import chrome_trace
 from tests.conftest import make_config
+from tests.test_engine import CHIP, _pass, _stream
 from workloads.graph import Execution, Phase, build_pass
-from workloads.ops import OpKind, Role
+from workloads.ops import Op, OpKind, Role, Unit
 
 # Exact SimPy event counts, as SimPy guards its own engine against silent changes. Update them only
 # on purpose, when a change to the engine is meant to move them, and say so in the commit.
@@ -138,3 +142,33 @@ def test_time_by_bound_parts_add_up_to_the_total(model, hardware, layers, batch,
     assert set(parts) == set(PARTS)
     assert all(v >= 0 for v in parts.values())
     assert sum(parts.values()) == pytest.approx(s["total_s"], rel=1e-9)
+
+
+def test_concurrent_ops_share_the_instants_they_overlap():
+    """A memory-bound and a compute-bound op side by side: while both run each gets half of the
+    time; then the one left gets all of it (teaching chip of test_engine: 1 TB/s, 1 GHz)."""
+    dag = nx.DiGraph()
+    dag.add_node("a", op=_stream("a", 2e9))  # 2 ms of HBM
+    dag.add_node("b", op=Op("b", OpKind.mlp_up, Unit.matrix, 2.0 * 128 * 128 * 10**6, m=128, n=128, k=10**6))
+    for fidelity in (simulate_des, simulate_analytic):
+        tl = fidelity([_pass(dag)], Coster(CHIP))
+        end = {r.op.name: r.end_s for r in tl.records}
+        start = {r.op.name: r.start_s for r in tl.records}
+        parts = time_by_bound(tl)
+        if fidelity is simulate_des:  # side by side from 0
+            assert parts["compute"] == pytest.approx(end["b"] / 2, rel=1e-12)
+            assert parts["memory"] == pytest.approx(end["a"] - end["b"] / 2, rel=1e-12)
+        else:  # one after the other: each op's own time
+            assert parts["compute"] == pytest.approx(end["b"] - start["b"], rel=1e-12)
+            assert parts["memory"] == pytest.approx(end["a"] - start["a"], rel=1e-12)
+        assert sum(parts.values()) == pytest.approx(tl.end_s, rel=1e-12)
+
+
+@pytest.mark.parametrize("overrides", [("hardware=teaching_npu", "model=llama2_7b", "parallel.tp=2"),
+                                       ("model=llama2_13b", "runtime=vllm_eager", "workload.batch=4")])
+def test_fidelities_split_the_time_alike_where_nothing_overlaps(overrides):
+    runs = [summarize(simulate(make_config(*overrides, "workload.decode_tokens=8", f"fidelity={f}")))
+            for f in ("analytic", "des")]
+    ana, des = (s["time_by_bound_s"] for s in runs)
+    assert des == pytest.approx(ana, rel=1e-9)
+    assert ana["overhead"] > 0 if "runtime=vllm_eager" in overrides else ana["interconnect"] > 0
