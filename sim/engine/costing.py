@@ -8,7 +8,9 @@ plus transfer) and a fixed overhead. Alone on the chip an op takes
 The units work in parallel; the fixed delays do not overlap with them: the overhead (kernel
 launch and synchronisation) comes first, and a collective's per-step latency is paid before
 its bytes flow. The bound is whichever of compute, memory, interconnect (latency plus
-transfer) and overhead needs the most time.
+transfer) and overhead needs the most time. A resource declared beyond the built-in four
+(``sim.engine.resources.Resource.extra``) adds its seconds (``OpCost.extra_s``) to the max and
+to its bound's need.
 """
 
 from __future__ import annotations
