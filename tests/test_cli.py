@@ -21,7 +21,7 @@ def test_default_run_prints_and_writes(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     for key in ("ttft_s", "tpot_s", "total_s", "output_tokens_per_s"):
         assert summary[key] > 0
-    assert set(summary["time_by_bound_s"]) == {"compute", "memory", "interconnect", "overhead"}
+    assert set(summary["time_by_bound_s"]) == {"compute", "memory", "interconnect", "overhead", "idle"}
     assert summary["provenance"]["config_hash"] and summary["provenance"]["seed"] == 0
     ops = pd.read_parquet(out / "ops.parquet")
     assert ops.equals(pd.read_csv(out / "ops.csv")) or len(ops) == len(pd.read_csv(out / "ops.csv"))

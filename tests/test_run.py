@@ -58,8 +58,8 @@ def test_summary_keys_and_consistency():
     s = _summary(*TEACHING, "workload.decode_tokens=16")
     for key in ("ttft_s", "tpot_s", "total_s", "output_tokens_per_s"):
         assert s[key] > 0
-    assert set(s["time_by_bound_s"]) == {"compute", "memory", "interconnect", "overhead"}
-    # a single chain of ops: op times add up to the run
+    assert set(s["time_by_bound_s"]) == {"compute", "memory", "interconnect", "overhead", "idle"}
+    # exclusive intervals: the parts add up to the run
     assert sum(s["time_by_bound_s"].values()) == pytest.approx(s["total_s"], rel=1e-9)
     assert s["total_s"] == pytest.approx(s["ttft_s"] + 15 * s["tpot_s"], rel=1e-9)
     assert s["output_tokens_per_s"] == pytest.approx(16 / s["total_s"])

@@ -51,6 +51,7 @@ class OpKind(str, Enum):
     residual = "residual"
     allreduce = "allreduce"
     allgather = "allgather"
+    send = "send"  # point to point: a pipeline stage's activations, a KV cache moved between instances
     lm_head = "lm_head"
     sampling = "sampling"
 
@@ -70,7 +71,8 @@ class Op:
 
     For matrix ops ``m, n, k, groups`` give the shape: ``groups`` independent products of
     ``(m x k) @ (k x n)``; ``flops`` is then ``2*m*n*k*groups``. Vector ops carry only ``flops``.
-    Link ops carry the collective's payload per chip in ``comm_bytes`` over ``comm_chips``.
+    Link ops carry the collective's payload per chip in ``comm_bytes`` over ``comm_chips`` (a send:
+    ``comm_chips=2``, sender and receiver).
     """
 
     name: str

@@ -11,6 +11,7 @@ from sim.config.schema import Fidelity, RunConfig, RunError, check_run
 from sim.engine.costing import Coster
 from sim.engine.des import simulate_des
 from sim.engine.records import HostCosts, Timeline
+from sim.engine.resources import RESOURCES, Resource
 from workloads.footprint import activation_bytes, kv_bytes_per_chip, weight_bytes_per_chip
 from sim.engine.pipeline import simulate_pipeline, split
 from sim.config.presets import PresetError, load_model
@@ -134,22 +135,23 @@ def check_fits(cfg: RunConfig, mem: MemoryUse) -> None:
     )
 
 
-def simulate(cfg: RunConfig) -> RunResult:
-    """Check ``cfg``, then simulate its prefill and decode passes."""
+def simulate(cfg: RunConfig, resources: tuple[Resource, ...] = RESOURCES) -> RunResult:
+    """Check ``cfg``, then simulate its prefill and decode passes on a chip with ``resources``."""
     check_run(cfg)
     started = time.perf_counter()
     all_passes = passes(cfg)
     prefill = next(all_passes)
     mem = memory_use(cfg, prefill)
     check_fits(cfg, mem)
-    coster = Coster(cfg.hardware)
+    coster = Coster(cfg.hardware, resources)
+    host = HostCosts.of(cfg.runtime)
     if cfg.parallel.pp > 1:
         timeline = simulate_pipeline(lambda size: list(passes(cfg, size)), cfg.workload.batch, cfg.parallel.pp,
-                                     cfg.parallel.microbatches or cfg.parallel.pp, coster, cfg.hardware,
-                                     cfg.model.hidden_size * cfg.precision.activations.bytes)
+                                     cfg.parallel.microbatches or cfg.parallel.pp, coster,
+                                     cfg.model.hidden_size * cfg.precision.activations.bytes, host, resources)
     else:
         run = simulate_des if cfg.fidelity is Fidelity.des else simulate_analytic
-        timeline = run(_chain(prefill, all_passes), coster, HostCosts.of(cfg.runtime))
+        timeline = run(_chain(prefill, all_passes), coster, host, resources)
     return RunResult(cfg, timeline, mem, coster.distinct_ops, time.perf_counter() - started,
                      decode_tokens_produced(cfg))
 

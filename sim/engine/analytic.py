@@ -2,45 +2,56 @@
 
 No contention and no overlap: an op's time is its ``OpCost.time_s``. It is the fast path for
 very large sweeps, and what the discrete-event path must reproduce when nothing overlaps.
+Passes, host costs and repeated segments are the shared replay loop's (``sim.engine.replay``);
+this module only runs a segment's DAG: its ops in topological order, each taking its cost.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import networkx as nx
 
 from sim.engine.costing import OpCost
-from sim.engine.records import HostCosts, OpRecord, PassSpan, Timeline
+from sim.engine.records import HostCosts, OpRecord, SegmentSpan, Timeline
+from sim.engine.replay import AnalyticClock, drain, replay
+from sim.engine.resources import RESOURCES, Resource
 from workloads.graph import PassGraph
-from workloads.ops import Op, Unit
-
-_SERVER = {Unit.matrix: "matrix", Unit.vector: "vector", Unit.link: "link"}
+from workloads.ops import Op
 
 
-def simulate_analytic(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost],
-                      host: HostCosts = HostCosts()) -> Timeline:
-    timeline = Timeline(busy_s={"matrix": 0.0, "vector": 0.0, "hbm": 0.0, "link": 0.0})
-    busy = timeline.busy_s
-    now = 0.0
-    for graph in passes:
-        start = now
-        now += host.step_s
-        device_start = now
-        for segment, dag, repeat in graph.segments():
-            seg_start = now
-            for node in nx.topological_sort(dag):
-                op = dag.nodes[node]["op"]
-                c = cost(op)
-                timeline.records.append(OpRecord(graph.phase, graph.step, segment, op, c, now, now + c.time_s, repeat))
-                now += c.time_s
-                busy[_SERVER[op.unit]] += c.compute_s * repeat
-                busy["hbm"] += c.memory_s * repeat
-                busy["link"] += c.link_transfer_s * repeat
-            # Records hold the first instance of a repeated layer; the others follow back to back.
-            now = seg_start + (now - seg_start) * repeat
-        end = start + host.pass_time(graph.kernels, now - device_start)
-        stall = max(0.0, end - now)
-        now = max(now, end)
-        timeline.passes.append(PassSpan(graph.phase, graph.step, start, now, host.step_s + stall))
+class AnalyticSegments:
+    """Runs a segment's DAG on the analytic clock, recording ops and resource time."""
+
+    def __init__(self, clock: AnalyticClock, cost: Callable[[Op], OpCost], timeline: Timeline,
+                 resources: tuple[Resource, ...]) -> None:
+        self.clock, self.cost, self.timeline, self.resources = clock, cost, timeline, resources
+
+    def __call__(self, dag: nx.DiGraph, graph: PassGraph, segment: str, repeat: int, stage: int = 0,
+                 microbatch: int = 0) -> Iterator[None]:
+        tl, busy = self.timeline, self.timeline.busy_s
+        block = len(tl.segments)
+        seg_start = now = self.clock.now
+        for node in nx.topological_sort(dag):
+            op = dag.nodes[node]["op"]
+            c = self.cost(op)
+            tl.records.append(OpRecord(graph.phase, graph.step, segment, op, c, now, now + c.time_s, repeat, stage,
+                                       microbatch, block))
+            now += c.time_s
+            for res in self.resources:
+                busy[res.name] += res.work(op, c) * repeat
+        # Records hold the first instance of a repeated layer; the others follow back to back.
+        first_end = now
+        self.clock.until(seg_start + (now - seg_start) * repeat)
+        tl.segments.append(SegmentSpan(stage, seg_start, first_end, self.clock.now, repeat))
+        yield from ()
+
+
+def simulate_analytic(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost], host: HostCosts | None = None,
+                      resources: tuple[Resource, ...] = RESOURCES) -> Timeline:
+    """Replay ``passes`` in order, each op alone for its ``OpCost.time_s``; return the timeline."""
+    timeline = Timeline(busy_s=dict.fromkeys((r.name for r in resources), 0.0), resources=resources)
+    clock = AnalyticClock()
+    drain(replay(clock, AnalyticSegments(clock, cost, timeline, resources), passes, host or HostCosts(),
+                 timeline.passes))
     return timeline

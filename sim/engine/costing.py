@@ -8,7 +8,9 @@ plus transfer) and a fixed overhead. Alone on the chip an op takes
 The units work in parallel; the fixed delays do not overlap with them: the overhead (kernel
 launch and synchronisation) comes first, and a collective's per-step latency is paid before
 its bytes flow. The bound is whichever of compute, memory, interconnect (latency plus
-transfer) and overhead needs the most time.
+transfer) and overhead needs the most time. A resource declared beyond the built-in four
+(``sim.engine.resources.Resource.extra``) adds its seconds (``OpCost.extra_s``) to the max and
+to its bound's need.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class Bound(str, Enum):
 BOUNDS = tuple(b.value for b in Bound)
 
 _COLLECTIVE = {OpKind.allreduce: Collective.allreduce, OpKind.allgather: Collective.allgather,
-               OpKind.alltoall: Collective.alltoall}
+               OpKind.alltoall: Collective.alltoall, OpKind.send: Collective.sendrecv}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,11 @@ class OpCost:
     hbm_bytes: float  # HBM traffic as scheduled (re-reads included when operands outgrow SRAM)
     link_bytes: float  # bytes this chip puts on its links
     dtype_run: DType | None  # format the arrays ran in (after conversion); None: the vector unit
+    extra_s: tuple[tuple[str, Bound, float], ...] = ()  # (name, bound, seconds) on resources beyond the built-ins
+
+    def extra(self, name: str) -> float:
+        """Seconds on the extra resource ``name`` (0 when the op does not use it)."""
+        return next((s for n, _, s in self.extra_s if n == name), 0.0)
 
     @property
     def link_s(self) -> float:
@@ -62,18 +69,23 @@ class OpCost:
 
     @property
     def time_s(self) -> float:
-        return self.delay_s + max(self.compute_s, self.memory_s, self.link_transfer_s)
+        return self.delay_s + max(self.compute_s, self.memory_s, self.link_transfer_s, *(s for _, _, s in self.extra_s))
 
     @property
     def bound(self) -> Bound:
-        """The resource that needs the most time (ties: compute, memory, interconnect, overhead)."""
-        needs = (
-            (self.compute_s, Bound.compute),
-            (self.memory_s, Bound.memory),
-            (self.link_s, Bound.interconnect),
-            (self.overhead_s, Bound.overhead),
-        )
-        return max(needs, key=lambda pair: pair[0])[1]
+        """The resource that needs the most time (ties: compute, memory, interconnect, overhead); an
+        extra resource's seconds count toward its own bound."""
+        needs = {Bound.compute: self.compute_s, Bound.memory: self.memory_s, Bound.interconnect: self.link_s,
+                 Bound.overhead: self.overhead_s}
+        for _, bound, seconds in self.extra_s:
+            needs[bound] = max(needs[bound], seconds)
+        return max(needs.items(), key=lambda pair: pair[1])[0]
+
+
+def send_op(nbytes: float) -> Op:
+    """A point-to-point send of ``nbytes`` from one chip to its peer (a pipeline stage's hidden states,
+    a KV cache moved between serving instances)."""
+    return Op("send", OpKind.send, Unit.link, 0.0, comm_bytes=float(nbytes), comm_chips=2)
 
 
 def _stored_width(op: Op) -> float:
@@ -86,10 +98,15 @@ def _stored_width(op: Op) -> float:
 
 
 class Coster:
-    """Costs ops on one chip, each distinct op once (a cache per run, never per module)."""
+    """Costs ops on one chip, each distinct op once (a cache per run, never per module).
 
-    def __init__(self, chip: HardwareConfig) -> None:
+    ``resources``: the chip's declared resources (``sim.engine.resources.RESOURCES``); those with a
+    ``price`` function (beyond the built-in four) have their seconds computed into ``OpCost.extra_s``.
+    """
+
+    def __init__(self, chip: HardwareConfig, resources: tuple = ()) -> None:
         self.chip = chip
+        self.extra = tuple(r for r in resources if r.price is not None)
         self._cache: dict[Op, OpCost] = {}
 
     def __call__(self, op: Op) -> OpCost:
@@ -113,8 +130,9 @@ class Coster:
             latency, transfer, wire = coll.latency_s, coll.transfer_s, coll.wire_bytes
         traffic = self._traffic(op)
         overhead = chip.kernel_overhead_s + (chip.matmul_overhead_us * 1e-6 if op.unit is Unit.matrix else 0.0)
+        extra = tuple((r.name, r.bound, r.price(chip, op)) for r in self.extra)
         return OpCost(c.seconds, hbm_time(chip, traffic), latency, transfer, overhead,
-                      c.efficiency, traffic, wire, c.dtype_run)
+                      c.efficiency, traffic, wire, c.dtype_run, extra)
 
     def _traffic(self, op: Op) -> float:
         """HBM bytes: a projection GEMM blocked for the SRAM; other ops move each tensor once."""

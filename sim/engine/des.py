@@ -1,12 +1,13 @@
 """The discrete-event path: passes replayed on SimPy resources.
 
 An op starts when all its predecessors in the DAG have finished. It first waits its fixed
-delays (kernel overhead, a collective's latency), then submits its compute, HBM and link work
-to the chip's processor-sharing servers at once and finishes when all of them have been
-served. Concurrent ops therefore share bandwidth and arrays, and overlap comes out of the
-simulation. Alone on the chip an op takes exactly its ``OpCost.time_s``, so with nothing to
-overlap the two fidelities agree.
+delays (kernel overhead, a collective's latency), then submits its work to the chip's
+processor-sharing servers at once (one per declared resource, ``sim.engine.resources``) and
+finishes when all of them have been served. Concurrent ops therefore share bandwidth and
+arrays, and overlap comes out of the simulation. Alone on the chip an op takes exactly its
+``OpCost.time_s``, so with nothing to overlap the two fidelities agree.
 
+Passes, host costs and repeated segments are the shared replay loop's (``sim.engine.replay``).
 Repeated layers: the layer DAG is simulated once; the remaining ``num_layers - 1`` instances
 follow back to back (each layer depends on the previous one's output), so the engine advances
 the clock by their duration and adds their resource time without replaying their events.
@@ -15,16 +16,17 @@ The cost of a simulation grows with the ops of one layer and the number of passe
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import networkx as nx
 import simpy
 
 from sim.engine.costing import OpCost
-from sim.engine.records import HostCosts, OpRecord, PassSpan, Timeline
-from sim.engine.resources import ChipResources
+from sim.engine.records import HostCosts, OpRecord, SegmentSpan, Timeline
+from sim.engine.replay import SimClock, replay
+from sim.engine.resources import RESOURCES, ChipResources, Resource
 from workloads.graph import PassGraph
-from workloads.ops import Op, Unit
+from workloads.ops import Op
 
 
 class CountingEnvironment(simpy.Environment):
@@ -39,7 +41,8 @@ class CountingEnvironment(simpy.Environment):
         self.events_processed += 1
 
 
-def simulate_des(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost], host: HostCosts = HostCosts()) -> Timeline:
+def simulate_des(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost], host: HostCosts | None = None,
+                 resources: tuple[Resource, ...] = RESOURCES) -> Timeline:
     """Replay ``passes`` in order on one chip's resources and return the timeline.
 
     The host first spends its step overhead, then dispatches the pass's kernels while the
@@ -47,77 +50,73 @@ def simulate_des(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost], host
     ends when the host is done (the device idled waiting for kernels).
     """
     env = CountingEnvironment()
-    chip = ChipResources(env)
-    timeline = Timeline()
-    env.process(_run_passes(env, chip, passes, cost, timeline, host))
+    chip = ChipResources(env, resources)
+    timeline = Timeline(resources=resources)
+    runner = DesSegments(env, chip, cost, timeline)
+    env.process(replay(SimClock(env), runner, passes, host or HostCosts(), timeline.passes))
     env.run()
     timeline.busy_s = {s.name: s.busy_s for s in chip.servers()}
     timeline.events = env.events_processed
     return timeline
 
 
-def _run_passes(env, chip, passes, cost, timeline, host: HostCosts) -> Iterator[simpy.Event]:
-    for graph in passes:
-        start = env.now
-        if host.step_s > 0:
-            yield env.timeout(host.step_s)
-        device_start = env.now
-        for segment, dag, repeat in graph.segments():
-            yield from run_segment(env, chip, dag, cost, graph, segment, repeat, timeline.records)
-        stall = start + host.pass_time(graph.kernels, env.now - device_start) - env.now
-        if stall > 0:
-            yield env.timeout(stall)
-        timeline.passes.append(PassSpan(graph.phase, graph.step, start, env.now, host.step_s + max(stall, 0.0)))
+class DesSegments:
+    """Runs a segment's DAG on one chip's servers; records ops and the segment's span."""
 
+    def __init__(self, env: simpy.Environment, chip: ChipResources, cost: Callable[[Op], OpCost],
+                 timeline: Timeline) -> None:
+        self.env, self.chip, self.cost, self.timeline = env, chip, cost, timeline
+        self.work = tuple(zip((r.work for r in chip.resources), chip.servers(), strict=True))
 
-def run_segment(env, chip, dag: nx.DiGraph, cost, graph: PassGraph, segment: str, repeat: int,
-                records: list[OpRecord], stage: int = 0, microbatch: int = 0) -> Iterator[simpy.Event]:
-    """Run one segment's DAG once on ``chip``, then its remaining ``repeat - 1`` identical
-    instances back to back: the clock and the resources' busy time advance by their total."""
-    seg_start, before = env.now, chip.snapshot()
-    yield from _run_dag(env, chip, dag, cost, graph, segment, repeat, records, stage, microbatch)
-    if repeat > 1:
-        elapsed = env.now - seg_start
-        for server, (busy0, work0) in zip(chip.servers(), before):
-            server.add_repeat((server.busy_s - busy0) * (repeat - 1), (server.work_s - work0) * (repeat - 1))
-        yield env.timeout(elapsed * (repeat - 1))
+    def __call__(self, dag: nx.DiGraph, graph: PassGraph, segment: str, repeat: int, stage: int = 0,
+                 microbatch: int = 0) -> Iterator[simpy.Event]:
+        """Run the DAG once, then its remaining ``repeat - 1`` identical instances back to back: the
+        clock and the resources' busy time advance by their total."""
+        env, chip = self.env, self.chip
+        block = len(self.timeline.segments)
+        span = SegmentSpan(stage, env.now, env.now, env.now, repeat)
+        self.timeline.segments.append(span)
+        before = chip.snapshot()
+        yield from self._run_dag(dag, graph, segment, repeat, stage, microbatch, block)
+        span.first_end_s = env.now
+        if repeat > 1:
+            elapsed = env.now - span.start_s
+            for server, (busy0, work0) in zip(chip.servers(), before, strict=True):
+                server.add_repeat((server.busy_s - busy0) * (repeat - 1), (server.work_s - work0) * (repeat - 1))
+            yield env.timeout(elapsed * (repeat - 1))
+        span.end_s = env.now
 
+    def _run_dag(self, dag: nx.DiGraph, graph: PassGraph, segment: str, repeat: int, stage: int, microbatch: int,
+                 block: int) -> Iterator[simpy.Event]:
+        env, records = self.env, self.timeline.records
+        waiting = {node: dag.in_degree(node) for node in dag}
+        if not waiting:
+            return
+        finished = env.event()
+        left = [len(waiting)]
 
-def _run_dag(env, chip, dag: nx.DiGraph, cost, graph: PassGraph, segment: str, repeat: int,
-             records: list[OpRecord], stage: int = 0, microbatch: int = 0) -> Iterator[simpy.Event]:
-    waiting = {node: dag.in_degree(node) for node in dag}
-    if not waiting:
-        return
-    finished = env.event()
-    left = [len(waiting)]
+        def run_op(node):
+            op: Op = dag.nodes[node]["op"]
+            c = self.cost(op)
+            start = env.now
+            if c.delay_s > 0:
+                yield env.timeout(c.delay_s)
+            work = [server.submit(seconds) for need, server in self.work if (seconds := need(op, c)) > 0]
+            if len(work) == 1:
+                yield work[0]
+            elif work:
+                yield env.all_of(work)
+            records.append(OpRecord(graph.phase, graph.step, segment, op, c, start, env.now, repeat, stage,
+                                    microbatch, block))
+            for succ in dag.successors(node):
+                waiting[succ] -= 1
+                if waiting[succ] == 0:
+                    env.process(run_op(succ))
+            left[0] -= 1
+            if left[0] == 0:
+                finished.succeed()
 
-    def run_op(node):
-        op: Op = dag.nodes[node]["op"]
-        c = cost(op)
-        start = env.now
-        if c.delay_s > 0:
-            yield env.timeout(c.delay_s)
-        work = []
-        if c.compute_s > 0:
-            work.append((chip.matrix if op.unit is Unit.matrix else chip.vector).submit(c.compute_s))
-        if c.memory_s > 0:
-            work.append(chip.hbm.submit(c.memory_s))
-        if c.link_transfer_s > 0:
-            work.append(chip.link.submit(c.link_transfer_s))
-        if len(work) == 1:
-            yield work[0]
-        elif work:
-            yield env.all_of(work)
-        records.append(OpRecord(graph.phase, graph.step, segment, op, c, start, env.now, repeat, stage, microbatch))
-        for succ in dag.successors(node):
-            waiting[succ] -= 1
-            if waiting[succ] == 0:
-                env.process(run_op(succ))
-        left[0] -= 1
-        if left[0] == 0:
-            finished.succeed()
-
-    for node, deps in waiting.items():
-        if deps == 0:
-            env.process(run_op(node))
-    yield finished
+        for node, deps in waiting.items():
+            if deps == 0:
+                env.process(run_op(node))
+        yield finished

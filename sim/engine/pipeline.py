@@ -2,25 +2,31 @@
 
 The layers are split over ``pp`` stages (as evenly as possible; the first stage also embeds,
 the last one also runs the LM head and sampling). Each stage is its own group of ``tp`` chips
-with its own resources and one stream: it runs one micro-batch at a time, in arrival order.
-The batch is split into micro-batches; each one goes through every pass (the prefill, then the
-decode steps) stage by stage, sending its activations to the next stage over the links
-(send/receive). Decode step ``t + 1`` of a micro-batch starts when its step ``t`` leaves the
-last stage (the sampled token feeds the next step), so micro-batches keep the stages busy in
-turn; the bubble, stages idle while waiting, is whatever the simulation leaves, not a formula.
+with its own resources, its own host and one stream: it runs one micro-batch at a time, in
+arrival order, through the shared replay loop (``sim.engine.replay``: step overhead, its
+segments, dispatch stall). The batch is split into micro-batches; each one goes through every
+pass (the prefill, then the decode steps) stage by stage. After its share of a pass a stage
+sends the micro-batch's hidden states to the next stage: a ``send`` op (``OpKind.send``, costed
+by ``Coster`` like any op: kernel overhead, link latency, then the bytes on the stage's links),
+recorded on the sending stage. The send leaves the stream free (it runs beside the stage's next
+micro-batch, as asynchronous point-to-point sends do). Decode step ``t + 1`` of a micro-batch
+starts when its step ``t`` leaves the last stage (the sampled token feeds the next step), so
+micro-batches keep the stages busy in turn; the bubble, stages idle while waiting, is whatever
+the simulation leaves, not a formula.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
+import networkx as nx
 import simpy
 
-from hwmodels.links import Collective, collective_time
-from sim.engine.costing import OpCost
-from sim.engine.des import CountingEnvironment, run_segment
-from sim.engine.records import PassSpan, Timeline
-from sim.engine.resources import ChipResources
+from sim.engine.costing import OpCost, send_op
+from sim.engine.des import CountingEnvironment, DesSegments
+from sim.engine.records import HostCosts, PassSpan, Timeline
+from sim.engine.replay import SimClock, replay_pass
+from sim.engine.resources import RESOURCES, ChipResources, Resource
 from workloads.graph import PassGraph
 from workloads.ops import Op
 
@@ -31,8 +37,17 @@ def split(total: int, parts: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
+def stage_segments(graph: PassGraph, stage: int, stages: int) -> list[tuple[str, nx.DiGraph, int]]:
+    """The segments stage ``stage`` of ``stages`` runs of ``graph``: its share of the layers, plus the
+    embedding on the first stage and the LM head on the last."""
+    layers = split(graph.num_layers, stages)[stage]
+    return ([("pre", graph.pre, 1)] if stage == 0 else []) + [("layer", graph.layer, layers)] + \
+        ([("post", graph.post, 1)] if stage == stages - 1 else [])
+
+
 def simulate_pipeline(passes_for: Callable[[int], list[PassGraph]], batch: int, stages: int, microbatches: int,
-                      cost: Callable[[Op], OpCost], chip, token_bytes: float) -> Timeline:
+                      cost: Callable[[Op], OpCost], token_bytes: float, host: HostCosts | None = None,
+                      resources: tuple[Resource, ...] = RESOURCES) -> Timeline:
     """Replay every micro-batch's passes through ``stages`` stages.
 
     Args:
@@ -41,43 +56,45 @@ def simulate_pipeline(passes_for: Callable[[int], list[PassGraph]], batch: int, 
         stages: pipeline stages.
         microbatches: micro-batches the batch is split into.
         cost: op costing (shared by all stages: identical chips).
-        chip: the chip spec, for the stage-to-stage transfers.
         token_bytes: bytes of one token's hidden state, sent from stage to stage.
+        host: each stage's host costs in seconds.
+        resources: the chip's declared resources.
     """
     env = CountingEnvironment()
-    chips = [ChipResources(env) for _ in range(stages)]
-    streams = [simpy.Resource(env, capacity=1) for _ in range(stages)]
-    timeline = Timeline(stage_busy_s=[0.0] * stages)
+    chips = [ChipResources(env, resources) for _ in range(stages)]
+    timeline = Timeline(stage_busy_s=[0.0] * stages, resources=resources)
+    pipe = _Pipeline(env, [DesSegments(env, c, cost, timeline) for c in chips], timeline, host or HostCosts(),
+                     token_bytes)
     for j, size in enumerate(split(batch, microbatches)):
         if size:
-            env.process(_microbatch(env, chips, streams, passes_for(size), j, cost, chip, token_bytes, timeline))
+            env.process(pipe.microbatch(passes_for(size), j))
     env.run()
-    timeline.busy_s = {name: sum(getattr(c, name).busy_s for c in chips) / stages for name in ChipResources.NAMES}
+    timeline.busy_s = {r.name: sum(c.server(r.name).busy_s for c in chips) / stages for r in resources}
     timeline.events = env.events_processed
     return timeline
 
 
-def _microbatch(env, chips, streams, graphs: list[PassGraph], j: int, cost, chip, token_bytes: float,
-                timeline: Timeline) -> Iterator[simpy.Event]:
-    stages = len(chips)
-    for graph in graphs:
-        start = env.now
-        layers = split(graph.num_layers, stages)
-        tokens = graph.batch * graph.new_tokens
-        for s in range(stages):
-            with streams[s].request() as turn:
-                yield turn
-                held = env.now
-                if s == 0:
-                    yield from run_segment(env, chips[s], graph.pre, cost, graph, "pre", 1, timeline.records, s, j)
-                yield from run_segment(env, chips[s], graph.layer, cost, graph, "layer", layers[s],
-                                       timeline.records, s, j)
-                if s == stages - 1:
-                    yield from run_segment(env, chips[s], graph.post, cost, graph, "post", 1, timeline.records, s, j)
-                timeline.stage_busy_s[s] += env.now - held
-            if s < stages - 1:  # hidden states to the next stage
-                send = collective_time(chip, Collective.sendrecv, tokens * token_bytes, 2)
-                yield env.timeout(send.latency_s)
-                if send.transfer_s > 0:
-                    yield chips[s].link.submit(send.transfer_s)
-        timeline.passes.append(PassSpan(graph.phase, graph.step, start, env.now))
+class _Pipeline:
+    def __init__(self, env, runners: list[DesSegments], timeline: Timeline, host: HostCosts,
+                 token_bytes: float) -> None:
+        self.env, self.runners, self.timeline, self.host, self.token_bytes = env, runners, timeline, host, token_bytes
+        self.clock = SimClock(env)
+        self.streams = [simpy.Resource(env, capacity=1) for _ in runners]
+
+    def microbatch(self, graphs: list[PassGraph], j: int) -> Iterator[simpy.Event]:
+        env, tl, stages = self.env, self.timeline, len(self.runners)
+        for graph in graphs:
+            start, host_s = env.now, 0.0
+            send = nx.DiGraph()
+            send.add_node("send", op=send_op(graph.batch * graph.new_tokens * self.token_bytes))
+            for s, runner in enumerate(self.runners):
+                with self.streams[s].request() as turn:
+                    yield turn
+                    held = env.now
+                    yield from replay_pass(self.clock, runner, graph, stage_segments(graph, s, stages), self.host,
+                                           tl.stage_passes, s, j)
+                    host_s += tl.stage_passes[-1].host_s
+                    tl.stage_busy_s[s] += env.now - held
+                if s < stages - 1:  # hidden states to the next stage
+                    yield from runner(send, graph, "send", 1, s, j)
+            tl.passes.append(PassSpan(graph.phase, graph.step, start, env.now, host_s / stages))

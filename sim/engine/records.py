@@ -1,4 +1,4 @@
-"""What a simulation hands back: one record per op executed, and per-pass spans."""
+"""What a simulation hands back: one record per op executed, per-segment and per-pass spans."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class OpRecord:
     count: int
     stage: int = 0  # pipeline stage (chip group) that ran it
     microbatch: int = 0
+    block: int = -1  # index of its segment's span in ``Timeline.segments``
 
     @property
     def duration_s(self) -> float:
@@ -36,12 +37,31 @@ class OpRecord:
 
 
 @dataclass(slots=True)
+class SegmentSpan:
+    """One segment of a pass on one stage: its first instance ran from ``start_s`` to ``first_end_s``
+    (events simulated), the other ``repeat - 1`` back to back until ``end_s`` (clock advanced)."""
+
+    stage: int
+    start_s: float
+    first_end_s: float
+    end_s: float
+    repeat: int
+
+
+@dataclass(slots=True)
 class PassSpan:
+    """One pass (on one stage, in ``Timeline.chip_passes``; or end to end, in ``Timeline.passes``).
+    The device waited on the host from ``start_s`` to ``device_start_s`` (step overhead) and from
+    ``device_end_s`` to ``end_s`` (dispatch stall)."""
+
     phase: Phase
     step: int
     start_s: float
     end_s: float
     host_s: float = 0.0  # time the device waited on the host: step overhead plus dispatch stalls
+    stage: int = 0
+    device_start_s: float | None = None  # None: no host spans recorded (the end-to-end span of a pipeline pass)
+    device_end_s: float | None = None
 
     @property
     def duration_s(self) -> float:
@@ -57,6 +77,14 @@ class Timeline:
     busy_s: dict[str, float] = field(default_factory=dict)  # per resource: time with work in service
     events: int = 0  # SimPy events processed (0 for the analytic path)
     stage_busy_s: list[float] = field(default_factory=list)  # pipeline: time each stage was running a micro-batch
+    segments: list[SegmentSpan] = field(default_factory=list)
+    stage_passes: list[PassSpan] = field(default_factory=list)  # pipeline: each stage's share of each pass
+    resources: tuple = ()  # the chip's declared resources (sim.engine.resources.Resource)
+
+    @property
+    def chip_passes(self) -> list[PassSpan]:
+        """Pass spans per chip (stage): the stages' spans with a pipeline, else the passes."""
+        return self.stage_passes or self.passes
 
     @property
     def end_s(self) -> float:

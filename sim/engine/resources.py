@@ -1,4 +1,12 @@
-"""Chip resources for the discrete-event engine: processor-sharing servers.
+"""The chip's resources, declared once, and the processor-sharing servers that model them.
+
+``RESOURCES`` is the one declaration of what a chip has: the compute arrays, the vector unit,
+HBM and the links. Each ``Resource`` names itself, says how to label it (trace tracks, charts),
+which bound its seconds count toward, and how many full-rate seconds of work one op puts on it
+(from the op's ``OpCost``). The engine (both fidelities), the bounds, the trace and the charts
+iterate this tuple; a new resource (a second memory tier, an on-package network) is one more
+``Resource`` whose ``price`` computes its seconds per op (``Coster`` stores them in
+``OpCost.extra_s``), passed to ``sim.batch.run.simulate(cfg, resources=...)``.
 
 A compute unit, HBM or a link is shared, not queued: with n jobs in service each progresses at
 1/n of the full rate. Work is measured in seconds at the full rate (an op's compute_s,
@@ -13,9 +21,81 @@ changes n, a fresh timeout is scheduled and the stale one is ignored when it fir
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import simpy
 
+from hwmodels.chip import HardwareConfig
+from hwmodels.numerics import DType
+from sim.engine.costing import Bound, OpCost
+from workloads.ops import Op, Unit
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource of the chip.
+
+    Attributes:
+        name: key in ``Timeline.busy_s`` and the summary's ``busy_fraction``.
+        label: the trace track and chart label.
+        bound: the bound its seconds count toward.
+        work: full-rate seconds one op needs on it, from the op and its cost.
+        price: for a resource beyond the built-in four, ``price(chip, op)`` in seconds, computed once
+            per distinct op by ``Coster`` into ``OpCost.extra_s``; None for the built-ins.
+        unit_of_work: what ``amount`` counts (FLOP, bytes).
+        amount: units of work one op puts on it (for utilisation); None: not reported.
+        peak_per_s: ``peak_per_s(chip, activations)``, its peak rate in units of work per second.
+    """
+
+    name: str
+    label: str
+    bound: Bound
+    work: Callable[[Op, OpCost], float]
+    price: Callable | None = None
+    unit_of_work: str = ""
+    amount: Callable[[Op, OpCost], float] | None = None
+    peak_per_s: Callable[[HardwareConfig, DType], float] | None = None
+
+    @classmethod
+    def extra(cls, name: str, label: str, bound: Bound, price: Callable, unit_of_work: str = "") -> Resource:
+        """A resource beyond the built-ins: its seconds per op come from ``price(chip, op)``."""
+        return cls(name, label, bound, lambda _op, cost: cost.extra(name), price, unit_of_work)
+
+
+def _matrix_s(op: Op, cost: OpCost) -> float:
+    return cost.compute_s if op.unit is Unit.matrix else 0.0
+
+
+def _vector_s(op: Op, cost: OpCost) -> float:
+    return 0.0 if op.unit is Unit.matrix else cost.compute_s
+
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource("matrix", "compute arrays", Bound.compute, _matrix_s, unit_of_work="FLOP",
+             amount=lambda op, _c: op.flops if op.unit is Unit.matrix else 0.0,
+             peak_per_s=lambda chip, activations: chip.peak_flops(activations)),
+    Resource("vector", "vector unit", Bound.compute, _vector_s, unit_of_work="FLOP",
+             amount=lambda op, _c: 0.0 if op.unit is Unit.matrix else op.flops,
+             peak_per_s=lambda chip, _a: chip.vector_flops),
+    Resource("hbm", "HBM", Bound.memory, lambda _op, cost: cost.memory_s, unit_of_work="bytes",
+             amount=lambda _op, cost: cost.hbm_bytes, peak_per_s=lambda chip, _a: chip.hbm_bandwidth_Bps),
+    Resource("link", "links", Bound.interconnect, lambda _op, cost: cost.link_transfer_s, unit_of_work="bytes",
+             amount=lambda _op, cost: cost.link_bytes, peak_per_s=lambda chip, _a: chip.link_bandwidth_Bps),
+)
+
+
+def utilisation(timeline, chip: HardwareConfig, activations: DType, stages: int = 1) -> dict[str, float]:
+    """Achieved rate over the whole run over the peak, per declared resource that reports one
+    (per chip: the mean over ``stages``); matrix FLOPs against the peak at the activation format."""
+    total = timeline.end_s
+    out = {}
+    for res in timeline.resources:
+        if res.amount is None or res.peak_per_s is None:
+            continue
+        done = sum(res.amount(r.op, r.cost) * r.count for r in timeline.records) / stages
+        out[res.name] = done / (res.peak_per_s(chip, activations) * total) if total else 0.0
+    return out
 
 class SharedServer:
     """A processor-sharing server with capacity 1 (full-rate seconds per second)."""
@@ -79,18 +159,19 @@ class SharedServer:
 
 
 class ChipResources:
-    """The shared resources of one chip (with tensor parallelism, one representative chip)."""
+    """The shared resources of one chip (with tensor parallelism, one representative chip): a
+    server per declared resource, in declaration order."""
 
-    NAMES = ("matrix", "vector", "hbm", "link")
-
-    def __init__(self, env: simpy.Environment) -> None:
-        self.matrix = SharedServer(env, "matrix")
-        self.vector = SharedServer(env, "vector")
-        self.hbm = SharedServer(env, "hbm")
-        self.link = SharedServer(env, "link")
+    def __init__(self, env: simpy.Environment, resources: tuple[Resource, ...] = RESOURCES) -> None:
+        self.resources = resources
+        self._servers = tuple(SharedServer(env, r.name) for r in resources)
 
     def servers(self) -> tuple[SharedServer, ...]:
-        return (self.matrix, self.vector, self.hbm, self.link)
+        return self._servers
+
+    def server(self, name: str) -> SharedServer:
+        """The server of the resource called ``name``."""
+        return self._servers[[r.name for r in self.resources].index(name)]
 
     def snapshot(self) -> list[tuple[float, float]]:
         return [(s.busy_s, s.work_s) for s in self.servers()]

@@ -7,8 +7,8 @@ Every figure is a sum over op records, so each traces back to ops, resources and
   yield of the speculative steps); null with one token;
 * ``output_tokens_per_s``: ``batch * (1 + tokens after the first) / total_s`` times ``parallel.dp``
   replicas (every other figure is per replica);
-* ``time_by_bound_s``: op time (instances x simulated duration) summed by the op's bound; it
-  adds up to ``total_s`` when no two ops overlap;
+* ``time_by_bound_s``: each chip's wall time split into exclusive intervals (compute, memory,
+  interconnect, overhead, idle) by the rule stated in sim/engine/bounds.py; it adds up to ``total_s``;
 * utilisation: achieved rate over the whole run divided by the peak (matrix FLOP/s at the
   activation format, HBM bytes/s, link bytes/s per direction).
 * energy, power, area and cost (``energy_J``, ``avg_power_W``, ``chip_cost_usd``, ...): sums over
@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 
+from sim.engine.bounds import time_by_bound
 from sim.engine.costing import BOUNDS
 from sim.metrics.economics import op_energies_J, summarize_economics
 from sim.batch.run import RunResult
@@ -36,10 +37,9 @@ def summarize(result: RunResult) -> dict:
     total = tl.end_s
     ttft = max(p.end_s for p in tl.passes if p.phase is Phase.prefill)  # target and draft prefills
     produced = result.decode_tokens  # per sequence, after the first token
-    by_bound = dict.fromkeys(BOUNDS, 0.0)
+    by_bound = time_by_bound(tl, result.stages)
     matrix_flops = vector_flops = hbm_bytes = wire_bytes = 0.0
     for r in tl.records:
-        by_bound[r.cost.bound.value] += r.total_s
         if r.op.unit is Unit.matrix:
             matrix_flops += r.op.flops * r.count
         else:
@@ -47,10 +47,8 @@ def summarize(result: RunResult) -> dict:
         hbm_bytes += r.cost.hbm_bytes * r.count
         wire_bytes += r.cost.link_bytes * r.count
     host = sum(p.host_s for p in tl.passes)
-    by_bound["overhead"] += host  # the device waiting on the host software stack
     stages = result.stages  # records cover every pipeline stage: per-chip figures are their mean
     if stages > 1:
-        by_bound = {k: v / stages for k, v in by_bound.items()}
         matrix_flops, vector_flops, hbm_bytes, wire_bytes = (x / stages for x in
                                                              (matrix_flops, vector_flops, hbm_bytes, wire_bytes))
     peak = chip.peak_flops(cfg.precision.activations)
@@ -186,6 +184,8 @@ def ops_columns(result: RunResult) -> dict[str, list]:
         cols["groups"].append(op.groups)
         cols["dtype"].append(_dtype_name(c.dtype_run) if op.unit is Unit.matrix else op.dtype.value)
         cols["efficiency"].append(c.efficiency)
+        for res in result.timeline.resources:  # full-rate seconds of work on each declared resource
+            cols[f"{res.name}_work_s"].append(res.work(op, c))
         cols["intensity_flop_per_byte"].append(op.flops / c.hbm_bytes if c.hbm_bytes else float("inf"))
         cols["achieved_flops_per_s"].append(op.flops / d if d else 0.0)
         cols["achieved_bytes_per_s"].append(c.hbm_bytes / d if d else 0.0)

@@ -1,12 +1,14 @@
 """A run as a timeline: op slices on the chip's resources, and the Chrome trace format.
 
 Built from the per-op table (``ops.parquet`` / ``metrics.ops_columns``), so a finished run's
-trace can be made again from its files. Tracks (one process each in the trace): the compute
-arrays, the vector unit, HBM and the links, plus one for the passes. An op is a slice on
-the track of the unit that does its work (arrays, vector unit or links) from its start to its
-end; an op that moves HBM bytes also has a slice on the HBM track from the end of its fixed
-delay for as long as its transfers take alone (capped at the op's end). Where slices overlap
-on a track (concurrent ops), they go on separate rows ("lanes").
+trace can be made again from its files. Tracks (one process each in the trace): one per declared
+resource of the chip (``sim.engine.resources.RESOURCES``: compute arrays, vector unit, HBM,
+links), plus one for the passes. An op is a slice on the track of the unit that does its work
+(arrays, vector unit or links) from its start to its end; an op with work on another resource
+(HBM bytes, or a resource added to the declaration) also has a slice on that track from the end
+of its fixed delay for as long as that work takes alone (capped at the op's end; the table's
+``<resource>_work_s`` column). Where slices overlap on a track (concurrent ops), they go on
+separate rows ("lanes").
 
 Repeated layers are one record with a ``count`` in the table; here every instance is laid out
 back to back, which is what both fidelities simulate. Only the prefill and the first
@@ -24,10 +26,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from sim.engine.resources import RESOURCES, Resource
 from sim.output.files import atomic_write
 
-TRACKS = ("compute arrays", "vector unit", "HBM", "links")
-UNIT_TRACK = {"matrix": "compute arrays", "vector": "vector unit", "link": "links"}
+TRACKS = tuple(r.label for r in RESOURCES)
 US = 1e6
 
 
@@ -56,8 +58,9 @@ def steps_to_show(ops: pd.DataFrame, decode_steps: int) -> list[tuple[str, int]]
     return prefill + [("decode", s) for s in decode]
 
 
-def slices(ops: pd.DataFrame, decode_steps: int = 2) -> list[Slice]:
+def slices(ops: pd.DataFrame, decode_steps: int = 2, resources: tuple[Resource, ...] = RESOURCES) -> list[Slice]:
     """The slices of the prefill and the first ``decode_steps`` decode steps, every layer laid out."""
+    tracks = {r.name: r.label for r in resources}
     out: list[Slice] = []
     for phase, step in steps_to_show(ops, decode_steps):
         rows = ops[(ops["phase"] == phase) & (ops["step"] == step)].sort_values("start_s", kind="stable")
@@ -68,20 +71,25 @@ def slices(ops: pd.DataFrame, decode_steps: int = 2) -> list[Slice]:
             span = float(seg["end_s"].max() - seg["start_s"].min())
             for layer in range(int(seg["count"].max())):
                 for r in seg.itertuples(index=False):
-                    out.extend(_op_slices(r, phase, step, segment, layer, r.start_s + layer * span))
+                    out.extend(_op_slices(r, phase, step, segment, layer, r.start_s + layer * span, tracks))
     return out
 
 
-def _op_slices(r, phase: str, step: int, segment: str, layer: int, start_s: float) -> list[Slice]:
+def _op_slices(r, phase: str, step: int, segment: str, layer: int, start_s: float,
+               tracks: dict[str, str]) -> list[Slice]:
+    """The op's slice on its unit's track, and one per other resource it puts work on."""
     dur = float(r.end_s - r.start_s)
     args = {"bound": r.bound, "layer": layer, "compute_us": r.compute_s * US, "memory_us": r.memory_s * US,
             "link_us": r.link_s * US, "overhead_us": r.overhead_s * US, "flops": r.flops, "hbm_bytes": r.hbm_bytes}
-    made = [Slice(UNIT_TRACK.get(r.unit, "vector unit"), r.op, r.kind, phase, step, segment, layer, start_s, dur,
-                  r.bound, args)]
-    if r.hbm_bytes > 0 and r.memory_s > 0:
-        hbm_start = start_s + min(r.overhead_s, dur)
-        hbm_dur = max(0.0, min(r.memory_s, start_s + dur - hbm_start))
-        made.append(Slice("HBM", r.op, r.kind, phase, step, segment, layer, hbm_start, hbm_dur, r.bound, args))
+    unit = r.unit if r.unit in tracks else "vector"
+    made = [Slice(tracks[unit], r.op, r.kind, phase, step, segment, layer, start_s, dur, r.bound, args)]
+    row = r._asdict()
+    for name, track in tracks.items():
+        work = row.get(f"{name}_work_s", 0.0)
+        if name != unit and work > 0:
+            begin = start_s + min(r.overhead_s, dur)
+            length = max(0.0, min(work, start_s + dur - begin))
+            made.append(Slice(track, r.op, r.kind, phase, step, segment, layer, begin, length, r.bound, args))
     return made
 
 
@@ -102,17 +110,19 @@ def _lanes(items: list[Slice]) -> list[int]:
     return lane
 
 
-def chrome_trace(ops: pd.DataFrame, decode_steps: int = 2, title: str = "llmsim run") -> dict:
+def chrome_trace(ops: pd.DataFrame, decode_steps: int = 2, title: str = "llmsim run",
+                 resources: tuple[Resource, ...] = RESOURCES) -> dict:
     """The trace-event JSON object (``ph: "X"`` complete events, a process per track)."""
-    items = slices(ops, decode_steps)
+    items = slices(ops, decode_steps, resources)
+    tracks = [r.label for r in resources]
     events: list[dict] = []
-    pids = {"passes": 1, **{name: i + 2 for i, name in enumerate(TRACKS)}}
+    pids = {"passes": 1, **{name: i + 2 for i, name in enumerate(tracks)}}
     for name, pid in pids.items():
         events.append({"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": name}})
         events.append({"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0, "args": {"sort_index": pid}})
-    for track in TRACKS:
+    for track in tracks:
         on_track = [s for s in items if s.track == track]
-        for s, lane in zip(on_track, _lanes(on_track)):
+        for s, lane in zip(on_track, _lanes(on_track), strict=True):
             events.append({"ph": "X", "name": s.name, "cat": s.kind, "pid": pids[track], "tid": lane,
                            "ts": s.start_s * US, "dur": s.dur_s * US,
                            "args": {"phase": s.phase, "step": s.step, **s.args}})

@@ -1,10 +1,11 @@
 """Where the time goes across a sweep: stacked bars per point, by bound or by operator type.
 
-One bar per point (in the order of the swept values), its height the op time of the run, split
-by the bound of each op (compute, memory bandwidth, interconnect, overhead) or by operator type
-(the seven largest types over the sweep, the rest as "other"). Op time adds up to the run's
-total when no two ops overlap. A point that failed has no bar; its reason is written in its
-place. Past ``max_bars`` points, an even sample is shown and the title says so.
+One bar per point (in the order of the swept values), its height the time of the run, split
+by bound (compute, memory bandwidth, interconnect, overhead, idle: ``time_by_bound_s``, which
+adds up to the run's total) or by operator type (the seven largest types over the sweep, the
+rest as "other"; op time, which adds up to the total when no two ops overlap). A point that
+failed has no bar; its reason is written in its place. Past ``max_bars`` points, an even sample
+is shown and the title says so.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sim.engine.bounds import PARTS
 from sim.plots.regime import axis_values
 from sim.plots.style import BOUND_COLOURS, BOUND_LABELS, OTHER, SERIES, fmt_value, new_figure, save, set_title, short
 
-BOUND_KEYS = ("compute", "memory", "interconnect", "overhead")
+BOUND_KEYS = PARTS  # compute, memory, interconnect, overhead, idle (sim/engine/bounds.py)
 
 
 def ordered_points(df: pd.DataFrame, swept: list[str], max_bars: int) -> tuple[pd.DataFrame, bool]:

@@ -44,6 +44,7 @@ BOUND_COLOURS = {
     "interconnect": OKABE_ITO["bluish_green"],
     "overhead": OKABE_ITO["reddish_purple"],
     "invalid": "#DDDDDD",
+    "idle": "#EEEEEE",  # time-by-bound part, never a point's dominant bound
 }
 BOUND_LABELS = {
     "compute": "compute",
@@ -52,6 +53,7 @@ BOUND_LABELS = {
     "interconnect": "interconnect",
     "overhead": "overhead (launch, sync)",
     "invalid": "invalid point (failed)",
+    "idle": "idle (pipeline bubbles)",
 }
 PHASE_COLOURS = {"prefill": OKABE_ITO["blue"], "decode": OKABE_ITO["orange"]}
 PHASE_MARKERS = {"prefill": "o", "decode": "^"}

@@ -6,9 +6,10 @@ prefill instance admits whole prompts within ``token_budget`` tokens per step; t
 each request's first token. The request's KV blocks then move to the decode instance with the
 most free blocks (first come, first served; a request waits, holding its blocks, until one has
 room): every chip sends its shard to its peer at the same time, so a move takes one
-point-to-point transfer of the blocks' bytes per chip (``hwmodels.links`` ``sendrecv``: link
-latency, then the bytes at the calibrated link rate), and the moves out of one prefill instance
-share its links (a processor-sharing server, sim/resources.py). The decode instance reserves the
+point-to-point transfer of the blocks' bytes per chip: a ``send`` op costed by ``Coster`` like any
+op (kernel overhead and link latency, then the bytes at the calibrated link rate), and the moves
+out of one prefill instance share its links (a processor-sharing server, sim/engine/resources.py).
+A move's dynamic energy (its link bytes) is added to the run's energy. The decode instance reserves the
 blocks when the move starts; the prefill instance frees them when it ends. A decode instance is
 a continuous-batching scheduler whose requests arrive already prefilled; one it preempts by
 recompute is prefilled again there.
@@ -17,10 +18,10 @@ recompute is prefilled again there.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
-from hwmodels.links import Collective, collective_time
 from sim.config.schema import RunConfig
+from sim.engine.costing import send_op
 from sim.engine.resources import SharedServer
 from sim.serving.kv_cache import KvCache
 from sim.serving.request import Request, State
@@ -63,11 +64,12 @@ class DecodeScheduler(ContinuousScheduler):
 class KvMover:
     """Moves prefilled requests' KV caches from prefill to decode instances (the server's handoff)."""
 
-    def __init__(self, server: Server, transfer: Callable[[float], tuple[float, float]]) -> None:
-        """``transfer(bytes per chip)`` gives (latency, transfer seconds) of one move."""
-        self.server, self.env, self.transfer = server, server.env, transfer
+    def __init__(self, server: Server, coster: StepCoster) -> None:
+        """Moves are ``send`` ops costed by ``coster``'s op coster, their energy by its energy model."""
+        self.server, self.env, self.coster = server, server.env, coster
         self.decoders = [i for i in server.instances if i.role == "decode"]
-        self.links = {i.name: SharedServer(server.env, f"{i.name}.link") for i in server.instances if i.role == "prefill"}
+        self.links = {i.name: SharedServer(server.env, f"{i.name}.link") for i in server.instances
+                      if i.role == "prefill"}
         self.pending: deque[tuple[Instance, Request]] = deque()
         self.moved_bytes = 0.0  # per chip, all moves
         self.moves = 0
@@ -93,12 +95,13 @@ class KvMover:
 
     def _move(self, source: Instance, target: Instance, req: Request, blocks: int):
         nbytes = req.blocks * source.scheduler.kv.bytes_per_block
-        latency, seconds = self.transfer(nbytes)
+        cost = self.coster.coster(send_op(nbytes))
         start = self.env.now
-        if latency > 0:
-            yield self.env.timeout(latency)
-        if seconds > 0:
-            yield self.links[source.name].submit(seconds)
+        if cost.delay_s > 0:
+            yield self.env.timeout(cost.delay_s)
+        if cost.link_transfer_s > 0:
+            yield self.links[source.name].submit(cost.link_transfer_s)
+        self.server.dynamic_J += self.coster.energy.work(link_bytes=cost.link_bytes).total_J
         self.moved_bytes += nbytes
         self.moves += 1
         self.move_s += self.env.now - start
@@ -114,16 +117,11 @@ class KvMover:
 def disaggregated_server(cfg: RunConfig, traffic: Traffic, new_cache: Callable[[], KvCache],
                          coster: StepCoster) -> Server:
     """A server of ``scheduler.prefill_instances`` prefill and ``decode_instances`` decode groups."""
-    sched, model, ex, chip = cfg.scheduler, cfg.model, cfg.execution(), cfg.hardware
+    sched, model, ex = cfg.scheduler, cfg.model, cfg.execution()
     instances = [Instance(f"prefill{i}", "prefill", PrefillScheduler(sched, new_cache(), model, ex))
                  for i in range(sched.prefill_instances)]
     instances += [Instance(f"decode{i}", "decode", DecodeScheduler(sched, new_cache(), model, ex))
                   for i in range(sched.decode_instances)]
     server = Server(traffic, instances, coster)
-
-    def transfer(nbytes: float) -> tuple[float, float]:
-        cost = collective_time(chip, Collective.sendrecv, nbytes, 2)
-        return cost.latency_s, cost.transfer_s
-
-    server.handoff = KvMover(server, transfer)
+    server.handoff = KvMover(server, coster)
     return server
