@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 
-from hwmodels.calibration import FITTED
+from hwmodels.calibration import FITTED, FITTED_KEYS
 from hwmodels.numerics import DType, parse_dtype
 
 GB = 1e9
@@ -52,6 +52,10 @@ class HardwareConfig:
     Peak matrix throughput is derived from the array structure, never typed in:
     ``num_cores * arrays_per_core * array_rows * array_cols`` multiply-accumulates per cycle
     at bf16, times 2 FLOP per MAC, times ``freq_GHz``, times ``matmul_dtype_rate[dtype]``.
+
+    The fitted fields (``hwmodels.calibration.FITTED_KEYS``) default to None, "not set by the
+    preset": ``__post_init__`` gives them the shipped fit's values, and a run with
+    ``calibration=<path>`` fills them from that fit before (sim/config/compose.py).
     """
 
     name: str = "custom"
@@ -72,24 +76,24 @@ class HardwareConfig:
     hbm_bandwidth_GBps: float = 1000.0
     # Links.
     link_bandwidth_GBps: float = 100.0  # per direction, per chip, all of its links together
-    link_latency_us: float = FITTED["link_latency_us"]  # per hop, per collective step
+    link_latency_us: float | None = None  # per hop, per collective step
     topology: Topology = Topology.switch
     max_chips: int = 8  # chips reachable over this fabric (one NVLink domain, one pod slice)
     switch_reduction: bool = False  # the switch reduces and multicasts (NVLink SHARP); ignored off a switch
     allreduce_algorithm: CollectiveAlgorithm = CollectiveAlgorithm.auto
-    link_efficiency: float = FITTED["link_efficiency"]  # fraction of per-direction link bandwidth a long collective reaches
-    collective_latency_us: float = FITTED["collective_latency_us"]  # fixed software latency per collective (NCCL's base latency)
-    link_saturation_MB: float = FITTED["link_saturation_MB"]  # payload per chip from which collectives reach plateau
-    link_ramp_exponent: float = FITTED["link_ramp_exponent"]  # below it, bandwidth grows as size ** exponent
+    link_efficiency: float | None = None  # fraction of per-direction link bandwidth a long collective reaches
+    collective_latency_us: float | None = None  # fixed software latency per collective (NCCL's base latency)
+    link_saturation_MB: float | None = None  # payload per chip from which collectives reach plateau
+    link_ramp_exponent: float | None = None  # below it, bandwidth grows as size ** exponent
     # Host interface per direction (PCIe 4.0 x16: 32 GB/s); a serving run swaps KV blocks to host memory over it.
     host_link_GBps: float = 32.0
     # Achieved fractions of peak and fixed costs (see hwmodels/compute.py and memory.py).
-    matmul_efficiency: float = FITTED["matmul_efficiency"]  # fraction of peak a large, perfectly tiled matmul reaches
+    matmul_efficiency: float | None = None  # fraction of peak a large, perfectly tiled matmul reaches
     vector_efficiency: float = 0.9
-    hbm_efficiency: float = FITTED["hbm_efficiency"]  # fraction of peak bandwidth a long streaming transfer reaches
-    hbm_latency_us: float = FITTED["hbm_latency_us"]  # fixed latency per op's memory traffic (first byte)
-    kernel_overhead_us: float = FITTED["kernel_overhead_us"]  # launch + synchronisation per kernel (per op)
-    matmul_overhead_us: float = FITTED["matmul_overhead_us"]  # extra per matrix kernel: prologue, epilogue, split-K sums
+    hbm_efficiency: float | None = None  # fraction of peak bandwidth a long streaming transfer reaches
+    hbm_latency_us: float | None = None  # fixed latency per op's memory traffic (first byte)
+    kernel_overhead_us: float | None = None  # launch + synchronisation per kernel (per op)
+    matmul_overhead_us: float | None = None  # extra per matrix kernel: prologue, epilogue, split-K sums
     # Energy, area and cost (hwmodels/energy.py, area.py, cost.py).
     process_node: str = "7nm"  # logic process, a key of hwmodels.process.NODES ("4nm" = NVIDIA 4N)
     hbm_generation: str = "hbm2e"  # a key of hwmodels.process.HBM: access energy, background power, $/GB
@@ -102,6 +106,9 @@ class HardwareConfig:
     other_sram_MiB: float = 0.0  # chip-wide SRAM not in sram_MiB (disabled cache slices, TPU CMEM)
 
     def __post_init__(self) -> None:
+        for key in FITTED_KEYS:  # None: not set by the preset or the user, so the fit's value
+            if getattr(self, key) is None:
+                setattr(self, key, FITTED[key])
         self.validate()
 
     def validate(self) -> None:

@@ -13,7 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
-from sim.config.paths import CONF_DIR
+from sim.config.paths import CONF_DIR, OutputDirError, output_dir
 from sim.config.schema import register_configs
 from sim.studies.job import run_job
 
@@ -26,10 +26,22 @@ def main() -> None:
     try:
         for arg in args:
             check_override(arg, multirun)
-    except InputError as err:
+            check_output_dir(arg)
+    except (InputError, OutputDirError) as err:
         print(f"llmsim: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     _hydra_main()
+
+
+def check_output_dir(arg: str) -> None:
+    """Check the output folder an override names (``hydra.run.dir=``, ``hydra.sweep.dir=``) before Hydra starts.
+
+    Raises:
+        OutputDirError: the folder is a file, or lies under one, or cannot be written.
+    """
+    key, _, value = arg.partition("=")
+    if key in ("hydra.run.dir", "hydra.sweep.dir") and value and "$" not in value:  # ${now:...}: Hydra's
+        output_dir(value, create=False)  # relative to the working directory, as Hydra resolves it
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

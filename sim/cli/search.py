@@ -5,7 +5,8 @@ workload like an experiment does, and fills the ``search`` node: the space, obje
 constraints and reference. Any override of ``llmsim`` works here too (``search.trials=N``,
 ``workload.rate_per_s=2``). The composition is Hydra's (sim/sweep/compose.py), but the command
 is not a Hydra app: the trials run in this process (or ``search.jobs`` worker processes), not as
-Hydra jobs, and the output folder is fixed (``search.out``, default results/search/<name>) so
+Hydra jobs, and the output folder is fixed (``--out DIR`` as for the other commands, or the
+recipe's ``search.out``; default results/search/<name>, relative to the working directory) so
 that running the command again resumes the search.
 """
 
@@ -20,7 +21,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
-from sim.config.paths import presets
+from sim.config.paths import OutputDirError, output_dir, presets
 from sim.studies.search import SearchError
 from sim.studies.search.evaluate import Infeasible, evaluate
 from sim.studies.search.report import pareto_set, render, write_report
@@ -59,12 +60,28 @@ def run_search(overrides: list[str], out: Path | None = None) -> tuple[dict, pd.
             for key in [p.key for p in search.params] + list(search.derived):
                 if is_config_key(key):
                     reference[key] = OmegaConf.select(OmegaConf.create(ref_tree), key)
-    out = Path(out or node.get("out") or Path("results/search") / tree["name"])
+    out = output_dir(out or node.get("out") or Path("results/search") / tree["name"])
     study = run_study(search, out, int(node["trials"]), int(node["jobs"]), bool(node["fresh"]))
     df = pd.DataFrame(trial_rows(search, study))
     summary = write_report(out, df, search, reference, ref_name, f"{tree['name']}: {len(df)} designs")
     params = [p.key for p in search.params] + list(search.derived)
     return summary, pareto_set(df, search.objectives, params), out
+
+
+def _take_out(args: list[str]) -> tuple[list[str], Path | None]:
+    """(the overrides, the folder of ``--out DIR`` or ``--out=DIR`` or None)."""
+    rest, out = [], None
+    it = iter(args)
+    for arg in it:
+        if arg == "--out":
+            out = next(it, None)
+            if not out:
+                raise InputError("--out needs a folder: --out DIR")
+        elif arg.startswith("--out="):
+            out = arg.removeprefix("--out=")
+        else:
+            rest.append(arg)
+    return rest, Path(out) if out else None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     started = time.perf_counter()
     try:
+        args, out = _take_out(args)
         for arg in args:
             key, _, value = arg.partition("=")
             if key.lstrip("+") == "search":
@@ -83,8 +101,8 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 check_override(arg)
         args = [a if not a.startswith("search=") else "+" + a for a in args]
-        summary, front, out = run_search(args)
-    except (InputError, SearchError, OmegaConfBaseException, HydraException) as err:
+        summary, front, out = run_search(args, out)
+    except (InputError, SearchError, OutputDirError, OmegaConfBaseException, HydraException) as err:
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         hint = f"; {lines[1]}" if len(lines) > 1 and lines[1].startswith("To append") else ""
         print(f"llmsim-search: error: {lines[0] if lines else err}{hint}", file=sys.stderr)

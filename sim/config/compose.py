@@ -8,6 +8,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from hwmodels.calibration import FITTED_KEYS, load_fit
 from sim.config.schema import RunConfig, register_configs
 
 
@@ -19,7 +20,28 @@ def compose_dict(overrides: list[str], with_hydra: bool = False) -> DictConfig:
     if GlobalHydra.instance().is_initialized():  # inside a Hydra app or a test that left it set
         GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose("config", overrides=list(overrides), return_hydra_config=with_hydra)
+        return with_calibration(compose("config", overrides=list(overrides), return_hydra_config=with_hydra))
+
+
+def with_calibration(dcfg: DictConfig) -> DictConfig:
+    """A copy of ``dcfg`` whose fitted chip fields left unset (None) hold the run's fit.
+
+    The fit is the file named by ``calibration`` (relative to the working directory) or, when
+    that is empty, the shipped one; fields the preset or the user set keep their values. The
+    values are written into the config (not left to HardwareConfig's defaults) so that the
+    config a run saves, and the key of a sweep point, name the numbers that were used.
+
+    Raises:
+        hwmodels.calibration.CalibrationError: no readable, complete fit at ``calibration``.
+    """
+    if "hardware" not in dcfg:
+        return dcfg
+    fit = load_fit(OmegaConf.select(dcfg, "calibration", default="") or None)
+    dcfg = copy.deepcopy(dcfg)
+    for key in FITTED_KEYS:
+        if OmegaConf.select(dcfg.hardware, key) is None:
+            dcfg.hardware[key] = fit[key]
+    return dcfg
 
 
 def to_run_config(dcfg: DictConfig) -> RunConfig:

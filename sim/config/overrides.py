@@ -11,6 +11,7 @@ import difflib
 import enum
 import typing
 
+from hwmodels.calibration import CalibrationError, load_fit
 from sim.config.paths import presets
 from sim.config.schema import RunConfig
 
@@ -59,6 +60,13 @@ def check_override(arg: str, multirun: bool = True) -> None:
     if any(ch in value for ch in "()[]{}$"):
         return  # sweep functions, interpolations: left to Hydra
     values = [v.strip() for v in value.split(",")] if value else [value]
+    if key == "calibration":  # a fit to read: one line now rather than a traceback mid-run
+        for path in (v for v in values if v):
+            try:
+                load_fit(path)
+            except CalibrationError as err:
+                raise InputError(str(err)) from None
+        return
     if key in GROUPS:
         known = presets(key)
         for v in values:

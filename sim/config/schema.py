@@ -296,6 +296,7 @@ class RunConfig:
     fidelity: Fidelity = Fidelity.des
     seed: int = 0
     name: str = "default"  # names the sweep folder: results/sweeps/<name>/...
+    calibration: str = ""  # a fit from llmsim-calibrate for the fitted chip fields no preset sets; "": shipped
     output: OutputConfig = field(default_factory=OutputConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     search: SearchConfig = field(default_factory=SearchConfig)  # llmsim-search only (sim/search/)

@@ -9,10 +9,16 @@
    ``matmul_overhead_us``,
    ``link_efficiency``, ``link_latency_us``, ``collective_latency_us``, ``link_saturation_MB``
    and ``link_ramp_exponent`` (kernel-level rows only: gemm, memcpy, allreduce).
-3. Write them with their provenance to hwmodels/calibration.yaml, the defaults of every chip
-   preset that does not set its own (only the teaching chip and the TPUs' overhead do).
+3. Write them with their provenance to ``<out>/calibration.yaml`` (``--out DIR``, default
+   results/calibration/<timestamp>, relative to the working directory), beside the fitted host
+   costs of the eager runtime (``vllm_eager.yaml``) and the validation set (``a100.csv``). A run
+   uses that fit with ``llmsim calibration=<out>/calibration.yaml``: its values replace the
+   shipped ones for every chip field the preset does not set (only the teaching chip and the
+   TPUs' overhead do).
 
-The fit is deterministic: same data, same numbers.
+The package's own fit (hwmodels/calibration.yaml, conf/runtime/vllm_eager.yaml and
+data/validation/a100.csv) is read-only: a maintainer updates it by copying these three files
+into the repo and committing them. The fit is deterministic: same data, same numbers.
 """
 
 from __future__ import annotations
@@ -20,20 +26,22 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from hwmodels.calibration import CALIBRATION_FILE, FITTED_KEYS
-from sim.config.paths import CONF_DIR, DATA_DIR
+from hwmodels.calibration import FITTED_KEYS
+from sim.config.paths import DATA_DIR, OutputDirError, output_dir
+from sim.config.schema import RuntimeConfig
 from sim.output.files import atomic_write
 from sim.studies.validate import summary_line, validate
 
 SOURCE = DATA_DIR / "calibration"
-VALIDATION = DATA_DIR / "validation" / "a100.csv"
-RUNTIME_FILE = CONF_DIR / "runtime" / "vllm_eager.yaml"
+VALIDATION = DATA_DIR / "validation" / "a100.csv"  # the shipped validation set (read-only)
+FILES = {"calibration": "calibration.yaml", "runtime": "vllm_eager.yaml", "validation": "a100.csv"}  # in --out
 L2_BYTES = 40 * 2**20  # A100 L2 cache
 
 VIDUR_GEMMS = {  # Vidur op -> (n, k) per tensor-parallel shard, from n_head, n_kv_head, n_embd, ffn
@@ -67,7 +75,7 @@ def _row(source: str, kind: str, measured_ms: float, **fields) -> dict:
 
 def build_validation_set(src: Path = SOURCE) -> pd.DataFrame:
     rows: list[dict] = []
-    for name, preset in VIDUR_MODELS.items():
+    for name in VIDUR_MODELS:
         frame = pd.read_csv(src / "vidur_a100" / f"{name}_mlp.csv")
         frame = frame[frame["num_tokens"].isin(VIDUR_TOKENS)]
         for record in frame.groupby(["num_tokens", "num_tensor_parallel_workers"]).median(numeric_only=True) \
@@ -134,13 +142,13 @@ def fit(frame: pd.DataFrame) -> tuple[dict[str, float], None]:
     measured = kernel_rows["measured_ms"].to_numpy(dtype=float)
 
     def residuals(x: np.ndarray) -> np.ndarray:
-        out, _ = validate(kernel_rows, dict(zip(names, map(float, x))))
+        out, _ = validate(kernel_rows, dict(zip(names, map(float, x), strict=True)))
         return np.log(out["predicted_ms"].to_numpy(dtype=float) / measured)
 
     lower, upper, start = (np.array([BOUNDS[n][i] for n in names]) for i in range(3))
     solution = least_squares(residuals, start, bounds=(lower, upper), x_scale="jac", method="trf", loss="soft_l1",
                              f_scale=0.1)
-    fitted = {n: float(round(v, 4)) for n, v in zip(names, solution.x)}
+    fitted = {n: float(round(v, 4)) for n, v in zip(names, solution.x, strict=True)}
     return fitted, None
 
 
@@ -170,11 +178,12 @@ def _kernels(row: dict) -> int:
 
     model, tp, batch, seq = load_model(row["model"]), int(row["devices"]), int(row["batch"]), int(row["seq_len"])
     phase = Phase.prefill if row["kind"] == "prefill" else Phase.decode
-    graph = build_pass(model, Execution(tp=tp, fused_elementwise=False), phase, batch, seq if phase is Phase.prefill else 1, seq)
+    new_tokens = seq if phase is Phase.prefill else 1
+    graph = build_pass(model, Execution(tp=tp, fused_elementwise=False), phase, batch, new_tokens, seq)
     return graph.kernels
 
 
-def write_runtime(values: dict[str, float], out: pd.DataFrame | None, path: Path = RUNTIME_FILE) -> None:
+def write_runtime(values: dict[str, float], out: pd.DataFrame | None, path: Path) -> None:
     lines = [
         "# An eager-mode serving framework (vLLM as of 2023, as measured by Splitwise on DGX-A100):",
         "# every kernel is dispatched from Python. Fitted by llmsim-calibrate on the Splitwise",
@@ -193,9 +202,9 @@ def _errors_by(out: pd.DataFrame, key: str) -> dict[str, str]:
     return {str(group): summary_line(part) for group, part in out.groupby(key)}
 
 
-def write_calibration(fitted: dict[str, float], out: pd.DataFrame, path: Path = CALIBRATION_FILE) -> None:
+def write_calibration(fitted: dict[str, float], out: pd.DataFrame, path: Path) -> None:
     lines = [
-        "# Efficiency parameters shared by every chip preset, fitted by llmsim-calibrate (sim/calibrate.py)",
+        "# Efficiency parameters shared by every chip preset, fitted by llmsim-calibrate (sim/studies/calibrate.py)",
         "# on measured A100 data (data/calibration, see its README for the sources and their commits).",
         f"# Fitted on {dt.date.today().isoformat()} by least squares on log(predicted/measured) over the",
         "# kernel-level rows (gemm, memcpy, allreduce) of data/validation/a100.csv, less the GEMMs whose",
@@ -209,9 +218,17 @@ def write_calibration(fitted: dict[str, float], out: pd.DataFrame, path: Path = 
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Console entry point of ``llmsim-calibrate [--out DIR] [--dry-run]``."""
     parser = argparse.ArgumentParser(prog="llmsim-calibrate", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="output folder (default results/calibration/<timestamp>)")
     parser.add_argument("--dry-run", action="store_true", help="fit and print, write nothing")
     args = parser.parse_args(argv)
+    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    try:
+        out_dir = output_dir(args.out or Path("results/calibration") / stamp, create=not args.dry_run)
+    except OutputDirError as err:
+        print(f"llmsim-calibrate: error: {err}", file=sys.stderr)
+        sys.exit(2)
     frame = build_validation_set()
     fitted, _ = fit(frame)
     runtime = fit_runtime(frame, fitted)
@@ -221,17 +238,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {key:<22} {value}")
     if args.dry_run:
         return
-    write_runtime(runtime, None)  # the end-to-end rows are predicted with the runtime just fitted
-    out, _ = validate(frame, fitted)
+    eager = RuntimeConfig(name="vllm_eager", fused_elementwise=False, **runtime)
+    out, _ = validate(frame, fitted, {"vllm_eager": eager})  # end-to-end rows with the runtime just fitted
     for kind, line in _errors_by(out, "kind").items():
         print(f"  {kind:<10} {line}")
-    VALIDATION.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(VALIDATION, lambda p: frame.to_csv(p, index=False))
-    write_runtime(runtime, out)
-    write_calibration(fitted, out)
-    print(f"wrote {VALIDATION.relative_to(REPO)} ({len(frame)} rows), {CALIBRATION_FILE.relative_to(REPO)} "
-          f"and {RUNTIME_FILE.relative_to(REPO)}")
-
-
-if __name__ == "__main__":
-    main()
+    paths = {what: out_dir / name for what, name in FILES.items()}
+    atomic_write(paths["validation"], lambda p: frame.to_csv(p, index=False))
+    write_runtime(runtime, out, paths["runtime"])
+    write_calibration(fitted, out, paths["calibration"])
+    print(f"wrote {', '.join(FILES.values())} ({len(frame)} validation rows) in {out_dir}/")
+    print(f"  use this fit: llmsim calibration={paths['calibration']}")

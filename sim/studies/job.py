@@ -14,8 +14,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from hwmodels.calibration import CalibrationError
 from hwmodels.chip import HardwareError
 from sim.batch.run import simulate
+from sim.config.compose import with_calibration
 from sim.config.overrides import EXIT_BAD_INPUT
 from sim.config.schema import RunConfig, RunError, WorkloadKind
 from sim.metrics.summary import breakdown_by_kind, ops_columns, summarize
@@ -32,6 +34,10 @@ def run_job(dcfg: DictConfig) -> dict | None:
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
+    try:
+        dcfg = with_calibration(dcfg)  # the fitted chip fields no preset sets, from calibration=<path> or shipped
+    except CalibrationError as err:
+        return _fail(hc.mode, out_dir, str(err))
     key = point_key(dcfg) if multirun and dcfg.output.write_files else None
     if key and not dcfg.sweep.rerun:  # finished in an earlier sweep beside this one: reuse it
         source = finished_dir(key, Path(hc.sweep.dir), out_dir, trace=dcfg.output.trace)

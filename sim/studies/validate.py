@@ -1,4 +1,4 @@
-"""``llmsim-validate PATH.csv``: predictions against measured rows.
+"""``llmsim-validate [PATH.csv]``: predictions against measured rows (default: the shipped A100 set).
 
 Columns (header required; extra columns are kept in the output):
 ``id, hardware, kind, dtype, m, n, k, bytes, devices, model, batch, seq_len, measured_ms``.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -84,8 +85,8 @@ def _has(row: dict, key: str) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value)) and str(value).strip() != ""
 
 
-def predict_s(row: dict, chip: HardwareConfig) -> float:
-    """Predicted seconds for one measured row on ``chip``."""
+def predict_s(row: dict, chip: HardwareConfig, runtimes: Mapping | None = None) -> float:
+    """Predicted seconds for one measured row on ``chip`` (``runtimes``: presets replaced by name)."""
     kind = str(row.get("kind", "")).strip()
     if kind == "gemm":
         return Coster(chip)(gemm_op(_int(row, "m"), _int(row, "n"), _int(row, "k"), _dtype(row))).time_s
@@ -98,7 +99,8 @@ def predict_s(row: dict, chip: HardwareConfig) -> float:
         dtype, tp, batch, seq = _dtype(row), _int(row, "devices"), _int(row, "batch"), _int(row, "seq_len")
         if model.num_heads % tp or model.num_kv_heads % tp:
             raise RowError(f"devices={tp} does not divide {model.name}'s heads")
-        runtime = load_runtime(str(row["runtime"]).strip()) if _has(row, "runtime") else load_runtime("graphs")
+        name = str(row["runtime"]).strip() if _has(row, "runtime") else "graphs"
+        runtime = (runtimes or {}).get(name) or load_runtime(name)
         ex = Execution(weights=dtype, activations=dtype, kv_cache=dtype, tp=tp,
                        fused_elementwise=runtime.fused_elementwise)
         weights = weight_bytes_per_chip(model, ex) + kv_bytes_per_chip(model, ex, batch * seq)
@@ -114,8 +116,13 @@ def predict_s(row: dict, chip: HardwareConfig) -> float:
     raise RowError(f"unknown kind '{kind}'; known: {', '.join(KINDS)}")
 
 
-def validate(frame: pd.DataFrame, chip_changes: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Predict every row; return the rows with ``predicted_ms`` and ``error_pct``, and the problems."""
+def validate(frame: pd.DataFrame, chip_changes: dict | None = None,
+             runtimes: Mapping | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Predict every row; return the rows with ``predicted_ms`` and ``error_pct``, and the problems.
+
+    ``chip_changes`` replace fields of every chip preset; ``runtimes`` maps runtime preset names to
+    RuntimeConfigs used instead of the shipped presets (llmsim-calibrate's just-fitted host costs).
+    """
     chips: dict[str, HardwareConfig] = {}
     predicted, problems = [], []
     for index, row in enumerate(frame.to_dict("records")):
@@ -127,7 +134,7 @@ def validate(frame: pd.DataFrame, chip_changes: dict | None = None) -> tuple[pd.
             measured = float(row.get("measured_ms"))
             if not measured > 0:
                 raise RowError(f"measured_ms must be > 0 (got {row.get('measured_ms')!r})")
-            predicted.append(predict_s(row, chips[name]) * 1e3)
+            predicted.append(predict_s(row, chips[name], runtimes) * 1e3)
         except (RowError, PresetError, RunError, HardwareError, ModelError, TypeError, ValueError) as err:
             problems.append(f"{label}: {err}")
             predicted.append(float("nan"))
@@ -149,9 +156,14 @@ def summary_line(out: pd.DataFrame) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="llmsim-validate", description="Compare llmsim's predictions with "
                                      "measured rows (gemm, allreduce, memcpy, prefill, decode).")
-    parser.add_argument("csv", type=Path, help="measured rows; columns: " + ", ".join(COLUMNS))
+    parser.add_argument("csv", type=Path, nargs="?", help="measured rows (default: the shipped A100 set, "
+                        "data/validation/a100.csv); columns: " + ", ".join(COLUMNS))
     parser.add_argument("--out", type=Path, help="also write the rows with predictions to this CSV")
     args = parser.parse_args(argv)
+    if args.csv is None:
+        from sim.config.paths import DATA_DIR
+
+        args.csv = DATA_DIR / "validation" / "a100.csv"
     try:
         frame = pd.read_csv(args.csv, comment="#")
     except FileNotFoundError:
@@ -170,8 +182,13 @@ def main(argv: list[str] | None = None) -> None:
     with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
         print(shown.dropna(axis=1, how="all").to_string(index=False))
     if args.out:
+        from sim.config.paths import OutputDirError, output_dir
         from sim.output.files import atomic_write
 
+        try:
+            output_dir(args.out.parent)  # the CSV's folder, relative to the working directory
+        except OutputDirError as err:
+            _fail(str(err))
         atomic_write(args.out, lambda p: out.to_csv(p, index=False))
     print(summary_line(out))
     if out["error_pct"].dropna().empty:

@@ -195,6 +195,7 @@ def _write(out: Path, base: DictConfig, table, axes: dict, fixed: list[str], gro
 def main(argv: list[str] | None = None) -> None:
     """``llmsim-grid [overrides and axes...] [--out DIR] [--jobs N] [--no-report]``."""
     from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
+    from sim.config.paths import OutputDirError, output_dir
 
     parser = argparse.ArgumentParser(prog="llmsim-grid", description=__doc__.split("\n\n")[0])
     parser.add_argument("arguments", nargs="*", help="overrides and swept axes, as for llmsim -m")
@@ -207,7 +208,8 @@ def main(argv: list[str] | None = None) -> None:
             check_override(arg)
         fixed, axes = split_arguments(args.arguments)
         name = compose_dict(fixed).name
-        out = args.out or Path("results/sweeps") / name / (datetime.now().strftime("%Y-%m-%d_%H-%M-%S") + "_grid")
+        out = output_dir(args.out or Path("results/sweeps") / name / (datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+                                                                        + "_grid"))
         if args.jobs < 1:
             raise ReportError(f"--jobs must be >= 1 (got {args.jobs})")
         if str(compose_dict(fixed).workload.kind) in ("serving", "WorkloadKind.serving"):
@@ -219,6 +221,6 @@ def main(argv: list[str] | None = None) -> None:
             raise ReportError(f"every point failed; first reason: {table['reason'].iloc[0]}")
         if not args.no_report:
             print_written(report_sweep(out))
-    except (InputError, ReportError, OmegaConfBaseException, HydraException) as err:
+    except (InputError, ReportError, OutputDirError, OmegaConfBaseException, HydraException) as err:
         print(f"llmsim-grid: error: {str(err).splitlines()[0]}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

@@ -28,6 +28,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hwmodels.chip import HardwareConfig, HardwareError
+from sim.config.paths import OutputDirError, output_dir
 from sim.plots.breakdown import plot_breakdown
 from sim.plots.pareto import plot_pareto
 from sim.plots.regime import axis_values, plot_regime
@@ -106,15 +107,19 @@ def _slice(df: pd.DataFrame, axes: list[str], others: list[str]) -> tuple[pd.Dat
 
 
 def report_sweep(sweep_dir: Path, x: str | None = None, y: str | None = None, metric: str | None = None,
-                 pareto: list[str] | None = None, point: int | None = None) -> dict[str, Path]:
-    """Write the table and charts of the sweep in ``sweep_dir``; return what was written, by name."""
+                 pareto: list[str] | None = None, point: int | None = None, out: Path | None = None) -> dict[str, Path]:
+    """Write the table and charts of the sweep in ``sweep_dir`` to ``out`` (default ``<sweep_dir>/report``).
+
+    Returns:
+        What was written, by name.
+    """
     sweep_dir = Path(sweep_dir)
     opts = sweep_options(sweep_dir)
     x, y = x or opts.get("x"), y or opts.get("y")
     metric = metric or opts.get("metric") or PARETO_Y
     pareto = pareto or opts.get("pareto") or None
     df = load_table(sweep_dir)
-    out = sweep_dir / "report"
+    out = Path(out) if out else sweep_dir / "report"
     written: dict[str, Path] = {}
     if not (sweep_dir / GRID_FILE).exists():
         written["table"], written["table_csv"] = write_table(df, out)
@@ -180,12 +185,15 @@ def report_run(run_dir: Path, out: Path | None = None, tag: str = "") -> dict[st
     }
 
 
-def make_report(path: Path, **options) -> dict[str, Path]:
-    """The report of a sweep folder, or of a run folder (one with ``summary.json``)."""
+def make_report(path: Path, out: Path | None = None, **options) -> dict[str, Path]:
+    """The report of a sweep folder, or of a run folder (one with ``summary.json``), written to ``out``.
+
+    ``out`` defaults to ``<sweep>/report`` for a sweep and to the run folder itself for a run.
+    """
     path = Path(path)
     if (path / "summary.json").exists():
-        return report_run(path)
-    return report_sweep(path, **options)
+        return report_run(path, out)
+    return report_sweep(path, out=out, **options)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -197,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metric", help="regime-map contours (default: sweep.metric or output_tokens_per_s)")
     parser.add_argument("--pareto", nargs=2, metavar=("X", "Y"), help="the two metrics of the Pareto front")
     parser.add_argument("--point", type=int, help="the point whose roofline and timeline to draw")
+    parser.add_argument("--out", type=Path, help="output folder (default <dir>/report for a sweep, <dir> for a run)")
     args = parser.parse_args(argv)
     try:
         if not args.dir.is_dir():
@@ -204,8 +213,10 @@ def main(argv: list[str] | None = None) -> None:
         if (args.dir / "requests.parquet").exists() and not (args.dir / "ops.parquet").exists():
             raise ReportError(f"{args.dir} is a serving run: its report is serving.png and requests.csv there; "
                               "llmsim-report draws sweeps and single-batch runs")
-        written = make_report(args.dir, x=args.x, y=args.y, metric=args.metric, pareto=args.pareto, point=args.point)
-    except ReportError as err:
+        out = output_dir(args.out) if args.out else None
+        written = make_report(args.dir, out, x=args.x, y=args.y, metric=args.metric, pareto=args.pareto,
+                              point=args.point)
+    except (ReportError, OutputDirError) as err:
         print(f"llmsim-report: error: {err}", file=sys.stderr)
         sys.exit(2)
     print_written(written)

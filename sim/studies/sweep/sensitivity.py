@@ -155,6 +155,7 @@ def sensitivities(cfg: RunConfig, metric: str = "output_tokens_per_s", step: flo
 def main(argv: list[str] | None = None) -> None:
     """``llmsim-sensitivity [overrides...] [--metric M] [--step 0.1] [--out DIR]``."""
     from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
+    from sim.config.paths import OutputDirError, output_dir
     from sim.plots.sensitivity import plot_sensitivity
     from sim.config.compose import compose_config
     from sim.studies.sweep.table import write_table
@@ -173,11 +174,12 @@ def main(argv: list[str] | None = None) -> None:
         dcfg, cfg = compose_config(args.overrides)
         if cfg.workload.kind.value == "serving":
             raise ReportError("llmsim-sensitivity ranks single-batch runs; for serving, sweep with llmsim -m")
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        out = output_dir(args.out or Path("results/sensitivity") / cfg.name / stamp)
         table = sensitivities(cfg, args.metric, args.step)
-    except (InputError, ReportError, HydraException, *FAILURES) as err:
+    except (InputError, ReportError, OutputDirError, HydraException, *FAILURES) as err:
         print(f"llmsim-sensitivity: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
-    out = args.out or Path("results/sensitivity") / cfg.name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     write_table(table, out, "sensitivity")
     title = f"What buys the most: {cfg.model.name} on {cfg.hardware.name}, batch {cfg.workload.batch}"
     plot_sensitivity(table, out / "sensitivity.png", title)

@@ -1,0 +1,1 @@
+"""Installed as ``sim.data``: the measurements (calibration, validation) as package data (see sim/config/paths.py)."""
