@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.config.schema import WorkloadKind
+from sim.metrics.catalog import LATENCY_TITLES, PERCENTILES
 from sim.metrics.schema import Summary
 from sim.metrics.shared import (
     TOKEN_ID_BYTES,
@@ -42,8 +43,7 @@ from sim.metrics.shared import (
 from sim.serving.run import ServingResult
 
 OVERLOAD_GROWTH = 0.05  # s of queueing delay per s of arrivals above which the server is overloaded
-PERCENTILES = (50, 90, 99)
-LATENCIES = ("queueing_delay_s", "ttft_s", "tpot_s", "e2e_s")
+LATENCIES = tuple(f"{key}_s" for key in LATENCY_TITLES)  # queueing_delay_s, ttft_s, tpot_s, e2e_s
 
 
 def request_columns(result: ServingResult) -> dict[str, np.ndarray]:

@@ -108,8 +108,8 @@ def utilisation(cfg: RunConfig, work: ChipWork, chips: int) -> Utilisation:
     links = None
     if work.link_bytes is not None:
         links = work.link_bytes / (chip.link_bandwidth_Bps * work.chip_s) if chips > 1 else 0.0
-    return Utilisation(work.matrix_flops / (peak * work.chip_s), work.hbm_bytes / (chip.hbm_bandwidth_Bps * work.chip_s),
-                       links)
+    hbm = work.hbm_bytes / (chip.hbm_bandwidth_Bps * work.chip_s)
+    return Utilisation(work.matrix_flops / (peak * work.chip_s), hbm, links)
 
 
 @dataclass(frozen=True)

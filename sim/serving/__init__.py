@@ -3,6 +3,7 @@
 traffic.py generates the requests (or reads a trace), kv_cache.py is the paged KV cache,
 schedulers.py decides what every step computes (disaggregated.py: separate prefill and decode
 instances), step_cost.py prices a step from the cost model, server.py runs it all as SimPy
-processes, metrics.py, report.py, plot.py and outputs.py turn the run into numbers, a plot and
-files. ``run.simulate_serving`` is the entry point, ``job.serve_job`` what the command runs.
+processes, registry.py names the schedulers by ``scheduler.kind``. ``run.simulate_serving`` is
+the entry point; sim/metrics/serving.py, sim/output/ and sim/plots/ turn the run into numbers,
+files and a plot (sim/studies/serving_job.py, as the ``llmsim`` command does).
 """

@@ -115,8 +115,9 @@ def write_report(out: Path, df: pd.DataFrame, search, reference: dict | None, re
     feasible = df[df["status"] == "feasible"]
     chart = None
     if len(objectives) >= 2:
+        maximize = (search.objectives[0][1], search.objectives[1][1])  # max:/min: or the catalog's direction
         chart = plot_pareto(feasible, objectives[0], objectives[1], [p.key for p in search.params][:3],
-                            out / "pareto.png", title)
+                            out / "pareto.png", title, maximize)
     best = {}
     for metric, up in search.objectives:
         row = feasible.loc[feasible[metric].idxmax() if up else feasible[metric].idxmin()]

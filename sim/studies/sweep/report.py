@@ -28,6 +28,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hwmodels.chip import HardwareConfig, HardwareError
+from sim.metrics import catalog
 from sim.plots.breakdown import plot_breakdown
 from sim.plots.pareto import plot_pareto
 from sim.plots.regime import axis_values, plot_regime
@@ -89,7 +90,13 @@ def _pareto_pair(df: pd.DataFrame, pareto: list[str] | None) -> tuple[str, str] 
     if pareto:
         if len(pareto) != 2:
             raise ReportError(f"pareto takes two metrics (x and y), got {len(pareto)}: {', '.join(pareto)}")
-        return check_metric(df, pareto[0]), check_metric(df, pareto[1])
+        for name in pareto:
+            check_metric(df, name)
+            try:
+                catalog.metric(name)  # which way is better
+            except catalog.UnknownMetric as err:
+                raise ReportError(str(err)) from None
+        return pareto[0], pareto[1]
     known = metric_columns(df)
     x = next((c for name in PARETO_X for c in known if c.rsplit(".", 1)[-1] == name), None)
     return (x, PARETO_Y) if x and PARETO_Y in known else None
