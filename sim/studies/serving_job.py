@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from sim.metrics.serving import request_columns, summarize_serving
 from sim.output.serving_console import render_serving
 from sim.output.serving_files import FILES, write_serving
-from sim.plots.serving import plot_serving
+from sim.plots.charts import CHARTS, Chart
 from sim.serving.run import ServingResult
 
 
@@ -25,12 +25,13 @@ def report_serving(result: ServingResult, dcfg: DictConfig, out_dir: Path,
     requests = request_columns(result)
     summary = summarize_serving(result, requests)
     if cfg.output.write_files:
-        plot_serving(summary, result.steps, out_dir / "serving.png")  # before summary.json, whose presence means done
+        chart = CHARTS[Chart.serving]
+        chart.draw(summary, result.steps, out_dir / chart.file())  # before summary.json, whose presence means done
         write_serving(out_dir, summary, requests, result.steps, OmegaConf.to_yaml(dcfg, resolve=True), cfg.seed)
         if finished is not None:
             finished()
     if cfg.output.print_summary:
         print(render_serving(summary))
         if cfg.output.write_files:
-            print(f"  outputs                 {out_dir}/ ({', '.join(FILES + ('serving.png',))})")
+            print(f"  outputs                 {out_dir}/ ({', '.join(FILES + (CHARTS[Chart.serving].file(),))})")
     return summary

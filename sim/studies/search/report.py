@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sim.output.files import atomic_write
-from sim.plots.pareto import plot_pareto
+from sim.plots.charts import CHARTS, Chart
 from sim.studies.search import SearchError
 
 
@@ -116,8 +116,9 @@ def write_report(out: Path, df: pd.DataFrame, search, reference: dict | None, re
     chart = None
     if len(objectives) >= 2:
         maximize = (search.objectives[0][1], search.objectives[1][1])  # max:/min: or the catalog's direction
-        chart = plot_pareto(feasible, objectives[0], objectives[1], [p.key for p in search.params][:3],
-                            out / "pareto.png", title, maximize)
+        pareto_chart = CHARTS[Chart.pareto]
+        chart = pareto_chart.draw(feasible, objectives[0], objectives[1], [p.key for p in search.params][:3],
+                                  out / pareto_chart.file(), title, maximize)
     best = {}
     for metric, up in search.objectives:
         row = feasible.loc[feasible[metric].idxmax() if up else feasible[metric].idxmin()]

@@ -158,7 +158,7 @@ def sensitivities(cfg: RunConfig, metric: str = "output_tokens_per_s", step: flo
 def main(argv: list[str] | None = None) -> None:
     """``llmsim-sensitivity [overrides...] [--metric M] [--step 0.1] [--out DIR]``."""
     from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
-    from sim.plots.sensitivity import plot_sensitivity
+    from sim.plots.charts import CHARTS, Chart
     from sim.config.compose import compose_config
     from sim.studies.sweep.table import write_table
 
@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or Path("results/sensitivity") / cfg.name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     write_table(table, out, "sensitivity")
     title = f"What buys the most: {cfg.model.name} on {cfg.hardware.name}, batch {cfg.workload.batch}"
-    plot_sensitivity(table, out / "sensitivity.png", title)
+    chart = CHARTS[Chart.sensitivity]
+    chart.draw(table, out / chart.file(), title)
     shown = table[["parameter", "change", "new_value", "delta_pct", "gain_pct", "status"]]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:+.2f}"))
     print(f"\n  outputs  {out}/ (sensitivity.csv, sensitivity.parquet, sensitivity.png)")
