@@ -211,7 +211,7 @@ def ops_columns(result: RunResult) -> dict[str, list]:
         cols["intensity_flop_per_byte"].append(op.flops / c.hbm_bytes if c.hbm_bytes else float("inf"))
         cols["achieved_flops_per_s"].append(op.flops / d if d else 0.0)
         cols["achieved_bytes_per_s"].append(c.hbm_bytes / d if d else 0.0)
-    cols["energy_J"] = op_energies_J(result)  # per instance, per chip (sim/economics.py)
+    cols["energy_J"] = op_energies_J(result)  # per instance, per chip (sim/metrics/economics.py)
     return dict(cols)
 
 

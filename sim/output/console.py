@@ -87,7 +87,7 @@ def _as_run(asked: str, ran: str) -> str:
 
 
 def economics_lines(summary: dict) -> list[str]:
-    """Energy, power, area and cost lines (figures from sim/economics.py)."""
+    """Energy, power, area and cost lines (figures from sim/metrics/shared.py)."""
     run, energy, area, cost = summary["run"], summary["energy"], summary["area"], summary["cost"]
     phase = energy["power_W_by_phase"]
     phases = ", ".join(f"{name} {watts:,.0f} W" for name, watts in phase.items() if watts is not None)
