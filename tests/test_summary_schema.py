@@ -9,7 +9,7 @@ import pytest
 
 from sim.config.schema import SchedulerKind, WorkloadKind
 from sim.engine.energy import record_energy
-from sim.metrics.schema import Summary
+from sim.metrics.run_summary import Summary
 from sim.metrics.serving import serving_summary, summarize_serving
 from sim.metrics.shared import TOKEN_ID_BYTES, chip_economics
 from sim.metrics.summary import batch_summary, summarize

@@ -28,7 +28,7 @@ import numpy as np
 
 from sim.config.schema import WorkloadKind
 from sim.metrics.catalog import LATENCY_TITLES, PERCENTILES
-from sim.metrics.schema import Summary
+from sim.metrics.run_summary import Summary
 from sim.metrics.shared import (
     TOKEN_ID_BYTES,
     ChipFacts,

@@ -22,7 +22,7 @@ from sim.batch.run import RunResult
 from sim.config.schema import WorkloadKind
 from sim.engine.costing import BOUNDS
 from sim.metrics.economics import batch_power, op_energies_J, record_energy_totals
-from sim.metrics.schema import Summary
+from sim.metrics.run_summary import Summary
 from sim.metrics.shared import ChipFacts, ChipWork, Span, chip_economics, energy, pricing, run_info, utilisation
 from workloads.graph import Phase
 from workloads.ops import Role, Unit

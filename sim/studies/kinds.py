@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from sim.batch.run import simulate
 from sim.config.schema import RunConfig, WorkloadKind
-from sim.metrics.schema import Summary
+from sim.metrics.run_summary import Summary
 from sim.metrics.serving import serving_summary
 from sim.metrics.summary import batch_summary
 from sim.serving.run import simulate_serving
@@ -37,7 +37,7 @@ class WorkloadEntry:
     Attributes:
         label: how people name it.
         simulate: config -> result (raises RunError and friends for a config that cannot run).
-        summarize: result -> the typed summary (sim/metrics/schema.py).
+        summarize: result -> the typed summary (sim/metrics/run_summary.py).
         report: (result, composed config, output folder, on-finished) -> summary.json's content,
             after writing the kind's files (summary.json last) and printing its console summary.
         one_config_studies: whether llmsim-grid and llmsim-sensitivity, which vary one batch's
