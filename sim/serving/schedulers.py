@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from sim.config.schema import Preemption, SchedulerConfig, SchedulerKind
+from sim.config.schema import Preemption, SchedulerConfig
 from sim.serving.kv_cache import KvCache
 from sim.serving.request import Request, State
 from workloads.graph import Execution
