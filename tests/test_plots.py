@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.metrics.summary import ops_columns
-from sim.plots.pareto import goal, pareto_mask, plot_pareto
+from sim.metrics.catalog import higher_is_better
+from sim.plots.pareto import pareto_mask, plot_pareto
 from sim.plots.sensitivity import plot_sensitivity
 from sim.plots.style import label
 from sim.plots.timeline import plot_decode_step
@@ -50,9 +51,9 @@ def test_pareto_filter_on_random_floats():
 
 
 def test_metric_goals():
-    assert goal("output_tokens_per_s") == "max" and goal("utilisation.hbm_bandwidth") == "max"
+    assert higher_is_better("output_tokens_per_s") and higher_is_better("utilisation.hbm_bandwidth")
     for metric in ("ttft_s", "chip_cost_usd", "avg_power_W", "energy_J", "usd_per_million_output_tokens"):
-        assert goal(metric) == "min", metric
+        assert not higher_is_better(metric), metric
 
 
 def test_pareto_names_an_absent_metric_in_one_line():
@@ -108,7 +109,7 @@ def test_sensitivity_records_variants_that_cannot_run(config):
     failed = table[table["status"] == "failed"]
     assert "hardware.hbm_capacity_GB" in set(failed["parameter"])  # 26.0 GB needed, 24.3 GB after -10%
     assert failed["reason"].str.contains("does not fit").any()
-    with pytest.raises(ReportError, match="'tokens' is not a metric; known: ttft_s"):
+    with pytest.raises(ReportError, match=r"^'tokens' is not a metric \(did you mean 'prompt_tokens'\?\); known: ttft_s, "):
         sensitivities(cfg, "tokens")
 
 

@@ -15,25 +15,35 @@ Little's law, ``L = lambda W``, on two queues over ``[0, last completion]``: the
 for a first admission (L from the server's own time integral, W the mean queueing delay) and
 the requests in the system (W the mean end-to-end latency).
 
-Energy and cost use the energy/cost models (hwmodels/energy.py, cost.py, as sim/economics.py
-does): each step's dynamic energy from its ops, host transfers (token IDs, KV swaps), and static
-power over the whole span, idle time included; a chip-hour at ``cost.usd_per_chip_hour`` or
-derived from the chip's cost and average power. ``energy_J`` is for all chips, power per chip.
+Utilisation, energy, area, cost and prices are the parts every run shares (sim/metrics/shared.py,
+one rule for batch and serving runs), taken over ``duration_s``: the dynamic energy of every
+instance's steps (their op records, sim/engine/energy.py), host transfers (token IDs, KV swaps)
+and KV moves over the links, times the chips of a group, plus static power of every chip over
+the span, idle time included. ``energy_J`` is for all chips, power per chip.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from hwmodels.area import die_area
-from hwmodels.cost import chip_cost, usd_per_chip_hour
-from hwmodels.energy import chip_energy
-from sim.metrics.economics import API_2023_USD_PER_M_OUTPUT, API_2023_USD_PER_M_PROMPT, TOKEN_ID_BYTES
+from sim.config.schema import WorkloadKind
+from sim.metrics.catalog import LATENCY_TITLES, PERCENTILES
+from sim.metrics.run_summary import Summary
+from sim.metrics.shared import (
+    TOKEN_ID_BYTES,
+    ChipFacts,
+    ChipWork,
+    Span,
+    chip_economics,
+    energy,
+    pricing,
+    run_info,
+    utilisation,
+)
 from sim.serving.run import ServingResult
 
 OVERLOAD_GROWTH = 0.05  # s of queueing delay per s of arrivals above which the server is overloaded
-PERCENTILES = (50, 90, 99)
-LATENCIES = ("queueing_delay_s", "ttft_s", "tpot_s", "e2e_s")
+LATENCIES = tuple(f"{key}_s" for key in LATENCY_TITLES)  # queueing_delay_s, ttft_s, tpot_s, e2e_s
 
 
 def request_columns(result: ServingResult) -> dict[str, np.ndarray]:
@@ -63,16 +73,37 @@ def request_columns(result: ServingResult) -> dict[str, np.ndarray]:
 
 def summarize_serving(result: ServingResult, cols: dict[str, np.ndarray] | None = None) -> dict:
     """The run's headline numbers, as written to summary.json."""
+    return serving_summary(result, cols).as_dict()
+
+
+def serving_summary(result: ServingResult, cols: dict[str, np.ndarray] | None = None) -> Summary:
+    """The typed summary of a serving run (shared parts from sim/metrics/shared.py)."""
     cfg = result.cfg
     cols = request_columns(result) if cols is None else cols
+    duration = max(result.end_s - float(np.min(cols["arrival_s"])), 1e-12)
+    out_tokens, prompt_tokens = int(cols["output_tokens"].sum()), int(cols["prompt_tokens"].sum())
+    econ = chip_economics(cfg)
+    # KV moves between instances are ops whose energy the server adds to dynamic_J (sim/serving/disaggregated.py)
+    host = econ.energy.work(host_bytes=TOKEN_ID_BYTES * (prompt_tokens + out_tokens) + result.swapped_bytes).total_J
+    work = ChipWork(result.matrix_flops, result.hbm_bytes, None, duration * result.instances,
+                    {"steps_and_moves_J": result.dynamic_J, "host_J": host})
+    span = Span(duration, result.chips, cfg.parallel.tp, out_tokens, prompt_tokens)
+    run_energy = energy(cfg, econ, work, span)
+    extra = {"steps_and_moves_dynamic_J_per_group_chip": result.dynamic_J, "host_J_per_group_chip": host,
+             "static_J_per_chip": run_energy.by_component_J_per_chip["static_J"]}
+    return Summary(WorkloadKind.serving, _figures(result, cols, duration), utilisation(cfg, work, result.chips),
+                   run_energy, pricing(cfg, econ, run_energy.avg_power_W, span), ChipFacts(econ, cfg),
+                   _run_info(result), energy_extra=extra)
+
+
+def _figures(result: ServingResult, cols: dict[str, np.ndarray], duration: float) -> dict:
+    """The serving run's own headline figures: requests, latencies, rates, queues, steps."""
     n = len(cols["request_id"])
     completed = int(np.sum(~np.isnan(cols["finish_s"])))
-    first = float(np.min(cols["arrival_s"]))
-    duration = max(result.end_s - first, 1e-12)
     out_tokens, prompt_tokens = int(cols["output_tokens"].sum()), int(cols["prompt_tokens"].sum())
     good = int(cols["meets_slo"].sum())
     growth = _growth(cols["arrival_s"], cols["queueing_delay_s"])
-    summary = {
+    return {
         "completed_requests": completed,
         "requests": n,
         **{f"{name[:-2]}_p{p}_s": _pct(cols[name], p) for name in LATENCIES for p in PERCENTILES},
@@ -82,7 +113,7 @@ def summarize_serving(result: ServingResult, cols: dict[str, np.ndarray] | None 
         "requests_per_s": completed / duration,
         "goodput_requests_per_s": good / duration,
         "slo_attainment": good / n,
-        "slo": {"ttft_s": cfg.slo.ttft_s, "tpot_s": cfg.slo.tpot_s},
+        "slo": {"ttft_s": result.cfg.slo.ttft_s, "tpot_s": result.cfg.slo.tpot_s},
         "preemptions": result.preemptions,
         "overloaded": bool(growth > OVERLOAD_GROWTH),
         "queue_growth_s_per_s": growth,
@@ -91,10 +122,7 @@ def summarize_serving(result: ServingResult, cols: dict[str, np.ndarray] | None 
         "prompt_tokens": prompt_tokens,
         "littles_law": _littles_law(result, cols),
         **_steps(result, duration),
-        **_economics(result, duration, out_tokens, prompt_tokens),
-        "run": _run_info(result),
     }
-    return summary
 
 
 def _pct(values: np.ndarray, p: float) -> float | None:
@@ -133,7 +161,6 @@ def _steps(result: ServingResult, duration: float) -> dict:
     dt = end - start
     busy = float(dt.sum()) or 1.0
     batch, kv = np.asarray(s["batch_size"]), np.asarray(s["kv_cache_use"])
-    peak = result.cfg.hardware.peak_flops(result.cfg.precision.activations)
     group_s = duration * result.instances  # time of all instances together
     return {
         "steps": len(start),
@@ -151,75 +178,14 @@ def _steps(result: ServingResult, duration: float) -> dict:
         "kv_moves": {"count": result.moves, "GB_per_chip": result.moved_bytes / 1e9,
                      "mean_s": result.move_s / result.moves if result.moves else None},
         "busy_fraction": result.busy_s / group_s,
-        "utilisation": {"compute_arrays": result.matrix_flops / (peak * group_s),
-                        "hbm_bandwidth": result.hbm_bytes / (result.cfg.hardware.hbm_bandwidth_Bps * group_s)},
-    }
-
-
-def _economics(result: ServingResult, duration: float, out_tokens: int, prompt_tokens: int) -> dict:
-    cfg, chip, prices, chips = result.cfg, result.cfg.hardware, result.cfg.cost, result.chips
-    area = die_area(chip)
-    energy, cost = chip_energy(chip, area.total_mm2), chip_cost(chip, area)
-    host = energy.work(host_bytes=TOKEN_ID_BYTES * (prompt_tokens + out_tokens) + result.swapped_bytes,
-                       link_bytes=result.moved_bytes).total_J
-    static_J = energy.static_W * duration
-    # Every chip of a tensor-parallel group does the same work; all chips draw static power.
-    energy_J = cfg.parallel.tp * (result.dynamic_J + host) + chips * static_J
-    avg_W = energy_J / chips / duration
-    chip_usd = cost.total_usd
-    if prices.usd_per_chip_hour is not None:
-        per_hour, source = prices.usd_per_chip_hour, "cost.usd_per_chip_hour"
-    else:
-        per_hour = usd_per_chip_hour(chip_usd, avg_W, usd_per_kWh=prices.usd_per_kWh,
-                                     amortisation_years=prices.amortisation_years, utilisation=prices.utilisation,
-                                     price_markup=prices.price_markup)
-        source = (f"derived: cost to make x {prices.price_markup:g} over {prices.amortisation_years:g} years at "
-                  f"{prices.utilisation:.0%} use, plus {avg_W:,.0f} W at ${prices.usd_per_kWh:g}/kWh")
-    run_usd = chips * per_hour * duration / 3600
-    return {
-        "energy_J": energy_J,
-        "avg_power_W": avg_W,
-        "joules_per_output_token": energy_J / out_tokens,
-        "chip_cost_usd": chip_usd,
-        "usd_per_chip_hour": per_hour,
-        "usd_per_million_output_tokens": run_usd / out_tokens * 1e6,
-        "usd_per_million_tokens": run_usd / (out_tokens + prompt_tokens) * 1e6,
-        "cost": {
-            "usd_per_chip_hour_source": source,
-            "run_usd": run_usd,
-            "api_2023_usd_for_this_run": (prompt_tokens * API_2023_USD_PER_M_PROMPT
-                                          + out_tokens * API_2023_USD_PER_M_OUTPUT) / 1e6,
-            "api_2023_usd_per_million_output_tokens": API_2023_USD_PER_M_OUTPUT,
-            "api_2023_usd_per_million_prompt_tokens": API_2023_USD_PER_M_PROMPT,
-        },
-        "energy": {"convention": "energy_J: whole run, all chips; power: per chip",
-                   "steps_dynamic_J_per_group_chip": result.dynamic_J, "host_and_link_J_per_group_chip": host,
-                   "static_J_per_chip": static_J, "static_power_W": energy.static_W},
     }
 
 
 def _run_info(result: ServingResult) -> dict:
-    cfg, s = result.cfg, result.cfg.scheduler
-    return {
-        "hardware": cfg.hardware.name,
-        "model": cfg.model.name,
-        "chips": result.chips,
-        "instances": result.instances,
-        "scheduler": s.kind.value,
-        "max_batch": s.max_batch,
-        "token_budget": s.token_budget,
-        "preemption": s.preemption.value,
-        "prefill_instances": s.prefill_instances,
-        "decode_instances": s.decode_instances,
-        "traffic": result.traffic.source,
-        "weights": cfg.precision.weights.value,
-        "activations": cfg.precision.activations.value,
-        "kv_cache": cfg.precision.kv_cache.value,
-        "attention": cfg.attention.kernel.value,
-        "runtime": cfg.runtime.name,
-        "step_costs": "analytic (sum of per-op costs per step)",
-        "events": result.events,
-        "distinct_steps": result.distinct_steps,
-        "distinct_ops": result.distinct_ops,
-        "sim_wall_s": result.sim_wall_s,
-    }
+    s = result.cfg.scheduler
+    own = {"instances": result.instances, "scheduler": s.kind.value, "max_batch": s.max_batch,
+           "token_budget": s.token_budget, "preemption": s.preemption.value,
+           "prefill_instances": s.prefill_instances, "decode_instances": s.decode_instances,
+           "traffic": result.traffic.source, "step_costs": "analytic (sum of per-op costs per step)",
+           "distinct_steps": result.distinct_steps}
+    return run_info(result.cfg, result.chips, own, result.events, result.distinct_ops, result.sim_wall_s)

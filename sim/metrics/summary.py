@@ -9,21 +9,22 @@ Every figure is a sum over op records, so each traces back to ops, resources and
   replicas (every other figure is per replica);
 * ``time_by_bound_s``: each chip's wall time split into exclusive intervals (compute, memory,
   interconnect, overhead, idle) by the rule stated in sim/engine/bounds.py; it adds up to ``total_s``;
-* utilisation: achieved rate over the whole run divided by the peak (matrix FLOP/s at the
-  activation format, HBM bytes/s, link bytes/s per direction).
-* energy, power, area and cost (``energy_J``, ``avg_power_W``, ``chip_cost_usd``, ...): sums over
-  the same records, in sim/economics.py, which states their conventions.
+* utilisation, energy, power, area and cost (``energy_J``, ``avg_power_W``, ``chip_cost_usd``, ...):
+  the parts every run shares, computed by sim/metrics/shared.py (which states their conventions)
+  from the same records (their energy: sim/metrics/economics.py).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-
-from sim.engine.bounds import time_by_bound
-from sim.engine.costing import BOUNDS
-from sim.metrics.economics import op_energies_J, summarize_economics
 from sim.batch.run import RunResult
+from sim.config.schema import WorkloadKind
+from sim.engine.bounds import time_by_bound as split_time_by_bound
+from sim.engine.costing import BOUNDS
+from sim.metrics.economics import batch_power, op_energies_J, record_energy_totals
+from sim.metrics.run_summary import Summary
+from sim.metrics.shared import ChipFacts, ChipWork, Span, chip_economics, energy, pricing, run_info, utilisation
 from workloads.graph import Phase
 from workloads.ops import Role, Unit
 
@@ -32,87 +33,105 @@ GB = 1e9
 
 def summarize(result: RunResult) -> dict:
     """The run's headline numbers, as written to summary.json."""
-    cfg, tl = result.cfg, result.timeline
-    w, chip = cfg.workload, cfg.hardware
-    total = tl.end_s
-    ttft = max(p.end_s for p in tl.passes if p.phase is Phase.prefill)  # target and draft prefills
-    produced = result.decode_tokens  # per sequence, after the first token
-    by_bound = time_by_bound(tl, result.stages)
+    return batch_summary(result).as_dict()
+
+
+def batch_summary(result: RunResult) -> Summary:
+    """The typed summary of a single-batch run (shared parts from sim/metrics/shared.py)."""
+    cfg, tl, w = result.cfg, result.timeline, result.cfg.workload
+    econ = chip_economics(cfg)
+    totals = record_energy_totals(result, econ)
+    work = chip_work(result, totals.parts_J)
+    span = Span(tl.end_s, result.chips, cfg.parallel.tp, w.batch * (1 + result.decode_tokens),
+                w.batch * w.prompt_tokens)
+    run_energy = energy(cfg, econ, work, span)
+    peak, by_phase = batch_power(result, totals, econ.energy.static_W)
+    return Summary(WorkloadKind.single_batch, _figures(result), utilisation(cfg, work, result.chips), run_energy,
+                   pricing(cfg, econ, run_energy.avg_power_W, span), ChipFacts(econ, cfg), _run(result),
+                   energy_extra=by_phase, top_extra=peak)
+
+
+def chip_work(result: RunResult, dynamic_J: dict[str, float]) -> ChipWork:
+    """The records' work, summed over pipeline stages (one chip of each stage's tensor-parallel group)."""
+    matrix, _, hbm, wire = _work_totals(result)
+    return ChipWork(matrix, hbm, wire, result.timeline.end_s * result.stages, dynamic_J)
+
+
+def time_by_bound(result: RunResult) -> dict[str, float]:
+    """Each chip's wall time split into exclusive parts by bound, idle included (sim/engine/bounds.py)."""
+    return split_time_by_bound(result.timeline, result.stages)
+
+
+def busy_fraction(result: RunResult) -> dict[str, float]:
+    """Per resource: the fraction of the run with work in service."""
+    tl = result.timeline
+    return {name: busy / tl.end_s for name, busy in tl.busy_s.items()}
+
+
+def _work_totals(result: RunResult) -> tuple[float, float, float, float]:
+    """Matrix FLOPs, vector FLOPs, HBM bytes and link bytes of every record (all stages)."""
     matrix_flops = vector_flops = hbm_bytes = wire_bytes = 0.0
-    for r in tl.records:
+    for r in result.timeline.records:
         if r.op.unit is Unit.matrix:
             matrix_flops += r.op.flops * r.count
         else:
             vector_flops += r.op.flops * r.count
         hbm_bytes += r.cost.hbm_bytes * r.count
         wire_bytes += r.cost.link_bytes * r.count
-    host = sum(p.host_s for p in tl.passes)
+    return matrix_flops, vector_flops, hbm_bytes, wire_bytes
+
+
+def _host_s(result: RunResult) -> float:
+    return sum(p.host_s for p in result.timeline.passes)
+
+
+def _figures(result: RunResult) -> dict:
+    """The batch's own headline figures (per replica; throughput times ``parallel.dp``)."""
+    cfg, tl, w = result.cfg, result.timeline, result.cfg.workload
+    total, produced, dp = tl.end_s, result.decode_tokens, cfg.parallel.dp
+    ttft = max(p.end_s for p in tl.passes if p.phase is Phase.prefill)  # target and draft prefills
     stages = result.stages  # records cover every pipeline stage: per-chip figures are their mean
-    if stages > 1:
-        matrix_flops, vector_flops, hbm_bytes, wire_bytes = (x / stages for x in
-                                                             (matrix_flops, vector_flops, hbm_bytes, wire_bytes))
-    peak = chip.peak_flops(cfg.precision.activations)
-    mem = result.memory
+    matrix, vector, hbm, wire = (x / stages if stages > 1 else x for x in _work_totals(result))
     extra = {}
     if stages > 1:
-        extra["pipeline"] = {
-            "stages": stages,
-            "microbatches": cfg.parallel.microbatches or stages,
-            "stage_idle_fraction": [1 - busy / total for busy in tl.stage_busy_s],
-        }
+        extra["pipeline"] = {"stages": stages, "microbatches": cfg.parallel.microbatches or stages,
+                             "stage_idle_fraction": [1 - busy / total for busy in tl.stage_busy_s]}
     return {**extra,
-        "ttft_s": ttft,
-        "tpot_s": (total - ttft) / produced if produced else None,
-        "total_s": total,
-        "output_tokens_per_s": w.batch * (1 + produced) / total * cfg.parallel.dp,
-        "prefill_tokens_per_s": w.batch * w.prompt_tokens / ttft * cfg.parallel.dp,
-        "time_by_bound_s": by_bound,
-        "host_overhead_s": host,
-        "flops_per_chip": matrix_flops + vector_flops,
-        "matrix_flops_per_chip": matrix_flops,
-        "hbm_bytes_per_chip": hbm_bytes,
-        "link_bytes_per_chip": wire_bytes,
-        "utilisation": {
-            "compute_arrays": matrix_flops / (peak * total),
-            "hbm_bandwidth": hbm_bytes / (chip.hbm_bandwidth_Bps * total),
-            "links": wire_bytes / (chip.link_bandwidth_Bps * total) if result.chips > 1 else 0.0,
-        },
-        "busy_fraction": {name: busy / total for name, busy in tl.busy_s.items()},
-        "hbm_GB_per_chip": {
-            "weights": mem.weights / GB,
-            "kv_cache": mem.kv_cache / GB,
-            "activations": mem.activations / GB,
-            "used": mem.used / GB,
-            "capacity": mem.capacity / GB,
-        },
-        "peaks": {
-            "matrix_TFLOPS": peak / 1e12,
-            "matrix_dtype": _dtype_name(chip.matmul_dtype(cfg.precision.activations)),
-            "hbm_GBps": chip.hbm_bandwidth_GBps,
-            "link_GBps_per_direction": chip.link_bandwidth_GBps,
-            "ridge_flop_per_byte": peak / chip.hbm_bandwidth_Bps,
-        },
-        "run": {
-            "hardware": chip.name,
-            "model": cfg.model.name,
-            "chips": result.chips,
-            "replicas": cfg.parallel.dp,
-            "batch": w.batch,
-            "prompt_tokens": w.prompt_tokens,
-            "decode_tokens": w.decode_tokens,
-            "fidelity": cfg.fidelity.value,
-            "weights": cfg.precision.weights.value,
-            "activations": cfg.precision.activations.value,
-            "kv_cache": cfg.precision.kv_cache.value,
-            "attention": cfg.attention.kernel.value,
-            "runtime": cfg.runtime.name,
-            "passes": len(tl.passes),
-            "distinct_ops": result.distinct_ops,
-            "events": tl.events,
-            "sim_wall_s": result.sim_wall_s,
-        },
-        **summarize_economics(result),  # energy, power, area and cost (sim/economics.py)
-    }
+            "ttft_s": ttft,
+            "tpot_s": (total - ttft) / produced if produced else None,
+            "total_s": total,
+            "output_tokens_per_s": w.batch * (1 + produced) / total * dp,
+            "prefill_tokens_per_s": w.batch * w.prompt_tokens / ttft * dp,
+            "time_by_bound_s": time_by_bound(result),
+            "host_overhead_s": _host_s(result),
+            "flops_per_chip": matrix + vector,
+            "matrix_flops_per_chip": matrix,
+            "hbm_bytes_per_chip": hbm,
+            "link_bytes_per_chip": wire,
+            "busy_fraction": busy_fraction(result),
+            "hbm_GB_per_chip": _memory(result),
+            "peaks": _peaks(result)}
+
+
+def _memory(result: RunResult) -> dict[str, float]:
+    mem = result.memory
+    return {"weights": mem.weights / GB, "kv_cache": mem.kv_cache / GB, "activations": mem.activations / GB,
+            "used": mem.used / GB, "capacity": mem.capacity / GB}
+
+
+def _peaks(result: RunResult) -> dict:
+    cfg, chip = result.cfg, result.cfg.hardware
+    peak = chip.peak_flops(cfg.precision.activations)
+    return {"matrix_TFLOPS": peak / 1e12, "matrix_dtype": _dtype_name(chip.matmul_dtype(cfg.precision.activations)),
+            "hbm_GBps": chip.hbm_bandwidth_GBps, "link_GBps_per_direction": chip.link_bandwidth_GBps,
+            "ridge_flop_per_byte": peak / chip.hbm_bandwidth_Bps}
+
+
+def _run(result: RunResult) -> dict:
+    cfg, tl, w = result.cfg, result.timeline, result.cfg.workload
+    own = {"replicas": cfg.parallel.dp, "batch": w.batch, "prompt_tokens": w.prompt_tokens,
+           "decode_tokens": w.decode_tokens, "fidelity": cfg.fidelity.value, "passes": len(tl.passes)}
+    return run_info(cfg, result.chips, own, tl.events, result.distinct_ops, result.sim_wall_s)
 
 
 def breakdown_by_kind(result: RunResult) -> list[dict]:
@@ -189,7 +208,7 @@ def ops_columns(result: RunResult) -> dict[str, list]:
         cols["intensity_flop_per_byte"].append(op.flops / c.hbm_bytes if c.hbm_bytes else float("inf"))
         cols["achieved_flops_per_s"].append(op.flops / d if d else 0.0)
         cols["achieved_bytes_per_s"].append(c.hbm_bytes / d if d else 0.0)
-    cols["energy_J"] = op_energies_J(result)  # per instance, per chip (sim/economics.py)
+    cols["energy_J"] = op_energies_J(result)  # per instance, per chip (sim/metrics/economics.py)
     return dict(cols)
 
 

@@ -1,6 +1,8 @@
-"""The console summary of one run."""
+"""The console summary of one run (metric titles and units from sim/metrics/catalog.py)."""
 
 from __future__ import annotations
+
+from sim.metrics.catalog import metric
 
 
 def fmt_time(seconds: float | None) -> str:
@@ -29,9 +31,9 @@ def render(summary: dict, breakdown: list[dict]) -> str:
         f"generate {run['decode_tokens']} | weights {run['weights']}, activations {run['activations']}, "
         f"KV {run['kv_cache']} | {run['attention']} attention | fidelity {run['fidelity']}",
         "",
-        f"  time to first token     {fmt_time(summary['ttft_s'])}",
-        f"  time per output token   {fmt_time(summary['tpot_s'])}",
-        f"  total                   {fmt_time(summary['total_s'])}",
+        headline(summary, "ttft_s"),
+        headline(summary, "tpot_s"),
+        headline(summary, "total_s", "total"),
         f"  output tokens/s         {summary['output_tokens_per_s']:,.1f}"
         f"   (prefill: {summary['prefill_tokens_per_s']:,.0f} prompt tokens/s)",
     ]
@@ -72,12 +74,20 @@ def render(summary: dict, breakdown: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def headline(summary: dict, name: str, title: str | None = None) -> str:
+    """One console line of a summary metric: its catalog title (or ``title``), then the value in its unit."""
+    entry = metric(name)
+    value = summary[name]
+    text = fmt_time(value) if entry.unit == "s" else f"{value:,.4g} {entry.unit}".rstrip()
+    return f"  {title or entry.title:<24}{text}"
+
+
 def _as_run(asked: str, ran: str) -> str:
     return asked if asked == ran else f"{asked} runs as {ran}: the chip lacks {asked} arrays"
 
 
 def economics_lines(summary: dict) -> list[str]:
-    """Energy, power, area and cost lines (figures from sim/economics.py)."""
+    """Energy, power, area and cost lines (figures from sim/metrics/shared.py)."""
     run, energy, area, cost = summary["run"], summary["energy"], summary["area"], summary["cost"]
     phase = energy["power_W_by_phase"]
     phases = ", ".join(f"{name} {watts:,.0f} W" for name, watts in phase.items() if watts is not None)

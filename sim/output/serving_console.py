@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
+from sim.metrics.catalog import LATENCY_TITLES, PERCENTILES
 from sim.output.console import fmt_time
-
-SCHEDULERS = {"static": "static batching", "continuous": "continuous batching",
-              "chunked_prefill": "chunked prefill", "disaggregated": "disaggregated prefill and decode"}
-LATENCY_LABELS = (("queueing_delay", "queueing delay"), ("ttft", "time to first token"),
-                  ("tpot", "time per output token"), ("e2e", "end to end"))
+from sim.serving.registry import scheduler_label
 
 
 def render_serving(summary: dict) -> str:
@@ -16,10 +13,10 @@ def render_serving(summary: dict) -> str:
     chips = f"{run['chips']}x " if run["chips"] > 1 else ""
     slo = summary["slo"]
     pools = ""
-    if run["scheduler"] == "disaggregated":
+    if run["instances"] > 1:  # separate prefill and decode pools
         pools = f"{run['prefill_instances']} prefill + {run['decode_instances']} decode instances, "
     lines = [
-        f"llmsim serving: {run['model']} on {chips}{run['hardware']} | {SCHEDULERS[run['scheduler']]} "
+        f"llmsim serving: {run['model']} on {chips}{run['hardware']} | {scheduler_label(run['scheduler'])} "
         f"({pools}max {run['max_batch']} sequences, {run['token_budget']:,} tokens per step, {kv['block_tokens']}-token KV "
         f"blocks, preemption by {run['preemption']}) | {summary['requests']:,} requests: {run['traffic']}",
         "",
@@ -27,8 +24,8 @@ def render_serving(summary: dict) -> str:
         f"{summary['requests_per_s']:,.2f} requests/s, {summary['output_tokens_per_s']:,.0f} output tokens/s",
         "  latency                      p50        p90        p99",
     ]
-    for key, label in LATENCY_LABELS:
-        values = [summary[f"{key}_p{p}_s"] for p in (50, 90, 99)]
+    for key, label in LATENCY_TITLES.items():
+        values = [summary[f"{key}_p{p}_s"] for p in PERCENTILES]
         lines.append(f"    {label:<22}" + "".join(f"{fmt_time(v):>11}" for v in values))
     lines += [
         f"  goodput                 {summary['goodput_requests_per_s']:,.2f} requests/s meet TTFT <= "

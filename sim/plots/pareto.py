@@ -1,9 +1,9 @@
 """Pareto front of two metrics: the points no other point beats on both.
 
 A point is dominated when another point is at least as good on both metrics and strictly
-better on one ("good" is higher for throughputs, lower for times, cost, power and energy;
-``goal`` says which). The front is drawn in colour and joined by a staircase; dominated
-points are faded. Points with a missing metric are left out.
+better on one; which way is good comes from the metric catalog (sim/metrics/catalog.py), or
+from the caller for metrics it names itself (a search's ``max:``/``min:`` objectives). The
+front is drawn in colour and joined by a staircase; dominated points are faded. Points with a missing metric are left out.
 """
 
 from __future__ import annotations
@@ -13,21 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sim.metrics.catalog import higher_is_better
 from sim.plots.style import OKABE_ITO, fmt_value, label, new_figure, save, set_title, short, spread_labels
-
-
-def goal(metric: str) -> str:
-    """``"max"`` or ``"min"``: which way ``metric`` is better (rates up; times, cost, power, energy down)."""
-    name = metric.rsplit(".", 1)[-1].lower()
-    lower_is_better = ("cost", "power", "energy", "usd", "joules", "area", "_mm2", "latency", "ttft", "tpot",
-                       "e2e", "preemption", "queue")
-    if any(w in name for w in lower_is_better) and not name.startswith(("output_tokens_per_s_per", "tokens_per")):
-        return "min"
-    if name.endswith("_per_s") or "tokens_per" in name or metric.startswith("utilisation"):
-        return "max"
-    if name.endswith(("_s", "_j", "_w")):
-        return "min"
-    return "max"
 
 
 def pareto_mask(values: np.ndarray, maximize: tuple[bool, bool]) -> np.ndarray:
@@ -56,10 +43,16 @@ def pareto_mask(values: np.ndarray, maximize: tuple[bool, bool]) -> np.ndarray:
     return keep
 
 
-def plot_pareto(df: pd.DataFrame, x: str, y: str, swept: list[str], path: Path, title: str) -> Path:
-    """Scatter ``y`` against ``x`` over the points of ``df``, the Pareto front highlighted; write ``path``."""
+def plot_pareto(df: pd.DataFrame, x: str, y: str, swept: list[str], path: Path, title: str,
+                maximize: tuple[bool, bool] | None = None) -> Path:
+    """Scatter ``y`` against ``x`` over the points of ``df``, the Pareto front highlighted; write ``path``.
+
+    Args:
+        maximize: whether higher is better on x and on y; None: as the metric catalog says
+            (``sim.metrics.catalog.UnknownMetric`` for a name it lacks).
+    """
+    goals = maximize if maximize is not None else (higher_is_better(x), higher_is_better(y))
     frame = df[np.isfinite(pd.to_numeric(df[x], errors="coerce")) & np.isfinite(pd.to_numeric(df[y], errors="coerce"))]
-    goals = (goal(x) == "max", goal(y) == "max")
     values = frame[[x, y]].to_numpy(dtype=float)
     front = pareto_mask(values, goals) if len(frame) else np.zeros(0, dtype=bool)
     fig, ax = new_figure(8.0, 5.8)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
 
-from sim.plots.pareto import goal
+from sim.metrics.catalog import higher_is_better
 from sim.plots.style import OKABE_ITO, label, name, new_figure, save, set_title
 
 COLOURS = {"+": OKABE_ITO["blue"], "-": OKABE_ITO["orange"], "software": OKABE_ITO["bluish_green"]}
@@ -63,7 +63,7 @@ def plot_sensitivity(table: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_yticks(range(len(groups)), [g[0] for g in groups], fontsize=8)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.margins(x=0.15)
-    better = "higher" if goal(metric) == "max" else "lower"
+    better = "higher" if higher_is_better(metric) else "lower"
     ax.set_xlabel(f"change in {name(metric)} (%)  ({better} is better)")  # a change in % has no unit
     step = table.loc[table["kind"] == "hardware", "change"].astype(str).str.lstrip("+-").iloc[0] \
         if (table["kind"] == "hardware").any() else "10%"

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from sim.plots.style import OKABE_ITO, plt, save
-from sim.output.serving_console import LATENCY_LABELS, SCHEDULERS
+from sim.metrics.catalog import LATENCY_TITLES
+from sim.serving.registry import scheduler_label
 
 _PCT_COLOURS = {50: OKABE_ITO["sky_blue"], 90: OKABE_ITO["blue"], 99: OKABE_ITO["vermillion"]}
 _LINES = ("-", "--", ":", "-.")  # instances of a disaggregated server
@@ -60,18 +61,18 @@ def plot_serving(summary: dict, steps: dict[str, list], path: Path) -> Path:
         ax.set_xlim(left=0)
     run = summary["run"]
     chips = f"{run['chips']}x " if run["chips"] > 1 else ""
-    fig.suptitle(f"{run['model']} on {chips}{run['hardware']}, {SCHEDULERS[run['scheduler']]}: "
+    fig.suptitle(f"{run['model']} on {chips}{run['hardware']}, {scheduler_label(run['scheduler'])}: "
                  f"{summary['requests']:,} requests, {summary['output_tokens_per_s']:,.0f} output tokens/s",
                  fontsize=12)
     return save(fig, path)
 
 
 def _latency_panel(ax, summary: dict) -> None:
-    x = np.arange(len(LATENCY_LABELS))
+    x = np.arange(len(LATENCY_TITLES))
     width = 0.26
     zeros = []
     for i, p in enumerate((50, 90, 99)):
-        values = np.array([summary[f"{key}_p{p}_s"] or 0.0 for key, _ in LATENCY_LABELS])
+        values = np.array([summary[f"{key}_p{p}_s"] or 0.0 for key in LATENCY_TITLES])
         ax.bar(x + (i - 1) * width, np.where(values > 0, values, np.nan), width, color=_PCT_COLOURS[p], label=f"p{p}")
         zeros += [x[j] + (i - 1) * width for j in np.flatnonzero(values <= 0)]
     for xz in zeros:  # a log axis has no bar for zero: say so
@@ -84,7 +85,7 @@ def _latency_panel(ax, summary: dict) -> None:
     ax.set_yscale("log")
     low, high = ax.get_ylim()
     ax.set_ylim(low, high * 30)  # room for the legend above the bars
-    ax.set_xticks(x, [label for _, label in LATENCY_LABELS])
+    ax.set_xticks(x, list(LATENCY_TITLES.values()))
     ax.set_ylabel("latency (s, log scale)")
     ax.set_title("latency percentiles per request", fontsize=11)
     ax.legend(loc="upper left", fontsize=8, ncol=4)

@@ -17,6 +17,7 @@ matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from sim.metrics import catalog  # noqa: E402
 from sim.output.files import atomic_write  # noqa: E402
 
 OKABE_ITO = {
@@ -58,8 +59,8 @@ BOUND_LABELS = {
 PHASE_COLOURS = {"prefill": OKABE_ITO["blue"], "decode": OKABE_ITO["orange"]}
 PHASE_MARKERS = {"prefill": "o", "decode": "^"}
 
-# Labels for the keys people sweep and the metrics they read; anything else is labelled by
-# its name with the unit its suffix states.
+# Labels for the config keys people sweep (metrics take theirs from the catalog,
+# sim/metrics/catalog.py); any other key is labelled by its name with the unit its suffix states.
 _LABELS = {
     "hardware.hbm_bandwidth_GBps": "HBM bandwidth (GB/s)",
     "hardware.hbm_capacity_GB": "HBM capacity (GB)",
@@ -76,13 +77,6 @@ _LABELS = {
     "precision.kv_cache": "KV-cache format",
     "precision.activations": "activation format",
     "attention.kernel": "attention kernel",
-    "output_tokens_per_s": "output tokens/s",
-    "prefill_tokens_per_s": "prefill tokens/s",
-    "ttft_s": "time to first token (s)",
-    "tpot_s": "time per output token (s)",
-    "total_s": "total time (s)",
-    "peaks.matrix_TFLOPS": "peak matrix compute (TFLOP/s)",
-    "peaks.ridge_flop_per_byte": "ridge point (FLOP/byte)",
 }
 _SUFFIX_UNITS = (
     ("_per_s", "/s"), ("_GBps", "GB/s"), ("_TBps", "TB/s"), ("_TFLOPS", "TFLOP/s"), ("_GHz", "GHz"),
@@ -92,9 +86,12 @@ _SUFFIX_UNITS = (
 
 
 def label(key: str) -> str:
-    """A readable axis label with its unit for a config key or a metric name."""
+    """A readable axis label with its unit for a config key or a metric name (from the catalog)."""
     if key in _LABELS:
         return _LABELS[key]
+    known = catalog.label(key)
+    if known is not None:
+        return known
     if "." in key and not key.startswith(("hardware.", "workload.", "parallel.")):  # a nested metric
         parent, leaf = key.rsplit(".", 1)
         return f"{label(parent)}: {leaf.replace('_', ' ')}"

@@ -3,7 +3,7 @@
 traffic.py generates the requests (or reads a trace), kv_cache.py is the paged KV cache,
 schedulers.py decides what every step computes (disaggregated.py: separate prefill and decode
 instances), step_cost.py prices a step from the cost model, server.py runs it all as SimPy
-processes. ``run.simulate_serving`` is the entry point; the floors above turn its result into numbers
-(sim/metrics/serving.py), console lines and files (sim/output/serving_*.py) and a plot
-(sim/plots/serving.py); sim/studies/serving_job.py is what the command runs.
+processes, registry.py names the schedulers by ``scheduler.kind``. ``run.simulate_serving`` is
+the entry point; sim/metrics/serving.py, sim/output/ and sim/plots/ turn the run into numbers,
+files and a plot (sim/studies/serving_job.py, as the ``llmsim`` command does).
 """

@@ -10,8 +10,7 @@ import numpy as np
 from sim.config.schema import RunConfig, RunError, SchedulerKind, check_run
 from sim.serving.kv_cache import GB, CacheSize, KvCache, cache_size
 from sim.serving.request import Request
-from sim.serving.schedulers import make_scheduler
-from sim.serving.server import Instance, Server
+from sim.serving.registry import SCHEDULERS
 from sim.serving.step_cost import StepCoster
 from sim.serving.traffic import Traffic, make_traffic
 from workloads.footprint import activation_bytes, kv_bytes_per_chip, weight_bytes_per_chip
@@ -63,7 +62,8 @@ def simulate_serving(cfg: RunConfig) -> ServingResult:
     traffic = make_traffic(cfg.workload, cfg.seed, model.max_context)
     longest = int(np.max(traffic.prompt_tokens + traffic.output_tokens))
     step_tokens = sched.token_budget
-    if sched.kind is not SchedulerKind.chunked_prefill:  # a longer prompt (or recompute) runs alone
+    entry = SCHEDULERS[sched.kind]
+    if entry.whole_prompts:  # a longer prompt (or recompute) runs alone
         step_tokens = max(step_tokens, longest)
     workspace = activation_bytes(build_step(model, ex, [(step_tokens, step_tokens)], []))
     size = cache_size(chip.hbm_capacity_bytes, weight_bytes_per_chip(model, ex), workspace,
@@ -75,12 +75,7 @@ def simulate_serving(cfg: RunConfig) -> ServingResult:
 
     check_requests_fit(traffic, new_cache(), size)
     coster = StepCoster(cfg, ex, sched.kv_block_tokens)
-    if sched.kind is SchedulerKind.disaggregated:
-        from sim.serving.disaggregated import disaggregated_server
-
-        server = disaggregated_server(cfg, traffic, new_cache, coster)
-    else:
-        server = Server(traffic, [Instance("chip", "both", make_scheduler(sched, new_cache(), model, ex))], coster)
+    server = entry.make_server(cfg, traffic, new_cache, coster)
     server.run()
     schedulers = [i.scheduler for i in server.instances]
     mover = server.handoff

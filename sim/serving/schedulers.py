@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from sim.config.schema import Preemption, SchedulerConfig, SchedulerKind
+from sim.config.schema import Preemption, SchedulerConfig
 from sim.serving.kv_cache import KvCache
 from sim.serving.request import Request, State
 from workloads.graph import Execution
@@ -66,7 +66,15 @@ class StepPlan:
 
 
 class Scheduler:
-    """The state all schedulers share: the queue, the running and swapped requests, the cache."""
+    """The state all schedulers share: the queue, the running and swapped requests, the cache.
+
+    Each scheduler class states its ``label`` (how the console and charts name it) and whether a
+    prompt longer than ``token_budget`` runs alone in one step (``whole_prompts``); the registry
+    keyed by ``SchedulerKind`` is sim/serving/registry.py.
+    """
+
+    label = "scheduler"
+    whole_prompts = True
 
     def __init__(self, cfg: SchedulerConfig, kv: KvCache, model: ModelConfig, ex: Execution) -> None:
         self.cfg, self.kv, self.model, self.ex = cfg, kv, model, ex
@@ -212,6 +220,8 @@ class Scheduler:
 class ContinuousScheduler(Scheduler):
     """Iteration-level batching: whole prompts join the running decodes at every step."""
 
+    label = "continuous batching"
+
     def plan(self, now: float) -> StepPlan | None:
         preempted, swap_s, decodes = self._decodes_for_step()
         prefills: list[tuple[Request, int]] = []
@@ -225,6 +235,9 @@ class ContinuousScheduler(Scheduler):
 
 class ChunkedPrefillScheduler(Scheduler):
     """Sarathi-Serve: decodes, then prompt chunks, within a token budget per step."""
+
+    label = "chunked prefill"
+    whole_prompts = False  # a prompt longer than token_budget is chunked
 
     def plan(self, now: float) -> StepPlan | None:
         preempted, swap_s, decodes = self._decodes_for_step()
@@ -254,6 +267,8 @@ class ChunkedPrefillScheduler(Scheduler):
 
 class StaticScheduler(Scheduler):
     """Request-level batching: a padded batch runs to its longest output; nobody joins it."""
+
+    label = "static batching"
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
@@ -297,10 +312,3 @@ class StaticScheduler(Scheduler):
 
     def _release_finished(self, req: Request) -> None:
         pass  # the batch keeps its blocks until its longest request is done
-
-
-def make_scheduler(cfg: SchedulerConfig, kv: KvCache, model: ModelConfig, ex: Execution) -> Scheduler:
-    """The scheduler of a one-instance server (disaggregated serving: sim/serving/disaggregated.py)."""
-    kinds = {SchedulerKind.static: StaticScheduler, SchedulerKind.continuous: ContinuousScheduler,
-             SchedulerKind.chunked_prefill: ChunkedPrefillScheduler}
-    return kinds[cfg.kind](cfg, kv, model, ex)

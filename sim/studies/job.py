@@ -16,15 +16,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from hwmodels.calibration import CalibrationError
 from hwmodels.chip import HardwareError
-from sim.batch.run import simulate
 from sim.config.compose import with_calibration
 from sim.config.overrides import EXIT_BAD_INPUT
-from sim.config.schema import RunConfig, RunError, WorkloadKind
-from sim.metrics.summary import breakdown_by_kind, ops_columns, summarize
-from sim.output.console import render
-from sim.output.files import atomic_write, write_run
-from sim.output.trace import write_trace
-from sim.studies.serving_job import serve_job
+from sim.config.schema import RunConfig, RunError
+from sim.output.files import atomic_write
+from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep.points import finished_dir, mark_finished, point_key, reuse
 from workloads.model import ModelError
 
@@ -46,32 +42,16 @@ def run_job(dcfg: DictConfig) -> dict | None:
             return reuse(source, out_dir)
     try:
         cfg: RunConfig = OmegaConf.to_object(dcfg)
-        if cfg.workload.kind is WorkloadKind.serving:  # a stream of requests through a scheduler (sim/serving/)
-            done = (lambda: mark_finished(key, Path(hc.sweep.dir), out_dir)) if key else None
-            return serve_job(cfg, dcfg, out_dir, done)
-        result = simulate(cfg)
+        kind = WORKLOADS[cfg.workload.kind]  # single batch (sim/batch/) or serving (sim/serving/)
+        result = kind.simulate(cfg)
     except (HardwareError, ModelError, RunError) as err:
         return _fail(hc.mode, out_dir, str(err))
     except Exception as err:  # noqa: BLE001 - in a sweep, a bug fails its point, not the sweep
         if not multirun:
             raise
         return _fail(hc.mode, out_dir, f"internal error: {type(err).__name__}: {err}")
-    summary = summarize(result)
-    breakdown = breakdown_by_kind(result)
-    if cfg.output.write_files:
-        config_yaml = OmegaConf.to_yaml(dcfg, resolve=True)
-        ops = ops_columns(result)
-        write_run(out_dir, summary, breakdown, ops, config_yaml, cfg.seed)
-        if cfg.output.trace:
-            write_trace(ops, out_dir / "trace.json", title=f"{cfg.model.name} on {cfg.hardware.name}")
-        if key:
-            mark_finished(key, Path(hc.sweep.dir), out_dir)
-    if cfg.output.print_summary:
-        print(render(summary, breakdown))
-        if cfg.output.write_files:
-            trace = ", trace.json" if cfg.output.trace else ""
-            print(f"  outputs                 {out_dir}/ (summary.json, ops.parquet, ops.csv, config.yaml{trace})")
-    return summary
+    done = (lambda: mark_finished(key, Path(hc.sweep.dir), out_dir)) if key else None
+    return kind.report(result, dcfg, out_dir, done)
 
 
 def _fail(mode: RunMode, out_dir: Path, reason: str) -> None:

@@ -1,39 +1,37 @@
-"""A serving run as the ``llmsim`` command does it: simulate, summarise, write the files, print."""
+"""A serving run as the ``llmsim`` command finishes it: summarise, write the files, print."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from sim.config.schema import RunConfig
 from sim.metrics.serving import request_columns, summarize_serving
-from sim.output.serving_files import FILES, write_serving
 from sim.output.serving_console import render_serving
-from sim.plots.serving import plot_serving
-from sim.serving.run import simulate_serving
+from sim.output.serving_files import FILES, write_serving
+from sim.plots.charts import CHARTS, Chart
+from sim.serving.run import ServingResult
 
 
-def serve_job(cfg: RunConfig, dcfg: DictConfig, out_dir: Path, finished: Callable[[], None] | None = None) -> dict:
-    """Simulate ``cfg`` (workload.kind=serving), write its files under ``out_dir`` and print its summary.
+def report_serving(result: ServingResult, dcfg: DictConfig, out_dir: Path,
+                   finished: Callable[[], None] | None = None) -> dict:
+    """Write the files of a serving run under ``out_dir``, print its summary, return summary.json's content.
 
     Args:
         finished: called once the files are written (a multirun marks the point done).
-
-    Raises:
-        RunError: a config that cannot be served.
     """
-    result = simulate_serving(cfg)
+    cfg = result.cfg
     requests = request_columns(result)
     summary = summarize_serving(result, requests)
     if cfg.output.write_files:
-        plot_serving(summary, result.steps, out_dir / "serving.png")  # before summary.json, whose presence means done
+        chart = CHARTS[Chart.serving]
+        chart.draw(summary, result.steps, out_dir / chart.file())  # before summary.json, whose presence means done
         write_serving(out_dir, summary, requests, result.steps, OmegaConf.to_yaml(dcfg, resolve=True), cfg.seed)
         if finished is not None:
             finished()
     if cfg.output.print_summary:
         print(render_serving(summary))
         if cfg.output.write_files:
-            print(f"  outputs                 {out_dir}/ ({', '.join(FILES + ('serving.png',))})")
+            print(f"  outputs                 {out_dir}/ ({', '.join(FILES + (CHARTS[Chart.serving].file(),))})")
     return summary

@@ -1,15 +1,14 @@
 """One design: the run config with the searched values set, simulated, and its metrics.
 
-Metrics are the run's summary (``summarize`` for a single batch, ``summarize_serving`` for a
-serving workload) flattened to dotted names, plus figures of the design itself:
+Metrics are the run's summary (the ``summarize`` of its kind of run, sim/studies/kinds.py)
+flattened to dotted names, plus figures of the design itself:
 
 * ``chip_area_mm2``, ``die_area_mm2``, ``chip_cost_usd`` (hwmodels/area.py, cost.py);
 * ``max_power_W``: static power plus the larger of the arrays at their sustained rate (peak x
   ``matmul_efficiency``, in the activation format) and HBM at its sustained bandwidth: a TDP-like
   figure of the design, the same for every workload (a run's ``peak_power_W`` is only what its
   own ops reached). It gives 697 W for h100_sxm (board power 700 W) and 398 W for a100_80gb (400 W);
-* ``chips`` and ``system_cost_usd`` (chips x chip cost), and for serving runs the
-  ``output_tokens_per_s_per_usd`` and ``output_tokens_per_s_per_W`` a single-batch summary has.
+* ``chips`` and ``system_cost_usd`` (chips x chip cost).
 
 A design the model code rejects (a die over the reticle, a model that does not fit, a
 tensor-parallel degree that does not divide the heads) raises :class:`Infeasible` with the reason.
@@ -26,7 +25,8 @@ from hwmodels.area import die_area
 from hwmodels.chip import HardwareError
 from hwmodels.cost import chip_cost
 from hwmodels.energy import chip_energy
-from sim.config.schema import RunConfig, RunError, WorkloadKind
+from sim.config.schema import RunConfig, RunError
+from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep.table import flatten
 from workloads.model import ModelError
 
@@ -72,19 +72,10 @@ def design_metrics(cfg: RunConfig) -> dict:
 def evaluate(base: dict, overrides: dict) -> dict:
     """Metrics of the design ``overrides`` applied to ``base``; raises Infeasible."""
     cfg = build(base, overrides)
+    kind = WORKLOADS[cfg.workload.kind]  # the simulation and summary of the run's kind
     try:
-        if cfg.workload.kind is WorkloadKind.serving:
-            from sim.metrics.serving import summarize_serving
-            from sim.serving.run import simulate_serving
-
-            result = simulate_serving(cfg)
-            summary, chips = summarize_serving(result), result.chips
-        else:
-            from sim.metrics.summary import summarize
-            from sim.batch.run import simulate
-
-            result = simulate(cfg)
-            summary, chips = summarize(result), result.chips
+        result = kind.simulate(cfg)
+        summary, chips = kind.summarize(result).as_dict(), result.chips
     except (HardwareError, ModelError, RunError) as err:
         raise Infeasible(str(err)) from None
     metrics = {k: float(v) for k, v in flatten(summary).items()
@@ -92,8 +83,4 @@ def evaluate(base: dict, overrides: dict) -> dict:
     metrics.update(design_metrics(cfg))
     metrics["chips"] = float(chips)
     metrics["system_cost_usd"] = chips * metrics["chip_cost_usd"]
-    tokens = metrics.get("output_tokens_per_s", 0.0)
-    metrics.setdefault("output_tokens_per_s_per_usd", tokens / metrics["system_cost_usd"])
-    if metrics.get("avg_power_W"):
-        metrics.setdefault("output_tokens_per_s_per_W", tokens / (chips * metrics["avg_power_W"]))
     return metrics

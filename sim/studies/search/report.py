@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sim.output.files import atomic_write
-from sim.plots.pareto import plot_pareto
+from sim.plots.charts import CHARTS, Chart
 from sim.studies.search import SearchError
 
 
@@ -115,8 +115,10 @@ def write_report(out: Path, df: pd.DataFrame, search, reference: dict | None, re
     feasible = df[df["status"] == "feasible"]
     chart = None
     if len(objectives) >= 2:
-        chart = plot_pareto(feasible, objectives[0], objectives[1], [p.key for p in search.params][:3],
-                            out / "pareto.png", title)
+        maximize = (search.objectives[0][1], search.objectives[1][1])  # max:/min: or the catalog's direction
+        pareto_chart = CHARTS[Chart.pareto]
+        chart = pareto_chart.draw(feasible, objectives[0], objectives[1], [p.key for p in search.params][:3],
+                                  out / pareto_chart.file(), title, maximize)
     best = {}
     for metric, up in search.objectives:
         row = feasible.loc[feasible[metric].idxmax() if up else feasible[metric].idxmin()]

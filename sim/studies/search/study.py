@@ -31,7 +31,7 @@ from pathlib import Path
 
 import optuna
 
-from sim.plots.pareto import goal
+from sim.metrics.catalog import UnknownMetric, higher_is_better
 from sim.studies.search import SearchError
 from sim.studies.search.evaluate import Infeasible, evaluate
 from sim.studies.search.space import Param, check_derived, config_overrides, parse_space, resolve
@@ -76,7 +76,8 @@ def parse_constraints(spec: dict) -> list[Constraint]:
 
 
 def parse_objectives(names: list[str]) -> list[tuple[str, bool]]:
-    """``[(metric, maximize)]``; a name may start with ``max:`` or ``min:``, else sim.plots.pareto.goal decides."""
+    """``[(metric, maximize)]``; a name may start with ``max:`` or ``min:``, else the metric catalog
+    (sim/metrics/catalog.py) decides, and a name it lacks is a SearchError."""
     if not names:
         raise SearchError("search.objectives is empty; name at least one metric, e.g. [output_tokens_per_s_per_usd]")
     out = []
@@ -84,7 +85,11 @@ def parse_objectives(names: list[str]) -> list[tuple[str, bool]]:
         if name.startswith(("max:", "min:")):
             out.append((name[4:], name.startswith("max:")))
         else:
-            out.append((name, goal(name) == "max"))
+            try:
+                out.append((name, higher_is_better(name)))
+            except UnknownMetric as err:
+                raise SearchError(f"search.objectives: {err}; or name its direction: max:<metric> or min:<metric>") \
+                    from None
     return out
 
 

@@ -34,6 +34,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sim.metrics.summary import breakdown_by_kind, ops_columns, summarize
 from sim.output.files import atomic_write, code_version, write_run
 from sim.batch.run import simulate
+from sim.studies.kinds import workload
 from sim.studies.sweep import ReportError
 from sim.config.compose import compose_dict, to_run_config, without_hydra
 from sim.studies.sweep.report import EXAMPLE_POINT, GRID_FILE, print_written, report_sweep
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
                                                                         + "_grid"))
         if args.jobs < 1:
             raise ReportError(f"--jobs must be >= 1 (got {args.jobs})")
-        if str(compose_dict(fixed).workload.kind) in ("serving", "WorkloadKind.serving"):
+        if not workload(compose_dict(fixed).workload.kind).one_config_studies:
             raise ReportError("llmsim-grid sweeps single-batch runs; sweep serving runs with llmsim -m")
         table = run_grid(fixed, axes, out, args.jobs)
         failed = int((table["status"] != "ok").sum())

@@ -29,12 +29,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hwmodels.chip import HardwareConfig, HardwareError
 from sim.config.paths import OutputDirError, output_dir
-from sim.plots.breakdown import plot_breakdown
-from sim.plots.pareto import plot_pareto
-from sim.plots.regime import axis_values, plot_regime
-from sim.plots.roofline import plot_roofline
+from sim.metrics import catalog
+from sim.plots.charts import CHARTS, Chart
+from sim.plots.regime import axis_values
 from sim.plots.style import fmt_value, label, name, short
-from sim.plots.timeline import plot_decode_step
 from sim.studies.sweep import ReportError
 from sim.studies.sweep.table import check_metric, check_param, collect, metric_columns, swept, write_table
 from sim.output.trace import write_trace
@@ -90,7 +88,13 @@ def _pareto_pair(df: pd.DataFrame, pareto: list[str] | None) -> tuple[str, str] 
     if pareto:
         if len(pareto) != 2:
             raise ReportError(f"pareto takes two metrics (x and y), got {len(pareto)}: {', '.join(pareto)}")
-        return check_metric(df, pareto[0]), check_metric(df, pareto[1])
+        for name in pareto:
+            check_metric(df, name)
+            try:
+                catalog.metric(name)  # which way is better
+            except catalog.UnknownMetric as err:
+                raise ReportError(str(err)) from None
+        return pareto[0], pareto[1]
     known = metric_columns(df)
     x = next((c for name in PARETO_X for c in known if c.rsplit(".", 1)[-1] == name), None)
     return (x, PARETO_Y) if x and PARETO_Y in known else None
@@ -133,17 +137,19 @@ def report_sweep(sweep_dir: Path, x: str | None = None, y: str | None = None, me
         on_chart = [a for a in (x, y) if a]
         sliced, note = _slice(df, on_chart, [a for a in axes if a not in on_chart])
         swept_text = f"{name(x)} x {name(y)}" if y else name(x)
-        written["regime_map"] = plot_regime(sliced, x, y, metric, out / "regime_map.png",
-                                            f"Bottleneck regime map: {what}, swept {swept_text}{note}")
-    for by in ("bound", "op"):
-        written[f"breakdown_by_{by}"] = plot_breakdown(df, axes, by, out / f"breakdown_by_{by}.png",
-                                                       f"Time by {by if by == 'bound' else 'operator type'}: {what}")
+        chart = CHARTS[Chart.regime_map]
+        written[Chart.regime_map.value] = chart.draw(sliced, x, y, metric, out / chart.file(),
+                                                     f"Bottleneck regime map: {what}, swept {swept_text}{note}")
+    for kind, by in ((Chart.breakdown_by_bound, "bound"), (Chart.breakdown_by_op, "operator type")):
+        chart = CHARTS[kind]
+        written[kind.value] = chart.draw(df, axes, path=out / chart.file(), title=f"Time by {by}: {what}")
     ok = df[df["status"] == "ok"]
     pair = _pareto_pair(df, pareto) if len(ok) else None
     if pair:
-        written["pareto"] = plot_pareto(ok, pair[0], pair[1], axes, out / "pareto.png",
-                                        f"Pareto front: {label(pair[1])} vs {label(pair[0])}, {what}"
-                                        f"\nswept {', '.join(name(a) for a in axes) or 'nothing'}")
+        chart = CHARTS[Chart.pareto]
+        written[Chart.pareto.value] = chart.draw(ok, pair[0], pair[1], axes, out / chart.file(),
+                                                 f"Pareto front: {label(pair[1])} vs {label(pair[0])}, {what}"
+                                                 f"\nswept {', '.join(name(a) for a in axes) or 'nothing'}")
     run_dir = _example_run(sweep_dir, df, point)
     if run_dir is not None:
         tag = f"_point{run_dir.name}" if run_dir.name.isdigit() else f"_{run_dir.name}"
@@ -177,10 +183,11 @@ def report_run(run_dir: Path, out: Path | None = None, tag: str = "") -> dict[st
     run = summary.get("run", {})
     what = f"{run.get('model', '?')} on {run.get('hardware', '?')}, batch {run.get('batch', '?')}"
     chip = load_hardware(run_dir / "config.yaml")
+    roofline, decode_step = CHARTS[Chart.roofline], CHARTS[Chart.decode_step]
     return {
-        "roofline": plot_roofline(ops, chip, out / f"roofline{tag}.png", f"Roofline: {what}",
-                                  summary.get("peaks", {}).get("matrix_dtype", "bf16")),
-        "decode_step": plot_decode_step(ops, out / f"decode_step{tag}.png", what),
+        Chart.roofline.value: roofline.draw(ops, chip, out / roofline.file(tag), f"Roofline: {what}",
+                                            summary.get("peaks", {}).get("matrix_dtype", "bf16")),
+        Chart.decode_step.value: decode_step.draw(ops, out / decode_step.file(tag), what),
         "trace": write_trace(ops, out / f"trace{tag}.json", title=what),
     }
 

@@ -25,9 +25,8 @@ import pandas as pd
 from hwmodels.chip import HardwareError
 from hwmodels.numerics import DType
 from sim.config.schema import RunConfig, RunError
-from sim.metrics.summary import summarize
-from sim.plots.pareto import goal
-from sim.batch.run import simulate
+from sim.metrics.catalog import UnknownMetric, higher_is_better
+from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep import ReportError
 from sim.studies.sweep.table import flatten
 from workloads.graph import AttentionKernel
@@ -112,7 +111,8 @@ def software_variants(cfg: RunConfig) -> list[dict]:
 
 def metric_of(cfg: RunConfig, metric: str) -> float:
     """Simulate ``cfg`` and return ``metric`` from its flattened summary."""
-    flat = flatten(summarize(simulate(cfg)))
+    kind = WORKLOADS[cfg.workload.kind]
+    flat = flatten(kind.summarize(kind.simulate(cfg)).as_dict())
     value = flat.get(metric)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         known = [k for k, v in flat.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
@@ -127,8 +127,11 @@ def sensitivities(cfg: RunConfig, metric: str = "output_tokens_per_s", step: flo
     metric, base, value, delta (value - base, in the metric's unit), delta_pct, gain_pct (the
     change in the metric's better direction, %), status (ok/failed), reason.
     """
+    try:
+        sign = 1.0 if higher_is_better(metric) else -1.0
+    except UnknownMetric as err:
+        raise ReportError(str(err)) from None
     base = metric_of(cfg, metric)
-    sign = 1.0 if goal(metric) == "max" else -1.0
     rows = []
     for variant in hardware_variants(cfg, step) + software_variants(cfg):
         make = variant.pop("make")
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     """``llmsim-sensitivity [overrides...] [--metric M] [--step 0.1] [--out DIR]``."""
     from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
     from sim.config.paths import OutputDirError, output_dir
-    from sim.plots.sensitivity import plot_sensitivity
+    from sim.plots.charts import CHARTS, Chart
     from sim.config.compose import compose_config
     from sim.studies.sweep.table import write_table
 
@@ -172,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         if not 0 < args.step < 1:
             raise ReportError(f"--step must be between 0 and 1, a relative change (got {args.step})")
         dcfg, cfg = compose_config(args.overrides)
-        if cfg.workload.kind.value == "serving":
+        if not WORKLOADS[cfg.workload.kind].one_config_studies:
             raise ReportError("llmsim-sensitivity ranks single-batch runs; for serving, sweep with llmsim -m")
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         out = output_dir(args.out or Path("results/sensitivity") / cfg.name / stamp)
@@ -182,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_BAD_INPUT)
     write_table(table, out, "sensitivity")
     title = f"What buys the most: {cfg.model.name} on {cfg.hardware.name}, batch {cfg.workload.batch}"
-    plot_sensitivity(table, out / "sensitivity.png", title)
+    chart = CHARTS[Chart.sensitivity]
+    chart.draw(table, out / chart.file(), title)
     shown = table[["parameter", "change", "new_value", "delta_pct", "gain_pct", "status"]]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:+.2f}"))
     print(f"\n  outputs  {out}/ (sensitivity.csv, sensitivity.parquet, sensitivity.png)")

@@ -1,0 +1,53 @@
+"""The schedulers a serving run can use, keyed by ``scheduler.kind``: each entry's label and how it
+builds the server (one instance with that scheduler, or disaggregated prefill and decode instances).
+
+A new scheduler is a class in sim/serving/schedulers.py (with its ``label``), a member of
+``SchedulerKind``, a preset in conf/scheduler/ and one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sim.config.schema import RunConfig, SchedulerKind
+from sim.serving.disaggregated import disaggregated_server
+from sim.serving.kv_cache import KvCache
+from sim.serving.schedulers import ChunkedPrefillScheduler, ContinuousScheduler, Scheduler, StaticScheduler
+from sim.serving.server import Instance, Server
+from sim.serving.step_cost import StepCoster
+from sim.serving.traffic import Traffic
+
+MakeServer = Callable[[RunConfig, Traffic, Callable[[], KvCache], StepCoster], Server]
+
+
+@dataclass(frozen=True)
+class SchedulerEntry:
+    """A scheduler kind: its label, how a server is built with it, and whether long prompts run alone."""
+
+    label: str
+    make_server: MakeServer
+    whole_prompts: bool = True  # a prompt longer than token_budget runs alone in one step
+
+
+def one_instance(cls: type[Scheduler]) -> SchedulerEntry:
+    """The entry of a scheduler that serves on one tensor-parallel group."""
+
+    def make(cfg: RunConfig, traffic: Traffic, new_cache: Callable[[], KvCache], coster: StepCoster) -> Server:
+        scheduler = cls(cfg.scheduler, new_cache(), cfg.model, cfg.execution())
+        return Server(traffic, [Instance("chip", "both", scheduler)], coster)
+
+    return SchedulerEntry(cls.label, make, cls.whole_prompts)
+
+
+SCHEDULERS: dict[SchedulerKind, SchedulerEntry] = {
+    SchedulerKind.static: one_instance(StaticScheduler),
+    SchedulerKind.continuous: one_instance(ContinuousScheduler),
+    SchedulerKind.chunked_prefill: one_instance(ChunkedPrefillScheduler),
+    SchedulerKind.disaggregated: SchedulerEntry("disaggregated prefill and decode", disaggregated_server),
+}
+
+
+def scheduler_label(kind: SchedulerKind | str) -> str:
+    """How the console and charts name a scheduler kind (its value, as summary.json's ``run.scheduler``)."""
+    return SCHEDULERS[SchedulerKind(kind)].label

@@ -1,0 +1,39 @@
+"""A single-batch run as the ``llmsim`` command finishes it: summarise, write the files, print."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from sim.batch.run import RunResult
+from sim.metrics.summary import breakdown_by_kind, ops_columns, summarize
+from sim.output.console import render
+from sim.output.files import write_run
+from sim.output.trace import write_trace
+
+
+def report_batch(result: RunResult, dcfg: DictConfig, out_dir: Path,
+                 finished: Callable[[], None] | None = None) -> dict:
+    """Write the files of a single-batch run under ``out_dir``, print its summary, return summary.json's content.
+
+    Args:
+        finished: called once the files are written (a multirun marks the point done).
+    """
+    cfg = result.cfg
+    summary = summarize(result)
+    breakdown = breakdown_by_kind(result)
+    if cfg.output.write_files:
+        ops = ops_columns(result)
+        write_run(out_dir, summary, breakdown, ops, OmegaConf.to_yaml(dcfg, resolve=True), cfg.seed)
+        if cfg.output.trace:
+            write_trace(ops, out_dir / "trace.json", title=f"{cfg.model.name} on {cfg.hardware.name}")
+        if finished is not None:
+            finished()
+    if cfg.output.print_summary:
+        print(render(summary, breakdown))
+        if cfg.output.write_files:
+            trace = ", trace.json" if cfg.output.trace else ""
+            print(f"  outputs                 {out_dir}/ (summary.json, ops.parquet, ops.csv, config.yaml{trace})")
+    return summary
