@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hwmodels.chip import HardwareError
 from sim.batch.run import simulate
+from sim.config.compose import to_run_config
 from sim.config.overrides import EXIT_BAD_INPUT
 from sim.config.schema import RunConfig, RunError, WorkloadKind
 from sim.metrics.summary import breakdown_by_kind, ops_columns, summarize
@@ -39,7 +40,7 @@ def run_job(dcfg: DictConfig) -> dict | None:
             print(f"llmsim: point {hc.job.num} finished before ({source}); reused it (sweep.rerun=true to re-simulate)")
             return reuse(source, out_dir)
     try:
-        cfg: RunConfig = OmegaConf.to_object(dcfg)
+        cfg: RunConfig = to_run_config(dcfg)  # the run's part; the tools' settings stay in dcfg
         if cfg.workload.kind is WorkloadKind.serving:  # a stream of requests through a scheduler (sim/serving/)
             done = (lambda: mark_finished(key, Path(hc.sweep.dir), out_dir)) if key else None
             return serve_job(cfg, dcfg, out_dir, done)
@@ -52,18 +53,19 @@ def run_job(dcfg: DictConfig) -> dict | None:
         return _fail(hc.mode, out_dir, f"internal error: {type(err).__name__}: {err}")
     summary = summarize(result)
     breakdown = breakdown_by_kind(result)
-    if cfg.output.write_files:
+    output = dcfg.output
+    if output.write_files:
         config_yaml = OmegaConf.to_yaml(dcfg, resolve=True)
         ops = ops_columns(result)
         write_run(out_dir, summary, breakdown, ops, config_yaml, cfg.seed)
-        if cfg.output.trace:
+        if output.trace:
             write_trace(ops, out_dir / "trace.json", title=f"{cfg.model.name} on {cfg.hardware.name}")
         if key:
             mark_finished(key, Path(hc.sweep.dir), out_dir)
-    if cfg.output.print_summary:
+    if output.print_summary:
         print(render(summary, breakdown))
-        if cfg.output.write_files:
-            trace = ", trace.json" if cfg.output.trace else ""
+        if output.write_files:
+            trace = ", trace.json" if output.trace else ""
             print(f"  outputs                 {out_dir}/ (summary.json, ops.parquet, ops.csv, config.yaml{trace})")
     return summary
 

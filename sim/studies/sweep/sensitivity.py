@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     except (InputError, ReportError, HydraException, *FAILURES) as err:
         print(f"llmsim-sensitivity: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
-    out = args.out or Path("results/sensitivity") / cfg.name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    out = args.out or Path("results/sensitivity") / dcfg.name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     write_table(table, out, "sensitivity")
     title = f"What buys the most: {cfg.model.name} on {cfg.hardware.name}, batch {cfg.workload.batch}"
     plot_sensitivity(table, out / "sensitivity.png", title)
