@@ -47,7 +47,8 @@ def _check_tensor_split(cfg: RunConfig) -> None:
     """The tensor- and expert-parallel degrees divide what they split."""
     model, tp, ep = cfg.model, cfg.parallel.tp, cfg.parallel.ep
     if model.num_heads % tp or model.num_kv_heads % tp:
-        divisors = [d for d in range(1, model.num_kv_heads + 1) if model.num_kv_heads % d == 0 and model.num_heads % d == 0]
+        divisors = [d for d in range(1, model.num_kv_heads + 1)
+                    if model.num_kv_heads % d == 0 and model.num_heads % d == 0]
         raise RunError(
             f"parallel.tp={tp} does not divide {model.name}'s {model.num_heads} attention heads and "
             f"{model.num_kv_heads} KV heads; use one of {divisors}"
@@ -55,7 +56,8 @@ def _check_tensor_split(cfg: RunConfig) -> None:
     if model.ffn_size % tp:
         raise RunError(f"parallel.tp={tp} does not divide {model.name}'s MLP width {model.ffn_size}")
     if ep > 1 and not model.is_moe:
-        raise RunError(f"parallel.ep={ep} applies to mixture-of-experts models; {model.name} is dense: set parallel.ep=1")
+        raise RunError(f"parallel.ep={ep} applies to mixture-of-experts models; {model.name} is dense: "
+                       "set parallel.ep=1")
     if ep > 1 and (ep != tp or model.num_experts % ep):
         raise RunError(
             f"parallel.ep={ep} must equal parallel.tp={tp} (experts are spread over the tensor-parallel chips) and "

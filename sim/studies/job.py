@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from hwmodels.chip import HardwareError
 from sim.batch.run import simulate
 from sim.config.compose import to_run_config
+from sim.config.system import apply_scale_up
 from sim.config.overrides import EXIT_BAD_INPUT
 from sim.config.schema import RunConfig, RunError, WorkloadKind
 from sim.metrics.summary import breakdown_by_kind, ops_columns, summarize
@@ -31,6 +32,7 @@ from workloads.model import ModelError
 def run_job(dcfg: DictConfig) -> dict | None:
     """Simulate one composed config, print its summary and write its files."""
     hc = HydraConfig.get()
+    dcfg = apply_scale_up(dcfg)  # config.yaml then shows the chip as simulated
     out_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     key = point_key(dcfg) if multirun and dcfg.output.write_files else None

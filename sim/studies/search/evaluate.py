@@ -27,7 +27,7 @@ from hwmodels.chip import HardwareError
 from hwmodels.cost import chip_cost
 from hwmodels.energy import chip_energy
 from sim.config.compose import to_run_config
-from sim.config.schema import RunConfig, RunError, WorkloadKind
+from sim.config.schema import AppConfig, RunConfig, RunError, WorkloadKind
 from sim.studies.sweep.table import flatten
 from workloads.model import ModelError
 
@@ -51,7 +51,7 @@ def build(base: dict, overrides: dict) -> RunConfig:
     for key, value in overrides.items():
         set_key(tree, key, value)
     try:
-        return to_run_config(OmegaConf.merge(OmegaConf.structured(RunConfig), tree))
+        return to_run_config(OmegaConf.merge(OmegaConf.structured(AppConfig), tree))  # tool keys allowed, dropped
     except (HardwareError, ModelError, RunError) as err:
         raise Infeasible(str(err)) from None
     except OmegaConfBaseException as err:
