@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from sim.config.compose import to_run_config
 
 from sim.config.paths import CONF_DIR
 from sim.config.schema import register_configs
@@ -31,7 +31,7 @@ BIG = ["model=llama2_70b", "parallel.tp=8", "workload.batch=16", "workload.promp
 def config(*overrides: str):
     register_configs()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return OmegaConf.to_object(compose("config", overrides=list(overrides)))
+        return to_run_config(compose("config", overrides=list(overrides)))
 
 
 def best_of(n: int, fn) -> float:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from sim.config.compose import to_run_config
 
 from sim.config.paths import CONF_DIR
 from sim.config.schema import register_configs
@@ -31,7 +31,7 @@ TARGETS = {1000: 10.0, 10000: 60.0}  # seconds of wall time the serving path mus
 def config(*overrides: str):
     register_configs()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return OmegaConf.to_object(compose("config", overrides=["workload=serving", *overrides]))
+        return to_run_config(compose("config", overrides=["workload=serving", *overrides]))
 
 
 def timed(cfg) -> tuple[float, dict]:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from sim.config.paths import CONF_DIR
+from sim.config.compose import to_run_config
 from sim.config.schema import RunConfig, register_configs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,7 +22,7 @@ def make_config(*overrides: str) -> RunConfig:
     register_configs()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         dcfg = compose("config", overrides=list(overrides))
-    return OmegaConf.to_object(dcfg)
+    return to_run_config(dcfg)
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.cli.search import _plain
+from sim.cli.search import _plain, _run_part
 from sim.studies.search.report import pareto_mask, pareto_set, write_report
 from sim.studies.search.space import grid
 from sim.studies.search.study import Search, run_study, trial_rows
@@ -26,7 +26,7 @@ def make_search(space: dict, constraints: dict | None = None, seed: int = 0) -> 
     tree = _plain(TINY)
     node = tree.pop("search")
     node.update(space=space, objectives=OBJECTIVES, constraints=constraints or {}, derived={}, seed=seed)
-    return Search(tree, node, seed)
+    return Search(_run_part(tree), node, seed)
 
 
 SPACE = {"hardware.hbm_bandwidth_GBps": {"choices": [500, 1000, 2000]}, "hardware.num_cores": {"choices": [2, 4, 8]}}

@@ -107,7 +107,7 @@ def _step_bytes_phase(result) -> float:
 
 
 def test_paged_kv_reads_whole_blocks():
-    plain, r0 = _step(*MEMORY_BOUND, "workload.prompt_tokens=300")
+    plain, r0 = _step(*MEMORY_BOUND, "workload.prompt_tokens=300", "attention.kv_block_tokens=0")
     paged, r1 = _step(*MEMORY_BOUND, "workload.prompt_tokens=300", "attention.kv_block_tokens=256")
     kv = sum(r.op.bytes_by_role(Role.kv) * r.count for r in r1.timeline.records if r.step == 1) - sum(
         r.op.bytes_by_role(Role.kv) * r.count for r in r0.timeline.records if r.step == 1)

@@ -49,9 +49,13 @@ class Phase(str, Enum):
     decode = "decode"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Execution:
-    """How the model is run: number formats, attention kernel, tensor-parallel degree."""
+    """How the model is run: number formats, attention kernel, tensor-parallel degree.
+
+    Built by keyword only: several fields are ints (tp, group_size, ep, kv_block_tokens) that a
+    positional call could swap without an error.
+    """
 
     weights: DType = DType.bf16
     activations: DType = DType.bf16

@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
 from sim.config.paths import OutputDirError, output_dir, presets
+from sim.config.schema import run_fields
 from sim.studies.search import SearchError
 from sim.studies.search.evaluate import Infeasible, evaluate
 from sim.studies.search.report import pareto_set, render, write_report
@@ -32,8 +33,15 @@ from hydra.errors import HydraException
 
 
 def _plain(overrides: list[str]) -> dict:
+    """The composed config as a plain tree; interpolations kept (a searched ``hardware.*`` value
+    then reaches ``system.scale_up``, which the presets interpolate from it)."""
     dcfg = without_hydra(compose_dict(overrides))
-    return OmegaConf.to_container(dcfg, resolve=True)
+    return OmegaConf.to_container(dcfg, resolve=False)
+
+
+def _run_part(tree: dict) -> dict:
+    """The run's part of a plain composed tree (the keys of RunConfig): what a design changes."""
+    return {key: tree[key] for key in run_fields() if key in tree}
 
 
 def run_search(overrides: list[str], out: Path | None = None) -> tuple[dict, pd.DataFrame, Path]:
@@ -45,11 +53,10 @@ def run_search(overrides: list[str], out: Path | None = None) -> tuple[dict, pd.
                           f"{', '.join(presets('search'))}) or give search.space")
     if int(node["trials"]) < 1:
         raise SearchError(f"search.trials must be >= 1 (got {node['trials']})")
-    search = Search(tree, node, int(node["seed"]))
+    search = Search(_run_part(tree), node, int(node["seed"]))
     reference, ref_name = None, node.get("reference")
     if ref_name:
-        ref_tree = _plain([*overrides, f"hardware={ref_name}", *node.get("reference_overrides", [])])
-        ref_tree.pop("search")
+        ref_tree = _run_part(_plain([*overrides, f"hardware={ref_name}", *node.get("reference_overrides", [])]))
         try:
             reference = evaluate(ref_tree, {})
         except Infeasible as err:

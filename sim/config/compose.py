@@ -9,7 +9,8 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hwmodels.calibration import FITTED_KEYS, load_fit
-from sim.config.schema import RunConfig, register_configs
+from sim.config.schema import AppConfig, RunConfig, register_configs
+from sim.config.system import apply_scale_up
 
 
 def compose_dict(overrides: list[str], with_hydra: bool = False) -> DictConfig:
@@ -45,8 +46,20 @@ def with_calibration(dcfg: DictConfig) -> DictConfig:
 
 
 def to_run_config(dcfg: DictConfig) -> RunConfig:
-    """The typed, validated RunConfig of a composed config (its ``hydra`` node ignored)."""
-    return OmegaConf.to_object(without_hydra(dcfg))
+    """The typed, validated RunConfig of a composed config: its run part only (the tools' settings,
+    ``name``, ``output``, ``sweep``, ``search``, and the ``hydra`` node are left out), with an
+    explicitly set ``system.scale_up`` written onto the chip."""
+    return to_app_config(dcfg).run_config()
+
+
+def to_app_config(dcfg: DictConfig | dict) -> AppConfig:
+    """The typed AppConfig (run and tools) of a composed config or a plain tree of one."""
+    if isinstance(dcfg, dict):
+        dcfg = OmegaConf.merge(OmegaConf.structured(AppConfig), dcfg)
+    app = OmegaConf.to_object(apply_scale_up(without_hydra(dcfg)))
+    if not isinstance(app, AppConfig):  # a config typed by RunConfig alone: no tool settings
+        app = AppConfig(**{name: getattr(app, name) for name in app.__dataclass_fields__})
+    return app
 
 
 def without_hydra(dcfg: DictConfig) -> DictConfig:

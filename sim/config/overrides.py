@@ -13,9 +13,11 @@ import typing
 
 from hwmodels.calibration import CalibrationError, load_fit
 from sim.config.paths import presets
-from sim.config.schema import RunConfig
+from sim.config.schema import AppConfig
 
-GROUPS = ("hardware", "model", "workload", "runtime", "scheduler")
+GROUPS = ("hardware", "model", "workload", "runtime", "scheduler", "system", "host")
+# Keys that moved: old spelling -> new one (one line and exit 2, never a silent ignore).
+MOVED = {"scheduler.kv_block_tokens": "attention.kv_block_tokens"}
 EXIT_BAD_INPUT = 2
 
 
@@ -33,10 +35,13 @@ def check_override(arg: str, multirun: bool = True) -> None:
     if arg.startswith("-") or "=" not in arg:
         return
     key, value = arg.split("=", 1)
+    moved = MOVED.get(key.lstrip("+"))
+    if moved:
+        raise InputError(f"{key.lstrip('+')} is now {moved} (one KV block size for every run): use {moved}={value}")
     if key.startswith("+") and not key.startswith(("++", "+hydra", "+experiment", "+search")):
         path = key.lstrip("+")
         top = path.split(".")[0]
-        names = [f.name for f in dataclasses.fields(RunConfig)]
+        names = [f.name for f in dataclasses.fields(AppConfig)]
         if top not in names:
             raise InputError(f"unknown key '{path}'{_did_you_mean(top, names)}; the config has: {', '.join(names)}")
         if typing.get_origin(_parent_hint(path)) is not dict:
@@ -80,7 +85,7 @@ def check_override(arg: str, multirun: bool = True) -> None:
 
 def _parent_hint(path: str):
     """The type hint of the field holding the last part of a dotted key (None if unknown)."""
-    cls = RunConfig
+    cls = AppConfig
     parts = path.split(".")
     for part in parts[:-1]:
         hints = typing.get_type_hints(cls)
@@ -94,7 +99,7 @@ def _parent_hint(path: str):
 
 
 def field_type(key: str):
-    cls, path = RunConfig, []
+    cls, path = AppConfig, []
     parts = key.split(".")
     for i, part in enumerate(parts):
         path.append(part)

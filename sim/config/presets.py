@@ -9,7 +9,6 @@ from sim.config.paths import CONF_DIR
 from workloads.model import ModelConfig
 
 
-
 class PresetError(ValueError):
     """An unknown preset name."""
 

@@ -169,7 +169,7 @@ def _steps(result: ServingResult, duration: float) -> dict:
         "kv_cache_use_mean": float(np.dot(kv, dt) / busy),
         "kv_cache_use_max": float(kv.max()) if kv.size else 0.0,
         "kv_cache": {"per_instance": True, "blocks": result.cache.blocks,
-                     "block_tokens": result.cfg.scheduler.kv_block_tokens,
+                     "block_tokens": result.cfg.attention.kv_block_tokens,
                      "GB_per_chip": result.cache.kv / 1e9, "weights_GB_per_chip": result.cache.weights / 1e9,
                      "activations_GB_per_chip": result.cache.activations / 1e9,
                      "hbm_GB_per_chip": result.cache.hbm / 1e9},

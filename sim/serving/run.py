@@ -59,6 +59,7 @@ def simulate_serving(cfg: RunConfig) -> ServingResult:
     check_serving(cfg)
     started = time.perf_counter()
     model, ex, sched, chip = cfg.model, cfg.execution(), cfg.scheduler, cfg.hardware
+    block = cfg.attention.kv_block_tokens  # the paged cache's block, as the attention reads it
     traffic = make_traffic(cfg.workload, cfg.seed, model.max_context)
     longest = int(np.max(traffic.prompt_tokens + traffic.output_tokens))
     step_tokens = sched.token_budget
@@ -67,14 +68,14 @@ def simulate_serving(cfg: RunConfig) -> ServingResult:
         step_tokens = max(step_tokens, longest)
     workspace = activation_bytes(build_step(model, ex, [(step_tokens, step_tokens)], []))
     size = cache_size(chip.hbm_capacity_bytes, weight_bytes_per_chip(model, ex), workspace,
-                      kv_bytes_per_chip(model, ex, sched.kv_block_tokens), sched.kv_cache_GB,
+                      kv_bytes_per_chip(model, ex, block), sched.kv_cache_GB,
                       f"{model.name} on {chip.name}")
 
     def new_cache() -> KvCache:
-        return KvCache(size.blocks, sched.kv_block_tokens, size.bytes_per_block, chip.host_link_Bps)
+        return KvCache(size.blocks, block, size.bytes_per_block, chip.host_link_Bps)
 
     check_requests_fit(traffic, new_cache(), size)
-    coster = StepCoster(cfg, ex, sched.kv_block_tokens)
+    coster = StepCoster(cfg, ex, block)
     server = entry.make_server(cfg, traffic, new_cache, coster)
     server.run()
     schedulers = [i.scheduler for i in server.instances]
@@ -107,10 +108,9 @@ def check_serving(cfg: RunConfig) -> None:
                 f"instances of {par.tp} chips needs {chips} chips, but one {cfg.hardware.name} fabric joins "
                 f"{cfg.hardware.max_chips} (hardware.max_chips); use fewer instances or a smaller parallel.tp"
             )
-    paged, block = cfg.attention.kv_block_tokens, cfg.scheduler.kv_block_tokens
-    if paged and paged != block:
-        raise RunError(f"attention.kv_block_tokens={paged} differs from scheduler.kv_block_tokens={block}; a serving "
-                       "run has one paged cache: set them equal (or attention.kv_block_tokens=0)")
+    if cfg.attention.kv_block_tokens < 1:
+        raise RunError("attention.kv_block_tokens=0 (a contiguous KV cache) is for single-batch runs; a serving run "
+                       "hands out a paged cache: set attention.kv_block_tokens >= 1 (vLLM uses 16)")
     check_run(cfg)
 
 

@@ -24,16 +24,17 @@ def report_batch(result: RunResult, dcfg: DictConfig, out_dir: Path,
     cfg = result.cfg
     summary = summarize(result)
     breakdown = breakdown_by_kind(result)
-    if cfg.output.write_files:
+    output = dcfg.output  # the tool's settings, beside the run's config
+    if output.write_files:
         ops = ops_columns(result)
         write_run(out_dir, summary, breakdown, ops, OmegaConf.to_yaml(dcfg, resolve=True), cfg.seed)
-        if cfg.output.trace:
+        if output.trace:
             write_trace(ops, out_dir / "trace.json", title=f"{cfg.model.name} on {cfg.hardware.name}")
         if finished is not None:
             finished()
-    if cfg.output.print_summary:
+    if output.print_summary:
         print(render(summary, breakdown))
-        if cfg.output.write_files:
-            trace = ", trace.json" if cfg.output.trace else ""
+        if output.write_files:
+            trace = ", trace.json" if output.trace else ""
             print(f"  outputs                 {out_dir}/ (summary.json, ops.parquet, ops.csv, config.yaml{trace})")
     return summary

@@ -16,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from hwmodels.calibration import CalibrationError
 from hwmodels.chip import HardwareError
-from sim.config.compose import with_calibration
+from sim.config.compose import to_run_config, with_calibration
+from sim.config.system import apply_scale_up
 from sim.config.overrides import EXIT_BAD_INPUT
 from sim.config.schema import RunConfig, RunError
 from sim.output.files import atomic_write
@@ -28,6 +29,7 @@ from workloads.model import ModelError
 def run_job(dcfg: DictConfig) -> dict | None:
     """Simulate one composed config, print its summary and write its files."""
     hc = HydraConfig.get()
+    dcfg = apply_scale_up(dcfg)  # config.yaml then shows the chip as simulated
     out_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     try:
@@ -41,7 +43,7 @@ def run_job(dcfg: DictConfig) -> dict | None:
             print(f"llmsim: point {hc.job.num} finished before ({source}); reused it (sweep.rerun=true to re-simulate)")
             return reuse(source, out_dir)
     try:
-        cfg: RunConfig = OmegaConf.to_object(dcfg)
+        cfg: RunConfig = to_run_config(dcfg)  # the run's part; the tools' settings stay in dcfg
         kind = WORKLOADS[cfg.workload.kind]  # single batch (sim/batch/) or serving (sim/serving/)
         result = kind.simulate(cfg)
     except (HardwareError, ModelError, RunError) as err:

@@ -18,20 +18,24 @@ def report_serving(result: ServingResult, dcfg: DictConfig, out_dir: Path,
                    finished: Callable[[], None] | None = None) -> dict:
     """Write the files of a serving run under ``out_dir``, print its summary, return summary.json's content.
 
+    ``dcfg`` is the composed config: its ``output`` settings say what to write and print, and the
+    whole of it goes into config.yaml.
+
     Args:
         finished: called once the files are written (a multirun marks the point done).
     """
     cfg = result.cfg
     requests = request_columns(result)
     summary = summarize_serving(result, requests)
-    if cfg.output.write_files:
+    output = dcfg.output  # the tool's settings, beside the run's config
+    if output.write_files:
         chart = CHARTS[Chart.serving]
         chart.draw(summary, result.steps, out_dir / chart.file())  # before summary.json, whose presence means done
         write_serving(out_dir, summary, requests, result.steps, OmegaConf.to_yaml(dcfg, resolve=True), cfg.seed)
         if finished is not None:
             finished()
-    if cfg.output.print_summary:
+    if output.print_summary:
         print(render_serving(summary))
-        if cfg.output.write_files:
+        if output.write_files:
             print(f"  outputs                 {out_dir}/ ({', '.join(FILES + (CHARTS[Chart.serving].file(),))})")
     return summary

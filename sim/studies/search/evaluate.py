@@ -25,7 +25,8 @@ from hwmodels.area import die_area
 from hwmodels.chip import HardwareError
 from hwmodels.cost import chip_cost
 from hwmodels.energy import chip_energy
-from sim.config.schema import RunConfig, RunError
+from sim.config.compose import to_run_config
+from sim.config.schema import AppConfig, RunConfig, RunError
 from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep.table import flatten
 from workloads.model import ModelError
@@ -44,12 +45,13 @@ def set_key(tree: dict, key: str, value) -> None:
 
 
 def build(base: dict, overrides: dict) -> RunConfig:
-    """The typed RunConfig of ``base`` (a plain composed config) with ``overrides`` (dotted keys) set."""
+    """The typed RunConfig of ``base`` (the run's part of a plain composed config, interpolations
+    kept) with ``overrides`` (dotted keys) set."""
     tree = copy.deepcopy(base)
     for key, value in overrides.items():
         set_key(tree, key, value)
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), tree))
+        return to_run_config(OmegaConf.merge(OmegaConf.structured(AppConfig), tree))  # tool keys allowed, dropped
     except (HardwareError, ModelError, RunError) as err:
         raise Infeasible(str(err)) from None
     except OmegaConfBaseException as err:

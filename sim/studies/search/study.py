@@ -95,7 +95,7 @@ def parse_objectives(names: list[str]) -> list[tuple[str, bool]]:
 
 @dataclass
 class Search:
-    base: dict  # the composed run config (plain, resolved), without the search node
+    base: dict  # the run's part of the composed config (plain, interpolations kept; no tool settings)
     search: dict  # the search node
     seed: int = 0
 

@@ -1,7 +1,8 @@
 """A point's identity across sweeps, and skipping the points already finished.
 
-The key of a point is a hash of its composed config without the fields that do not change
-its results (``name``, ``output``, ``sweep``). When a point of a multirun finishes, a marker
+The key of a point is a hash of the run's part of its composed config (the top-level keys of
+``RunConfig``: what changes its numbers), not of the tools' settings beside it (``name``,
+``output``, ``sweep``, ``search``; sim/config/tools.py). When a point of a multirun finishes, a marker
 ``<key>.json`` goes into ``.finished/`` beside the sweep folder (normally
 ``results/sweeps/<name>/.finished/``), naming the folder that holds its files. A later
 multirun whose sweep folder has the same parent finds the marker, copies that point's files
@@ -23,21 +24,19 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from sim.config.schema import run_fields
 from sim.output.files import atomic_write, code_version
 
 MARKERS = ".finished"
-# Fields of the run config that do not change its results.
-NOT_IN_KEY = ("name", "output", "sweep")
 # Files of a finished point that a re-run copies; summary.json last (its presence means done).
 RESULT_FILES = ("config.yaml", "ops.parquet", "ops.csv", "trace.json", "requests.parquet", "requests.csv",
                 "steps.parquet", "steps.csv", "serving.png", "summary.json")  # summary last: it marks a point done
 
 
 def point_key(dcfg: DictConfig) -> str:
-    """A 16-hex-digit hash of the config fields that change a point's results."""
-    plain = OmegaConf.to_container(dcfg, resolve=True)
-    for key in NOT_IN_KEY:
-        plain.pop(key, None)
+    """A 16-hex-digit hash of the run's part of ``dcfg``: the fields that change a point's results."""
+    whole = OmegaConf.to_container(dcfg, resolve=True)
+    plain = {key: whole[key] for key in run_fields() if key in whole}
     text = json.dumps(plain, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         if not WORKLOADS[cfg.workload.kind].one_config_studies:
             raise ReportError("llmsim-sensitivity ranks single-batch runs; for serving, sweep with llmsim -m")
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        out = output_dir(args.out or Path("results/sensitivity") / cfg.name / stamp)
+        out = output_dir(args.out or Path("results/sensitivity") / dcfg.name / stamp)
         table = sensitivities(cfg, args.metric, args.step)
     except (InputError, ReportError, OutputDirError, HydraException, *FAILURES) as err:
         print(f"llmsim-sensitivity: error: {err}", file=sys.stderr)

@@ -1,0 +1,109 @@
+"""Checks that span several parts of a run config; each raises RunError with the fix."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hwmodels.chip import HardwareConfig
+from sim.config.errors import RunError
+from sim.config.execution import Fidelity
+from workloads.graph import AttentionKernel
+
+if TYPE_CHECKING:
+    from sim.config.schema import RunConfig
+
+
+FLASH_TILE = 64  # query and key rows per FlashAttention tile
+
+
+def fused_attention_sram_bytes(head_dim: int, act_bytes: float) -> float:
+    """On-chip bytes one core needs for fused attention: a Q tile, K and V tiles, fp32 scores."""
+    return (FLASH_TILE * head_dim + 2 * FLASH_TILE * head_dim) * act_bytes + FLASH_TILE * FLASH_TILE * 4
+
+
+def core_sram_bytes(chip: HardwareConfig) -> float:
+    """SRAM one core can use for tiles: its own (core_sram_KiB) or an even share of the chip's."""
+    own = getattr(chip, "core_sram_KiB", 0.0) * 1024
+    return own if own > 0 else chip.sram_bytes / chip.num_cores
+
+
+def check_run(cfg: RunConfig) -> None:
+    """Checks that span several config parts; raises RunError with the fix."""
+    _check_tensor_split(cfg)
+    _check_pipeline(cfg)
+    if cfg.parallel.overlap_comm and cfg.fidelity is not Fidelity.des:
+        raise RunError("parallel.overlap_comm=true is an overlap the discrete-event engine simulates; use fidelity=des")
+    model, work = cfg.model, cfg.workload
+    tokens = work.prompt_tokens + work.decode_tokens
+    if tokens > model.max_context:
+        raise RunError(
+            f"workload.prompt_tokens + workload.decode_tokens = {tokens} exceeds {model.name}'s context of "
+            f"{model.max_context} tokens; shorten the prompt or the generation"
+        )
+    _check_chip(cfg)
+
+
+def _check_tensor_split(cfg: RunConfig) -> None:
+    """The tensor- and expert-parallel degrees divide what they split."""
+    model, tp, ep = cfg.model, cfg.parallel.tp, cfg.parallel.ep
+    if model.num_heads % tp or model.num_kv_heads % tp:
+        divisors = [d for d in range(1, model.num_kv_heads + 1)
+                    if model.num_kv_heads % d == 0 and model.num_heads % d == 0]
+        raise RunError(
+            f"parallel.tp={tp} does not divide {model.name}'s {model.num_heads} attention heads and "
+            f"{model.num_kv_heads} KV heads; use one of {divisors}"
+        )
+    if model.ffn_size % tp:
+        raise RunError(f"parallel.tp={tp} does not divide {model.name}'s MLP width {model.ffn_size}")
+    if ep > 1 and not model.is_moe:
+        raise RunError(f"parallel.ep={ep} applies to mixture-of-experts models; {model.name} is dense: "
+                       "set parallel.ep=1")
+    if ep > 1 and (ep != tp or model.num_experts % ep):
+        raise RunError(
+            f"parallel.ep={ep} must equal parallel.tp={tp} (experts are spread over the tensor-parallel chips) and "
+            f"divide {model.name}'s {model.num_experts} experts"
+        )
+
+
+def _check_pipeline(cfg: RunConfig) -> None:
+    """Pipeline stages: no more than layers, a sequence per micro-batch, what the pipeline models."""
+    model, pp, work = cfg.model, cfg.parallel.pp, cfg.workload
+    if pp > model.num_layers:
+        raise RunError(f"parallel.pp={pp} pipeline stages exceed {model.name}'s {model.num_layers} layers; "
+                       f"use at most {model.num_layers}")
+    if pp == 1:
+        return
+    micro = cfg.parallel.microbatches or pp
+    if micro > work.batch:
+        raise RunError(f"parallel.microbatches={micro} exceeds workload.batch={work.batch}: a micro-batch needs "
+                       "at least one sequence; raise the batch or lower parallel.microbatches")
+    if cfg.fidelity is not Fidelity.des:
+        raise RunError("parallel.pp > 1 is simulated by the discrete-event engine; use fidelity=des")
+    if cfg.speculative.draft_model or cfg.runtime.host_dispatch_us or cfg.runtime.step_overhead_us:
+        raise RunError("parallel.pp > 1 is modelled without speculative decoding and with runtime=graphs; "
+                       "drop speculative.draft_model or use runtime=graphs")
+
+
+def _check_chip(cfg: RunConfig) -> None:
+    """The chip holds the tensor-parallel group, the attention tiles and the activation format."""
+    chip, tp = cfg.hardware, cfg.parallel.tp
+    if tp > chip.max_chips:
+        raise RunError(
+            f"parallel.tp={tp} exceeds the {chip.max_chips} chips one {chip.name} fabric joins "
+            "(hardware.max_chips, or system.scale_up.chips); lower parallel.tp"
+        )
+    if cfg.attention.kernel is AttentionKernel.fused:
+        need = fused_attention_sram_bytes(cfg.model.head_dim, cfg.precision.activations.bytes)
+        have = core_sram_bytes(chip)
+        if need > have:
+            raise RunError(
+                f"attention.kernel=fused keeps {FLASH_TILE}x{FLASH_TILE} tiles of Q, K, V and scores on chip: "
+                f"{need / 1024:.0f} KiB per core, but {chip.name} has {have / 1024:.0f} KiB per core; "
+                "use attention.kernel=unfused or give the chip more SRAM"
+            )
+    act = cfg.precision.activations
+    if not chip.supports(act) and act.bits < 8:
+        raise RunError(
+            f"precision.activations={act.value}: {chip.name} has no {act.value} matrix units and "
+            "sub-8-bit activations cannot be converted; use bf16 or fp8/int8 activations"
+        )

@@ -1,0 +1,141 @@
+"""How the model runs: fidelity, parallelism, number formats, attention, runtime, speculation, prices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Optional
+
+from hwmodels.numerics import DType
+from sim.config.errors import RunError
+from workloads.graph import AttentionKernel
+
+
+class Fidelity(str, Enum):
+    analytic = "analytic"  # per-op roofline costs, summed
+    des = "des"  # the operator graph replayed on SimPy resources
+
+
+@dataclass
+class ParallelConfig:
+    tp: int = 1  # tensor-parallel degree: chips that split every layer
+    pp: int = 1  # pipeline stages: groups of tp chips, each running a contiguous share of the layers
+    microbatches: int = 0  # pipeline micro-batches the batch is split into; 0: one per stage
+    ep: int = 1  # expert-parallel degree for MoE models: 1, or tp (whole experts spread over the TP chips)
+    moe_imbalance: float = 1.0  # busiest expert's tokens over the mean (>= 1; routing is rarely even)
+    dp: int = 1  # data-parallel replicas: independent copies serving their own batch each
+    overlap_comm: bool = False  # overlap each TP all-reduce with the GEMM producing it (needs fidelity=des)
+
+    def __post_init__(self) -> None:
+        if self.tp < 1:
+            raise RunError(f"parallel.tp must be >= 1 (got {self.tp})")
+        if self.ep < 1 or self.pp < 1 or self.dp < 1 or self.microbatches < 0:
+            raise RunError(f"parallel.pp, parallel.ep and parallel.dp must be >= 1 and parallel.microbatches >= 0 "
+                           f"(got {self.pp}, {self.ep}, {self.dp}, {self.microbatches})")
+        if self.moe_imbalance < 1:
+            raise RunError(f"parallel.moe_imbalance must be >= 1 (got {self.moe_imbalance}); 1 means even routing")
+
+
+@dataclass
+class PrecisionConfig:
+    """Number formats. Weights narrower than activations (int4/int8 weights with 16-bit
+    activations, as GPTQ/AWQ) are dequantized in the GEMM; weights and activations both in
+    8 bits (SmoothQuant, FP8 serving) use the chip's 8-bit matrix rate. Integer and fp4
+    weights carry one fp16 scale per ``group_size`` weights; embeddings, LM head and norm
+    scales stay in 16 bits."""
+
+    weights: DType = DType.bf16
+    activations: DType = DType.bf16
+    kv_cache: DType = DType.bf16
+    group_size: int = 128
+
+    def __post_init__(self) -> None:
+        if self.group_size < 1:
+            raise RunError(f"precision.group_size must be >= 1 (got {self.group_size})")
+        if self.activations.bits < self.weights.bits:
+            raise RunError(
+                f"precision.activations={self.activations.value} is narrower than precision.weights="
+                f"{self.weights.value}; quantize the weights at least as far as the activations"
+            )
+
+
+@dataclass
+class AttentionConfig:
+    """The attention kernel and the KV cache's layout, for single-batch and serving runs alike.
+
+    ``kv_block_tokens`` is the one KV block size: a paged cache (vLLM's PagedAttention, Kwon et al.
+    SOSP 2023) holds each sequence in whole blocks, so memory is counted in blocks and a decode
+    reads whole blocks (the last one partly empty); a serving run's cache hands out these blocks.
+    0 is a contiguous cache (single-batch runs only).
+    """
+
+    kernel: AttentionKernel = AttentionKernel.fused
+    kv_block_tokens: int = 16  # tokens per KV cache block (vLLM's default block size); 0: contiguous
+
+    def __post_init__(self) -> None:
+        if self.kv_block_tokens < 0:
+            raise RunError(f"attention.kv_block_tokens must be >= 0 (got {self.kv_block_tokens})")
+
+
+@dataclass
+class RuntimeConfig:
+    """The host software stack: what the CPU spends per kernel and per pass.
+
+    With CUDA graphs (or XLA) a pass is launched as one program and the host costs nothing
+    per kernel (the chip's ``kernel_overhead_us`` remains). An eager framework dispatches every
+    kernel from Python: ``host_dispatch_us`` each, in order, while the device runs ahead
+    asynchronously; a pass then takes ``step_overhead_us + max(device time, kernels x
+    host_dispatch_us)``.
+    """
+
+    name: str = "graphs"
+    fused_elementwise: bool = True  # residual adds fused into norms, rotary into attention (see workloads/graph.py)
+    host_dispatch_us: float = 0.0  # host time to dispatch one kernel
+    step_overhead_us: float = 0.0  # host work per pass before the first kernel (scheduling, inputs)
+
+    def __post_init__(self) -> None:
+        for key in ("host_dispatch_us", "step_overhead_us"):
+            if not getattr(self, key) >= 0:
+                raise RunError(f"runtime.{key} must be >= 0 (got {getattr(self, key)})")
+
+
+@dataclass
+class SpeculativeConfig:
+    """Speculative decoding: a draft model proposes ``k`` tokens, the target checks them in one pass."""
+
+    draft_model: Optional[str] = None  # a model preset name (conf/model/); null: off
+    k: int = 4  # tokens drafted per step
+    acceptance: float = 0.7  # probability that each drafted token is accepted
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise RunError(f"speculative.k must be >= 1 (got {self.k})")
+        if not 0 <= self.acceptance <= 1:
+            raise RunError(f"speculative.acceptance must be in [0, 1] (got {self.acceptance})")
+
+
+@dataclass
+class CostConfig:
+    """Prices for the cost of a run (hwmodels/cost.py); nothing here changes the timing.
+
+    The cost of a chip-hour is ``usd_per_chip_hour`` when set, else derived: the chip's
+    estimated cost to make, times ``price_markup``, written off over ``amortisation_years`` of
+    which the chip works ``utilisation``, plus its average power at ``usd_per_kWh``.
+    """
+
+    usd_per_chip_hour: Optional[float] = None  # null: derived from the chip's cost and power
+    usd_per_kWh: float = 0.10  # electricity, USD per kWh (about a US industrial rate, 2023)
+    amortisation_years: float = 3.0  # years the chip is written off over
+    utilisation: float = 1.0  # fraction of those hours the chip does paid work, (0, 1]
+    price_markup: float = 1.0  # price paid over the estimated cost to make (1 = at cost)
+
+    def __post_init__(self) -> None:
+        for key in ("usd_per_kWh", "usd_per_chip_hour"):
+            value = getattr(self, key)
+            if value is not None and not value >= 0:
+                raise RunError(f"cost.{key} must be >= 0 (got {value}); a price cannot be negative")
+        for key in ("amortisation_years", "price_markup"):
+            if not getattr(self, key) > 0:
+                raise RunError(f"cost.{key} must be > 0 (got {getattr(self, key)})")
+        if not 0 < self.utilisation <= 1:
+            raise RunError(f"cost.utilisation must be in (0, 1] (got {self.utilisation})")

@@ -1,0 +1,106 @@
+"""What is asked of the system: one batch or a stream of requests, its scheduler and latency targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Optional
+
+from sim.config.errors import RunError
+
+
+class WorkloadKind(str, Enum):
+    single_batch = "single_batch"  # one batch: prefill its prompts, then decode
+    serving = "serving"  # a stream of requests through a scheduler (sim/serving/)
+
+
+class ArrivalProcess(str, Enum):
+    poisson = "poisson"  # exponential inter-arrival times at rate_per_s
+    gamma = "gamma"  # gamma inter-arrival times at rate_per_s, coefficient of variation cv (bursty for cv > 1)
+    closed = "closed"  # concurrency users, each sending its next request when its last one completes
+    trace = "trace"  # arrival times and lengths from the CSV at trace_path
+
+
+class LengthDistribution(str, Enum):
+    fixed = "fixed"  # every request: prompt_tokens in, decode_tokens out
+    uniform = "uniform"  # uniform around those means, coefficient of variation length_cv
+    lognormal = "lognormal"  # lognormal with those means and coefficient of variation length_cv
+
+
+@dataclass
+class WorkloadConfig:
+    kind: WorkloadKind = WorkloadKind.single_batch
+    batch: int = 1  # sequences processed together
+    prompt_tokens: int = 512  # prompt length per sequence
+    decode_tokens: int = 128  # tokens generated per sequence (the first comes from the prefill)
+    # Serving (kind=serving, sim/serving/): prompt_tokens and decode_tokens are the mean lengths.
+    num_requests: int = 1000  # requests in the run (a trace: its first num_requests rows)
+    arrival: ArrivalProcess = ArrivalProcess.poisson
+    rate_per_s: float = 10.0  # mean arrival rate, requests per second (poisson, gamma)
+    cv: float = 2.0  # coefficient of variation of gamma inter-arrival times (1 is Poisson)
+    concurrency: int = 16  # closed loop: users, each with one request outstanding
+    trace_path: Optional[str] = None  # CSV with columns arrival_s, prompt_tokens, output_tokens
+    lengths: LengthDistribution = LengthDistribution.fixed  # a trace brings its own lengths
+    length_cv: float = 0.5  # coefficient of variation of uniform and lognormal lengths
+
+    def __post_init__(self) -> None:
+        for key in ("batch", "prompt_tokens", "decode_tokens", "num_requests", "concurrency"):
+            value = getattr(self, key)
+            if value < 1:
+                raise RunError(f"workload.{key} must be >= 1 (got {value})")
+        if not self.rate_per_s > 0:
+            raise RunError(f"workload.rate_per_s must be > 0 requests per second (got {self.rate_per_s})")
+        if not self.cv > 0 or not self.length_cv >= 0:
+            raise RunError(f"workload.cv must be > 0 and workload.length_cv >= 0 (got {self.cv}, {self.length_cv})")
+        if self.arrival is ArrivalProcess.trace and not self.trace_path:
+            raise RunError("workload.arrival=trace needs workload.trace_path=<CSV with arrival_s, prompt_tokens, "
+                           "output_tokens>")
+
+
+class SchedulerKind(str, Enum):
+    static = "static"  # fixed batches, each runs until its longest request is done
+    continuous = "continuous"  # iteration-level batching: requests join and leave at every step (Orca, vLLM)
+    chunked_prefill = "chunked_prefill"  # a token budget per step mixing prefill chunks with decodes (Sarathi-Serve)
+    disaggregated = "disaggregated"  # prefill and decode on separate instances, KV moved over the links (Splitwise)
+
+
+class Preemption(str, Enum):
+    recompute = "recompute"  # drop the victim's KV blocks; it prefills its prompt and output again later
+    swap = "swap"  # copy the victim's KV blocks to host memory over the host link, and back later
+
+
+@dataclass
+class SchedulerConfig:
+    """How a serving run batches requests (conf/scheduler/; sim/serving/schedulers.py).
+
+    The KV cache's block size is ``attention.kv_block_tokens`` (one layout for every run).
+    """
+
+    kind: SchedulerKind = SchedulerKind.continuous
+    max_batch: int = 256  # sequences in one step at most (vLLM max_num_seqs)
+    token_budget: int = 8192  # tokens in one step at most (vLLM max_num_batched_tokens); a longer prompt runs alone
+    preemption: Preemption = Preemption.recompute
+    kv_cache_GB: Optional[float] = None  # KV cache per chip; null: all HBM left after weights and activations
+    prefill_instances: int = 1  # disaggregated: tensor-parallel groups that only prefill
+    decode_instances: int = 1  # disaggregated: tensor-parallel groups that only decode
+
+    def __post_init__(self) -> None:
+        for key in ("max_batch", "token_budget", "prefill_instances", "decode_instances"):
+            if getattr(self, key) < 1:
+                raise RunError(f"scheduler.{key} must be >= 1 (got {getattr(self, key)})")
+        if self.kv_cache_GB is not None and not self.kv_cache_GB > 0:
+            raise RunError(f"scheduler.kv_cache_GB must be > 0 (got {self.kv_cache_GB}); null uses the free HBM")
+
+
+@dataclass
+class SloConfig:
+    """Latency targets of a serving run: a request meets them when both hold (goodput)."""
+
+    ttft_s: float = 1.0  # time to first token, seconds
+    tpot_s: float = 0.1  # time per output token after the first, seconds
+
+    def __post_init__(self) -> None:
+        for key in ("ttft_s", "tpot_s"):
+            if not getattr(self, key) > 0:
+                raise RunError(f"slo.{key} must be > 0 seconds (got {getattr(self, key)}); no request meets a "
+                               "zero latency target")
