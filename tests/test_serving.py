@@ -22,7 +22,8 @@ from sim.serving.run import simulate_serving
 from sim.serving.step_cost import StepCoster
 from sim.serving.traffic import make_traffic
 from tests.conftest import make_config, run_cli
-from workloads.graph import AttentionKernel, Execution, Phase, attention_pairs, build_pass
+from workloads.attention import attention_pairs
+from workloads.graph import AttentionKernel, Execution, Phase, build_pass
 from workloads.step import build_step, chunk_pairs
 
 SHORT = ("workload=serving", "workload.prompt_tokens=256", "workload.decode_tokens=32", "workload.num_requests=200")
