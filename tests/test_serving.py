@@ -132,6 +132,7 @@ def test_littles_law_holds(rate):
         assert law["L_time_average"] == pytest.approx(law["lambda_W"], rel=0.02)
 
 
+@pytest.mark.slow
 def test_continuous_batching_beats_static_at_the_same_latency_target():
     best = {}
     for scheduler in ("static", "continuous"):
@@ -281,6 +282,7 @@ def test_a_bad_trace_names_the_row(tmp_path, text, words):
 
 
 # The command ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_serving_run_end_to_end(tmp_path):
     out = tmp_path / "run"
     proc = run_cli(f"hydra.run.dir={out}", "workload=serving", "workload.num_requests=60", "workload.rate_per_s=5",
@@ -298,6 +300,7 @@ def test_serving_run_end_to_end(tmp_path):
     assert "scheduler:" in (out / "config.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_bad_serving_input_from_the_command_line(tmp_path):
     trace = tmp_path / "t.csv"
     trace.write_text("arrival_s,prompt_tokens,output_tokens\n0,10,5\n1,-20,5\n")
