@@ -22,7 +22,7 @@ from sim.config.compose import to_run_config
 
 from sim.config.paths import CONF_DIR
 from sim.config.schema import register_configs
-from sim.metrics.serving import summarize_serving
+from sim.metrics.serving_summary import summarize_serving
 from sim.serving.run import simulate_serving
 
 TARGETS = {1000: 10.0, 10000: 60.0}  # seconds of wall time the serving path must stay under

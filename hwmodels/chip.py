@@ -112,8 +112,15 @@ class HardwareConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise HardwareError naming the first impossible field."""
+        """Raise HardwareError naming the first impossible field (checked in this order)."""
         where = f"hardware '{self.name}'"
+        self._validate_numbers(where)
+        self._validate_formats(where)
+        self._validate_links(where)
+        self._validate_economics(where)
+
+    def _validate_numbers(self, where: str) -> None:
+        """Counts, rates, sizes, latencies and efficiencies: whole, positive, finite, in range."""
         for key in ("num_cores", "arrays_per_core", "array_rows", "array_cols", "max_chips"):
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
@@ -139,6 +146,9 @@ class HardwareConfig:
             value = getattr(self, key)
             if not 0 < value <= 1:
                 raise HardwareError(f"{where}: hardware.{key} must be in (0, 1] (got {value})")
+
+    def _validate_formats(self, where: str) -> None:
+        """The matrix arrays' formats: at least one, each a known format with a rate > 0."""
         if not self.matmul_dtype_rate:
             raise HardwareError(f"{where}: hardware.matmul_dtype_rate is empty; list at least one format")
         for name, rate in self.matmul_dtype_rate.items():
@@ -151,7 +161,9 @@ class HardwareConfig:
                     f"{where}: hardware.matmul_dtype_rate.{name} must be > 0 (got {rate}); "
                     "remove the entry if the chip lacks the format"
                 )
-        # Links.
+
+    def _validate_links(self, where: str) -> None:
+        """Topology, collective algorithm and the link model; turns the two names into enums."""
         try:
             self.topology = Topology(self.topology)
             self.allreduce_algorithm = CollectiveAlgorithm(self.allreduce_algorithm)
@@ -163,7 +175,9 @@ class HardwareConfig:
             raise HardwareError(f"{where}: hardware.link_saturation_MB must be > 0 and hardware.link_ramp_exponent "
                                 f">= 0 (got {self.link_saturation_MB}, {self.link_ramp_exponent})")
         if not self.collective_latency_us >= 0:
-            raise HardwareError(f"{where}: hardware.collective_latency_us must be >= 0 (got {self.collective_latency_us})")
+            raise HardwareError(
+                f"{where}: hardware.collective_latency_us must be >= 0 (got {self.collective_latency_us})"
+            )
         if self.allreduce_algorithm is CollectiveAlgorithm.in_switch and (
             self.topology is not Topology.switch or not self.switch_reduction
         ):
@@ -172,7 +186,6 @@ class HardwareConfig:
                 f"hardware.switch_reduction=true (got {self.topology.value}, {self.switch_reduction}); "
                 "set them or choose auto, ring or tree"
             )
-        self._validate_economics(where)
 
     def _validate_economics(self, where: str) -> None:
         """Energy, area and cost fields; then the reticle (hwmodels/area.py)."""

@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import run_cli
 
 
+@pytest.mark.slow
 def test_default_run_prints_and_writes(tmp_path):
     out = tmp_path / "run"
     proc = run_cli(f"hydra.run.dir={out}")
@@ -31,6 +32,7 @@ def test_default_run_prints_and_writes(tmp_path):
     assert not list(out.glob(".*.tmp"))  # no half-written files left behind
 
 
+@pytest.mark.slow
 def test_the_issue_example_overrides(tmp_path):
     proc = run_cli(f"hydra.run.dir={tmp_path}", "hardware=a100_80gb", "model=llama2_70b", "parallel.tp=4",
                    "workload.batch=16", "workload.prompt_tokens=2048", "workload.decode_tokens=256",
@@ -40,6 +42,7 @@ def test_the_issue_example_overrides(tmp_path):
     assert summary["run"]["chips"] == 4 and summary["time_by_bound_s"]["interconnect"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, words", [
     (["hardware=h100"], "unknown hardware preset 'h100'"),
     (["model=llama9"], "unknown model preset 'llama9'"),
@@ -67,6 +70,7 @@ def test_bad_input_is_one_line_and_no_traceback(tmp_path, args, words):
     assert words in lines[0]
 
 
+@pytest.mark.slow
 def test_malformed_hf_config(tmp_path):
     bad = tmp_path / "config.json"
     bad.write_text("{oops")
@@ -74,6 +78,7 @@ def test_malformed_hf_config(tmp_path):
     assert proc.returncode == 2 and "is not valid JSON" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_multirun_sweeps_and_records_failed_points(tmp_path):
     proc = run_cli("-m", f"hydra.sweep.dir={tmp_path}", "hardware=teaching_npu",
                    "hardware.hbm_bandwidth_GBps=500,2000", "parallel.tp=1,3", "workload.decode_tokens=4")

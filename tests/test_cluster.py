@@ -32,6 +32,7 @@ def check_sweep(sweep) -> None:
     assert (sweep / "report" / "regime_map.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not installed("hydra_ray_launcher"), reason="needs the cluster extra (hydra-ray-launcher, ray)")
 def test_ray_launcher_on_a_local_ray_instance(tmp_path):
     proc = run_cli("-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
@@ -40,6 +41,7 @@ def test_ray_launcher_on_a_local_ray_instance(tmp_path):
     check_sweep(tmp_path / "sweep")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not installed("hydra_submitit_launcher"), reason="needs the cluster extra (hydra-submitit)")
 def test_submitit_local_launcher(tmp_path):
     proc = run_cli("-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",

@@ -219,6 +219,7 @@ def test_price_override_sets_the_cost_per_token():
     assert s["cost"]["usd_per_chip_hour_source"] == "cost.usd_per_chip_hour"
 
 
+@pytest.mark.slow
 def test_cli_writes_the_new_keys_and_ops_energy(tmp_path):
     proc = run_cli(f"hydra.run.dir={tmp_path}", *TEACHING, "fidelity=analytic")
     assert proc.returncode == 0, proc.stderr
@@ -234,6 +235,7 @@ def test_cli_writes_the_new_keys_and_ops_energy(tmp_path):
         summary["energy_J"] - summary["energy"]["by_component_J_per_chip"]["host_J"], rel=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, words", [
     (["hardware.process_node=2nm"], "known nodes: 16nm"),
     (["cost.usd_per_kWh=-1"], "cost.usd_per_kWh must be >= 0"),

@@ -4,12 +4,18 @@ Floors, lowest first (sim/__init__.py and docs/architecture.md state the same ru
 config → engine → batch | serving → metrics → output → plots → studies → cli.
 ``batch`` and ``serving`` share a floor and do not import each other. ``hwmodels`` and
 ``workloads`` never import ``sim``; ``hwmodels`` never imports ``workloads``.
+
+Sizes and names, the house rules of issue 11: no module in sim/, hwmodels/ or workloads/ over
+400 lines, no function over 60, no module or package name used twice with different meanings.
 """
 
 from __future__ import annotations
 
 import ast
+from collections import defaultdict
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOORS = [("config",), ("engine",), ("batch", "serving"), ("metrics",), ("output",), ("plots",), ("studies",),
@@ -102,3 +108,75 @@ def test_public_api_is_reexported_lazily():
             "assert callable(simulate) and callable(simulate_serving) and RunConfig.__name__ == 'RunConfig'; "
             "assert {'simulate', 'simulate_serving', 'RunConfig'} <= set(sim.__all__)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+SOURCE_TOPS = ("sim", "hwmodels", "workloads")
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+# Names used more than once on purpose, with the one meaning their places share.
+SAME_MEANING = {
+    "run": (("sim/batch/run.py", "sim/serving/run.py"), "one run of a workload kind"),
+    "report": (("sim/studies/search/report.py", "sim/studies/sweep/report.py"), "what a study writes"),
+    "search": (("sim/cli/search.py", "sim/studies/search/"), "the search study and its thin entry point"),
+}
+
+
+def _sources() -> list[Path]:
+    return [p for top in SOURCE_TOPS for p in sorted(ROOT.glob(f"{top}/**/*.py"))]
+
+
+def _long_functions() -> dict[str, int]:
+    """``"<path> <function>"`` -> lines, for every function or method over the limit."""
+    long = {}
+    for path in _sources():
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long[f"{path.relative_to(ROOT).as_posix()} {node.name}"] = lines
+    return long
+
+
+def _duplicate_names() -> dict[str, tuple[str, ...]]:
+    """Module stems and package folders (``__init__.py`` aside) found at more than one place."""
+    places = defaultdict(list)
+    for top in SOURCE_TOPS:
+        for path in sorted((ROOT / top).rglob("*")):
+            rel = path.relative_to(ROOT).as_posix()
+            if path.is_dir() and (path / "__init__.py").exists():
+                places[path.name].append(rel + "/")
+            elif path.suffix == ".py" and path.name != "__init__.py":
+                places[path.stem].append(rel)
+    return {name: tuple(sorted(where)) for name, where in places.items() if len(where) > 1}
+
+
+@pytest.mark.parametrize("top", SOURCE_TOPS)
+def test_no_module_over_400_lines(top):
+    long = {p.relative_to(ROOT).as_posix(): n for p in sorted(ROOT.glob(f"{top}/**/*.py"))
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert long == {}
+
+
+def test_no_function_over_60_lines():
+    assert _long_functions() == {}
+
+
+def test_no_name_used_twice_with_different_meanings():
+    found = _duplicate_names()
+    assert {name: where for name, where in found.items() if SAME_MEANING.get(name, ((),))[0] != where} == {}
+
+
+def test_the_size_checks_see_a_long_function(tmp_path):
+    pkg = tmp_path / "workloads"
+    pkg.mkdir()
+    (pkg / "big.py").write_text("def f():\n" + "    x = 1\n" * 70)
+    (pkg / "run.py").write_text("")
+    globals()["ROOT"], saved = tmp_path, ROOT
+    try:
+        assert _long_functions() == {"workloads/big.py f": 71}
+        assert _duplicate_names() == {}
+        (tmp_path / "sim" / "batch").mkdir(parents=True)
+        (tmp_path / "sim" / "batch" / "run.py").write_text("")
+        assert _duplicate_names() == {"run": ("sim/batch/run.py", "workloads/run.py")}
+    finally:
+        globals()["ROOT"] = saved

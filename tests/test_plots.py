@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sim.metrics.summary import ops_columns
 from sim.metrics.catalog import higher_is_better
 from sim.plots.pareto import pareto_mask, plot_pareto
-from sim.plots.sensitivity import plot_sensitivity
+from sim.plots.tornado import plot_sensitivity
 from sim.plots.style import label
 from sim.plots.timeline import plot_decode_step
 from sim.batch.run import simulate

@@ -126,6 +126,7 @@ def _design(p: dict, **extra) -> tuple[str, ...]:
     return TEACHING + tuple(f"{k}={v}" for k, v in values.items())
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(design)
 def test_more_bandwidth_or_compute_never_slows_a_run(p):
@@ -139,6 +140,7 @@ def test_more_bandwidth_or_compute_never_slows_a_run(p):
     assert faster_link <= base * (1 + 1e-12)
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(design)
 def test_nothing_beats_its_roofline_lower_bound(p):

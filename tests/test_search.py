@@ -36,6 +36,7 @@ def _keys(df: pd.DataFrame) -> set:
     return {(row["hardware.hbm_bandwidth_GBps"], row["hardware.num_cores"]) for _, row in df.iterrows()}
 
 
+@pytest.mark.slow
 def test_search_finds_the_enumerated_pareto_set(tmp_path):
     search = make_search(SPACE)
     rows = []
@@ -50,6 +51,7 @@ def test_search_finds_the_enumerated_pareto_set(tmp_path):
     assert _keys(found) == _keys(truth)  # tolerance: none missed on this space
 
 
+@pytest.mark.slow
 def test_constraints_hold_and_infeasible_designs_are_reported(tmp_path):
     space = {**SPACE, "hardware.hbm_capacity_GB": {"choices": [8, 32]}}  # 8 GB: Llama-2-7B does not fit
     search = make_search(space, {"max_power_W": "<= 120"})
@@ -68,6 +70,7 @@ def test_constraints_hold_and_infeasible_designs_are_reported(tmp_path):
     assert (tmp_path / "s" / "pareto.png").exists()
 
 
+@pytest.mark.slow
 def test_same_seed_same_result_and_resume(tmp_path):
     space = {"hardware.num_cores": {"low": 1, "high": 16}, "hardware.freq_GHz": {"low": 0.5, "high": 2.0}}
     tables = []
@@ -91,6 +94,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "HYDRA_FULL_ERROR": "0"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     ((), "search.space is empty"),
     (("+search=area_compute_vs_sram", "search.objectives=[tokens_per_banana]"), "is not a metric"),
@@ -102,6 +106,7 @@ def test_bad_input_is_one_line(args, message, tmp_path):
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
+@pytest.mark.slow
 def test_nothing_feasible_names_the_constraint(tmp_path):
     done = _cli("+search=area_compute_vs_sram", "search.trials=6", "search.constraints.chip_area_mm2='<=100'",
                 f"search.out={tmp_path}/s")

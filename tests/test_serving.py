@@ -17,12 +17,13 @@ from sim.config.schema import RunError
 from sim.engine.costing import Coster
 from sim.metrics.summary import summarize
 from sim.batch.run import simulate
-from sim.metrics.serving import request_columns, summarize_serving
+from sim.metrics.serving_summary import request_columns, summarize_serving
 from sim.serving.run import simulate_serving
 from sim.serving.step_cost import StepCoster
 from sim.serving.traffic import make_traffic
 from tests.conftest import make_config, run_cli
-from workloads.graph import AttentionKernel, Execution, Phase, attention_pairs, build_pass
+from workloads.attention import attention_pairs
+from workloads.graph import AttentionKernel, Execution, Phase, build_pass
 from workloads.step import build_step, chunk_pairs
 
 SHORT = ("workload=serving", "workload.prompt_tokens=256", "workload.decode_tokens=32", "workload.num_requests=200")
@@ -131,6 +132,7 @@ def test_littles_law_holds(rate):
         assert law["L_time_average"] == pytest.approx(law["lambda_W"], rel=0.02)
 
 
+@pytest.mark.slow
 def test_continuous_batching_beats_static_at_the_same_latency_target():
     best = {}
     for scheduler in ("static", "continuous"):
@@ -280,6 +282,7 @@ def test_a_bad_trace_names_the_row(tmp_path, text, words):
 
 
 # The command ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_serving_run_end_to_end(tmp_path):
     out = tmp_path / "run"
     proc = run_cli(f"hydra.run.dir={out}", "workload=serving", "workload.num_requests=60", "workload.rate_per_s=5",
@@ -297,6 +300,7 @@ def test_serving_run_end_to_end(tmp_path):
     assert "scheduler:" in (out / "config.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_bad_serving_input_from_the_command_line(tmp_path):
     trace = tmp_path / "t.csv"
     trace.write_text("arrival_s,prompt_tokens,output_tokens\n0,10,5\n1,-20,5\n")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from sim.config.schema import SchedulerKind, WorkloadKind
-from sim.engine.energy import record_energy
+from sim.engine.op_energy import record_energy
 from sim.metrics.run_summary import Summary
-from sim.metrics.serving import serving_summary, summarize_serving
+from sim.metrics.serving_summary import serving_summary, summarize_serving
 from sim.metrics.shared import TOKEN_ID_BYTES, chip_economics
 from sim.metrics.summary import batch_summary, summarize
 from sim.plots.charts import CHARTS, Chart

@@ -28,6 +28,7 @@ CHARTS = ("regime_map.png", "breakdown_by_bound.png", "breakdown_by_op.png", "pa
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]],
                          ids=["basic", "joblib"])
 def test_2x2_multirun_makes_a_four_row_table_and_the_charts(tmp_path, launcher):
@@ -52,6 +53,7 @@ def test_2x2_multirun_makes_a_four_row_table_and_the_charts(tmp_path, launcher):
     assert not list(sweep.rglob(".*.tmp"))  # no half-written files
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_points_and_retries_failed_ones(tmp_path):
     args = ["-m", *SMALL, "parallel.tp=1,3", "sweep.report=false"]
     first = run_cli(*args, f"hydra.sweep.dir={tmp_path / 'first'}")
@@ -86,6 +88,7 @@ def test_experiment_overrides_are_checked():
         check_override("experiment=link_vs_tp")
 
 
+@pytest.mark.slow
 def test_unknown_experiment_is_one_line(tmp_path):
     proc = run_cli("+experiment=nope", f"hydra.sweep.dir={tmp_path}")
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -123,6 +126,7 @@ def test_progress_bar_counts_points_and_estimates_time_left(monkeypatch):
     assert callback._bar is None
 
 
+@pytest.mark.slow
 def test_grid_sweeps_inside_one_job_and_records_failures(tmp_path):
     fixed, axes = split_arguments([*SMALL, "hardware.hbm_bandwidth_GBps=geomspace(250,4000,5)", "parallel.tp=1,3"])
     assert axes == {"hardware.hbm_bandwidth_GBps": [250.0, 500.0, 1000.0, 2000.0, 4000.0], "parallel.tp": [1, 3]}
@@ -135,6 +139,7 @@ def test_grid_sweeps_inside_one_job_and_records_failures(tmp_path):
     assert {"regime_map", "breakdown_by_bound", "pareto"} <= set(written)
 
 
+@pytest.mark.slow
 def test_regime_boundary_sits_at_the_ridge_point_on_teaching_npu():
     """Compute-bound exactly where the chip's ridge (peak FLOP/s / bandwidth) falls below the
     workload's arithmetic intensity, to within one grid step along the bandwidth axis."""

@@ -41,6 +41,7 @@ def test_median_error_per_kind(validated, kind):
     assert part["error_pct"].abs().median() <= BOUNDS[kind], summary_line(part)
 
 
+@pytest.mark.slow
 def test_fitted_values_are_what_the_fit_gives():
     fitted, _ = fit(build_validation_set())
     for key, value in fitted.items():
@@ -55,6 +56,7 @@ def _run_validate(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(exe), str(path)], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_prints_rows_and_the_summary_line(tmp_path):
     rows = pd.read_csv(VALIDATION)
     sample = pd.concat([rows[rows["kind"] == k].head(3) for k in BOUNDS])
@@ -69,6 +71,7 @@ def test_cli_prints_rows_and_the_summary_line(tmp_path):
     assert "predicted_ms" in lines[0] and "note" in lines[0] and "kept" in proc.stdout
 
 
+@pytest.mark.slow
 def test_malformed_rows_are_named_and_the_rest_still_run(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text(
@@ -93,6 +96,7 @@ def test_malformed_rows_are_named_and_the_rest_still_run(tmp_path):
     assert LINE.match(proc.stdout.strip().splitlines()[-1]).group(1) == "2"
 
 
+@pytest.mark.slow
 def test_missing_columns_and_missing_file(tmp_path):
     path = tmp_path / "nohead.csv"
     path.write_text("a,b\n1,2\n")
@@ -113,6 +117,7 @@ def test_allreduce_curve_rises_from_latency_to_bandwidth_bound():
     assert busbw[-1] == pytest.approx(300e9 * FITTED["link_efficiency"], rel=0.02)  # ... to the plateau
 
 
+@pytest.mark.slow
 def test_rows_that_do_not_fit_are_skipped_and_nothing_validated_is_an_error(tmp_path):
     path = tmp_path / "rows.csv"
     path.write_text("id,hardware,kind,dtype,m,n,k,bytes,devices,model,batch,seq_len,measured_ms\n"

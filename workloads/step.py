@@ -15,10 +15,11 @@ A step holding one sequence reproduces ``build_pass`` exactly: one decode at con
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from workloads.graph import (AttentionKernel, Execution, PassGraph, Phase, _act, _layer, _post, _pre,
-                             attention_kernel, attention_pairs)
+from workloads.attention import AttentionKernel, Phase, attention_kernel, attention_pairs
+from workloads.blocks import _act
+from workloads.graph import Execution, PassGraph, _layer, _post, _pre
 from workloads.model import ModelConfig
 from workloads.ops import Op, Role, Tensor
 

@@ -1,7 +1,7 @@
 """Energy of a single-batch run's op records: the dynamic part of the shared energy figures
 (sim/metrics/shared.py states the conventions every run follows), and the batch's own power figures.
 
-* the dynamic energy of an op instance (``sim.engine.energy.record_energy``) comes from its FLOPs
+* the dynamic energy of an op instance (``sim.engine.op_energy.record_energy``) comes from its FLOPs
   on the arrays (in the format they ran) or the vector unit, its HBM bytes as scheduled, and the
   bytes it put on its links; the host moves the prompt's token IDs in and the generated ones out
   (4 bytes each), once per run. Records of every pipeline stage are summed: that is the work of
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sim.batch.run import RunResult
-from sim.engine.energy import record_energy
+from sim.engine.op_energy import record_energy
 from sim.engine.records import OpRecord
 from sim.metrics.shared import TOKEN_ID_BYTES, ChipEconomics, chip_economics
 from workloads.graph import Phase

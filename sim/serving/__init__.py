@@ -4,6 +4,6 @@ traffic.py generates the requests (or reads a trace), kv_cache.py is the paged K
 schedulers.py decides what every step computes (disaggregated.py: separate prefill and decode
 instances), step_cost.py prices a step from the cost model, server.py runs it all as SimPy
 processes, registry.py names the schedulers by ``scheduler.kind``. ``run.simulate_serving`` is
-the entry point; sim/metrics/serving.py, sim/output/ and sim/plots/ turn the run into numbers,
+the entry point; sim/metrics/serving_summary.py, sim/output/ and sim/plots/ turn the run into numbers,
 files and a plot (sim/studies/serving_job.py, as the ``llmsim`` command does).
 """

@@ -4,7 +4,7 @@ A step's shape (prefill chunks, decodes and their summed keys) becomes one pass
 (``workloads.step.build_step_totals``) and is costed on the analytic path
 (``sim.engine.analytic.simulate_analytic``: the sum of its ops' ``Coster`` costs, repeated layers
 counted ``num_layers`` times, plus the runtime's host costs), so a serving step and a
-single-batch pass of the same work take the same time. Energy is ``sim.engine.energy.record_energy``
+single-batch pass of the same work take the same time. Energy is ``sim.engine.op_energy.record_energy``
 over the same op records.
 
 Steps are cached by a coarse signature: the prefill chunks, the number of decodes, their summed
@@ -21,7 +21,7 @@ from hwmodels.energy import ChipEnergy, chip_energy
 from sim.engine.analytic import simulate_analytic
 from sim.config.schema import RunConfig
 from sim.engine.costing import Coster
-from sim.engine.energy import record_energy
+from sim.engine.op_energy import record_energy
 from sim.engine.records import HostCosts
 from sim.serving.schedulers import StepShape
 from workloads.graph import AttentionKernel, Execution, PassGraph

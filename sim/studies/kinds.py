@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from sim.batch.run import simulate
 from sim.config.schema import RunConfig, WorkloadKind
 from sim.metrics.run_summary import Summary
-from sim.metrics.serving import serving_summary
+from sim.metrics.serving_summary import serving_summary
 from sim.metrics.summary import batch_summary
 from sim.serving.run import simulate_serving
 from sim.studies.batch_job import report_batch

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from sim.metrics.serving import request_columns, summarize_serving
+from sim.metrics.serving_summary import request_columns, summarize_serving
 from sim.output.serving_console import render_serving
 from sim.output.serving_files import FILES, write_serving
 from sim.plots.charts import CHARTS, Chart

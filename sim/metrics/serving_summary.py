@@ -17,7 +17,7 @@ the requests in the system (W the mean end-to-end latency).
 
 Utilisation, energy, area, cost and prices are the parts every run shares (sim/metrics/shared.py,
 one rule for batch and serving runs), taken over ``duration_s``: the dynamic energy of every
-instance's steps (their op records, sim/engine/energy.py), host transfers (token IDs, KV swaps)
+instance's steps (their op records, sim/engine/op_energy.py), host transfers (token IDs, KV swaps)
 and KV moves over the links, times the chips of a group, plus static power of every chip over
 the span, idle time included. ``energy_J`` is for all chips, power per chip.
 """

@@ -1,0 +1,95 @@
+"""Attention: the pass phase, the kernel choice, the (query, key) pairs computed and the kernel ops.
+
+A fused kernel (FlashAttention-style) is one op that reads Q, K and V once and skips masked
+blocks; an unfused one is three (scores, softmax, context) with the whole score matrix in HBM.
+Attention is the only part of a layer that depends on the phase: decode reads the KV cache.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from workloads.blocks import _act
+from workloads.model import ModelConfig
+from workloads.ops import Op, OpKind, Role, Tensor, Unit, matmul, vector
+
+if TYPE_CHECKING:
+    from workloads.graph import Execution
+
+
+class AttentionKernel(str, Enum):
+    fused = "fused"  # FlashAttention-style: tiles stay on chip, Q, K, V read once
+    unfused = "unfused"  # scores materialised in HBM, softmax as its own pass
+
+
+class Phase(str, Enum):
+    prefill = "prefill"
+    decode = "decode"
+
+
+def attention_pairs(phase: Phase, new_tokens: int, context: int, window: int, kernel: AttentionKernel) -> float:
+    """(query, key) pairs per sequence and head that the attention kernel computes."""
+    if phase is Phase.decode:
+        keys = min(context, window) if window else context
+        return float(new_tokens * keys)
+    if kernel is AttentionKernel.unfused:
+        return float(new_tokens * context)
+    s = new_tokens
+    if window and window < s:
+        return window * (window + 1) / 2 + (s - window) * window
+    return s * (s + 1) / 2
+
+
+def pass_attention(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, context: int) -> list[Op]:
+    """The attention kernel(s) of a pass: ``batch`` sequences of ``s`` new tokens attending to ``context`` keys."""
+    t, hd = ex.tp, model.head_dim
+    kv_heads = model.num_kv_heads // t
+    tokens = batch * s
+    pairs = attention_pairs(phase, s, context, model.sliding_window, ex.attention)
+    if phase is Phase.decode:
+        cached = min(context, model.sliding_window) if model.sliding_window else context
+        if ex.kv_block_tokens:  # paged cache: whole blocks are read, the last one partly empty
+            cached = -(-cached // ex.kv_block_tokens) * ex.kv_block_tokens
+        kv_read = Tensor("kv_cache", batch * cached * 2 * kv_heads * hd * ex.kv_cache.bytes, Role.kv)
+    else:  # the prompt's K and V come straight from the projection output
+        kv_read = _act("kv", tokens * 2 * kv_heads * hd, ex)
+    return attention_kernel(model, ex, seqs=batch, queries=tokens, pairs=pairs * batch, kv_read=(kv_read,),
+                            context=context, score_pairs=batch * s * context)
+
+
+def attention_kernel(model: ModelConfig, ex: Execution, *, seqs: int, queries: int, pairs: float,
+                     kv_read: tuple[Tensor, ...], context: int, score_pairs: int, prefix: str = "") -> list[Op]:
+    """The attention of ``seqs`` sequences done by one kernel (fused) or three (unfused), on one chip.
+
+    Args:
+        seqs: sequences the kernel serves.
+        queries: their new tokens, all together (Q rows; their K and V are written to the cache).
+        pairs: (query, key) pairs per query head the kernel computes, summed over the sequences.
+        kv_read: the keys and values it reads: the KV cache, or the projection's output for new tokens.
+        context: keys per sequence (the mean), the width of an unfused kernel's score matrix.
+        score_pairs: (query, key) pairs per head an unfused kernel writes as scores, summed.
+        prefix: put before the op names (a serving step with both prefill and decode attention).
+    """
+    t, hd = ex.tp, model.head_dim
+    heads, kv_heads = model.num_heads // t, model.num_kv_heads // t
+    group = heads // kv_heads  # query heads sharing one KV head
+    rows = max(1, round(queries / seqs))  # query rows per sequence
+    new_kv = Tensor("kv_new", queries * 2 * kv_heads * hd * ex.kv_cache.bytes, Role.kv)
+    q = _act("q", queries * heads * hd, ex)
+    out = _act("o", queries * heads * hd, ex)
+    if ex.attention is AttentionKernel.fused:
+        return [Op(f"{prefix}attention", OpKind.attention, Unit.matrix, 4.0 * hd * pairs * heads, (q, *kv_read),
+                   (out, new_kv), ex.activations, m=rows * group, n=max(1, round(pairs / queries)), k=hd,
+                   groups=2 * seqs * kv_heads)]
+    scores = heads * score_pairs
+    k_read = tuple(Tensor("k", kv.nbytes / 2, kv.role) for kv in kv_read)
+    v_read = tuple(Tensor("v", kv.nbytes / 2, kv.role) for kv in kv_read)
+    return [
+        matmul(f"{prefix}attn_score", OpKind.attn_score, rows * group, context, hd, ex.activations,
+               [q, *k_read], [_act("scores", scores, ex), new_kv], groups=seqs * kv_heads),
+        vector(f"{prefix}softmax", OpKind.softmax, 5 * scores, [_act("scores", scores, ex)],
+               [_act("probs", scores, ex)]),
+        matmul(f"{prefix}attn_context", OpKind.attn_context, rows * group, hd, context, ex.activations,
+               [_act("probs", scores, ex), *v_read], [out], groups=seqs * kv_heads),
+    ]
