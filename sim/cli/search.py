@@ -17,9 +17,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from sim.config.compose import compose_dict, without_hydra
 from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
 from sim.config.paths import OutputDirError, output_dir, presets
 from sim.config.schema import run_fields
@@ -28,8 +30,6 @@ from sim.studies.search.evaluate import Infeasible, evaluate
 from sim.studies.search.report import pareto_set, render, write_report
 from sim.studies.search.space import is_config_key
 from sim.studies.search.study import Search, run_study, trial_rows
-from sim.config.compose import compose_dict, without_hydra
-from hydra.errors import HydraException
 
 
 def _plain(overrides: list[str]) -> dict:

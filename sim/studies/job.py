@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from hwmodels.calibration import CalibrationError
 from hwmodels.chip import HardwareError

@@ -15,20 +15,17 @@ An optional column ``runtime`` names the host software stack of prefill/decode r
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 
 import pandas as pd
 
 from hwmodels.chip import HardwareConfig, HardwareError
 from hwmodels.numerics import DType
-from sim.engine.analytic import simulate_analytic
-from sim.config.schema import RunError
-from sim.engine.costing import Coster
 from sim.config.presets import PresetError, load_hardware, load_model, load_runtime
+from sim.config.schema import RunError
+from sim.engine.analytic import simulate_analytic
+from sim.engine.costing import Coster
 from sim.engine.records import HostCosts
 from workloads.footprint import kv_bytes_per_chip, weight_bytes_per_chip
 from workloads.graph import Execution, Phase, build_pass
@@ -152,53 +149,3 @@ def summary_line(out: pd.DataFrame) -> str:
     return (f"validated {len(err)} rows: median |err| {err.median():.1f}%, mean |err| {err.mean():.1f}%, "
             f"max |err| {err.max():.1f}%")
 
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="llmsim-validate", description="Compare llmsim's predictions with "
-                                     "measured rows (gemm, allreduce, memcpy, prefill, decode).")
-    parser.add_argument("csv", type=Path, nargs="?", help="measured rows (default: the shipped A100 set, "
-                        "data/validation/a100.csv); columns: " + ", ".join(COLUMNS))
-    parser.add_argument("--out", type=Path, help="also write the rows with predictions to this CSV")
-    args = parser.parse_args(argv)
-    if args.csv is None:
-        from sim.config.paths import DATA_DIR
-
-        args.csv = DATA_DIR / "validation" / "a100.csv"
-    try:
-        frame = pd.read_csv(args.csv, comment="#")
-    except FileNotFoundError:
-        _fail(f"no file at '{args.csv}'")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        _fail(f"'{args.csv}' is not a readable CSV ({str(err).strip()})")
-    missing = [c for c in ("id", "hardware", "kind", "measured_ms") if c not in frame.columns]
-    if missing:
-        _fail(f"'{args.csv}' lacks the column(s) {', '.join(missing)}; the header must name: {', '.join(COLUMNS)}")
-    out, problems = validate(frame)
-    for problem in problems:
-        print(f"llmsim-validate: skipped {problem}", file=sys.stderr)
-    shown = out.copy()
-    shown["predicted_ms"] = shown["predicted_ms"].round(4)
-    shown["error_pct"] = shown["error_pct"].round(1)
-    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
-        print(shown.dropna(axis=1, how="all").to_string(index=False))
-    if args.out:
-        from sim.config.paths import OutputDirError, output_dir
-        from sim.output.files import atomic_write
-
-        try:
-            output_dir(args.out.parent)  # the CSV's folder, relative to the working directory
-        except OutputDirError as err:
-            _fail(str(err))
-        atomic_write(args.out, lambda p: out.to_csv(p, index=False))
-    print(summary_line(out))
-    if out["error_pct"].dropna().empty:
-        _fail("no row could be validated; see the reasons above")
-
-
-def _fail(message: str) -> None:
-    print(f"llmsim-validate: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

@@ -17,30 +17,26 @@ recipe's ``hydra.sweeper.params`` (``+experiment=<name>``), or two grids Hydra l
 
 from __future__ import annotations
 
-import argparse
 import copy
 import itertools
 import json
 import re
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from sim.batch.run import simulate
+from sim.config.compose import compose_dict, to_run_config, without_hydra
 from sim.metrics.summary import breakdown_by_kind, ops_columns, summarize
 from sim.output.files import atomic_write, code_version, write_run
-from sim.batch.run import simulate
-from sim.studies.kinds import workload
 from sim.studies.sweep import ReportError
-from sim.config.compose import compose_dict, to_run_config, without_hydra
-from sim.studies.sweep.report import EXAMPLE_POINT, GRID_FILE, print_written, report_sweep
+from sim.studies.sweep.report import EXAMPLE_POINT, GRID_FILE
 from sim.studies.sweep.sensitivity import FAILURES
 from sim.studies.sweep.table import failed_bound, make_table, summary_row, write_table
-from hydra.errors import HydraException
 
 SPACES = re.compile(r"^(linspace|geomspace)\(([^,]+),([^,]+),([^,]+)\)$")
 
@@ -191,37 +187,3 @@ def _write(out: Path, base: DictConfig, table, axes: dict, fixed: list[str], gro
             "failed": int((table["status"] != "ok").sum()), "wall_s": wall, "code_version": code_version(),
             "sweep": OmegaConf.to_container(base.sweep)}
     atomic_write(out / GRID_FILE, lambda p: p.write_text(json.dumps(body, indent=2) + "\n"))
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``llmsim-grid [overrides and axes...] [--out DIR] [--jobs N] [--no-report]``."""
-    from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
-    from sim.config.paths import OutputDirError, output_dir
-
-    parser = argparse.ArgumentParser(prog="llmsim-grid", description=__doc__.split("\n\n")[0])
-    parser.add_argument("arguments", nargs="*", help="overrides and swept axes, as for llmsim -m")
-    parser.add_argument("--out", type=Path, help="output folder (default results/sweeps/<name>/<timestamp>_grid)")
-    parser.add_argument("--jobs", type=int, default=1, help="processes to spread the points over")
-    parser.add_argument("--no-report", action="store_true", help="write the table only, no charts")
-    args = parser.parse_args(argv)
-    try:
-        for arg in args.arguments:
-            check_override(arg)
-        fixed, axes = split_arguments(args.arguments)
-        name = compose_dict(fixed).name
-        out = output_dir(args.out or Path("results/sweeps") / name / (datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-                                                                        + "_grid"))
-        if args.jobs < 1:
-            raise ReportError(f"--jobs must be >= 1 (got {args.jobs})")
-        if not workload(compose_dict(fixed).workload.kind).one_config_studies:
-            raise ReportError("llmsim-grid sweeps single-batch runs; sweep serving runs with llmsim -m")
-        table = run_grid(fixed, axes, out, args.jobs)
-        failed = int((table["status"] != "ok").sum())
-        print(f"llmsim-grid: {len(table)} points ({failed} failed) in {out}/")
-        if failed == len(table):
-            raise ReportError(f"every point failed; first reason: {table['reason'].iloc[0]}")
-        if not args.no_report:
-            print_written(report_sweep(out))
-    except (InputError, ReportError, OutputDirError, OmegaConfBaseException, HydraException) as err:
-        print(f"llmsim-grid: error: {str(err).splitlines()[0]}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)

@@ -17,10 +17,8 @@ config (``sweep.x``, ``sweep.y``, ``sweep.metric``, ``sweep.pareto``), then to t
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -28,14 +26,13 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hwmodels.chip import HardwareConfig, HardwareError
-from sim.config.paths import OutputDirError, output_dir
 from sim.metrics import catalog
+from sim.output.trace import write_trace
 from sim.plots.charts import CHARTS, Chart
 from sim.plots.regime import axis_values
 from sim.plots.style import fmt_value, label, name, short
 from sim.studies.sweep import ReportError
 from sim.studies.sweep.table import check_metric, check_param, collect, metric_columns, swept, write_table
-from sim.output.trace import write_trace
 
 GRID_FILE = "grid.json"
 EXAMPLE_POINT = "example_point"  # a grid's one point written in full (for its roofline and timeline)
@@ -201,32 +198,6 @@ def make_report(path: Path, out: Path | None = None, **options) -> dict[str, Pat
     if (path / "summary.json").exists():
         return report_run(path, out)
     return report_sweep(path, out=out, **options)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point of ``llmsim-report``."""
-    parser = argparse.ArgumentParser(prog="llmsim-report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("dir", type=Path, help="a sweep folder (results/sweeps/<name>/<timestamp>) or a run folder")
-    parser.add_argument("--x", help="regime-map x axis (a swept key; default: the first swept)")
-    parser.add_argument("--y", help="regime-map y axis (default: the second swept)")
-    parser.add_argument("--metric", help="regime-map contours (default: sweep.metric or output_tokens_per_s)")
-    parser.add_argument("--pareto", nargs=2, metavar=("X", "Y"), help="the two metrics of the Pareto front")
-    parser.add_argument("--point", type=int, help="the point whose roofline and timeline to draw")
-    parser.add_argument("--out", type=Path, help="output folder (default <dir>/report for a sweep, <dir> for a run)")
-    args = parser.parse_args(argv)
-    try:
-        if not args.dir.is_dir():
-            raise ReportError(f"no folder at {args.dir}")
-        if (args.dir / "requests.parquet").exists() and not (args.dir / "ops.parquet").exists():
-            raise ReportError(f"{args.dir} is a serving run: its report is serving.png and requests.csv there; "
-                              "llmsim-report draws sweeps and single-batch runs")
-        out = output_dir(args.out) if args.out else None
-        written = make_report(args.dir, out, x=args.x, y=args.y, metric=args.metric, pareto=args.pareto,
-                              point=args.point)
-    except (ReportError, OutputDirError) as err:
-        print(f"llmsim-report: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    print_written(written)
 
 
 def print_written(written: dict[str, Path]) -> None:

@@ -1,0 +1,52 @@
+"""``llmsim-sensitivity``: the thin entry point of sim.studies.sweep.sensitivity (parse, call, one-line error, exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from hydra.errors import HydraException
+
+import sim.studies.sweep.sensitivity as _study
+from sim.studies.kinds import WORKLOADS
+from sim.studies.sweep import ReportError
+from sim.studies.sweep.sensitivity import FAILURES, sensitivities
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``llmsim-sensitivity [overrides...] [--metric M] [--step 0.1] [--out DIR]``."""
+    from sim.config.compose import compose_config
+    from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
+    from sim.config.paths import OutputDirError, output_dir
+    from sim.plots.charts import CHARTS, Chart
+    from sim.studies.sweep.table import write_table
+
+    parser = argparse.ArgumentParser(prog="llmsim-sensitivity", description=_study.__doc__.split("\n\n")[0])
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the base configuration")
+    parser.add_argument("--metric", default="output_tokens_per_s", help="summary metric (dotted for nested keys)")
+    parser.add_argument("--step", type=float, default=0.1, help="relative change of each hardware parameter")
+    parser.add_argument("--out", type=Path, help="output folder (default results/sensitivity/<name>/<timestamp>)")
+    args = parser.parse_intermixed_args(argv)
+    try:
+        for arg in args.overrides:
+            check_override(arg, multirun=False)
+        if not 0 < args.step < 1:
+            raise ReportError(f"--step must be between 0 and 1, a relative change (got {args.step})")
+        dcfg, cfg = compose_config(args.overrides)
+        if not WORKLOADS[cfg.workload.kind].one_config_studies:
+            raise ReportError("llmsim-sensitivity ranks single-batch runs; for serving, sweep with llmsim -m")
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        out = output_dir(args.out or Path("results/sensitivity") / dcfg.name / stamp)
+        table = sensitivities(cfg, args.metric, args.step)
+    except (InputError, ReportError, OutputDirError, HydraException, *FAILURES) as err:
+        print(f"llmsim-sensitivity: error: {err}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    write_table(table, out, "sensitivity")
+    title = f"What buys the most: {cfg.model.name} on {cfg.hardware.name}, batch {cfg.workload.batch}"
+    chart = CHARTS[Chart.sensitivity]
+    chart.draw(table, out / chart.file(), title)
+    shown = table[["parameter", "change", "new_value", "delta_pct", "gain_pct", "status"]]
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:+.2f}"))
+    print(f"\n  outputs  {out}/ (sensitivity.csv, sensitivity.parquet, sensitivity.png)")
