@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sim.cli.search import run_search
+from sim.studies.search.runner import run_search
 
 
 def main() -> None:

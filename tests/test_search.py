@@ -1,4 +1,4 @@
-"""llmsim-search (sim/search/): the search finds the enumerated Pareto set, keeps constraints,
+"""llmsim-search (sim/studies/search/): the search finds the enumerated Pareto set, keeps constraints,
 reports infeasible designs, is reproducible from its seed, and rejects bad input in one line."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.cli.search import _plain, _run_part
+from sim.studies.search.runner import _plain, _run_part
 from sim.studies.search.report import pareto_mask, pareto_set, write_report
 from sim.studies.search.space import grid
 from sim.studies.search.study import Search, run_study, trial_rows

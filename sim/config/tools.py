@@ -32,7 +32,7 @@ class SweepConfig:
 
 @dataclass
 class SearchConfig:
-    """A design-space search (``llmsim-search +search=<recipe>``, sim/search/); nothing here changes a run."""
+    """A design-space search (``llmsim-search +search=<recipe>``, sim/studies/search/); nothing here changes a run."""
 
     trials: int = 50  # designs evaluated in all (a resumed search runs only the ones missing)
     seed: int = 0  # sampler seed: same seed, same space, jobs=1 -> same trials
