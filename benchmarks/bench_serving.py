@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from sim.config.compose import to_run_config
 
+from sim.config.compose import to_run_config
 from sim.config.paths import CONF_DIR
 from sim.config.schema import register_configs
 from sim.metrics.serving_summary import summarize_serving
@@ -47,7 +47,8 @@ def main() -> None:
             runs = [timed(cfg) for _ in range(3 if n <= 1000 else 1)]
             wall, s = min(runs, key=lambda r: r[0])
             run = s["run"]
-            print(f"{n:>6,} requests at {rate:>3}/s: {wall:6.2f} s wall (target < {target:.0f} s) | {s['steps']:,} steps, "
+            print(f"{n:>6,} requests at {rate:>3}/s: {wall:6.2f} s wall (target < {target:.0f} s) | "
+                  f"{s['steps']:,} steps, "
                   f"{run['distinct_steps']:,} distinct steps costed, {run['events']:,} events | "
                   f"{s['output_tokens_per_s']:,.0f} output tokens/s, TTFT p99 {s['ttft_p99_s']:.3g} s, "
                   f"{s['preemptions']} preemptions")

@@ -245,7 +245,8 @@ class HardwareConfig:
             key=lambda d: (d.bits, d.value != "bf16"),
         )
         if not candidates and dtype.is_integer:  # integers with no integer arrays: a 16-bit float
-            candidates = sorted((DType(n) for n in self.matmul_dtype_rate if DType(n).bits == 16), key=lambda d: d.value)
+            candidates = sorted((DType(n) for n in self.matmul_dtype_rate if DType(n).bits == 16),
+                                key=lambda d: d.value)
         return candidates[0] if candidates else None
 
     def peak_flops(self, dtype: DType) -> float:

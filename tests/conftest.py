@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from sim.config.paths import CONF_DIR
 from sim.config.compose import to_run_config
+from sim.config.paths import CONF_DIR
 from sim.config.schema import RunConfig, register_configs
 
 REPO = Path(__file__).resolve().parent.parent

@@ -69,8 +69,8 @@ def test_hardware_overrides_flow_into_the_system_and_an_explicit_scale_up_wins()
 
 
 def test_a_searched_chip_value_reaches_the_system():
-    from sim.studies.search.runner import _plain, _run_part
     from sim.studies.search.evaluate import build
+    from sim.studies.search.runner import _plain, _run_part
 
     base = _run_part(_plain(["+search=decode_chip_llama2_70b"]))
     assert "search" not in base and "output" not in base

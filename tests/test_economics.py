@@ -18,9 +18,9 @@ from hwmodels.chip import HardwareConfig, HardwareError
 from hwmodels.cost import chip_cost, dies_per_wafer, negative_binomial_yield, usd_per_chip_hour
 from hwmodels.energy import chip_energy, mac_pJ
 from hwmodels.numerics import DType
+from sim.batch.run import simulate
 from sim.config.schema import CostConfig, RunError
 from sim.metrics.summary import summarize
-from sim.batch.run import simulate
 from tests.conftest import make_config, run_cli
 
 TEACHING = ("hardware=teaching_npu", "model=llama2_7b", "workload.batch=4", "workload.prompt_tokens=256",

@@ -250,11 +250,11 @@ def test_llmcompass_4xa100_allreduce_shape(a100):
     predicted = [collective_time(a100, "allreduce", s, 4).seconds for s in sizes]
     for times in (measured, predicted):
         _check_shape(sizes, times, 4)
-        busbw = [_busbw(s, t, 4) for s, t in zip(sizes, times)]
-        assert all(b1 >= b0 * 0.95 for b0, b1 in zip(busbw, busbw[1:]))  # rises (measured: within noise)
+        busbw = [_busbw(s, t, 4) for s, t in zip(sizes, times, strict=True)]
+        assert all(b1 >= b0 * 0.95 for b0, b1 in zip(busbw, busbw[1:], strict=False))  # rises (measured: within noise)
         assert busbw[-1] / busbw[-5] < 1.05  # to a plateau
-    busbw = [_busbw(s, t, 4) for s, t in zip(sizes, predicted)]
-    assert all(b1 >= b0 for b0, b1 in zip(busbw, busbw[1:]))
+    busbw = [_busbw(s, t, 4) for s, t in zip(sizes, predicted, strict=True)]
+    assert all(b1 >= b0 for b0, b1 in zip(busbw, busbw[1:], strict=False))
     assert busbw[-1] == pytest.approx(a100.link_bandwidth_Bps * a100.link_efficiency, rel=0.01)
     # small messages take the latency-optimal algorithm, large ones the bandwidth-optimal
     assert collective_time(a100, "allreduce", sizes[0], 4).algorithm == "tree"

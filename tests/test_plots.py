@@ -10,18 +10,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.metrics.summary import ops_columns
+from sim.batch.run import simulate
 from sim.metrics.catalog import higher_is_better
+from sim.metrics.summary import ops_columns
+from sim.output.trace import TRACKS, chrome_trace, write_trace
 from sim.plots.pareto import pareto_mask, plot_pareto
-from sim.plots.tornado import plot_sensitivity
 from sim.plots.style import label
 from sim.plots.timeline import plot_decode_step
-from sim.batch.run import simulate
+from sim.plots.tornado import plot_sensitivity
 from sim.studies.sweep import ReportError
 from sim.studies.sweep.report import _pareto_pair
 from sim.studies.sweep.sensitivity import sensitivities
 from sim.studies.sweep.table import make_table
-from sim.output.trace import TRACKS, chrome_trace, write_trace
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -109,7 +109,8 @@ def test_sensitivity_records_variants_that_cannot_run(config):
     failed = table[table["status"] == "failed"]
     assert "hardware.hbm_capacity_GB" in set(failed["parameter"])  # 26.0 GB needed, 24.3 GB after -10%
     assert failed["reason"].str.contains("does not fit").any()
-    with pytest.raises(ReportError, match=r"^'tokens' is not a metric \(did you mean 'prompt_tokens'\?\); known: ttft_s, "):
+    with pytest.raises(ReportError, match=r"^'tokens' is not a metric \(did you mean 'prompt_tokens'\?\); "
+                                          r"known: ttft_s, "):
         sensitivities(cfg, "tokens")
 
 
@@ -131,7 +132,7 @@ def test_chrome_trace_lays_out_every_layer(config, tmp_path):
     for pid in {e["pid"] for e in events}:  # no two slices overlap on one row
         for tid in {e["tid"] for e in events if e["pid"] == pid}:
             row = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e["pid"] == pid and e["tid"] == tid)
-            assert all(b[0] >= a[1] - 1e-6 for a, b in zip(row, row[1:]))
+            assert all(b[0] >= a[1] - 1e-6 for a, b in zip(row, row[1:], strict=False))
     prefill = next(e for e in events if e["name"] == "prefill")
     first_decode = next(e for e in events if e["name"] == "decode step 1")
     assert prefill["ts"] + prefill["dur"] == pytest.approx(first_decode["ts"])

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from sim.batch.run import simulate
 from sim.config.paths import presets
 from sim.config.schema import RunError
 from sim.metrics.summary import summarize
-from sim.batch.run import simulate
 from tests.conftest import make_config
 from workloads.ops import Role, Unit
 

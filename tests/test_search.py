@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.studies.search.runner import _plain, _run_part
 from sim.studies.search.report import pareto_mask, pareto_set, write_report
+from sim.studies.search.runner import _plain, _run_part
 from sim.studies.search.space import grid
 from sim.studies.search.study import Search, run_study, trial_rows
 

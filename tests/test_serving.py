@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.engine.analytic import simulate_analytic
-from sim.config.schema import RunError
-from sim.engine.costing import Coster
-from sim.metrics.summary import summarize
 from sim.batch.run import simulate
+from sim.config.schema import RunError
+from sim.engine.analytic import simulate_analytic
+from sim.engine.costing import Coster
 from sim.metrics.serving_summary import request_columns, summarize_serving
+from sim.metrics.summary import summarize
 from sim.serving.run import simulate_serving
 from sim.serving.step_cost import StepCoster
 from sim.serving.traffic import make_traffic
@@ -46,7 +46,8 @@ def test_a_step_of_one_sequence_is_the_single_batch_pass(model, kernel, block):
     m = make_config(f"model={model}").model
     ex = Execution(attention=kernel, kv_block_tokens=block)
     for context in (1, 17, 600, 5000):
-        assert list(build_step(m, ex, [], [context]).ops()) == list(build_pass(m, ex, Phase.decode, 1, 1, context).ops())
+        step = build_step(m, ex, [], [context])
+        assert list(step.ops()) == list(build_pass(m, ex, Phase.decode, 1, 1, context).ops())
         assert list(build_step(m, ex, [], [context] * 5).ops()) == list(
             build_pass(m, ex, Phase.decode, 5, 1, context).ops())
     for prompt in (1, 300, 5000):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sim.config.schema import RunError
-from sim.metrics.summary import summarize
 from sim.batch.run import simulate
 from sim.batch.speculative import expected_tokens
+from sim.config.schema import RunError
+from sim.metrics.summary import summarize
 from tests.conftest import make_config
 from workloads.ops import Role
 

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from sim.config.compose import compose_dict
 from sim.config.overrides import InputError, check_override
 from sim.plots.regime import regime_grid
 from sim.studies.sweep import ReportError
 from sim.studies.sweep.callbacks import SweepCallback, count_points
-from sim.config.compose import compose_dict
 from sim.studies.sweep.grid import run_grid, split_arguments
 from sim.studies.sweep.points import point_key
 from sim.studies.sweep.report import report_sweep

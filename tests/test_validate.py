@@ -113,7 +113,7 @@ def test_allreduce_curve_rises_from_latency_to_bandwidth_bound():
     time_ms = out["predicted_ms"].to_numpy()
     busbw = 2 * 7 / 8 * frame["bytes"].to_numpy() / (time_ms / 1e3)
     assert time_ms[1] < 1.5 * time_ms[0]  # flat while latency-bound
-    assert all(b2 > b1 for b1, b2 in zip(busbw, busbw[1:]))  # bus bandwidth climbs ...
+    assert all(b2 > b1 for b1, b2 in zip(busbw, busbw[1:], strict=False))  # bus bandwidth climbs ...
     assert busbw[-1] == pytest.approx(300e9 * FITTED["link_efficiency"], rel=0.02)  # ... to the plateau
 
 

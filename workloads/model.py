@@ -159,7 +159,8 @@ class ModelConfig:
         try:
             raw = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ModelError(f"model.hf_config_path: '{path}' is not valid JSON ({err}); fix or re-download it") from None
+            raise ModelError(f"model.hf_config_path: '{path}' is not valid JSON ({err}); fix or re-download "
+                             f"it") from None
         if not isinstance(raw, dict):
             raise ModelError(f"model.hf_config_path: '{path}' holds no JSON object; expected a config.json mapping")
         for key, value in _fields_from_hf(raw, path).items():

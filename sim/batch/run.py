@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
-from sim.engine.analytic import simulate_analytic
+from sim.batch.speculative import speculative_passes
+from sim.config.presets import PresetError, load_model
 from sim.config.schema import Fidelity, RunConfig, RunError, check_run
+from sim.engine.analytic import simulate_analytic
 from sim.engine.costing import Coster
 from sim.engine.des import simulate_des
+from sim.engine.pipeline import simulate_pipeline, split
 from sim.engine.records import HostCosts, Timeline
 from sim.engine.resources import RESOURCES, Resource
 from workloads.footprint import activation_bytes, kv_bytes_per_chip, weight_bytes_per_chip
-from sim.engine.pipeline import simulate_pipeline, split
-from sim.config.presets import PresetError, load_model
-from sim.batch.speculative import speculative_passes
 from workloads.graph import PassGraph, Phase, build_pass
 from workloads.model import ModelConfig
 

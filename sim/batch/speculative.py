@@ -11,7 +11,7 @@ yields one token, with ``a`` near 1 it yields ``k + 1``.
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 from workloads.graph import Execution, PassGraph, Phase, build_pass
 from workloads.model import ModelConfig

@@ -1,4 +1,5 @@
-"""``llmsim-sensitivity``: the thin entry point of sim.studies.sweep.sensitivity (parse, call, one-line error, exit 2)."""
+"""``llmsim-sensitivity``: the thin entry point of sim.studies.sweep.sensitivity (parse, call, one-line
+error, exit 2)."""
 
 from __future__ import annotations
 

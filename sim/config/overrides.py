@@ -61,7 +61,8 @@ def check_override(arg: str, multirun: bool = True) -> None:
     if key.startswith(("hydra", "+", "~", "++")) or not key:
         return
     if value.startswith("[") and key.split(".")[0] not in ("sweep", "search"):
-        raise InputError(f"{key}={value}: a list is not a value of this key; to sweep it use -m {key}={value.strip('[]')}")
+        raise InputError(f"{key}={value}: a list is not a value of this key; to sweep it use -m "
+                         f"{key}={value.strip('[]')}")
     if any(ch in value for ch in "()[]{}$"):
         return  # sweep functions, interpolations: left to Hydra
     values = [v.strip() for v in value.split(",")] if value else [value]
@@ -124,7 +125,8 @@ def field_type(key: str):
                 from hwmodels.numerics import KNOWN_DTYPES
 
                 if parts[-1] not in KNOWN_DTYPES:
-                    raise InputError(f"unknown number format '{parts[-1]}' in '{key}'; known: {', '.join(KNOWN_DTYPES)}")
+                    raise InputError(f"unknown number format '{parts[-1]}' in '{key}'; known: "
+                                     f"{', '.join(KNOWN_DTYPES)}")
             return None  # a map: its keys are checked by the model code
         if i < len(parts) - 1:
             parent = ".".join(path)

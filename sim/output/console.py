@@ -53,7 +53,8 @@ def render(summary: dict, breakdown: list[dict]) -> str:
             lines.append(
                 f"  {row['kind']:<14}{row['count']:>8}{fmt_time(row['time_s']):>11}{row['share']:>8.1%}  "
                 f"{row['bound']:<13}{ai if ai != float('inf') else 0:>8.3g}"
-                f"{fmt_rate(row['achieved_flops_per_s'], 'FLOP/s'):>13}{fmt_rate(row['achieved_bytes_per_s'], 'B/s'):>12}"
+                f"{fmt_rate(row['achieved_flops_per_s'], 'FLOP/s'):>13}"
+                f"{fmt_rate(row['achieved_bytes_per_s'], 'B/s'):>12}"
             )
     total = summary["total_s"]
     bounds = "  ".join(f"{k} {fmt_time(v)} ({v / total:.0%})" for k, v in summary["time_by_bound_s"].items())
@@ -61,7 +62,8 @@ def render(summary: dict, breakdown: list[dict]) -> str:
         "",
         f"  time by bound           {bounds}",
         f"  utilisation             compute arrays {util['compute_arrays']:.1%} of {peaks['matrix_TFLOPS']:.4g} "
-        f"TFLOP/s ({_as_run(run['activations'], peaks['matrix_dtype'])}) | HBM {util['hbm_bandwidth']:.1%} of {peaks['hbm_GBps']:.4g} GB/s | "
+        f"TFLOP/s ({_as_run(run['activations'], peaks['matrix_dtype'])}) | HBM {util['hbm_bandwidth']:.1%} of "
+        f"{peaks['hbm_GBps']:.4g} GB/s | "
         f"links {util['links']:.1%} of {peaks['link_GBps_per_direction']:.4g} GB/s per direction",
         f"  HBM per chip            weights {mem['weights']:.2f} GB + KV cache {mem['kv_cache']:.2f} GB + "
         f"activations {mem['activations']:.2f} GB = {mem['used']:.2f} of {mem['capacity']:.4g} GB "

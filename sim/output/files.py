@@ -13,10 +13,10 @@ import math
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 

@@ -17,7 +17,8 @@ def render_serving(summary: dict) -> str:
         pools = f"{run['prefill_instances']} prefill + {run['decode_instances']} decode instances, "
     lines = [
         f"llmsim serving: {run['model']} on {chips}{run['hardware']} | {scheduler_label(run['scheduler'])} "
-        f"({pools}max {run['max_batch']} sequences, {run['token_budget']:,} tokens per step, {kv['block_tokens']}-token KV "
+        f"({pools}max {run['max_batch']} sequences, {run['token_budget']:,} tokens per step, "
+        f"{kv['block_tokens']}-token KV "
         f"blocks, preemption by {run['preemption']}) | {summary['requests']:,} requests: {run['traffic']}",
         "",
         f"  completed               {summary['completed_requests']:,} requests in {fmt_time(summary['duration_s'])}: "
@@ -29,7 +30,8 @@ def render_serving(summary: dict) -> str:
         lines.append(f"    {label:<22}" + "".join(f"{fmt_time(v):>11}" for v in values))
     lines += [
         f"  goodput                 {summary['goodput_requests_per_s']:,.2f} requests/s meet TTFT <= "
-        f"{fmt_time(slo['ttft_s'])} and TPOT <= {fmt_time(slo['tpot_s'])} ({summary['slo_attainment']:.0%} of requests)",
+        f"{fmt_time(slo['ttft_s'])} and TPOT <= {fmt_time(slo['tpot_s'])} ({summary['slo_attainment']:.0%} of "
+        f"requests)",
         f"  load                    {_load(summary)}",
         f"  batch                   mean {summary['batch_size_mean']:.1f}, max {summary['batch_size_max']} sequences "
         f"per step over {summary['steps']:,} steps; chip busy {summary['busy_fraction']:.0%} of the time",
@@ -58,7 +60,8 @@ def _moves(summary: dict) -> list[str]:
     moves = summary["kv_moves"]
     if not moves["count"]:
         return []
-    return [f"  KV moves                {moves['count']:,} caches moved from prefill to decode instances over the links, "
+    return [f"  KV moves                {moves['count']:,} caches moved from prefill to decode instances over "
+            f"the links, "
             f"{moves['GB_per_chip']:.3g} GB per chip, {fmt_time(moves['mean_s'])} each on average"]
 
 

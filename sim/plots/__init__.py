@@ -5,5 +5,6 @@ against the chip's ceilings), ``breakdown`` (stacked time across sweep points), 
 (the front of two metrics), ``sensitivity`` (what buys the most), ``timeline`` (a Gantt of
 one decode step), ``serving`` (one serving run over time). ``charts`` is their registry, keyed
 by ``Chart``: label, file name and draw function. ``style`` holds the shared palette, labels
-with units (metrics' from sim/metrics/catalog.py) and the atomic save. Plot functions take tables (pandas DataFrames) and write one PNG each; none simulates.
+with units (metrics' from sim/metrics/catalog.py) and the atomic save. Plot functions take tables (pandas
+DataFrames) and write one PNG each; none simulates.
 """

@@ -16,9 +16,9 @@ from sim.plots.breakdown import plot_breakdown
 from sim.plots.pareto import plot_pareto
 from sim.plots.regime import plot_regime
 from sim.plots.roofline import plot_roofline
-from sim.plots.tornado import plot_sensitivity
 from sim.plots.serving_timeline import plot_serving
 from sim.plots.timeline import plot_decode_step
+from sim.plots.tornado import plot_sensitivity
 
 
 class Chart(Enum):

@@ -3,7 +3,8 @@
 A point is dominated when another point is at least as good on both metrics and strictly
 better on one; which way is good comes from the metric catalog (sim/metrics/catalog.py), or
 from the caller for metrics it names itself (a search's ``max:``/``min:`` objectives). The
-front is drawn in colour and joined by a staircase; dominated points are faded. Points with a missing metric are left out.
+front is drawn in colour and joined by a staircase; dominated points are faded. Points with a missing metric
+are left out.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def plot_pareto(df: pd.DataFrame, x: str, y: str, swept: list[str], path: Path, 
     if swept and front.sum() <= 15:
         ax.margins(x=0.25)
         labels = [(px, py, ", ".join(f"{short(k)}={fmt_value(row[k])}" for k in swept), "#333333")
-                  for (_, row), px, py in zip(frame[front].iloc[order].iterrows(), fx, fy)]
+                  for (_, row), px, py in zip(frame[front].iloc[order].iterrows(), fx, fy, strict=True)]
         spread_labels(ax, labels, gap_px=11, width_px=160)
     ax.set_xlabel(f"{label(x)}  ({'higher' if goals[0] else 'lower'} is better)")
     ax.set_ylabel(f"{label(y)}  ({'higher' if goals[1] else 'lower'} is better)")

@@ -18,6 +18,7 @@ import pandas as pd
 
 from hwmodels.chip import HardwareConfig
 from hwmodels.numerics import DType
+from sim.output.console import fmt_rate
 from sim.plots.style import (
     OKABE_ITO,
     PHASE_COLOURS,
@@ -28,7 +29,6 @@ from sim.plots.style import (
     set_title,
     spread_labels,
 )
-from sim.output.console import fmt_rate
 
 
 def op_points(ops: pd.DataFrame) -> pd.DataFrame:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.plots.style import OKABE_ITO, plt, save
 from sim.metrics.catalog import LATENCY_TITLES
+from sim.plots.style import OKABE_ITO, plt, save
 from sim.serving.registry import scheduler_label
 
 _PCT_COLOURS = {50: OKABE_ITO["sky_blue"], 90: OKABE_ITO["blue"], 99: OKABE_ITO["vermillion"]}

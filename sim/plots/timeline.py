@@ -14,9 +14,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.patches import Patch
 
-from sim.plots.style import OTHER, SERIES, save
 from sim.output.console import fmt_time
 from sim.output.trace import TRACKS, Slice, slices
+from sim.plots.style import OTHER, SERIES, save
 
 
 def _scale(seconds: float) -> tuple[float, str]:

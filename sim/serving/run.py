@@ -9,8 +9,8 @@ import numpy as np
 
 from sim.config.schema import RunConfig, RunError, SchedulerKind, check_run
 from sim.serving.kv_cache import GB, CacheSize, KvCache, cache_size
-from sim.serving.request import Request
 from sim.serving.registry import SCHEDULERS
+from sim.serving.request import Request
 from sim.serving.step_cost import StepCoster
 from sim.serving.traffic import Traffic, make_traffic
 from workloads.footprint import activation_bytes, kv_bytes_per_chip, weight_bytes_per_chip

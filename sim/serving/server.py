@@ -20,8 +20,9 @@ and records one row per step (instance, time, batch, tokens, KV-cache use, queue
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 import simpy
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from hwmodels.area import die_area
 from hwmodels.energy import ChipEnergy, chip_energy
-from sim.engine.analytic import simulate_analytic
 from sim.config.schema import RunConfig
+from sim.engine.analytic import simulate_analytic
 from sim.engine.costing import Coster
 from sim.engine.op_energy import record_energy
 from sim.engine.records import HostCosts

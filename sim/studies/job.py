@@ -17,9 +17,9 @@ from omegaconf import DictConfig
 from hwmodels.calibration import CalibrationError
 from hwmodels.chip import HardwareError
 from sim.config.compose import to_run_config, with_calibration
-from sim.config.system import apply_scale_up
 from sim.config.overrides import EXIT_BAD_INPUT
 from sim.config.schema import RunConfig, RunError
+from sim.config.system import apply_scale_up
 from sim.output.files import atomic_write
 from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep.points import finished_dir, mark_finished, point_key, reuse

@@ -67,7 +67,8 @@ def design_metrics(cfg: RunConfig) -> dict:
                          matrix_dtype=chip.matmul_dtype(act)).total_J  # one second at the sustained rate
     hbm = energy.work(hbm_bytes=chip.hbm_bandwidth_Bps * chip.hbm_efficiency).total_J
     full = max(arrays, hbm)
-    return {"chip_area_mm2": area.total_mm2, "die_area_mm2": area.die_mm2, "chip_cost_usd": chip_cost(chip, area).total_usd,
+    return {"chip_area_mm2": area.total_mm2, "die_area_mm2": area.die_mm2,
+            "chip_cost_usd": chip_cost(chip, area).total_usd,
             "max_power_W": full + energy.static_W, "peak_matrix_TFLOPS": chip.peak_flops(act) / 1e12}
 
 

@@ -134,4 +134,4 @@ def config_overrides(values: dict) -> dict:
 def grid(params: list[Param]) -> list[dict]:
     """Every combination of the parameters' values (for small, enumerable spaces)."""
     keys = [p.key for p in params]
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(p.values() for p in params))]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(p.values() for p in params))]

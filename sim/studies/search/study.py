@@ -67,7 +67,8 @@ def parse_constraints(spec: dict) -> list[Constraint]:
                 raise ValueError(op)
             out.append(Constraint(metric, op, float(number)))
         except ValueError:
-            raise SearchError(f"search.constraints.{metric}: expected '<= limit' or '>= limit' (got {rule!r})") from None
+            raise SearchError(f"search.constraints.{metric}: expected '<= limit' or '>= limit' (got "
+                              f"{rule!r})") from None
     for a in out:
         for b in out:
             if a.metric == b.metric and a.op == "<=" and b.op == ">=" and a.limit < b.limit:
@@ -150,7 +151,7 @@ class Search:
         trial.set_user_attr("metrics", metrics)
         violations = [c.violation(metrics[c.metric]) for c in self.constraints]
         trial.set_user_attr("violations", violations)
-        for c, v in zip(self.constraints, violations):  # the samplers read these (Optuna >= 5)
+        for c, v in zip(self.constraints, violations, strict=True):  # the samplers read these (Optuna >= 5)
             trial.set_constraint(str(c), v)
         return tuple(metrics[m] for m, _ in self.objectives)
 
@@ -233,7 +234,8 @@ def trial_rows(search: Search, study: optuna.Study) -> list[dict]:
         if metrics is None:
             row.update(status="infeasible", reason=t.user_attrs.get("reason", "failed"))
         else:
-            broken = [str(c) for c, v in zip(search.constraints, t.user_attrs.get("violations", [])) if v > 0]
+            violations = t.user_attrs.get("violations", [])  # none recorded: a failed or pruned trial
+            broken = [str(c) for c, v in zip(search.constraints, violations, strict=False) if v > 0]
             row.update(status="infeasible" if broken else "feasible",
                        reason=("violates " + ", ".join(broken)) if broken else "")
         row.update({p.key: _tidy(t.params.get(p.key)) for p in search.params})

@@ -60,7 +60,8 @@ def axis_values(key: str, text: str) -> list | None:
         except ValueError:
             raise ReportError(f"{key}={text}: {fn}(start, stop, num) needs numbers and a whole count") from None
         if count < 1 or (fn == "geomspace" and (first <= 0 or last <= 0)):
-            raise ReportError(f"{key}={text}: {fn} needs num >= 1" + (" and positive ends" if fn == "geomspace" else ""))
+            raise ReportError(f"{key}={text}: {fn} needs num >= "
+                              f"1" + (" and positive ends" if fn == "geomspace" else ""))
         values = [float(f"{v:.6g}") for v in getattr(np, fn)(first, last, count)]
         if _is_int_field(key):  # whole-number fields (cores, batch, tp) take rounded, distinct values
             values = list(dict.fromkeys(int(round(v)) for v in values))
@@ -99,7 +100,7 @@ def split_arguments(arguments: list[str]) -> tuple[list[str], dict[str, list]]:
 def grid_points(axes: dict[str, list]) -> list[dict]:
     """Every combination of the axes' values, the first axis slowest (as Hydra orders a sweep)."""
     keys = list(axes)
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(axes[k] for k in keys))]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(axes[k] for k in keys))]
 
 
 def run_point(base: DictConfig, point: dict, groups: dict) -> tuple[dict, object, DictConfig]:
@@ -143,9 +144,9 @@ def run_grid(fixed: list[str], axes: dict[str, list], out: Path | None = None, j
     group_axes = [k for k in axes if is_group(k)]
     groups = {}
     for combo in itertools.product(*(axes[k] for k in group_axes)) if group_axes else []:
-        extra = [f"{k}={v}" for k, v in zip(group_axes, combo)]
+        extra = [f"{k}={v}" for k, v in zip(group_axes, combo, strict=True)]
         composed = compose_dict(fixed + extra)
-        groups[tuple(zip(group_axes, combo))] = composed
+        groups[tuple(zip(group_axes, combo, strict=True))] = composed
     started = time.perf_counter()
     rows = _run_all(base, points, groups, jobs, progress)
     table = make_table([{"point": i, **r} for i, r in enumerate(rows)], list(axes))
