@@ -185,3 +185,12 @@ def test_the_size_checks_see_a_long_function(tmp_path):
         assert _duplicate_names() == {"run": ("sim/batch/run.py", "workloads/run.py")}
     finally:
         globals()["ROOT"] = saved
+
+
+def test_the_llmsim_command_imports_no_plotting_until_it_draws():
+    """Every run imports sim.cli.llmsim; matplotlib (about 1 s) must wait for a chart to be drawn."""
+    import subprocess
+    import sys
+
+    code = "import sys, sim.cli.llmsim; assert 'matplotlib' not in sys.modules, 'matplotlib imported eagerly'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
