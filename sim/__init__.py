@@ -34,6 +34,7 @@ _EXPORTS = {
     "WorkloadKind": "sim.config.schema",
     "compose_config": "sim.config.compose",
     "summarize": "sim.metrics.summary",
+    "summarize_serving": "sim.metrics.serving_summary",
 }
 
 __all__ = sorted(_EXPORTS)

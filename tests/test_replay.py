@@ -88,7 +88,8 @@ def _tier2_s(chip, op) -> float:
     return op.bytes_by_role(Role.kv) / 50e9
 
 
-TIER2 = Resource.extra("tier2", "KV memory tier", Bound.memory, _tier2_s, "KV bytes")
+TIER2 = dataclasses.replace(Resource.extra("tier2", "KV memory tier", Bound.memory, _tier2_s, "KV bytes"),
+                            amount=lambda op, _cost: op.bytes_by_role(Role.kv), peak_per_s=lambda _chip, _a: 50e9)
 
 
 @pytest.mark.parametrize("fidelity", ["analytic", "des"])
@@ -102,6 +103,9 @@ def test_a_resource_is_one_declaration_and_a_cost_function(fidelity):
     assert tiered.timeline.end_s > plain.timeline.end_s  # attention now waits on the slow tier
     s = summarize(tiered)
     assert s["busy_fraction"]["tier2"] == pytest.approx(work / s["total_s"], rel=1e-9)
+    assert s["utilisation_by_resource"]["tier2"] == pytest.approx(work / s["total_s"], rel=1e-9)
+    assert set(s["utilisation_by_resource"]) == {"matrix", "vector", "hbm", "link", "tier2"}
+    assert s["utilisation_by_resource"]["hbm"] == pytest.approx(s["utilisation"]["hbm_bandwidth"], rel=1e-9)
     assert sum(s["time_by_bound_s"].values()) == pytest.approx(s["total_s"], rel=1e-9)
     trace = chrome_trace(pd.DataFrame(ops_columns(tiered)), resources=resources)
     pid = next(e["pid"] for e in trace["traceEvents"] if e["ph"] == "M" and e["args"].get("name") == "KV memory tier")

@@ -29,6 +29,17 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
+def test_a_serving_sweep_draws_only_the_charts_its_summaries_feed(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", f"hydra.sweep.dir={sweep}", "workload=serving", "workload.num_requests=20",
+                   "hardware.hbm_bandwidth_GBps=2000,3000")
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr  # no empty chart drawn from columns a serving run does not have
+    drawn = {p.name for p in (sweep / "report").glob("*.png")}
+    assert "regime_map.png" in drawn and not drawn & {"breakdown_by_bound.png", "breakdown_by_op.png"}
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]],
                          ids=["basic", "joblib"])
 def test_2x2_multirun_makes_a_four_row_table_and_the_charts(tmp_path, launcher):

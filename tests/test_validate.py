@@ -43,7 +43,7 @@ def test_median_error_per_kind(validated, kind):
 
 @pytest.mark.slow
 def test_fitted_values_are_what_the_fit_gives():
-    fitted, _ = fit(build_validation_set())
+    fitted = fit(build_validation_set())
     for key, value in fitted.items():
         assert FITTED[key] == pytest.approx(value, rel=1e-3, abs=1e-3), key
     header = CALIBRATION_FILE.read_text()

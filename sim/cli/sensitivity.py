@@ -13,7 +13,7 @@ from hydra.errors import HydraException
 import sim.studies.sweep.sensitivity as _study
 from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep import ReportError
-from sim.studies.sweep.sensitivity import FAILURES, sensitivities
+from sim.studies.sweep.sensitivity import FAILURES, sensitivities, write_sensitivity
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,8 +21,6 @@ def main(argv: list[str] | None = None) -> None:
     from sim.config.compose import compose_config
     from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
     from sim.config.paths import OutputDirError, output_dir
-    from sim.plots.charts import CHARTS, Chart
-    from sim.studies.sweep.table import write_table
 
     parser = argparse.ArgumentParser(prog="llmsim-sensitivity", description=_study.__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the base configuration")
@@ -39,15 +37,13 @@ def main(argv: list[str] | None = None) -> None:
         if not WORKLOADS[cfg.workload.kind].one_config_studies:
             raise ReportError("llmsim-sensitivity ranks single-batch runs; for serving, sweep with llmsim -m")
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        out = output_dir(args.out or Path("results/sensitivity") / dcfg.name / stamp)
+        out = output_dir(args.out or Path("results/sensitivity") / dcfg.name / stamp, create=False)
         table = sensitivities(cfg, args.metric, args.step)
+        out = output_dir(out)  # made once there is something to write
     except (InputError, ReportError, OutputDirError, HydraException, *FAILURES) as err:
         print(f"llmsim-sensitivity: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
-    write_table(table, out, "sensitivity")
-    title = f"What buys the most: {cfg.model.name} on {cfg.hardware.name}, batch {cfg.workload.batch}"
-    chart = CHARTS[Chart.sensitivity]
-    chart.draw(table, out / chart.file(), title)
+    write_sensitivity(table, out, cfg)
     shown = table[["parameter", "change", "new_value", "delta_pct", "gain_pct", "status"]]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:+.2f}"))
     print(f"\n  outputs  {out}/ (sensitivity.csv, sensitivity.parquet, sensitivity.png)")

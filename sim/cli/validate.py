@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.studies.validate import COLUMNS, summary_line, validate
+from sim.config.paths import OutputDirError, output_dir
+from sim.output.files import atomic_write
+from sim.studies.validate import COLUMNS, ValidationInputError, read_measurements, summary_line, validate
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,19 +20,14 @@ def main(argv: list[str] | None = None) -> None:
                         "data/validation/a100.csv); columns: " + ", ".join(COLUMNS))
     parser.add_argument("--out", type=Path, help="also write the rows with predictions to this CSV")
     args = parser.parse_args(argv)
-    if args.csv is None:
-        from sim.config.paths import DATA_DIR
-
-        args.csv = DATA_DIR / "validation" / "a100.csv"
     try:
-        frame = pd.read_csv(args.csv, comment="#")
-    except FileNotFoundError:
-        _fail(f"no file at '{args.csv}'")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        _fail(f"'{args.csv}' is not a readable CSV ({str(err).strip()})")
-    missing = [c for c in ("id", "hardware", "kind", "measured_ms") if c not in frame.columns]
-    if missing:
-        _fail(f"'{args.csv}' lacks the column(s) {', '.join(missing)}; the header must name: {', '.join(COLUMNS)}")
+        if args.out is not None:  # checked before any work: a file path in a writable folder
+            if args.out.is_dir():
+                raise ValidationInputError(f"--out {args.out} is a folder; give the CSV file to write")
+            output_dir(args.out.parent, create=False)
+        frame = read_measurements(args.csv)
+    except (ValidationInputError, OutputDirError) as err:
+        _fail(str(err))
     out, problems = validate(frame)
     for problem in problems:
         print(f"llmsim-validate: skipped {problem}", file=sys.stderr)
@@ -40,13 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
         print(shown.dropna(axis=1, how="all").to_string(index=False))
     if args.out:
-        from sim.config.paths import OutputDirError, output_dir
-        from sim.output.files import atomic_write
-
-        try:
-            output_dir(args.out.parent)  # the CSV's folder, relative to the working directory
-        except OutputDirError as err:
-            _fail(str(err))
+        output_dir(args.out.parent)  # the CSV's folder, relative to the working directory
         atomic_write(args.out, lambda p: out.to_csv(p, index=False))
     print(summary_line(out))
     if out["error_pct"].dropna().empty:

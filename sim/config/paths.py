@@ -14,6 +14,7 @@ does; ``output_dir`` checks such a folder before anything is computed.
 from __future__ import annotations
 
 import os
+import tempfile
 from importlib.resources import files
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def output_dir(path: str | os.PathLike, create: bool = True) -> Path:
         existing = existing.parent
     if not existing.is_dir():
         raise OutputDirError(f"output folder {out} cannot be made: {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if not _can_write(existing):
         raise OutputDirError(f"output folder {out} is not writable: no write permission on {existing}")
     if create:
         try:
@@ -50,3 +51,17 @@ def output_dir(path: str | os.PathLike, create: bool = True) -> Path:
         except OSError as err:
             raise OutputDirError(f"output folder {out} cannot be made: {err.strerror}") from None
     return out
+
+
+def _can_write(folder: Path) -> bool:
+    """Whether a file can be made in ``folder``: tried, not asked (``os.access`` says yes to root
+    everywhere, even in /proc or on a read-only mount)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".llmsim-write-check.")
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True

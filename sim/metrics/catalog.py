@@ -83,6 +83,7 @@ _BATCH = (
     Metric("link_bytes_per_chip", "B", L, "link bytes per chip"),
     Metric("utilisation.*", "", H, "utilisation"),
     Metric("busy_fraction.*", "", H, "busy fraction"),
+    Metric("utilisation_by_resource.*", "", H, "utilisation of a declared resource"),
     Metric("hbm_GB_per_chip.*", "GB", L, "HBM per chip"),
     Metric("hbm_GB_per_chip.capacity", "GB", H, "HBM capacity per chip"),
     Metric("peaks.matrix_TFLOPS", "TFLOP/s", H, "peak matrix compute"),

@@ -22,6 +22,7 @@ from sim.batch.run import RunResult
 from sim.config.schema import WorkloadKind
 from sim.engine.bounds import time_by_bound as split_time_by_bound
 from sim.engine.costing import BOUNDS
+from sim.engine.resources import utilisation as resource_utilisation
 from sim.metrics.economics import batch_power, op_energies_J, record_energy_totals
 from sim.metrics.run_summary import Summary
 from sim.metrics.shared import ChipFacts, ChipWork, Span, chip_economics, energy, pricing, run_info, utilisation
@@ -60,6 +61,12 @@ def chip_work(result: RunResult, dynamic_J: dict[str, float]) -> ChipWork:
 def time_by_bound(result: RunResult) -> dict[str, float]:
     """Each chip's wall time split into exclusive parts by bound, idle included (sim/engine/bounds.py)."""
     return split_time_by_bound(result.timeline, result.stages)
+
+
+def utilisation_by_resource(result: RunResult) -> dict[str, float]:
+    """Per declared resource that has a peak rate (sim/engine/resources.py): achieved over peak, per chip."""
+    cfg = result.cfg
+    return resource_utilisation(result.timeline, cfg.hardware, cfg.precision.activations, result.stages)
 
 
 def busy_fraction(result: RunResult) -> dict[str, float]:
@@ -109,6 +116,7 @@ def _figures(result: RunResult) -> dict:
             "hbm_bytes_per_chip": hbm,
             "link_bytes_per_chip": wire,
             "busy_fraction": busy_fraction(result),
+            "utilisation_by_resource": utilisation_by_resource(result),
             "hbm_GB_per_chip": _memory(result),
             "peaks": _peaks(result)}
 

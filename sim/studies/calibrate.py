@@ -24,6 +24,8 @@ into the repo and committing them. The fit is deterministic: same data, same num
 from __future__ import annotations
 
 import datetime as dt
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,7 @@ from scipy.optimize import least_squares
 
 from hwmodels.calibration import FITTED_KEYS
 from sim.config.paths import DATA_DIR
+from sim.config.schema import RuntimeConfig
 from sim.output.files import atomic_write
 from sim.studies.validate import summary_line, validate
 
@@ -125,7 +128,7 @@ def build_validation_set(src: Path = SOURCE) -> pd.DataFrame:
     return frame
 
 
-def fit(frame: pd.DataFrame) -> tuple[dict[str, float], None]:
+def fit(frame: pd.DataFrame) -> dict[str, float]:
     """Least-squares fit of the shared efficiency parameters on kernel-level rows."""
     kernel_rows = frame[frame["kind"].isin(["gemm", "memcpy", "allreduce"])]
     # Isolated-kernel timings repeat a GEMM on the same weights: weights that fit in the A100's
@@ -145,7 +148,7 @@ def fit(frame: pd.DataFrame) -> tuple[dict[str, float], None]:
     solution = least_squares(residuals, start, bounds=(lower, upper), x_scale="jac", method="trf", loss="soft_l1",
                              f_scale=0.1)
     fitted = {n: float(round(v, 4)) for n, v in zip(names, solution.x, strict=True)}
-    return fitted, None
+    return fitted
 
 
 def fit_runtime(frame: pd.DataFrame, fitted: dict[str, float]) -> dict[str, float]:
@@ -194,7 +197,7 @@ def write_runtime(values: dict[str, float], out: pd.DataFrame | None, path: Path
     atomic_write(path, lambda p: p.write_text("\n".join(lines) + "\n"))
 
 
-def _errors_by(out: pd.DataFrame, key: str) -> dict[str, str]:
+def errors_by(out: pd.DataFrame, key: str) -> dict[str, str]:
     return {str(group): summary_line(part) for group, part in out.groupby(key)}
 
 
@@ -207,7 +210,54 @@ def write_calibration(fitted: dict[str, float], out: pd.DataFrame, path: Path) -
         "# weights fit in the 40 MB L2 (cached between timing repeats). Do not edit by hand:",
         "# re-run llmsim-calibrate.",
     ]
-    for kind, line in _errors_by(out, "kind").items():
+    for kind, line in errors_by(out, "kind").items():
         lines.append(f"#   {kind}: {line}")
     lines += [f"{key}: {fitted[key]}" for key in FITTED_KEYS]
     atomic_write(path, lambda p: p.write_text("\n".join(lines) + "\n"))
+
+
+class FitError(ValueError):
+    """A fit that did not converge (a parameter came out infinite or NaN)."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A fit: the validation set it was made on, the chip parameters and the eager runtime's host costs."""
+
+    frame: pd.DataFrame
+    fitted: dict[str, float]
+    runtime: dict[str, float]
+
+    @property
+    def values(self) -> dict[str, float]:
+        return {**self.fitted, **self.runtime}
+
+
+def calibrate() -> Calibration:
+    """Build the validation set from data/calibration, fit the shared parameters, then the runtime's.
+
+    Raises:
+        FitError: a parameter came out non-finite.
+    """
+    frame = build_validation_set()
+    fitted = fit(frame)
+    runtime = fit_runtime(frame, fitted)
+    if not all(math.isfinite(v) for v in {**fitted, **runtime}.values()):
+        raise FitError("the fit did not converge")
+    return Calibration(frame, fitted, runtime)
+
+
+def validate_calibration(cal: Calibration) -> pd.DataFrame:
+    """Every row of the validation set predicted with the fit (end-to-end rows with its runtime)."""
+    eager = RuntimeConfig(name="vllm_eager", fused_elementwise=False, **cal.runtime)
+    out, _ = validate(cal.frame, cal.fitted, {"vllm_eager": eager})
+    return out
+
+
+def write_fit(cal: Calibration, out: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
+    """Write the fit's files (``FILES``) under ``out_dir``; their paths by role."""
+    paths = {what: out_dir / name for what, name in FILES.items()}
+    atomic_write(paths["validation"], lambda p: cal.frame.to_csv(p, index=False))
+    write_runtime(cal.runtime, out, paths["runtime"])
+    write_calibration(cal.fitted, out, paths["calibration"])
+    return paths

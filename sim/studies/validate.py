@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 
 import pandas as pd
 
@@ -148,4 +149,31 @@ def summary_line(out: pd.DataFrame) -> str:
         return "validated 0 rows: median |err| n/a, mean |err| n/a, max |err| n/a"
     return (f"validated {len(err)} rows: median |err| {err.median():.1f}%, mean |err| {err.mean():.1f}%, "
             f"max |err| {err.max():.1f}%")
+
+
+class ValidationInputError(ValueError):
+    """A measurements file that cannot be read as validation rows: one line for the user."""
+
+
+def read_measurements(path: Path | None) -> pd.DataFrame:
+    """The measured rows of the CSV at ``path`` (None: the shipped A100 set), header checked.
+
+    Raises:
+        ValidationInputError: no such file, not a CSV, or a required column missing.
+    """
+    if path is None:
+        from sim.config.paths import DATA_DIR
+
+        path = DATA_DIR / "validation" / "a100.csv"
+    try:
+        frame = pd.read_csv(path, comment="#")
+    except FileNotFoundError:
+        raise ValidationInputError(f"no file at '{path}'") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as err:
+        raise ValidationInputError(f"'{path}' is not a readable CSV ({str(err).strip()})") from None
+    missing = [c for c in ("id", "hardware", "kind", "measured_ms") if c not in frame.columns]
+    if missing:
+        raise ValidationInputError(f"'{path}' lacks the column(s) {', '.join(missing)}; the header must name: "
+                                   f"{', '.join(COLUMNS)}")
+    return frame
 

@@ -137,7 +137,10 @@ def report_sweep(sweep_dir: Path, x: str | None = None, y: str | None = None, me
         chart = CHARTS[Chart.regime_map]
         written[Chart.regime_map.value] = chart.draw(sliced, x, y, metric, out / chart.file(),
                                                      f"Bottleneck regime map: {what}, swept {swept_text}{note}")
-    for kind, by in ((Chart.breakdown_by_bound, "bound"), (Chart.breakdown_by_op, "operator type")):
+    for kind, by, prefix in ((Chart.breakdown_by_bound, "bound", "time_by_bound_s."),
+                             (Chart.breakdown_by_op, "operator type", "time_by_op_s.")):
+        if not any(c.startswith(prefix) for c in df.columns):
+            continue  # a sweep of serving runs: their time is requests and steps, not ops
         chart = CHARTS[kind]
         written[kind.value] = chart.draw(df, axes, path=out / chart.file(), title=f"Time by {by}: {what}")
     ok = df[df["status"] == "ok"]

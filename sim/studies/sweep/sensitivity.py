@@ -15,6 +15,7 @@ direction of the metric (higher tokens/s, lower latency, cost or energy).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pandas as pd
 
@@ -148,3 +149,15 @@ def sensitivities(cfg: RunConfig, metric: str = "output_tokens_per_s", step: flo
     for col in ("base_value", "new_value"):
         table[col] = table[col].map(lambda v: f"{v:.6g}" if isinstance(v, float) else str(v))
     return table
+
+
+def write_sensitivity(table: pd.DataFrame, out: Path, cfg: RunConfig) -> None:
+    """The table (CSV and Parquet) and its chart under ``out``."""
+    from sim.plots.charts import CHARTS, Chart
+    from sim.studies.sweep.table import write_table
+
+    write_table(table, out, "sensitivity")
+    title = f"What buys the most: {cfg.model.name} on {cfg.hardware.name}, batch {cfg.workload.batch}"
+    chart = CHARTS[Chart.sensitivity]
+    chart.draw(table, out / chart.file(), title)
+
