@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import sim.studies.calibrate as _study
+from sim.cli.common import one_line_errors
 from sim.config.paths import OutputDirError, output_dir
 from sim.config.schema import RuntimeConfig
 from sim.output.files import atomic_write
@@ -24,6 +25,7 @@ from sim.studies.calibrate import (
 from sim.studies.validate import validate
 
 
+@one_line_errors("llmsim-calibrate")
 def main(argv: list[str] | None = None) -> None:
     """Console entry point of ``llmsim-calibrate [--out DIR] [--dry-run]``."""
     parser = argparse.ArgumentParser(prog="llmsim-calibrate", description=_study.__doc__.splitlines()[0])

@@ -43,7 +43,8 @@ def main() -> None:
     try:
         _hydra_main()
     except KeyboardInterrupt as err:  # sim/studies/sweep/callbacks.Interrupted carries a multirun's count
-        print(f"llmsim: {err or 'interrupted'}", file=sys.stderr)
+        plain = "interrupted; re-run to resume" if multirun else "interrupted"
+        print(f"llmsim: {str(err) or plain}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except (HydraException, OmegaConfBaseException) as err:
         if debugging:

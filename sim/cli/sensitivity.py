@@ -11,16 +11,19 @@ from pathlib import Path
 from hydra.errors import HydraException
 
 import sim.studies.sweep.sensitivity as _study
+from sim.cli.common import one_line_errors
 from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep import ReportError
 from sim.studies.sweep.sensitivity import FAILURES, sensitivities
 
 
+@one_line_errors("llmsim-sensitivity")
 def main(argv: list[str] | None = None) -> None:
     """``llmsim-sensitivity [overrides...] [--metric M] [--step 0.1] [--out DIR]``."""
     from sim.config.compose import compose_config
     from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
     from sim.config.paths import OutputDirError, output_dir
+    from sim.output.files import remove_stale_temps
     from sim.plots.charts import CHARTS, Chart
     from sim.studies.sweep.table import write_table
 
@@ -40,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
             raise ReportError("llmsim-sensitivity ranks single-batch runs; for serving, sweep with llmsim -m")
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         out = output_dir(args.out or Path("results/sensitivity") / dcfg.name / stamp)
+        remove_stale_temps(out)  # a run killed mid-write into this folder before
         table = sensitivities(cfg, args.metric, args.step)
     except (InputError, ReportError, OutputDirError, HydraException, *FAILURES) as err:
         print(f"llmsim-sensitivity: error: {err}", file=sys.stderr)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from sim.cli.common import one_line_errors
 from sim.studies.validate import COLUMNS, summary_line, validate
 
 
+@one_line_errors("llmsim-validate")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="llmsim-validate", description="Compare llmsim's predictions with "
                                      "measured rows (gemm, allreduce, memcpy, prefill, decode).")
@@ -31,6 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     missing = [c for c in ("id", "hardware", "kind", "measured_ms") if c not in frame.columns]
     if missing:
         _fail(f"'{args.csv}' lacks the column(s) {', '.join(missing)}; the header must name: {', '.join(COLUMNS)}")
+    if frame.empty:
+        _fail(f"'{args.csv}' has a header but no rows to validate")
     out, problems = validate(frame)
     for problem in problems:
         print(f"llmsim-validate: skipped {problem}", file=sys.stderr)

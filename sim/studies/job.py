@@ -43,8 +43,8 @@ def run_job(dcfg: DictConfig) -> dict | None:
         remove_stale_temps(out_dir)
     try:
         return _run_point(dcfg)
-    except KeyboardInterrupt:
-        if multirun:
+    except KeyboardInterrupt as err:
+        if multirun and not isinstance(err, Interrupted):
             raise Interrupted(interrupted_line(Path(hc.sweep.dir))) from None
         raise
 
