@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import sim.studies.calibrate as study
+from sim.cli.common import one_line_errors
 from sim.config.paths import OutputDirError, output_dir
 
 
+@one_line_errors("llmsim-calibrate")
 def main(argv: list[str] | None = None) -> None:
     """Console entry point of ``llmsim-calibrate [--out DIR] [--dry-run]``."""
     parser = argparse.ArgumentParser(prog="llmsim-calibrate", description=study.__doc__.splitlines()[0])

@@ -7,10 +7,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from hydra.errors import HydraException
-from omegaconf.errors import OmegaConfBaseException
-
 import sim.studies.sweep.grid as _study
+from sim.cli.common import one_line_errors
 from sim.config.compose import compose_dict
 from sim.studies.kinds import workload
 from sim.studies.sweep import ReportError
@@ -18,6 +16,7 @@ from sim.studies.sweep.grid import run_grid, split_arguments
 from sim.studies.sweep.report import print_written, report_sweep
 
 
+@one_line_errors("llmsim-grid")
 def main(argv: list[str] | None = None) -> None:
     """``llmsim-grid [overrides and axes...] [--out DIR] [--jobs N] [--no-report]``."""
     from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
@@ -47,6 +46,6 @@ def main(argv: list[str] | None = None) -> None:
             raise ReportError(f"every point failed; first reason: {table['reason'].iloc[0]}")
         if not args.no_report:
             print_written(report_sweep(out))
-    except (InputError, ReportError, OutputDirError, OmegaConfBaseException, HydraException) as err:
+    except (InputError, ReportError, OutputDirError) as err:  # Hydra's own: one_line_errors
         print(f"llmsim-grid: error: {str(err).splitlines()[0]}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

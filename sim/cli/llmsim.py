@@ -3,16 +3,23 @@
 Before Hydra composes anything, the command-line overrides are checked against the schema
 (sim/config/overrides.py) so that an unknown preset, a misspelt key or a value of the wrong
 type gets one line that names the problem and the fix; the job itself is sim/studies/job.py.
+Hydra's own errors (an override it cannot parse, a launcher or preset it cannot find, a value
+its schema refuses) are caught around the app and reduced to one line, exit 2; Ctrl-C is one
+line (with how many points of a multirun finished), exit 130. ``HYDRA_FULL_ERROR=1`` keeps
+Hydra's full traceback, for debugging.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import hydra
+from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
-from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
+from sim.config.overrides import EXIT_BAD_INPUT, EXIT_INTERRUPTED, InputError, check_override, hydra_error_line
 from sim.config.paths import CONF_DIR, OutputDirError, output_dir
 from sim.config.schema import register_configs
 from sim.studies.job import run_job
@@ -25,12 +32,32 @@ def main() -> None:
     multirun = any(a in ("-m", "--multirun") or a.startswith("+experiment=") for a in args)
     try:
         for arg in args:
+            check_not_search(arg)
             check_override(arg, multirun)
             check_output_dir(arg)
     except (InputError, OutputDirError) as err:
         print(f"llmsim: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
-    _hydra_main()
+    debugging = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors to us instead of printing them and exiting 1
+    try:
+        _hydra_main()
+    except KeyboardInterrupt as err:  # sim/studies/sweep/callbacks.Interrupted carries a multirun's count
+        plain = "interrupted; re-run to resume" if multirun else "interrupted"
+        print(f"llmsim: {str(err) or plain}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except (HydraException, OmegaConfBaseException) as err:
+        if debugging:
+            raise
+        print(f"llmsim: error: {hydra_error_line(err)}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def check_not_search(arg: str) -> None:
+    """A search recipe is llmsim-search's: given to llmsim it would run one point and print nothing."""
+    key, _, value = arg.partition("=")
+    if key.lstrip("+") == "search":
+        raise InputError(f"{arg} is a search recipe; run it with llmsim-search +search={value} [overrides]")
 
 
 def check_output_dir(arg: str) -> None:

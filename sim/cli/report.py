@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 import sim.studies.sweep.report as _study
+from sim.cli.common import one_line_errors
 from sim.config.paths import OutputDirError, output_dir
 from sim.studies.sweep import ReportError
 from sim.studies.sweep.report import make_report, print_written
 
 
+@one_line_errors("llmsim-report")
 def main(argv: list[str] | None = None) -> None:
     """Console entry point of ``llmsim-report``."""
     parser = argparse.ArgumentParser(prog="llmsim-report", description=_study.__doc__.split("\n\n")[0])

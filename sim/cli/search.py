@@ -19,6 +19,7 @@ from pathlib import Path
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
+from sim.cli.common import one_line_errors
 from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
 from sim.config.paths import OutputDirError, presets
 from sim.studies.search import SearchError
@@ -42,6 +43,7 @@ def _take_out(args: list[str]) -> tuple[list[str], Path | None]:
     return rest, Path(out) if out else None
 
 
+@one_line_errors("llmsim-search", resumable=True)
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in args):

@@ -11,16 +11,19 @@ from pathlib import Path
 from hydra.errors import HydraException
 
 import sim.studies.sweep.sensitivity as _study
+from sim.cli.common import one_line_errors
 from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep import ReportError
 from sim.studies.sweep.sensitivity import FAILURES, sensitivities, write_sensitivity
 
 
+@one_line_errors("llmsim-sensitivity")
 def main(argv: list[str] | None = None) -> None:
     """``llmsim-sensitivity [overrides...] [--metric M] [--step 0.1] [--out DIR]``."""
     from sim.config.compose import compose_config
     from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
     from sim.config.paths import OutputDirError, output_dir
+    from sim.output.files import remove_stale_temps
 
     parser = argparse.ArgumentParser(prog="llmsim-sensitivity", description=_study.__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the base configuration")
@@ -40,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         out = output_dir(args.out or Path("results/sensitivity") / dcfg.name / stamp, create=False)
         table = sensitivities(cfg, args.metric, args.step)
         out = output_dir(out)  # made once there is something to write
+        remove_stale_temps(out)  # a run killed mid-write into this folder before
     except (InputError, ReportError, OutputDirError, HydraException, *FAILURES) as err:
         print(f"llmsim-sensitivity: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from sim.cli.common import one_line_errors
 from sim.config.paths import OutputDirError, output_dir
 from sim.output.files import atomic_write
 from sim.studies.validate import COLUMNS, ValidationInputError, read_measurements, summary_line, validate
 
 
+@one_line_errors("llmsim-validate")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="llmsim-validate", description="Compare llmsim's predictions with "
                                      "measured rows (gemm, allreduce, memcpy, prefill, decode).")

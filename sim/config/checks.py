@@ -74,6 +74,10 @@ def _check_pipeline(cfg: RunConfig) -> None:
     if pp == 1:
         return
     micro = cfg.parallel.microbatches or pp
+    if micro > work.batch and not cfg.parallel.microbatches:  # the user set pp, not the micro-batches
+        raise RunError(f"parallel.pp={pp} splits the batch into one micro-batch per stage ({pp}), but "
+                       f"workload.batch={work.batch}: a micro-batch needs at least one sequence; raise "
+                       f"workload.batch to at least {pp} or lower parallel.pp")
     if micro > work.batch:
         raise RunError(f"parallel.microbatches={micro} exceeds workload.batch={work.batch}: a micro-batch needs "
                        "at least one sequence; raise the batch or lower parallel.microbatches")

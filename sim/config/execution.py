@@ -7,7 +7,7 @@ from enum import Enum
 from typing import Optional
 
 from hwmodels.numerics import DType
-from sim.config.errors import RunError
+from sim.config.errors import RunError, check_at_most
 from workloads.graph import AttentionKernel
 
 
@@ -34,6 +34,15 @@ class ParallelConfig:
                            f"(got {self.pp}, {self.ep}, {self.dp}, {self.microbatches})")
         if self.moe_imbalance < 1:
             raise RunError(f"parallel.moe_imbalance must be >= 1 (got {self.moe_imbalance}); 1 means even routing")
+        for key, limit, why in (
+            ("tp", 1e6, "chips; the largest pods join 8,960"),
+            ("pp", 1e4, "stages; a stage holds at least one layer"),
+            ("dp", 1e6, "replicas; the largest clusters have a few hundred thousand chips"),
+            ("ep", 1e6, "chips; the largest pods join 8,960"),
+            ("microbatches", 1e6, "a micro-batch holds at least one sequence"),
+            ("moe_imbalance", 1e3, "the busiest expert over the mean; at most the number of experts"),
+        ):
+            check_at_most(f"parallel.{key}", getattr(self, key), limit, why)
 
 
 @dataclass
@@ -75,6 +84,7 @@ class AttentionConfig:
     def __post_init__(self) -> None:
         if self.kv_block_tokens < 0:
             raise RunError(f"attention.kv_block_tokens must be >= 0 (got {self.kv_block_tokens})")
+        check_at_most("attention.kv_block_tokens", self.kv_block_tokens, 1e6, "tokens per KV block; vLLM uses 16")
 
 
 @dataclass
@@ -97,6 +107,8 @@ class RuntimeConfig:
         for key in ("host_dispatch_us", "step_overhead_us"):
             if not getattr(self, key) >= 0:
                 raise RunError(f"runtime.{key} must be >= 0 (got {getattr(self, key)})")
+            check_at_most(f"runtime.{key}", getattr(self, key), 1e6, "microseconds; a second of host work per "
+                          "kernel or pass is no runtime")
 
 
 @dataclass
@@ -110,6 +122,7 @@ class SpeculativeConfig:
     def __post_init__(self) -> None:
         if self.k < 1:
             raise RunError(f"speculative.k must be >= 1 (got {self.k})")
+        check_at_most("speculative.k", self.k, 1024, "drafted tokens per step; drafts beyond ~10 are rarely accepted")
         if not 0 <= self.acceptance <= 1:
             raise RunError(f"speculative.acceptance must be in [0, 1] (got {self.acceptance})")
 
@@ -137,5 +150,12 @@ class CostConfig:
         for key in ("amortisation_years", "price_markup"):
             if not getattr(self, key) > 0:
                 raise RunError(f"cost.{key} must be > 0 (got {getattr(self, key)})")
+        for key, limit, why in (
+            ("usd_per_kWh", 1e3, "electricity costs cents per kWh"),
+            ("usd_per_chip_hour", 1e6, "GPUs rent for a few dollars an hour"),
+            ("amortisation_years", 100.0, "chips are written off over 3-6 years"),
+            ("price_markup", 1e3, "the price over the cost to make; a few times at most"),
+        ):
+            check_at_most(f"cost.{key}", getattr(self, key), limit, why)
         if not 0 < self.utilisation <= 1:
             raise RunError(f"cost.utilisation must be in (0, 1] (got {self.utilisation})")

@@ -19,6 +19,10 @@ GROUPS = ("hardware", "model", "workload", "runtime", "scheduler", "system", "ho
 # Keys that moved: old spelling -> new one (one line and exit 2, never a silent ignore).
 MOVED = {"scheduler.kv_block_tokens": "attention.kv_block_tokens"}
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
+# Lines of Hydra's messages that are advice about Hydra itself, not about the input.
+_HYDRA_NOISE = ("See https://", "Set the environment variable", "Config search path", "provider=",
+                "The above exception", "full_key:", "object_type=", "reference_type=")
 
 
 class InputError(Exception):
@@ -82,6 +86,29 @@ def check_override(arg: str, multirun: bool = True) -> None:
     hint = field_type(key)
     for v in values:
         _check_value(key, v, hint)
+
+
+def hydra_error_line(err: BaseException) -> str:
+    """One line from an error of Hydra or OmegaConf (a bad override, a missing preset, a wrong type).
+
+    Hydra's messages run over several lines (the override, the parser's complaint, the options
+    there are, the config search path); this keeps the ones about the input, joined by ``; ``,
+    and the first line of the OmegaConf error that caused it.
+    """
+    lines: list[str] = []
+    seen: BaseException | None = err
+    while seen is not None and len(lines) < 4:
+        text = [ln.strip() for ln in str(seen).splitlines() if ln.strip()]
+        text = [ln for ln in text if not ln.startswith(_HYDRA_NOISE)]
+        options = [ln for ln in text[1:] if not ln.endswith(":")]
+        head = text[:1] + ([f"available: {', '.join(options)}"] if text[1:2] and text[1].startswith("Available")
+                           else [ln for ln in text[1:2]])
+        lines += [ln for ln in head if ln not in lines]
+        seen = seen.__cause__
+    line = "; ".join(lines) or type(err).__name__
+    if "missing EQUAL" in line:
+        line += " (an override is key=value)"
+    return line
 
 
 def _parent_hint(path: str):
@@ -155,6 +182,10 @@ def _check_value(key: str, value: str, hint) -> None:
             raise InputError(f"{key}={value}: expected a number") from None
         if hint is int and not number.is_integer():
             raise InputError(f"{key}={value}: expected a whole number")
+        if hint is int and not value.lstrip("+-").replace("_", "").isdigit():  # 1e6: a float to OmegaConf
+            plain = f"; write {int(number)}" if abs(number) < 1e12 else ""
+            raise InputError(f"{key}={value}: expected a whole number written out in digits ({value} is read as a "
+                             f"decimal number{plain})")
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:

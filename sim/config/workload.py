@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Optional
 
-from sim.config.errors import RunError
+from sim.config.errors import RunError, check_at_most
 
 
 class WorkloadKind(str, Enum):
@@ -52,9 +52,24 @@ class WorkloadConfig:
             raise RunError(f"workload.rate_per_s must be > 0 requests per second (got {self.rate_per_s})")
         if not self.cv > 0 or not self.length_cv >= 0:
             raise RunError(f"workload.cv must be > 0 and workload.length_cv >= 0 (got {self.cv}, {self.length_cv})")
+        self._check_tops()
         if self.arrival is ArrivalProcess.trace and not self.trace_path:
             raise RunError("workload.arrival=trace needs workload.trace_path=<CSV with arrival_s, prompt_tokens, "
                            "output_tokens>")
+
+    def _check_tops(self) -> None:
+        """The top of each field's range: far beyond real deployments, short of nonsense."""
+        for key, limit, why in (
+            ("batch", 1e6, "serving engines cap a step at a few thousand sequences"),
+            ("prompt_tokens", 1e7, "the longest contexts are 1-10 million tokens"),
+            ("decode_tokens", 1e7, "the longest contexts are 1-10 million tokens"),
+            ("num_requests", 1e7, "every request is simulated; 10 million take hours"),
+            ("rate_per_s", 1e6, "requests per second; a million is beyond what the chips of a run could serve"),
+            ("concurrency", 1e6, "users of a closed loop, each with a request in flight"),
+            ("cv", 100.0, "a gamma coefficient of variation of 100 is already one burst"),
+            ("length_cv", 100.0, "a length coefficient of variation of 100 is already one long request"),
+        ):
+            check_at_most(f"workload.{key}", getattr(self, key), limit, why)
 
 
 class SchedulerKind(str, Enum):
@@ -90,6 +105,14 @@ class SchedulerConfig:
                 raise RunError(f"scheduler.{key} must be >= 1 (got {getattr(self, key)})")
         if self.kv_cache_GB is not None and not self.kv_cache_GB > 0:
             raise RunError(f"scheduler.kv_cache_GB must be > 0 (got {self.kv_cache_GB}); null uses the free HBM")
+        for key, limit, why in (
+            ("max_batch", 1e6, "serving engines cap a step at a few thousand sequences"),
+            ("token_budget", 1e8, "tokens in one step; engines use a few thousand"),
+            ("kv_cache_GB", 1e5, "100 TB per chip; the largest chips hold 288 GB"),
+            ("prefill_instances", 1e4, "tensor-parallel groups; each is simulated"),
+            ("decode_instances", 1e4, "tensor-parallel groups; each is simulated"),
+        ):
+            check_at_most(f"scheduler.{key}", getattr(self, key), limit, why)
 
 
 @dataclass

@@ -1,8 +1,12 @@
 """Files a run writes: summary.json, ops.parquet, ops.csv, config.yaml.
 
-Every file is written to a temporary name in the same folder and renamed into place, so a
-reader (or an interrupted run) never sees a half-written file. Each output carries the
-config's hash, the seed and the code version.
+Every file is written to a temporary name in the same folder (``.<name>.<random>.tmp``) and
+renamed into place, so a reader (or an interrupted run) never sees a half-written file; the file
+gets the mode an ordinary ``open`` would give it (0666 less the umask: 0644 under umask 022), so
+results on a shared file system are readable by others as Hydra's own files are. A write killed
+before its rename (SIGKILL) leaves its temporary file: ``remove_stale_temps`` clears a folder of
+them when a job starts writing there again. Each output carries the config's hash, the seed and
+the code version.
 """
 
 from __future__ import annotations
@@ -23,17 +27,52 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[2]
 
 
+TEMP_SUFFIX = ".tmp"
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    The file ends with mode 0666 less the process umask (``mkstemp`` alone would leave 0600).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process's file-mode creation mask (read from /proc where it can be, without changing it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it and put it back
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete the temporary files ``atomic_write`` left in ``folder`` when killed mid-write; return them.
+
+    Call it only on a folder that no other process is writing into at the time (a point's own
+    folder when its job starts, a command's output folder before it writes).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.glob(f".*{TEMP_SUFFIX}") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def config_hash(config_yaml: str) -> str:

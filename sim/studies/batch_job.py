@@ -27,10 +27,10 @@ def report_batch(result: RunResult, dcfg: DictConfig, out_dir: Path,
     output = dcfg.output  # the tool's settings, beside the run's config
     if output.write_files:
         ops = ops_columns(result)
-        write_run(out_dir, summary, breakdown, ops, OmegaConf.to_yaml(dcfg, resolve=True), cfg.seed)
-        if output.trace:
+        if output.trace:  # before write_run's summary.json, whose presence means the point's files are all there
             write_trace(ops, out_dir / "trace.json", title=f"{cfg.model.name} on {cfg.hardware.name}")
-        if finished is not None:
+        write_run(out_dir, summary, breakdown, ops, OmegaConf.to_yaml(dcfg, resolve=True), cfg.seed)
+        if finished is not None:  # the marker last: a point is finished only once all its files are
             finished()
     if output.print_summary:
         print(render(summary, breakdown))

@@ -20,14 +20,36 @@ from sim.config.compose import to_run_config, with_calibration
 from sim.config.overrides import EXIT_BAD_INPUT
 from sim.config.schema import RunConfig, RunError
 from sim.config.system import apply_scale_up
-from sim.output.files import atomic_write
+from sim.output.files import atomic_write, remove_stale_temps
 from sim.studies.kinds import WORKLOADS
-from sim.studies.sweep.points import finished_dir, mark_finished, point_key, reuse
+from sim.studies.sweep.callbacks import Interrupted, interrupted_line
+from sim.studies.sweep.points import finished_dir, mark_finished, point_key, reuse, start_point
 from workloads.model import ModelError
 
 
 def run_job(dcfg: DictConfig) -> dict | None:
-    """Simulate one composed config, print its summary and write its files."""
+    """Simulate one composed config, print its summary and write its files.
+
+    The point's folder is cleared of a killed earlier write first (sim/studies/sweep/points.py
+    ``start_point``). Ctrl-C during a multirun point raises ``Interrupted``, whose text says how
+    many points of the sweep finished; in a single run the KeyboardInterrupt goes up as it is.
+    """
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    if multirun and dcfg.output.write_files:
+        start_point(out_dir)
+    else:
+        remove_stale_temps(out_dir)
+    try:
+        return _run_point(dcfg)
+    except KeyboardInterrupt as err:
+        if multirun and not isinstance(err, Interrupted):
+            raise Interrupted(interrupted_line(Path(hc.sweep.dir))) from None
+        raise
+
+
+def _run_point(dcfg: DictConfig) -> dict | None:
     hc = HydraConfig.get()
     dcfg = apply_scale_up(dcfg)  # config.yaml then shows the chip as simulated
     out_dir = Path(hc.runtime.output_dir)

@@ -175,5 +175,7 @@ def read_measurements(path: Path | None) -> pd.DataFrame:
     if missing:
         raise ValidationInputError(f"'{path}' lacks the column(s) {', '.join(missing)}; the header must name: "
                                    f"{', '.join(COLUMNS)}")
+    if frame.empty:
+        raise ValidationInputError(f"'{path}' has a header but no rows to validate")
     return frame
 

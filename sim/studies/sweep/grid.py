@@ -32,7 +32,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sim.batch.run import simulate
 from sim.config.compose import compose_dict, to_run_config, without_hydra
 from sim.metrics.summary import breakdown_by_kind, ops_columns, summarize
-from sim.output.files import atomic_write, code_version, write_run
+from sim.output.files import atomic_write, code_version, remove_stale_temps, write_run
 from sim.studies.sweep import ReportError
 from sim.studies.sweep.report import EXAMPLE_POINT, GRID_FILE
 from sim.studies.sweep.sensitivity import FAILURES
@@ -71,7 +71,11 @@ def axis_values(key: str, text: str) -> list | None:
         return None
     if not override.is_discrete_sweep():
         raise ReportError(f"{key}={text}: only lists, range(), linspace() and geomspace() can be swept here")
-    return list(override.sweep_iterator())
+    values = list(override.sweep_iterator())
+    if not values:
+        raise ReportError(f"{key}={text} sweeps no values: range(start, stop, step) needs start < stop for a "
+                          "step > 0 (start > stop for a step < 0)")
+    return values
 
 
 def _is_int_field(key: str) -> bool:
@@ -135,6 +139,9 @@ def run_grid(fixed: list[str], axes: dict[str, list], out: Path | None = None, j
     With ``out``, also write ``grid.json``, ``report/points.parquet|csv`` and ``example_point/``.
     ``jobs`` > 1 splits the points over that many processes (joblib).
     """
+    if out is not None:  # a grid killed mid-write into this folder before
+        for folder in (out, out / "report", out / EXAMPLE_POINT):
+            remove_stale_temps(folder)
     base_h = compose_dict(fixed, with_hydra=True)
     params = OmegaConf.select(base_h, "hydra.sweeper.params") or {}
     recipe = {k: axis_values(k, str(v)) or [v] for k, v in params.items()}

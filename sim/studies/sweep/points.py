@@ -25,7 +25,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from sim.config.schema import run_fields
-from sim.output.files import atomic_write, code_version
+from sim.output.files import atomic_write, code_version, remove_stale_temps
 
 MARKERS = ".finished"
 # Files of a finished point that a re-run copies; summary.json last (its presence means done).
@@ -70,10 +70,26 @@ def finished_dir(key: str, sweep_dir: Path, out_dir: Path, trace: bool = False) 
 
 def reuse(source: Path, out_dir: Path) -> dict:
     """Copy a finished point's files from ``source`` into ``out_dir``; return its summary."""
-    for name in RESULT_FILES:
+    note = {"reused_from": str(source)}
+    atomic_write(out_dir / "reused.json", lambda p: p.write_text(json.dumps(note) + "\n"))
+    for name in RESULT_FILES:  # summary.json last
         src = source / name
         if src.exists():
             atomic_write(out_dir / name, lambda p, s=src: shutil.copyfile(s, p))
-    note = {"reused_from": str(source)}
-    atomic_write(out_dir / "reused.json", lambda p: p.write_text(json.dumps(note) + "\n"))
     return json.loads((out_dir / "summary.json").read_text())
+
+
+# Files whose presence says how a point ended; an earlier run's are removed before a point runs again.
+OUTCOME_FILES = ("summary.json", "failed.json", "reused.json")
+
+
+def start_point(out_dir: Path) -> None:
+    """Make ``out_dir`` ready for a point to run (again): no temporary files of a killed write, no outcome.
+
+    A point folder written into before (a sweep re-run into the same ``hydra.sweep.dir``, or a run
+    killed mid-way) may hold temporary files and an earlier run's summary.json; both go, so that the
+    folder counts as finished only when this run writes its summary.json, after every other file.
+    """
+    remove_stale_temps(out_dir)
+    for name in OUTCOME_FILES:
+        (Path(out_dir) / name).unlink(missing_ok=True)

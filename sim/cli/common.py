@@ -1,0 +1,38 @@
+"""What every console command does around its work: Ctrl-C and Hydra's own errors as one line."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from sim.config.overrides import EXIT_BAD_INPUT, EXIT_INTERRUPTED, hydra_error_line
+
+
+def one_line_errors(prog: str, resumable: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Wrap a command's ``main``: Ctrl-C prints ``<prog>: interrupted`` and exits 130; an error of Hydra or
+    OmegaConf that the command did not catch itself (a bad override, a missing preset) prints one line
+    and exits 2.
+
+    Args:
+        prog: the command's name, the start of its lines.
+        resumable: the command resumes its work when run again (the line says so).
+    """
+    def wrap(main: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(main)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return main(*args, **kwargs)
+            except KeyboardInterrupt as err:
+                plain = "interrupted; re-run to resume" if resumable else "interrupted"
+                print(f"{prog}: {str(err) or plain}", file=sys.stderr)
+                sys.exit(EXIT_INTERRUPTED)
+            except (HydraException, OmegaConfBaseException) as err:
+                print(f"{prog}: error: {hydra_error_line(err)}", file=sys.stderr)
+                sys.exit(EXIT_BAD_INPUT)
+        return guarded
+    return wrap
