@@ -211,3 +211,27 @@ def test_invalid_hf_config_is_one_line_and_exit_2(tmp_path, changes, words):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and words in lines[0], proc.stderr
+
+
+def test_a_search_with_an_edited_input_file_is_another_search(tmp_path, monkeypatch):
+    """llmsim-search resumes a study only with the same settings: an edited config.json or a new
+    model version makes the stored study another search (refused, never silently extended)."""
+    from sim.studies.search.runner import _plain, _run_part
+    from sim.studies.search.study import Search
+
+    path = write_hf(tmp_path)
+
+    def fingerprint() -> str:
+        tree = _plain(["model=hf", f"model.hf_config_path={path}", "fidelity=analytic"])
+        node = tree.pop("search")
+        node.update(space={"hardware.num_cores": {"choices": [2, 4]}}, objectives=["output_tokens_per_s"],
+                    constraints={}, derived={})
+        return Search(_run_part(tree), node, 0).fingerprint()
+
+    before = fingerprint()
+    assert fingerprint() == before
+    write_hf(tmp_path, num_hidden_layers=64)
+    edited = fingerprint()
+    assert edited != before
+    monkeypatch.setattr("sim.studies.search.study.MODEL_VERSION", points.MODEL_VERSION + 1)
+    assert fingerprint() != edited
