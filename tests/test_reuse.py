@@ -235,3 +235,22 @@ def test_a_search_with_an_edited_input_file_is_another_search(tmp_path, monkeypa
     assert edited != before
     monkeypatch.setattr("sim.studies.search.study.MODEL_VERSION", points.MODEL_VERSION + 1)
     assert fingerprint() != edited
+
+
+# The model version moves with the numbers ------------------------------------------------------------
+def test_numbers_change_only_with_a_new_model_version():
+    """Reference runs' headline numbers as recorded under the current MODEL_VERSION: a change that
+    moves them must bump the version (else sweeps reuse the old model's points as the new one's)."""
+    from sim.engine.model_version import MODEL_VERSION
+    from tests.golden.model_numbers import RECORD, current_numbers
+
+    record = json.loads(RECORD.read_text())
+    fix = ("bump MODEL_VERSION in sim/engine/model_version.py (with a history line), then run "
+           "`python -m tests.golden.model_numbers`")
+    if record["model_version"] != MODEL_VERSION:
+        pytest.fail(f"MODEL_VERSION is {MODEL_VERSION} but tests/golden/model_numbers.json records "
+                    f"{record['model_version']}: run `python -m tests.golden.model_numbers`")
+    now = current_numbers()
+    moved = [f"{run}.{key}: {old!r} -> {now[run][key]!r}" for run, keys in record["runs"].items()
+             for key, old in keys.items() if now[run][key] != pytest.approx(old, rel=1e-9)]
+    assert not moved, f"the model's numbers changed under the same version; {fix}:\n" + "\n".join(moved)

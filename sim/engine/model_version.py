@@ -8,6 +8,9 @@ graphs (workloads/), the passes, schedulers and serving (sim/batch/, sim/serving
 figures derived from them (sim/metrics/), or the shipped calibration. A change that only
 refactors, adds a field whose default keeps the old numbers, or touches printing, files or
 charts keeps it. Points finished under another version are simulated again, never reused.
+tests/test_reuse.py holds the headline numbers of a few reference runs to the version they
+were recorded under (tests/golden/model_numbers.json; ``python -m tests.golden.model_numbers``
+rewrites it after a bump), so a change that moves them without a bump fails.
 
 History:
   1: the reuse key first holds a model version (issue 14).
