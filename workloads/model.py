@@ -67,6 +67,10 @@ class ModelConfig:
         if self.num_kv_heads == 0:
             self.num_kv_heads = self.num_heads
         if self.head_dim == 0 and self.num_heads > 0:
+            if self.hidden_size % self.num_heads:
+                raise ModelError(
+                    f"model '{self.name}': model.hidden_size={self.hidden_size} is not a multiple of "
+                    f"model.num_heads={self.num_heads}; set model.head_dim explicitly or fix the sizes")
             self.head_dim = self.hidden_size // self.num_heads
         self.validate()
 
@@ -152,8 +156,7 @@ class ModelConfig:
 
     # Hugging Face config.json ----------------------------------------------------------------
     def _load_hf(self, path: Path) -> None:
-        if path.is_dir():
-            path = path / "config.json"
+        path = hf_config_file(path)
         if not path.is_file():
             raise ModelError(f"model.hf_config_path: no file at '{path}'; point it at a Hugging Face config.json")
         try:
@@ -169,51 +172,92 @@ class ModelConfig:
             self.name = str(raw.get("_name_or_path") or raw.get("model_type") or path.parent.name)
 
 
-def _fields_from_hf(raw: dict, path: Path) -> dict:
-    """Map the keys of a Hugging Face config (Llama/Mistral/Qwen or GPT-2 style) to ModelConfig fields."""
+def hf_config_file(path: str | Path) -> Path:
+    """The ``config.json`` that ``model.hf_config_path`` names (the path itself, or config.json in a folder)."""
+    path = Path(path)
+    return path / "config.json" if path.is_dir() else path
 
-    def need(*names: str) -> int:
+
+class _HfKeys:
+    """Typed reads of a Hugging Face config's keys, each failure one ModelError naming the file and key."""
+
+    def __init__(self, raw: dict, path: Path) -> None:
+        self.raw = raw
+        self.where = f"model.hf_config_path: '{path}'"
+
+    def whole(self, name: str, value, least: int = 1) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ModelError(f"{self.where} has {name}={value!r}; expected a whole number")
+        if value < least:
+            raise ModelError(f"{self.where} has {name}={value}; expected a whole number >= {least}")
+        return value
+
+    def need(self, *names: str) -> int:
+        """The first of ``names`` present, a whole number >= 1."""
         for name in names:
-            if name in raw:
-                value = raw[name]
-                if not isinstance(value, int) or isinstance(value, bool):
-                    raise ModelError(f"model.hf_config_path: '{path}' has {name}={value!r}; expected a whole number")
-                return value
-        raise ModelError(f"model.hf_config_path: '{path}' lacks '{names[0]}'; is it a decoder-only transformer config?")
+            if name in self.raw:
+                return self.whole(name, self.raw[name])
+        raise ModelError(f"{self.where} lacks '{names[0]}'; is it a decoder-only transformer config?")
 
-    def optional(name: str, default):
-        value = raw.get(name)
+    def size(self, name: str, default: int, least: int = 1) -> int:
+        """An optional whole-number key (null or absent: ``default``)."""
+        value = self.raw.get(name)
+        return default if value is None else self.whole(name, value, least)
+
+    def optional(self, name: str, default):
+        value = self.raw.get(name)
         return default if value is None else value
 
+
+def _fields_from_hf(raw: dict, path: Path) -> dict:
+    """Map the keys of a Hugging Face config (Llama/Mistral/Qwen or GPT-2 style) to ModelConfig fields.
+
+    Raises:
+        ModelError: a size that is missing, not a whole number, below 1, or inconsistent with
+            the others (heads that do not divide the hidden size without an explicit head_dim,
+            query heads that are not whole groups of key/value heads).
+    """
+    keys = _HfKeys(raw, path)
     gpt2_style = "n_embd" in raw
-    layers = need("num_hidden_layers", "n_layer")
-    hidden = need("hidden_size", "n_embd", "d_model")
-    heads = need("num_attention_heads", "n_head")
-    act = str(optional("hidden_act", optional("activation_function", "silu"))).lower()
-    activation = Activation.gelu if "gelu" in act else Activation.relu if "relu" in act else Activation.silu
+    layers = keys.need("num_hidden_layers", "n_layer")
+    hidden = keys.need("hidden_size", "n_embd", "d_model")
+    heads = keys.need("num_attention_heads", "n_head")
+    kv_heads = keys.size("num_key_value_heads", heads)
+    if raw.get("head_dim") is None and hidden % heads:
+        raise ModelError(f"{keys.where} has hidden_size={hidden}, not a multiple of num_attention_heads={heads}, "
+                         "and no head_dim; no whole head size fits")
+    if heads % kv_heads:
+        raise ModelError(f"{keys.where} has num_attention_heads={heads}, not a multiple of num_key_value_heads="
+                         f"{kv_heads}; grouped-query attention needs whole groups")
+    act = str(keys.optional("hidden_act", keys.optional("activation_function", "silu"))).lower()
     fields = {
         "num_layers": layers,
         "hidden_size": hidden,
         "num_heads": heads,
-        "num_kv_heads": int(optional("num_key_value_heads", heads)),
-        "head_dim": int(optional("head_dim", hidden // heads)),
-        "ffn_size": int(optional("intermediate_size", optional("n_inner", 4 * hidden)) or 4 * hidden),
-        "vocab_size": need("vocab_size"),
-        "tied_embeddings": bool(optional("tie_word_embeddings", gpt2_style)),
-        "max_context": need("max_position_embeddings", "n_positions"),
+        "num_kv_heads": kv_heads,
+        "head_dim": keys.size("head_dim", hidden // heads),
+        "ffn_size": keys.size("intermediate_size", 0, least=0) or keys.size("n_inner", 0, least=0) or 4 * hidden,
+        "vocab_size": keys.need("vocab_size"),
+        "tied_embeddings": bool(keys.optional("tie_word_embeddings", gpt2_style)),
+        "max_context": keys.need("max_position_embeddings", "n_positions"),
         "gated_mlp": not gpt2_style,
         "norm": Norm.layernorm if gpt2_style else Norm.rmsnorm,
         "positional": Positional.learned if gpt2_style else Positional.rope,
-        "activation": activation,
+        "activation": Activation.gelu if "gelu" in act else Activation.relu if "relu" in act else Activation.silu,
         "bias": bool(gpt2_style or raw.get("attention_bias", False)),
-        "sliding_window": int(optional("sliding_window", 0) or 0) if raw.get("use_sliding_window", True) else 0,
+        "sliding_window": keys.size("sliding_window", 0, least=0) if raw.get("use_sliding_window", True) else 0,
     }
-    experts = int(optional("num_local_experts", optional("num_experts", optional("n_routed_experts", 0))) or 0)
-    if experts:
-        fields["num_experts"] = experts
-        fields["experts_per_token"] = int(optional("num_experts_per_tok", 2))
-        fields["ffn_size"] = int(optional("moe_intermediate_size", fields["ffn_size"]))
-        shared = optional("shared_expert_intermediate_size", 0) or (
-            int(optional("n_shared_experts", 0) or 0) * fields["ffn_size"])
-        fields["shared_ffn_size"] = int(shared)
-    return fields
+    return {**fields, **_moe_fields(keys, fields["ffn_size"])}
+
+
+def _moe_fields(keys: _HfKeys, ffn_size: int) -> dict:
+    """The mixture-of-experts fields of a Hugging Face config (none for a dense model)."""
+    experts = (keys.size("num_local_experts", 0, least=0) or keys.size("num_experts", 0, least=0)
+               or keys.size("n_routed_experts", 0, least=0))
+    if not experts:
+        return {}
+    expert_ffn = keys.size("moe_intermediate_size", ffn_size)
+    shared = keys.size("shared_expert_intermediate_size", 0, least=0) or (
+        keys.size("n_shared_experts", 0, least=0) * expert_ffn)
+    return {"num_experts": experts, "experts_per_token": keys.size("num_experts_per_tok", 2),
+            "ffn_size": expert_ffn, "shared_ffn_size": shared}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import fields
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -11,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from hwmodels.calibration import FITTED_KEYS, load_fit
 from sim.config.schema import AppConfig, RunConfig, register_configs
 from sim.config.system import apply_scale_up
+from workloads.model import ModelConfig
 
 
 def compose_dict(overrides: list[str], with_hydra: bool = False) -> DictConfig:
@@ -42,6 +44,28 @@ def with_calibration(dcfg: DictConfig) -> DictConfig:
     for key in FITTED_KEYS:
         if OmegaConf.select(dcfg.hardware, key) is None:
             dcfg.hardware[key] = fit[key]
+    return dcfg
+
+
+def with_resolved_model(dcfg: DictConfig) -> DictConfig:
+    """A copy of ``dcfg`` whose model read from a Hugging Face config.json holds the values read.
+
+    With ``model.hf_config_path`` set every architectural field comes from that file; they are
+    written into the config (not left at the preset's zeros) so that the config a run saves,
+    and the key of a sweep point, name the architecture that ran. Other models are returned
+    as they are.
+
+    Raises:
+        workloads.model.ModelError: the file is missing, unreadable or describes no valid model.
+    """
+    if "model" not in dcfg or not OmegaConf.select(dcfg, "model.hf_config_path", default=None):
+        return dcfg
+    model = OmegaConf.to_object(dcfg.model)
+    if not isinstance(model, ModelConfig):  # a plain (untyped) tree
+        model = ModelConfig(**model)
+    dcfg = copy.deepcopy(dcfg)
+    for field in fields(ModelConfig):
+        dcfg.model[field.name] = getattr(model, field.name)
     return dcfg
 
 

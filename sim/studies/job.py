@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from hwmodels.calibration import CalibrationError
 from hwmodels.chip import HardwareError
-from sim.config.compose import to_run_config, with_calibration
+from sim.config.compose import to_run_config, with_calibration, with_resolved_model
 from sim.config.overrides import EXIT_BAD_INPUT
 from sim.config.schema import RunConfig, RunError
 from sim.config.system import apply_scale_up
@@ -56,7 +56,8 @@ def _run_point(dcfg: DictConfig) -> dict | None:
     multirun = hc.mode == RunMode.MULTIRUN
     try:
         dcfg = with_calibration(dcfg)  # the fitted chip fields no preset sets, from calibration=<path> or shipped
-    except CalibrationError as err:
+        dcfg = with_resolved_model(dcfg)  # a Hugging Face model's architecture as read from its config.json
+    except (CalibrationError, ModelError) as err:
         return _fail(hc.mode, out_dir, str(err))
     key = point_key(dcfg) if multirun and dcfg.output.write_files else None
     if key and not dcfg.sweep.rerun:  # finished in an earlier sweep beside this one: reuse it

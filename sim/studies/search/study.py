@@ -30,11 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+from omegaconf import OmegaConf
 
+from sim.engine.model_version import MODEL_VERSION
 from sim.metrics.catalog import UnknownMetric, higher_is_better
 from sim.studies.search import SearchError
 from sim.studies.search.evaluate import Infeasible, evaluate
 from sim.studies.search.space import Param, check_derived, config_overrides, parse_space, resolve
+from sim.studies.sweep.points import input_digests
 
 STUDY = "search"
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
@@ -122,7 +125,9 @@ class Search:
 
     def fingerprint(self) -> str:
         keep = {k: v for k, v in self.search.items() if k not in ("trials", "jobs", "out", "fresh")}
-        text = json.dumps({"base": self.base, "search": keep}, sort_keys=True, default=str)
+        inputs = input_digests(OmegaConf.create(self.base))  # an edited config.json or trace is another search
+        text = json.dumps({"base": self.base, "search": keep, "inputs": inputs, "model_version": MODEL_VERSION},
+                          sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def design(self, values: dict) -> tuple[dict | None, str | None]:
@@ -184,7 +189,8 @@ def open_study(search: Search, out: Path, fresh: bool, trials: int, worker: int 
     if mark is None and worker == 0:
         study.set_user_attr("fingerprint", search.fingerprint())
     elif mark is not None and mark != search.fingerprint():
-        raise SearchError(f"{db} holds a search with other settings (workload, space, objectives or seed); "
+        raise SearchError(f"{db} holds a search with other settings (workload, space, objectives, seed, input "
+                          "files or model version); "
                           "use search.out=<another folder> or search.fresh=true to start over")
     return study
 

@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from sim.batch.run import simulate
-from sim.config.compose import compose_dict, to_run_config, without_hydra
+from sim.config.compose import compose_dict, to_run_config, with_resolved_model, without_hydra
 from sim.metrics.summary import breakdown_by_kind, ops_columns, summarize
 from sim.output.files import atomic_write, code_version, remove_stale_temps, write_run
 from sim.studies.sweep import ReportError
@@ -188,7 +188,7 @@ def _write(out: Path, base: DictConfig, table, axes: dict, fixed: list[str], gro
                                     groups)
         if result is not None:
             write_run(out / EXAMPLE_POINT, summarize(result), breakdown_by_kind(result), ops_columns(result),
-                      OmegaConf.to_yaml(dcfg, resolve=True), result.cfg.seed)
+                      OmegaConf.to_yaml(with_resolved_model(dcfg), resolve=True), result.cfg.seed)
     write_table(table, out / "report")
     body = {"name": base.name, "overrides": fixed, "params": list(axes),
             "axes": {k: [str(v) for v in vals] for k, vals in axes.items()}, "points": len(table),

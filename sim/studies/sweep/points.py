@@ -1,18 +1,25 @@
 """A point's identity across sweeps, and skipping the points already finished.
 
-The key of a point is a hash of the run's part of its composed config (the top-level keys of
-``RunConfig``: what changes its numbers), not of the tools' settings beside it (``name``,
-``output``, ``sweep``, ``search``; sim/config/tools.py). When a point of a multirun finishes, a marker
-``<key>.json`` goes into ``.finished/`` beside the sweep folder (normally
-``results/sweeps/<name>/.finished/``), naming the folder that holds its files. A later
-multirun whose sweep folder has the same parent finds the marker, copies that point's files
-into its own point folder (plus ``reused.json`` saying from where) and skips the simulation;
-``sweep.rerun=true`` simulates every point again. One marker per point, each written
-atomically, so parallel workers (joblib, Ray, Slurm) never contend for a shared index.
+The key of a point is a hash of three things: the run's part of its composed config (the
+top-level keys of ``RunConfig``: what changes its numbers), not the tools' settings beside it
+(``name``, ``output``, ``sweep``, ``search``; sim/config/tools.py); the contents of every input
+file the config names (``INPUT_FILES``: a Hugging Face config.json, a serving trace CSV), so an
+edited file is never mistaken for the old one; and the simulator's model version
+(sim/engine/model_version.py), bumped whenever the code gives a config different numbers. A
+calibration file needs no digest: composition writes its fitted values into ``hardware``
+(sim/config/compose.with_calibration), where the key sees them; likewise a Hugging Face
+model's resolved architecture is written into ``model`` (with_resolved_model).
+
+When a point of a multirun finishes, a marker ``<key>.json`` goes into ``.finished/`` beside
+the sweep folder (normally ``results/sweeps/<name>/.finished/``), naming the folder that holds
+its files. A later multirun whose sweep folder has the same parent finds the marker, copies
+that point's files into its own point folder (plus ``reused.json`` saying from where) and skips
+the simulation; ``sweep.rerun=true`` simulates every point again. One marker per point, each
+written atomically, so parallel workers (joblib, Ray, Slurm) never contend for a shared index.
 
 Only finished points are skipped; failed points are tried again (a failure is found before
-any simulating, so it costs little). The key holds the config, not the code version: after
-changing the code, re-run with ``sweep.rerun=true``.
+any simulating, so it costs little). A code change that leaves the model version as it is
+(a refactor, printing) keeps the earlier points reusable.
 """
 
 from __future__ import annotations
@@ -25,20 +32,39 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from sim.config.schema import run_fields
+from sim.engine.model_version import MODEL_VERSION
 from sim.output.files import atomic_write, code_version, remove_stale_temps
+from workloads.model import hf_config_file
 
 MARKERS = ".finished"
 # Files of a finished point that a re-run copies; summary.json last (its presence means done).
 RESULT_FILES = ("config.yaml", "ops.parquet", "ops.csv", "trace.json", "requests.parquet", "requests.csv",
                 "steps.parquet", "steps.csv", "serving.png", "summary.json")  # summary last: it marks a point done
+# Config fields that name a file the run reads, each with how to find the file from the value.
+INPUT_FILES = {"model.hf_config_path": hf_config_file, "workload.trace_path": Path}
 
 
 def point_key(dcfg: DictConfig) -> str:
-    """A 16-hex-digit hash of the run's part of ``dcfg``: the fields that change a point's results."""
+    """A 16-hex-digit hash of what fixes a point's results: the run's part of ``dcfg``, the
+    contents of the input files it names, and the model version."""
     whole = OmegaConf.to_container(dcfg, resolve=True)
     plain = {key: whole[key] for key in run_fields() if key in whole}
-    text = json.dumps(plain, sort_keys=True, default=str)
+    identity = {"run": plain, "inputs": input_digests(dcfg), "model_version": MODEL_VERSION}
+    text = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def input_digests(dcfg: DictConfig) -> dict[str, str]:
+    """SHA-256 of each input file ``dcfg`` names, by field (``"missing"`` for a file that cannot be read)."""
+    digests = {}
+    for name, locate in INPUT_FILES.items():
+        value = OmegaConf.select(dcfg, name, default=None)
+        if value:
+            try:
+                digests[name] = hashlib.sha256(locate(value).read_bytes()).hexdigest()
+            except OSError:
+                digests[name] = "missing"  # a run that reads it fails and is never marked finished
+    return digests
 
 
 def marker_dir(sweep_dir: Path) -> Path:
@@ -48,7 +74,8 @@ def marker_dir(sweep_dir: Path) -> Path:
 
 def mark_finished(key: str, sweep_dir: Path, out_dir: Path) -> None:
     """Record that the point ``key`` finished with its files in ``out_dir``."""
-    body = {"key": key, "dir": str(Path(out_dir).resolve()), "code_version": code_version()}
+    body = {"key": key, "dir": str(Path(out_dir).resolve()), "code_version": code_version(),
+            "model_version": MODEL_VERSION}
     atomic_write(marker_dir(sweep_dir) / f"{key}.json", lambda p: p.write_text(json.dumps(body) + "\n"))
 
 

@@ -1,0 +1,21 @@
+"""The version of the simulator's model: which numbers a given config produces.
+
+A finished sweep point is reused by a later sweep only when its key matches, and the key
+(sim/studies/sweep/points.py) holds ``MODEL_VERSION`` beside the config and the contents of its
+input files. Bump it by one, with a line below saying why, in every change that makes some
+config give different numbers in a result file: op costs (hwmodels/, sim/engine/), operator
+graphs (workloads/), the passes, schedulers and serving (sim/batch/, sim/serving/), the
+figures derived from them (sim/metrics/), or the shipped calibration. A change that only
+refactors, adds a field whose default keeps the old numbers, or touches printing, files or
+charts keeps it. Points finished under another version are simulated again, never reused.
+tests/test_reuse.py holds the headline numbers of a few reference runs to the version they
+were recorded under (tests/golden/model_numbers.json; ``python -m tests.golden.model_numbers``
+rewrites it after a bump), so a change that moves them without a bump fails.
+
+History:
+  1: the reuse key first holds a model version (issue 14).
+"""
+
+from __future__ import annotations
+
+MODEL_VERSION = 1
