@@ -129,12 +129,13 @@ def _base(*overrides: str):
 def test_time_by_bound_parts_add_up_to_the_total(model, hardware, layers, batch, prompt, decode, tp, pp, micro,
                                                  overlap, des, eager):
     base = _base(f"model={model}", f"hardware={hardware}")
-    overlap, eager = overlap and des, eager and pp == 1  # the combinations the config accepts
+    eager = eager and pp == 1  # the combinations the config accepts
     try:
         cfg = dataclasses.replace(
             base, model=dataclasses.replace(base.model, num_layers=layers),
             workload=dataclasses.replace(base.workload, batch=batch, prompt_tokens=prompt, decode_tokens=decode),
             parallel=dataclasses.replace(base.parallel, tp=tp, pp=pp, microbatches=micro, overlap_comm=overlap,
+                                         overlap_chunks=2 if overlap else 0,
                                          ep=tp if model == "mixtral_8x7b" and overlap else 1),
             runtime=_base("runtime=vllm_eager" if eager else "runtime=graphs").runtime,
             fidelity=Fidelity.des if des else Fidelity.analytic)

@@ -201,8 +201,9 @@ def test_overlapping_all_reduces_with_gemms_hides_link_time():
     assert overlapped < plain and fast_overlapped <= fast
     # overlap makes a faster link worth less: it hides part of what the link costs
     assert (overlapped - fast_overlapped) < (plain - fast)
-    with pytest.raises(RunError, match="use fidelity=des"):
-        simulate(make_config(*base, "parallel.overlap_comm=true", "fidelity=analytic"))
+    # the analytic path overlaps the same pieces on its two streams, without HBM contention
+    analytic = simulate(make_config(*base, *slow_link, "parallel.overlap_comm=true", "fidelity=analytic"))
+    assert analytic.timeline.end_s <= overlapped
 
 
 def test_data_parallel_replicas_multiply_throughput_not_latency():

@@ -35,12 +35,6 @@ class _Dag:
         self.last = (op.name,)
         return op.name
 
-    def add_beside(self, op: Op, producer: str) -> str:
-        """Add ``op`` to run alongside ``producer`` (same inputs); what follows waits for both."""
-        self.add(op, after=tuple(self.graph.predecessors(producer)))
-        self.last = (producer, op.name)
-        return op.name
-
 
 def _act(name: str, elems: float, ex: Execution) -> Tensor:
     return Tensor(name, elems * ex.activations.bytes, Role.activation)
@@ -100,12 +94,77 @@ def _mlp(dag: _Dag, prefix: str, up: int, f: int, model: ModelConfig, ex: Execut
                          _act("y", tokens * d, ex)))
 
 
+OVERLAP_MAX_CHUNKS = 4  # pieces a GEMM is split into for overlap when the shapes allow
+
+
+def overlap_chunks(ex: Execution, gemm: Op, payload_bytes: float) -> int:
+    """Pieces the GEMM ``gemm`` is split into so that its all-reduce of ``payload_bytes`` overlaps it.
+
+    Overlap of a collective with the GEMM producing its input exists only as chunked
+    (decomposed) overlap: piece i's reduction runs beside piece i+1's GEMM. 1 means no split
+    (the all-reduce after the whole GEMM, exactly the graph without overlap). The rule:
+
+    * ``overlap_comm`` off, or a producer that is not a single (ungrouped) GEMM: 1;
+    * ``ex.overlap_chunks`` when set (> 0), else
+      ``min(4, payload_bytes // ex.overlap_min_chunk_bytes)``: every piece's all-reduce moves at
+      least ``overlap_min_chunk_bytes`` (the run sets it to the payload from which the chip's
+      collectives reach their plateau bandwidth, ``hardware.link_saturation_MB``). A smaller piece
+      moves its bytes slower than the whole would, and each extra piece adds a collective's
+      latency and a kernel launch, so splitting below it costs more than it hides: decode steps
+      (KB to a few MB per all-reduce) stay unsplit by default, large prefills split into 2-4;
+    * never more pieces than rows of the dimension that is split.
+    """
+    if not ex.overlap_comm or gemm.unit is not Unit.matrix or gemm.groups != 1 or len(gemm.reads) < 2:
+        return 1
+    chunks = ex.overlap_chunks or min(OVERLAP_MAX_CHUNKS, int(payload_bytes // ex.overlap_min_chunk_bytes))
+    return max(1, min(chunks, max(gemm.m, gemm.n)))
+
+
+def _split_gemm(op: Op, chunks: int) -> list[Op]:
+    """``op`` (reads: activations, weights; writes: output) as ``chunks`` GEMMs along its larger
+    output dimension, so that the operand every piece reads again is the smaller one: along N
+    (output columns) each piece reads all the activations and 1/chunks of the weights; along M
+    (token rows) each piece reads 1/chunks of the activations and all the weights. Pieces
+    differ by at most one row or column; their FLOPs, outputs and split operand add up to the op's.
+    """
+    along_n = op.n >= op.m
+    size = op.n if along_n else op.m
+    parts = [size // chunks + (1 if i < size % chunks else 0) for i in range(chunks)]
+    x, w, y = op.reads[0], op.reads[1], op.writes[0]
+    pieces = []
+    for i, part in enumerate(parts):
+        f = part / size
+        m, n = (op.m, part) if along_n else (part, op.n)
+        reads = (x, replace(w, nbytes=w.nbytes * f)) if along_n else (replace(x, nbytes=x.nbytes * f), w)
+        rows = -(-part // DEQUANT_ROWS)  # M split: each piece dequantizes per block of its own rows
+        dequant = op.dequant_flops * f if along_n or not op.dequant_flops else 2.0 * op.k * op.n * rows
+        pieces.append(replace(op, name=f"{op.name}.{i}", flops=op.flops * f, m=m, n=n,
+                              reads=reads + op.reads[2:], writes=(replace(y, nbytes=y.nbytes * f), *op.writes[1:]),
+                              dequant_flops=dequant))
+    return pieces
+
+
 def _reduce(dag: _Dag, name: str, ex: Execution, elems: float, producer: str) -> None:
-    """The all-reduce after a row-parallel GEMM: after it, or chunked alongside it when
-    ``overlap_comm`` (async tensor parallelism: the GEMM's finished chunks are reduced while the
-    rest compute; the two share the chip's HBM bandwidth in the simulation)."""
+    """The all-reduce after a row-parallel GEMM ``producer`` (the op just added).
+
+    Without overlap (or with one piece, ``overlap_chunks``) it follows the GEMM. With chunked
+    overlap the GEMM is replaced by its pieces: piece i's all-reduce reduces what piece i
+    produced while piece i+1 computes. Edges: GEMM_i -> GEMM_i+1 (one compute stream),
+    GEMM_i -> allreduce_i (its input), allreduce_i -> allreduce_i+1 (collectives run in order
+    on one communication stream); what follows waits for the last all-reduce, which is the
+    exposed part. No op can start before its inputs exist, by construction.
+    """
     op = _allreduce(name, ex, elems)
-    if ex.overlap_comm:
-        dag.add_beside(op, producer)
-    else:
+    gemm: Op = dag.graph.nodes[producer]["op"]
+    chunks = overlap_chunks(ex, gemm, op.comm_bytes)
+    if chunks == 1:
         dag.add(op)
+        return
+    before = tuple(dag.graph.predecessors(producer))
+    dag.graph.remove_node(producer)
+    prev_gemm, prev_reduce = None, None
+    for i, piece in enumerate(_split_gemm(gemm, chunks)):
+        prev_gemm = dag.add(piece, after=before if prev_gemm is None else (prev_gemm,))
+        share = _allreduce(f"{name}.{i}", ex, elems * (piece.n * piece.m) / (gemm.n * gemm.m))
+        prev_reduce = dag.add(share, after=(prev_gemm,) if prev_reduce is None else (prev_gemm, prev_reduce))
+    dag.last = (prev_reduce,)

@@ -62,7 +62,9 @@ class Execution:
     ep: int = 1  # expert-parallel degree: 1 (experts split by width over tp) or tp (experts spread over chips)
     moe_imbalance: float = 1.0  # tokens of the busiest expert over the mean (the straggler sets the time)
     kv_block_tokens: int = 0  # paged KV cache block size in tokens; 0: contiguous
-    overlap_comm: bool = False  # tensor-parallel all-reduces overlapped with the GEMMs that produce them
+    overlap_comm: bool = False  # tensor-parallel all-reduces overlapped with the GEMMs that produce them, chunked
+    overlap_chunks: int = 0  # pieces each such GEMM is split into; 0: from the shapes (blocks.overlap_chunks)
+    overlap_min_chunk_bytes: float = 2**20  # all-reduce payload per piece below which a split does not pay
 
     @property
     def dense_dtype(self) -> DType:

@@ -31,8 +31,6 @@ def check_run(cfg: RunConfig) -> None:
     """Checks that span several config parts; raises RunError with the fix."""
     _check_tensor_split(cfg)
     _check_pipeline(cfg)
-    if cfg.parallel.overlap_comm and cfg.fidelity is not Fidelity.des:
-        raise RunError("parallel.overlap_comm=true is an overlap the discrete-event engine simulates; use fidelity=des")
     model, work = cfg.model, cfg.workload
     tokens = work.prompt_tokens + work.decode_tokens
     if tokens > model.max_context:

@@ -15,6 +15,8 @@ class Fidelity(str, Enum):
     analytic = "analytic"  # per-op roofline costs, summed
     des = "des"  # the operator graph replayed on SimPy resources
 
+MAX_OVERLAP_CHUNKS = 64  # more pieces than this are launch overhead, never overlap
+
 
 @dataclass
 class ParallelConfig:
@@ -24,7 +26,8 @@ class ParallelConfig:
     ep: int = 1  # expert-parallel degree for MoE models: 1, or tp (whole experts spread over the TP chips)
     moe_imbalance: float = 1.0  # busiest expert's tokens over the mean (>= 1; routing is rarely even)
     dp: int = 1  # data-parallel replicas: independent copies serving their own batch each
-    overlap_comm: bool = False  # overlap each TP all-reduce with the GEMM producing it (needs fidelity=des)
+    overlap_comm: bool = False  # overlap each TP all-reduce with the GEMM producing it, chunked (decomposed)
+    overlap_chunks: int = 0  # pieces that GEMM is split into (1: none); 0: from the shapes (workloads.blocks)
 
     def __post_init__(self) -> None:
         if self.tp < 1:
@@ -32,6 +35,12 @@ class ParallelConfig:
         if self.ep < 1 or self.pp < 1 or self.dp < 1 or self.microbatches < 0:
             raise RunError(f"parallel.pp, parallel.ep and parallel.dp must be >= 1 and parallel.microbatches >= 0 "
                            f"(got {self.pp}, {self.ep}, {self.dp}, {self.microbatches})")
+        if not 0 <= self.overlap_chunks <= MAX_OVERLAP_CHUNKS:
+            raise RunError(f"parallel.overlap_chunks must be 0 (from the shapes) to {MAX_OVERLAP_CHUNKS} "
+                           f"(got {self.overlap_chunks})")
+        if self.overlap_chunks and not self.overlap_comm:
+            raise RunError(f"parallel.overlap_chunks={self.overlap_chunks} splits GEMMs for overlap; "
+                           "set parallel.overlap_comm=true with it, or leave it at 0")
         if self.moe_imbalance < 1:
             raise RunError(f"parallel.moe_imbalance must be >= 1 (got {self.moe_imbalance}); 1 means even routing")
         for key, limit, why in (

@@ -85,7 +85,15 @@ class RunConfig:
                          attention=self.attention.kernel, tp=self.parallel.tp,
                          fused_elementwise=self.runtime.fused_elementwise, group_size=p.group_size,
                          ep=self.parallel.ep, moe_imbalance=self.parallel.moe_imbalance,
-                         kv_block_tokens=self.attention.kv_block_tokens, overlap_comm=self.parallel.overlap_comm)
+                         kv_block_tokens=self.attention.kv_block_tokens, overlap_comm=self.parallel.overlap_comm,
+                         overlap_chunks=self.parallel.overlap_chunks,
+                         overlap_min_chunk_bytes=self._overlap_min_chunk_bytes())
+
+    def _overlap_min_chunk_bytes(self) -> float:
+        """Bytes per piece of a chunked all-reduce below which overlap splits stop paying: the payload
+        from which the chip's collectives reach their plateau bandwidth (bytes)."""
+        saturation_MB = self.hardware.link_saturation_MB
+        return saturation_MB * 1e6 if saturation_MB else Execution.overlap_min_chunk_bytes
 
 
 @dataclass

@@ -1,9 +1,15 @@
-"""The analytic path: each op's roofline cost, summed, ops one after another.
+"""The analytic path: each op's roofline cost, ops one after another on two streams.
 
-No contention and no overlap: an op's time is its ``OpCost.time_s``. It is the fast path for
-very large sweeps, and what the discrete-event path must reproduce when nothing overlaps.
-Passes, host costs and repeated segments are the shared replay loop's (``sim.engine.replay``);
-this module only runs a segment's DAG: its ops in topological order, each taking its cost.
+No contention: an op's time is its ``OpCost.time_s``. It is the fast path for very large
+sweeps, and what the discrete-event path must reproduce when nothing overlaps. Passes, host
+costs and repeated segments are the shared replay loop's (``sim.engine.replay``); this module
+only runs a segment's DAG: its ops in topological order, each starting when its DAG
+predecessors have finished and its stream is free. There are two streams, as on a GPU with a
+communication stream: link ops (collectives, sends) and everything else. A pass built without
+overlap is a chain (each op depends on the one before), so its ops simply follow one another
+and the times are the sum; with chunked overlap (``parallel.overlap_comm``) a piece's
+all-reduce runs beside the next piece's GEMM, each at its full speed (the discrete-event
+path has them share HBM bandwidth).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from sim.engine.records import HostCosts, OpRecord, SegmentSpan, Timeline
 from sim.engine.replay import AnalyticClock, drain, replay
 from sim.engine.resources import RESOURCES, Resource
 from workloads.graph import PassGraph
-from workloads.ops import Op
+from workloads.ops import Op, Unit
 
 
 class AnalyticSegments:
@@ -31,17 +37,22 @@ class AnalyticSegments:
                  microbatch: int = 0) -> Iterator[None]:
         tl, busy = self.timeline, self.timeline.busy_s
         block = len(tl.segments)
-        seg_start = now = self.clock.now
+        seg_start = first_end = self.clock.now
+        free = {False: seg_start, True: seg_start}  # when each stream (compute, link) is free
+        end: dict[str, float] = {}
         for node in nx.topological_sort(dag):
             op = dag.nodes[node]["op"]
             c = self.cost(op)
-            tl.records.append(OpRecord(graph.phase, graph.step, segment, op, c, now, now + c.time_s, repeat, stage,
+            link = op.unit is Unit.link
+            start = max(free[link], max((end[p] for p in dag.predecessors(node)), default=seg_start))
+            end[node] = free[link] = start + c.time_s
+            first_end = max(first_end, end[node])
+            tl.records.append(OpRecord(graph.phase, graph.step, segment, op, c, start, end[node], repeat, stage,
                                        microbatch, block))
-            now += c.time_s
             for res in self.resources:
                 busy[res.name] += res.work(op, c) * repeat
         # Records hold the first instance of a repeated layer; the others follow back to back.
-        first_end = now
+        now = first_end
         self.clock.until(seg_start + (now - seg_start) * repeat)
         tl.segments.append(SegmentSpan(stage, seg_start, first_end, self.clock.now, repeat))
         yield from ()

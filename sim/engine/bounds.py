@@ -6,8 +6,8 @@ is followed from 0 to the run's ``total_s``. At each instant:
 * if ops are active on the chip (an op is active from its start to its end, its fixed delays
   included), the instant is shared equally among them, each share labelled with its op's bound
   (``OpCost.bound``: compute, memory, interconnect or overhead). Concurrent ops (MoE branches,
-  all-reduces overlapped with GEMMs, a pipeline stage's send beside its next micro-batch) thus
-  split the time they overlap instead of counting it twice;
+  a GEMM piece's all-reduce beside the next piece, a pipeline stage's send beside its next
+  micro-batch) thus split the time they overlap instead of counting it twice;
 * if no op is active and the device is waiting on its host (the step overhead before a pass's
   first kernel, a dispatch stall after its last), the instant is ``overhead``;
 * otherwise it is ``idle`` (a pipeline stage waiting for work: the bubble).
