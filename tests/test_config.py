@@ -89,6 +89,7 @@ def test_run_config_holds_only_what_changes_the_numbers():
     assert app.output.print_summary is False and app.search.trials == 100 and app.name == "area_compute_vs_sram"
 
 
+@pytest.mark.slow
 def test_point_key_covers_the_run_and_not_the_tools():
     key = point_key(compose_dict([]))
     for tool in ("output.print_summary=false", "output.write_files=false", "output.trace=true", "sweep.rerun=true",

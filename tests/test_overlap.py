@@ -54,6 +54,7 @@ def _dags(cfg) -> dict:
     return {(g.phase, g.step, name): dag for g in passes(cfg) for name, dag, _ in g.segments()}
 
 
+@pytest.mark.slow
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(model=st.sampled_from(["llama2_7b", "mixtral_8x7b", "llama3_8b"]),
        hardware=st.sampled_from(["teaching_npu", "a100_80gb"]), layers=st.integers(1, 3),

@@ -114,6 +114,7 @@ def test_sensitivity_records_variants_that_cannot_run(config):
         sensitivities(cfg, "tokens")
 
 
+@pytest.mark.slow
 def test_chrome_trace_lays_out_every_layer(config, tmp_path):
     cfg = config("hardware=teaching_npu", "workload.prompt_tokens=64", "workload.decode_tokens=5")
     ops = pd.DataFrame(ops_columns(simulate(cfg)))

@@ -121,6 +121,7 @@ def _base(*overrides: str):
     return BASES[overrides]
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(model=st.sampled_from(["llama2_7b", "mixtral_8x7b"]), hardware=st.sampled_from(["teaching_npu", "h100_sxm"]),
        layers=st.integers(1, 4), batch=st.integers(1, 6), prompt=st.integers(1, 96), decode=st.integers(1, 5),

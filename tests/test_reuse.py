@@ -238,6 +238,7 @@ def test_a_search_with_an_edited_input_file_is_another_search(tmp_path, monkeypa
 
 
 # The model version moves with the numbers ------------------------------------------------------------
+@pytest.mark.slow
 def test_numbers_change_only_with_a_new_model_version():
     """Reference runs' headline numbers as recorded under the current MODEL_VERSION: a change that
     moves them must bump the version (else sweeps reuse the old model's points as the new one's)."""

@@ -115,6 +115,7 @@ def test_batch_files_end_with_summary_then_the_marker(tmp_path, monkeypatch):
     ("hardware.sram_MiB=1e12", "hardware.sram_MiB=1,000,000,000,000 is out of range"),
     ("hardware.matmul_dtype_rate.bf16=1000", "hardware.matmul_dtype_rate.bf16=1,000 is out of range: at most 64"),
 ])
+@pytest.mark.slow
 def test_hardware_out_of_range(override, words):
     with pytest.raises(HardwareError, match=re.escape(words)):
         make_config(override)
@@ -130,11 +131,13 @@ def test_hardware_out_of_range(override, words):
     (["cost.usd_per_kWh=1e9"], "cost.usd_per_kWh=1,000,000,000 is out of range: at most 1,000"),
     (["speculative.k=5000"], "speculative.k=5,000 is out of range: at most 1,024"),
 ])
+@pytest.mark.slow
 def test_run_values_out_of_range(overrides, words):
     with pytest.raises(RunError, match=re.escape(words)):
         make_config(*overrides)
 
 
+@pytest.mark.slow
 def test_the_presets_are_in_range():
     from sim.config.paths import presets
 

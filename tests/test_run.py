@@ -71,6 +71,7 @@ def test_summary_keys_and_consistency():
     ("hardware=a100_80gb", "model=mistral_7b", "attention.kernel=unfused", "workload.batch=4"),
     ("hardware=tpu_v5p", "model=llama3_8b", "parallel.tp=4", "workload.batch=8"),
 ])
+@pytest.mark.slow
 def test_analytic_and_des_agree_where_nothing_overlaps(overrides):
     des = _summary(*overrides, "fidelity=des", "workload.decode_tokens=32")
     ana = _summary(*overrides, "fidelity=analytic", "workload.decode_tokens=32")
@@ -156,6 +157,7 @@ def test_nothing_beats_its_roofline_lower_bound(p):
     assert result.timeline.end_s >= bound
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hardware", presets("hardware"))
 def test_every_hardware_preset_composes_and_runs(hardware):
     cfg = make_config(f"hardware={hardware}", "workload.decode_tokens=2", "workload.prompt_tokens=64")
@@ -165,6 +167,7 @@ def test_every_hardware_preset_composes_and_runs(hardware):
         assert simulate(cfg).timeline.end_s > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", [m for m in presets("model") if m != "hf"])
 def test_every_model_preset_composes(model):
     cfg = make_config(f"model={model}")
@@ -172,6 +175,7 @@ def test_every_model_preset_composes(model):
     assert cfg.model.num_params() > 1e9
 
 
+@pytest.mark.slow
 def test_published_parameter_counts():
     expected = {"llama2_7b": 6.74e9, "llama2_13b": 13.02e9, "llama2_70b": 68.98e9, "llama3_8b": 8.03e9,
                 "llama3_70b": 70.55e9, "mistral_7b": 7.24e9, "gpt3_175b": 174.6e9}

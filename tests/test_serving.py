@@ -39,6 +39,7 @@ def serve(*overrides: str):
 
 
 # A step's cost is the cost model's -----------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["llama2_7b", "mistral_7b"])
 @pytest.mark.parametrize("kernel", list(AttentionKernel))
 @pytest.mark.parametrize("block", [0, 16])
@@ -110,6 +111,7 @@ def test_at_low_load_ttft_is_one_prefill_and_tpot_one_batch1_decode(scheduler):
     assert not s["overloaded"] and s["preemptions"] == 0
 
 
+@pytest.mark.slow
 def test_throughput_rises_with_load_then_saturates_and_the_queue_grows_without_bound():
     runs = {rate: serve(*SHORT, f"workload.rate_per_s={rate}")[2] for rate in (4, 16, 64, 256, 1024)}
     thr = [runs[r]["output_tokens_per_s"] for r in sorted(runs)]
@@ -144,6 +146,7 @@ def test_continuous_batching_beats_static_at_the_same_latency_target():
     assert best["continuous"] > 2 * best["static"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preemption", ["recompute", "swap"])
 @pytest.mark.parametrize("scheduler", ["continuous", "chunked_prefill"])
 def test_a_small_kv_cache_preempts_but_every_request_completes(preemption, scheduler):
@@ -156,6 +159,7 @@ def test_a_small_kv_cache_preempts_but_every_request_completes(preemption, sched
     assert (s["swapped_GB_per_chip"] > 0) == (preemption == "swap")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheduler", ["continuous", "disaggregated"])
 def test_same_seed_same_numbers_bit_for_bit(scheduler):
     args = (*SHORT, "workload.arrival=gamma", "workload.lengths=lognormal", "workload.rate_per_s=300",
