@@ -6,8 +6,10 @@ a progress bar or one line per point. The bar counts points as they finish (tqdm
 time left from the mean time per point so far) and shows how many failed; it is drawn when
 stderr is a terminal, or always with ``sweep.progress=true``, for the jobs that run in this
 process (the basic launcher). Otherwise each point prints one line as it ends, in place of the
-launcher's own line per job: ``[4/6] #3 workload.batch=8: ttft 24.5 ms, tpot 6.45 ms, 1,240
-tokens/s``, or ``failed`` (``reused`` for a point taken from an earlier sweep).
+launcher's own line per job, named by its number (its folder) and its swept values:
+``[#3, 4 of 6] workload.batch=8: ttft 83.6 ms, tpot 7.22 ms, 1,023 output tokens/s``, or
+``failed`` (``reused`` for a point taken from an earlier sweep). With joblib, Ray or Slurm the
+line comes from the worker that ran the point, in the order the points end.
 
 When the multirun ends, the failed points are listed once with their reasons (from each point's
 ``failed.json``), and ``llmsim-report``'s table and charts are written into
@@ -163,9 +165,9 @@ class SweepCallback(Callback):
         self._bar: Any = None
         self._launcher_log_level = logging.NOTSET
         self._failed = 0
-        self._ended = 0  # points that ended in this process
         self._total: int | None = None
         self._swept: list[str] = []
+        self._multirun = False  # Hydra calls on_job_end for a single run too: that one prints its summary
         self._sigint: Any = None  # the SIGINT handler before the sweep's, put back at its end
 
     def __getstate__(self) -> dict:  # parallel launchers pickle callbacks: the bar and handlers stay here
@@ -187,7 +189,7 @@ class SweepCallback(Callback):
             print(f"llmsim: error: {problem}", file=sys.stderr)
             raise SystemExit(2)  # not an Exception: Hydra would turn that into a warning and go on
         self._catch_interrupt(Path(str(config.hydra.sweep.dir)))
-        self._total, self._swept = count_points(config), swept_keys(config)
+        self._multirun, self._total, self._swept = True, count_points(config), swept_keys(config)
         LAUNCHER_LOG.addFilter(_no_job_lines)  # each point prints its own line instead
         progress = OmegaConf.select(config, "sweep.progress")
         show = progress if progress is not None else sys.stderr.isatty()
@@ -205,8 +207,9 @@ class SweepCallback(Callback):
                          ncols=size.columns, nrows=size.lines, smoothing=0.05, mininterval=0.5)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if not self._multirun:
+            return
         summary = getattr(job_return, "_return_value", None)
-        self._ended += 1
         if not isinstance(summary, dict):
             self._failed += 1
         if self._bar is not None:
@@ -222,8 +225,8 @@ class SweepCallback(Callback):
             outcome = figures(summary) + (" (reused from an earlier sweep)" if reused else "")
         else:
             outcome = "failed (the reason is listed at the end)"
-        of = f"/{self._total}" if self._total else ""
-        print(f"[{self._ended}{of}] #{number} {point_name(overrides, self._swept)}: {outcome}", flush=True)
+        where = f"#{number}, {number + 1} of {self._total}" if self._total and isinstance(number, int) else f"#{number}"
+        print(f"[{where}] {point_name(overrides, self._swept)}: {outcome}", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         try:
