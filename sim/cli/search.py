@@ -8,6 +8,11 @@ is not a Hydra app: the trials run in this process (or ``search.jobs`` worker pr
 Hydra jobs, and the output folder is fixed (``--out DIR`` as for the other commands, or the
 recipe's ``search.out``; default results/search/<name>, relative to the working directory) so
 that running the command again resumes the search.
+
+One entry of the recipe's space is changed or added from the command line by its key under
+``search.space`` (``search.space.hardware.num_cores={low:8,high:64,step:8}``, or one field:
+``search.space.hardware.num_cores.high=256``; ``=null`` removes it); ``+`` and ``++`` forms
+mean the same. Likewise ``search.derived.<key>=<expression>``.
 """
 
 from __future__ import annotations
@@ -43,6 +48,24 @@ def _take_out(args: list[str]) -> tuple[list[str], Path | None]:
     return rest, Path(out) if out else None
 
 
+def _composable(arg: str, recipe: bool) -> str | None:
+    """``arg`` as Hydra takes it: a recipe is added (``+search=``); an entry of ``search.space`` or
+    ``search.derived`` is added or overridden (``++``), as the recipe may or may not have it.
+    ``search.space={}`` without a recipe changes nothing (None: left out)."""
+    key, _, value = arg.partition("=")
+    bare = key.lstrip("+")
+    if bare == "search":
+        return f"+search={value}"
+    if bare in ("search.space", "search.derived") and value.replace(" ", "") == "{}":
+        if not recipe:
+            return None
+        raise InputError(f"{bare}={{}} leaves the recipe's {bare.split('.')[1]} as it is (Hydra merges maps); "
+                         f"change one entry with {bare}.<key>=..., or remove one with {bare}.<key>=null")
+    if bare.startswith(("search.space.", "search.derived.")):
+        return f"++{bare}={value}"
+    return arg
+
+
 @one_line_errors("llmsim-search", resumable=True)
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
@@ -60,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
                     raise InputError(f"unknown search recipe '{value}'; known: {', '.join(known)}")
             else:
                 check_override(arg)
-        args = [a if not a.startswith("search=") else "+" + a for a in args]
+        recipe = any(a.partition("=")[0].lstrip("+") == "search" for a in args)
+        args = [c for c in (_composable(a, recipe) for a in args) if c is not None]
         summary, front, out = run_search(args, out)
     except (InputError, SearchError, OutputDirError, OmegaConfBaseException, HydraException) as err:
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]

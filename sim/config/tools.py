@@ -13,7 +13,7 @@ from typing import Any, Optional
 @dataclass
 class OutputConfig:
     write_files: bool = True  # summary.json, ops.parquet, ops.csv, config.yaml
-    print_summary: bool = True
+    print_summary: bool = True  # a single run's full summary; a multirun point prints one line (sweep/callbacks.py)
     trace: bool = False  # also trace.json: Chrome trace (Perfetto) of the prefill and the first decode steps
 
 

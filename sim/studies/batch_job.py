@@ -15,11 +15,13 @@ from sim.output.trace import write_trace
 
 
 def report_batch(result: RunResult, dcfg: DictConfig, out_dir: Path,
-                 finished: Callable[[], None] | None = None) -> dict:
+                 finished: Callable[[], None] | None = None, quiet: bool = False) -> dict:
     """Write the files of a single-batch run under ``out_dir``, print its summary, return summary.json's content.
 
     Args:
         finished: called once the files are written (a multirun marks the point done).
+        quiet: print nothing, whatever ``output.print_summary`` says (a multirun point: the
+            sweep's callback prints one line for it).
     """
     cfg = result.cfg
     summary = summarize(result)
@@ -32,7 +34,7 @@ def report_batch(result: RunResult, dcfg: DictConfig, out_dir: Path,
         write_run(out_dir, summary, breakdown, ops, OmegaConf.to_yaml(dcfg, resolve=True), cfg.seed)
         if finished is not None:  # the marker last: a point is finished only once all its files are
             finished()
-    if output.print_summary:
+    if output.print_summary and not quiet:
         print(render(summary, breakdown))
         if output.write_files:
             trace = ", trace.json" if output.trace else ""

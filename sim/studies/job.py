@@ -1,7 +1,10 @@
 """One point of the ``llmsim`` command: simulate a composed config, print it, write its files.
 
 Inside a multirun a point that finished in an earlier sweep beside this one is reused, and a
-point that cannot run leaves ``failed.json`` with its reason while the sweep goes on.
+point that cannot run leaves ``failed.json`` with its reason while the sweep goes on. A point of a
+multirun prints nothing itself: the sweep's callback (sim/studies/sweep/callbacks.py) shows a
+bar or one line per point and lists the failures at the end; a single run prints its summary
+(``output.print_summary``) or its error.
 """
 
 from __future__ import annotations
@@ -58,32 +61,35 @@ def _run_point(dcfg: DictConfig) -> dict | None:
         dcfg = with_calibration(dcfg)  # the fitted chip fields no preset sets, from calibration=<path> or shipped
         dcfg = with_resolved_model(dcfg)  # a Hugging Face model's architecture as read from its config.json
     except (CalibrationError, ModelError) as err:
-        return _fail(hc.mode, out_dir, str(err))
+        return _fail(out_dir, str(err))
     key = point_key(dcfg) if multirun and dcfg.output.write_files else None
     if key and not dcfg.sweep.rerun:  # finished in an earlier sweep beside this one: reuse it
         source = finished_dir(key, Path(hc.sweep.dir), out_dir, trace=dcfg.output.trace)
         if source is not None:
-            print(f"llmsim: point {hc.job.num} finished before ({source}); reused it (sweep.rerun=true to re-simulate)")
             return reuse(source, out_dir)
     try:
         cfg: RunConfig = to_run_config(dcfg)  # the run's part; the tools' settings stay in dcfg
         kind = WORKLOADS[cfg.workload.kind]  # single batch (sim/batch/) or serving (sim/serving/)
         result = kind.simulate(cfg)
     except (HardwareError, ModelError, RunError) as err:
-        return _fail(hc.mode, out_dir, str(err))
+        return _fail(out_dir, str(err))
     except Exception as err:  # noqa: BLE001 - in a sweep, a bug fails its point, not the sweep
         if not multirun:
             raise
-        return _fail(hc.mode, out_dir, f"internal error: {type(err).__name__}: {err}")
+        return _fail(out_dir, f"internal error: {type(err).__name__}: {err}")
     done = (lambda: mark_finished(key, Path(hc.sweep.dir), out_dir)) if key else None
-    return kind.report(result, dcfg, out_dir, done)
+    return kind.report(result, dcfg, out_dir, done, multirun)
 
 
-def _fail(mode: RunMode, out_dir: Path, reason: str) -> None:
-    print(f"llmsim: error: {reason}", file=sys.stderr)
-    if mode == RunMode.MULTIRUN:
-        atomic_write(out_dir / "failed.json", lambda p: p.write_text(json.dumps({"reason": reason}) + "\n"))
-        return None
-    sys.exit(EXIT_BAD_INPUT)
+def _fail(out_dir: Path, reason: str) -> None:
+    """A single run: the reason on stderr, exit 2. A multirun point: ``failed.json`` (its number,
+    overrides and reason, which the sweep's callback lists at the end), and the sweep goes on."""
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        print(f"llmsim: error: {reason}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    body = {"point": hc.job.num, "overrides": list(hc.overrides.task), "reason": reason}
+    atomic_write(out_dir / "failed.json", lambda p: p.write_text(json.dumps(body) + "\n"))
+    return None
 
 

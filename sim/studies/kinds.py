@@ -27,7 +27,7 @@ from sim.serving.run import simulate_serving
 from sim.studies.batch_job import report_batch
 from sim.studies.serving_job import report_serving
 
-Report = Callable[[Any, DictConfig, Path, "Callable[[], None] | None"], dict]
+Report = Callable[[Any, DictConfig, Path, "Callable[[], None] | None", bool], dict]
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,9 @@ class WorkloadEntry:
         label: how people name it.
         simulate: config -> result (raises RunError and friends for a config that cannot run).
         summarize: result -> the typed summary (sim/metrics/run_summary.py).
-        report: (result, composed config, output folder, on-finished) -> summary.json's content,
-            after writing the kind's files (summary.json last) and printing its console summary.
+        report: (result, composed config, output folder, on-finished, quiet) -> summary.json's
+            content, after writing the kind's files (summary.json last) and printing its console
+            summary (not when quiet: a multirun point).
         one_config_studies: whether llmsim-grid and llmsim-sensitivity, which vary one batch's
             config in-process, apply (serving runs are swept with ``llmsim -m``).
     """

@@ -15,7 +15,7 @@ from sim.serving.run import ServingResult
 
 
 def report_serving(result: ServingResult, dcfg: DictConfig, out_dir: Path,
-                   finished: Callable[[], None] | None = None) -> dict:
+                   finished: Callable[[], None] | None = None, quiet: bool = False) -> dict:
     """Write the files of a serving run under ``out_dir``, print its summary, return summary.json's content.
 
     ``dcfg`` is the composed config: its ``output`` settings say what to write and print, and the
@@ -23,6 +23,8 @@ def report_serving(result: ServingResult, dcfg: DictConfig, out_dir: Path,
 
     Args:
         finished: called once the files are written (a multirun marks the point done).
+        quiet: print nothing, whatever ``output.print_summary`` says (a multirun point: the
+            sweep's callback prints one line for it).
     """
     cfg = result.cfg
     requests = request_columns(result)
@@ -34,7 +36,7 @@ def report_serving(result: ServingResult, dcfg: DictConfig, out_dir: Path,
         write_serving(out_dir, summary, requests, result.steps, OmegaConf.to_yaml(dcfg, resolve=True), cfg.seed)
         if finished is not None:
             finished()
-    if output.print_summary:
+    if output.print_summary and not quiet:
         print(render_serving(summary))
         if output.write_files:
             print(f"  outputs                 {out_dir}/ ({', '.join(FILES + (CHARTS[Chart.serving].file(),))})")

@@ -1,6 +1,13 @@
 """A search from its overrides to its report: compose the recipe, run or resume the study, write the files.
 
 ``run_search`` is what ``llmsim-search`` (sim/cli/search.py) calls; benchmarks and tests call it too.
+
+A recipe writes a space entry under its dotted key (``hardware.num_cores: {low: .., high: ..}``);
+the command line cannot name a key with a dot in it, so ``search.space.hardware.num_cores={...}``
+arrives nested (``hardware: {num_cores: {...}}``). ``flat_space`` puts such entries back under
+their dotted keys, after the recipe's: a whole entry (``choices``, or ``low``/``high``) replaces
+the recipe's, a part (``search.space.hardware.num_cores.high=256``) changes that field, ``null``
+removes the entry. ``search.derived`` is flattened the same way.
 """
 
 
@@ -29,6 +36,58 @@ def _plain(overrides: list[str]) -> dict:
     return OmegaConf.to_container(dcfg, resolve=False)
 
 
+SPEC_FIELDS = frozenset({"choices", "low", "high", "step", "log"})  # the fields of one space entry
+
+
+def flat_space(space: dict | None) -> dict:
+    """``search.space`` with nested entries (from the command line) put under dotted keys, in order."""
+    flat: dict = {}
+
+    def add(key: str, spec) -> None:
+        if isinstance(spec, dict) and spec and not set(spec) & SPEC_FIELDS:
+            for part, inner in spec.items():  # a level of a dotted key, not an entry
+                add(f"{key}.{part}", inner)
+            return
+        if spec is None:
+            flat.pop(key, None)
+            return
+        old = flat.get(key)
+        if isinstance(old, dict) and isinstance(spec, dict):
+            if "choices" in spec:  # a list replaces a range
+                old = {}
+            elif {"low", "high"} & set(spec):  # a range replaces a list
+                old = {k: v for k, v in old.items() if k != "choices"}
+            spec = {**old, **spec}
+        flat[key] = spec
+
+    for key, spec in (space or {}).items():
+        add(str(key), spec)
+    for key, spec in flat.items():
+        for name in ("low", "high", "step"):
+            value = spec.get(name) if isinstance(spec, dict) else None
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise SearchError(f"search.space.{key}.{name} must be a number (got {value!r})")
+    return flat
+
+
+def flat_derived(derived: dict | None) -> dict:
+    """``search.derived`` with nested keys (from the command line) put under dotted keys; ``null`` removes one."""
+    flat: dict = {}
+
+    def add(key: str, value) -> None:
+        if isinstance(value, dict):
+            for part, inner in value.items():
+                add(f"{key}.{part}", inner)
+        elif value is None:
+            flat.pop(key, None)
+        else:
+            flat[key] = value
+
+    for key, value in (derived or {}).items():
+        add(str(key), value)
+    return flat
+
+
 def _run_part(tree: dict) -> dict:
     """The run's part of a plain composed tree (the keys of RunConfig): what a design changes."""
     return {key: tree[key] for key in run_fields() if key in tree}
@@ -38,7 +97,8 @@ def run_search(overrides: list[str], out: Path | None = None) -> tuple[dict, pd.
     """Compose ``overrides``, run (or resume) the search, write its report; (best.json, Pareto rows, folder)."""
     tree = _plain(overrides)
     node = tree.pop("search")
-    if not node.get("space"):
+    node["space"], node["derived"] = flat_space(node.get("space")), flat_derived(node.get("derived"))
+    if not node["space"]:
         raise SearchError("search.space is empty: pick a recipe with +search=<name> (known: "
                           f"{', '.join(presets('search'))}) or give search.space")
     if int(node["trials"]) < 1:
