@@ -289,8 +289,15 @@ def _interrupt_when(proc: subprocess.Popen, ready, timeout_s: float = 120) -> tu
 
 
 def _popen(*args: str) -> subprocess.Popen:
+    """The command as a user's shell would start it: Ctrl-C (SIGINT) delivered, even when this test
+    itself runs where SIGINT is ignored (a background job), which the child would inherit."""
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    return subprocess.Popen([*args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    return subprocess.Popen([*args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
+                            preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.slow
