@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from sim.output.files import TEMP_SUFFIX, VOLATILE_FIELDS, VOLATILE_FILES
-from sim.studies.sweep.points import MARKERS
+from sim.studies.sweep.points import MARKERS, finished_here, mark_finished
 from tests.conftest import REPO
 
 LLMSIM = Path(sys.executable).parent / "llmsim"
@@ -127,3 +127,28 @@ def test_a_sweep_killed_at_random_moments_resumes_to_the_same_files(tmp_path):
         assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
         _run(sweep, log)  # the same command into the same folder: resumes
         _assert_same_as(reference, sweep)
+
+
+def test_a_point_is_kept_in_its_own_folder_only_if_it_is_still_that_point(tmp_path):
+    """finished_here: the marker names the folder, summary.json is there, config.yaml is the one to write."""
+    sweep = tmp_path / "sweeps" / "s"
+    point = sweep / "0"
+    point.mkdir(parents=True)
+    (point / "config.yaml").write_text("a: 1\n")
+    (point / "summary.json").write_text("{}")
+    assert not finished_here("k" * 16, sweep, point, "a: 1\n")  # no marker: killed before it
+    mark_finished("k" * 16, sweep, point)
+    assert finished_here("k" * 16, sweep, point, "a: 1\n")
+    assert not finished_here("k" * 16, sweep, point, "a: 2\n")  # the folder since holds another point
+    assert not finished_here("k" * 16, tmp_path / "elsewhere" / "s", point, "a: 1\n")
+    (point / "summary.json").unlink()
+    assert not finished_here("k" * 16, sweep, point, "a: 1\n")
+
+
+def test_a_marker_write_killed_before_is_cleared_when_the_point_finishes_again(tmp_path):
+    sweep = tmp_path / "sweeps" / "s"
+    stale = sweep.parent / MARKERS / f".{'k' * 16}.json.x1y2z3{TEMP_SUFFIX}"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("")
+    mark_finished("k" * 16, sweep, sweep / "0")
+    assert sorted(p.name for p in stale.parent.iterdir()) == [f"{'k' * 16}.json"]
