@@ -152,3 +152,25 @@ def test_a_marker_write_killed_before_is_cleared_when_the_point_finishes_again(t
     stale.write_text("")
     mark_finished("k" * 16, sweep, sweep / "0")
     assert sorted(p.name for p in stale.parent.iterdir()) == [f"{'k' * 16}.json"]
+
+
+def test_an_error_raised_while_a_ctrl_c_unwinds_is_an_interrupt(capsys):
+    """Ctrl-C inside OmegaConf whose clean-up then fails ('NoneType' object has no attribute ...): exit 130."""
+    from omegaconf.errors import ValidationError
+
+    from sim.cli.common import interrupted_by, one_line_errors
+
+    def clean_up_fails():
+        try:
+            raise KeyboardInterrupt("interrupted: 3 of 20 points finished; re-run to resume")
+        finally:
+            try:
+                None._invalidate_flags_cache()
+            except AttributeError as err:
+                raise ValidationError("'NoneType' object has no attribute '_invalidate_flags_cache'") from err
+
+    with pytest.raises(SystemExit) as ended:
+        one_line_errors("llmsim")(clean_up_fails)()
+    assert ended.value.code == 130
+    assert capsys.readouterr().err == "llmsim: interrupted: 3 of 20 points finished; re-run to resume\n"
+    assert interrupted_by(ValidationError("plain")) is None
