@@ -28,11 +28,37 @@ def one_line_errors(prog: str, resumable: bool = False) -> Callable[[Callable[..
             try:
                 return main(*args, **kwargs)
             except KeyboardInterrupt as err:
-                plain = "interrupted; re-run to resume" if resumable else "interrupted"
-                print(f"{prog}: {str(err) or plain}", file=sys.stderr)
-                sys.exit(EXIT_INTERRUPTED)
+                interrupted(prog, err, resumable)
             except (HydraException, OmegaConfBaseException) as err:
+                if interrupted_by(err) is not None:
+                    interrupted(prog, interrupted_by(err), resumable)
                 print(f"{prog}: error: {hydra_error_line(err)}", file=sys.stderr)
                 sys.exit(EXIT_BAD_INPUT)
         return guarded
     return wrap
+
+
+def interrupted(prog: str, err: KeyboardInterrupt, resumable: bool) -> None:
+    """Print ``<prog>: interrupted`` (or the interrupt's own line) and exit 130."""
+    plain = "interrupted; re-run to resume" if resumable else "interrupted"
+    print(f"{prog}: {str(err) or plain}", file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def interrupted_by(err: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C that ``err`` arose from, or None.
+
+    Ctrl-C raises KeyboardInterrupt wherever the program is; landing inside OmegaConf or Hydra, their
+    clean-up can fail on the half-done change and raise their own error, which then holds the
+    KeyboardInterrupt as its context (or its cause's). That is an interrupt, not bad input.
+    """
+    todo, seen = [err], set()
+    while todo:
+        cur = todo.pop()
+        if cur is None or id(cur) in seen:
+            continue
+        if isinstance(cur, KeyboardInterrupt):
+            return cur
+        seen.add(id(cur))
+        todo += [cur.__cause__, cur.__context__]
+    return None

@@ -19,7 +19,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from sim.config.overrides import EXIT_BAD_INPUT, EXIT_INTERRUPTED, InputError, check_override, hydra_error_line
+from sim.cli.common import interrupted, interrupted_by
+from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override, hydra_error_line
 from sim.config.paths import CONF_DIR, OutputDirError, output_dir
 from sim.config.schema import register_configs
 from sim.studies.job import run_job
@@ -43,10 +44,10 @@ def main() -> None:
     try:
         _hydra_main()
     except KeyboardInterrupt as err:  # sim/studies/sweep/callbacks.Interrupted carries a multirun's count
-        plain = "interrupted; re-run to resume" if multirun else "interrupted"
-        print(f"llmsim: {str(err) or plain}", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        interrupted("llmsim", err, multirun)
     except (HydraException, OmegaConfBaseException) as err:
+        if interrupted_by(err) is not None:  # Ctrl-C inside OmegaConf, whose clean-up then failed
+            interrupted("llmsim", interrupted_by(err), multirun)
         if debugging:
             raise
         print(f"llmsim: error: {hydra_error_line(err)}", file=sys.stderr)

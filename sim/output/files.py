@@ -28,6 +28,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 TEMP_SUFFIX = ".tmp"
+# What may differ between two runs of the same config and seed; everything else a run or a sweep
+# writes is the same, byte for byte, whether it ran straight through or was interrupted and resumed
+# (tests/test_faults.py holds a sweep to that). Fields: dotted keys of summary.json and grid.json,
+# and columns of a sweep's table (points.csv, points.parquet): the wall-clock time a simulation took.
+VOLATILE_FIELDS = ("run.sim_wall_s", "wall_s")
+# Files, as glob patterns under a run's or a sweep's folder: Hydra's own records and logs (they name
+# the folder and the time of each start).
+VOLATILE_FILES = (".hydra/*", "*.log", "multirun.yaml")
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

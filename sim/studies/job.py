@@ -1,6 +1,7 @@
 """One point of the ``llmsim`` command: simulate a composed config, print it, write its files.
 
-Inside a multirun a point that finished in an earlier sweep beside this one is reused, and a
+Inside a multirun a point that finished in an earlier sweep beside this one is reused, one
+already finished in its own folder (the same sweep run again to resume it) is kept, and a
 point that cannot run leaves ``failed.json`` with its reason while the sweep goes on. A point of a
 multirun prints nothing itself: the sweep's callback (sim/studies/sweep/callbacks.py) shows a
 bar or one line per point and lists the failures at the end; a single run prints its summary
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hwmodels.calibration import CalibrationError
 from hwmodels.chip import HardwareError
@@ -26,24 +27,28 @@ from sim.config.system import apply_scale_up
 from sim.output.files import atomic_write, remove_stale_temps
 from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep.callbacks import Interrupted, interrupted_line
-from sim.studies.sweep.points import finished_dir, mark_finished, point_key, reuse, start_point
+from sim.studies.sweep.points import (
+    finished_dir,
+    finished_here,
+    mark_finished,
+    point_key,
+    reuse,
+    start_point,
+)
 from workloads.model import ModelError
 
 
 def run_job(dcfg: DictConfig) -> dict | None:
     """Simulate one composed config, print its summary and write its files.
 
-    The point's folder is cleared of a killed earlier write first (sim/studies/sweep/points.py
-    ``start_point``). Ctrl-C during a multirun point raises ``Interrupted``, whose text says how
+    The point's folder is cleared of a killed earlier write first, and of an earlier outcome
+    unless it is this point, finished (a resumed sweep keeps it: sim/studies/sweep/points.py
+    ``finished_here``, ``start_point``). Ctrl-C during a multirun point raises ``Interrupted``, whose text says how
     many points of the sweep finished; in a single run the KeyboardInterrupt goes up as it is.
     """
     hc = HydraConfig.get()
-    out_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
-    if multirun and dcfg.output.write_files:
-        start_point(out_dir)
-    else:
-        remove_stale_temps(out_dir)
+    remove_stale_temps(Path(hc.runtime.output_dir))
     try:
         return _run_point(dcfg)
     except KeyboardInterrupt as err:
@@ -63,6 +68,11 @@ def _run_point(dcfg: DictConfig) -> dict | None:
     except (CalibrationError, ModelError) as err:
         return _fail(out_dir, str(err))
     key = point_key(dcfg) if multirun and dcfg.output.write_files else None
+    if key and not dcfg.sweep.rerun and finished_here(key, Path(hc.sweep.dir), out_dir,
+                                                       OmegaConf.to_yaml(dcfg, resolve=True)):
+        return json.loads((out_dir / "summary.json").read_text())  # a resumed sweep: this point is done
+    if key:
+        start_point(out_dir)  # an earlier outcome in this folder goes: it counts as done only when rewritten
     if key and not dcfg.sweep.rerun:  # finished in an earlier sweep beside this one: reuse it
         source = finished_dir(key, Path(hc.sweep.dir), out_dir, trace=dcfg.output.trace)
         if source is not None:
@@ -88,6 +98,7 @@ def _fail(out_dir: Path, reason: str) -> None:
     if hc.mode != RunMode.MULTIRUN:
         print(f"llmsim: error: {reason}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    start_point(out_dir)  # no earlier summary.json beside the failure
     body = {"point": hc.job.num, "overrides": list(hc.overrides.task), "reason": reason}
     atomic_write(out_dir / "failed.json", lambda p: p.write_text(json.dumps(body) + "\n"))
     return None

@@ -14,7 +14,10 @@ When a point of a multirun finishes, a marker ``<key>.json`` goes into ``.finish
 the sweep folder (normally ``results/sweeps/<name>/.finished/``), naming the folder that holds
 its files. A later multirun whose sweep folder has the same parent finds the marker, copies
 that point's files into its own point folder (plus ``reused.json`` saying from where) and skips
-the simulation; ``sweep.rerun=true`` simulates every point again. One marker per point, each
+the simulation; ``sweep.rerun=true`` simulates every point again. The same sweep run again
+into its own folder (``hydra.sweep.dir`` as before: resuming an interrupted sweep) keeps each
+point whose marker names its folder and whose config.yaml is the one it would write
+(``finished_here``), and simulates the rest. One marker per point, each
 written atomically, so parallel workers (joblib, Ray, Slurm) never contend for a shared index.
 
 Only finished points are skipped; failed points are tried again (a failure is found before
@@ -33,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sim.config.schema import run_fields
 from sim.engine.model_version import MODEL_VERSION
-from sim.output.files import atomic_write, code_version, remove_stale_temps
+from sim.output.files import TEMP_SUFFIX, atomic_write, code_version, remove_stale_temps
 from workloads.model import hf_config_file
 
 MARKERS = ".finished"
@@ -76,7 +79,10 @@ def mark_finished(key: str, sweep_dir: Path, out_dir: Path) -> None:
     """Record that the point ``key`` finished with its files in ``out_dir``."""
     body = {"key": key, "dir": str(Path(out_dir).resolve()), "code_version": code_version(),
             "model_version": MODEL_VERSION}
-    atomic_write(marker_dir(sweep_dir) / f"{key}.json", lambda p: p.write_text(json.dumps(body) + "\n"))
+    marker = marker_dir(sweep_dir) / f"{key}.json"
+    for stale in marker.parent.glob(f".{marker.name}.*{TEMP_SUFFIX}"):  # this marker's write, killed before
+        stale.unlink(missing_ok=True)
+    atomic_write(marker, lambda p: p.write_text(json.dumps(body) + "\n"))
 
 
 def finished_dir(key: str, sweep_dir: Path, out_dir: Path, trace: bool = False) -> Path | None:
@@ -93,6 +99,23 @@ def finished_dir(key: str, sweep_dir: Path, out_dir: Path, trace: bool = False) 
     if trace and not (source / "trace.json").exists():
         return None
     return source
+
+
+def finished_here(key: str, sweep_dir: Path, out_dir: Path, config_yaml: str) -> bool:
+    """Whether ``out_dir`` already holds point ``key``, finished by an earlier run of this same sweep.
+
+    True when the point's marker names ``out_dir``, its summary.json is there (written after every
+    other file) and its config.yaml is ``config_yaml``, the text this run would write: a folder
+    since overwritten by another point (another sweep into the same ``hydra.sweep.dir``) fails
+    the last test.
+    """
+    out_dir = Path(out_dir)
+    try:
+        named = Path(json.loads((marker_dir(sweep_dir) / f"{key}.json").read_text())["dir"])
+        written = (out_dir / "config.yaml").read_text()
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return named == out_dir.resolve() and (out_dir / "summary.json").exists() and written == config_yaml
 
 
 def reuse(source: Path, out_dir: Path) -> dict:

@@ -27,6 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hwmodels.chip import HardwareConfig, HardwareError
 from sim.metrics import catalog
+from sim.output.files import remove_stale_temps
 from sim.output.trace import write_trace
 from sim.plots.charts import CHARTS, Chart
 from sim.plots.regime import axis_values
@@ -121,6 +122,7 @@ def report_sweep(sweep_dir: Path, x: str | None = None, y: str | None = None, me
     pareto = pareto or opts.get("pareto") or None
     df = load_table(sweep_dir)
     out = Path(out) if out else sweep_dir / "report"
+    remove_stale_temps(out)  # a report killed mid-write before
     written: dict[str, Path] = {}
     if not (sweep_dir / GRID_FILE).exists():
         written["table"], written["table_csv"] = write_table(df, out)
