@@ -128,6 +128,7 @@ def test_a_serving_run_needs_a_paged_cache():
         simulate_serving(make_config("workload=serving", "attention.kv_block_tokens=0", "workload.num_requests=2"))
 
 
+@pytest.mark.slow
 def test_the_old_spelling_is_one_line_and_exit_2():
     proc = run_cli("scheduler.kv_block_tokens=32")
     assert proc.returncode == 2

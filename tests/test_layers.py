@@ -99,6 +99,7 @@ def test_the_checker_catches_an_upward_import(tmp_path):
     assert any("hwmodels must not import workloads" in v for v in found)
 
 
+@pytest.mark.slow
 def test_public_api_is_reexported_lazily():
     import subprocess
     import sys
@@ -187,6 +188,7 @@ def test_the_size_checks_see_a_long_function(tmp_path):
         globals()["ROOT"] = saved
 
 
+@pytest.mark.slow
 def test_the_llmsim_command_imports_no_plotting_until_it_draws():
     """Every run imports sim.cli.llmsim; matplotlib (about 1 s) must wait for a chart to be drawn."""
     import subprocess

@@ -127,6 +127,7 @@ def test_throughput_rises_with_load_then_saturates_and_the_queue_grows_without_b
     assert delay[-40:].mean() > 5 * delay[:40].mean()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", [8, 400])
 def test_littles_law_holds(rate):
     _, _, s = serve(*SHORT, "workload.lengths=lognormal", f"workload.rate_per_s={rate}")
@@ -173,6 +174,7 @@ def test_same_seed_same_numbers_bit_for_bit(scheduler):
 
 
 # Schedulers and traffic ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_chunked_prefill_keeps_steps_within_the_token_budget_and_decodes_steady():
     args = ("workload=serving", "workload.prompt_tokens=2048", "workload.decode_tokens=64",
             "workload.num_requests=100", "workload.rate_per_s=8")
@@ -214,6 +216,7 @@ def test_a_trace_gives_arrivals_and_lengths(tmp_path):
     assert math.isnan(cols["tpot_s"][2])  # one output token: no time per output token
 
 
+@pytest.mark.slow
 def test_events_grow_with_steps_not_with_ops():
     result, _, s = serve(*SHORT, "workload.rate_per_s=50")
     assert result.events <= s["steps"] + 2 * s["requests"] + 5
@@ -232,6 +235,7 @@ def test_disaggregated_moves_every_cache_and_matches_the_single_batch_at_low_loa
     assert s["tpot_p50_s"] == pytest.approx(alone["tpot_s"] + move / 31, rel=1e-3)  # the move delays token 2
 
 
+@pytest.mark.slow
 def test_disaggregated_decodes_never_wait_for_prefills():
     args = ("workload=serving", "workload.prompt_tokens=2048", "workload.decode_tokens=64",
             "workload.num_requests=100", "workload.rate_per_s=8")
@@ -240,6 +244,7 @@ def test_disaggregated_decodes_never_wait_for_prefills():
     assert split["tpot_p99_s"] < 0.75 * mixed["tpot_p99_s"]
 
 
+@pytest.mark.slow
 def test_disaggregated_decode_pool_preempts_and_completes():
     result, _, s = serve("workload=serving", "workload.prompt_tokens=64", "workload.decode_tokens=256",
                          "workload.num_requests=120", "workload.rate_per_s=200", "scheduler=disaggregated",

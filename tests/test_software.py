@@ -122,6 +122,7 @@ def test_speculative_expected_tokens_closed_form():
     assert expected_tokens(3, 0.5) == pytest.approx(1 + 0.5 + 0.25 + 0.125)
 
 
+@pytest.mark.slow
 def test_speculative_decoding_needs_acceptance_to_pay():
     base = ("hardware=h100_sxm", "model=llama2_70b", "parallel.tp=4", "workload.decode_tokens=33")
     plain = summarize(simulate(make_config(*base)))["tpot_s"]
