@@ -5,7 +5,7 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from hwmodels.chip import HardwareConfig
-from sim.config.paths import CONF_DIR
+from sim.config.paths import CONF_DIR, presets
 from workloads.model import ModelConfig
 
 
@@ -13,14 +13,10 @@ class PresetError(ValueError):
     """An unknown preset name."""
 
 
-def names(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-
-
 def _load(group: str, name: str, schema):
     path = CONF_DIR / group / f"{name}.yaml"
     if not path.is_file():
-        raise PresetError(f"unknown {group} preset '{name}'; known: {', '.join(names(group))}")
+        raise PresetError(f"unknown {group} preset '{name}'; known: {', '.join(presets(group))}")
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.load(path)))
 
 
