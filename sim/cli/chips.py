@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 @one_line_errors("llmsim-chips")
 def main(argv: list[str] | None = None) -> None:
     """Console entry point of ``llmsim-chips [--csv PATH] [--measured PATH]``."""
-    parser = _Parser(prog="llmsim-chips", description=study.__doc__.splitlines()[0].strip("`: "))
+    parser = _Parser(prog="llmsim-chips", description=study.__doc__.splitlines()[0].split(": ", 1)[-1])
     parser.add_argument("--csv", type=Path, help="also write the table to this CSV file")
     parser.add_argument("--measured", type=Path, help="measured achievable figures (default: the shipped "
                         f"data/published/achievable.csv); columns: {', '.join(study.ACHIEVABLE_COLUMNS)}")
