@@ -19,14 +19,11 @@ from enum import Enum
 from types import MappingProxyType
 
 from hwmodels.calibration import FITTED, FITTED_KEYS
+from hwmodels.limits import LIMITS, HardwareError, check_limit
 from hwmodels.numerics import DType, parse_dtype
 
 GB = 1e9
 MiB = 2**20
-
-
-class HardwareError(ValueError):
-    """An impossible or inconsistent chip description."""
 
 
 class Topology(str, Enum):
@@ -54,40 +51,6 @@ class CollectiveAlgorithm(str, Enum):
     in_switch = "in_switch"  # reduction in the switch (NVLink SHARP); needs topology switch + switch_reduction
 
 
-# Upper ends of the physical range of each figure: (largest value accepted, why). Generous on
-# purpose, an order of magnitude or more beyond any chip built or announced by 2024, so that a
-# what-if design passes and only a typo or a unit slip (GHz for MHz, 1e30) is stopped before it
-# yields numbers that look like results. Each is checked with the field's lower bound.
-LIMITS: Mapping[str, tuple[float, str]] = MappingProxyType({
-    "num_cores": (1e6, "a wafer-scale engine has 0.9 million cores (Cerebras WSE-3)"),
-    "arrays_per_core": (1024, "a GPU SM has 4 tensor cores, a TPU core 4 MXUs"),
-    "array_rows": (4096, "the largest systolic arrays are 256 x 256 (TPU v1)"),
-    "array_cols": (4096, "the largest systolic arrays are 256 x 256 (TPU v1)"),
-    "max_chips": (1e6, "the largest pods join 8,960 chips (TPU v5p)"),
-    "freq_GHz": (10.0, "no logic clocks above 10 GHz; accelerators run at 1-3 GHz"),
-    "vector_TFLOPS": (1e6, "an exaFLOP/s of vector math, 10,000 x an H100's"),
-    "sram_MiB": (1e6, "a wafer-scale engine holds 44 GB of SRAM (Cerebras WSE-3)"),
-    "sram_bandwidth_TBps": (1e6, "a wafer-scale engine reaches 21,000 TB/s (Cerebras WSE-3)"),
-    "hbm_capacity_GB": (1e5, "100 TB; the largest packages hold 288 GB (MI325X)"),
-    "hbm_bandwidth_GBps": (1e6, "1 PB/s; the fastest packages reach 8,000 GB/s (B200)"),
-    "link_bandwidth_GBps": (1e6, "1 PB/s per direction; NVLink 5 gives 900 GB/s"),
-    "host_link_GBps": (1e5, "100 TB/s; PCIe 6.0 x16 gives 128 GB/s"),
-    "link_latency_us": (1e6, "a second per hop is no chip-to-chip link"),
-    "hbm_latency_us": (1e6, "a second per access is no memory"),
-    "kernel_overhead_us": (1e6, "a second per kernel launch is no runtime"),
-    "matmul_overhead_cycles": (1e9, "a second of clock cycles per matrix kernel is no GEMM library"),
-    "collective_latency_us": (1e6, "a second per collective is no collective library"),
-    "hbm_stacks": (64, "packages carry up to 12 stacks"),
-    "num_dies": (1024, "the largest packages join a few dozen chiplets"),
-    "spare_cores": (1e6, "as num_cores"),
-    "board_power_W": (1e6, "a megawatt; a wafer-scale engine draws 23 kW"),
-    "published_die_area_mm2": (1e5, "a 300 mm wafer is 70,000 mm^2"),
-    "core_sram_KiB": (1e6, "a GB per core; GPU SMs have 256 KiB of registers and 256 KiB of L1"),
-    "other_sram_MiB": (1e6, "as sram_MiB"),
-    "matmul_dtype_rate": (64, "4-bit formats run at 4 x the bf16 rate"),
-})
-
-
 # NCCL's per-NVLink bandwidth constants over the link's datasheet rate: 20.0 GB/s for sm_80 and
 # 20.6 GB/s for sm_90 per 25 GB/s NVLink 3/4 link (NVIDIA/nccl src/graph/topo.h, 2.22.3+), 0.80-0.82;
 # the default for a chip whose preset names no figure of its own.
@@ -95,22 +58,10 @@ LINK_EFFICIENCY = 0.80
 # The defaults of an ``ideal`` chip's fitted fields: peak rates, no fixed costs, no collective ramp.
 IDEAL: Mapping[str, float] = MappingProxyType({
     "matmul_efficiency": 1.0, "hbm_latency_us": 0.0, "kernel_overhead_us": 0.0, "matmul_overhead_cycles": 0.0,
+    "matmul_overlap_loss": 0.0,
     "link_latency_us": 0.0, "collective_latency_us": 0.0, "link_saturation_MB": 1.0,
     "link_ramp_exponent": 0.0,
 })
-
-
-def check_limit(where: str, key: str, value: float) -> None:
-    """Raise HardwareError when ``hardware.<key>`` is above the top of its physical range (``LIMITS``)."""
-    limit, why = LIMITS[key.split(".")[0]]
-    if value > limit:
-        raise HardwareError(f"{where}: hardware.{key}={plain_number(value)} is out of range: at most "
-                            f"{plain_number(limit)} ({why})")
-
-
-def plain_number(value: float) -> str:
-    """``2,000,000`` for a whole number a person would write out, ``1e+30`` otherwise."""
-    return f"{int(value):,}" if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
 
 
 @dataclass
@@ -166,6 +117,9 @@ class HardwareConfig:
     hbm_latency_us: float | None = None  # fixed latency per op's memory traffic (first byte)
     kernel_overhead_us: float | None = None  # launch + synchronisation per kernel (per op), absolute time
     matmul_overhead_cycles: float | None = None  # extra per matrix kernel in clock cycles: prologue, epilogue
+    # How far a GEMM's operand loads and its multiply-accumulates fall short of overlapping
+    # (hwmodels/compute.py overlapped): 0 = perfectly (time = the larger), 1 = not at all (the sum).
+    matmul_overlap_loss: float | None = None
     # The GEMM library's tile scheduling (GemmSchedule) and the architecture family that names which
     # published attention-kernel efficiencies apply (hwmodels/kernels.py); "generic": none published.
     gemm_schedule: GemmSchedule = GemmSchedule.waves
@@ -229,6 +183,9 @@ class HardwareConfig:
             value = getattr(self, key)
             if not value >= 0:
                 raise HardwareError(f"{where}: hardware.{key} must be >= 0 (got {value})")
+        if not 0 <= self.matmul_overlap_loss < 1:
+            raise HardwareError(f"{where}: hardware.matmul_overlap_loss must be in [0, 1) "
+                                f"(got {self.matmul_overlap_loss})")
         for key in ("matmul_efficiency", "vector_efficiency", "hbm_efficiency"):
             value = getattr(self, key)
             if not 0 < value <= 1:

@@ -140,6 +140,22 @@ def matmul_time(
     return ComputeCost(seconds, flops / (chip.peak_flops(run_as) * seconds), run_as)
 
 
+def overlapped(chip: HardwareConfig, compute_s: float, memory_s: float) -> float:
+    """Time of a GEMM whose arrays need ``compute_s`` and whose HBM traffic needs ``memory_s``.
+
+    A GEMM's k-loop streams operand panels while the arrays multiply the previous ones; with a
+    few buffers in flight, the two overlap well when one side dominates and poorly when both are
+    near saturation (a stall on either side stalls the other). The time is the p-norm of the two,
+    ``(c^p + m^p)^(1/p)`` with ``p = 1 / matmul_overlap_loss``: the larger of the two for a loss of
+    0, their sum for 1, and at balance ``2^loss`` times either.
+    """
+    big, small = max(compute_s, memory_s), min(compute_s, memory_s)
+    loss = chip.matmul_overlap_loss
+    if loss == 0 or small == 0:
+        return big
+    return big * (1.0 + (small / big) ** (1.0 / loss)) ** loss
+
+
 def vector_time(chip: HardwareConfig, flops: float) -> ComputeCost:
     """Time of ``flops`` elementwise/reduction operations on the vector unit."""
     seconds = flops / (chip.vector_flops * chip.vector_efficiency) if flops > 0 else 0.0

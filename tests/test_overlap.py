@@ -161,12 +161,12 @@ def test_chunked_overlap_time_in_closed_form(link_GBps):
 
 
 def test_one_piece_is_the_graph_without_overlap():
-    """overlap_chunks=1, or the default rule on decode steps (512 KB all-reduces, far below the chip's
-    saturation size), builds exactly the graph that overlap_comm=false builds; the prefill's 268 MB
+    """overlap_chunks=1, or the default rule on decode steps (1 MB all-reduces, far below the chip's
+    saturation size), builds exactly the graph that overlap_comm=false builds; the prefill's 537 MB
     all-reduces split by default."""
-    plain = make_config("model=llama2_70b", "parallel.tp=8", "workload.batch=32")
+    plain = make_config("model=llama2_70b", "parallel.tp=8", "workload.batch=64")
     for overrides in (("parallel.overlap_chunks=1",), ()):
-        cfg = make_config("model=llama2_70b", "parallel.tp=8", "workload.batch=32", "parallel.overlap_comm=true",
+        cfg = make_config("model=llama2_70b", "parallel.tp=8", "workload.batch=64", "parallel.overlap_comm=true",
                           *overrides)
         pairs = list(zip(passes(plain), passes(cfg), strict=True))
         if not overrides:

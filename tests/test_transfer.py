@@ -71,7 +71,6 @@ def test_a100_half_stays_near_its_calibration(report):
     assert all(math.isfinite(v) for v in medians)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: transfer mechanisms not landed yet")
 def test_h100_rows_predicted_from_the_a100_fit(report):
     medians = report[1]
     h100 = medians[medians["hardware"] == "h100_sxm"].set_index("band")["median_abs_error_pct"]

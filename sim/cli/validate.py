@@ -11,6 +11,7 @@ import pandas as pd
 from sim.cli.common import one_line_errors
 from sim.config.paths import OutputDirError, output_dir
 from sim.output.files import atomic_write
+from sim.studies.transfer import medians_table, transfer_medians
 from sim.studies.validate import COLUMNS, ValidationInputError, error_table, read_measurements, summary_line, validate
 
 
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> None:
         atomic_write(args.out, lambda p: out.to_csv(p, index=False))
     for by in ("kind", "hardware"):
         print(f"\n|error| % by {by}:\n{error_table(out, by).to_string()}")
+    gemms = out[(out["kind"] == "gemm") & out["error_pct"].notna()]
+    if not gemms.empty:
+        print(f"\nmedian |error| of GEMMs by M band:\n{medians_table(transfer_medians(gemms))}")
     noted = out[out["note"].astype(str).str.len() > 0]
     if not noted.empty:
         print(f"\nnotes ({len(noted)} rows):")

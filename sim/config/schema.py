@@ -97,9 +97,13 @@ class RunConfig:
 
     def _overlap_min_chunk_bytes(self) -> float:
         """Bytes per piece of a chunked all-reduce below which overlap splits stop paying: the payload
-        from which the chip's collectives reach their plateau bandwidth (bytes)."""
-        saturation_MB = self.hardware.link_saturation_MB
-        return saturation_MB * 1e6 if saturation_MB else Execution.overlap_min_chunk_bytes
+        from which the chip's collectives run within 10 % of their plateau bandwidth (the ramp of
+        hwmodels/links.py, ``sqrt(1 + (saturation / size) ** (2 e)) = 1.1``); Execution's default
+        without a ramp."""
+        hw = self.hardware
+        if not hw.link_ramp_exponent:
+            return Execution.overlap_min_chunk_bytes
+        return hw.link_saturation_MB * 1e6 * (1 / (1.1**2 - 1)) ** (1 / (2 * hw.link_ramp_exponent))
 
 
 @dataclass

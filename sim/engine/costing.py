@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from hwmodels.chip import HardwareConfig
-from hwmodels.compute import ComputeCost, matmul_time, vector_time
+from hwmodels.compute import ComputeCost, matmul_time, overlapped, vector_time
 from hwmodels.kernels import attention_efficiency
 from hwmodels.links import Collective, collective_time
 from hwmodels.memory import hbm_time, matmul_hbm_bytes
@@ -147,6 +147,11 @@ class Coster:
             core_J = self.power.matmul_core_J(op.flops, c.dtype_run)
             ratio = self.power.clock_ratio(core_J, traffic * self.power.hbm_J_per_byte, c.seconds, memory)
             c = replace(c, seconds=c.seconds / ratio, efficiency=c.efficiency * ratio)
+            both = overlapped(chip, c.seconds, memory)  # loads and MACs overlap imperfectly near balance
+            if c.seconds >= memory:
+                c = replace(c, seconds=both, efficiency=c.efficiency * c.seconds / both)
+            else:
+                memory = both
         overhead = chip.kernel_overhead_s + (chip.matmul_overhead_s if op.unit is Unit.matrix else 0.0)
         extra = tuple((r.name, r.bound, r.price(chip, op)) for r in self.extra)
         return OpCost(c.seconds, memory, latency, transfer, overhead,

@@ -61,6 +61,7 @@ SPLITWISE_MODELS = {"llama2-70b": "llama2_70b"}
 SPLITWISE_HOST = "amd_epyc_7742"
 BOUNDS = {  # parameter: (lower, upper, start)
     "matmul_efficiency": (0.5, 1.0, 0.9),
+    "matmul_overlap_loss": (0.0, 0.9, 0.2),
     "hbm_latency_us": (0.0, 10.0, 0.5),
     "kernel_overhead_us": (0.0, 20.0, 2.0),
     "matmul_overhead_cycles": (0.0, 30000.0, 5000.0),
@@ -257,13 +258,16 @@ def calibrate() -> Calibration:
     return Calibration(frame, fitted, runtime)
 
 
+def eager_runtime(host_costs: dict[str, float]) -> RuntimeConfig:
+    """The ``vllm_eager`` runtime with the given fitted host costs (as write_runtime writes it)."""
+    return RuntimeConfig(name="vllm_eager", fused_elementwise=False, in_switch_reduction=False,
+                         attention_kernel=AttentionKernel.flash2,
+                         host_score=load_host(SPLITWISE_HOST).single_thread_score, **host_costs)
+
+
 def validate_calibration(cal: Calibration) -> pd.DataFrame:
     """Every row of the validation set predicted with the fit (end-to-end rows with its runtime)."""
-    eager = RuntimeConfig(name="vllm_eager", fused_elementwise=False, in_switch_reduction=False,
-                          attention_kernel=AttentionKernel.flash2,
-                          host_score=load_host(SPLITWISE_HOST).single_thread_score,
-                          **cal.runtime)
-    out, _ = validate(cal.frame, cal.fitted, {"vllm_eager": eager})
+    out, _ = validate(cal.frame, cal.fitted, {"vllm_eager": eager_runtime(cal.runtime)})
     return out
 
 

@@ -50,7 +50,7 @@ def groups(frame: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def runtimes(runtime: dict[str, float]) -> dict[str, RuntimeConfig]:
     """The eager runtime with fitted host costs, as llmsim-calibrate validates with it."""
-    return {EAGER: RuntimeConfig(name=EAGER, fused_elementwise=False, **runtime)}
+    return {EAGER: calibrate.eager_runtime(runtime)}
 
 
 def moved_by(frame: pd.DataFrame, fitted: dict[str, float]) -> dict[str, np.ndarray]:
