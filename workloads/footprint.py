@@ -10,7 +10,12 @@ from workloads.ops import Role
 def replicated_params(model: ModelConfig) -> int:
     """Parameters every chip of a tensor-parallel group holds in full (the norms' scales)."""
     per_norm = model.hidden_size * (2 if model.norm is Norm.layernorm else 1)
-    return (2 * model.num_layers + 1) * per_norm
+    norms = (2 * model.num_layers + 1) * per_norm
+    if not model.is_mla:
+        return norms
+    # MLA: the down-projection to the Q and KV latents and the rotary key, and the latent norms
+    down = model.hidden_size * (model.q_lora_rank + model.latent_size) + model.q_lora_rank + model.kv_lora_rank
+    return norms + model.num_layers * down
 
 
 def weight_bytes_per_chip(model: ModelConfig, ex: Execution) -> float:
@@ -22,9 +27,12 @@ def weight_bytes_per_chip(model: ModelConfig, ex: Execution) -> float:
     return ex.weight_bytes(projections / ex.tp) + (dense / ex.tp + replicated) * ex.dense_dtype.bytes
 
 
-def kv_bytes_per_chip(model: ModelConfig, ex: Execution, tokens: int) -> float:
-    """KV-cache bytes on one chip holding ``tokens`` tokens (all sequences together)."""
-    return model.kv_bytes_per_token(ex.kv_cache.bytes) * tokens / ex.tp
+def kv_bytes_per_chip(model: ModelConfig, ex: Execution, tokens: int, seqs: int = 0) -> float:
+    """KV-cache bytes on one chip holding ``tokens`` tokens of ``seqs`` sequences: the KV cache split
+    over tp by KV heads (MLA's latent is shared by all heads, so every chip holds all of it), plus
+    each sequence's fixed-size state in the SSM layers of a hybrid (split over tp by channel)."""
+    kv = model.kv_bytes_per_token(ex.kv_cache.bytes) * tokens / (1 if model.is_mla else ex.tp)
+    return kv + model.ssm_state_bytes_per_seq(ex.kv_cache.bytes) * seqs / ex.tp if seqs else kv
 
 
 def activation_bytes(graph: PassGraph) -> float:

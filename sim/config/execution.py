@@ -8,7 +8,7 @@ from typing import Optional
 
 from hwmodels.numerics import DType
 from sim.config.errors import RunError, check_at_most
-from workloads.graph import AttentionKernel
+from workloads.graph import AttentionKernel, MlaForm
 
 
 class Fidelity(str, Enum):
@@ -89,6 +89,7 @@ class AttentionConfig:
 
     kernel: AttentionKernel = AttentionKernel.fused
     kv_block_tokens: int = 16  # tokens per KV cache block (vLLM's default block size); 0: contiguous
+    mla_form: MlaForm = MlaForm.auto  # MLA models: naive prefill and absorbed decode (auto), or one form throughout
 
     def __post_init__(self) -> None:
         if self.kv_block_tokens < 0:
