@@ -125,6 +125,8 @@ def _ssm_fields(keys: _HfKeys) -> dict:
     dt_rank = keys.raw.get("mamba_dt_rank")
     if isinstance(dt_rank, int) and not isinstance(dt_rank, bool):
         fields["ssm_dt_rank"] = keys.whole("mamba_dt_rank", dt_rank)
+    if keys.raw.get("model_type") == "jamba":  # Jamba's attention layers have no positional encoding
+        fields["positional"] = Positional.none
     head_dim = keys.size("mamba_d_head", 0, least=0) or keys.size("mamba_head_dim", 0, least=0)
     if head_dim:  # Mamba-2
         fields.update(ssm_head_dim=head_dim, ssm_groups=keys.size("mamba_n_groups", keys.size("n_groups", 1)),
@@ -147,10 +149,11 @@ def _moe_fields(keys: _HfKeys, ffn_size: int) -> dict:
     fields = {"num_experts": experts, "ffn_size": expert_ffn, "shared_ffn_size": shared,
               "experts_per_token": keys.size("num_experts_per_tok", keys.size("experts_per_token", 2)),
               "first_dense_layers": keys.size("first_k_dense_replace", 0, least=0),
-              "dense_ffn_size": ffn_size if ffn_size != expert_ffn else 0,
               "moe_layer_period": keys.size("expert_layer_period", keys.size("moe_layer_freq",
                                                                              keys.size("decoder_sparse_step", 1))),
               "moe_layer_offset": keys.size("expert_layer_offset", 0, least=0)}
+    if (fields["first_dense_layers"] or fields["moe_layer_period"] > 1) and ffn_size != expert_ffn:
+        fields["dense_ffn_size"] = ffn_size  # the dense layers' MLP (intermediate_size)
     if keys.size("n_group", 0, least=0) > 1:
         fields.update(expert_groups=keys.raw["n_group"], expert_groups_per_token=keys.size("topk_group", 1))
     return fields
