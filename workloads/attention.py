@@ -93,7 +93,8 @@ def pass_attention(model: ModelConfig, ex: Execution, phase: Phase, batch: int, 
         cached = 0
     if model.is_mla:
         return mla_attention(model, ex, absorbed=mla_absorbed(ex, phase), seqs=batch, queries=tokens,
-                             pairs=pairs * batch, cached=batch * cached, score_pairs=batch * s * context)
+                             pairs=pairs * batch, cached=batch * cached, score_pairs=batch * s * context,
+                             decode=phase is Phase.decode)
     if phase is Phase.decode:
         kv_read = Tensor("kv_cache", batch * cached * 2 * kv_heads * hd * ex.kv_cache.bytes, Role.kv)
     else:  # the prompt's K and V come straight from the projection output

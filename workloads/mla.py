@@ -32,20 +32,22 @@ if TYPE_CHECKING:
 
 
 def mla_attention(model: ModelConfig, ex: Execution, *, absorbed: bool, seqs: int, queries: int, pairs: float,
-                  cached: int, score_pairs: float, prefix: str = "") -> list[Op]:
+                  cached: int, score_pairs: float, prefix: str = "", decode: bool = False) -> list[Op]:
     """The attention ops of one MLA layer on one chip, after the Q and latent projections.
 
     Args:
         absorbed: the absorbed-weight form (else naive).
         seqs: sequences; queries: their new tokens together; pairs: (query, key) pairs per head summed.
-        cached: keys read from the cache, all sequences together (new tokens' latents come from the projection).
+        cached: keys read from the cache, all sequences together. In a prefill the new tokens' latents come
+            from the projection besides; a decode (``decode``) reads every key from the cache, its own
+            included, as the other attention kernels count it.
         score_pairs: (query, key) pairs per head an unfused kernel writes as scores.
     """
     heads = model.num_heads // ex.tp
     rank, rope, v = model.kv_lora_rank, model.qk_rope_head_dim, model.v_head_dim
     nope = model.head_dim - rope
     latent = model.latent_size
-    reads = (_act("latent_new", queries * latent, ex),)
+    reads = () if decode else (_act("latent_new", queries * latent, ex),)
     if cached:
         reads += (Tensor("latent_cache", cached * latent * ex.kv_cache.bytes, Role.kv),)
     new_kv = Tensor("latent_write", queries * latent * ex.kv_cache.bytes, Role.kv)
@@ -62,7 +64,7 @@ def mla_attention(model: ModelConfig, ex: Execution, *, absorbed: bool, seqs: in
                      [_act("o_latent", queries * heads * rank, ex), _weight("w_uv", heads * rank * v, ex)],
                      [_act("o", queries * heads * v, ex)], groups=heads)
         return [q_in, *core, out]
-    expanded = queries + cached  # every key's latent, up-projected to this chip's heads
+    expanded = cached + (0 if decode else queries)  # every key's latent, up-projected to this chip's heads
     expand = matmul(f"{prefix}kv_expand", OpKind.kv_expand, expanded, heads * (nope + v), rank, ex.activations,
                     [*reads, _weight("w_kv_b", rank * heads * (nope + v), ex)],
                     [_act("kv_heads", expanded * heads * (nope + v), ex)])

@@ -146,14 +146,16 @@ def _prefill_attention(model: ModelConfig, ex: Execution, chunks: tuple[tuple[in
 def _decode_attention(model: ModelConfig, ex: Execution, decodes: int, pairs: int, cached: int, scores: int,
                       prefix: str, kind: LayerKind) -> list[Op]:
     """One kernel over every decode: each reads its keys from the (paged) cache. A local layer of a model
-    with global layers clips the totals to ``decodes`` windows (exact when every context fills its window,
-    an upper bound otherwise: a step carries the totals, not each sequence's context)."""
-    local = kind.window or kind.chunk
-    if local and model.global_layer_period:
-        pairs, cached = min(pairs, decodes * local), min(cached, decodes * cached_keys(local, ex))
+    with global layers sees, per decode, the window (or chunk) keys of the decodes' mean context: exact
+    for one sequence or equal contexts, for a sliding window an upper bound otherwise (a step carries
+    the totals, not each sequence's context)."""
+    if (kind.window or kind.chunk) and model.global_layer_period:
+        mean = max(1, round(pairs / decodes))
+        keys = chunked_keys(mean, kind.chunk) if kind.chunk else min(mean, kind.window)
+        pairs, cached = decodes * keys, decodes * cached_keys(keys, ex)
     if model.is_mla:
         return mla_attention(model, ex, absorbed=mla_absorbed(ex, Phase.decode), seqs=decodes, queries=decodes,
-                             pairs=float(pairs), cached=cached, score_pairs=scores, prefix=prefix)
+                             pairs=float(pairs), cached=cached, score_pairs=scores, prefix=prefix, decode=True)
     kv_heads, hd = model.num_kv_heads // ex.tp, model.head_dim
     kv_read = Tensor("kv_cache", cached * 2 * kv_heads * hd * ex.kv_cache.bytes, Role.kv)
     return attention_kernel(model, ex, seqs=decodes, queries=decodes, pairs=float(pairs), kv_read=(kv_read,),
