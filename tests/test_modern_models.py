@@ -285,3 +285,33 @@ def test_every_new_preset_runs_on_eight_h200(name, overrides):
     cfg = make_config(f"model={name}", "hardware=h200", "workload.batch=2", "workload.prompt_tokens=256",
                       "workload.decode_tokens=4", *overrides)
     assert simulate(cfg).timeline.end_s > 0
+
+
+def test_copies_of_hot_experts_cut_the_straggler_and_cost_their_weights():
+    from workloads.footprint import weight_bytes_per_chip
+    from workloads.moe import replicated_imbalance
+
+    model = preset("deepseek_v3")
+    plain = Execution(tp=8, ep=8, moe_imbalance=1.5)
+    copies = dataclasses.replace(plain, moe_redundant_experts=8)
+    assert (replicated_imbalance(plain), replicated_imbalance(dataclasses.replace(plain, moe_redundant_experts=4)),
+            replicated_imbalance(copies)) == (1.5, 1.25, 1.0)
+    assert weight_bytes_per_chip(model, copies) - weight_bytes_per_chip(model, plain) == \
+        pytest.approx(8 * model.expert_params() * 58 / 8 * 2)
+    rows = [build_pass(model, ex, Phase.prefill, 4, 4096, 4096).layer.nodes["expert_up"]["op"].m
+            for ex in (plain, copies)]
+    assert rows[1] < rows[0]
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (("parallel.moe_redundant_experts=4",), "needs parallel.ep > 1"),
+    (("parallel.tp=8", "parallel.ep=8", "parallel.moe_redundant_experts=4"), "fill the 8 chips evenly"),
+    (("parallel.moe_redundant_experts=-1",), "must be >= 0"),
+])
+def test_expert_copies_that_cannot_be_placed_are_refused(overrides, words):
+    from sim.config.checks import check_run
+    from sim.config.errors import RunError
+    from tests.conftest import make_config
+
+    with pytest.raises(RunError, match=words):
+        check_run(make_config("model=deepseek_v3", "hardware=h200", *overrides))

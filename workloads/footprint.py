@@ -24,7 +24,9 @@ def weight_bytes_per_chip(model: ModelConfig, ex: Execution) -> float:
     replicated = replicated_params(model)
     dense = model.embedding_params() + model.lm_head_params()
     projections = model.num_params() - dense - replicated
-    return ex.weight_bytes(projections / ex.tp) + (dense / ex.tp + replicated) * ex.dense_dtype.bytes
+    copies = ex.moe_redundant_experts * model.expert_params() * sum(k.moe for k in model.layer_kinds()) / ex.ep \
+        if ex.moe_redundant_experts else 0  # copies of hot experts, spread over the EP chips
+    return ex.weight_bytes(projections / ex.tp + copies) + (dense / ex.tp + replicated) * ex.dense_dtype.bytes
 
 
 def kv_bytes_per_chip(model: ModelConfig, ex: Execution, tokens: int, seqs: int = 0) -> float:

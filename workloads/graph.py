@@ -64,6 +64,7 @@ class Execution:
     group_size: int = 128  # weights per scale for integer / fp4 weights (fp16 scales)
     ep: int = 1  # expert-parallel degree: 1 (experts split by width over tp) or tp (experts spread over chips)
     moe_imbalance: float = 1.0  # tokens of the busiest expert over the mean (the straggler sets the time)
+    moe_redundant_experts: int = 0  # copies of hot experts beside the experts, spread over the ep chips
     kv_block_tokens: int = 0  # paged KV cache block size in tokens; 0: contiguous
     overlap_comm: bool = False  # tensor-parallel all-reduces overlapped with the GEMMs that produce them, chunked
     overlap_chunks: int = 0  # pieces each such GEMM is split into; 0: from the shapes (blocks.overlap_chunks)

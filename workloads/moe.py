@@ -37,10 +37,10 @@ def _moe(dag: _Dag, model: ModelConfig, ex: Execution, tokens: int) -> tuple[str
                    [_act("scores", tokens * experts, ex)]))
     split = 1 if ep > 1 else t  # expert width divisor on this chip
     up, f = model.mlp_in_size // split, model.ffn_size // split
-    local = experts // ep
+    local = (experts + ex.moe_redundant_experts) // ep  # expert slots on this chip, copies included
     hit = max(1, math.ceil(local * (1 - (1 - k / experts) ** tokens)))
     pairs = tokens * k / ep  # token-expert pairs this chip computes
-    rows = max(1, math.ceil(pairs / hit * ex.moe_imbalance))
+    rows = max(1, math.ceil(pairs / hit * replicated_imbalance(ex)))
     copies = dispatch_copies(model, ep)
     if ep > 1:
         dag.add(_alltoall("moe_dispatch", ex, -(-tokens // ep) * copies * d * ex.activations.bytes))
@@ -57,6 +57,22 @@ def _moe(dag: _Dag, model: ModelConfig, ex: Execution, tokens: int) -> tuple[str
     if t > 1:  # sums the experts' (or shards') outputs and replicates them over the group
         _reduce(dag, "mlp_allreduce", ex, tokens * d, last)
     return dag.last
+
+
+def replicated_imbalance(ex: Execution) -> float:
+    """The busiest expert's load over the mean once hot experts have copies (EPLB, DeepSeek-V3 Sec. 3.4).
+
+    ESTIMATE: a copy takes half of a hot expert's tokens, and a balancer places one copy per chip
+    on the chips that are the busiest; with ``r`` copies over ``ep`` chips, the excess over the mean,
+    ``moe_imbalance - 1``, shrinks by ``r / ep`` (all of it once every chip holds a copy). Real
+    balancers leave some imbalance (LMSYS 2025, "Deploying DeepSeek with PD disaggregation and
+    large-scale expert parallelism": "even with EPLB, some imbalance is inevitable"), so this is
+    the best case a given number of copies allows.
+    """
+    if not ex.moe_redundant_experts or ex.ep == 1:
+        return ex.moe_imbalance
+    share = min(1.0, ex.moe_redundant_experts / ex.ep)
+    return 1.0 + (ex.moe_imbalance - 1.0) * (1.0 - share)
 
 
 def dispatch_copies(model: ModelConfig, ep: int) -> int:

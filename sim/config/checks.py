@@ -60,6 +60,11 @@ def _check_tensor_split(cfg: RunConfig) -> None:
     if ep > 1 and not model.is_moe:
         raise RunError(f"parallel.ep={ep} applies to mixture-of-experts models; {model.name} is dense: "
                        "set parallel.ep=1")
+    redundant = cfg.parallel.moe_redundant_experts
+    if redundant and (ep == 1 or (model.num_experts + redundant) % ep):
+        raise RunError(f"parallel.moe_redundant_experts={redundant} places copies of hot experts on the EP chips: "
+                       f"it needs parallel.ep > 1 and {model.name}'s {model.num_experts} experts plus the copies "
+                       f"to fill the {ep} chips evenly")
     if ep > 1 and (ep != tp or model.num_experts % ep):
         raise RunError(
             f"parallel.ep={ep} must equal parallel.tp={tp} (experts are spread over the tensor-parallel chips) and "
