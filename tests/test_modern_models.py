@@ -213,7 +213,8 @@ def test_cross_layer_kv_sharing_halves_the_cache_and_the_kv_projection():
 ])
 def test_a_step_of_one_sequence_is_the_single_batch_pass_for_every_layout(changes):
     model = small(**changes)
-    for ex in (Execution(), Execution(kv_block_tokens=16, tp=2)):
+    for ex in (Execution(), Execution(kv_block_tokens=16, tp=2),
+               Execution(attention=AttentionKernel.unfused, fused_elementwise=False, mla_form=MlaForm.naive)):
         for context in (1, 50, 300):
             assert list(build_step(model, ex, [], [context]).ops()) == \
                 list(build_pass(model, ex, Phase.decode, 1, 1, context).ops())
@@ -315,3 +316,13 @@ def test_expert_copies_that_cannot_be_placed_are_refused(overrides, words):
 
     with pytest.raises(RunError, match=words):
         check_run(make_config("model=deepseek_v3", "hardware=h200", *overrides))
+
+
+def test_a_speculative_check_scans_its_drafted_tokens_from_the_stored_state():
+    model = small(ssm_state_size=16, attn_layer_period=2)
+    graph = build_pass(model, Execution(), Phase.decode, 2, 3, 100)  # 2 sequences verify 3 tokens each
+    ssm = dict((n, d) for n, d, _ in graph.segments())
+    scan = next(d.nodes["ssm_scan"]["op"] for d in ssm.values() if "ssm_scan" in d)
+    state = 512 * 16 * 2  # inner width x N, bf16
+    assert scan.flops == 9 * 6 * 512 * 16
+    assert [t.nbytes for t in scan.reads if t.name == "ssm_state"] == [2 * state]
