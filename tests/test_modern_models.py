@@ -326,3 +326,17 @@ def test_a_speculative_check_scans_its_drafted_tokens_from_the_stored_state():
     state = 512 * 16 * 2  # inner width x N, bf16
     assert scan.flops == 9 * 6 * 512 * 16
     assert [t.nbytes for t in scan.reads if t.name == "ssm_state"] == [2 * state]
+
+
+def test_mamba_layers_named_in_layer_types_load_when_periodic_and_are_refused_otherwise(tmp_path):
+    raw = {"hidden_size": 256, "num_hidden_layers": 8, "num_attention_heads": 8, "num_key_value_heads": 2,
+           "intermediate_size": 512, "vocab_size": 1000, "max_position_embeddings": 4096, "mamba_d_state": 64,
+           "mamba_d_head": 32, "mamba_n_groups": 1, "layer_types": ["mamba"] * 3 + ["attention"] + ["mamba"] * 3
+           + ["attention"]}
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    model = ModelConfig(name="hf", hf_config_path=str(tmp_path))
+    assert [k.ssm for k in model.layer_kinds()] == [t == "mamba" for t in raw["layer_types"]]
+    raw["layer_types"] = ["attention"] + ["mamba"] * 3 + ["attention"] * 2 + ["mamba"] * 2
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match="only an attention layer every n-th layer"):
+        ModelConfig(name="hf", hf_config_path=str(tmp_path))

@@ -118,10 +118,21 @@ def _ssm_fields(keys: _HfKeys) -> dict:
     state = keys.size("mamba_d_state", 0, least=0) or keys.size("ssm_state_size", 0, least=0)
     if not state:
         return {}
+    if "hybrid_override_pattern" in keys.raw:
+        raise ModelError(f"{keys.where} has hybrid_override_pattern (Mamba, attention and MLP as separate layers); "
+                         "only layers of a mixer plus an MLP are modelled")
     fields = {"ssm_state_size": state, "ssm_conv_kernel": keys.size("mamba_d_conv", keys.size("conv_kernel", 4)),
               "ssm_expand": keys.size("mamba_expand", keys.size("expand", 2)),
               "attn_layer_period": keys.size("attn_layer_period", 1),
               "attn_layer_offset": keys.size("attn_layer_offset", 0, least=0)}
+    types = keys.raw.get("layer_types")
+    if isinstance(types, list) and "mamba" in types:  # Granite-4.0-H style: each layer named
+        attention = [i for i, t in enumerate(types) if t == "attention"]
+        period = attention[1] - attention[0] if len(attention) > 1 else len(types)
+        if not attention or [i for i in range(len(types)) if i % period == attention[0] % period] != attention:
+            raise ModelError(f"{keys.where} has attention layers at {attention[:8]} among Mamba layers; only an "
+                             "attention layer every n-th layer (attn_layer_period, attn_layer_offset) is modelled")
+        fields.update(attn_layer_period=period, attn_layer_offset=attention[0] % period)
     dt_rank = keys.raw.get("mamba_dt_rank")
     if isinstance(dt_rank, int) and not isinstance(dt_rank, bool):
         fields["ssm_dt_rank"] = keys.whole("mamba_dt_rank", dt_rank)
