@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
+from hwmodels.numerics import DType
 from sim.engine.pipeline import split, stage_segments
 from workloads import AttentionKernel, Execution, ModelConfig, ModelError, Phase, Unit, build_pass
 from workloads.attention import MlaForm, chunked_keys, chunked_pairs
@@ -340,3 +341,15 @@ def test_mamba_layers_named_in_layer_types_load_when_periodic_and_are_refused_ot
     (tmp_path / "config.json").write_text(json.dumps(raw))
     with pytest.raises(ModelError, match="only an attention layer every n-th layer"):
         ModelConfig(name="hf", hf_config_path=str(tmp_path))
+
+
+def test_mla_down_projections_are_whole_on_every_chip_in_the_weight_format():
+    from workloads.footprint import weight_bytes_per_chip
+
+    model = preset("deepseek_v3")
+    ex = Execution(tp=8, ep=8, weights=DType.fp8, activations=DType.fp8)
+    down = 61 * 7168 * (1536 + 576)
+    norms = 61 * (2 * 7168 + 1536 + 512) + 7168
+    embeddings = 2 * 129280 * 7168
+    rest = model.num_params() - down - norms - embeddings
+    assert weight_bytes_per_chip(model, ex) == pytest.approx(rest / 8 + down + (embeddings / 8 + norms) * 2)

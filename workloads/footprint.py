@@ -11,22 +11,25 @@ def replicated_params(model: ModelConfig) -> int:
     """Parameters every chip of a tensor-parallel group holds in full (the norms' scales)."""
     per_norm = model.hidden_size * (2 if model.norm is Norm.layernorm else 1)
     norms = (2 * model.num_layers + 1) * per_norm
-    if not model.is_mla:
-        return norms
-    # MLA: the down-projection to the Q and KV latents and the rotary key, and the latent norms
-    down = model.hidden_size * (model.q_lora_rank + model.latent_size) + model.q_lora_rank + model.kv_lora_rank
-    return norms + model.num_layers * down
+    return norms + (model.num_layers * (model.q_lora_rank + model.kv_lora_rank) if model.is_mla else 0)
+
+
+def replicated_projection_params(model: ModelConfig) -> int:
+    """Projection weights every chip holds in full: MLA's down-projection to the Q and KV latents and
+    the rotary key (replicated, as vLLM's fused_qkv_a_proj; each chip needs the whole latent)."""
+    return model.num_layers * model.hidden_size * (model.q_lora_rank + model.latent_size) if model.is_mla else 0
 
 
 def weight_bytes_per_chip(model: ModelConfig, ex: Execution) -> float:
-    """Weight bytes on one chip: the layers' projections in the weight format (with scales),
-    embeddings and LM head in 16 bits, all split over tp; the norm scales replicated."""
-    replicated = replicated_params(model)
+    """Weight bytes on one chip: the layers' projections in the weight format (with scales), split
+    over tp except MLA's replicated down-projections; embeddings and LM head in 16 bits, split over
+    tp; the norm scales replicated; copies of hot experts spread over the EP chips."""
+    replicated, whole = replicated_params(model), replicated_projection_params(model)
     dense = model.embedding_params() + model.lm_head_params()
-    projections = model.num_params() - dense - replicated
+    projections = model.num_params() - dense - replicated - whole
     copies = ex.moe_redundant_experts * model.expert_params() * sum(k.moe for k in model.layer_kinds()) / ex.ep \
-        if ex.moe_redundant_experts else 0  # copies of hot experts, spread over the EP chips
-    return ex.weight_bytes(projections / ex.tp + copies) + (dense / ex.tp + replicated) * ex.dense_dtype.bytes
+        if ex.moe_redundant_experts else 0
+    return ex.weight_bytes(projections / ex.tp + whole + copies) + (dense / ex.tp + replicated) * ex.dense_dtype.bytes
 
 
 def kv_bytes_per_chip(model: ModelConfig, ex: Execution, tokens: int, seqs: int = 0) -> float:
