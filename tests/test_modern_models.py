@@ -353,3 +353,16 @@ def test_mla_down_projections_are_whole_on_every_chip_in_the_weight_format():
     embeddings = 2 * 129280 * 7168
     rest = model.num_params() - down - norms - embeddings
     assert weight_bytes_per_chip(model, ex) == pytest.approx(rest / 8 + down + (embeddings / 8 + norms) * 2)
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ({"sliding_window": 512, "sliding_window_pattern": 6}, dict(sliding_window=512, global_layer_period=6)),
+    ({"attention_chunk_size": 8192}, dict(attention_chunk=8192, global_layer_period=4, sliding_window=0)),
+    ({"sliding_window": 4096}, dict(sliding_window=4096, global_layer_period=0)),  # Mistral: every layer
+])
+def test_local_global_keys_of_a_config_json(tmp_path, extra, expected):
+    raw = {"hidden_size": 256, "num_hidden_layers": 12, "num_attention_heads": 8, "intermediate_size": 512,
+           "vocab_size": 1000, "max_position_embeddings": 1 << 20, **extra}
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    model = ModelConfig(name="hf", hf_config_path=str(tmp_path))
+    assert {key: getattr(model, key) for key in expected} == expected
