@@ -366,3 +366,8 @@ def test_local_global_keys_of_a_config_json(tmp_path, extra, expected):
     (tmp_path / "config.json").write_text(json.dumps(raw))
     model = ModelConfig(name="hf", hf_config_path=str(tmp_path))
     assert {key: getattr(model, key) for key in expected} == expected
+
+
+def test_an_absurd_layer_count_is_refused_before_any_layer_is_listed():
+    with pytest.raises(ModelError, match="exceeds 100,000"):
+        small(num_layers=10**30)

@@ -8,6 +8,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Optional
 
+MAX_LAYERS = 100_000  # each layer's kind is listed (layer_kinds); the deepest published models have a few hundred
+
 
 class ModelError(ValueError):
     """An impossible model spec or an unreadable model config file."""
@@ -130,6 +132,9 @@ class ModelConfig:
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
                 raise ModelError(f"{where}: model.{key} must be a whole number >= 1 (got {value})")
+        if self.num_layers > MAX_LAYERS:
+            raise ModelError(f"{where}: model.num_layers={self.num_layers} exceeds {MAX_LAYERS:,}; the deepest "
+                             "published models have a few hundred layers")
         if self.num_heads % self.num_kv_heads:
             raise ModelError(
                 f"{where}: model.num_heads={self.num_heads} is not a multiple of "
