@@ -104,7 +104,7 @@ def _local_global_fields(keys: _HfKeys, layers: int, window: int) -> dict:
     if isinstance(types, list) and any(t == "sliding_attention" for t in types) and window:
         full = [i for i, t in enumerate(types) if t == "full_attention"]
         period = full[0] + 1 if full else 0
-        if not full or [i for i in range(layers) if (i + 1) % period == 0] != full:
+        if not full or len(types) != layers or [i for i in range(len(types)) if (i + 1) % period == 0] != full:
             raise ModelError(f"{keys.where} has layer_types with full-attention layers at {full[:8]}...; only "
                              "a global layer every n-th layer (n, 2n, ...) is modelled")
     if chunk:  # Llama 4: chunked-local layers, every no_rope_layer_interval-th layer global (no rope)
