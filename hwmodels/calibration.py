@@ -20,8 +20,7 @@ from types import MappingProxyType
 import yaml
 
 CALIBRATION_FILE = files("hwmodels") / "calibration.yaml"  # the shipped fit (a Traversable: read it, never write it)
-FITTED_KEYS = ("matmul_efficiency", "hbm_efficiency", "hbm_latency_us", "kernel_overhead_us", "matmul_overhead_us",
-               "link_efficiency",
+FITTED_KEYS = ("matmul_efficiency", "hbm_latency_us", "kernel_overhead_us", "matmul_overhead_cycles",
                "link_latency_us", "collective_latency_us", "link_saturation_MB", "link_ramp_exponent")
 
 

@@ -38,6 +38,13 @@ class Topology(str, Enum):
     torus3d = "torus3d"
 
 
+class GemmSchedule(str, Enum):
+    """How a GEMM library spreads output tiles over the cores (hwmodels/compute.py)."""
+
+    waves = "waves"  # one tile per core per wave; the last wave may leave cores idle (classic cuBLAS/CUTLASS 2)
+    stream_k = "stream_k"  # persistent kernels share the k-loop iterations evenly over the cores (CUTLASS 3)
+
+
 class CollectiveAlgorithm(str, Enum):
     """Which all-reduce algorithm collectives use (formulas in hwmodels/links.py)."""
 
@@ -68,7 +75,7 @@ LIMITS: Mapping[str, tuple[float, str]] = MappingProxyType({
     "link_latency_us": (1e6, "a second per hop is no chip-to-chip link"),
     "hbm_latency_us": (1e6, "a second per access is no memory"),
     "kernel_overhead_us": (1e6, "a second per kernel launch is no runtime"),
-    "matmul_overhead_us": (1e6, "a second per matrix kernel is no runtime"),
+    "matmul_overhead_cycles": (1e9, "a second of clock cycles per matrix kernel is no GEMM library"),
     "collective_latency_us": (1e6, "a second per collective is no collective library"),
     "hbm_stacks": (64, "packages carry up to 12 stacks"),
     "num_dies": (1024, "the largest packages join a few dozen chiplets"),
@@ -78,6 +85,18 @@ LIMITS: Mapping[str, tuple[float, str]] = MappingProxyType({
     "core_sram_KiB": (1e6, "a GB per core; GPU SMs have 256 KiB of registers and 256 KiB of L1"),
     "other_sram_MiB": (1e6, "as sram_MiB"),
     "matmul_dtype_rate": (64, "4-bit formats run at 4 x the bf16 rate"),
+})
+
+
+# NCCL's per-NVLink bandwidth constants over the link's datasheet rate: 20.0 GB/s for sm_80 and
+# 20.6 GB/s for sm_90 per 25 GB/s NVLink 3/4 link (NVIDIA/nccl src/graph/topo.h, 2.22.3+), 0.80-0.82;
+# the default for a chip whose preset names no figure of its own.
+LINK_EFFICIENCY = 0.80
+# The defaults of an ``ideal`` chip's fitted fields: peak rates, no fixed costs, no collective ramp.
+IDEAL: Mapping[str, float] = MappingProxyType({
+    "matmul_efficiency": 1.0, "hbm_latency_us": 0.0, "kernel_overhead_us": 0.0, "matmul_overhead_cycles": 0.0,
+    "link_latency_us": 0.0, "collective_latency_us": 0.0, "link_saturation_MB": 1.0,
+    "link_ramp_exponent": 0.0,
 })
 
 
@@ -130,19 +149,30 @@ class HardwareConfig:
     max_chips: int = 8  # chips reachable over this fabric (one NVLink domain, one pod slice)
     switch_reduction: bool = False  # the switch reduces and multicasts (NVLink SHARP); ignored off a switch
     allreduce_algorithm: CollectiveAlgorithm = CollectiveAlgorithm.auto
-    link_efficiency: float | None = None  # fraction of per-direction link bandwidth a long collective reaches
+    # Fraction of per-direction link bandwidth a long ring collective reaches; None: LINK_EFFICIENCY
+    # (1.0 on an ideal chip). A fact of the link and its collective library, set per preset with its source.
+    link_efficiency: float | None = None
     collective_latency_us: float | None = None  # fixed software latency per collective (NCCL's base latency)
     link_saturation_MB: float | None = None  # payload per chip from which collectives reach plateau
     link_ramp_exponent: float | None = None  # below it, bandwidth grows as size ** exponent
     # Host interface per direction (PCIe 4.0 x16: 32 GB/s); a serving run swaps KV blocks to host memory over it.
     host_link_GBps: float = 32.0
     # Achieved fractions of peak and fixed costs (see hwmodels/compute.py and memory.py).
-    matmul_efficiency: float | None = None  # fraction of peak a large, perfectly tiled matmul reaches
+    matmul_efficiency: float | None = None  # fraction of peak a large, perfectly tiled matmul reaches at its clock
     vector_efficiency: float = 0.9
-    hbm_efficiency: float | None = None  # fraction of peak bandwidth a long streaming transfer reaches
+    # Fraction of peak bandwidth a long streaming transfer reaches; None: the memory generation's
+    # published STREAM-class fraction (hwmodels/process.py HBM), a property of the memory, not fitted.
+    hbm_efficiency: float | None = None
     hbm_latency_us: float | None = None  # fixed latency per op's memory traffic (first byte)
-    kernel_overhead_us: float | None = None  # launch + synchronisation per kernel (per op)
-    matmul_overhead_us: float | None = None  # extra per matrix kernel: prologue, epilogue, split-K sums
+    kernel_overhead_us: float | None = None  # launch + synchronisation per kernel (per op), absolute time
+    matmul_overhead_cycles: float | None = None  # extra per matrix kernel in clock cycles: prologue, epilogue
+    # The GEMM library's tile scheduling (GemmSchedule) and the architecture family that names which
+    # published attention-kernel efficiencies apply (hwmodels/kernels.py); "generic": none published.
+    gemm_schedule: GemmSchedule = GemmSchedule.waves
+    architecture: str = "generic"
+    # An idealised chip for teaching and what-ifs: fitted fields it does not set take IDEAL's values
+    # (every kernel at peak, no fixed costs) instead of the A100 fit, and its clock never throttles.
+    ideal: bool = False
     # Energy, area and cost (hwmodels/energy.py, area.py, cost.py).
     process_node: str = "7nm"  # logic process, a key of hwmodels.process.NODES ("4nm" = NVIDIA 4N)
     hbm_generation: str = "hbm2e"  # a key of hwmodels.process.HBM: access energy, background power, $/GB
@@ -155,9 +185,17 @@ class HardwareConfig:
     other_sram_MiB: float = 0.0  # chip-wide SRAM not in sram_MiB (disabled cache slices, TPU CMEM)
 
     def __post_init__(self) -> None:
+        defaults = IDEAL if self.ideal else FITTED
         for key in FITTED_KEYS:  # None: not set by the preset or the user, so the fit's value
             if getattr(self, key) is None:
-                setattr(self, key, FITTED[key])
+                setattr(self, key, defaults[key])
+        if self.hbm_efficiency is None:  # the memory generation's achievable streaming fraction
+            from hwmodels.process import HBM  # process.py is a leaf; imported here as validate() does
+
+            generation = HBM.get(self.hbm_generation)
+            self.hbm_efficiency = 1.0 if self.ideal or generation is None else generation.stream_fraction
+        if self.link_efficiency is None:
+            self.link_efficiency = 1.0 if self.ideal else LINK_EFFICIENCY
         self.validate()
 
     def validate(self) -> None:
@@ -187,7 +225,7 @@ class HardwareConfig:
             value = getattr(self, key)
             if not (value > 0 and math.isfinite(value)):
                 raise HardwareError(f"{where}: hardware.{key} must be a finite number > 0 (got {value})")
-        for key in ("link_latency_us", "hbm_latency_us", "kernel_overhead_us", "matmul_overhead_us"):
+        for key in ("link_latency_us", "hbm_latency_us", "kernel_overhead_us", "matmul_overhead_cycles"):
             value = getattr(self, key)
             if not value >= 0:
                 raise HardwareError(f"{where}: hardware.{key} must be >= 0 (got {value})")
@@ -220,8 +258,10 @@ class HardwareConfig:
         try:
             self.topology = Topology(self.topology)
             self.allreduce_algorithm = CollectiveAlgorithm(self.allreduce_algorithm)
+            self.gemm_schedule = GemmSchedule(self.gemm_schedule)
         except ValueError as err:
-            raise HardwareError(f"{where}: {err}; see hwmodels.chip.Topology and CollectiveAlgorithm") from None
+            raise HardwareError(f"{where}: {err}; see hwmodels.chip.Topology, CollectiveAlgorithm and "
+                                "GemmSchedule") from None
         if not 0 < self.link_efficiency <= 1:
             raise HardwareError(f"{where}: hardware.link_efficiency must be in (0, 1] (got {self.link_efficiency})")
         if not (self.link_saturation_MB > 0 and self.link_ramp_exponent >= 0):
@@ -348,6 +388,10 @@ class HardwareConfig:
     @property
     def kernel_overhead_s(self) -> float:
         return self.kernel_overhead_us * 1e-6
+
+    @property
+    def matmul_overhead_s(self) -> float:
+        return self.matmul_overhead_cycles / self.freq_Hz
 
     @property
     def ridge_flop_per_byte(self) -> float:

@@ -12,7 +12,12 @@ a GEMM library tiles it:
   sums are then added through SRAM, as GEMV kernels do;
 * every tile streams its A and B panels, ``(tm + tn) * k`` elements, from on-chip SRAM at
   ``sram_bandwidth_TBps``; small tiles can be SRAM-bandwidth-bound;
-* a perfectly tiled matmul reaches ``matmul_efficiency`` of the format's peak.
+* a perfectly tiled matmul reaches ``matmul_efficiency`` of the format's peak at the boost
+  clock (the sustained clock under the power budget is applied by the caller, hwmodels/power.py);
+* with ``gemm_schedule = stream_k`` (persistent kernels, CUTLASS 3 / cuBLAS on Hopper) the
+  k-loop iterations of all output tiles are shared evenly over the cores instead of whole tiles
+  in waves: no idle cores in a last partial wave, at the price of one more fill and drain per
+  core and the fp32 partial sums of the tiles two cores share, added through SRAM.
 
 The tile size is chosen as an autotuner would: the candidate with the shortest time, so a
 small GEMM on a huge array wastes it and a large one runs close to peak.
@@ -23,7 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hwmodels.chip import HardwareConfig
+from hwmodels.chip import GemmSchedule, HardwareConfig
 from hwmodels.numerics import DType
 
 TILE_MULTIPLES = (1, 2, 4, 8, 16)
@@ -92,7 +97,24 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
             candidate = Tiling(tm, tn, tiles, waves, compute, sram)
             if best is None or candidate.seconds < best.seconds:
                 best = candidate
+        if chip.gemm_schedule is GemmSchedule.stream_k and out_tiles > chip.num_cores:
+            candidate = _stream_k(chip, tm, tn, out_tiles, passes, k, cycle_s, operand_bytes, b_bytes)
+            if candidate.seconds < best.seconds:
+                best = candidate
     return best
+
+
+def _stream_k(chip: HardwareConfig, tm: int, tn: int, out_tiles: int, passes: int, k: int, cycle_s: float,
+              operand_bytes: float, b_bytes: float) -> Tiling:
+    """Stream-K: every core runs ``out_tiles * k / cores`` k-steps, over at most ``ceil(out_tiles / cores) + 1``
+    tile segments (each with its fill and drain); tiles cut between two cores add their fp32 partials."""
+    cores = chip.num_cores
+    steps = math.ceil(out_tiles * k / cores)
+    segments = math.ceil(out_tiles / cores) + (1 if out_tiles % cores else 0)
+    compute = passes * (steps + segments * (chip.array_rows + chip.array_cols)) * cycle_s
+    shared = cores if out_tiles % cores else 0  # at most one cut tile per core boundary
+    sram = (out_tiles * (tm * operand_bytes + tn * b_bytes) * k + shared * tm * tn * 4 * 2) / chip.sram_bandwidth_Bps
+    return Tiling(tm, tn, out_tiles, math.ceil(out_tiles / cores), compute, sram)
 
 
 def matmul_time(

@@ -41,8 +41,10 @@ All-reduce algorithms (``CollectiveAlgorithm``):
   transfer 2B / W on a switch. On a ring or torus a tree edge at level l joins ranks 2^l apart,
   which is ``distance(2^l)`` hops (torus distance in the group's layout), and the two trees use
   2 of the chip's 2D links: transfer 2B / (W/D).
-* in_switch (NVLink SHARP / NVLS): only on a switch with ``switch_reduction``; each chip sends
-  B to the switch and receives the reduced B once: 2 steps, transfer B / W.
+* in_switch (NVLink SHARP / NVLS): only on a switch with ``switch_reduction`` and a runtime whose
+  library uses it; each chip sends B to the switch and receives the reduced B once: transfer
+  B / (W x ``NVLS_EFFICIENCY``) after a fixed ``NVLS_LATENCY_US`` (NCCL's own tuning constants, so
+  the auto choice leaves small messages to the tree and ring, as NCCL's tuner does).
 * auto: the fastest of those available for this size (as NCCL's tuner picks): latency-optimal
   (tree, in-switch) for small messages, bandwidth-optimal (ring, in-switch) for large ones.
 
@@ -97,6 +99,12 @@ class CollectiveCost:
 
 
 NO_OP = CollectiveCost(0.0, 0.0, 0.0)
+
+# In-switch reduction (NVLS) as NCCL's tuner models it on Hopper + NVSwitch 3 (NVIDIA/nccl,
+# src/graph/tuning.cc): a base latency of 25 us for NVLS within one node (2.22.3 - 2.31.2; 23 us in
+# 2.18.3 - 2.20.3) and bus bandwidth scaled by nvlsEfficiency = 0.85 for sm_90 (2.29.2).
+NVLS_LATENCY_US = 25.0
+NVLS_EFFICIENCY = 0.85
 
 TORUS_DIMS = {Topology.torus2d: 2, Topology.torus3d: 3}
 
@@ -192,7 +200,8 @@ def _tree(g: Group, nbytes: float) -> CollectiveCost:
 
 
 def _in_switch(g: Group, nbytes: float) -> CollectiveCost:
-    return g.cost(2, nbytes / g.chip_Bps, nbytes, CollectiveAlgorithm.in_switch.value)
+    cost = g.cost(2, nbytes / (g.chip_Bps * NVLS_EFFICIENCY), nbytes, CollectiveAlgorithm.in_switch.value)
+    return replace(cost, latency_s=cost.latency_s + NVLS_LATENCY_US * 1e-6)
 
 
 def _alltoall(g: Group, nbytes: float) -> CollectiveCost:
@@ -208,11 +217,13 @@ def _sendrecv(g: Group, nbytes: float) -> CollectiveCost:
     return g.cost(1, nbytes / g.link_Bps, nbytes, "p2p")
 
 
-def allreduce_options(chip: HardwareConfig, nbytes: float, chips: int) -> dict[CollectiveAlgorithm, CollectiveCost]:
+def allreduce_options(chip: HardwareConfig, nbytes: float, chips: int,
+                      in_switch: bool = True) -> dict[CollectiveAlgorithm, CollectiveCost]:
     """Every all-reduce algorithm ``chip``'s fabric offers for ``chips`` chips, with its cost.
 
     Ring (dimension-ordered on a torus) and tree everywhere; in-switch reduction only on a
-    switch with ``switch_reduction``. Inputs as ``collective_time``; the no-op is not listed.
+    switch with ``switch_reduction`` and where the runtime's library uses it (``in_switch``).
+    Inputs as ``collective_time``; the no-op is not listed.
     """
     _check(chip, nbytes, chips)
     if chips == 1 or nbytes == 0:
@@ -222,7 +233,7 @@ def allreduce_options(chip: HardwareConfig, nbytes: float, chips: int) -> dict[C
         CollectiveAlgorithm.ring: _half_ring(g, nbytes, twice=True),
         CollectiveAlgorithm.tree: _tree(g, nbytes),
     }
-    if g.switched and chip.switch_reduction:
+    if g.switched and chip.switch_reduction and in_switch:
         options[CollectiveAlgorithm.in_switch] = _in_switch(g, nbytes)
     return {name: _ramped(chip, nbytes, option) for name, option in options.items()}
 
@@ -233,6 +244,7 @@ def collective_time(
     nbytes: float,
     chips: int,
     algorithm: CollectiveAlgorithm | str | None = None,
+    in_switch: bool = True,
 ) -> CollectiveCost:
     """Cost of one ``kind`` collective with an ``nbytes`` payload over ``chips`` chips.
 
@@ -243,6 +255,7 @@ def collective_time(
         chips: chips in the group, 1 .. ``chip.max_chips``.
         algorithm: all-reduce algorithm; None uses ``chip.allreduce_algorithm``. Other
             collectives have one algorithm per topology and ignore it.
+        in_switch: the runtime's library may reduce in the switch (False: 2023 stacks, NCCL < 2.17).
 
     Returns:
         The cost; ``NO_OP`` (zero) for one chip or zero bytes.
@@ -256,40 +269,44 @@ def collective_time(
     _check(chip, nbytes, chips)
     if chips == 1 or nbytes == 0:
         return NO_OP
-    return _collective(chip, kind, nbytes, chips, algorithm)
+    return _collective(chip, kind, nbytes, chips, algorithm, in_switch)
 
 
 def bandwidth_ramp(chip: HardwareConfig, nbytes: float) -> float:
     """How much slower than the plateau a collective of ``nbytes`` per chip moves its bytes.
 
-    ``max(1, (link_saturation_MB / size) ** link_ramp_exponent)``: below the saturation size a
-    collective library runs fewer channels and lighter protocols, so the achieved bandwidth
-    grows with the message (measured NCCL curves on A100 climb roughly as the square root of
-    the size up to tens of MB); from the saturation size on it is ``link_efficiency`` of the
-    link. An exponent of 0 turns the ramp off.
+    ``sqrt(1 + (link_saturation_MB / size) ** (2 link_ramp_exponent))``: small messages run on
+    fewer channels and lighter protocols, so the achieved bandwidth grows as a power of the size
+    (measured NCCL curves on A100 climb roughly as the square root of the size up to tens of MB);
+    large ones reach ``link_efficiency`` of the link. The two asymptotes, the power law and the
+    plateau, meet smoothly (their 2-norm) around the saturation size, as measured curves bend;
+    the transfer time still grows with the size for exponents up to 1. An exponent of 0 turns
+    the ramp off.
     """
-    saturation = chip.link_saturation_MB * 1e6
-    if nbytes >= saturation or chip.link_ramp_exponent == 0:
+    if chip.link_ramp_exponent == 0:
         return 1.0
-    return math.exp(chip.link_ramp_exponent * (math.log(saturation) - math.log(nbytes)))
+    saturation = chip.link_saturation_MB * 1e6
+    return math.sqrt(1.0 + math.exp(2 * chip.link_ramp_exponent * (math.log(saturation) - math.log(nbytes))))
 
 
 def _ramped(chip: HardwareConfig, nbytes: float, cost: CollectiveCost) -> CollectiveCost:
     return replace(cost, transfer_s=cost.transfer_s * bandwidth_ramp(chip, nbytes))
 
 
-def _collective(chip: HardwareConfig, kind: Collective, nbytes: float, chips: int, algorithm) -> CollectiveCost:
+def _collective(chip: HardwareConfig, kind: Collective, nbytes: float, chips: int, algorithm,
+                in_switch: bool = True) -> CollectiveCost:
     g = group_of(chip, chips)
     if kind is Collective.allreduce:
         choice = _parse(CollectiveAlgorithm, chip.allreduce_algorithm if algorithm is None else algorithm,
                         "all-reduce algorithm")
-        options = allreduce_options(chip, nbytes, chips)
+        options = allreduce_options(chip, nbytes, chips, in_switch)
         if choice is CollectiveAlgorithm.auto:
             order = list(CollectiveAlgorithm)
             return min(options.items(), key=lambda item: (item[1].seconds, order.index(item[0])))[1]
         if choice not in options:
             raise CollectiveError(
-                f"all-reduce algorithm {choice.value} needs topology switch with switch_reduction=true "
+                f"all-reduce algorithm {choice.value} needs topology switch with switch_reduction=true and a "
+                "runtime with in_switch_reduction=true "
                 f"(hardware '{chip.name}' has topology {Topology(chip.topology).value}, "
                 f"switch_reduction={chip.switch_reduction}); choose auto, ring or tree"
             )

@@ -104,12 +104,16 @@ class HbmGeneration:
         pJ_per_bit: energy per bit read or written, DRAM core plus I/O on both sides.
         static_W_per_stack: background power of one stack (refresh, standby, idle PHY).
         usd_per_GB: price per GB of stacked memory.
+        stream_fraction: fraction of a chip's datasheet bandwidth that a long streaming kernel
+            reaches with memory of this generation and its controller: a published STREAM-class
+            result of a named chip (below). A fact about the memory, never fitted.
     """
 
     name: str
     pJ_per_bit: float
     static_W_per_stack: float
     usd_per_GB: float
+    stream_fraction: float
 
 
 # Energy: HBM2 3.9 pJ/bit from O'Connor et al., "Fine-Grained DRAM", MICRO 2017 (NVIDIA's
@@ -118,11 +122,18 @@ class HbmGeneration:
 # signalling. Static: ESTIMATE (refresh and standby of 8-12 dies plus an idle PHY, 1.5-3 W).
 # Price: ESTIMATE from 2023-24 analyst estimates (HBM3 ~$15/GB, i.e. ~$1,200 for an H100's 80 GB;
 # HBM3e ~$20/GB; HBM2/2e ~$10-12/GB).
+# Streaming fraction: BabelStream Triad, the same benchmark for every generation, as published
+# in Azure/AI-benchmarking-guide @ 8fd0c6e (Azure_Results/ND_*_results.md):
+#   hbm2e: A100-SXM4-80GB (ND A100 v4), 1.70 TB/s of 2.039 TB/s = 0.834 (copy 1.61, dot 1.75; the
+#          gpu-stream read kernel in data/calibration/stream reaches 1.77);
+#   hbm3:  H100-SXM5-80GB (ND H100 v5), 2.97 TB/s of 3.35 TB/s = 0.887;
+#   hbm3e: H200-SXM-141GB (ND H200 v5), 4.15 TB/s of 4.8 TB/s = 0.865.
+#   hbm2:  ESTIMATE, taken as HBM2e's (no STREAM-class result of an HBM2 part was collected).
 HBM: dict[str, HbmGeneration] = {
-    "hbm2": HbmGeneration("hbm2", pJ_per_bit=3.9, static_W_per_stack=1.5, usd_per_GB=10.0),
-    "hbm2e": HbmGeneration("hbm2e", pJ_per_bit=3.5, static_W_per_stack=2.0, usd_per_GB=12.0),
-    "hbm3": HbmGeneration("hbm3", pJ_per_bit=3.1, static_W_per_stack=2.5, usd_per_GB=15.0),
-    "hbm3e": HbmGeneration("hbm3e", pJ_per_bit=2.8, static_W_per_stack=3.0, usd_per_GB=20.0),
+    "hbm2": HbmGeneration("hbm2", pJ_per_bit=3.9, static_W_per_stack=1.5, usd_per_GB=10.0, stream_fraction=0.834),
+    "hbm2e": HbmGeneration("hbm2e", pJ_per_bit=3.5, static_W_per_stack=2.0, usd_per_GB=12.0, stream_fraction=0.834),
+    "hbm3": HbmGeneration("hbm3", pJ_per_bit=3.1, static_W_per_stack=2.5, usd_per_GB=15.0, stream_fraction=0.887),
+    "hbm3e": HbmGeneration("hbm3e", pJ_per_bit=2.8, static_W_per_stack=3.0, usd_per_GB=20.0, stream_fraction=0.865),
 }
 KNOWN_HBM = tuple(HBM)
 

@@ -59,7 +59,7 @@ def test_work_is_conserved_and_busy_time_counted():
 
 CHIP = HardwareConfig(name="t", num_cores=1, array_rows=128, array_cols=128, freq_GHz=1.0, hbm_bandwidth_GBps=1000.0,
                       matmul_efficiency=1.0, vector_efficiency=1.0, hbm_efficiency=1.0, hbm_latency_us=0.0,
-                      kernel_overhead_us=1.0, matmul_overhead_us=0.0)
+                      kernel_overhead_us=1.0, matmul_overhead_cycles=0.0)
 
 
 def _stream(name: str, nbytes: float) -> Op:

@@ -17,7 +17,7 @@ def npu(**changes) -> HardwareConfig:
                 link_bandwidth_GBps=100.0, link_latency_us=1.0, link_efficiency=1.0, collective_latency_us=0.0,
                 link_ramp_exponent=0.0, matmul_efficiency=1.0, vector_efficiency=1.0,
                 hbm_efficiency=1.0, hbm_latency_us=0.0, kernel_overhead_us=0.0,
-                matmul_overhead_us=0.0)
+                matmul_overhead_cycles=0.0)
     base.update(changes)
     return HardwareConfig(**base)
 

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from hwmodels.chip import CollectiveAlgorithm, HardwareConfig, HardwareError, Topology
 from hwmodels.links import (
     NO_OP,
+    NVLS_EFFICIENCY,
+    NVLS_LATENCY_US,
     Collective,
     CollectiveError,
     allreduce_options,
@@ -67,8 +69,18 @@ def test_tree_on_a_ring_pays_the_hops_between_tree_neighbours():
 
 
 def test_in_switch_allreduce():
+    """NVLS: 2 hops plus NCCL's fixed NVLS latency; B at W times NCCL's NVLS efficiency."""
     chip = fabric(switch_reduction=True)
-    check(cost(chip, "allreduce", 8, algorithm="in_switch"), 2, B, "in_switch")
+    c = cost(chip, "allreduce", 8, algorithm="in_switch")
+    assert c.latency_s == pytest.approx(2 * A + NVLS_LATENCY_US * 1e-6)
+    assert c.transfer_s == pytest.approx(B / (W * NVLS_EFFICIENCY))
+    assert c.algorithm == "in_switch"
+
+
+def test_in_switch_needs_a_runtime_that_uses_it():
+    chip = fabric(switch_reduction=True)
+    assert CollectiveAlgorithm.in_switch not in allreduce_options(chip, 1e9, 8, in_switch=False)
+    assert collective_time(chip, "allreduce", 1e9, 8, in_switch=False).algorithm == "ring"
 
 
 @pytest.mark.parametrize("dims, p, sides", [
@@ -130,10 +142,11 @@ def test_auto_takes_the_tree_for_small_and_the_ring_for_large_messages():
     assert cost(chip, "allreduce", 8, 1e9).algorithm == "ring"
 
 
-def test_auto_takes_in_switch_reduction_where_the_switch_has_it():
+def test_auto_takes_in_switch_reduction_for_large_messages_only():
+    """As NCCL's tuner: NVLS's fixed latency leaves small messages to the tree."""
     chip = fabric(switch_reduction=True)
-    for nbytes in (1e3, 1e9):
-        assert cost(chip, "allreduce", 8, nbytes).algorithm == "in_switch"
+    assert cost(chip, "allreduce", 8, 1e3).algorithm == "tree"
+    assert cost(chip, "allreduce", 8, 1e9).algorithm == "in_switch"
 
 
 @given(nbytes=st.floats(1, 1e11), p=st.integers(2, 16),

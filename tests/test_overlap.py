@@ -96,7 +96,10 @@ def test_no_op_starts_before_its_producers_finish(model, hardware, layers, batch
                 gemm = next(p for p in dag.predecessors(name) if dag.nodes[p]["op"].kind is not OpKind.allreduce)
                 assert gemm.rsplit(".", 1)[1] == name.rsplit(".", 1)[1]
                 assert r.end_s >= recs[gemm].end_s + r.cost.time_s * (1 - REL)
-    assert (pieces > 0) == (overlap and chunks > 1)  # every layer's out_proj has more columns than pieces
+    if overlap and chunks > 1:  # every layer's out_proj has more columns than pieces
+        assert pieces > 0
+    if not overlap or chunks == 1:  # chunks=0 picks pieces from the shapes and the chip's saturation size
+        assert pieces == 0
 
 
 @settings(max_examples=80, deadline=None)
@@ -128,7 +131,7 @@ def _teaching(link_GBps: float, chunks: int):
     return cfg, build_pass(cfg.model, cfg.execution(), Phase.decode, batch=4, new_tokens=1, context=128, step=1)
 
 
-@pytest.mark.parametrize("link_GBps", [1000, 10])  # GEMM pieces longer than the reductions, then shorter
+@pytest.mark.parametrize("link_GBps", [1000, 0.5])  # GEMM pieces longer than the reductions, then shorter
 def test_chunked_overlap_time_in_closed_form(link_GBps):
     """Teaching chip, Llama-2-7B TP2 decode of 4 sequences, MLP down projection (4 x 4096 x 5504 per
     chip) in c = 4 equal pieces of g seconds, each reduced in r seconds (costed alone). On the
@@ -158,12 +161,12 @@ def test_chunked_overlap_time_in_closed_form(link_GBps):
 
 
 def test_one_piece_is_the_graph_without_overlap():
-    """overlap_chunks=1, or the default rule on decode steps (256 KB all-reduces, far below the chip's
-    saturation size), builds exactly the graph that overlap_comm=false builds; the prefill's 134 MB
+    """overlap_chunks=1, or the default rule on decode steps (512 KB all-reduces, far below the chip's
+    saturation size), builds exactly the graph that overlap_comm=false builds; the prefill's 268 MB
     all-reduces split by default."""
-    plain = make_config("model=llama2_70b", "parallel.tp=8", "workload.batch=16")
+    plain = make_config("model=llama2_70b", "parallel.tp=8", "workload.batch=32")
     for overrides in (("parallel.overlap_chunks=1",), ()):
-        cfg = make_config("model=llama2_70b", "parallel.tp=8", "workload.batch=16", "parallel.overlap_comm=true",
+        cfg = make_config("model=llama2_70b", "parallel.tp=8", "workload.batch=32", "parallel.overlap_comm=true",
                           *overrides)
         pairs = list(zip(passes(plain), passes(cfg), strict=True))
         if not overrides:

@@ -83,11 +83,11 @@ def test_a_calibration_file_reaches_the_key_through_its_values(tmp_path):
     first, copy, other = tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "c.yaml"
     first.write_text(yaml.safe_dump(shipped))
     shutil.copyfile(first, copy)
-    other.write_text(yaml.safe_dump({**shipped, "hbm_efficiency": shipped["hbm_efficiency"] * 0.9}))
+    other.write_text(yaml.safe_dump({**shipped, "hbm_latency_us": shipped["hbm_latency_us"] + 0.5}))
     keys = {p: point_key(compose_dict([*QUICK, f"calibration={p}"])) for p in (first, copy, other)}
     assert keys[first] == keys[copy] != keys[other]
     fitted = compose_dict([*QUICK, f"calibration={other}"]).hardware
-    assert fitted.hbm_efficiency == pytest.approx(shipped["hbm_efficiency"] * 0.9)
+    assert fitted.hbm_latency_us == pytest.approx(shipped["hbm_latency_us"] + 0.5)
     assert "calibration" not in INPUT_FILES and "calibration" not in {f.name for f in fields(RunConfig)}
 
 

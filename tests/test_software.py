@@ -191,7 +191,7 @@ def test_pipeline_options_that_cannot_combine(overrides, words):
 
 
 def test_overlapping_all_reduces_with_gemms_hides_link_time():
-    base = ("hardware=h100_sxm", "model=llama2_13b", "parallel.tp=4", "workload.batch=16",
+    base = ("hardware=h100_sxm", "model=llama2_13b", "parallel.tp=4", "workload.batch=32",
             "workload.prompt_tokens=1024", "workload.decode_tokens=1")
     slow_link = ("hardware.link_bandwidth_GBps=50",)
     plain = simulate(make_config(*base, *slow_link)).timeline.end_s

@@ -20,7 +20,13 @@ if TYPE_CHECKING:
 
 
 class AttentionKernel(str, Enum):
-    fused = "fused"  # FlashAttention-style: tiles stay on chip, Q, K, V read once
+    """The attention kernel family. Every family but ``unfused`` is one fused op (tiles stay on chip,
+    Q, K, V read once, masked blocks skipped); the family names which published efficiency its
+    time follows on the chip's architecture (hwmodels/kernels.py)."""
+
+    fused = "fused"  # the best fused family published for the chip's architecture (FlashAttention-style)
+    flash2 = "flash2"  # FlashAttention-2 (Dao 2023): Ampere-era kernels
+    flash3 = "flash3"  # FlashAttention-3 (Shah et al. 2024): Hopper-native (TMA, WGMMA, fp8)
     unfused = "unfused"  # scores materialised in HBM, softmax as its own pass
 
 
@@ -126,10 +132,10 @@ def attention_kernel(model: ModelConfig, ex: Execution, *, seqs: int, queries: i
     new_kv = Tensor("kv_new", queries * 2 * kv_heads * hd * ex.kv_cache.bytes * writes_kv, Role.kv)
     q = _act("q", queries * heads * hd, ex)
     out = _act("o", queries * heads * hd, ex)
-    if ex.attention is AttentionKernel.fused:
+    if ex.attention is not AttentionKernel.unfused:
         return [Op(f"{prefix}attention", OpKind.attention, Unit.matrix, 4.0 * hd * pairs * heads, (q, *kv_read),
                    (out, new_kv), ex.activations, m=rows * group, n=max(1, round(pairs / queries)), k=hd,
-                   groups=2 * seqs * kv_heads)]
+                   groups=2 * seqs * kv_heads, kernel=ex.attention.value)]
     scores = heads * score_pairs
     k_read = tuple(Tensor("k", kv.nbytes / 2, kv.role) for kv in kv_read)
     v_read = tuple(Tensor("v", kv.nbytes / 2, kv.role) for kv in kv_read)

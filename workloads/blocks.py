@@ -55,7 +55,9 @@ def _proj(name: str, kind: OpKind, tokens: int, n: int, k: int, ex: Execution, x
     """A projection GEMM ``(tokens x k) @ (k x n)``. Weight-only quantization dequantizes each
     weight tile once per 128-row block of tokens: 2 FLOP per weight on the vector unit."""
     params = k * n + (n if bias else 0)
-    op = matmul(name, kind, tokens, n, k, ex.activations, [x, _weight(f"w_{name}", params, ex)], [out])
+    if ex.gemm_dtype is not ex.activations:  # the input arrives quantized by the kernel before
+        x = Tensor(x.name, x.nbytes * ex.gemm_dtype.bytes / ex.activations.bytes, x.role)
+    op = matmul(name, kind, tokens, n, k, ex.gemm_dtype, [x, _weight(f"w_{name}", params, ex)], [out])
     if ex.weight_only:
         op = replace(op, dequant_flops=2.0 * k * n * -(-tokens // DEQUANT_ROWS))
     return op

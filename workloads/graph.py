@@ -70,6 +70,16 @@ class Execution:
     overlap_chunks: int = 0  # pieces each such GEMM is split into; 0: from the shapes (blocks.overlap_chunks)
     overlap_min_chunk_bytes: float = 2**20  # all-reduce payload per piece below which a split does not pay
     mla_form: MlaForm = MlaForm.auto  # multi-head latent attention: absorbed or naive (workloads/mla.py)
+    # Projection GEMMs take their activation input in the weights' 8-bit format, quantized by the kernel
+    # before (TensorRT-LLM fp8): 8-bit GEMMs with 16-bit activations, KV and all-reduce elsewhere.
+    quantized_gemm_inputs: bool = False
+
+    @property
+    def gemm_dtype(self) -> DType:
+        """Format of the projection GEMMs' arithmetic and of their activation input."""
+        if self.quantized_gemm_inputs and self.weights.bits == 8:
+            return self.weights
+        return self.activations
 
     @property
     def dense_dtype(self) -> DType:
@@ -85,7 +95,7 @@ class Execution:
     @property
     def weight_only(self) -> bool:
         """Weights narrower than the activations: dequantized to the activation format in the GEMM."""
-        return self.weights.bits < self.activations.bits
+        return self.weights.bits < self.gemm_dtype.bits
 
 
 @dataclass(frozen=True)

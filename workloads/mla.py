@@ -84,10 +84,10 @@ def _core(ex: Execution, prefix: str, seqs: int, q_elems: float, kv_reads: tuple
 
     q, out = _act("q", q_elems, ex), _act("o", o_elems, ex)
     group = heads // kv_heads
-    if ex.attention is AttentionKernel.fused:
+    if ex.attention is not AttentionKernel.unfused:
         return [Op(f"{prefix}attention", OpKind.attention, Unit.matrix, 2.0 * (qk + vd) * pairs * heads,
                    (q, *kv_reads), (out, new_kv), ex.activations, m=rows * group, n=keys, k=qk,
-                   groups=2 * seqs * kv_heads)]
+                   groups=2 * seqs * kv_heads, kernel=ex.attention.value)]
     scores = heads * score_pairs
     context = max(1, round(score_pairs / (rows * seqs)))  # keys per query row, the score matrix's width
     return [

@@ -94,6 +94,7 @@ class Op:
     comm_bytes: float = 0.0
     comm_chips: int = 1
     dequant_flops: float = 0.0  # vector work to widen quantized weights before the matrix units use them
+    kernel: str = ""  # the kernel family that runs it where it matters (fused attention: workloads/attention.py)
 
     @property
     def hbm_bytes(self) -> float:

@@ -11,7 +11,7 @@ import pandas as pd
 from sim.cli.common import one_line_errors
 from sim.config.paths import OutputDirError, output_dir
 from sim.output.files import atomic_write
-from sim.studies.validate import COLUMNS, ValidationInputError, read_measurements, summary_line, validate
+from sim.studies.validate import COLUMNS, ValidationInputError, error_table, read_measurements, summary_line, validate
 
 
 @one_line_errors("llmsim-validate")
@@ -41,6 +41,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         output_dir(args.out.parent)  # the CSV's folder, relative to the working directory
         atomic_write(args.out, lambda p: out.to_csv(p, index=False))
+    for by in ("kind", "hardware"):
+        print(f"\n|error| % by {by}:\n{error_table(out, by).to_string()}")
+    noted = out[out["note"].astype(str).str.len() > 0]
+    if not noted.empty:
+        print(f"\nnotes ({len(noted)} rows):")
+        for row in noted.to_dict("records"):
+            print(f"  {row['id']}: {row['note']}")
     print(summary_line(out))
     if out["error_pct"].dropna().empty:
         _fail("no row could be validated; see the reasons above")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hwmodels.chip import HardwareConfig
+from hwmodels.kernels import KernelError, attention_family
 from sim.config.errors import RunError
 from sim.config.execution import Fidelity
 from workloads.graph import AttentionKernel
@@ -103,7 +104,11 @@ def _check_chip(cfg: RunConfig) -> None:
             f"parallel.tp={tp} exceeds the {chip.max_chips} chips one {chip.name} fabric joins "
             "(hardware.max_chips, or system.scale_up.chips); lower parallel.tp"
         )
-    if cfg.attention.kernel is AttentionKernel.fused:
+    try:
+        attention_family(cfg.attention_kernel().value, chip.architecture)
+    except KernelError as err:
+        raise RunError(str(err)) from None
+    if cfg.attention.kernel is not AttentionKernel.unfused:
         need = fused_attention_sram_bytes(cfg.model.head_dim, cfg.precision.activations.bytes)
         have = core_sram_bytes(chip)
         if need > have:

@@ -110,14 +110,26 @@ class RuntimeConfig:
     kernel from Python: ``host_dispatch_us`` each, in order, while the device runs ahead
     asynchronously; a pass then takes ``step_overhead_us + max(device time, kernels x
     host_dispatch_us)``.
+
+    Host time belongs to the host, not the chip: the two costs are as measured on a host whose
+    single-thread score is ``host_score`` and scale as ``host_score / system.host.single_thread_score``
+    on another (sim/engine/records.py HostCosts.of). The stack also decides whether collectives may
+    reduce in the switch (NVLS needs NCCL >= 2.17, 2023) and which attention family it ships
+    (``attention_kernel``; ``attention.kernel=fused`` then means that family).
     """
 
     name: str = "graphs"
     fused_elementwise: bool = True  # residual adds fused into norms, rotary into attention (see workloads/graph.py)
     host_dispatch_us: float = 0.0  # host time to dispatch one kernel
     step_overhead_us: float = 0.0  # host work per pass before the first kernel (scheduling, inputs)
+    host_score: Optional[float] = None  # single-thread score of the host the costs are stated for; null: any host
+    in_switch_reduction: bool = True  # the collective library may reduce in the switch (NCCL NVLS) where it can
+    attention_kernel: AttentionKernel = AttentionKernel.fused  # the attention family the stack ships; fused: any
+    quantized_gemm_inputs: bool = False  # 8-bit weights mean 8-bit GEMM inputs, 16-bit elsewhere (TensorRT-LLM fp8)
 
     def __post_init__(self) -> None:
+        if self.host_score is not None and not self.host_score > 0:
+            raise RunError(f"runtime.host_score must be > 0 (got {self.host_score})")
         for key in ("host_dispatch_us", "step_overhead_us"):
             if not getattr(self, key) >= 0:
                 raise RunError(f"runtime.{key} must be >= 0 (got {getattr(self, key)})")

@@ -37,3 +37,21 @@ def load_runtime(name: str):
     from sim.config.schema import RuntimeConfig
 
     return _load("runtime", name, RuntimeConfig)
+
+
+def load_host(name: str):
+    """The host CPU preset ``name`` (conf/host/)."""
+    from sim.config.system import HostConfig
+
+    return _load("host", name, HostConfig)
+
+
+def usual_host(hardware: str):
+    """The host of the first system preset (conf/system/, by name) built around chip ``hardware``; None if none is."""
+    for system in presets("system"):
+        defaults = OmegaConf.load(CONF_DIR / "system" / f"{system}.yaml").get("defaults", [])
+        picks = {k.removeprefix("override /"): v
+                 for entry in defaults if isinstance(entry, dict) for k, v in entry.items()}
+        if picks.get("hardware") == hardware and picks.get("host"):
+            return load_host(picks["host"])
+    return None

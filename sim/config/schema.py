@@ -47,7 +47,7 @@ from sim.config.workload import (
     WorkloadConfig,
     WorkloadKind,
 )
-from workloads.graph import Execution
+from workloads.graph import AttentionKernel, Execution
 from workloads.model import ModelConfig
 
 __all__ = [
@@ -82,13 +82,19 @@ class RunConfig:
         """What the operator graphs need of this config (workloads.graph.Execution)."""
         p = self.precision
         return Execution(weights=p.weights, activations=p.activations, kv_cache=p.kv_cache,
-                         attention=self.attention.kernel, tp=self.parallel.tp,
+                         attention=self.attention_kernel(), tp=self.parallel.tp,
                          fused_elementwise=self.runtime.fused_elementwise, group_size=p.group_size,
                          ep=self.parallel.ep, moe_imbalance=self.parallel.moe_imbalance,
                          moe_redundant_experts=self.parallel.moe_redundant_experts,
                          kv_block_tokens=self.attention.kv_block_tokens, overlap_comm=self.parallel.overlap_comm,
                          overlap_chunks=self.parallel.overlap_chunks, mla_form=self.attention.mla_form,
-                         overlap_min_chunk_bytes=self._overlap_min_chunk_bytes())
+                         overlap_min_chunk_bytes=self._overlap_min_chunk_bytes(),
+                         quantized_gemm_inputs=self.runtime.quantized_gemm_inputs)
+
+    def attention_kernel(self) -> AttentionKernel:
+        """The attention family that runs: ``attention.kernel``, or the runtime's family where that is ``fused``."""
+        kernel = self.attention.kernel
+        return self.runtime.attention_kernel if kernel is AttentionKernel.fused else kernel
 
     def _overlap_min_chunk_bytes(self) -> float:
         """Bytes per piece of a chunked all-reduce below which overlap splits stop paying: the payload

@@ -30,8 +30,8 @@ SCALE_UP_ON_CHIP = {"link_bandwidth_GBps": "link_bandwidth_GBps", "topology": "t
 
 @dataclass
 class HostConfig:
-    """The host CPU of a node (conf/host/). Later issues scale host costs by ``single_thread_score``;
-    today nothing reads it numerically."""
+    """The host CPU of a node (conf/host/). A runtime's host costs scale as the inverse of
+    ``single_thread_score`` (sim/engine/records.py HostCosts.of)."""
 
     name: str = "unspecified"
     description: str = ""

@@ -19,10 +19,12 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from hwmodels.chip import HardwareConfig
-from hwmodels.compute import matmul_time, vector_time
+from hwmodels.compute import ComputeCost, matmul_time, vector_time
+from hwmodels.kernels import attention_efficiency
 from hwmodels.links import Collective, collective_time
 from hwmodels.memory import hbm_time, matmul_hbm_bytes
 from hwmodels.numerics import DType
+from hwmodels.power import PowerBudget
 from workloads.ops import Op, OpKind, Role, Unit
 
 
@@ -52,6 +54,7 @@ class OpCost:
     hbm_bytes: float  # HBM traffic as scheduled (re-reads included when operands outgrow SRAM)
     link_bytes: float  # bytes this chip puts on its links
     dtype_run: DType | None  # format the arrays ran in (after conversion); None: the vector unit
+    clock_ratio: float = 1.0  # fraction of the boost clock sustained under the power budget (hwmodels/power.py)
     extra_s: tuple[tuple[str, Bound, float], ...] = ()  # (name, bound, seconds) on resources beyond the built-ins
 
     def extra(self, name: str) -> float:
@@ -102,11 +105,14 @@ class Coster:
 
     ``resources``: the chip's declared resources (``sim.engine.resources.RESOURCES``); those with a
     ``price`` function (beyond the built-in four) have their seconds computed into ``OpCost.extra_s``.
+    ``in_switch``: the runtime's collective library may reduce in the switch (RuntimeConfig.in_switch_reduction).
     """
 
-    def __init__(self, chip: HardwareConfig, resources: tuple = ()) -> None:
+    def __init__(self, chip: HardwareConfig, resources: tuple = (), in_switch: bool = True) -> None:
         self.chip = chip
+        self.in_switch = in_switch
         self.extra = tuple(r for r in resources if r.price is not None)
+        self.power = PowerBudget.of(chip)
         self._cache: dict[Op, OpCost] = {}
 
     def __call__(self, op: Op) -> OpCost:
@@ -118,7 +124,13 @@ class Coster:
     def _cost(self, op: Op) -> OpCost:
         chip = self.chip
         latency = transfer = wire = 0.0
-        if op.unit is Unit.matrix:
+        published = None
+        if op.unit is Unit.matrix and op.kind is OpKind.attention:
+            published = attention_efficiency(op.kernel, chip.architecture, chip.matmul_dtype(op.dtype) or op.dtype)
+        if published is not None:  # a kernel family measured on this architecture (hwmodels/kernels.py)
+            run_as = chip.matmul_dtype(op.dtype)
+            c = ComputeCost(op.flops / (chip.peak_flops(op.dtype) * published), published, run_as)
+        elif op.unit is Unit.matrix:
             c = matmul_time(chip, op.m, op.n, op.k, op.dtype, op.groups, op.flops, op.dtype.bytes,
                             _stored_width(op))
             if op.dequant_flops:  # weight-only quantization: widen the weights, then multiply
@@ -126,13 +138,19 @@ class Coster:
         else:
             c = vector_time(chip, op.flops)
         if op.unit is Unit.link:
-            coll = collective_time(chip, _COLLECTIVE[op.kind], op.comm_bytes, op.comm_chips)
+            coll = collective_time(chip, _COLLECTIVE[op.kind], op.comm_bytes, op.comm_chips, in_switch=self.in_switch)
             latency, transfer, wire = coll.latency_s, coll.transfer_s, coll.wire_bytes
         traffic = self._traffic(op)
-        overhead = chip.kernel_overhead_s + (chip.matmul_overhead_us * 1e-6 if op.unit is Unit.matrix else 0.0)
+        memory = hbm_time(chip, traffic)
+        ratio = 1.0
+        if op.unit is Unit.matrix and c.dtype_run is not None and published is None:  # clock under the power budget
+            core_J = self.power.matmul_core_J(op.flops, c.dtype_run)
+            ratio = self.power.clock_ratio(core_J, traffic * self.power.hbm_J_per_byte, c.seconds, memory)
+            c = replace(c, seconds=c.seconds / ratio, efficiency=c.efficiency * ratio)
+        overhead = chip.kernel_overhead_s + (chip.matmul_overhead_s if op.unit is Unit.matrix else 0.0)
         extra = tuple((r.name, r.bound, r.price(chip, op)) for r in self.extra)
-        return OpCost(c.seconds, hbm_time(chip, traffic), latency, transfer, overhead,
-                      c.efficiency, traffic, wire, c.dtype_run, extra)
+        return OpCost(c.seconds, memory, latency, transfer, overhead,
+                      c.efficiency, traffic, wire, c.dtype_run, ratio, extra)
 
     def _traffic(self, op: Op) -> float:
         """HBM bytes: a projection GEMM blocked for the SRAM; other ops move each tensor once."""

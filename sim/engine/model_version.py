@@ -19,4 +19,4 @@ History:
 
 from __future__ import annotations
 
-MODEL_VERSION = 2
+MODEL_VERSION = 3

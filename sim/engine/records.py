@@ -99,9 +99,14 @@ class HostCosts:
     step_s: float = 0.0  # per pass, before its first kernel
 
     @classmethod
-    def of(cls, runtime) -> HostCosts:
-        """The host costs of a runtime preset (``sim.config.schema.RuntimeConfig``), in seconds."""
-        return cls(runtime.host_dispatch_us * 1e-6, runtime.step_overhead_us * 1e-6)
+    def of(cls, runtime, host=None) -> HostCosts:
+        """The host costs of a runtime preset (``sim.config.schema.RuntimeConfig``) on ``host``
+        (``sim.config.system.HostConfig``), in seconds: stated for a host of single-thread score
+        ``runtime.host_score``, scaled by ``runtime.host_score / host.single_thread_score`` (host work is
+        single-threaded Python and C++ dispatch); unscaled where either score is unknown."""
+        score = getattr(host, "single_thread_score", None)
+        scale = runtime.host_score / score if runtime.host_score and score else 1.0
+        return cls(runtime.host_dispatch_us * 1e-6 * scale, runtime.step_overhead_us * 1e-6 * scale)
 
     def pass_time(self, graph_kernels: int, device_s: float) -> float:
         """A pass's time: the step overhead, then the device or the dispatching host, the slower."""

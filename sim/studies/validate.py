@@ -9,12 +9,24 @@ kinds: ``gemm`` (one m x k @ k x n matmul), ``allreduce`` (``bytes`` per device 
 decode step of the batch at context ``seq_len``). Each prediction is the op or pass time the
 simulator would use, with the chip preset's fitted efficiencies and overheads.
 
-An optional column ``runtime`` names the host software stack of prefill/decode rows
-(a conf/runtime preset: ``graphs``, the default, or ``vllm_eager`` for eager-mode frameworks).
+Optional columns:
+
+* ``runtime``: the software stack (a conf/runtime preset: ``graphs``, the default; ``vllm_eager``
+  for 2023 eager-mode vLLM; ``trtllm``): host costs, fused elementwise ops, the attention family,
+  in-switch reduction, and what an 8-bit ``dtype`` means (``trtllm``: 8-bit GEMM inputs, 16-bit
+  activations and KV; otherwise every tensor in that format);
+* ``host``: the host CPU (a conf/host preset) whose single-thread score scales the runtime's
+  host costs; default: the host of the system preset built around the row's chip;
+* ``layers``: a measurement of that many layers of the model (per-layer measurements are common);
+  memory is checked for that many.
+
+A row whose ``seq_len`` exceeds the model's published maximum context is predicted all the
+same (kernel studies use synthetic lengths) and says so in the ``note`` column.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,7 +35,7 @@ import pandas as pd
 
 from hwmodels.chip import HardwareConfig, HardwareError
 from hwmodels.numerics import DType
-from sim.config.presets import PresetError, load_hardware, load_model, load_runtime
+from sim.config.presets import PresetError, load_hardware, load_host, load_model, load_runtime, usual_host
 from sim.config.schema import RunError
 from sim.engine.analytic import simulate_analytic
 from sim.engine.costing import Coster
@@ -35,6 +47,7 @@ from workloads.ops import Op, OpKind, Role, Tensor, Unit, matmul
 
 COLUMNS = ("id", "hardware", "kind", "dtype", "m", "n", "k", "bytes", "devices", "model", "batch", "seq_len",
            "measured_ms")
+OPTIONAL = ("runtime", "host", "layers")
 KINDS = ("gemm", "allreduce", "memcpy", "prefill", "decode")
 
 
@@ -83,35 +96,66 @@ def _has(row: dict, key: str) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value)) and str(value).strip() != ""
 
 
+def _runtime(row: dict, runtimes: Mapping | None):
+    name = str(row["runtime"]).strip() if _has(row, "runtime") else "graphs"
+    return (runtimes or {}).get(name) or load_runtime(name)
+
+
+def _host(row: dict, chip: HardwareConfig):
+    return load_host(str(row["host"]).strip()) if _has(row, "host") else usual_host(chip.name)
+
+
+def predict(row: dict, chip: HardwareConfig, runtimes: Mapping | None = None,
+            costers: dict | None = None) -> tuple[float, str]:
+    """Predicted seconds for one measured row on ``chip``, and a note ("" or why the row is unusual).
+
+    ``costers``: a cache of Costers by (chip, in-switch) that the caller keeps across rows.
+    """
+    kind = str(row.get("kind", "")).strip()
+    runtime = _runtime(row, runtimes)
+    costers = {} if costers is None else costers
+    key = (id(chip), runtime.in_switch_reduction)
+    coster = costers.get(key) or costers.setdefault(key, Coster(chip, in_switch=runtime.in_switch_reduction))
+    if kind == "gemm":
+        return coster(gemm_op(_int(row, "m"), _int(row, "n"), _int(row, "k"), _dtype(row))).time_s, ""
+    if kind == "allreduce":
+        return coster(allreduce_op(_int(row, "bytes"), _int(row, "devices"))).time_s, ""
+    if kind == "memcpy":
+        return coster(memcpy_op(_int(row, "bytes"))).time_s, ""
+    if kind in ("prefill", "decode"):
+        return _predict_pass(row, kind, chip, runtime, coster)
+    raise RowError(f"unknown kind '{kind}'; known: {', '.join(KINDS)}")
+
+
 def predict_s(row: dict, chip: HardwareConfig, runtimes: Mapping | None = None) -> float:
     """Predicted seconds for one measured row on ``chip`` (``runtimes``: presets replaced by name)."""
-    kind = str(row.get("kind", "")).strip()
-    if kind == "gemm":
-        return Coster(chip)(gemm_op(_int(row, "m"), _int(row, "n"), _int(row, "k"), _dtype(row))).time_s
-    if kind == "allreduce":
-        return Coster(chip)(allreduce_op(_int(row, "bytes"), _int(row, "devices"))).time_s
-    if kind == "memcpy":
-        return Coster(chip)(memcpy_op(_int(row, "bytes"))).time_s
-    if kind in ("prefill", "decode"):
-        model = load_model(str(row.get("model", "")).strip())
-        dtype, tp, batch, seq = _dtype(row), _int(row, "devices"), _int(row, "batch"), _int(row, "seq_len")
-        if model.num_heads % tp or model.num_kv_heads % tp:
-            raise RowError(f"devices={tp} does not divide {model.name}'s heads")
-        name = str(row["runtime"]).strip() if _has(row, "runtime") else "graphs"
-        runtime = (runtimes or {}).get(name) or load_runtime(name)
-        ex = Execution(weights=dtype, activations=dtype, kv_cache=dtype, tp=tp,
-                       fused_elementwise=runtime.fused_elementwise)
-        weights = weight_bytes_per_chip(model, ex) + kv_bytes_per_chip(model, ex, batch * seq)
-        if weights > chip.hbm_capacity_bytes:
-            raise RowError(f"{model.name} needs {weights / 1e9:.1f} GB per chip at devices={tp} but {chip.name} has "
-                           f"{chip.hbm_capacity_GB:g} GB: it does not fit")
-        if kind == "prefill":
-            graph = build_pass(model, ex, Phase.prefill, batch, seq, seq)
-        else:
-            graph = build_pass(model, ex, Phase.decode, batch, 1, seq, step=1)
-        host = HostCosts(runtime.host_dispatch_us * 1e-6, runtime.step_overhead_us * 1e-6)
-        return simulate_analytic([graph], Coster(chip), host).end_s
-    raise RowError(f"unknown kind '{kind}'; known: {', '.join(KINDS)}")
+    return predict(row, chip, runtimes)[0]
+
+
+def _predict_pass(row: dict, kind: str, chip: HardwareConfig, runtime, coster: Coster) -> tuple[float, str]:
+    model = load_model(str(row.get("model", "")).strip())
+    note = ""
+    if _has(row, "layers"):
+        model = dataclasses.replace(model, num_layers=_int(row, "layers"))
+    dtype, tp, batch, seq = _dtype(row), _int(row, "devices"), _int(row, "batch"), _int(row, "seq_len")
+    if seq > model.max_context:
+        note = f"seq_len {seq} exceeds {model.name}'s maximum context {model.max_context}; predicted anyway"
+        model = dataclasses.replace(model, max_context=seq)
+    if model.num_heads % tp or model.num_kv_heads % tp:
+        raise RowError(f"devices={tp} does not divide {model.name}'s heads")
+    wide = DType.fp16 if dtype.bits <= 8 and runtime.quantized_gemm_inputs else dtype
+    ex = Execution(weights=dtype, activations=wide, kv_cache=wide, tp=tp, attention=runtime.attention_kernel,
+                   fused_elementwise=runtime.fused_elementwise, quantized_gemm_inputs=runtime.quantized_gemm_inputs)
+    need = weight_bytes_per_chip(model, ex) + kv_bytes_per_chip(model, ex, batch * seq)
+    if need > chip.hbm_capacity_bytes:
+        raise RowError(f"{model.name} needs {need / 1e9:.1f} GB per chip at devices={tp} but {chip.name} has "
+                       f"{chip.hbm_capacity_GB:g} GB: it does not fit")
+    if kind == "prefill":
+        graph = build_pass(model, ex, Phase.prefill, batch, seq, seq)
+    else:
+        graph = build_pass(model, ex, Phase.decode, batch, 1, seq, step=1)
+    host = HostCosts.of(runtime, _host(row, chip))
+    return simulate_analytic([graph], coster, host).end_s, note
 
 
 def validate(frame: pd.DataFrame, chip_changes: dict | None = None,
@@ -122,7 +166,8 @@ def validate(frame: pd.DataFrame, chip_changes: dict | None = None,
     RuntimeConfigs used instead of the shipped presets (llmsim-calibrate's just-fitted host costs).
     """
     chips: dict[str, HardwareConfig] = {}
-    predicted, problems = [], []
+    predicted, problems, notes = [], [], []
+    costers: dict = {}
     for index, row in enumerate(frame.to_dict("records")):
         label = f"row {index + 2} (id {row.get('id')})"  # +2: the header is line 1
         try:
@@ -132,15 +177,26 @@ def validate(frame: pd.DataFrame, chip_changes: dict | None = None,
             measured = float(row.get("measured_ms"))
             if not measured > 0:
                 raise RowError(f"measured_ms must be > 0 (got {row.get('measured_ms')!r})")
-            predicted.append(predict_s(row, chips[name], runtimes) * 1e3)
+            seconds, note = predict(row, chips[name], runtimes, costers)
+            predicted.append(seconds * 1e3)
+            notes.append(note)
         except (RowError, PresetError, RunError, HardwareError, ModelError, TypeError, ValueError) as err:
             problems.append(f"{label}: {err}")
             predicted.append(float("nan"))
+            notes.append(f"skipped: {err}")
     out = frame.copy()
     out["predicted_ms"] = predicted
+    out["note"] = notes
     out["error_pct"] = (out["predicted_ms"] - pd.to_numeric(out["measured_ms"], errors="coerce")) / pd.to_numeric(
         out["measured_ms"], errors="coerce") * 100
     return out, problems
+
+
+def error_table(out: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Rows, median, mean and max |error| (%) per value of column ``by`` (kind, hardware)."""
+    err = out.assign(abs_err=out["error_pct"].abs()).dropna(subset=["abs_err"])
+    table = err.groupby(by)["abs_err"].agg(rows="count", median="median", mean="mean", max="max")
+    return table.round(1)
 
 
 def summary_line(out: pd.DataFrame) -> str:

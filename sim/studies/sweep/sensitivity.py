@@ -91,7 +91,7 @@ def software_variants(cfg: RunConfig) -> list[dict]:
             add(f"precision.{role}", f"{role.replace('_', ' ')} format", old.value, new.value,
                 lambda role=role, new=new: dataclasses.replace(cfg, precision=dataclasses.replace(p, **{role: new})))
     kernel = cfg.attention.kernel
-    other = AttentionKernel.unfused if kernel is AttentionKernel.fused else AttentionKernel.fused
+    other = AttentionKernel.fused if kernel is AttentionKernel.unfused else AttentionKernel.unfused
     add("attention.kernel", "attention kernel", kernel.value, other.value,
         lambda: dataclasses.replace(cfg, attention=dataclasses.replace(cfg.attention, kernel=other)))
     tp = cfg.parallel.tp
