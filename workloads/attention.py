@@ -11,7 +11,8 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from workloads.blocks import _act
-from workloads.model import ModelConfig
+from workloads.mla import mla_attention
+from workloads.model import LayerKind, ModelConfig
 from workloads.ops import Op, OpKind, Role, Tensor, Unit, matmul, vector
 
 if TYPE_CHECKING:
@@ -34,38 +35,83 @@ class Phase(str, Enum):
     decode = "decode"
 
 
-def attention_pairs(phase: Phase, new_tokens: int, context: int, window: int, kernel: AttentionKernel) -> float:
+class MlaForm(str, Enum):
+    """How multi-head latent attention runs (workloads/mla.py)."""
+
+    auto = "auto"  # naive for prefill, absorbed for decode (DeepSeek's and vLLM's choice)
+    absorbed = "absorbed"  # W_UK into the query, W_UV into the output: attention over the cached latents
+    naive = "naive"  # every key's latent expanded to per-head K and V, then multi-head attention
+
+
+def mla_absorbed(ex: Execution, phase: Phase) -> bool:
+    return ex.mla_form is MlaForm.absorbed or (ex.mla_form is MlaForm.auto and phase is Phase.decode)
+
+
+def chunked_keys(position: int, chunk: int) -> int:
+    """Keys query ``position`` (1-based) sees under chunked-local attention: its chunk's, up to itself."""
+    return (position - 1) % chunk + 1
+
+
+def chunked_pairs(tokens: int, chunk: int) -> float:
+    """(query, key) pairs of positions 1..``tokens`` under chunked-local attention (causal within each chunk)."""
+    whole, rest = divmod(tokens, chunk)
+    return whole * chunk * (chunk + 1) / 2 + rest * (rest + 1) / 2
+
+
+def attention_pairs(phase: Phase, new_tokens: int, context: int, window: int, kernel: AttentionKernel,
+                    chunk: int = 0) -> float:
     """(query, key) pairs per sequence and head that the attention kernel computes."""
     if phase is Phase.decode:
+        if chunk:
+            return float(sum(chunked_keys(context - j, chunk) for j in range(new_tokens)))
         keys = min(context, window) if window else context
         return float(new_tokens * keys)
     if kernel is AttentionKernel.unfused:
         return float(new_tokens * context)
     s = new_tokens
+    if chunk:
+        return chunked_pairs(s, chunk)
     if window and window < s:
         return window * (window + 1) / 2 + (s - window) * window
     return s * (s + 1) / 2
 
 
-def pass_attention(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, context: int) -> list[Op]:
-    """The attention kernel(s) of a pass: ``batch`` sequences of ``s`` new tokens attending to ``context`` keys."""
+def layer_window(model: ModelConfig, kind: LayerKind | None) -> tuple[int, int]:
+    """(sliding window, chunk) of a layer of ``kind``; without a kind, the model-wide window."""
+    return (kind.window, kind.chunk) if kind is not None else (model.sliding_window, model.attention_chunk)
+
+
+def pass_attention(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, context: int,
+                   kind: LayerKind | None = None) -> list[Op]:
+    """The attention kernel(s) of a pass: ``batch`` sequences of ``s`` new tokens attending to ``context`` keys
+    in a layer of ``kind`` (default: the model-wide window)."""
     t, hd = ex.tp, model.head_dim
     kv_heads = model.num_kv_heads // t
     tokens = batch * s
-    pairs = attention_pairs(phase, s, context, model.sliding_window, ex.attention)
+    window, chunk = layer_window(model, kind)
+    pairs = attention_pairs(phase, s, context, window, ex.attention, chunk)
+    owner = kind is None or kind.kv_owner
     if phase is Phase.decode:
-        cached = min(context, model.sliding_window) if model.sliding_window else context
+        cached = chunked_keys(context, chunk) if chunk else min(context, window) if window else context
         if ex.kv_block_tokens:  # paged cache: whole blocks are read, the last one partly empty
             cached = -(-cached // ex.kv_block_tokens) * ex.kv_block_tokens
+    else:
+        cached = 0
+    if model.is_mla:
+        return mla_attention(model, ex, absorbed=mla_absorbed(ex, phase), seqs=batch, queries=tokens,
+                             pairs=pairs * batch, cached=batch * cached, score_pairs=batch * s * context,
+                             decode=phase is Phase.decode)
+    if phase is Phase.decode:
         kv_read = Tensor("kv_cache", batch * cached * 2 * kv_heads * hd * ex.kv_cache.bytes, Role.kv)
     else:  # the prompt's K and V come straight from the projection output
         kv_read = _act("kv", tokens * 2 * kv_heads * hd, ex)
     return attention_kernel(model, ex, seqs=batch, queries=tokens, pairs=pairs * batch, kv_read=(kv_read,),
-                            context=context, score_pairs=batch * s * context)
+                            context=context, score_pairs=batch * s * context, writes_kv=owner)
 
 
 def attention_kernel(model: ModelConfig, ex: Execution, *, seqs: int, queries: int, pairs: float,
-                     kv_read: tuple[Tensor, ...], context: int, score_pairs: int, prefix: str = "") -> list[Op]:
+                     kv_read: tuple[Tensor, ...], context: int, score_pairs: int, prefix: str = "",
+                     writes_kv: bool = True) -> list[Op]:
     """The attention of ``seqs`` sequences done by one kernel (fused) or three (unfused), on one chip.
 
     Args:
@@ -76,12 +122,14 @@ def attention_kernel(model: ModelConfig, ex: Execution, *, seqs: int, queries: i
         context: keys per sequence (the mean), the width of an unfused kernel's score matrix.
         score_pairs: (query, key) pairs per head an unfused kernel writes as scores, summed.
         prefix: put before the op names (a serving step with both prefill and decode attention).
+        writes_kv: the layer stores its new tokens' K and V (False: cross-layer sharing, a later
+            layer of a group reads the first one's cache).
     """
     t, hd = ex.tp, model.head_dim
     heads, kv_heads = model.num_heads // t, model.num_kv_heads // t
     group = heads // kv_heads  # query heads sharing one KV head
     rows = max(1, round(queries / seqs))  # query rows per sequence
-    new_kv = Tensor("kv_new", queries * 2 * kv_heads * hd * ex.kv_cache.bytes, Role.kv)
+    new_kv = Tensor("kv_new", queries * 2 * kv_heads * hd * ex.kv_cache.bytes * writes_kv, Role.kv)
     q = _act("q", queries * heads * hd, ex)
     out = _act("o", queries * heads * hd, ex)
     if ex.attention is not AttentionKernel.unfused:

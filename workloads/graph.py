@@ -34,14 +34,17 @@ from dataclasses import dataclass
 import networkx as nx
 
 from hwmodels.numerics import DType
-from workloads.attention import AttentionKernel, Phase, pass_attention
+from workloads.attention import AttentionKernel, MlaForm, Phase, pass_attention
 from workloads.blocks import _act, _allreduce, _Dag, _dense, _mlp, _norm_op, _proj, _reduce
-from workloads.model import ModelConfig, Positional
+from workloads.model import LayerKind, ModelConfig, Positional
 from workloads.moe import _moe
 from workloads.ops import Op, OpKind, Role, Tensor, Unit, matmul, vector
+from workloads.ssm import ssm_mixer
 
 # AttentionKernel and Phase are defined with the attention ops and re-exported here.
-__all__ = ["AttentionKernel", "Execution", "PassGraph", "Phase", "build_pass"]
+__all__ = ["AttentionKernel", "Execution", "MlaForm", "PassGraph", "Phase", "build_pass"]
+
+SsmShape = tuple[tuple[int, ...], int, int]  # (new tokens of each prefilling sequence, of them resumed, decodes)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,10 +64,12 @@ class Execution:
     group_size: int = 128  # weights per scale for integer / fp4 weights (fp16 scales)
     ep: int = 1  # expert-parallel degree: 1 (experts split by width over tp) or tp (experts spread over chips)
     moe_imbalance: float = 1.0  # tokens of the busiest expert over the mean (the straggler sets the time)
+    moe_redundant_experts: int = 0  # copies of hot experts beside the experts, spread over the ep chips
     kv_block_tokens: int = 0  # paged KV cache block size in tokens; 0: contiguous
     overlap_comm: bool = False  # tensor-parallel all-reduces overlapped with the GEMMs that produce them, chunked
     overlap_chunks: int = 0  # pieces each such GEMM is split into; 0: from the shapes (blocks.overlap_chunks)
     overlap_min_chunk_bytes: float = 2**20  # all-reduce payload per piece below which a split does not pay
+    mla_form: MlaForm = MlaForm.auto  # multi-head latent attention: absorbed or naive (workloads/mla.py)
     # Projection GEMMs take their activation input in the weights' 8-bit format, quantized by the kernel
     # before (TensorRT-LLM fp8): 8-bit GEMMs with 16-bit activations, KV and all-reduce elsewhere.
     quantized_gemm_inputs: bool = False
@@ -95,7 +100,15 @@ class Execution:
 
 @dataclass(frozen=True)
 class PassGraph:
-    """One forward pass: ``batch`` sequences, ``new_tokens`` each, attending to ``context`` keys."""
+    """One forward pass: ``batch`` sequences, ``new_tokens`` each, attending to ``context`` keys.
+
+    A model whose layers all have the same kind has one layer DAG, ``layer``. A model with several
+    kinds (dense and MoE layers, local and global attention, Mamba and attention) has a DAG per kind:
+    ``layer`` for the most common one, the others in ``extra`` (segment name, DAG), and ``pattern``
+    names each layer's segment in order. Layers run one after another, so a pass runs the layers
+    of each kind as one repeated segment (in order of first appearance); the total is the same as
+    in the model's order.
+    """
 
     phase: Phase
     step: int
@@ -106,11 +119,24 @@ class PassGraph:
     pre: nx.DiGraph
     layer: nx.DiGraph
     post: nx.DiGraph
+    extra: tuple[tuple[str, nx.DiGraph], ...] = ()
+    pattern: tuple[str, ...] = ()
+
+    def layer_segments(self, first: int = 0, count: int | None = None) -> list[tuple[str, nx.DiGraph, int]]:
+        """(segment name, DAG, repeat count) of layers ``first`` .. ``first + count - 1``."""
+        count = self.num_layers - first if count is None else count
+        if not self.pattern:
+            return [("layer", self.layer, count)] if count else []
+        dags = {"layer": self.layer, **dict(self.extra)}
+        counts: dict[str, int] = {}
+        for name in self.pattern[first:first + count]:
+            counts[name] = counts.get(name, 0) + 1
+        return [(name, dags[name], n) for name, n in counts.items()]
 
     def segments(self) -> Iterator[tuple[str, nx.DiGraph, int]]:
         """(segment name, DAG, repeat count) in execution order."""
         yield "pre", self.pre, 1
-        yield "layer", self.layer, self.num_layers
+        yield from self.layer_segments()
         yield "post", self.post, 1
 
     def ops(self) -> Iterator[tuple[Op, int]]:
@@ -129,10 +155,12 @@ class PassGraph:
         return sum(getattr(op, attr) * r for op, r in self.ops() if unit is None or op.unit is unit)
 
     def full_graph(self) -> nx.DiGraph:
-        """The expanded DAG with every layer's ops (nodes named ``L<i>.<op>``)."""
+        """The expanded DAG with every layer's ops (nodes named ``L<i>.<op>``), in the model's layer order."""
         full = nx.DiGraph()
         last: list[str] = []
-        blocks = [("pre", self.pre)] + [(f"L{i}", self.layer) for i in range(self.num_layers)] + [("post", self.post)]
+        dags = {"layer": self.layer, **dict(self.extra)}
+        names = self.pattern or ("layer",) * self.num_layers
+        blocks = [("pre", self.pre)] + [(f"L{i}", dags[n]) for i, n in enumerate(names)] + [("post", self.post)]
         for prefix, dag in blocks:
             names = {n: f"{prefix}.{n}" for n in dag.nodes}
             for node, data in dag.nodes(data=True):
@@ -142,6 +170,35 @@ class PassGraph:
             full.add_edges_from((a, b) for a in last for b in sources)
             last = [names[n] for n in dag.nodes if dag.out_degree(n) == 0]
         return full
+
+
+def segment_names(kinds: tuple[LayerKind, ...]) -> dict[LayerKind, str]:
+    """A segment name per distinct layer kind: ``layer`` for the most common (the first on a tie),
+    ``layer_<what>`` for the others (ssm or attention window, moe or mlp, kvshared)."""
+    counts: dict[LayerKind, int] = {}
+    for kind in kinds:
+        counts[kind] = counts.get(kind, 0) + 1
+    main = max(counts, key=lambda k: counts[k])
+    names = {}
+    for kind in counts:
+        mixer = "ssm" if kind.ssm else f"swa{kind.window}" if kind.window else f"chunk{kind.chunk}" if kind.chunk \
+            else "attn"
+        names[kind] = "layer" if kind == main else \
+            f"layer_{mixer}_{'moe' if kind.moe else 'mlp'}{'' if kind.kv_owner else '_kvshared'}"
+    return names
+
+
+def build_layers(model: ModelConfig, ex: Execution, tokens: int, attention_for, ssm: SsmShape) -> dict:
+    """``PassGraph`` layer fields: ``layer`` (and ``extra``, ``pattern`` for mixed kinds); ``attention_for(kind)``
+    gives a kind's attention ops, ``ssm`` the shape of its Mamba layers' work."""
+    kinds = model.layer_kinds()
+    names = segment_names(kinds)
+    dags = {name: _layer(model, ex, tokens, () if kind.ssm else attention_for(kind), kind, ssm)
+            for kind, name in names.items()}
+    if len(dags) == 1:
+        return {"layer": dags["layer"]}
+    return {"layer": dags["layer"], "extra": tuple((n, d) for n, d in dags.items() if n != "layer"),
+            "pattern": tuple(names[k] for k in kinds)}
 
 
 def build_pass(model: ModelConfig, ex: Execution, phase: Phase, batch: int, new_tokens: int, context: int,
@@ -159,12 +216,12 @@ def build_pass(model: ModelConfig, ex: Execution, phase: Phase, batch: int, new_
         logits_per_seq: tokens per sequence that get logits (a speculative verification
             scores every drafted token; otherwise only the last one).
     """
-    return PassGraph(
-        phase, step, batch, new_tokens, context, model.num_layers,
-        _pre(model, ex, batch * new_tokens),
-        _layer(model, ex, batch * new_tokens, pass_attention(model, ex, phase, batch, new_tokens, context)),
-        _post(model, ex, batch * logits_per_seq, batch * new_tokens),
-    )
+    resumed = phase is Phase.decode or context > new_tokens
+    ssm = ((), 0, batch) if phase is Phase.decode and new_tokens == 1 else ((new_tokens,) * batch, batch * resumed, 0)
+    layers = build_layers(model, ex, batch * new_tokens,
+                          lambda kind: pass_attention(model, ex, phase, batch, new_tokens, context, kind), ssm)
+    return PassGraph(phase, step, batch, new_tokens, context, model.num_layers, _pre(model, ex, batch * new_tokens),
+                     post=_post(model, ex, batch * logits_per_seq, batch * new_tokens), **layers)
 
 
 def _pre(model: ModelConfig, ex: Execution, tokens: int) -> nx.DiGraph:
@@ -178,29 +235,22 @@ def _pre(model: ModelConfig, ex: Execution, tokens: int) -> nx.DiGraph:
     return dag.graph
 
 
-def _layer(model: ModelConfig, ex: Execution, tokens: int, attention: Sequence[Op]) -> nx.DiGraph:
-    """One layer over ``tokens`` tokens; ``attention`` is its attention kernel(s), in order."""
-    d, t, hd = model.hidden_size, ex.tp, model.head_dim
-    heads, kv_heads = model.num_heads // t, model.num_kv_heads // t
-    qkv_out = (heads + 2 * kv_heads) * hd
-    bias = model.bias
+def _layer(model: ModelConfig, ex: Execution, tokens: int, attention: Sequence[Op], kind: LayerKind | None = None,
+           ssm: SsmShape = ((), 0, 0)) -> nx.DiGraph:
+    """One layer of ``kind`` (default: the model's last layer's) over ``tokens`` tokens; ``attention`` is its
+    attention kernel(s), in order; ``ssm`` the work of a Mamba layer (prefill lengths, resumed, decodes)."""
+    kind = kind or model.layer_kinds()[-1]
+    d, t = model.hidden_size, ex.tp
     dag = _Dag()
-
     fused = ex.fused_elementwise
     # Fused: the previous layer's MLP residual add happens in this norm kernel (add + norm).
     dag.add(_norm_op("attn_norm", model, ex, tokens, add_residual=fused))
-    dag.add(_proj("qkv_proj", OpKind.qkv_proj, tokens, qkv_out, d, ex, _act("x", tokens * d, ex), bias,
-                  _act("qkv", tokens * qkv_out, ex)))
-    if model.positional is Positional.rope and not fused:  # fused: applied as attention loads Q and K
-        qk = tokens * (heads + kv_heads) * hd
-        dag.add(vector("rope", OpKind.rope, 3 * qk, [_act("qk", qk, ex)], [_act("qk_rot", qk, ex)]))
-
-    for op in attention:
-        dag.add(op)
-
-    out = _act("o", tokens * heads * hd, ex)  # the attention output
-    proj = dag.add(_proj("out_proj", OpKind.out_proj, tokens, d, heads * hd, ex, out, bias,
-                         _act("y", tokens * d, ex)))
+    if kind.ssm:
+        proj = ssm_mixer(dag, model, ex, *ssm)
+    elif model.is_mla:
+        proj = _mla_mixer(dag, model, ex, tokens, attention)
+    else:
+        proj = _attention_mixer(dag, model, ex, tokens, attention, kind)
     if t > 1:
         _reduce(dag, "attn_allreduce", ex, tokens * d, proj)
     if fused:
@@ -209,10 +259,11 @@ def _layer(model: ModelConfig, ex: Execution, tokens: int, attention: Sequence[O
         res1 = dag.add(vector("attn_residual", OpKind.residual, tokens * d,
                               [_act("x", tokens * d, ex), _act("y", tokens * d, ex)], [_act("h", tokens * d, ex)]))
         dag.add(_norm_op("mlp_norm", model, ex, tokens))
-    if model.is_moe:
+    if kind.moe:
         down = _moe(dag, model, ex, tokens)
     else:
-        produced = _mlp(dag, "mlp", model.mlp_in_size // t, model.ffn_size // t, model, ex, tokens, bias)
+        width = (2 if model.gated_mlp else 1) * kind.ffn_size
+        produced = _mlp(dag, "mlp", width // t, kind.ffn_size // t, model, ex, tokens, model.bias)
         if t > 1:
             _reduce(dag, "mlp_allreduce", ex, tokens * d, produced)
         down = dag.last
@@ -222,6 +273,49 @@ def _layer(model: ModelConfig, ex: Execution, tokens: int, attention: Sequence[O
                    [_act("h", tokens * d, ex), _act("y", tokens * d, ex)], [_act("x", tokens * d, ex)]),
             after=(res1, *down))
     return dag.graph
+
+
+def _attention_mixer(dag: _Dag, model: ModelConfig, ex: Execution, tokens: int, attention: Sequence[Op],
+                     kind: LayerKind) -> str:
+    """QKV projection (Q only in a layer reusing an earlier layer's KV cache), rotary, attention, out-projection."""
+    d, t, hd = model.hidden_size, ex.tp, model.head_dim
+    heads, kv_heads = model.num_heads // t, model.num_kv_heads // t
+    qkv_out = (heads + (2 * kv_heads if kind.kv_owner else 0)) * hd
+    dag.add(_proj("qkv_proj", OpKind.qkv_proj, tokens, qkv_out, d, ex, _act("x", tokens * d, ex), model.bias,
+                  _act("qkv", tokens * qkv_out, ex)))
+    if model.positional is Positional.rope and not ex.fused_elementwise:  # fused: applied as attention loads Q, K
+        qk = tokens * (heads + kv_heads) * hd
+        dag.add(vector("rope", OpKind.rope, 3 * qk, [_act("qk", qk, ex)], [_act("qk_rot", qk, ex)]))
+    for op in attention:
+        dag.add(op)
+    out = _act("o", tokens * heads * hd, ex)  # the attention output
+    return dag.add(_proj("out_proj", OpKind.out_proj, tokens, d, heads * hd, ex, out, model.bias,
+                         _act("y", tokens * d, ex)))
+
+
+def _mla_mixer(dag: _Dag, model: ModelConfig, ex: Execution, tokens: int, attention: Sequence[Op]) -> str:
+    """MLA (workloads/mla.py): one replicated down-projection to the Q latent, the KV latent and the
+    rotary key (every chip computes all of it, as vLLM's replicated fused_qkv_a_proj), their norms,
+    Q's up-projection to this chip's heads, the attention ops, the out-projection."""
+    d, t = model.hidden_size, ex.tp
+    heads, rank = model.num_heads // t, model.q_lora_rank
+    down = rank + model.latent_size
+    dag.add(_proj("qkv_a_proj", OpKind.qkv_proj, tokens, down, d, ex, _act("x", tokens * d, ex), False,
+                  _act("latents", tokens * down, ex)))
+    normed = rank + model.kv_lora_rank
+    dag.add(vector("latent_norm", OpKind.norm, 5 * tokens * normed, [_act("latents", tokens * normed, ex)],
+                   [_act("latents_n", tokens * normed, ex)]))
+    q_in = rank or d
+    dag.add(_proj("q_b_proj" if rank else "q_proj", OpKind.qkv_proj, tokens, heads * model.head_dim, q_in, ex,
+                  _act("q_latent", tokens * q_in, ex), False, _act("q", tokens * heads * model.head_dim, ex)))
+    if model.positional is Positional.rope and not ex.fused_elementwise:
+        qk = tokens * (heads + 1) * model.qk_rope_head_dim
+        dag.add(vector("rope", OpKind.rope, 3 * qk, [_act("qk", qk, ex)], [_act("qk_rot", qk, ex)]))
+    for op in attention:
+        dag.add(op)
+    out = _act("o", tokens * heads * model.v_head_dim, ex)
+    return dag.add(_proj("out_proj", OpKind.out_proj, tokens, d, heads * model.v_head_dim, ex, out, False,
+                         _act("y", tokens * d, ex)))
 
 
 def _post(model: ModelConfig, ex: Execution, batch: int, tokens: int) -> nx.DiGraph:

@@ -8,6 +8,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Optional
 
+MAX_LAYERS = 100_000  # each layer's kind is listed (layer_kinds); the deepest published models have a few hundred
+
 
 class ModelError(ValueError):
     """An impossible model spec or an unreadable model config file."""
@@ -27,6 +29,19 @@ class Activation(str, Enum):
 class Positional(str, Enum):
     rope = "rope"  # rotary embedding applied to Q and K in every layer
     learned = "learned"  # a position-embedding table added once at the input
+    none = "none"  # no positional encoding (Jamba's attention layers: the Mamba layers carry position)
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """What one layer is: its mixer (attention, local or global, or a state-space layer) and its MLP."""
+
+    ssm: bool = False  # a Mamba layer instead of attention
+    window: int = 0  # attention: sliding window in keys; 0: full
+    chunk: int = 0  # attention: chunked-local, queries see their own aligned chunk only; 0: none
+    moe: bool = False  # routed experts instead of a dense MLP
+    ffn_size: int = 0  # the dense MLP's width (MoE layers: each expert's)
+    kv_owner: bool = True  # cross-layer KV sharing: computes and stores K and V (False: reuses the group's)
 
 
 @dataclass
@@ -57,6 +72,42 @@ class ModelConfig:
     num_experts: int = 0  # mixture of experts: experts per layer (ffn_size is each expert's width); 0: dense
     experts_per_token: int = 0  # top-k experts each token is routed to
     shared_ffn_size: int = 0  # width of an always-active shared expert MLP (DeepSeek/Qwen MoE); 0: none
+    # Layer layout of MoE models: the first ``first_dense_layers`` layers (DeepSeek first_k_dense_replace)
+    # and the layers i with i % moe_layer_period != moe_layer_offset (Jamba) have a dense MLP of
+    # width ``dense_ffn_size`` (0: ffn_size).
+    first_dense_layers: int = 0
+    dense_ffn_size: int = 0
+    moe_layer_period: int = 1
+    moe_layer_offset: int = 0
+    # Node-limited (group-limited) routing, DeepSeek-V3 n_group / topk_group: the experts form
+    # ``expert_groups`` groups and a token picks its experts from at most ``expert_groups_per_token``.
+    expert_groups: int = 0
+    expert_groups_per_token: int = 0
+    # Multi-head latent attention (DeepSeek-V2/V3): K and V are compressed to a ``kv_lora_rank``
+    # latent plus a ``qk_rope_head_dim`` rotary key shared by all heads; head_dim is then the QK
+    # head dim (qk_nope + qk_rope) and ``v_head_dim`` the value head dim. 0: standard attention.
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0  # Q through a low-rank latent too; 0: projected directly
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    # Interleaved local/global attention: with global_layer_period > 0, layers i with
+    # (i + 1) % global_layer_period == 0 attend to the whole context and the others are local:
+    # a sliding window of ``sliding_window`` keys, or chunked (``attention_chunk``: queries see
+    # only keys of their own aligned chunk, Llama 4). With period 0 the window/chunk covers every layer.
+    global_layer_period: int = 0
+    attention_chunk: int = 0
+    kv_share_layers: int = 1  # cross-layer KV sharing: this many consecutive attention layers use one KV cache
+    # State-space (Mamba) layers of a hybrid: layers i with i % attn_layer_period == attn_layer_offset
+    # are attention, the others SSM. ssm_state_size 0: no SSM layers.
+    ssm_state_size: int = 0  # N (d_state)
+    ssm_expand: int = 2  # inner width = ssm_expand x hidden_size
+    ssm_conv_kernel: int = 4
+    ssm_head_dim: int = 0  # Mamba-2 head dim P; 0: Mamba-1 (a dt per channel, through a rank-ssm_dt_rank projection)
+    ssm_groups: int = 1  # Mamba-2 groups of heads sharing B and C
+    ssm_dt_rank: int = 0  # Mamba-1; 0: ceil(hidden_size / 16) as Mamba's "auto"
+    ssm_chunk: int = 256  # Mamba-2 SSD chunk length of the prefill scan
+    attn_layer_period: int = 1
+    attn_layer_offset: int = 0
     hf_config_path: Optional[str] = None
 
     def __post_init__(self) -> None:
@@ -81,6 +132,9 @@ class ModelConfig:
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
                 raise ModelError(f"{where}: model.{key} must be a whole number >= 1 (got {value})")
+        if self.num_layers > MAX_LAYERS:
+            raise ModelError(f"{where}: model.num_layers={self.num_layers} exceeds {MAX_LAYERS:,}; the deepest "
+                             "published models have a few hundred layers")
         if self.num_heads % self.num_kv_heads:
             raise ModelError(
                 f"{where}: model.num_heads={self.num_heads} is not a multiple of "
@@ -95,6 +149,41 @@ class ModelConfig:
             )
         if self.sliding_window < 0:
             raise ModelError(f"{where}: model.sliding_window must be >= 0 (got {self.sliding_window})")
+        self._validate_layout(where)
+
+    def _validate_layout(self, where: str) -> None:
+        """The fields of MLA, layer layouts, local attention and SSM layers."""
+        for key in ("first_dense_layers", "dense_ffn_size", "moe_layer_offset", "expert_groups",
+                    "expert_groups_per_token", "kv_lora_rank", "q_lora_rank", "qk_rope_head_dim", "v_head_dim",
+                    "global_layer_period", "attention_chunk", "ssm_state_size", "ssm_head_dim", "ssm_dt_rank",
+                    "attn_layer_offset"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 0:
+                raise ModelError(f"{where}: model.{key} must be a whole number >= 0 (got {getattr(self, key)})")
+        for key in ("moe_layer_period", "kv_share_layers", "ssm_expand", "ssm_conv_kernel", "ssm_groups",
+                    "ssm_chunk", "attn_layer_period"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ModelError(f"{where}: model.{key} must be a whole number >= 1 (got {getattr(self, key)})")
+        for period, offset in (("moe_layer_period", "moe_layer_offset"), ("attn_layer_period", "attn_layer_offset")):
+            if getattr(self, offset) >= getattr(self, period):
+                raise ModelError(f"{where}: model.{offset}={getattr(self, offset)} must be below "
+                                 f"model.{period}={getattr(self, period)}")
+        if self.expert_groups and (self.num_experts % self.expert_groups
+                                   or not 1 <= self.expert_groups_per_token <= self.expert_groups):
+            raise ModelError(f"{where}: model.expert_groups={self.expert_groups} must divide the "
+                             f"{self.num_experts} experts and model.expert_groups_per_token="
+                             f"{self.expert_groups_per_token} be between 1 and it")
+        if self.is_mla and not (0 < self.qk_rope_head_dim < self.head_dim and self.v_head_dim > 0):
+            raise ModelError(f"{where}: multi-head latent attention needs 0 < model.qk_rope_head_dim < "
+                             f"model.head_dim (the QK head dim, nope + rope) and model.v_head_dim >= 1")
+        if self.global_layer_period and not (self.sliding_window or self.attention_chunk):
+            raise ModelError(f"{where}: model.global_layer_period={self.global_layer_period} interleaves global "
+                             "layers with local ones; set model.sliding_window or model.attention_chunk")
+        if self.sliding_window and self.attention_chunk:
+            raise ModelError(f"{where}: local layers use a sliding window or chunks, not both; "
+                             "set model.sliding_window or model.attention_chunk to 0")
+        if self.ssm_head_dim and self.ssm_inner % (self.ssm_head_dim * self.ssm_groups):
+            raise ModelError(f"{where}: the SSM width {self.ssm_inner} (ssm_expand x hidden_size) is not a "
+                             f"multiple of model.ssm_head_dim x model.ssm_groups")
 
     # Derived sizes ---------------------------------------------------------------------------
     @property
@@ -115,6 +204,47 @@ class ModelConfig:
     def is_moe(self) -> bool:
         return self.num_experts > 0
 
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def latent_size(self) -> int:
+        """MLA: what one token caches per layer, the KV latent plus the shared rotary key."""
+        return self.kv_lora_rank + self.qk_rope_head_dim
+
+    @property
+    def ssm_inner(self) -> int:
+        return self.ssm_expand * self.hidden_size
+
+    @property
+    def ssm_heads(self) -> int:
+        """Mamba-2 heads (each with its own dt and decay); Mamba-1: one per channel."""
+        return self.ssm_inner // self.ssm_head_dim if self.ssm_head_dim else self.ssm_inner
+
+    @property
+    def ssm_conv_channels(self) -> int:
+        """Channels of the causal convolution: x, plus B and C in Mamba-2."""
+        return self.ssm_inner + (2 * self.ssm_groups * self.ssm_state_size if self.ssm_head_dim else 0)
+
+    @property
+    def dt_rank(self) -> int:
+        return self.ssm_dt_rank or -(-self.hidden_size // 16)
+
+    def layer_kinds(self) -> tuple[LayerKind, ...]:
+        """Each layer's kind, in order."""
+        kinds, attention_layers = [], 0
+        for i in range(self.num_layers):
+            ssm = self.ssm_state_size > 0 and i % self.attn_layer_period != self.attn_layer_offset
+            moe = self.is_moe and i >= self.first_dense_layers and i % self.moe_layer_period == self.moe_layer_offset
+            local = not ssm and not (self.global_layer_period and (i + 1) % self.global_layer_period == 0)
+            owner = ssm or attention_layers % self.kv_share_layers == 0
+            attention_layers += not ssm
+            kinds.append(LayerKind(ssm, self.sliding_window if local else 0, self.attention_chunk if local else 0,
+                                   moe, self.ffn_size if moe else (self.dense_ffn_size or self.ffn_size), owner))
+        return tuple(kinds)
+
+    # Parameters ------------------------------------------------------------------------------
     def expert_params(self) -> int:
         """Parameters of one expert (or of the dense MLP)."""
         return self.hidden_size * self.mlp_in_size + self.ffn_size * self.hidden_size
@@ -124,17 +254,50 @@ class ModelConfig:
         width = (2 if self.gated_mlp else 1) * self.shared_ffn_size
         return self.hidden_size * width + self.shared_ffn_size * self.hidden_size
 
-    def layer_params(self) -> int:
-        """Parameters of one transformer layer (projections, experts, router, norms, biases)."""
+    def attention_params(self) -> int:
+        """Projections of one attention layer. MLA (DeepSeek-V2 Sec. 2.1): Q down and up (or one
+        projection), the KV down-projection to the latent plus rotary key, the latent's up-projection
+        to per-head K (nope part) and V, the latent norms, and the output projection."""
+        d, h = self.hidden_size, self.num_heads
+        if not self.is_mla:
+            return d * (self.q_size + 2 * self.kv_size) + self.q_size * d
+        r, nope = self.q_lora_rank, self.head_dim - self.qk_rope_head_dim
+        q = d * r + r + r * self.q_size if r else d * self.q_size
+        kv = d * self.latent_size + self.kv_lora_rank + self.kv_lora_rank * h * (nope + self.v_head_dim)
+        return q + kv + h * self.v_head_dim * d
+
+    def ssm_params(self) -> int:
+        """One Mamba mixer: in-projection, causal convolution (weights and bias), the dt, B, C
+        projections of Mamba-1 (x_proj, dt_proj) or their place in Mamba-2's in-projection, A, D,
+        dt bias, Mamba-2's gated norm, out-projection (Gu & Dao 2023; Dao & Gu 2024)."""
+        d, e, n = self.hidden_size, self.ssm_inner, self.ssm_state_size
+        conv = self.ssm_conv_channels * (self.ssm_conv_kernel + 1)
+        if self.ssm_head_dim:
+            heads = self.ssm_heads
+            return d * (2 * e + 2 * self.ssm_groups * n + heads) + conv + 3 * heads + e + e * d
+        r = self.dt_rank
+        return d * 2 * e + conv + e * (r + 2 * n) + r * e + e + e * n + e + e * d
+
+    def ffn_params(self, kind: LayerKind) -> int:
+        """The MLP of a layer of ``kind``: dense, or routed experts, router and shared expert."""
         d = self.hidden_size
-        attn = d * (self.q_size + 2 * self.kv_size) + self.q_size * d
-        if self.is_moe:
-            mlp = self.num_experts * self.expert_params() + d * self.num_experts + self.shared_params()
-        else:
-            mlp = self.expert_params()
+        if kind.moe:
+            return self.num_experts * self.expert_params() + d * self.num_experts + self.shared_params()
+        return d * (2 if self.gated_mlp else 1) * kind.ffn_size + kind.ffn_size * d
+
+    def layer_params(self, kind: LayerKind | None = None) -> int:
+        """Parameters of one layer of ``kind`` (default: the last layer's) (projections, experts, router,
+        norms, biases)."""
+        kind = kind or self.layer_kinds()[-1]
+        d = self.hidden_size
+        mixer = self.ssm_params() if kind.ssm else self.attention_params()
         norms = 2 * d * (2 if self.norm is Norm.layernorm else 1)
-        biases = (self.q_size + 2 * self.kv_size + d + self.mlp_in_size + d) if self.bias else 0
-        return attn + mlp + norms + biases
+        biases = 0
+        if self.bias:
+            up = (2 if self.gated_mlp else 1) * kind.ffn_size
+            biases = (0 if kind.ssm else self.q_size + 2 * self.kv_size + d) + (
+                self.num_experts * (up + d + 1) if kind.moe else up + d)
+        return mixer + self.ffn_params(kind) + norms + biases
 
     def embedding_params(self) -> int:
         table = self.vocab_size * self.hidden_size
@@ -148,11 +311,36 @@ class ModelConfig:
     def num_params(self) -> int:
         """All parameters: embeddings, layers, final norm, LM head."""
         final_norm = self.hidden_size * (2 if self.norm is Norm.layernorm else 1)
-        return self.embedding_params() + self.num_layers * self.layer_params() + final_norm + self.lm_head_params()
+        kinds = self.layer_kinds()
+        layers = sum(self.layer_params(k) for k in kinds) if len(set(kinds)) > 1 else \
+            self.num_layers * self.layer_params(kinds[0])
+        return self.embedding_params() + layers + final_norm + self.lm_head_params()
+
+    def active_params(self) -> int:
+        """Parameters one token's forward pass multiplies by: every layer's dense parts, the
+        ``experts_per_token`` routed experts it picks, shared experts, the final norm and the LM
+        head (the embedding table when tied). The input embedding, a row lookup, is not counted,
+        as in the active counts of DeepSeek-V3 and gpt-oss."""
+        idle = self.num_experts - self.experts_per_token
+        expert = self.expert_params() + ((self.mlp_in_size + self.hidden_size + 1) if self.bias else 0)
+        layers = sum(self.layer_params(k) - (idle * expert if k.moe else 0) for k in self.layer_kinds())
+        final_norm = self.hidden_size * (2 if self.norm is Norm.layernorm else 1)
+        return layers + final_norm + self.vocab_size * self.hidden_size
 
     def kv_bytes_per_token(self, kv_dtype_bytes: float) -> float:
-        """KV-cache bytes per token over all layers: 2 (K and V) x layers x KV heads x head dim."""
-        return 2 * self.num_layers * self.kv_size * kv_dtype_bytes
+        """KV-cache bytes per token over all layers: for each attention layer that keeps a cache
+        (cross-layer sharing: the first of each group), 2 (K and V) x KV heads x head dim, or MLA's
+        latent plus rotary key. Local layers are counted in full (a token's cost before any window
+        frees it)."""
+        per_layer = self.latent_size if self.is_mla else 2 * self.kv_size
+        owners = sum(1 for k in self.layer_kinds() if not k.ssm and k.kv_owner)
+        return owners * per_layer * kv_dtype_bytes
+
+    def ssm_state_bytes_per_seq(self, dtype_bytes: float) -> float:
+        """Fixed-size state of one sequence over the SSM layers: the scan state (inner width x N)
+        and the convolution's last ``ssm_conv_kernel - 1`` inputs; independent of its length."""
+        per_layer = self.ssm_inner * self.ssm_state_size + (self.ssm_conv_kernel - 1) * self.ssm_conv_channels
+        return sum(1 for k in self.layer_kinds() if k.ssm) * per_layer * dtype_bytes
 
     # Hugging Face config.json ----------------------------------------------------------------
     def _load_hf(self, path: Path) -> None:
@@ -166,7 +354,9 @@ class ModelConfig:
                              f"it") from None
         if not isinstance(raw, dict):
             raise ModelError(f"model.hf_config_path: '{path}' holds no JSON object; expected a config.json mapping")
-        for key, value in _fields_from_hf(raw, path).items():
+        from workloads.hf import fields_from_hf  # the key mapping, beside this module
+
+        for key, value in fields_from_hf(raw, path).items():
             setattr(self, key, value)
         if self.name in ("custom", "hf"):
             self.name = str(raw.get("_name_or_path") or raw.get("model_type") or path.parent.name)
@@ -178,86 +368,3 @@ def hf_config_file(path: str | Path) -> Path:
     return path / "config.json" if path.is_dir() else path
 
 
-class _HfKeys:
-    """Typed reads of a Hugging Face config's keys, each failure one ModelError naming the file and key."""
-
-    def __init__(self, raw: dict, path: Path) -> None:
-        self.raw = raw
-        self.where = f"model.hf_config_path: '{path}'"
-
-    def whole(self, name: str, value, least: int = 1) -> int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ModelError(f"{self.where} has {name}={value!r}; expected a whole number")
-        if value < least:
-            raise ModelError(f"{self.where} has {name}={value}; expected a whole number >= {least}")
-        return value
-
-    def need(self, *names: str) -> int:
-        """The first of ``names`` present, a whole number >= 1."""
-        for name in names:
-            if name in self.raw:
-                return self.whole(name, self.raw[name])
-        raise ModelError(f"{self.where} lacks '{names[0]}'; is it a decoder-only transformer config?")
-
-    def size(self, name: str, default: int, least: int = 1) -> int:
-        """An optional whole-number key (null or absent: ``default``)."""
-        value = self.raw.get(name)
-        return default if value is None else self.whole(name, value, least)
-
-    def optional(self, name: str, default):
-        value = self.raw.get(name)
-        return default if value is None else value
-
-
-def _fields_from_hf(raw: dict, path: Path) -> dict:
-    """Map the keys of a Hugging Face config (Llama/Mistral/Qwen or GPT-2 style) to ModelConfig fields.
-
-    Raises:
-        ModelError: a size that is missing, not a whole number, below 1, or inconsistent with
-            the others (heads that do not divide the hidden size without an explicit head_dim,
-            query heads that are not whole groups of key/value heads).
-    """
-    keys = _HfKeys(raw, path)
-    gpt2_style = "n_embd" in raw
-    layers = keys.need("num_hidden_layers", "n_layer")
-    hidden = keys.need("hidden_size", "n_embd", "d_model")
-    heads = keys.need("num_attention_heads", "n_head")
-    kv_heads = keys.size("num_key_value_heads", heads)
-    if raw.get("head_dim") is None and hidden % heads:
-        raise ModelError(f"{keys.where} has hidden_size={hidden}, not a multiple of num_attention_heads={heads}, "
-                         "and no head_dim; no whole head size fits")
-    if heads % kv_heads:
-        raise ModelError(f"{keys.where} has num_attention_heads={heads}, not a multiple of num_key_value_heads="
-                         f"{kv_heads}; grouped-query attention needs whole groups")
-    act = str(keys.optional("hidden_act", keys.optional("activation_function", "silu"))).lower()
-    fields = {
-        "num_layers": layers,
-        "hidden_size": hidden,
-        "num_heads": heads,
-        "num_kv_heads": kv_heads,
-        "head_dim": keys.size("head_dim", hidden // heads),
-        "ffn_size": keys.size("intermediate_size", 0, least=0) or keys.size("n_inner", 0, least=0) or 4 * hidden,
-        "vocab_size": keys.need("vocab_size"),
-        "tied_embeddings": bool(keys.optional("tie_word_embeddings", gpt2_style)),
-        "max_context": keys.need("max_position_embeddings", "n_positions"),
-        "gated_mlp": not gpt2_style,
-        "norm": Norm.layernorm if gpt2_style else Norm.rmsnorm,
-        "positional": Positional.learned if gpt2_style else Positional.rope,
-        "activation": Activation.gelu if "gelu" in act else Activation.relu if "relu" in act else Activation.silu,
-        "bias": bool(gpt2_style or raw.get("attention_bias", False)),
-        "sliding_window": keys.size("sliding_window", 0, least=0) if raw.get("use_sliding_window", True) else 0,
-    }
-    return {**fields, **_moe_fields(keys, fields["ffn_size"])}
-
-
-def _moe_fields(keys: _HfKeys, ffn_size: int) -> dict:
-    """The mixture-of-experts fields of a Hugging Face config (none for a dense model)."""
-    experts = (keys.size("num_local_experts", 0, least=0) or keys.size("num_experts", 0, least=0)
-               or keys.size("n_routed_experts", 0, least=0))
-    if not experts:
-        return {}
-    expert_ffn = keys.size("moe_intermediate_size", ffn_size)
-    shared = keys.size("shared_expert_intermediate_size", 0, least=0) or (
-        keys.size("n_shared_experts", 0, least=0) * expert_ffn)
-    return {"num_experts": experts, "experts_per_token": keys.size("num_experts_per_tok", 2),
-            "ffn_size": expert_ffn, "shared_ffn_size": shared}

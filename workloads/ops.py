@@ -41,6 +41,11 @@ class OpKind(str, Enum):
     softmax = "softmax"
     attn_context = "attn_context"  # unfused: P @ V
     out_proj = "out_proj"
+    mla_absorb = "mla_absorb"  # MLA absorbed form: per-head Q into the latent space, the latent output back out
+    kv_expand = "kv_expand"  # MLA naive form: the latent up-projected to per-head K and V
+    ssm_proj = "ssm_proj"  # Mamba in-projection (and Mamba-1's dt, B, C projections)
+    ssm_conv = "ssm_conv"  # Mamba's causal depthwise convolution
+    ssm_scan = "ssm_scan"  # the selective scan: the state recurrence (decode) or chunked scan (prefill)
     mlp_up = "mlp_up"  # gate and up projections, fused into one GEMM
     activation = "activation"
     mlp_down = "mlp_down"

@@ -17,24 +17,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from workloads.attention import AttentionKernel, Phase, attention_kernel, attention_pairs
+from workloads.attention import (
+    AttentionKernel,
+    Phase,
+    attention_kernel,
+    attention_pairs,
+    chunked_keys,
+    chunked_pairs,
+    mla_absorbed,
+)
 from workloads.blocks import _act
-from workloads.graph import Execution, PassGraph, _layer, _post, _pre
-from workloads.model import ModelConfig
+from workloads.graph import Execution, PassGraph, _post, _pre, build_layers
+from workloads.mla import mla_attention
+from workloads.model import LayerKind, ModelConfig
 from workloads.ops import Op, Role, Tensor
 
 
-def chunk_pairs(new: int, context: int, window: int, kernel: AttentionKernel) -> float:
+def chunk_pairs(new: int, context: int, window: int, kernel: AttentionKernel, chunk: int = 0) -> float:
     """(query, key) pairs per head of a prefill chunk: ``new`` tokens ending at ``context`` keys.
 
     Query j (1-based) of the chunk sees ``context - new + j`` keys (causal), at most ``window``
-    of them with a sliding window; an unfused kernel computes the whole ``new x context`` block.
+    of them with a sliding window, only those of its own aligned ``chunk`` with chunked-local
+    attention; an unfused kernel computes the whole ``new x context`` block.
     """
     prior = context - new
     if prior == 0:
-        return attention_pairs(Phase.prefill, new, context, window, kernel)
+        return attention_pairs(Phase.prefill, new, context, window, kernel, chunk)
     if kernel is AttentionKernel.unfused:
         return float(new * context)
+    if chunk:
+        return chunked_pairs(context, chunk) - chunked_pairs(prior, chunk)
     if not window or window >= context:
         return (context * (context + 1) - prior * (prior + 1)) / 2
     below = (window * (window + 1) - prior * (prior + 1)) / 2 if prior < window else 0.0
@@ -42,7 +54,12 @@ def chunk_pairs(new: int, context: int, window: int, kernel: AttentionKernel) ->
 
 
 def decode_keys(context: int, model: ModelConfig) -> int:
-    """Keys one decode attends to: its context, clipped to the sliding window."""
+    """Keys one decode attends to: its context, clipped to the sliding window (or its chunk) when every
+    attention layer is local; with interleaved global layers each local layer clips the totals itself."""
+    if model.global_layer_period:
+        return context
+    if model.attention_chunk:
+        return chunked_keys(context, model.attention_chunk)
     return min(context, model.sliding_window) if model.sliding_window else context
 
 
@@ -83,42 +100,64 @@ def build_step_totals(model: ModelConfig, ex: Execution, prefill_chunks: tuple[t
     if any(new < 1 or context < new for new, context in prefill_chunks):
         raise ValueError(f"prefill chunks need 1 <= new tokens <= context (got {prefill_chunks})")
     both = bool(prefill_chunks) and decodes > 0
-    attention: list[Op] = []
-    if prefill_chunks:
-        attention += _prefill_attention(model, ex, prefill_chunks, "prefill_" if both else "")
-    if decodes:
-        scores = decode_pairs if decode_contexts is None else decode_contexts
-        attention += _decode_attention(model, ex, decodes, decode_pairs, decode_cached, scores,
-                                       "decode_" if both else "")
+
+    def attention_for(kind: LayerKind) -> list[Op]:
+        attention: list[Op] = []
+        if prefill_chunks:
+            attention += _prefill_attention(model, ex, prefill_chunks, "prefill_" if both else "", kind)
+        if decodes:
+            scores = decode_pairs if decode_contexts is None else decode_contexts
+            attention += _decode_attention(model, ex, decodes, decode_pairs, decode_cached, scores,
+                                           "decode_" if both else "", kind)
+        return attention
+
     tokens = sum(new for new, _ in prefill_chunks) + decodes
     seqs = len(prefill_chunks) + decodes
     logits = max(1, seqs if samples is None else samples)
     phase = Phase.prefill if prefill_chunks else Phase.decode
     longest = max([new for new, _ in prefill_chunks] or [1])
     context = max([c for _, c in prefill_chunks] + [decode_pairs // max(decodes, 1)])
-    return PassGraph(phase, step, seqs, longest, context, model.num_layers,
-                     _pre(model, ex, tokens), _layer(model, ex, tokens, attention), _post(model, ex, logits, tokens))
+    ssm = (tuple(new for new, _ in prefill_chunks), sum(1 for new, c in prefill_chunks if c > new), decodes)
+    return PassGraph(phase, step, seqs, longest, context, model.num_layers, _pre(model, ex, tokens),
+                     post=_post(model, ex, logits, tokens), **build_layers(model, ex, tokens, attention_for, ssm))
 
 
-def _prefill_attention(model: ModelConfig, ex: Execution, chunks: tuple[tuple[int, int], ...], prefix: str) -> list[Op]:
+def _prefill_attention(model: ModelConfig, ex: Execution, chunks: tuple[tuple[int, int], ...], prefix: str,
+                       kind: LayerKind) -> list[Op]:
     """One kernel over every chunk: new K and V from the projection, earlier ones from the cache."""
     kv_heads, hd = model.num_kv_heads // ex.tp, model.head_dim
     queries = sum(new for new, _ in chunks)
-    pairs = sum(chunk_pairs(new, c, model.sliding_window, ex.attention) for new, c in chunks)
-    window = model.sliding_window
-    cached = sum(min(c - new, window) if window else c - new for new, c in chunks)
+    window, chunk = kind.window, kind.chunk
+    pairs = sum(chunk_pairs(new, c, window, ex.attention, chunk) for new, c in chunks)
+    # keys before each chunk its queries see: all, the window's, or those of the first query's own chunk
+    cached = sum(min(c - new, window) if window else (c - new) % chunk if chunk else c - new for new, c in chunks)
+    score_pairs = sum(new * c for new, c in chunks)
+    if model.is_mla:
+        return mla_attention(model, ex, absorbed=mla_absorbed(ex, Phase.prefill), seqs=len(chunks), queries=queries,
+                             pairs=pairs, cached=cached, score_pairs=score_pairs, prefix=prefix)
     kv_read = (_act("kv", queries * 2 * kv_heads * hd, ex),)
     if cached:
         kv_read += (Tensor("kv_cache", cached * 2 * kv_heads * hd * ex.kv_cache.bytes, Role.kv),)
-    score_pairs = sum(new * c for new, c in chunks)
     return attention_kernel(model, ex, seqs=len(chunks), queries=queries, pairs=pairs, kv_read=kv_read,
-                            context=max(1, round(score_pairs / queries)), score_pairs=score_pairs, prefix=prefix)
+                            context=max(1, round(score_pairs / queries)), score_pairs=score_pairs, prefix=prefix,
+                            writes_kv=kind.kv_owner)
 
 
 def _decode_attention(model: ModelConfig, ex: Execution, decodes: int, pairs: int, cached: int, scores: int,
-                      prefix: str) -> list[Op]:
-    """One kernel over every decode: each reads its keys from the (paged) cache."""
+                      prefix: str, kind: LayerKind) -> list[Op]:
+    """One kernel over every decode: each reads its keys from the (paged) cache. A local layer of a model
+    with global layers sees, per decode, the window (or chunk) keys of the decodes' mean context: exact
+    for one sequence or equal contexts, for a sliding window an upper bound otherwise (a step carries
+    the totals, not each sequence's context)."""
+    if (kind.window or kind.chunk) and model.global_layer_period:
+        mean = max(1, round(pairs / decodes))
+        keys = chunked_keys(mean, kind.chunk) if kind.chunk else min(mean, kind.window)
+        pairs, cached = decodes * keys, decodes * cached_keys(keys, ex)
+    if model.is_mla:
+        return mla_attention(model, ex, absorbed=mla_absorbed(ex, Phase.decode), seqs=decodes, queries=decodes,
+                             pairs=float(pairs), cached=cached, score_pairs=scores, prefix=prefix, decode=True)
     kv_heads, hd = model.num_kv_heads // ex.tp, model.head_dim
     kv_read = Tensor("kv_cache", cached * 2 * kv_heads * hd * ex.kv_cache.bytes, Role.kv)
     return attention_kernel(model, ex, seqs=decodes, queries=decodes, pairs=float(pairs), kv_read=(kv_read,),
-                            context=max(1, round(scores / decodes)), score_pairs=scores, prefix=prefix)
+                            context=max(1, round(scores / decodes)), score_pairs=scores, prefix=prefix,
+                            writes_kv=kind.kv_owner)

@@ -113,7 +113,7 @@ def memory_use(cfg: RunConfig, prefill: PassGraph) -> MemoryUse:
     share = split(cfg.model.num_layers, cfg.parallel.pp)[0] / cfg.model.num_layers
     return MemoryUse(
         weights=sum(weight_bytes_per_chip(m, ex) for m in models) * share,
-        kv_cache=sum(kv_bytes_per_chip(m, ex, tokens) for m in models) * share,
+        kv_cache=sum(kv_bytes_per_chip(m, ex, tokens, w.batch) for m in models) * share,
         activations=activation_bytes(prefill),
         capacity=cfg.hardware.hbm_capacity_bytes,
     )

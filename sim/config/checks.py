@@ -52,11 +52,20 @@ def _check_tensor_split(cfg: RunConfig) -> None:
             f"parallel.tp={tp} does not divide {model.name}'s {model.num_heads} attention heads and "
             f"{model.num_kv_heads} KV heads; use one of {divisors}"
         )
-    if model.ffn_size % tp:
-        raise RunError(f"parallel.tp={tp} does not divide {model.name}'s MLP width {model.ffn_size}")
+    if model.ffn_size % tp or model.dense_ffn_size % tp:
+        raise RunError(f"parallel.tp={tp} does not divide {model.name}'s MLP width "
+                       f"{model.ffn_size if model.ffn_size % tp else model.dense_ffn_size}")
+    if model.ssm_state_size and (model.ssm_heads % tp or model.ssm_groups % tp and tp % model.ssm_groups):
+        raise RunError(f"parallel.tp={tp} does not divide {model.name}'s {model.ssm_heads} SSM heads (or its "
+                       f"{model.ssm_groups} B/C groups); use a tp that does")
     if ep > 1 and not model.is_moe:
         raise RunError(f"parallel.ep={ep} applies to mixture-of-experts models; {model.name} is dense: "
                        "set parallel.ep=1")
+    redundant = cfg.parallel.moe_redundant_experts
+    if redundant and (ep == 1 or (model.num_experts + redundant) % ep):
+        raise RunError(f"parallel.moe_redundant_experts={redundant} places copies of hot experts on the EP chips: "
+                       f"it needs parallel.ep > 1 and {model.name}'s {model.num_experts} experts plus the copies "
+                       f"to fill the {ep} chips evenly")
     if ep > 1 and (ep != tp or model.num_experts % ep):
         raise RunError(
             f"parallel.ep={ep} must equal parallel.tp={tp} (experts are spread over the tensor-parallel chips) and "

@@ -8,7 +8,7 @@ from typing import Optional
 
 from hwmodels.numerics import DType
 from sim.config.errors import RunError, check_at_most
-from workloads.graph import AttentionKernel
+from workloads.graph import AttentionKernel, MlaForm
 
 
 class Fidelity(str, Enum):
@@ -25,6 +25,7 @@ class ParallelConfig:
     microbatches: int = 0  # pipeline micro-batches the batch is split into; 0: one per stage
     ep: int = 1  # expert-parallel degree for MoE models: 1, or tp (whole experts spread over the TP chips)
     moe_imbalance: float = 1.0  # busiest expert's tokens over the mean (>= 1; routing is rarely even)
+    moe_redundant_experts: int = 0  # extra copies of hot experts spread over the EP chips (DeepSeek-V3: 32)
     dp: int = 1  # data-parallel replicas: independent copies serving their own batch each
     overlap_comm: bool = False  # overlap each TP all-reduce with the GEMM producing it, chunked (decomposed)
     overlap_chunks: int = 0  # pieces that GEMM is split into (1: none); 0: from the shapes (workloads.blocks)
@@ -41,6 +42,8 @@ class ParallelConfig:
         if self.overlap_chunks and not self.overlap_comm:
             raise RunError(f"parallel.overlap_chunks={self.overlap_chunks} splits GEMMs for overlap; "
                            "set parallel.overlap_comm=true with it, or leave it at 0")
+        if self.moe_redundant_experts < 0:
+            raise RunError(f"parallel.moe_redundant_experts must be >= 0 (got {self.moe_redundant_experts})")
         if self.moe_imbalance < 1:
             raise RunError(f"parallel.moe_imbalance must be >= 1 (got {self.moe_imbalance}); 1 means even routing")
         for key, limit, why in (
@@ -50,6 +53,7 @@ class ParallelConfig:
             ("ep", 1e6, "chips; the largest pods join 8,960"),
             ("microbatches", 1e6, "a micro-batch holds at least one sequence"),
             ("moe_imbalance", 1e3, "the busiest expert over the mean; at most the number of experts"),
+            ("moe_redundant_experts", 1e4, "expert copies; DeepSeek-V3 deploys 32 beside its 256"),
         ):
             check_at_most(f"parallel.{key}", getattr(self, key), limit, why)
 
@@ -89,6 +93,7 @@ class AttentionConfig:
 
     kernel: AttentionKernel = AttentionKernel.fused
     kv_block_tokens: int = 16  # tokens per KV cache block (vLLM's default block size); 0: contiguous
+    mla_form: MlaForm = MlaForm.auto  # MLA models: naive prefill and absorbed decode (auto), or one form throughout
 
     def __post_init__(self) -> None:
         if self.kv_block_tokens < 0:

@@ -85,8 +85,9 @@ class RunConfig:
                          attention=self.attention_kernel(), tp=self.parallel.tp,
                          fused_elementwise=self.runtime.fused_elementwise, group_size=p.group_size,
                          ep=self.parallel.ep, moe_imbalance=self.parallel.moe_imbalance,
+                         moe_redundant_experts=self.parallel.moe_redundant_experts,
                          kv_block_tokens=self.attention.kv_block_tokens, overlap_comm=self.parallel.overlap_comm,
-                         overlap_chunks=self.parallel.overlap_chunks,
+                         overlap_chunks=self.parallel.overlap_chunks, mla_form=self.attention.mla_form,
                          overlap_min_chunk_bytes=self._overlap_min_chunk_bytes(),
                          quantized_gemm_inputs=self.runtime.quantized_gemm_inputs)
 

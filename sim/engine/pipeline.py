@@ -40,8 +40,9 @@ def split(total: int, parts: int) -> list[int]:
 def stage_segments(graph: PassGraph, stage: int, stages: int) -> list[tuple[str, nx.DiGraph, int]]:
     """The segments stage ``stage`` of ``stages`` runs of ``graph``: its share of the layers, plus the
     embedding on the first stage and the LM head on the last."""
-    layers = split(graph.num_layers, stages)[stage]
-    return ([("pre", graph.pre, 1)] if stage == 0 else []) + [("layer", graph.layer, layers)] + \
+    shares = split(graph.num_layers, stages)
+    layers = graph.layer_segments(sum(shares[:stage]), shares[stage])
+    return ([("pre", graph.pre, 1)] if stage == 0 else []) + layers + \
         ([("post", graph.post, 1)] if stage == stages - 1 else [])
 
 

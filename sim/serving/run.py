@@ -67,6 +67,8 @@ def simulate_serving(cfg: RunConfig) -> ServingResult:
     if entry.whole_prompts:  # a longer prompt (or recompute) runs alone
         step_tokens = max(step_tokens, longest)
     workspace = activation_bytes(build_step(model, ex, [(step_tokens, step_tokens)], []))
+    # a hybrid's Mamba state: one fixed slot per sequence a step may hold, set aside up front (as vLLM does)
+    workspace += model.ssm_state_bytes_per_seq(ex.kv_cache.bytes) * sched.max_batch / ex.tp
     size = cache_size(chip.hbm_capacity_bytes, weight_bytes_per_chip(model, ex), workspace,
                       kv_bytes_per_chip(model, ex, block), sched.kv_cache_GB,
                       f"{model.name} on {chip.name}")
