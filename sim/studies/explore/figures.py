@@ -1,0 +1,139 @@
+"""The explorer's charts, drawn with Plotly (interactive: hover, zoom, PNG from the mode bar).
+
+Colours and bound names are the ones the PNG charts use (sim/plots/style.py: Okabe-Ito), so a
+bound has one colour in the explorer and in a sweep report. Every axis says its unit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from hwmodels.chip import HardwareConfig
+from sim.plots.roofline import ceilings
+from sim.plots.style import BOUND_COLOURS, BOUND_LABELS, BOUND_ORDER, PHASE_COLOURS, SERIES
+from sim.studies.explore.controls import BY_KEY, format_value
+
+LAYOUT = {"margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "template": "plotly_white", "height": 360,
+          "font": {"size": 12}}
+SYMBOLS = {"prefill": "circle", "decode": "triangle-up"}
+
+
+def op_rows(ops: pd.DataFrame) -> pd.DataFrame:
+    """One row per (phase, op) over the whole run: FLOPs, HBM bytes, time, intensity, rate, bound."""
+    frame = ops.assign(flops_all=ops["flops"] * ops["count"], bytes_all=ops["hbm_bytes"] * ops["count"])
+    grouped = frame.groupby(["phase", "op"], sort=False).agg(
+        kind=("kind", "first"), count=("count", "sum"), flops=("flops_all", "sum"), bytes=("bytes_all", "sum"),
+        time_s=("total_s", "sum"), bound=("bound", lambda b: b.value_counts().index[0])).reset_index()
+    grouped["intensity"] = grouped["flops"] / grouped["bytes"].where(grouped["bytes"] > 0)
+    grouped["flops_per_s"] = grouped["flops"] / grouped["time_s"].where(grouped["time_s"] > 0)
+    return grouped
+
+
+def roofline(ops: pd.DataFrame, chip: HardwareConfig, title: str) -> go.Figure:
+    """The chip's ceilings and each op of the run at (FLOP per HBM byte, achieved FLOP/s)."""
+    rows = op_rows(ops)
+    rows = rows[(rows["flops"] > 0) & (rows["bytes"] > 0) & (rows["time_s"] > 0)]
+    fig = go.Figure()
+    compute, memory = ceilings(chip)
+    low = max(1e-2, float(rows["intensity"].min()) / 4) if len(rows) else 1e-2
+    high = max(1e4, float(rows["intensity"].max()) * 4) if len(rows) else 1e4
+    xs = np.geomspace(low, high, 200)
+    top = compute[0][1]
+    for name, rate in memory:
+        fig.add_trace(go.Scatter(x=xs, y=np.minimum(xs * rate, top), mode="lines", name=f"{name} ceiling",
+                                 line={"dash": "dot", "color": "#888888"}, hoverinfo="name"))
+    for name, peak in compute:
+        fig.add_trace(go.Scatter(x=[low, high], y=[peak, peak], mode="lines", name=name,
+                                 line={"color": "#555555", "width": 1}, hoverinfo="name"))
+    for phase, part in rows.groupby("phase", sort=False):
+        text = [f"<b>{r.op}</b> ({phase}, x{r.count})<br>FLOPs {r.flops:.4g}<br>HBM bytes {r.bytes:.4g}"
+                f"<br>AI {r.intensity:.3g} FLOP/B<br>time {r.time_s * 1e3:.4g} ms<br>bound {r.bound}"
+                for r in part.itertuples()]
+        fig.add_trace(go.Scatter(x=part["intensity"], y=part["flops_per_s"], mode="markers", name=phase,
+                                 text=text, hoverinfo="text",
+                                 marker={"symbol": SYMBOLS.get(phase, "circle"), "size": 10,
+                                         "color": PHASE_COLOURS.get(phase, SERIES[0]),
+                                         "line": {"width": 1, "color": "black"}}))
+    fig.update_xaxes(type="log", title="arithmetic intensity (FLOP per HBM byte)")
+    fig.update_yaxes(type="log", title="achieved FLOP/s")
+    fig.update_layout(title=title, **LAYOUT)
+    return fig
+
+
+def time_by_op(breakdown: list[dict]) -> go.Figure:
+    """Time per operator type, prefill and decode side by side (ms)."""
+    fig = go.Figure()
+    for i, phase in enumerate(("prefill", "decode")):
+        rows = [r for r in breakdown if r["phase"] == phase]
+        fig.add_trace(go.Bar(x=[r["kind"] for r in rows], y=[r["time_s"] * 1e3 for r in rows], name=phase,
+                             marker_color=PHASE_COLOURS.get(phase, SERIES[i]),
+                             customdata=[[r["bound"], r["share"]] for r in rows],
+                             hovertemplate="%{x}: %{y:.4g} ms (%{customdata[1]:.1%} of the phase), "
+                                           "%{customdata[0]}-bound<extra>" + phase + "</extra>"))
+    fig.update_layout(title="time by operator", barmode="group", yaxis_title="time (ms)", **LAYOUT)
+    return fig
+
+
+def time_by_bound(summary: dict) -> go.Figure:
+    """Each chip's wall time split by bound (ms), as summary.json's ``time_by_bound_s``."""
+    parts = summary.get("time_by_bound_s") or {}
+    names = [b for b in parts if parts[b] is not None]
+    total = sum(parts[b] for b in names) or 1.0
+    fig = go.Figure(go.Bar(x=[BOUND_LABELS.get(b, b) for b in names], y=[parts[b] * 1e3 for b in names],
+                           marker_color=[BOUND_COLOURS.get(b, SERIES[0]) for b in names],
+                           text=[f"{parts[b] / total:.0%}" for b in names], textposition="outside",
+                           hovertemplate="%{x}: %{y:.4g} ms<extra></extra>"))
+    fig.update_layout(title="time by bound", yaxis_title="time (ms)", **LAYOUT)
+    return fig
+
+
+def regime_map(grid: dict) -> go.Figure:
+    """The dominant bound over the two chosen axes, the current design ringed."""
+    order = [b for b in BOUND_ORDER]
+    index = {b: i for i, b in enumerate(order)}
+    z = [[index.get(b, math.nan) if b else math.nan for b in row] for row in grid["bound"]]
+    colours = []
+    for i, b in enumerate(order):
+        lo, hi = i / len(order), (i + 1) / len(order)
+        colours += [[lo, BOUND_COLOURS[b]], [hi, BOUND_COLOURS[b]]]
+    xs = [format_value(v) for v in grid["xs"]]
+    ys = [format_value(v) for v in grid["ys"]]
+    hover = [[f"{BOUND_LABELS.get(b, b)}" + (f"<br>{grid['metric']} {v:.4g}" if v is not None else "")
+              + (f"<br>{r[:120]}" if r else "") for b, v, r in zip(brow, vrow, rrow, strict=True)]
+             for brow, vrow, rrow in zip(grid["bound"], grid["value"], grid["reasons"], strict=True)]
+    fig = go.Figure(go.Heatmap(x=xs, y=ys, z=z, zmin=-0.5 + 0.5, zmax=len(order), colorscale=colours,
+                               showscale=False, text=hover, hoverinfo="text+x+y", xgap=2, ygap=2))
+    fig.add_trace(go.Scatter(x=[_label(grid["here"][0], grid["xs"])], y=[_label(grid["here"][1], grid["ys"])],
+                             mode="markers", name="this design", hoverinfo="name",
+                             marker={"symbol": "circle-open", "size": 26, "color": "black", "line": {"width": 3}}))
+    for b in order:  # a legend entry per bound present
+        if any(b in row for row in grid["bound"]):
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=BOUND_LABELS[b],
+                                     marker={"symbol": "square", "size": 12, "color": BOUND_COLOURS[b]}))
+    fig.update_xaxes(type="category", title=_axis_title(grid["x"]))
+    fig.update_yaxes(type="category", title=_axis_title(grid["y"]))
+    fig.update_layout(title="regime map: dominant bound", **LAYOUT)
+    return fig
+
+
+def _label(value: float, values: list) -> str:
+    return format_value(min(values, key=lambda v: abs(float(v) - value)))
+
+
+def _axis_title(key: str) -> str:
+    c = BY_KEY[key]
+    return f"{c.label} ({c.unit})" if c.unit else c.label
+
+
+def message(text: str) -> go.Figure:
+    """An empty chart that says why it is empty."""
+    fig = go.Figure()
+    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 14})
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(**LAYOUT)
+    return fig
