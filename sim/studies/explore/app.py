@@ -77,10 +77,10 @@ def run_outputs(chosen: list, raw: list) -> tuple:
                 out.errors.get(GENERAL, ""), *errors, *readouts)
     rows = headline(out.summary, kind)
     current = {"headline": rows, "overrides": out.overrides, "command": command(out.overrides)}
-    if out.ops is not None:
+    if out.records:
         cfg = out.result.cfg
         title = f"roofline: {cfg.model.name} on {cfg.hardware.name}, batch {cfg.workload.batch}"
-        roof, by_op = figures.roofline(out.ops, cfg.hardware, title), figures.time_by_op(out.breakdown)
+        roof, by_op = figures.roofline(out.records, cfg.hardware, title), figures.time_by_op(out.breakdown)
         by_bound = figures.time_by_bound(out.summary)
     else:
         roof = by_op = figures.message("the roofline and time by operator show a single batch's ops;\n"
@@ -191,16 +191,16 @@ def _download_callbacks(app: dash.Dash) -> None:
     @app.callback(Output("dl-ops", "data"), Input("dl-ops-btn", "n_clicks"), State("state", "data"),
                   prevent_initial_call=True)
     def _ops(_, state):
-        out = outcome_of(state) if state else None
-        if out is None or out.ops is None:
+        table = outcome_of(state).ops_table() if state else None
+        if table is None:
             return dash.no_update
-        return dcc.send_string(csv_text(out.ops), "ops.csv")
+        return dcc.send_string(csv_text(table), "ops.csv")
 
     @app.callback(Output("dl-roofline", "data"), Input("dl-roofline-btn", "n_clicks"), State("state", "data"),
                   prevent_initial_call=True)
     def _roofline(_, state):
         out = outcome_of(state) if state else None
-        if out is None or out.ops is None:
+        if out is None or not out.records:
             return dash.no_update
         return dcc.send_bytes(roofline_png(out), "roofline.png")
 
@@ -225,7 +225,7 @@ def roofline_png(out: Outcome) -> bytes:
 
     cfg = out.result.cfg
     with tempfile.TemporaryDirectory() as tmp:
-        path = plot_roofline(out.ops, cfg.hardware, Path(tmp) / "roofline.png",
+        path = plot_roofline(out.ops_table(), cfg.hardware, Path(tmp) / "roofline.png",
                              f"{cfg.model.name} on {cfg.hardware.name}: {command(out.overrides)}",
                              cfg.precision.activations.value)
         return Path(path).read_bytes()

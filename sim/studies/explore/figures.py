@@ -22,20 +22,30 @@ LAYOUT = {"margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "template": "plotly_wh
 SYMBOLS = {"prefill": "circle", "decode": "triangle-up"}
 
 
-def op_rows(ops: pd.DataFrame) -> pd.DataFrame:
-    """One row per (phase, op) over the whole run: FLOPs, HBM bytes, time, intensity, rate, bound."""
-    frame = ops.assign(flops_all=ops["flops"] * ops["count"], bytes_all=ops["hbm_bytes"] * ops["count"])
-    grouped = frame.groupby(["phase", "op"], sort=False).agg(
-        kind=("kind", "first"), count=("count", "sum"), flops=("flops_all", "sum"), bytes=("bytes_all", "sum"),
-        time_s=("total_s", "sum"), bound=("bound", lambda b: b.value_counts().index[0])).reset_index()
-    grouped["intensity"] = grouped["flops"] / grouped["bytes"].where(grouped["bytes"] > 0)
-    grouped["flops_per_s"] = grouped["flops"] / grouped["time_s"].where(grouped["time_s"] > 0)
-    return grouped
+def op_rows(records) -> pd.DataFrame:
+    """One row per (phase, op) over the whole run, from its op records: FLOPs, HBM bytes, time,
+    intensity, achieved FLOP/s and the bound that holds most of its time (``ops.csv`` summed)."""
+    acc: dict[tuple[str, str], dict] = {}
+    for r in records:
+        row = acc.setdefault((r.phase.value, r.op.name), {"phase": r.phase.value, "op": r.op.name, "count": 0,
+                                                          "flops": 0.0, "bytes": 0.0, "time_s": 0.0, "bounds": {}})
+        t = r.total_s
+        row["count"] += r.count
+        row["flops"] += r.op.flops * r.count
+        row["bytes"] += r.cost.hbm_bytes * r.count
+        row["time_s"] += t
+        row["bounds"][r.cost.bound.value] = row["bounds"].get(r.cost.bound.value, 0.0) + t
+    rows = [{**{k: v for k, v in row.items() if k != "bounds"}, "bound": max(row["bounds"], key=row["bounds"].get)}
+            for row in acc.values()]
+    frame = pd.DataFrame(rows, columns=["phase", "op", "count", "flops", "bytes", "time_s", "bound"])
+    frame["intensity"] = frame["flops"] / frame["bytes"].where(frame["bytes"] > 0)
+    frame["flops_per_s"] = frame["flops"] / frame["time_s"].where(frame["time_s"] > 0)
+    return frame
 
 
-def roofline(ops: pd.DataFrame, chip: HardwareConfig, title: str) -> go.Figure:
-    """The chip's ceilings and each op of the run at (FLOP per HBM byte, achieved FLOP/s)."""
-    rows = op_rows(ops)
+def roofline(records, chip: HardwareConfig, title: str) -> go.Figure:
+    """The chip's ceilings and each op of the run (``records``) at (FLOP per HBM byte, achieved FLOP/s)."""
+    rows = op_rows(records)
     rows = rows[(rows["flops"] > 0) & (rows["bytes"] > 0) & (rows["time_s"] > 0)]
     fig = go.Figure()
     compute, memory = ceilings(chip)

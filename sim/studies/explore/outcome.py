@@ -47,7 +47,6 @@ class Outcome:
     kind: str = "single_batch"
     summary: dict | None = None
     breakdown: list[dict] = field(default_factory=list)
-    ops: pd.DataFrame | None = None
     result: object = None
     errors: dict[str, str] = field(default_factory=dict)
     wall_s: float = 0.0
@@ -55,6 +54,19 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.summary is not None
+
+    @property
+    def records(self) -> list:
+        """The op records of a single batch (empty for a serving run or a failed one)."""
+        return self.result.timeline.records if self.ok and self.kind == "single_batch" else []
+
+    def ops_table(self) -> pd.DataFrame | None:
+        """The per-op table the run's ``ops.csv`` holds (single batch only)."""
+        if not self.records:
+            return None
+        from sim.metrics.summary import ops_columns
+
+        return pd.DataFrame(ops_columns(self.result))
 
 
 @functools.lru_cache(maxsize=32)
@@ -114,7 +126,7 @@ def overrides_of(state: dict) -> list[str]:
 def evaluate(state: dict, tables: bool = True) -> Outcome:
     """Simulate ``state``; an Outcome with the summary, or with the errors next to their controls.
 
-    ``tables`` adds the per-op table and the breakdown by operator (the charts need them, a map point not).
+    ``tables`` adds the breakdown by operator (the charts need it, a map point not).
     """
     started = time.perf_counter()
     chosen = state.get("presets", {})
@@ -139,10 +151,9 @@ def evaluate(state: dict, tables: bool = True) -> Outcome:
         out.errors = {_blame(str(err)): one_line(err)}
         return out
     if tables and out.kind == "single_batch":
-        from sim.metrics.summary import breakdown_by_kind, ops_columns
+        from sim.metrics.summary import breakdown_by_kind
 
         out.breakdown = breakdown_by_kind(out.result)
-        out.ops = pd.DataFrame(ops_columns(out.result))
     out.wall_s = time.perf_counter() - started
     return out
 
