@@ -83,9 +83,9 @@ def run_outputs(chosen: list, raw: list) -> tuple:
         roof, by_op = figures.roofline(out.records, cfg.hardware, title), figures.time_by_op(out.breakdown)
         by_bound = figures.time_by_bound(out.summary)
     else:
-        roof = by_op = figures.message("the roofline and time by operator show a single batch's ops;\n"
-                                       "switch workload to single_batch to see them")
-        by_bound = figures.time_by_bound(out.summary) if out.summary.get("time_by_bound_s") else roof
+        roof = by_op = figures.message("a single batch's ops only:<br>set workload to single_batch")
+        by_bound = (figures.time_by_bound(out.summary) if out.summary.get("time_by_bound_s")
+                    else figures.message("time by bound: single batch runs only"))
     return (state, current, headline_cards(rows), current["command"], roof, by_bound, by_op, "", *errors, *readouts)
 
 
@@ -108,13 +108,21 @@ def preset_outputs(trigger: str | None, chosen: list) -> tuple:
             out.append(format_value(values[c.key]))
     styles = [None if applies(c, picked["workload"]) else HIDDEN for c in CONTROLS]
     scheduler = None if picked["workload"] == "serving" else HIDDEN
-    return (*out, *styles, scheduler)
+    map_y = dash.no_update
+    if group == "workload":  # the map's second axis: what this kind of run is swept by most
+        map_y = "workload.rate_per_s" if picked["workload"] == "serving" else "workload.batch"
+    return (*out, *styles, scheduler, map_y)
 
 
 def map_outputs(state: dict | None, x: str, y: str) -> tuple:
     if not state:
         return figures.message("fix the input marked in red"), "", "", None
-    metric = "tpot_s" if state["presets"]["workload"] == "single_batch" else "tpot_p50_s"
+    kind = state["presets"]["workload"]
+    metric = "tpot_s" if kind == "single_batch" else "tpot_p50_s"
+    unread = [BY_KEY[k].label for k in (x, y) if k in BY_KEY and not applies(BY_KEY[k], kind)]
+    if unread:
+        text = f"a {kind} run does not read {' or '.join(unread)}: choose another axis"
+        return figures.message(text), "", text, None
     try:
         grid = design_map(state, x, y, metric)
     except ValueError as err:
@@ -151,7 +159,8 @@ def _main_callbacks(app: dash.Dash) -> None:
         return run_outputs(list(args[:len(PRESET_GROUPS)]), list(args[len(PRESET_GROUPS):]))
 
     resets = [Output(c.dom_id, "value") for c in CONTROLS]
-    styles = [Output(f"block-{c.dom_id}", "style") for c in CONTROLS] + [Output("block-preset-scheduler", "style")]
+    styles = [Output(f"block-{c.dom_id}", "style") for c in CONTROLS] + [Output("block-preset-scheduler", "style"),
+                                                                          Output("map-y", "value")]
 
     @app.callback(*resets, *styles, *presets)
     def _presets(*chosen):

@@ -70,7 +70,7 @@ def roofline(records, chip: HardwareConfig, title: str) -> go.Figure:
                                          "line": {"width": 1, "color": "black"}}))
     fig.update_xaxes(type="log", title="arithmetic intensity (FLOP per HBM byte)")
     fig.update_yaxes(type="log", title="achieved FLOP/s")
-    fig.update_layout(title=title, **LAYOUT)
+    fig.update_layout(title={"text": title, "x": 0.01}, **LAYOUT)
     return fig
 
 

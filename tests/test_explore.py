@@ -1,0 +1,149 @@
+"""The explorer's logic without a browser: controls, the run of a state, errors in words, the map, the
+comparison, the page and the command (tests/test_explore_browser.py drives the page in Chromium)."""
+
+from __future__ import annotations
+
+import copy
+import socket
+
+import pytest
+
+from sim.studies.explore.controls import (
+    BY_KEY,
+    CONTROLS,
+    command,
+    format_value,
+    parse_number,
+    slider_position,
+    slider_value,
+)
+from sim.studies.explore.outcome import GENERAL, default_state, evaluate, overrides_of
+
+
+@pytest.fixture(scope="module")
+def state():
+    return default_state()
+
+
+def _with(state, **values):
+    s = copy.deepcopy(state)
+    s["values"].update({k.replace("__", "."): v for k, v in values.items()})
+    return s
+
+
+def test_a_box_says_what_is_wrong_in_words():
+    batch = BY_KEY["workload.batch"]
+    assert parse_number(batch, "8") == 8 and parse_number(batch, 16.0) == 16
+    for raw, words in (("abc", "'abc' is not a number"), ("2.5", "not a whole number"), ("", "enter a number"),
+                       ("0", "outside 1-4096 sequences"), ("nan", "not a finite number")):
+        with pytest.raises(ValueError, match=words):
+            parse_number(batch, raw)
+
+
+def test_sliders_move_in_log_units_and_show_three_figures():
+    hbm = BY_KEY["hardware.hbm_bandwidth_GBps"]
+    assert slider_position(hbm, 1000) == 3
+    assert slider_value(hbm, 3) == 1000 and slider_value(hbm, 3.54) == 3470
+    assert format_value(1000.0) == "1000" and format_value(1.5) == "1.5"
+    assert all(c.unit or c.kind == "choice" for c in CONTROLS), "every number has its unit"
+
+
+def test_the_default_state_is_the_presets_and_the_fast_fidelity(state):
+    assert overrides_of(state) == ["hardware=teaching_npu", "model=llama2_7b", "workload=single_batch",
+                                   "fidelity=analytic"]
+    changed = _with(state, hardware__hbm_bandwidth_GBps=2000, workload__batch="8")
+    assert overrides_of(changed)[3:] == ["hardware.hbm_bandwidth_GBps=2000", "workload.batch=8", "fidelity=analytic"]
+    assert command(overrides_of(changed)).startswith("llmsim hardware=teaching_npu ")
+
+
+def test_a_state_gives_the_numbers_of_its_command(state):
+    from sim.batch.run import simulate
+    from sim.config.compose import compose_dict, to_run_config
+    from sim.metrics.summary import summarize
+
+    s = _with(state, hardware__hbm_bandwidth_GBps=2000, workload__batch="8", workload__decode_tokens="16")
+    out = evaluate(s)
+    assert out.ok and not out.errors
+    direct = summarize(simulate(to_run_config(compose_dict(out.overrides))))
+    assert out.summary["tpot_s"] == direct["tpot_s"] and out.summary["ttft_s"] == direct["ttft_s"]
+    assert evaluate(s).summary["tpot_s"] == out.summary["tpot_s"], "the same state, the same numbers"
+
+
+def test_bad_input_lands_next_to_its_control(state):
+    assert evaluate(_with(state, workload__batch="abc")).errors == {"workload.batch": "batch: 'abc' is not a number"}
+    tp = evaluate(_with(state, parallel__tp="3")).errors
+    assert list(tp) == ["parallel.tp"] and "does not divide" in tp["parallel.tp"]
+    fit = evaluate(_with(state, workload__batch="2000")).errors
+    assert len(fit) == 1 and "does not fit" in next(iter(fit.values()))
+    none = copy.deepcopy(state)
+    none["presets"]["model"] = ""
+    assert GENERAL in evaluate(none).errors
+
+
+def test_the_main_callback_answers_every_output_and_never_raises(state):
+    from sim.studies.explore.app import SLIDERS, run_outputs
+    from sim.studies.explore.controls import PRESET_GROUPS
+
+    chosen = [state["presets"][g] for g in PRESET_GROUPS]
+    raw = [slider_position(c, state["values"][c.key]) if c.kind == "slider" else state["values"][c.key]
+           for c in CONTROLS]
+    good = run_outputs(chosen, raw)
+    assert len(good) == 8 + len(CONTROLS) + len(SLIDERS)
+    assert good[1]["headline"][1]["text"] == "13.9 ms" and good[7] == ""
+    raw[CONTROLS.index(BY_KEY["workload.batch"])] = "-3"
+    bad = run_outputs(chosen, raw)
+    assert bad[1] is None and "batch" in bad[8 + CONTROLS.index(BY_KEY["workload.batch"])]
+
+
+def test_compare_says_which_way_each_figure_moved():
+    from sim.studies.explore.readouts import changed_settings, compare
+
+    pinned = {"headline": [{"name": "tpot_s", "label": "TPOT", "value": 0.010, "text": "10 ms"},
+                           {"name": "output_tokens_per_s", "label": "tokens/s", "value": 100.0, "text": "100"}]}
+    current = {"headline": [{"name": "tpot_s", "label": "TPOT", "value": 0.012, "text": "12 ms"},
+                            {"name": "output_tokens_per_s", "label": "tokens/s", "value": 100.0, "text": "100"}]}
+    rows = compare(pinned, current)
+    assert rows[0]["change"] == "+20.0%" and rows[0]["verdict"] == "worse"
+    assert rows[1]["verdict"] == "same"
+    assert changed_settings(["a=1", "b=2"], ["a=1", "b=3", "c=4"]) == ["b: 2 -> 3", "c: preset -> 4"]
+
+
+def test_the_regime_map_marks_the_design_on_its_grid(state):
+    from sim.studies.explore.design_map import axis_around, design_map
+
+    assert axis_around("workload.batch", 1) == [1, 2, 4, 8, 16]
+    assert axis_around("hardware.hbm_bandwidth_GBps", 1000.0) == [250, 500, 1000, 2000, 4000]
+    small = _with(state, workload__prompt_tokens="64", workload__decode_tokens="2")
+    grid = design_map(small, "hardware.hbm_bandwidth_GBps", "workload.batch")
+    assert grid["here"] == (1000.0, 1.0) and len(grid["bound"]) == 5 and len(grid["bound"][0]) == 5
+    assert {b for row in grid["bound"] for b in row} <= {"compute", "memory", "overhead", "interconnect",
+                                                         "capacity", "invalid"}
+    with pytest.raises(ValueError, match="two different"):
+        design_map(small, "workload.batch", "workload.batch")
+
+
+def test_the_page_serves_its_scripts_itself():
+    from sim.studies.explore.app import make_app
+
+    client = make_app().server.test_client()
+    page = client.get("/").get_data(as_text=True)
+    assert "llmsim explorer" in page and "http" not in page.split("<footer>")[1].split("_dash-config")[0]
+    layout = client.get("/_dash-layout").get_data(as_text=True)
+    assert all(c.dom_id in layout and f"err-{c.dom_id}" in layout for c in CONTROLS)
+    scripts = client.get("/_dash-component-suites/plotly/package_data/plotly.min.js")
+    assert scripts.status_code == 200 and len(scripts.get_data()) > 1_000_000
+
+
+def test_a_port_that_cannot_be_served_is_one_line(capsys):
+    from sim.cli.explore import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--port", "70000"])
+    assert done.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(SystemExit) as done:
+            main(["--port", str(taken.getsockname()[1])])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "choose another --port" in err and err.count("\n") == 1
