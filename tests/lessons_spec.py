@@ -162,6 +162,47 @@ LESSONS["05_tensor_parallelism.md"] = {
 }
 
 
+
+def area_part(run, *parts: str) -> float:
+    """The area the simulator gives ``parts`` of a run's chip (summary ``area.by_part_mm2``)."""
+    return sum(run.summary["area"]["by_part_mm2"][p] for p in parts)
+
+
+OTHER_LOGIC = 1.25  # hwmodels/area.py: uncore, I/O and spacing add a quarter to the named parts
+GEMV_LAYER = 2 * 64 * LAYER_WEIGHTS / PEAK * FILL  # a layer's four projections, batch 1 padded to 64 rows
+LESSONS["06_spending_die_area.md"] = {
+    "area_cores": Check(lambda r: r[1].summary["chip_area_mm2"],
+                        lambda r: r[0].summary["chip_area_mm2"] + OTHER_LOGIC * area_part(r[0], "matrix", "cores"),
+                        "mm²"),
+    "area_sram": Check(lambda r: r[3].summary["chip_area_mm2"],
+                       lambda r: r[0].summary["chip_area_mm2"] + OTHER_LOGIC * area_part(r[0], "sram"), "mm²"),
+    "area_hbm": Check(lambda r: r[2].summary["chip_area_mm2"],
+                      lambda r: r[0].summary["chip_area_mm2"] + OTHER_LOGIC * area_part(r[0], "hbm_phy"), "mm²"),
+    "tpot_cores": Check(lambda r: r[1].summary["tpot_s"] * MS,
+                        (STEP_WEIGHTS / HBM + (512 + 64) * KV_PER_TOKEN / HBM + KERNELS_PER_STEP * LAUNCH) * MS, "ms"),
+    "tpot_sram": Check(lambda r: r[3].summary["tpot_s"] * MS, lambda r: r[0].summary["tpot_s"] * MS, "ms"),
+    "tpot_hbm": Check(lambda r: r[2].summary["tpot_s"] * MS,
+                      lambda r: (LAYERS * GEMV_LAYER + VOCAB * HIDDEN * 2 / (2 * HBM) + KERNELS_PER_STEP * LAUNCH
+                                 + LAYERS * (op(r[2], "decode", "attention") - LAUNCH)) * MS, "ms"),
+    "ttft_cores": Check(lambda r: r[5].summary["ttft_s"] * MS,
+                        lambda r: (r[4].summary["ttft_s"] - (2 * 4000 * LAYERS * LAYER_WEIGHTS / PEAK * FILL
+                                                              + LAYERS * op(r[4], "prefill", "attention")) / 2) * MS,
+                        "ms"),
+}
+LESSONS["07_serving.md"] = {
+    "one_user": Check(lambda r: r[1].summary["output_tokens_per_s"],
+                      lambda r: 128 / (r[0].summary["ttft_s"] + 127 * r[0].summary["tpot_s"]), "tokens/s"),
+    "ttft_16": Check(lambda r: r[3].summary["ttft_p50_s"] * MS, lambda r: 16 * r[0].summary["ttft_s"] * MS, "ms"),
+    "tpot_16": Check(lambda r: r[3].summary["tpot_p50_s"] * MS,
+                     lambda r: (STEP_WEIGHTS / HBM + KERNELS_PER_STEP * LAUNCH
+                                + LAYERS * (op(r[2], "decode", "attention") - LAUNCH)) * MS, "ms"),
+    "sixteen_users": Check(lambda r: r[3].summary["output_tokens_per_s"],
+                           lambda r: 16 * 128 / (r[2].summary["ttft_s"] + 127 * r[2].summary["tpot_s"]), "tokens/s"),
+    "static_16": Check(lambda r: r[4].summary["output_tokens_per_s"], lambda r: r[3].summary["output_tokens_per_s"],
+                       "tokens/s"),
+}
+
+
 def main() -> None:
     from tests.test_lessons import lesson_runs
 
