@@ -147,3 +147,17 @@ def test_a_port_that_cannot_be_served_is_one_line(capsys):
             main(["--port", str(taken.getsockname()[1])])
     err = capsys.readouterr().err
     assert done.value.code == 2 and "choose another --port" in err and err.count("\n") == 1
+
+
+def test_a_serving_point_is_placed_by_whether_the_server_keeps_up():
+    from sim.studies.explore.design_map import regime
+    from sim.studies.explore.figures import regime_map
+
+    assert regime({"time_by_bound_s": {"compute": 1.0, "memory": 2.0}}) == "memory"
+    assert regime({"overloaded": True}) == "overloaded" and regime({"overloaded": False}) == "keeps up"
+    grid = {"x": "hardware.hbm_bandwidth_GBps", "y": "workload.rate_per_s", "xs": [500, 1000], "ys": [10, 20],
+            "bound": [["keeps up", "keeps up"], ["overloaded", "capacity"]], "value": [[0.1, 0.1], [None, None]],
+            "reasons": [["", ""], ["", "does not fit"]], "metric": "tpot_p50_s", "here": (1000.0, 10.0)}
+    fig = regime_map(grid)
+    names = {t.name for t in fig.data}
+    assert {"this design", "keeps up with arrivals", "overloaded (queue grows)"} <= names

@@ -5,7 +5,8 @@ control's range; whole numbers for whole-number controls), the current value amo
 the design sits on a grid point. Every point is one simulation of
 the state with those two values changed: its dominant bound is the part of ``time_by_bound_s``
 that is largest, ``capacity`` when the model does not fit, ``invalid`` when the point cannot run
-for another reason (the sweep table's rule, sim/studies/sweep/table.py).
+for another reason (the sweep table's rule, sim/studies/sweep/table.py). A serving run has no
+single bound: its points say whether the server keeps up with the arrivals or is overloaded.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ def axis_around(key: str, value: float) -> list:
     return candidates[start:start + POINTS]
 
 
+def regime(summary: dict) -> str:
+    """A point's regime: its dominant bound (single batch), or whether a server keeps up with its
+    arrivals (serving: ``overloaded`` when the queueing delay grows, sim/metrics/serving_summary.py)."""
+    if summary.get("time_by_bound_s"):
+        return summary_row(summary)["bound"]
+    return "overloaded" if summary.get("overloaded") else "keeps up"
+
+
 def design_map(state: dict, x: str, y: str, metric: str = "tpot_s") -> dict:
     """The grid: ``xs``, ``ys``, ``bound[i][j]`` and ``metric[i][j]`` (row i = ys[i]), and the design's place.
 
@@ -58,7 +67,7 @@ def design_map(state: dict, x: str, y: str, metric: str = "tpot_s") -> dict:
             point["values"][x], point["values"][y] = xv, yv
             out = evaluate(point, tables=False)
             if out.ok:
-                bound[i][j] = summary_row(out.summary)["bound"]
+                bound[i][j] = regime(out.summary)
                 value[i][j] = out.summary.get(metric)
             else:
                 reason = next(iter(out.errors.values()))

@@ -14,12 +14,17 @@ import plotly.graph_objects as go
 
 from hwmodels.chip import HardwareConfig
 from sim.plots.roofline import ceilings
-from sim.plots.style import BOUND_COLOURS, BOUND_LABELS, BOUND_ORDER, PHASE_COLOURS, SERIES
+from sim.plots.style import BOUND_COLOURS, BOUND_LABELS, BOUND_ORDER, OKABE_ITO, PHASE_COLOURS, SERIES
 from sim.studies.explore.controls import BY_KEY, format_value
 
 LAYOUT = {"margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "template": "plotly_white", "height": 360,
           "font": {"size": 12}}
 SYMBOLS = {"prefill": "circle", "decode": "triangle-up"}
+# Regimes of a serving point (sim/studies/explore/design_map.py), beside the bounds of a batch.
+REGIME_COLOURS = {**BOUND_COLOURS, "keeps up": OKABE_ITO["bluish_green"], "overloaded": OKABE_ITO["orange"]}
+REGIME_LABELS = {**BOUND_LABELS, "keeps up": "keeps up with arrivals",
+                 "overloaded": "overloaded (queue grows)"}
+REGIME_ORDER = (*BOUND_ORDER, "keeps up", "overloaded")
 
 
 def op_rows(records) -> pd.DataFrame:
@@ -103,30 +108,31 @@ def time_by_bound(summary: dict) -> go.Figure:
 
 def regime_map(grid: dict) -> go.Figure:
     """The dominant bound over the two chosen axes, the current design ringed."""
-    order = [b for b in BOUND_ORDER]
+    order = list(REGIME_ORDER)
     index = {b: i for i, b in enumerate(order)}
-    z = [[index.get(b, math.nan) if b else math.nan for b in row] for row in grid["bound"]]
+    z = [[index[b] + 0.5 if b in index else math.nan for b in row] for row in grid["bound"]]  # band centres
     colours = []
     for i, b in enumerate(order):
         lo, hi = i / len(order), (i + 1) / len(order)
-        colours += [[lo, BOUND_COLOURS[b]], [hi, BOUND_COLOURS[b]]]
+        colours += [[lo, REGIME_COLOURS[b]], [hi, REGIME_COLOURS[b]]]
     xs = [format_value(v) for v in grid["xs"]]
     ys = [format_value(v) for v in grid["ys"]]
-    hover = [[f"{BOUND_LABELS.get(b, b)}" + (f"<br>{grid['metric']} {v:.4g}" if v is not None else "")
+    hover = [[f"{REGIME_LABELS.get(b, b)}" + (f"<br>{grid['metric']} {v:.4g}" if v is not None else "")
               + (f"<br>{r[:120]}" if r else "") for b, v, r in zip(brow, vrow, rrow, strict=True)]
              for brow, vrow, rrow in zip(grid["bound"], grid["value"], grid["reasons"], strict=True)]
-    fig = go.Figure(go.Heatmap(x=xs, y=ys, z=z, zmin=-0.5 + 0.5, zmax=len(order), colorscale=colours,
+    fig = go.Figure(go.Heatmap(x=xs, y=ys, z=z, zmin=0, zmax=len(order), colorscale=colours,
                                showscale=False, text=hover, hoverinfo="text+x+y", xgap=2, ygap=2))
     fig.add_trace(go.Scatter(x=[_label(grid["here"][0], grid["xs"])], y=[_label(grid["here"][1], grid["ys"])],
                              mode="markers", name="this design", hoverinfo="name",
                              marker={"symbol": "circle-open", "size": 26, "color": "black", "line": {"width": 3}}))
     for b in order:  # a legend entry per bound present
         if any(b in row for row in grid["bound"]):
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=BOUND_LABELS[b],
-                                     marker={"symbol": "square", "size": 12, "color": BOUND_COLOURS[b]}))
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=REGIME_LABELS[b],
+                                     marker={"symbol": "square", "size": 12, "color": REGIME_COLOURS[b]}))
     fig.update_xaxes(type="category", title=_axis_title(grid["x"]))
     fig.update_yaxes(type="category", title=_axis_title(grid["y"]))
-    fig.update_layout(title="regime map: dominant bound", **LAYOUT)
+    title = "regime map: dominant bound" if grid["metric"] == "tpot_s" else "regime map: does the server keep up?"
+    fig.update_layout(title=title, **LAYOUT)
     return fig
 
 
