@@ -26,6 +26,7 @@ from sim.studies.explore.controls import (
     applies,
     command,
     format_value,
+    serving,
     slider_position,
     slider_value,
 )
@@ -107,10 +108,10 @@ def preset_outputs(trigger: str | None, chosen: list) -> tuple:
         else:
             out.append(format_value(values[c.key]))
     styles = [None if applies(c, picked["workload"]) else HIDDEN for c in CONTROLS]
-    scheduler = None if picked["workload"] == "serving" else HIDDEN
+    scheduler = None if serving(picked["workload"]) else HIDDEN
     map_y = dash.no_update
     if group == "workload":  # the map's second axis: what this kind of run is swept by most
-        map_y = "workload.rate_per_s" if picked["workload"] == "serving" else "workload.batch"
+        map_y = "workload.rate_per_s" if serving(picked["workload"]) else "workload.batch"
     return (*out, *styles, scheduler, map_y)
 
 
@@ -118,7 +119,7 @@ def map_outputs(state: dict | None, x: str, y: str) -> tuple:
     if not state:
         return figures.message("fix the input marked in red"), "", "", None
     kind = state["presets"]["workload"]
-    metric = "tpot_s" if kind == "single_batch" else "tpot_p50_s"
+    metric = "tpot_p50_s" if serving(kind) else "tpot_s"
     unread = [BY_KEY[k].label for k in (x, y) if k in BY_KEY and not applies(BY_KEY[k], kind)]
     if unread:
         text = f"a {kind} run does not read {' or '.join(unread)}: choose another axis"

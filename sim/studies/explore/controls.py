@@ -13,9 +13,10 @@ import math
 from dataclasses import dataclass
 
 from sim.config.paths import presets
+from sim.config.schema import WorkloadKind
 
 PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4", "fp4")
-WORKLOAD_KINDS = ("single_batch", "serving")
+WORKLOAD_KINDS = tuple(k.value for k in WorkloadKind)
 PRESET_GROUPS = ("hardware", "model", "workload", "scheduler")
 # Models read from a file on disk need a path: not a pick-list choice.
 NOT_PICKABLE = {"model": ("hf",)}
@@ -77,6 +78,11 @@ EXPLORER_DEFAULTS = {"fidelity": DEFAULT_FIDELITY, "workload.num_requests": 100}
 SWEEPABLE = tuple(c.key for c in CONTROLS if c.kind in ("slider", "box"))
 
 
+def serving(kind: str | WorkloadKind) -> bool:
+    """Whether a state's workload (its preset name, as the page holds it) is a serving run."""
+    return WorkloadKind(getattr(kind, "value", kind)) is WorkloadKind.serving
+
+
 def preset_choices(group: str) -> list[str]:
     """The presets a picker offers for ``group`` (hardware, model, workload, scheduler)."""
     if group == "workload":
@@ -87,14 +93,14 @@ def preset_choices(group: str) -> list[str]:
 def group_overrides(chosen: dict[str, str]) -> list[str]:
     """The preset overrides of a state (the scheduler only for serving runs)."""
     out = [f"hardware={chosen['hardware']}", f"model={chosen['model']}", f"workload={chosen['workload']}"]
-    if chosen["workload"] == "serving":
+    if serving(chosen["workload"]):
         out.append(f"scheduler={chosen['scheduler']}")
     return out
 
 
 def applies(control: Control, workload: str) -> bool:
     """Whether ``control`` changes a run of ``workload`` (serving or single_batch)."""
-    return not (control.serving and workload != "serving") and not (control.batch_only and workload == "serving")
+    return control.serving == serving(workload) or not (control.serving or control.batch_only)
 
 
 def format_value(value) -> str:

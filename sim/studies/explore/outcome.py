@@ -30,6 +30,7 @@ from sim.studies.explore.controls import (
     applies,
     group_overrides,
     parse_number,
+    serving,
     value_overrides,
 )
 from sim.studies.kinds import workload as workload_kind
@@ -58,7 +59,7 @@ class Outcome:
     @property
     def records(self) -> list:
         """The op records of a single batch (empty for a serving run or a failed one)."""
-        return self.result.timeline.records if self.ok and self.kind == "single_batch" else []
+        return self.result.timeline.records if self.ok and not serving(self.kind) else []
 
     def ops_table(self) -> pd.DataFrame | None:
         """The per-op table the run's ``ops.csv`` holds (single batch only)."""
@@ -150,7 +151,7 @@ def evaluate(state: dict, tables: bool = True) -> Outcome:
     except FAILURES as err:
         out.errors = {_blame(str(err)): one_line(err)}
         return out
-    if tables and out.kind == "single_batch":
+    if tables and not serving(out.kind):
         from sim.metrics.summary import breakdown_by_kind
 
         out.breakdown = breakdown_by_kind(out.result)
