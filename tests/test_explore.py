@@ -161,3 +161,21 @@ def test_a_serving_point_is_placed_by_whether_the_server_keeps_up():
     fig = regime_map(grid)
     names = {t.name for t in fig.data}
     assert {"this design", "keeps up with arrivals", "overloaded (queue grows)"} <= names
+
+
+@pytest.mark.slow
+def test_every_view_downloads_with_its_command(state):
+    """Figures, ops, roofline PNG and the map's table; the map's command sweeps its own axes."""
+    from sim.studies.explore.app import map_frame, map_outputs, outcome_of, roofline_png
+    from sim.studies.explore.readouts import csv_text, headline, headline_frame
+
+    small = _with(state, workload__decode_tokens="4")
+    out = outcome_of(small)
+    figures_csv = csv_text(headline_frame(headline(out.summary, "single_batch"), command(out.overrides)))
+    assert figures_csv.splitlines()[0] == "figure,metric,value,text,command" and "llmsim hardware=" in figures_csv
+    assert {"op", "phase", "flops", "hbm_bytes", "bound"} <= set(out.ops_table().columns)
+    assert roofline_png(out).startswith(b"\x89PNG")
+    _, cmd, err, grid = map_outputs(small, "hardware.freq_GHz", "hardware.num_cores")
+    assert not err and cmd.startswith("llmsim -m ") and "hardware.freq_GHz=0.25,0.5,1,2,4" in cmd
+    table = map_frame(grid)
+    assert len(table) == 25 and set(table["command"]) == {cmd}

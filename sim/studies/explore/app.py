@@ -131,7 +131,7 @@ def map_outputs(state: dict | None, x: str, y: str) -> tuple:
     fixed = [o for o in overrides_of(state) if o.split("=", 1)[0] not in (x, y)]
     sweep = [f"{x}={','.join(format_value(v) for v in grid['xs'])}",
              f"{y}={','.join(format_value(v) for v in grid['ys'])}"]
-    cmd = command(["-m", *fixed, *sweep]).replace("llmsim -m", "llmsim -m", 1)
+    cmd = command(["-m", *fixed, *sweep])
     return figures.regime_map(grid), cmd, "", {**grid, "command": cmd}
 
 
