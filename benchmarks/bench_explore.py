@@ -20,12 +20,12 @@ import time
 
 from dash._utils import to_json
 
-from sim.studies.explore.app import map_outputs, run_outputs
+from sim.studies.explore.app import _CACHE, map_outputs, run_outputs
 from sim.studies.explore.controls import CONTROLS, PRESET_GROUPS, format_value, slider_position
 from sim.studies.explore.outcome import default_state
 
 CHANGES = [{}, {"hardware.hbm_bandwidth_GBps": 2000}, {"hardware.hbm_bandwidth_GBps": 500},
-           {"workload.batch": 8}, {"workload.batch": 64}, {"hardware.freq_GHz": 2.0},
+           {"workload.batch": 8}, {"workload.batch": 32}, {"hardware.freq_GHz": 2.0},
            {"precision.weights": "int8"}, {"workload.prompt_tokens": 2048}, {}]
 
 
@@ -45,6 +45,7 @@ def timed(fn, *args) -> tuple[float, float, object]:
 
 
 def main_callback(chosen: list, raw: list) -> str:
+    _CACHE.clear()  # the app remembers recent states for the downloads: every call here simulates afresh
     return to_json(run_outputs(chosen, raw))  # what goes over the wire
 
 

@@ -159,7 +159,7 @@ def test_a_serving_point_is_placed_by_whether_the_server_keeps_up():
             "bound": [["keeps up", "keeps up"], ["overloaded", "capacity"]], "value": [[0.1, 0.1], [None, None]],
             "reasons": [["", ""], ["", "does not fit"]], "metric": "tpot_p50_s", "here": (1000.0, 10.0)}
     fig = regime_map(grid)
-    names = {t.name for t in fig.data}
+    names = {t.get("name") for t in fig["data"]}
     assert {"this design", "keeps up with arrivals", "overloaded (queue grows)"} <= names
 
 

@@ -1,11 +1,16 @@
 """The explorer's charts, drawn with Plotly (interactive: hover, zoom, PNG from the mode bar).
 
+Each function returns the figure as the plain dict Dash sends (``done``): the ``plotly_white``
+template is added to it as a dict made once, because validating a template object on every
+figure took a third of the time a change takes.
+
 Colours and bound names are the ones the PNG charts use (sim/plots/style.py: Okabe-Ito), so a
 bound has one colour in the explorer and in a sweep report. Every axis says its unit.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -17,7 +22,7 @@ from sim.plots.roofline import ceilings
 from sim.plots.style import BOUND_COLOURS, BOUND_LABELS, BOUND_ORDER, OKABE_ITO, PHASE_COLOURS, SERIES
 from sim.studies.explore.controls import BY_KEY, format_value
 
-LAYOUT = {"margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "template": "plotly_white", "height": 360,
+LAYOUT = {"margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "height": 360,
           "font": {"size": 12}}
 SYMBOLS = {"prefill": "circle", "decode": "triangle-up"}
 # Regimes of a serving point (sim/studies/explore/design_map.py), beside the bounds of a batch.
@@ -48,7 +53,21 @@ def op_rows(records) -> pd.DataFrame:
     return frame
 
 
-def roofline(records, chip: HardwareConfig, title: str) -> go.Figure:
+@functools.cache
+def _template() -> dict:
+    import plotly.io as pio
+
+    return pio.templates["plotly_white"].to_plotly_json()
+
+
+def done(fig: go.Figure) -> dict:
+    """The figure as Dash sends it, with the page's template."""
+    out = fig.to_plotly_json()
+    out["layout"]["template"] = _template()
+    return out
+
+
+def roofline(records, chip: HardwareConfig, title: str) -> dict:
     """The chip's ceilings and each op of the run (``records``) at (FLOP per HBM byte, achieved FLOP/s)."""
     rows = op_rows(records)
     rows = rows[(rows["flops"] > 0) & (rows["bytes"] > 0) & (rows["time_s"] > 0)]
@@ -76,10 +95,10 @@ def roofline(records, chip: HardwareConfig, title: str) -> go.Figure:
     fig.update_xaxes(type="log", title="arithmetic intensity (FLOP per HBM byte)")
     fig.update_yaxes(type="log", title="achieved FLOP/s")
     fig.update_layout(title={"text": title, "x": 0.01}, **LAYOUT)
-    return fig
+    return done(fig)
 
 
-def time_by_op(breakdown: list[dict]) -> go.Figure:
+def time_by_op(breakdown: list[dict]) -> dict:
     """Time per operator type, prefill and decode side by side (ms)."""
     fig = go.Figure()
     for i, phase in enumerate(("prefill", "decode")):
@@ -90,10 +109,10 @@ def time_by_op(breakdown: list[dict]) -> go.Figure:
                              hovertemplate="%{x}: %{y:.4g} ms (%{customdata[1]:.1%} of the phase), "
                                            "%{customdata[0]}-bound<extra>" + phase + "</extra>"))
     fig.update_layout(title="time by operator", barmode="group", yaxis_title="time (ms)", **LAYOUT)
-    return fig
+    return done(fig)
 
 
-def time_by_bound(summary: dict) -> go.Figure:
+def time_by_bound(summary: dict) -> dict:
     """Each chip's wall time split by bound (ms), as summary.json's ``time_by_bound_s``."""
     parts = summary.get("time_by_bound_s") or {}
     names = [b for b in parts if parts[b] is not None]
@@ -103,10 +122,10 @@ def time_by_bound(summary: dict) -> go.Figure:
                            text=[f"{parts[b] / total:.0%}" for b in names], textposition="outside",
                            hovertemplate="%{x}: %{y:.4g} ms<extra></extra>"))
     fig.update_layout(title="time by bound", yaxis_title="time (ms)", **LAYOUT)
-    return fig
+    return done(fig)
 
 
-def regime_map(grid: dict) -> go.Figure:
+def regime_map(grid: dict) -> dict:
     """The dominant bound over the two chosen axes, the current design ringed."""
     order = list(REGIME_ORDER)
     index = {b: i for i, b in enumerate(order)}
@@ -133,7 +152,7 @@ def regime_map(grid: dict) -> go.Figure:
     fig.update_yaxes(type="category", title=_axis_title(grid["y"]))
     title = "regime map: dominant bound" if grid["metric"] == "tpot_s" else "regime map: does the server keep up?"
     fig.update_layout(title=title, **LAYOUT)
-    return fig
+    return done(fig)
 
 
 def _label(value: float, values: list) -> str:
@@ -145,11 +164,11 @@ def _axis_title(key: str) -> str:
     return f"{c.label} ({c.unit})" if c.unit else c.label
 
 
-def message(text: str) -> go.Figure:
+def message(text: str) -> dict:
     """An empty chart that says why it is empty."""
     fig = go.Figure()
     fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 14})
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(**LAYOUT)
-    return fig
+    return done(fig)
