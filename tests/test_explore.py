@@ -179,3 +179,18 @@ def test_every_view_downloads_with_its_command(state):
     assert not err and cmd.startswith("llmsim -m ") and "hardware.freq_GHz=0.25,0.5,1,2,4" in cmd
     table = map_frame(grid)
     assert len(table) == 25 and set(table["command"]) == {cmd}
+
+
+def test_the_charts_are_figures_plotly_accepts(state):
+    """They are built as plain dicts for speed: Plotly's own validation must still pass them."""
+    import plotly.graph_objects as go
+
+    from sim.studies.explore import figures
+
+    out = evaluate(state)
+    for fig in (figures.roofline(out.records, out.result.cfg.hardware, "t"), figures.time_by_op(out.breakdown),
+                figures.time_by_bound(out.summary), figures.message("why")):
+        go.Figure(fig)
+    roof = figures.roofline(out.records, out.result.cfg.hardware, "t")
+    decode = next(t for t in roof["data"] if t["name"] == "decode")
+    assert any("mlp_up" in text and "bound memory" in text for text in decode["text"]), "hover: op, bound"

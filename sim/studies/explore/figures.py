@@ -1,8 +1,8 @@
 """The explorer's charts, drawn with Plotly (interactive: hover, zoom, PNG from the mode bar).
 
-Each function returns the figure as the plain dict Dash sends (``done``): the ``plotly_white``
-template is added to it as a dict made once, because validating a template object on every
-figure took a third of the time a change takes.
+Each function returns the figure as the plain dict Dash sends (``figure``), the ``plotly_white``
+template as a dict made once: building Plotly's validated objects took longer than the simulation
+it shows (90 ms for the roofline alone).
 
 Colours and bound names are the ones the PNG charts use (sim/plots/style.py: Okabe-Ito), so a
 bound has one colour in the explorer and in a sweep report. Every axis says its unit.
@@ -11,11 +11,8 @@ bound has one colour in the explorer and in a sweep report. Every axis says its 
 from __future__ import annotations
 
 import functools
-import math
 
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from hwmodels.chip import HardwareConfig
 from sim.plots.roofline import ceilings
@@ -60,56 +57,52 @@ def _template() -> dict:
     return pio.templates["plotly_white"].to_plotly_json()
 
 
-def done(fig: go.Figure) -> dict:
-    """The figure as Dash sends it, with the page's template."""
-    out = fig.to_plotly_json()
-    out["layout"]["template"] = _template()
-    return out
+def figure(traces: list[dict], title, **layout) -> dict:
+    """A figure as the plain dict Dash sends: traces, the page's layout and template, ``title``."""
+    return {"data": traces, "layout": {**LAYOUT, "title": title, "template": _template(), **layout}}
 
 
 def roofline(records, chip: HardwareConfig, title: str) -> dict:
     """The chip's ceilings and each op of the run (``records``) at (FLOP per HBM byte, achieved FLOP/s)."""
     rows = op_rows(records)
     rows = rows[(rows["flops"] > 0) & (rows["bytes"] > 0) & (rows["time_s"] > 0)]
-    fig = go.Figure()
     compute, memory = ceilings(chip)
     low = max(1e-2, float(rows["intensity"].min()) / 4) if len(rows) else 1e-2
     high = max(1e4, float(rows["intensity"].max()) * 4) if len(rows) else 1e4
-    xs = np.geomspace(low, high, 200)
     top = compute[0][1]
-    for name, rate in memory:
-        fig.add_trace(go.Scatter(x=xs, y=np.minimum(xs * rate, top), mode="lines", name=f"{name} ceiling",
-                                 line={"dash": "dot", "color": "#888888"}, hoverinfo="name"))
+    traces = []
+    for name, rate in memory:  # a straight line on log axes, bent where it meets the highest compute roof
+        xs = [low, top / rate, high] if low < top / rate < high else [low, high]
+        traces.append({"type": "scatter", "x": xs, "y": [min(x * rate, top) for x in xs], "mode": "lines",
+                       "name": f"{name} ceiling", "line": {"dash": "dot", "color": "#888888"}, "hoverinfo": "name"})
     for name, peak in compute:
-        fig.add_trace(go.Scatter(x=[low, high], y=[peak, peak], mode="lines", name=name,
-                                 line={"color": "#555555", "width": 1}, hoverinfo="name"))
+        traces.append({"type": "scatter", "x": [low, high], "y": [peak, peak], "mode": "lines", "name": name,
+                       "line": {"color": "#555555", "width": 1}, "hoverinfo": "name"})
     for phase, part in rows.groupby("phase", sort=False):
         text = [f"<b>{r.op}</b> ({phase}, x{r.count})<br>FLOPs {r.flops:.4g}<br>HBM bytes {r.bytes:.4g}"
                 f"<br>AI {r.intensity:.3g} FLOP/B<br>time {r.time_s * 1e3:.4g} ms<br>bound {r.bound}"
                 for r in part.itertuples()]
-        fig.add_trace(go.Scatter(x=part["intensity"], y=part["flops_per_s"], mode="markers", name=phase,
-                                 text=text, hoverinfo="text",
-                                 marker={"symbol": SYMBOLS.get(phase, "circle"), "size": 10,
-                                         "color": PHASE_COLOURS.get(phase, SERIES[0]),
-                                         "line": {"width": 1, "color": "black"}}))
-    fig.update_xaxes(type="log", title="arithmetic intensity (FLOP per HBM byte)")
-    fig.update_yaxes(type="log", title="achieved FLOP/s")
-    fig.update_layout(title={"text": title, "x": 0.01}, **LAYOUT)
-    return done(fig)
+        traces.append({"type": "scatter", "x": part["intensity"].tolist(), "y": part["flops_per_s"].tolist(),
+                       "mode": "markers", "name": phase, "text": text, "hoverinfo": "text",
+                       "marker": {"symbol": SYMBOLS.get(phase, "circle"), "size": 10,
+                                  "color": PHASE_COLOURS.get(phase, SERIES[0]),
+                                  "line": {"width": 1, "color": "black"}}})
+    return figure(traces, {"text": title, "x": 0.01},
+                  xaxis={"type": "log", "title": {"text": "arithmetic intensity (FLOP per HBM byte)"}},
+                  yaxis={"type": "log", "title": {"text": "achieved FLOP/s"}})
 
 
 def time_by_op(breakdown: list[dict]) -> dict:
     """Time per operator type, prefill and decode side by side (ms)."""
-    fig = go.Figure()
+    traces = []
     for i, phase in enumerate(("prefill", "decode")):
         rows = [r for r in breakdown if r["phase"] == phase]
-        fig.add_trace(go.Bar(x=[r["kind"] for r in rows], y=[r["time_s"] * 1e3 for r in rows], name=phase,
-                             marker_color=PHASE_COLOURS.get(phase, SERIES[i]),
-                             customdata=[[r["bound"], r["share"]] for r in rows],
-                             hovertemplate="%{x}: %{y:.4g} ms (%{customdata[1]:.1%} of the phase), "
-                                           "%{customdata[0]}-bound<extra>" + phase + "</extra>"))
-    fig.update_layout(title="time by operator", barmode="group", yaxis_title="time (ms)", **LAYOUT)
-    return done(fig)
+        traces.append({"type": "bar", "x": [r["kind"] for r in rows], "y": [r["time_s"] * 1e3 for r in rows],
+                       "name": phase, "marker": {"color": PHASE_COLOURS.get(phase, SERIES[i])},
+                       "customdata": [[r["bound"], r["share"]] for r in rows],
+                       "hovertemplate": "%{x}: %{y:.4g} ms (%{customdata[1]:.1%} of the phase), "
+                                        "%{customdata[0]}-bound<extra>" + phase + "</extra>"})
+    return figure(traces, "time by operator", barmode="group", yaxis={"title": {"text": "time (ms)"}})
 
 
 def time_by_bound(summary: dict) -> dict:
@@ -117,19 +110,18 @@ def time_by_bound(summary: dict) -> dict:
     parts = summary.get("time_by_bound_s") or {}
     names = [b for b in parts if parts[b] is not None]
     total = sum(parts[b] for b in names) or 1.0
-    fig = go.Figure(go.Bar(x=[BOUND_LABELS.get(b, b) for b in names], y=[parts[b] * 1e3 for b in names],
-                           marker_color=[BOUND_COLOURS.get(b, SERIES[0]) for b in names],
-                           text=[f"{parts[b] / total:.0%}" for b in names], textposition="outside",
-                           hovertemplate="%{x}: %{y:.4g} ms<extra></extra>"))
-    fig.update_layout(title="time by bound", yaxis_title="time (ms)", **LAYOUT)
-    return done(fig)
+    bar = {"type": "bar", "x": [BOUND_LABELS.get(b, b) for b in names], "y": [parts[b] * 1e3 for b in names],
+           "marker": {"color": [BOUND_COLOURS.get(b, SERIES[0]) for b in names]},
+           "text": [f"{parts[b] / total:.0%}" for b in names], "textposition": "outside",
+           "hovertemplate": "%{x}: %{y:.4g} ms<extra></extra>"}
+    return figure([bar], "time by bound", yaxis={"title": {"text": "time (ms)"}})
 
 
 def regime_map(grid: dict) -> dict:
     """The dominant bound over the two chosen axes, the current design ringed."""
     order = list(REGIME_ORDER)
     index = {b: i for i, b in enumerate(order)}
-    z = [[index[b] + 0.5 if b in index else math.nan for b in row] for row in grid["bound"]]  # band centres
+    z = [[index[b] + 0.5 if b in index else None for b in row] for row in grid["bound"]]  # band centres
     colours = []
     for i, b in enumerate(order):
         lo, hi = i / len(order), (i + 1) / len(order)
@@ -139,20 +131,19 @@ def regime_map(grid: dict) -> dict:
     hover = [[f"{REGIME_LABELS.get(b, b)}" + (f"<br>{grid['metric']} {v:.4g}" if v is not None else "")
               + (f"<br>{r[:120]}" if r else "") for b, v, r in zip(brow, vrow, rrow, strict=True)]
              for brow, vrow, rrow in zip(grid["bound"], grid["value"], grid["reasons"], strict=True)]
-    fig = go.Figure(go.Heatmap(x=xs, y=ys, z=z, zmin=0, zmax=len(order), colorscale=colours,
-                               showscale=False, text=hover, hoverinfo="text+x+y", xgap=2, ygap=2))
-    fig.add_trace(go.Scatter(x=[_label(grid["here"][0], grid["xs"])], y=[_label(grid["here"][1], grid["ys"])],
-                             mode="markers", name="this design", hoverinfo="name",
-                             marker={"symbol": "circle-open", "size": 26, "color": "black", "line": {"width": 3}}))
+    traces = [{"type": "heatmap", "x": xs, "y": ys, "z": z, "zmin": 0, "zmax": len(order), "colorscale": colours,
+               "showscale": False, "text": hover, "hoverinfo": "text+x+y", "xgap": 2, "ygap": 2},
+              {"type": "scatter", "x": [_label(grid["here"][0], grid["xs"])],
+               "y": [_label(grid["here"][1], grid["ys"])], "mode": "markers", "name": "this design",
+               "hoverinfo": "name",
+               "marker": {"symbol": "circle-open", "size": 26, "color": "black", "line": {"width": 3}}}]
     for b in order:  # a legend entry per bound present
         if any(b in row for row in grid["bound"]):
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=REGIME_LABELS[b],
-                                     marker={"symbol": "square", "size": 12, "color": REGIME_COLOURS[b]}))
-    fig.update_xaxes(type="category", title=_axis_title(grid["x"]))
-    fig.update_yaxes(type="category", title=_axis_title(grid["y"]))
+            traces.append({"type": "scatter", "x": [None], "y": [None], "mode": "markers", "name": REGIME_LABELS[b],
+                           "marker": {"symbol": "square", "size": 12, "color": REGIME_COLOURS[b]}})
     title = "regime map: dominant bound" if grid["metric"] == "tpot_s" else "regime map: does the server keep up?"
-    fig.update_layout(title=title, **LAYOUT)
-    return done(fig)
+    return figure(traces, title, xaxis={"type": "category", "title": {"text": _axis_title(grid["x"])}},
+                  yaxis={"type": "category", "title": {"text": _axis_title(grid["y"])}})
 
 
 def _label(value: float, values: list) -> str:
@@ -166,9 +157,6 @@ def _axis_title(key: str) -> str:
 
 def message(text: str) -> dict:
     """An empty chart that says why it is empty."""
-    fig = go.Figure()
-    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 14})
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(**LAYOUT)
-    return done(fig)
+    note = {"text": text, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper",
+            "font": {"size": 14}}
+    return figure([], "", annotations=[note], xaxis={"visible": False}, yaxis={"visible": False})
