@@ -191,6 +191,7 @@ def test_the_charts_are_figures_plotly_accepts(state):
     for fig in (figures.roofline(out.records, out.result.cfg.hardware, "t"), figures.time_by_op(out.breakdown),
                 figures.time_by_bound(out.summary), figures.message("why")):
         go.Figure(fig)
+        assert isinstance(fig["layout"]["title"], dict), "plotly.js 3 shows only title.text"
     roof = figures.roofline(out.records, out.result.cfg.hardware, "t")
     decode = next(t for t in roof["data"] if t["name"] == "decode")
     assert any("mlp_up" in text and "bound memory" in text for text in decode["text"]), "hover: op, bound"

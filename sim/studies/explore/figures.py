@@ -59,6 +59,7 @@ def _template() -> dict:
 
 def figure(traces: list[dict], title, **layout) -> dict:
     """A figure as the plain dict Dash sends: traces, the page's layout and template, ``title``."""
+    title = title if isinstance(title, dict) else {"text": title}  # plotly.js 3 reads no bare-string title
     return {"data": traces, "layout": {**LAYOUT, "title": title, "template": _template(), **layout}}
 
 
