@@ -195,3 +195,22 @@ def test_the_charts_are_figures_plotly_accepts(state):
     roof = figures.roofline(out.records, out.result.cfg.hardware, "t")
     decode = next(t for t in roof["data"] if t["name"] == "decode")
     assert any("mlp_up" in text and "bound memory" in text for text in decode["text"]), "hover: op, bound"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_server_in_one_line():
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "llmsim-explore"), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a shell would
+    assert f"http://127.0.0.1:{port}/" in proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err == "llmsim-explore: interrupted\n"

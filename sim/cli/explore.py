@@ -2,8 +2,9 @@
 
     llmsim-explore [--port 8050] [--host 127.0.0.1]
 
-Prints the URL to open and serves until Ctrl-C. Every script and style the page needs comes from
-the installed Python packages (Dash serves its own bundles), so it works with no network.
+Prints the URL to open and serves until Ctrl-C (one line, exit status 130). Every script and style
+the page needs comes from the installed Python packages (Dash serves its own bundles), so it works
+with no network.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import socket
 import sys
 
 from sim.cli.common import one_line_errors
-from sim.config.overrides import EXIT_BAD_INPUT
+from sim.config.overrides import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -50,3 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request is noise here
     print(f"llmsim-explore: serving on http://{args.host}:{port}/ (Ctrl-C to stop)", flush=True)
     app.run(host=args.host, port=port, debug=False)
+    # The server returns only when stopped: Flask's server takes the Ctrl-C itself, so the command
+    # says so here, in one line and with the status every command gives an interrupt.
+    print("llmsim-explore: interrupted", file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
