@@ -214,3 +214,14 @@ def test_ctrl_c_stops_the_server_in_one_line():
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err == "llmsim-explore: interrupted\n"
+
+
+def test_the_map_waits_for_good_input_and_for_axes_the_run_reads(state):
+    from sim.studies.explore.app import map_outputs
+
+    _, cmd, err, grid = map_outputs(_with(state, workload__batch="abc"), "hardware.freq_GHz", "workload.batch")
+    assert (cmd, err, grid) == ("", "", None)
+    serving = copy.deepcopy(state)
+    serving["presets"]["workload"] = "serving"
+    _, _, err, _ = map_outputs(serving, "hardware.freq_GHz", "workload.batch")
+    assert err == "a serving run does not read batch: choose another axis"

@@ -32,7 +32,15 @@ from sim.studies.explore.controls import (
 )
 from sim.studies.explore.design_map import design_map
 from sim.studies.explore.layout import compare_table, headline_cards, page, preset_id
-from sim.studies.explore.outcome import GENERAL, Outcome, default_state, evaluate, overrides_of, preset_values
+from sim.studies.explore.outcome import (
+    GENERAL,
+    Outcome,
+    checked_values,
+    default_state,
+    evaluate,
+    overrides_of,
+    preset_values,
+)
 from sim.studies.explore.readouts import changed_settings, compare, csv_text, headline, headline_frame
 
 SLIDERS = [c for c in CONTROLS if c.kind == "slider"]
@@ -116,7 +124,8 @@ def preset_outputs(trigger: str | None, chosen: list) -> tuple:
 
 
 def map_outputs(state: dict | None, x: str, y: str) -> tuple:
-    if not state:
+    """The regime-map callback's outputs: figure, its command, its error line, its grid (for the CSV)."""
+    if not state or checked_values(state)[1]:
         return figures.message("fix the input marked in red"), "", "", None
     kind = state["presets"]["workload"]
     metric = "tpot_p50_s" if serving(kind) else "tpot_s"
