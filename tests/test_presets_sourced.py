@@ -35,7 +35,7 @@ def unsourced(text: str) -> list[str]:
     return missing
 
 
-PRESETS = [(group, name) for group in ("hardware", "host", "system", "runtime") for name in presets(group)]
+PRESETS = [(group, name) for group in ("hardware", "host", "system", "runtime", "model") for name in presets(group)]
 
 
 @pytest.mark.parametrize(("group", "name"), PRESETS)

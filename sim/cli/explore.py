@@ -1,0 +1,57 @@
+"""``llmsim-explore``: the explorer in the browser (sim/studies/explore/), served on this machine.
+
+    llmsim-explore [--port 8050] [--host 127.0.0.1]
+
+Prints the URL to open and serves until Ctrl-C (one line, exit status 130). Every script and style
+the page needs comes from the installed Python packages (Dash serves its own bundles), so it works
+with no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+
+from sim.cli.common import one_line_errors
+from sim.config.overrides import EXIT_BAD_INPUT, EXIT_INTERRUPTED
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="llmsim-explore", description="the llmsim explorer, a local web app")
+    parser.add_argument("--port", type=int, default=8050, help="port to serve on (default 8050; 0 = any free one)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+    return parser.parse_args(argv)
+
+
+def free_port(host: str, port: int) -> int:
+    """``port`` if it can be bound on ``host`` (0: any free one); OSError otherwise."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, port))
+        return sock.getsockname()[1]
+
+
+@one_line_errors("llmsim-explore")
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    args = parse(sys.argv[1:] if argv is None else argv)
+    if not 0 <= args.port <= 65535:
+        print(f"llmsim-explore: error: --port {args.port} is not a port (0-65535)", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    try:
+        port = free_port(args.host, args.port)
+    except OSError as err:
+        print(f"llmsim-explore: error: cannot serve on {args.host}:{args.port}: {err.strerror or err}; "
+              "choose another --port", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    from sim.studies.explore.app import make_app
+
+    app = make_app()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request is noise here
+    print(f"llmsim-explore: serving on http://{args.host}:{port}/ (Ctrl-C to stop)", flush=True)
+    app.run(host=args.host, port=port, debug=False)
+    # The server returns only when stopped: Flask's server takes the Ctrl-C itself, so the command
+    # says so here, in one line and with the status every command gives an interrupt.
+    print("llmsim-explore: interrupted", file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
