@@ -260,7 +260,7 @@ def test_disaggregated_decode_pool_preempts_and_completes():
     (["workload.rate_per_s=-3"], "workload.rate_per_s must be > 0"),
     (["slo.ttft_s=0"], "slo.ttft_s must be > 0"),
     (["slo.tpot_s=0"], "slo.tpot_s must be > 0"),
-    (["workload.arrival=trace"], "needs workload.trace_path"),
+    (["workload.arrival=trace"], "needs workload.trace=azure_code|azure_conv or workload.trace_path"),
     (["workload.prompt_tokens=5000"], "exceeds llama2_7b's context of 4096"),
     (["workload.prompt_tokens=1000", "scheduler.kv_cache_GB=0.1"], "request 1: its prompt of 1,000 tokens is longer "
                                                                     "than the whole KV cache"),

@@ -44,6 +44,7 @@ from sim.config.workload import (
     SchedulerConfig,
     SchedulerKind,
     SloConfig,
+    TraceName,
     WorkloadConfig,
     WorkloadKind,
 )
@@ -54,8 +55,8 @@ __all__ = [
     "FLASH_TILE", "AppConfig", "ArrivalProcess", "AttentionConfig", "CostConfig", "Fidelity", "HostConfig",
     "LengthDistribution", "OutputConfig", "ParallelConfig", "Preemption", "PrecisionConfig", "RunConfig", "RunError",
     "RuntimeConfig", "ScaleOutConfig", "ScaleUpConfig", "SchedulerConfig", "SchedulerKind", "SearchConfig",
-    "SloConfig", "SpeculativeConfig", "SweepConfig", "SystemConfig", "WorkloadConfig", "WorkloadKind", "check_run",
-    "core_sram_bytes", "fused_attention_sram_bytes", "register_configs", "run_fields",
+    "SloConfig", "SpeculativeConfig", "SweepConfig", "SystemConfig", "TraceName", "WorkloadConfig", "WorkloadKind",
+    "check_run", "core_sram_bytes", "fused_attention_sram_bytes", "register_configs", "run_fields",
 ]
 
 
