@@ -41,6 +41,8 @@ from sim.config.workload import (
     ArrivalProcess,
     LengthDistribution,
     Preemption,
+    RouterConfig,
+    RouterKind,
     SchedulerConfig,
     SchedulerKind,
     SloConfig,
@@ -53,7 +55,8 @@ from workloads.model import ModelConfig
 
 __all__ = [
     "FLASH_TILE", "AppConfig", "ArrivalProcess", "AttentionConfig", "CostConfig", "Fidelity", "HostConfig",
-    "LengthDistribution", "OutputConfig", "ParallelConfig", "Preemption", "PrecisionConfig", "RunConfig", "RunError",
+    "LengthDistribution", "OutputConfig", "ParallelConfig", "Preemption", "PrecisionConfig", "RouterConfig",
+    "RouterKind", "RunConfig", "RunError",
     "RuntimeConfig", "ScaleOutConfig", "ScaleUpConfig", "SchedulerConfig", "SchedulerKind", "SearchConfig",
     "SloConfig", "SpeculativeConfig", "SweepConfig", "SystemConfig", "TraceName", "WorkloadConfig", "WorkloadKind",
     "check_run", "core_sram_bytes", "fused_attention_sram_bytes", "register_configs", "run_fields",
@@ -75,6 +78,7 @@ class RunConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     speculative: SpeculativeConfig = field(default_factory=SpeculativeConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)  # serving runs only
+    router: RouterConfig = field(default_factory=RouterConfig)  # serving runs with replicas (parallel.dp > 1)
     slo: SloConfig = field(default_factory=SloConfig)  # serving runs only
     fidelity: Fidelity = Fidelity.des
     seed: int = 0

@@ -150,6 +150,20 @@ class SchedulerConfig:
             check_at_most(f"scheduler.{key}", getattr(self, key), limit, why)
 
 
+class RouterKind(str, Enum):
+    round_robin = "round_robin"  # replica i mod n, whatever their load
+    least_outstanding = "least_outstanding"  # the replica with the fewest requests queued or running
+    least_kv = "least_kv"  # the replica whose KV cache is the least full
+    power_of_two = "power_of_two"  # two replicas at random, the one with fewer outstanding (Mitzenmacher 2001)
+
+
+@dataclass
+class RouterConfig:
+    """How arrivals are shared among data-parallel replicas (conf/router/; sim/serving/routers.py)."""
+
+    kind: RouterKind = RouterKind.least_outstanding
+
+
 @dataclass
 class SloConfig:
     """Latency targets of a serving run: a request meets them when both hold (goodput)."""

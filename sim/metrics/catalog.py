@@ -120,6 +120,10 @@ _SERVING = (
     Metric("kv_moves.GB_per_chip", "GB", L, "KV moved per chip"),
     Metric("kv_moves.mean_s", "s", L, "mean KV move"),
     Metric("busy_fraction", "", H, "chip busy (fraction)"),
+    Metric("load.requests_by_instance.*", "", L, "requests by instance"),
+    Metric("load.busy_fraction_by_instance.*", "", H, "busy by instance (fraction)"),
+    Metric("load.request_imbalance", "", L, "request imbalance (busiest over mean)"),
+    Metric("load.busy_imbalance", "", L, "busy-time imbalance (busiest over mean)"),
 )
 _ECONOMICS = (
     Metric("energy_J", "J", L, "energy"),

@@ -59,6 +59,7 @@ def request_columns(result: ServingResult) -> dict[str, np.ndarray]:
         "first_token_s": np.array([r.first_token_s for r in reqs]),
         "finish_s": np.array([r.finish_s for r in reqs]),
         "preemptions": np.array([r.preemptions for r in reqs], dtype=np.int64),
+        "instance": np.array([r.instance for r in reqs], dtype=object),
     }
     col["queueing_delay_s"] = col["first_scheduled_s"] - col["arrival_s"]
     col["ttft_s"] = col["first_token_s"] - col["arrival_s"]
@@ -122,6 +123,7 @@ def _figures(result: ServingResult, cols: dict[str, np.ndarray], duration: float
         "prompt_tokens": prompt_tokens,
         "littles_law": _littles_law(result, cols),
         **_steps(result, duration),
+        "load": _load(result, cols, duration),
     }
 
 
@@ -181,11 +183,26 @@ def _steps(result: ServingResult, duration: float) -> dict:
     }
 
 
+def _load(result: ServingResult, cols: dict[str, np.ndarray], duration: float) -> dict:
+    """How the work spread over the instances: requests and busy time of each, and the imbalance
+    (the busiest over the mean; 1 is even)."""
+    names = list(result.busy_by)
+    requests = {n: int(np.sum(cols["instance"] == n)) for n in names}
+    front = [n for n in names if requests[n]] or names
+    busy = {n: result.busy_by[n] / duration for n in names}
+    mean_requests = sum(requests[n] for n in front) / len(front)
+    mean_busy = sum(busy[n] for n in front) / len(front)
+    return {"requests_by_instance": requests, "busy_fraction_by_instance": busy,
+            "request_imbalance": max(requests[n] for n in front) / mean_requests if mean_requests else 1.0,
+            "busy_imbalance": max(busy[n] for n in front) / mean_busy if mean_busy else 1.0}
+
+
 def _run_info(result: ServingResult) -> dict:
     s = result.cfg.scheduler
     own = {"instances": result.instances, "scheduler": s.kind.value, "max_batch": s.max_batch,
            "token_budget": s.token_budget, "preemption": s.preemption.value,
            "prefill_instances": s.prefill_instances, "decode_instances": s.decode_instances,
+           "tp": result.cfg.parallel.tp, "replicas": result.cfg.parallel.dp, "router": result.cfg.router.kind.value,
            "traffic": result.traffic.source, "step_costs": "analytic (sum of per-op costs per step)",
            "distinct_steps": result.distinct_steps}
     return run_info(result.cfg, result.chips, own, result.events, result.distinct_ops, result.sim_wall_s)

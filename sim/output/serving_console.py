@@ -13,7 +13,9 @@ def render_serving(summary: dict) -> str:
     chips = f"{run['chips']}x " if run["chips"] > 1 else ""
     slo = summary["slo"]
     pools = ""
-    if run["instances"] > 1:  # separate prefill and decode pools
+    if run["replicas"] > 1:
+        pools = f"{run['replicas']} replicas, "
+    elif run["instances"] > 1:  # separate prefill and decode pools
         pools = f"{run['prefill_instances']} prefill + {run['decode_instances']} decode instances, "
     lines = [
         f"llmsim serving: {run['model']} on {chips}{run['hardware']} | {scheduler_label(run['scheduler'])} "
@@ -40,6 +42,7 @@ def render_serving(summary: dict) -> str:
         f"peak {summary['kv_cache_use_max']:.0%} used; {summary['preemptions']:,} preemptions"
         + (f", {summary['swapped_GB_per_chip']:.3g} GB swapped" if summary["swapped_GB_per_chip"] else ""),
         *_moves(summary),
+        *_replicas(summary),
         f"  Little's law            waiting: L = {ll['queue']['L_time_average']:.3g} vs lambda W = "
         f"{ll['queue']['lambda_W']:.3g} | in system: L = {ll['system']['L_time_average']:.3g} vs lambda W = "
         f"{ll['system']['lambda_W']:.3g}",
@@ -63,6 +66,18 @@ def _moves(summary: dict) -> list[str]:
     return [f"  KV moves                {moves['count']:,} caches moved from prefill to decode instances over "
             f"the links, "
             f"{moves['GB_per_chip']:.3g} GB per chip, {fmt_time(moves['mean_s'])} each on average"]
+
+
+def _replicas(summary: dict) -> list[str]:
+    run, load = summary["run"], summary["load"]
+    if run["replicas"] <= 1:
+        return []
+    requests = "/".join(f"{n:,}" for n in load["requests_by_instance"].values())
+    busy = "/".join(f"{b:.0%}" for b in load["busy_fraction_by_instance"].values())
+    router = run["router"].replace("_", " ")
+    return [f"  replicas                {run['replicas']} x TP{run['tp']} behind the {router} router: "
+            f"requests {requests}, busy {busy}; the busiest has {load['request_imbalance']:.2f}x the mean requests, "
+            f"{load['busy_imbalance']:.2f}x the mean busy time"]
 
 
 def _load(summary: dict) -> str:

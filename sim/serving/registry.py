@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sim.config.schema import RunConfig, SchedulerKind
 from sim.serving.disaggregated import disaggregated_server
 from sim.serving.kv_cache import KvCache
+from sim.serving.routers import make_router
 from sim.serving.schedulers import ChunkedPrefillScheduler, ContinuousScheduler, Scheduler, StaticScheduler
 from sim.serving.server import Instance, Server
 from sim.serving.step_cost import StepCoster
@@ -31,11 +32,14 @@ class SchedulerEntry:
 
 
 def one_instance(cls: type[Scheduler]) -> SchedulerEntry:
-    """The entry of a scheduler that serves on one tensor-parallel group."""
+    """The entry of a scheduler that serves on ``parallel.dp`` replicas of one tensor-parallel group each,
+    arrivals shared among them by the router (one replica is named ``chip``)."""
 
     def make(cfg: RunConfig, traffic: Traffic, new_cache: Callable[[], KvCache], coster: StepCoster) -> Server:
-        scheduler = cls(cfg.scheduler, new_cache(), cfg.model, cfg.execution())
-        return Server(traffic, [Instance("chip", "both", scheduler)], coster)
+        dp, ex = cfg.parallel.dp, cfg.execution()
+        names = ["chip"] if dp == 1 else [f"replica{i}" for i in range(dp)]
+        instances = [Instance(name, "both", cls(cfg.scheduler, new_cache(), cfg.model, ex)) for name in names]
+        return Server(traffic, instances, coster, make_router(cfg.router.kind, cfg.seed))
 
     return SchedulerEntry(cls.label, make, cls.whole_prompts)
 

@@ -37,6 +37,7 @@ class Request:
     blocks: int = 0  # KV blocks held on the chip
     host_blocks: int = 0  # KV blocks held in host memory (swapped out)
     preemptions: int = 0
+    instance: str = ""  # the instance (replica) the router gave it to
     first_scheduled_s: float = math.nan
     first_token_s: float = math.nan
     finish_s: float = math.nan

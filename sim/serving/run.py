@@ -40,6 +40,7 @@ class ServingResult:
     system_area: float  # request-seconds spent between arrival and completion
     end_s: float  # the last completion
     events: int
+    busy_by: dict[str, float]  # step time of each instance, seconds
     distinct_steps: int
     distinct_ops: int
     sim_wall_s: float
@@ -50,8 +51,11 @@ class ServingResult:
         return self.cfg.parallel.tp * self.instances
 
 
-def simulate_serving(cfg: RunConfig) -> ServingResult:
+def simulate_serving(cfg: RunConfig, coster: StepCoster | None = None) -> ServingResult:
     """Check ``cfg`` (workload.kind=serving) and simulate the server until every request completes.
+
+    ``coster`` may be one from an earlier run of the same chip, model, formats and runtime (only
+    the traffic or the scheduler differ): its cached step costs are reused.
 
     Raises:
         RunError: a config that cannot be served (the message says what to change).
@@ -75,7 +79,7 @@ def simulate_serving(cfg: RunConfig) -> ServingResult:
         return KvCache(size.blocks, block, size.bytes_per_block, chip.host_link_Bps)
 
     check_requests_fit(traffic, new_cache(), size)
-    coster = StepCoster(cfg, ex, block)
+    coster = coster if coster is not None else StepCoster(cfg, ex, block)
     server = entry.make_server(cfg, traffic, new_cache, coster)
     server.run()
     schedulers = [i.scheduler for i in server.instances]
@@ -85,7 +89,8 @@ def simulate_serving(cfg: RunConfig) -> ServingResult:
         sum(s.preemptions for s in schedulers), sum(s.kv.swapped_bytes for s in schedulers),
         getattr(mover, "moved_bytes", 0.0), getattr(mover, "moves", 0), getattr(mover, "move_s", 0.0),
         server.busy_s, server.dynamic_J, server.matrix_flops, server.hbm_bytes, server.queue_area,
-        server.system_area, server.env.now, server.events, coster.distinct_steps, coster.coster.distinct_ops,
+        server.system_area, server.env.now, server.events, dict(server.busy_by), coster.distinct_steps,
+        coster.coster.distinct_ops,
         time.perf_counter() - started,
     )
 
@@ -95,11 +100,14 @@ def check_serving(cfg: RunConfig) -> None:
     if cfg.speculative.draft_model:
         raise RunError("speculative.draft_model is not simulated with workload=serving; set it to null")
     par = cfg.parallel
-    if par.pp > 1 or par.dp > 1 or par.overlap_comm:
-        raise RunError(f"workload=serving simulates one tensor-parallel group with steps costed on the analytic path: "
-                       f"set parallel.pp=1, parallel.dp=1 and parallel.overlap_comm=false (got {par.pp}, {par.dp}, "
+    if par.pp > 1 or par.overlap_comm:
+        raise RunError(f"workload=serving simulates tensor-parallel groups with steps costed on the analytic path: "
+                       f"set parallel.pp=1 and parallel.overlap_comm=false (got {par.pp}, "
                        f"{str(par.overlap_comm).lower()})")
     sched = cfg.scheduler
+    if par.dp > 1 and sched.kind is SchedulerKind.disaggregated:
+        raise RunError(f"parallel.dp={par.dp} replicates a whole server; a disaggregated server sizes its pools with "
+                       "scheduler.prefill_instances and scheduler.decode_instances: set parallel.dp=1")
     if sched.kind is SchedulerKind.disaggregated:
         chips = (sched.prefill_instances + sched.decode_instances) * par.tp
         if chips > cfg.hardware.max_chips:

@@ -1,12 +1,13 @@
 """The server as SimPy processes: requests arrive, each instance runs one scheduler step after another.
 
-An instance is one tensor-parallel group running a scheduler: the whole server, or one member
-of a prefill or decode pool (``scheduler=disaggregated``, sim/serving/disaggregated.py).
-Processes share one environment:
+An instance is one tensor-parallel group running a scheduler: the whole server, one of
+``parallel.dp`` data-parallel replicas, or one member of a prefill or decode pool
+(``scheduler=disaggregated``, sim/serving/disaggregated.py). Processes share one environment:
 
-* arrivals: each request joins the queue of the least loaded instance that takes prompts at
-  its arrival time (a closed loop has no arrival process: its first ``users`` requests arrive
-  at time 0 and each completion sends the next request at once);
+* arrivals: at its arrival time each request joins the queue of the instance (among those that
+  take prompts) the router picks (sim/serving/routers.py); a closed loop has no arrival
+  process: its first ``users`` requests arrive at time 0 and each completion sends the next
+  request at once;
 * one engine per instance: asks its scheduler for a step, holds the instance for the step's
   time (host-link copies of a preemption by swapping first), applies the step and records
   completions; with nothing to do it sleeps until woken (an arrival, a KV cache handed over).
@@ -28,6 +29,7 @@ import simpy
 
 from sim.engine.des import CountingEnvironment
 from sim.serving.request import Request
+from sim.serving.routers import Route, outstanding
 from sim.serving.schedulers import Scheduler, StepPlan, StepShape
 from sim.serving.step_cost import StepCost
 from sim.serving.traffic import Traffic
@@ -52,9 +54,12 @@ class Handoff(Protocol):
 class Server:
     """One serving run over one or more instances of the same chips."""
 
-    def __init__(self, traffic: Traffic, instances: list[Instance], cost: Callable[[StepShape], StepCost]) -> None:
+    def __init__(self, traffic: Traffic, instances: list[Instance], cost: Callable[[StepShape], StepCost],
+                 route: Route | None = None) -> None:
         self.traffic, self.instances, self.cost = traffic, instances, cost
         self.front = [i for i in instances if i.role != "decode"]  # where new requests queue
+        self.route = route or (lambda front: min(front, key=outstanding))
+        self.busy_by: dict[str, float] = {i.name: 0.0 for i in instances}  # step time of each instance
         self.env = CountingEnvironment()
         self.handoff: Handoff | None = None
         self.requests: list[Request] = []
@@ -116,6 +121,7 @@ class Server:
             yield env.timeout(duration)
             done = scheduler.complete(plan, env.now)
             self.busy_s += duration
+            self.busy_by[inst.name] += duration
             if cost:
                 self.dynamic_J += cost.dynamic_J
                 self.matrix_flops += cost.matrix_flops
@@ -140,7 +146,8 @@ class Server:
 
     def _arrive(self, req: Request) -> None:
         self._count(1, 1)
-        inst = min(self.front, key=lambda i: len(i.scheduler.waiting) + len(i.scheduler.running))
+        inst = self.route(self.front)
+        req.instance = inst.name
         inst.scheduler.add(req)
         self.wake(inst)
 
