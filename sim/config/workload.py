@@ -166,13 +166,26 @@ class RouterConfig:
 
 @dataclass
 class SloConfig:
-    """Latency targets of a serving run: a request meets them when both hold (goodput)."""
+    """Latency targets of a serving run.
+
+    Per request (goodput): a request meets ``ttft_s`` and ``tpot_s`` when both hold. Over the run
+    (capacity, sim/metrics/slo.py): the p99 of TTFT and of TPOT over the steady-state requests
+    must stay within ``ttft_p99_s`` and ``tpot_p99_s`` (null: no such target).
+    """
 
     ttft_s: float = 1.0  # time to first token, seconds
     tpot_s: float = 0.1  # time per output token after the first, seconds
+    ttft_p99_s: Optional[float] = None  # p99 time to first token, seconds (MLPerf Llama-2-70B server: 2)
+    tpot_p99_s: Optional[float] = None  # p99 time per output token, seconds (MLPerf Llama-2-70B server: 0.2)
 
     def __post_init__(self) -> None:
-        for key in ("ttft_s", "tpot_s"):
-            if not getattr(self, key) > 0:
-                raise RunError(f"slo.{key} must be > 0 seconds (got {getattr(self, key)}); no request meets a "
-                               "zero latency target")
+        for key in ("ttft_s", "tpot_s", "ttft_p99_s", "tpot_p99_s"):
+            value = getattr(self, key)
+            if value is not None and not value > 0:
+                raise RunError(f"slo.{key} must be > 0 seconds (got {value}); no request meets a zero latency target")
+            check_at_most(f"slo.{key}", value, 1e6, "seconds; a latency target of 11 days is no target")
+
+    @property
+    def has_p99(self) -> bool:
+        """Whether a p99 target is set."""
+        return self.ttft_p99_s is not None or self.tpot_p99_s is not None

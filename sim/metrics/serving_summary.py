@@ -40,6 +40,7 @@ from sim.metrics.shared import (
     run_info,
     utilisation,
 )
+from sim.metrics.slo import steady_p99
 from sim.serving.run import ServingResult
 
 OVERLOAD_GROWTH = 0.05  # s of queueing delay per s of arrivals above which the server is overloaded
@@ -115,6 +116,7 @@ def _figures(result: ServingResult, cols: dict[str, np.ndarray], duration: float
         "goodput_requests_per_s": good / duration,
         "slo_attainment": good / n,
         "slo": {"ttft_s": result.cfg.slo.ttft_s, "tpot_s": result.cfg.slo.tpot_s},
+        "steady_state": steady_p99(cols, result.cfg.slo),
         "preemptions": result.preemptions,
         "overloaded": bool(growth > OVERLOAD_GROWTH),
         "queue_growth_s_per_s": growth,

@@ -34,6 +34,7 @@ def render_serving(summary: dict) -> str:
         f"  goodput                 {summary['goodput_requests_per_s']:,.2f} requests/s meet TTFT <= "
         f"{fmt_time(slo['ttft_s'])} and TPOT <= {fmt_time(slo['tpot_s'])} ({summary['slo_attainment']:.0%} of "
         f"requests)",
+        *_p99(summary),
         f"  load                    {_load(summary)}",
         f"  batch                   mean {summary['batch_size_mean']:.1f}, max {summary['batch_size_max']} sequences "
         f"per step over {summary['steps']:,} steps; chip busy {summary['busy_fraction']:.0%} of the time",
@@ -66,6 +67,22 @@ def _moves(summary: dict) -> list[str]:
     return [f"  KV moves                {moves['count']:,} caches moved from prefill to decode instances over "
             f"the links, "
             f"{moves['GB_per_chip']:.3g} GB per chip, {fmt_time(moves['mean_s'])} each on average"]
+
+
+def _p99(summary: dict) -> list[str]:
+    st = summary["steady_state"]
+    if st["meets_p99_slo"] is None:
+        return []
+    parts = []
+    for key, words in (("ttft", "TTFT"), ("tpot", "TPOT")):
+        low, high = st[f"{key}_p99_ci_s"]
+        target = st["targets"][f"{key}_p99_s"]
+        goal = f" (target {fmt_time(target)})" if target is not None else ""
+        parts.append(f"{words} {fmt_time(st[f'{key}_p99_s'])}{goal}, 90% interval {fmt_time(low)}-{fmt_time(high)}")
+    verdict = "met" if st["meets_p99_slo"] else "NOT met"
+    precise = "" if st["precise"] else "; an interval is wider than +-5%: run more requests"
+    return [f"  p99 SLO                 {verdict}: {'; '.join(parts)} over {st['measured_requests']:,} steady-state "
+            f"requests (first and last 10% of arrivals left out){precise}"]
 
 
 def _replicas(summary: dict) -> list[str]:
