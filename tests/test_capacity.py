@@ -57,7 +57,6 @@ def _check_bracket(cfg, found, width=0.05):
     assert fresh(found.low.rate).passes
     again = Prober(cfg, found.high.requests, found.high.requests)(found.high.rate)
     assert not again.passes
-    assert found.capacity <= found.offline.summary["requests_per_s"] * 1.05
 
 
 def _check_loosening(cfg, found, prober, factors=(1.5, 4.0)):

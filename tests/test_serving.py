@@ -320,3 +320,20 @@ def test_bad_serving_input_from_the_command_line(tmp_path):
         proc = run_cli(f"hydra.run.dir={tmp_path / 'run'}", "workload=serving", *args)
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize("overrides", [(), ("model=mistral_7b", "attention.kernel=unfused"),
+                                       ("model=mixtral_8x7b", "parallel.tp=2", "runtime=vllm_eager")])
+def test_a_step_costed_from_its_frame_is_the_built_pass_bit_for_bit(overrides):
+    import random
+    cfg = make_config("workload=serving", *overrides)
+    coster = StepCoster(cfg, cfg.execution(), 16)
+    rng, unfused = random.Random(7), cfg.attention.kernel is AttentionKernel.unfused
+    for _ in range(60):
+        chunks = tuple((new, new + rng.choice([0, 16, 300])) for new in
+                       [rng.choice([1, 17, 300]) for _ in range(rng.choice([0, 0, 1, 2]))])
+        decodes = rng.choice([0, 1, 3]) if chunks else rng.choice([1, 3])
+        pairs = decodes * rng.choice([20, 64, 500]) // 16
+        key = (chunks, decodes, pairs, pairs, pairs if unfused else 0, len(chunks) + decodes)
+        assert coster.cost_key(key) == coster.cost_graph(coster.graph(key))
+    assert 0 < len(coster._frames) < 60  # most keys were costed from a frame

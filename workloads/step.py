@@ -82,14 +82,7 @@ def build_step_totals(model: ModelConfig, ex: Execution, prefill_chunks: tuple[t
         raise ValueError("a step needs at least one prefill chunk or one decode")
     if any(new < 1 or context < new for new, context in prefill_chunks):
         raise ValueError(f"prefill chunks need 1 <= new tokens <= context (got {prefill_chunks})")
-    both = bool(prefill_chunks) and decodes > 0
-    attention: list[Op] = []
-    if prefill_chunks:
-        attention += _prefill_attention(model, ex, prefill_chunks, "prefill_" if both else "")
-    if decodes:
-        scores = decode_pairs if decode_contexts is None else decode_contexts
-        attention += _decode_attention(model, ex, decodes, decode_pairs, decode_cached, scores,
-                                       "decode_" if both else "")
+    attention = step_attention(model, ex, prefill_chunks, decodes, decode_pairs, decode_cached, decode_contexts)
     tokens = sum(new for new, _ in prefill_chunks) + decodes
     seqs = len(prefill_chunks) + decodes
     logits = max(1, seqs if samples is None else samples)
@@ -98,6 +91,21 @@ def build_step_totals(model: ModelConfig, ex: Execution, prefill_chunks: tuple[t
     context = max([c for _, c in prefill_chunks] + [decode_pairs // max(decodes, 1)])
     return PassGraph(phase, step, seqs, longest, context, model.num_layers,
                      _pre(model, ex, tokens), _layer(model, ex, tokens, attention), _post(model, ex, logits, tokens))
+
+
+def step_attention(model: ModelConfig, ex: Execution, prefill_chunks: tuple[tuple[int, int], ...], decodes: int,
+                   decode_pairs: int, decode_cached: int, decode_contexts: int | None = None) -> list[Op]:
+    """The attention kernel(s) of a step, in order (``build_step_totals`` puts them in its layer; a
+    serving step's cost reuses the rest of a layer of the same tokens, sim/serving/step_cost.py)."""
+    both = bool(prefill_chunks) and decodes > 0
+    attention: list[Op] = []
+    if prefill_chunks:
+        attention += _prefill_attention(model, ex, prefill_chunks, "prefill_" if both else "")
+    if decodes:
+        scores = decode_pairs if decode_contexts is None else decode_contexts
+        attention += _decode_attention(model, ex, decodes, decode_pairs, decode_cached, scores,
+                                       "decode_" if both else "")
+    return attention
 
 
 def _prefill_attention(model: ModelConfig, ex: Execution, chunks: tuple[tuple[int, int], ...], prefix: str) -> list[Op]:

@@ -3,8 +3,8 @@
     llmsim-capacity [overrides...] slo.ttft_p99_s=2 slo.tpot_p99_s=0.2 [--offline] [--requests N]
                     [--max-requests N] [--out DIR]
 
-The overrides are ``llmsim``'s (``workload=serving`` is implied). ``--offline`` runs every request
-at t = 0 once and prints the maximum throughput, no targets needed.
+The overrides are ``llmsim``'s (``workload=serving`` is implied). ``--offline`` runs ``--requests``
+requests at t = 0 once and prints the throughput, no targets needed.
 """
 
 from __future__ import annotations

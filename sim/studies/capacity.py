@@ -2,8 +2,10 @@
 
 ``llmsim-capacity <overrides> slo.ttft_p99_s=2 slo.tpot_p99_s=0.2`` (sim/cli/capacity.py):
 
-1. **offline**: every request at t = 0 (``workload.arrival=offline``); its requests per second
-   are the most the system can push through, where the search starts.
+1. **offline**: ``max_requests`` requests at t = 0 (``workload.arrival=offline``); their requests
+   per second over the makespan are the most the system pushes through that many requests (a
+   few long outputs decoding in small batches at the end hold it down: with few requests the
+   capacity under loose targets may exceed it). The search starts there.
 2. **bracket**: a probe is one serving run at an offered Poisson rate (gamma when the workload
    says so) with the run's own seed. It *passes* when the run is not overloaded (its queueing
    delay does not grow with arrival time, sim/metrics/serving_summary.py) and its steady-state
@@ -115,7 +117,7 @@ class Prober:
         return probe
 
     def _run(self, rate: float) -> tuple[int, dict, float]:
-        started, n = time.perf_counter(), self.base
+        started, n = time.perf_counter(), self.base if rate > 0 else self.most
         while True:
             arrival = self.arrival if rate > 0 else ArrivalProcess.offline
             work = replace(self.cfg.workload, arrival=arrival, rate_per_s=rate or 1.0, num_requests=n)
