@@ -63,8 +63,14 @@ class WorkloadConfig:
     lengths: LengthDistribution = LengthDistribution.fixed  # prompts and outputs; a trace brings its own
     output_lengths: Optional[LengthDistribution] = None  # outputs only; null: as lengths
     length_cv: float = 0.5  # coefficient of variation of uniform and lognormal lengths
+    shared_prefix_tokens: int = 0  # a system prompt of this many tokens before every drawn prompt
 
     def __post_init__(self) -> None:
+        if self.shared_prefix_tokens < 0:
+            raise RunError(f"workload.shared_prefix_tokens must be >= 0 (got {self.shared_prefix_tokens})")
+        if self.shared_prefix_tokens and self.arrival is ArrivalProcess.trace:
+            raise RunError("workload.shared_prefix_tokens adds a system prompt to drawn prompts; a trace's prompts are "
+                           "replayed as they are: set it to 0")
         for key in ("batch", "prompt_tokens", "decode_tokens", "num_requests", "concurrency"):
             value = getattr(self, key)
             if value is not None and value < 1:
@@ -131,6 +137,7 @@ class SchedulerConfig:
     token_budget: int = 8192  # tokens in one step at most (vLLM max_num_batched_tokens); a longer prompt runs alone
     preemption: Preemption = Preemption.recompute
     kv_cache_GB: Optional[float] = None  # KV cache per chip; null: all HBM left after weights and activations
+    prefix_caching: bool = False  # keep the shared prefix's KV blocks for later requests (vLLM enable_prefix_caching)
     prefill_instances: int = 1  # disaggregated: tensor-parallel groups that only prefill
     decode_instances: int = 1  # disaggregated: tensor-parallel groups that only decode
 

@@ -61,6 +61,7 @@ def request_columns(result: ServingResult) -> dict[str, np.ndarray]:
         "finish_s": np.array([r.finish_s for r in reqs]),
         "preemptions": np.array([r.preemptions for r in reqs], dtype=np.int64),
         "instance": np.array([r.instance for r in reqs], dtype=object),
+        "cached_prompt_tokens": np.array([r.cached_prompt for r in reqs], dtype=np.int64),
     }
     col["queueing_delay_s"] = col["first_scheduled_s"] - col["arrival_s"]
     col["ttft_s"] = col["first_token_s"] - col["arrival_s"]
@@ -126,6 +127,7 @@ def _figures(result: ServingResult, cols: dict[str, np.ndarray], duration: float
         "littles_law": _littles_law(result, cols),
         **_steps(result, duration),
         "load": _load(result, cols, duration),
+        "prefix_cache": _prefix_cache(result, cols),
     }
 
 
@@ -197,6 +199,17 @@ def _load(result: ServingResult, cols: dict[str, np.ndarray], duration: float) -
     return {"requests_by_instance": requests, "busy_fraction_by_instance": busy,
             "request_imbalance": max(requests[n] for n in front) / mean_requests if mean_requests else 1.0,
             "busy_imbalance": max(busy[n] for n in front) / mean_busy if mean_busy else 1.0}
+
+
+def _prefix_cache(result: ServingResult, cols: dict[str, np.ndarray]) -> dict:
+    """Prefix caching: admissions that looked up the cached prefix, hits, prompt tokens not prefilled,
+    evictions, and the TTFT of the requests whose first prefill hit against those that missed."""
+    pc = result.prefix_cache
+    hit = cols["cached_prompt_tokens"] > 0
+    return {"enabled": result.cfg.scheduler.prefix_caching, "lookups": pc["lookups"], "hits": pc["hits"],
+            "hit_rate": pc["hits"] / pc["lookups"] if pc["lookups"] else 0.0,
+            "saved_prefill_tokens": pc["saved_tokens"], "evictions": pc["evictions"],
+            "ttft_mean_hit_s": _mean(cols["ttft_s"][hit]), "ttft_mean_miss_s": _mean(cols["ttft_s"][~hit])}
 
 
 def _run_info(result: ServingResult) -> dict:

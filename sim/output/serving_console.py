@@ -44,6 +44,7 @@ def render_serving(summary: dict) -> str:
         + (f", {summary['swapped_GB_per_chip']:.3g} GB swapped" if summary["swapped_GB_per_chip"] else ""),
         *_moves(summary),
         *_replicas(summary),
+        *_prefix(summary),
         f"  Little's law            waiting: L = {ll['queue']['L_time_average']:.3g} vs lambda W = "
         f"{ll['queue']['lambda_W']:.3g} | in system: L = {ll['system']['L_time_average']:.3g} vs lambda W = "
         f"{ll['system']['lambda_W']:.3g}",
@@ -83,6 +84,15 @@ def _p99(summary: dict) -> list[str]:
     precise = "" if st["precise"] else "; an interval is wider than +-5%: run more requests"
     return [f"  p99 SLO                 {verdict}: {'; '.join(parts)} over {st['measured_requests']:,} steady-state "
             f"requests (first and last 10% of arrivals left out){precise}"]
+
+
+def _prefix(summary: dict) -> list[str]:
+    pc = summary["prefix_cache"]
+    if not pc["enabled"]:
+        return []
+    return [f"  prefix cache            {pc['hit_rate']:.0%} of {pc['lookups']:,} admissions hit, "
+            f"{pc['saved_prefill_tokens']:,} prompt tokens not prefilled, {pc['evictions']} evictions; mean TTFT "
+            f"{fmt_time(pc['ttft_mean_hit_s'])} on a hit, {fmt_time(pc['ttft_mean_miss_s'])} on a miss"]
 
 
 def _replicas(summary: dict) -> list[str]:

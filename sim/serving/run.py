@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.config.schema import RunConfig, RunError, SchedulerKind, check_run
+from sim.config.schema import Preemption, RunConfig, RunError, SchedulerKind, check_run
 from sim.serving.kv_cache import GB, CacheSize, KvCache, cache_size
 from sim.serving.registry import SCHEDULERS
 from sim.serving.request import Request
@@ -41,6 +41,7 @@ class ServingResult:
     end_s: float  # the last completion
     events: int
     busy_by: dict[str, float]  # step time of each instance, seconds
+    prefix_cache: dict[str, int]  # lookups, hits, saved prompt tokens, evictions, over every instance
     distinct_steps: int
     distinct_ops: int
     sim_wall_s: float
@@ -89,7 +90,9 @@ def simulate_serving(cfg: RunConfig, coster: StepCoster | None = None) -> Servin
         sum(s.preemptions for s in schedulers), sum(s.kv.swapped_bytes for s in schedulers),
         getattr(mover, "moved_bytes", 0.0), getattr(mover, "moves", 0), getattr(mover, "move_s", 0.0),
         server.busy_s, server.dynamic_J, server.matrix_flops, server.hbm_bytes, server.queue_area,
-        server.system_area, server.env.now, server.events, dict(server.busy_by), coster.distinct_steps,
+        server.system_area, server.env.now, server.events, dict(server.busy_by),
+        {key: sum(getattr(s.kv, key) for s in schedulers) for key in ("lookups", "hits", "saved_tokens", "evictions")},
+        coster.distinct_steps,
         coster.coster.distinct_ops,
         time.perf_counter() - started,
     )
@@ -116,6 +119,10 @@ def check_serving(cfg: RunConfig) -> None:
                 f"instances of {par.tp} chips needs {chips} chips, but one {cfg.hardware.name} fabric joins "
                 f"{cfg.hardware.max_chips} (hardware.max_chips); use fewer instances or a smaller parallel.tp"
             )
+    if sched.prefix_caching and (sched.kind not in (SchedulerKind.continuous, SchedulerKind.chunked_prefill)
+                                 or sched.preemption is not Preemption.recompute):
+        raise RunError(f"scheduler.prefix_caching is simulated with scheduler=continuous or chunked_prefill and "
+                       f"preemption by recompute (got {sched.kind.value}, {sched.preemption.value}); set it to false")
     if cfg.attention.kv_block_tokens < 1:
         raise RunError("attention.kv_block_tokens=0 (a contiguous KV cache) is for single-batch runs; a serving run "
                        "hands out a paged cache: set attention.kv_block_tokens >= 1 (vLLM uses 16)")

@@ -83,6 +83,7 @@ class Scheduler:
         self.running: list[Request] = []  # admitted, in admission order
         self.preemptions = 0
         self._plain = not model.sliding_window and not ex.kv_block_tokens
+        self.prefix = cfg.prefix_caching  # sim/serving/kv_cache.py: the cached shared prefix
 
     def add(self, req: Request) -> None:
         """A request arrives."""
@@ -98,6 +99,8 @@ class Scheduler:
         for req, new in plan.prefills:
             req.prefilled += new
             req.kv_tokens += new
+            if self.prefix and req.shared and req.prefilled >= req.shared:
+                self.kv.insert(req)
             if req.prefilled >= req.prefill_target:
                 req.state = State.decoding
                 self._token(req, now, done)
@@ -130,6 +133,8 @@ class Scheduler:
                 continue
             need = self.kv.needed(req, req.kv_tokens + 1)
             while need > self.kv.free:
+                if self.kv.evict_unused():  # a cached prefix nobody reads goes before any running request
+                    continue
                 victim = self.running[-1]
                 swap_s += self._preempt(victim)
                 preempted += 1
@@ -168,14 +173,29 @@ class Scheduler:
             decodes.append(req)
         return swap_s
 
-    def _admit(self, now: float, admitted: list[Request]) -> Request:
+    def _admit(self, now: float, admitted: list[Request], cached: int = 0) -> Request:
+        """Admit the head of the queue; ``cached`` of its prompt tokens are in the cached prefix."""
         req = self.waiting.popleft()
         req.state = State.prefilling
         self.running.append(req)
+        req.prefilled = req.kv_tokens = cached
+        self.kv.saved_tokens += cached
         if not req.admitted:
             req.first_scheduled_s = now
+            req.cached_prompt = cached
             admitted.append(req)
         return req
+
+    def _lookup(self, req: Request) -> int:
+        """Prompt tokens of ``req`` already cached (its shared prefix; 0 without prefix caching). At least
+        one token is prefilled, to make the first output token's logits."""
+        if not self.prefix or not req.shared:
+            return 0
+        return min(self.kv.lookup(req), req.prefill_target - 1)
+
+    def _unlookup(self, req: Request) -> None:
+        if self.prefix and req.shared:
+            self.kv.unlookup(req)
 
     def _decodes_for_step(self) -> tuple[int, float, list[Request]]:
         """(requests preempted, swap seconds, decodes) of the next step: reserve a block for every decode,
@@ -193,13 +213,14 @@ class Scheduler:
         admitted: list[Request] = []
         while self.waiting and len(self.running) < self.cfg.max_batch:
             req = self.waiting[0]
-            if prefills and req.prefill_target > budget:
+            cached = self._lookup(req)
+            new = req.prefill_target - cached
+            if (prefills and new > budget) or not self.kv.grow(req, req.prefill_target):
+                self._unlookup(req)
                 break
-            if not self.kv.grow(req, req.prefill_target):
-                break
-            self._admit(now, admitted)
-            prefills.append((req, req.prefill_target))
-            budget -= req.prefill_target
+            self._admit(now, admitted, cached)
+            prefills.append((req, new))
+            budget -= new
         return prefills, admitted
 
     def _shape(self, prefills: list[tuple[Request, int]], decodes: list[Request]) -> StepShape | None:
@@ -254,10 +275,12 @@ class ChunkedPrefillScheduler(Scheduler):
         while (not preempted and not self.swapped and self.waiting and budget > 0
                and len(self.running) < self.cfg.max_batch):
             req = self.waiting[0]
+            cached = self._lookup(req)
             if not self.kv.grow(req, req.prefill_target):
+                self._unlookup(req)
                 break
-            self._admit(now, admitted)
-            new = min(req.prefill_target, budget)
+            self._admit(now, admitted, cached)
+            new = min(req.prefill_target - cached, budget)
             prefills.append((req, new))
             budget -= new
         if not prefills and not decodes and not swap_s:

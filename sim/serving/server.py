@@ -140,7 +140,8 @@ class Server:
     # Bookkeeping --------------------------------------------------------------------------------
     def _make(self, i: int, at: float) -> Request:
         t = self.traffic
-        req = Request(i, at, int(t.prompt_tokens[i]), int(t.output_tokens[i]), int(t.rows[i]))
+        req = Request(i, at, int(t.prompt_tokens[i]), int(t.output_tokens[i]), int(t.rows[i]),
+                      shared=min(t.shared_prefix, int(t.prompt_tokens[i])))
         self.requests.append(req)
         return req
 

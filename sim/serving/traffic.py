@@ -45,6 +45,7 @@ class Traffic:
         rows: trace row (1-based) or request number of each, for error messages.
         users: closed-loop users (0: open loop).
         source: how the requests were made, for the report.
+        shared_prefix: tokens at the start of every prompt that are the same for all (a system prompt).
     """
 
     arrival_s: np.ndarray
@@ -53,6 +54,7 @@ class Traffic:
     rows: np.ndarray
     users: int
     source: str
+    shared_prefix: int = 0
 
     def __len__(self) -> int:
         return len(self.prompt_tokens)
@@ -64,7 +66,7 @@ class Traffic:
     def subset(self, index: np.ndarray, source: str) -> Traffic:
         """The requests at ``index`` (in that order), as a traffic of their own."""
         return Traffic(self.arrival_s[index], self.prompt_tokens[index], self.output_tokens[index], self.rows[index],
-                       self.users, source)
+                       self.users, source, self.shared_prefix)
 
 
 def make_traffic(w: WorkloadConfig, seed: int, max_context: int) -> Traffic:
@@ -81,7 +83,11 @@ def make_traffic(w: WorkloadConfig, seed: int, max_context: int) -> Traffic:
     arrivals = _arrivals(w, n, np.random.default_rng(arrivals_ss))
     prompts, outputs, lengths = draw_lengths(w, n, np.random.default_rng(prompts_ss),
                                              np.random.default_rng(outputs_ss))
-    prompts = np.minimum(prompts, max_context - 1)
+    prefix = w.shared_prefix_tokens
+    if prefix >= max_context - 1:
+        raise RunError(f"workload.shared_prefix_tokens={prefix} leaves no room in the model's context of "
+                       f"{max_context} tokens")
+    prompts = np.minimum(prompts + prefix, max_context - 1)
     outputs = np.minimum(outputs, max_context - prompts)
     users = w.concurrency if w.arrival is ArrivalProcess.closed else 0
     if w.arrival is ArrivalProcess.closed:
@@ -92,7 +98,8 @@ def make_traffic(w: WorkloadConfig, seed: int, max_context: int) -> Traffic:
         how = f"gamma arrivals, {w.rate_per_s:g}/s, cv {w.cv:g}"
     else:
         how = f"poisson arrivals, {w.rate_per_s:g}/s"
-    return Traffic(arrivals, prompts, outputs, np.arange(1, n + 1), users, f"{how}; {lengths}")
+    shared = f"; a {prefix:,}-token shared prefix before each prompt" if prefix else ""
+    return Traffic(arrivals, prompts, outputs, np.arange(1, n + 1), users, f"{how}; {lengths}{shared}", prefix)
 
 
 def replay(trace: TraceRows, limit: int | None, scale: float, max_context: int) -> Traffic:

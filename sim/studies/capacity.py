@@ -2,7 +2,7 @@
 
 ``llmsim-capacity <overrides> slo.ttft_p99_s=2 slo.tpot_p99_s=0.2`` (sim/cli/capacity.py):
 
-1. **offline**: ``max_requests`` requests at t = 0 (``workload.arrival=offline``); their requests
+1. **offline**: ``base_requests`` requests at t = 0 (``workload.arrival=offline``); their requests
    per second over the makespan are the most the system pushes through that many requests (a
    few long outputs decoding in small batches at the end hold it down: with few requests the
    capacity under loose targets may exceed it). The search starts there.
@@ -14,13 +14,14 @@
 3. **bisect**: at the geometric middle of the bracket until ``high / low - 1 <= width`` (5 %).
    The capacity is the bracket's low end: a probe there passed, a probe at its high end failed.
 
-A probe runs ``base_requests``, then twice as many until both p99s are *precise* (their
-bootstrap 90 % intervals within +-5 %), up to ``max_requests``; an overloaded probe and the
-offline run are not extended. How many requests a probe runs depends on its rate alone, never on the targets, and
-every choice of the next rate depends only on which probes passed, so loosening a target never
-lowers the capacity: each probe that passed still passes, and the bisection keeps the looser
-search at or above the tighter one. Step costs are cached once for all probes (one
-``StepCoster``).
+A probe runs ``base_requests``, then more until both p99s are *precise* (their bootstrap 90 %
+intervals within +-5 %): as many as the widest interval says are needed (half-widths shrink as
+one over the root of the requests), at least twice as many, up to ``max_requests``; an
+overloaded probe and the offline run are not extended. How many requests a probe runs depends
+on its rate alone, never on the targets, and every choice of the next rate depends only on
+which probes passed, so loosening a target never lowers the capacity: each probe that passed
+still passes, and the bisection keeps the looser search at or above the tighter one. Step costs
+are cached once for all probes (one ``StepCoster``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field, replace
 
 from sim.config.schema import ArrivalProcess, RunConfig, RunError, SloConfig, WorkloadKind
 from sim.metrics.serving_summary import summarize_serving
-from sim.metrics.slo import meets_p99
+from sim.metrics.slo import CI_HALF_WIDTH, meets_p99
 from sim.serving.run import simulate_serving
 from sim.serving.step_cost import StepCoster
 
@@ -117,14 +118,26 @@ class Prober:
         return probe
 
     def _run(self, rate: float) -> tuple[int, dict, float]:
-        started, n = time.perf_counter(), self.base if rate > 0 else self.most
+        started, n = time.perf_counter(), self.base
         while True:
             arrival = self.arrival if rate > 0 else ArrivalProcess.offline
             work = replace(self.cfg.workload, arrival=arrival, rate_per_s=rate or 1.0, num_requests=n)
             summary = summarize_serving(simulate_serving(replace(self.cfg, workload=work), self.coster))
             if rate == 0 or summary["steady_state"]["precise"] or summary["overloaded"] or n >= self.most:
                 return n, summary, time.perf_counter() - started
-            n = min(2 * n, self.most)
+            n = self._more(n, summary["steady_state"])
+
+    def _more(self, n: int, steady: dict) -> int:
+        """Requests for the next try: an interval's half-width shrinks as one over the root of the requests,
+        so enough to bring the widest within ``CI_HALF_WIDTH`` (with a fifth more), at least twice ``n``,
+        in whole multiples of the base, at most ``most``."""
+        widest = 0.0
+        for key in ("ttft", "tpot"):
+            value, (low, high) = steady[f"{key}_p99_s"], steady[f"{key}_p99_ci_s"]
+            if value:
+                widest = max(widest, (value - low) / value, (high - value) / value)
+        need = n * 1.2 * (widest / CI_HALF_WIDTH) ** 2
+        return int(min(self.most, max(2 * n, math.ceil(need / self.base) * self.base)))
 
 
 def check_capacity_config(cfg: RunConfig) -> None:
