@@ -337,3 +337,17 @@ def test_a_step_costed_from_its_frame_is_the_built_pass_bit_for_bit(overrides):
         key = (chunks, decodes, pairs, pairs, pairs if unfused else 0, len(chunks) + decodes)
         assert coster.cost_key(key) == coster.cost_graph(coster.graph(key))
     assert 0 < len(coster._frames) < 60  # most keys were costed from a frame
+
+
+@pytest.mark.parametrize("scheduler", ["continuous", "chunked_prefill"])
+def test_guaranteed_admission_never_preempts_where_max_utilization_does(scheduler):
+    args = ("workload=serving", "workload.prompt_tokens=64", "workload.decode_tokens=256", "workload.num_requests=50",
+            "workload.rate_per_s=200", "workload.lengths=uniform", "scheduler.kv_cache_GB=0.5",
+            f"scheduler={scheduler}")
+    _, _, greedy = serve(*args)
+    result, _, safe = serve(*args, "scheduler.admission=guaranteed")
+    assert greedy["preemptions"] > 0 and safe["preemptions"] == 0 and safe["completed_requests"] == 50
+    assert safe["batch_size_mean"] < greedy["batch_size_mean"]  # room kept for outputs runs fewer at once
+    fits = safe["kv_cache"]["sequences_fit_at_mean_lengths"]
+    assert fits == result.cache.blocks // -(-round(np.mean(result.traffic.prompt_tokens +
+                                                           result.traffic.output_tokens)) // 16)

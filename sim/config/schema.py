@@ -38,6 +38,7 @@ from sim.config.execution import (
 from sim.config.system import HostConfig, ScaleOutConfig, ScaleUpConfig, SystemConfig
 from sim.config.tools import OutputConfig, SearchConfig, SweepConfig
 from sim.config.workload import (
+    Admission,
     ArrivalProcess,
     LengthDistribution,
     Preemption,
@@ -54,7 +55,7 @@ from workloads.graph import Execution
 from workloads.model import ModelConfig
 
 __all__ = [
-    "FLASH_TILE", "AppConfig", "ArrivalProcess", "AttentionConfig", "CostConfig", "Fidelity", "HostConfig",
+    "FLASH_TILE", "Admission", "AppConfig", "ArrivalProcess", "AttentionConfig", "CostConfig", "Fidelity", "HostConfig",
     "LengthDistribution", "OutputConfig", "ParallelConfig", "Preemption", "PrecisionConfig", "RouterConfig",
     "RouterKind", "RunConfig", "RunError",
     "RuntimeConfig", "ScaleOutConfig", "ScaleUpConfig", "SchedulerConfig", "SchedulerKind", "SearchConfig",

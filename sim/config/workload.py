@@ -120,6 +120,13 @@ class SchedulerKind(str, Enum):
     disaggregated = "disaggregated"  # prefill and decode on separate instances, KV moved over the links (Splitwise)
 
 
+class Admission(str, Enum):
+    """The two admission policies of in-flight batching servers (TensorRT-LLM's capacity scheduler)."""
+
+    max_utilization = "max_utilization"  # admit while the cache holds the current lengths; preempt when it fills
+    guaranteed = "guaranteed"  # reserve KV for each request's whole output before admitting it: never preempt
+
+
 class Preemption(str, Enum):
     recompute = "recompute"  # drop the victim's KV blocks; it prefills its prompt and output again later
     swap = "swap"  # copy the victim's KV blocks to host memory over the host link, and back later
@@ -136,6 +143,7 @@ class SchedulerConfig:
     max_batch: int = 256  # sequences in one step at most (vLLM max_num_seqs)
     token_budget: int = 8192  # tokens in one step at most (vLLM max_num_batched_tokens); a longer prompt runs alone
     preemption: Preemption = Preemption.recompute
+    admission: Admission = Admission.max_utilization  # guaranteed: no preemption ever (GUARANTEED_NO_EVICT)
     kv_cache_GB: Optional[float] = None  # KV cache per chip; null: all HBM left after weights and activations
     prefix_caching: bool = False  # keep the shared prefix's KV blocks for later requests (vLLM enable_prefix_caching)
     prefill_instances: int = 1  # disaggregated: tensor-parallel groups that only prefill

@@ -175,6 +175,7 @@ def _steps(result: ServingResult, duration: float) -> dict:
         "kv_cache_use_mean": float(np.dot(kv, dt) / busy),
         "kv_cache_use_max": float(kv.max()) if kv.size else 0.0,
         "kv_cache": {"per_instance": True, "blocks": result.cache.blocks,
+                     "sequences_fit_at_mean_lengths": _fits(result),
                      "block_tokens": result.cfg.attention.kv_block_tokens,
                      "GB_per_chip": result.cache.kv / 1e9, "weights_GB_per_chip": result.cache.weights / 1e9,
                      "activations_GB_per_chip": result.cache.activations / 1e9,
@@ -210,6 +211,14 @@ def _prefix_cache(result: ServingResult, cols: dict[str, np.ndarray]) -> dict:
             "hit_rate": pc["hits"] / pc["lookups"] if pc["lookups"] else 0.0,
             "saved_prefill_tokens": pc["saved_tokens"], "evictions": pc["evictions"],
             "ttft_mean_hit_s": _mean(cols["ttft_s"][hit]), "ttft_mean_miss_s": _mean(cols["ttft_s"][~hit])}
+
+
+def _fits(result: ServingResult) -> int:
+    """The largest batch whose sequences, each at the run's mean prompt plus output, fit in one
+    instance's KV cache (a full-length sequence holds whole blocks)."""
+    t, block = result.traffic, result.cfg.attention.kv_block_tokens
+    mean = float(np.mean(t.prompt_tokens + t.output_tokens))
+    return int(result.cache.blocks // -(-round(mean) // block))
 
 
 def _run_info(result: ServingResult) -> dict:

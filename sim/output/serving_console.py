@@ -40,7 +40,8 @@ def render_serving(summary: dict) -> str:
         f"per step over {summary['steps']:,} steps; chip busy {summary['busy_fraction']:.0%} of the time",
         f"  KV cache                {kv['blocks']:,} blocks of {kv['block_tokens']} tokens ({kv['GB_per_chip']:.3g} GB "
         f"per chip beside {kv['weights_GB_per_chip']:.3g} GB of weights): mean {summary['kv_cache_use_mean']:.0%}, "
-        f"peak {summary['kv_cache_use_max']:.0%} used; {summary['preemptions']:,} preemptions"
+        f"peak {summary['kv_cache_use_max']:.0%} used (holds {kv['sequences_fit_at_mean_lengths']:,} sequences of mean "
+        f"length); {summary['preemptions']:,} preemptions"
         + (f", {summary['swapped_GB_per_chip']:.3g} GB swapped" if summary["swapped_GB_per_chip"] else ""),
         *_moves(summary),
         *_replicas(summary),

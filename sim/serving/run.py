@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.config.schema import Preemption, RunConfig, RunError, SchedulerKind, check_run
+from sim.config.schema import Admission, Preemption, RunConfig, RunError, SchedulerKind, check_run
 from sim.serving.kv_cache import GB, CacheSize, KvCache, cache_size
 from sim.serving.registry import SCHEDULERS
 from sim.serving.request import Request
@@ -123,6 +123,9 @@ def check_serving(cfg: RunConfig) -> None:
                                  or sched.preemption is not Preemption.recompute):
         raise RunError(f"scheduler.prefix_caching is simulated with scheduler=continuous or chunked_prefill and "
                        f"preemption by recompute (got {sched.kind.value}, {sched.preemption.value}); set it to false")
+    if sched.admission is Admission.guaranteed and sched.kind is SchedulerKind.disaggregated:
+        raise RunError("scheduler.admission=guaranteed would reserve the output's blocks on the prefill instance; a "
+                       "disaggregated server admits by the current lengths: set scheduler.admission=max_utilization")
     if cfg.attention.kv_block_tokens < 1:
         raise RunError("attention.kv_block_tokens=0 (a contiguous KV cache) is for single-batch runs; a serving run "
                        "hands out a paged cache: set attention.kv_block_tokens >= 1 (vLLM uses 16)")

@@ -14,8 +14,11 @@ Three schedulers (``scheduler.kind``):
 * ``chunked_prefill`` (Sarathi-Serve): decodes first, then the rest of ``token_budget`` is filled
   with chunks of the prompts being prefilled, then with new admissions.
 
-KV blocks: admission reserves the blocks of the whole prompt; a decode takes a new block when
-its last one is full. When the free blocks run out, the most recently admitted request is
+KV blocks (``scheduler.admission``): ``max_utilization`` (the default) reserves the blocks of the
+whole prompt at admission and a decode takes a new block when its last one is full;
+``guaranteed`` reserves the blocks of the prompt and the whole output at admission, so a running
+request never needs another block and nobody is ever preempted (fewer requests run at once).
+When the free blocks run out, the most recently admitted request is
 preempted (vLLM's policy) until the decode fits: ``recompute`` frees its blocks and puts it at
 the head of the queue to prefill its prompt and the tokens it had made again; ``swap`` copies
 its blocks to host memory, and it resumes (before any new admission) when they fit again.
@@ -29,7 +32,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from sim.config.schema import Preemption, SchedulerConfig
+from sim.config.schema import Admission, Preemption, SchedulerConfig
 from sim.serving.kv_cache import KvCache
 from sim.serving.request import Request, State
 from workloads.graph import Execution
@@ -84,6 +87,11 @@ class Scheduler:
         self.preemptions = 0
         self._plain = not model.sliding_window and not ex.kv_block_tokens
         self.prefix = cfg.prefix_caching  # sim/serving/kv_cache.py: the cached shared prefix
+        self.guaranteed = cfg.admission is Admission.guaranteed
+
+    def _reserve(self, req: Request) -> int:
+        """Tokens whose blocks admission takes: the prefill, or with ``guaranteed`` the whole request."""
+        return req.prompt_tokens + req.output_tokens if self.guaranteed else req.prefill_target
 
     def add(self, req: Request) -> None:
         """A request arrives."""
@@ -215,7 +223,7 @@ class Scheduler:
             req = self.waiting[0]
             cached = self._lookup(req)
             new = req.prefill_target - cached
-            if (prefills and new > budget) or not self.kv.grow(req, req.prefill_target):
+            if (prefills and new > budget) or not self.kv.grow(req, self._reserve(req)):
                 self._unlookup(req)
                 break
             self._admit(now, admitted, cached)
@@ -276,7 +284,7 @@ class ChunkedPrefillScheduler(Scheduler):
                and len(self.running) < self.cfg.max_batch):
             req = self.waiting[0]
             cached = self._lookup(req)
-            if not self.kv.grow(req, req.prefill_target):
+            if not self.kv.grow(req, self._reserve(req)):
                 self._unlookup(req)
                 break
             self._admit(now, admitted, cached)
