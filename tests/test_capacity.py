@@ -119,3 +119,24 @@ def test_the_command_prints_the_capacity_and_writes_its_files(tmp_path):
     bad = subprocess.run([str(exe), "workload.arrival=trace", "workload.trace=azure_code"], capture_output=True,
                          text=True, timeout=600)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "p99 target" in bad.stderr
+
+
+# Deployments of a box -------------------------------------------------------------------------------
+def test_the_layouts_of_a_box_are_its_tensor_parallel_splits():
+    from sim.studies.capacity_search import layouts
+    cfg = make_config(*TINY, "parallel.tp=2", "parallel.dp=4", "scheduler.max_batch=64")
+    assert layouts(cfg) == [(tp, 8 // tp, b) for tp in (1, 2, 4, 8) for b in (64, 16)]
+    odd = make_config(*TINY, "model=mistral_7b", "parallel.dp=6")  # 8 KV heads: TP3 and TP6 do not divide
+    assert [tp for tp, _, _ in layouts(odd)][::2] == [1, 2]
+
+
+@pytest.mark.slow
+def test_the_search_ranks_layouts_by_capacity_and_says_why_the_others_lose():
+    from sim.studies.capacity_search import render_search, search_layouts
+    cfg = make_config(*TINY, "parallel.tp=2", "scheduler.max_batch=32")
+    cands = search_layouts(cfg, 150, 150)
+    assert [c.capacity for c in cands] == sorted((c.capacity for c in cands), reverse=True)
+    assert {(c.tp, c.dp, c.max_batch) for c in cands} == {(1, 2, 32), (1, 2, 8), (2, 1, 32), (2, 1, 8)}
+    text = render_search(cands)
+    assert "best" in text and all(word in text for word in ("KV cache holds", "requests/s"))
+    assert all(c.per_usd_hour() > 0 and c.per_watt() > 0 for c in cands)

@@ -1,10 +1,12 @@
 """``llmsim-capacity``: the thin entry point of sim.studies.capacity (parse, call, one-line error, exit 2).
 
-    llmsim-capacity [overrides...] slo.ttft_p99_s=2 slo.tpot_p99_s=0.2 [--offline] [--requests N]
+    llmsim-capacity [overrides...] slo.ttft_p99_s=2 slo.tpot_p99_s=0.2 [--offline] [--search] [--requests N]
                     [--max-requests N] [--out DIR]
 
 The overrides are ``llmsim``'s (``workload=serving`` is implied). ``--offline`` runs ``--requests``
-requests at t = 0 once and prints the throughput, no targets needed.
+requests at t = 0 once and prints the throughput, no targets needed. ``--search`` tries every
+layout of the config's chips as replicas of tensor-parallel groups (sim/studies/capacity_search.py)
+and ranks them by capacity, per dollar and per watt.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="llmsim-capacity", description=study.__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the serving configuration")
     parser.add_argument("--offline", action="store_true", help="every request at t = 0: the maximum throughput")
+    parser.add_argument("--search", action="store_true",
+                        help="rank every layout of the chips (replicas x tensor-parallel) by capacity")
     parser.add_argument("--requests", type=int, default=study.BASE_REQUESTS, help="requests of a probe at first")
     parser.add_argument("--max-requests", type=int, default=study.MAX_REQUESTS,
                         help="requests of a probe at most (doubled until its p99s are precise)")
@@ -55,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
                   f"million output tokens, {s['joules_per_output_token']:.3g} J per output token")
             return
         study.check_capacity_config(cfg)
+        if args.search:
+            _search(cfg, args.requests, args.max_requests)
+            return
         print(f"llmsim-capacity: {cfg.model.name} on {cfg.hardware.name}: searching the highest Poisson rate within "
               "the p99 targets", flush=True)
         found = study.find_capacity(cfg, args.requests, args.max_requests,
@@ -67,3 +74,14 @@ def main(argv: list[str] | None = None) -> None:
     print(render_capacity(found))
     write_capacity(found, out, OmegaConf.to_yaml(dcfg, resolve=True))
     print(f"  outputs                  {out}/ ({', '.join(FILES)})")
+
+
+def _search(cfg, base: int, most: int) -> None:
+    from sim.studies.capacity_search import render_search, search_layouts
+
+    chips = cfg.parallel.tp * cfg.parallel.dp
+    print(f"llmsim-capacity --search: {cfg.model.name} on {chips}x {cfg.hardware.name}: every layout as replicas of "
+          "tensor-parallel groups", flush=True)
+    cands = search_layouts(cfg, base, most, progress=lambda c: print(
+        f"  {c.name}: {c.capacity:.4g} requests/s" + (f" ({c.failure})" if c.failure else ""), flush=True))
+    print(render_search(cands))
