@@ -136,9 +136,10 @@ class Scheduler:
     def _reserve_decodes(self) -> tuple[int, float]:
         """A cache slot for every decode's next token, preempting the newest requests if needed."""
         preempted, swap_s = 0, 0.0
+        block = self.kv.block_tokens
         for req in list(self.running):
-            if req.state is not State.decoding:
-                continue
+            if req.state is not State.decoding or req.kv_tokens < (req.blocks + req.shared_blocks) * block:
+                continue  # not decoding, or its next token fits in the blocks it holds
             need = self.kv.needed(req, req.kv_tokens + 1)
             while need > self.kv.free:
                 if self.kv.evict_unused():  # a cached prefix nobody reads goes before any running request
