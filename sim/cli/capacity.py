@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     if not any(o.partition("=")[0].lstrip("+") == "workload" for o in overrides):
         overrides.insert(0, "workload=serving")
     try:
+        if not 1 <= args.requests <= args.max_requests:
+            raise InputError(f"--requests must be >= 1 and at most --max-requests (got {args.requests}, "
+                             f"{args.max_requests})")
         for arg in overrides:
             check_override(arg, multirun=False)
         dcfg, cfg = compose_config(overrides)
