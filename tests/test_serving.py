@@ -166,7 +166,7 @@ def test_same_seed_same_numbers_bit_for_bit(scheduler):
     args = (*SHORT, "workload.arrival=gamma", "workload.lengths=lognormal", "workload.rate_per_s=300",
             "scheduler.kv_cache_GB=1", f"scheduler={scheduler}")
     (_, a, sa), (_, b, sb) = serve(*args), serve(*args)
-    assert all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
+    assert all(np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f") for k in a)
     drop = ("run",)
     assert {k: v for k, v in sa.items() if k not in drop} == {k: v for k, v in sb.items() if k not in drop}
     _, c, _ = serve(*args, "seed=1")
