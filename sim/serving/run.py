@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from sim.config.draft import draft_model
 from sim.config.schema import Admission, Preemption, RunConfig, RunError, SchedulerKind, check_run
 from sim.serving.kv_cache import GB, CacheSize, KvCache, cache_size
 from sim.serving.registry import SCHEDULERS
 from sim.serving.request import Request
-from sim.serving.step_cost import StepCoster
+from sim.serving.step_cost import SpeculativeCoster, StepCoster
 from sim.serving.traffic import Traffic, make_traffic
 from workloads.footprint import activation_bytes, kv_bytes_per_chip, weight_bytes_per_chip
 from workloads.step import build_step
@@ -72,16 +73,24 @@ def simulate_serving(cfg: RunConfig, coster: StepCoster | None = None) -> Servin
     if entry.whole_prompts:  # a longer prompt (or recompute) runs alone
         step_tokens = max(step_tokens, longest)
     workspace = activation_bytes(build_step(model, ex, [(step_tokens, step_tokens)], []))
-    size = cache_size(chip.hbm_capacity_bytes, weight_bytes_per_chip(model, ex), workspace,
-                      kv_bytes_per_chip(model, ex, block), sched.kv_cache_GB,
-                      f"{model.name} on {chip.name}")
+    draft = draft_model(cfg)
+    models = [model] + ([draft] if draft else [])  # a draft model's weights and KV cache sit beside the target's
+    size = cache_size(chip.hbm_capacity_bytes, sum(weight_bytes_per_chip(m, ex) for m in models), workspace,
+                      sum(kv_bytes_per_chip(m, ex, block) for m in models), sched.kv_cache_GB,
+                      f"{model.name}{f' with draft {draft.name}' if draft else ''} on {chip.name}")
 
     def new_cache() -> KvCache:
         return KvCache(size.blocks, block, size.bytes_per_block, chip.host_link_Bps)
 
     check_requests_fit(traffic, new_cache(), size)
     coster = coster if coster is not None else StepCoster(cfg, ex, block)
+    if draft and not isinstance(coster, SpeculativeCoster):
+        coster = SpeculativeCoster(coster, StepCoster(replace(cfg, model=draft), ex, block), cfg.speculative.k)
     server = entry.make_server(cfg, traffic, new_cache, coster)
+    if draft:
+        streams = np.random.SeedSequence(cfg.seed).spawn(5 + len(server.instances))[5:]  # 0-2 traffic, 3 router
+        for inst, stream in zip(server.instances, streams, strict=True):
+            inst.scheduler.speculate(cfg.speculative.k, cfg.speculative.acceptance, np.random.default_rng(stream))
     server.run()
     schedulers = [i.scheduler for i in server.instances]
     mover = server.handoff
@@ -100,8 +109,10 @@ def simulate_serving(cfg: RunConfig, coster: StepCoster | None = None) -> Servin
 
 def check_serving(cfg: RunConfig) -> None:
     """What serving adds to the cross-part checks of a single-batch run, then those."""
-    if cfg.speculative.draft_model:
-        raise RunError("speculative.draft_model is not simulated with workload=serving; set it to null")
+    if cfg.speculative.draft_model and cfg.scheduler.kind not in (SchedulerKind.continuous,
+                                                                  SchedulerKind.chunked_prefill):
+        raise RunError(f"speculative.draft_model is simulated with scheduler=continuous or chunked_prefill (got "
+                       f"{cfg.scheduler.kind.value}); set it to null or change the scheduler")
     par = cfg.parallel
     if par.pp > 1 or par.overlap_comm:
         raise RunError(f"workload=serving simulates tensor-parallel groups with steps costed on the analytic path: "

@@ -30,7 +30,7 @@ A step that preempts admits nobody new. No request is ever dropped.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sim.config.schema import Admission, Preemption, SchedulerConfig
 from sim.serving.kv_cache import KvCache
@@ -50,6 +50,8 @@ class StepShape:
     decode_cached: int  # keys they read from the cache (paged: whole blocks), summed
     decode_contexts: int  # their contexts, summed (an unfused kernel's scores)
     samples: int  # sequences that produce a token
+    drafts: int = 0  # speculative decoding: sequences the draft model extends (k passes)
+    draft_contexts: int = 0  # their contexts at the first draft pass, summed
 
     @property
     def tokens(self) -> int:
@@ -87,11 +89,19 @@ class Scheduler:
         self.preemptions = 0
         self._plain = not model.sliding_window and not ex.kv_block_tokens
         self.prefix = cfg.prefix_caching  # sim/serving/kv_cache.py: the cached shared prefix
+        self.k, self.acceptance, self.rng = 0, 0.0, None  # speculative decoding (``speculate``)
+        self.made = 0  # tokens the last completed step produced
         self.guaranteed = cfg.admission is Admission.guaranteed
 
     def _reserve(self, req: Request) -> int:
         """Tokens whose blocks admission takes: the prefill, or with ``guaranteed`` the whole request."""
         return req.prompt_tokens + req.output_tokens if self.guaranteed else req.prefill_target
+
+    def speculate(self, k: int, acceptance: float, rng) -> None:
+        """Decode speculatively: each step a draft model proposes ``k`` tokens per decoding sequence, the
+        target verifies them in one pass (a chunk of ``k + 1`` tokens per sequence), and each drafted
+        token is accepted with probability ``acceptance`` until the first rejection (drawn from ``rng``)."""
+        self.k, self.acceptance, self.rng = k, acceptance, rng
 
     def add(self, req: Request) -> None:
         """A request arrives."""
@@ -104,6 +114,7 @@ class Scheduler:
     def complete(self, plan: StepPlan, now: float) -> list[Request]:
         """Apply a finished step at time ``now``; the requests it completed."""
         done = []
+        self.made = 0
         for req, new in plan.prefills:
             req.prefilled += new
             req.kv_tokens += new
@@ -113,14 +124,25 @@ class Scheduler:
                 req.state = State.decoding
                 self._token(req, now, done)
         for req in plan.decodes:
-            req.kv_tokens += 1
-            self._token(req, now, done)
+            for _ in range(self._accepted(req)):
+                req.kv_tokens += 1
+                self._token(req, now, done)
         if done:
             self.running = [r for r in self.running if r.state is not State.done]
         return done
 
     # Shared pieces ------------------------------------------------------------------------------
+    def _accepted(self, req: Request) -> int:
+        """Tokens a decode makes: one, or with speculation one plus the drafts accepted before the first
+        rejection, at most what the request still has to make."""
+        if not self.k:
+            return 1
+        draws = self.rng.random(self.k) < self.acceptance
+        accepted = self.k if draws.all() else int(draws.argmin())
+        return min(1 + accepted, req.output_tokens - req.generated)
+
     def _token(self, req: Request, now: float, done: list[Request]) -> None:
+        self.made += 1
         req.generated += 1
         if req.generated == 1:
             req.first_token_s = now
@@ -137,10 +159,11 @@ class Scheduler:
         """A cache slot for every decode's next token, preempting the newest requests if needed."""
         preempted, swap_s = 0, 0.0
         block = self.kv.block_tokens
+        ahead = 1 + self.k  # tokens a decode writes to the cache: its own, and the drafts it verifies
         for req in list(self.running):
-            if req.state is not State.decoding or req.kv_tokens < (req.blocks + req.shared_blocks) * block:
-                continue  # not decoding, or its next token fits in the blocks it holds
-            need = self.kv.needed(req, req.kv_tokens + 1)
+            if req.state is not State.decoding or req.kv_tokens + ahead <= (req.blocks + req.shared_blocks) * block:
+                continue  # not decoding, or its next tokens fit in the blocks it holds
+            need = self.kv.needed(req, req.kv_tokens + ahead)
             while need > self.kv.free:
                 if self.kv.evict_unused():  # a cached prefix nobody reads goes before any running request
                     continue
@@ -150,7 +173,7 @@ class Scheduler:
                 if victim is req:
                     break
             if req.state is State.decoding:
-                self.kv.grow(req, req.kv_tokens + 1)
+                self.kv.grow(req, req.kv_tokens + ahead)
         return preempted, swap_s
 
     def _preempt(self, victim: Request) -> float:
@@ -237,6 +260,11 @@ class Scheduler:
             return None
         chunks = tuple((new, req.prefilled + new) for req, new in prefills)
         samples = len(decodes) + sum(1 for req, new in prefills if req.prefilled + new >= req.prefill_target)
+        if self.k and decodes:  # the target verifies k + 1 positions of each decode, with logits for each
+            k = self.k
+            verify = tuple((k + 1, req.kv_tokens + k + 1) for req in decodes)
+            shape = self._shape_of(chunks + verify, [], samples + k * len(decodes))
+            return replace(shape, drafts=len(decodes), draft_contexts=sum(req.kv_tokens + 1 for req in decodes))
         return self._shape_of(chunks, [req.kv_tokens + 1 for req in decodes], samples)
 
     def _shape_of(self, chunks: tuple[tuple[int, int], ...], contexts: list[int], samples: int) -> StepShape:

@@ -117,9 +117,9 @@ class Server:
             if plan.admitted:
                 self._count(-len(plan.admitted), 0)
             duration = plan.swap_s + (cost.time_s if cost else 0.0)
-            made = len(plan.decodes) + sum(1 for r, new in plan.prefills if r.prefilled + new >= r.prefill_target)
             yield env.timeout(duration)
             done = scheduler.complete(plan, env.now)
+            made = scheduler.made
             self.busy_s += duration
             self.busy_by[inst.name] += duration
             if cost:

@@ -172,3 +172,29 @@ class StepCoster:
                 matrix += r.op.flops * r.count
             hbm += r.cost.hbm_bytes * r.count
         return StepCost(timeline.end_s, dynamic, matrix, flops, hbm)
+
+
+class SpeculativeCoster:
+    """Steps of speculative decoding: the target's pass (decodes verified as ``k + 1``-token chunks), the
+    draft model's prefill of the step's prompt chunks, and ``k`` decode passes of the draft model over
+    the drafting sequences, one after another on the same chips; each costed by its own ``StepCoster``
+    (sampling the draft's logits is part of its passes)."""
+
+    def __init__(self, target: StepCoster, draft: StepCoster, k: int) -> None:
+        self.target, self.draft, self.k = target, draft, k
+        self.coster, self.energy = target.coster, target.energy  # what KV moves and the summary use
+
+    @property
+    def distinct_steps(self) -> int:
+        return self.target.distinct_steps + self.draft.distinct_steps
+
+    def __call__(self, shape: StepShape) -> StepCost:
+        parts = [self.target(shape)]
+        n, ctx = shape.drafts, shape.draft_contexts
+        prompts = shape.chunks[:len(shape.chunks) - n]  # the verify chunks come last
+        if prompts:  # the draft model prefills the prompts too, for its own KV cache
+            parts.append(self.draft(StepShape(prompts, 0, 0, 0, 0, 0)))
+        for j in range(self.k if n else 0):
+            parts.append(self.draft(StepShape((), n, ctx + j * n, ctx + j * n, ctx + j * n, n)))
+        return StepCost(*(sum(getattr(c, f) for c in parts) for f in ("time_s", "dynamic_J", "matrix_flops", "flops",
+                                                                        "hbm_bytes")))
