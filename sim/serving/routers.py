@@ -17,6 +17,7 @@ KV cache at the arrival instant:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -43,7 +44,7 @@ Route = Callable[[Sequence], object]
 def make_router(kind: RouterKind, seed: int) -> Route:
     """The routing function of ``kind``: replicas -> the one the next arrival joins."""
     if kind is RouterKind.round_robin:
-        turn = iter(range(1 << 62))
+        turn = itertools.count()
         return lambda replicas: replicas[next(turn) % len(replicas)]
     if kind is RouterKind.least_kv:
         return lambda replicas: min(replicas, key=lambda r: (kv_load(r), outstanding(r)))

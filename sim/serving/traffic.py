@@ -63,11 +63,6 @@ class Traffic:
         """Names request ``i`` in an error message."""
         return f"trace row {self.rows[i]}" if self.source.startswith("trace") else f"request {self.rows[i]}"
 
-    def subset(self, index: np.ndarray, source: str) -> Traffic:
-        """The requests at ``index`` (in that order), as a traffic of their own."""
-        return Traffic(self.arrival_s[index], self.prompt_tokens[index], self.output_tokens[index], self.rows[index],
-                       self.users, source, self.shared_prefix)
-
 
 def make_traffic(w: WorkloadConfig, seed: int, max_context: int) -> Traffic:
     """The requests of workload ``w`` (kind serving), drawn with ``seed`` or read from its trace.
