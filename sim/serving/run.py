@@ -53,11 +53,11 @@ class ServingResult:
         return self.cfg.parallel.tp * self.instances
 
 
-def simulate_serving(cfg: RunConfig, coster: StepCoster | None = None) -> ServingResult:
+def simulate_serving(cfg: RunConfig, coster: StepCoster | SpeculativeCoster | None = None) -> ServingResult:
     """Check ``cfg`` (workload.kind=serving) and simulate the server until every request completes.
 
     ``coster`` may be one from an earlier run of the same chip, model, formats and runtime (only
-    the traffic or the scheduler differ): its cached step costs are reused.
+    the traffic or the scheduler differ; ``make_coster``): its cached step costs are reused.
 
     Raises:
         RunError: a config that cannot be served (the message says what to change).
@@ -83,9 +83,7 @@ def simulate_serving(cfg: RunConfig, coster: StepCoster | None = None) -> Servin
         return KvCache(size.blocks, block, size.bytes_per_block, chip.host_link_Bps)
 
     check_requests_fit(traffic, new_cache(), size)
-    coster = coster if coster is not None else StepCoster(cfg, ex, block)
-    if draft and not isinstance(coster, SpeculativeCoster):
-        coster = SpeculativeCoster(coster, StepCoster(replace(cfg, model=draft), ex, block), cfg.speculative.k)
+    coster = coster if coster is not None else make_coster(cfg)
     server = entry.make_server(cfg, traffic, new_cache, coster)
     if draft:
         streams = np.random.SeedSequence(cfg.seed).spawn(5 + len(server.instances))[5:]  # 0-2 traffic, 3 router
@@ -105,6 +103,17 @@ def simulate_serving(cfg: RunConfig, coster: StepCoster | None = None) -> Servin
         coster.coster.distinct_ops,
         time.perf_counter() - started,
     )
+
+
+def make_coster(cfg: RunConfig) -> StepCoster | SpeculativeCoster:
+    """The step coster of ``cfg``'s runs (with a draft model: the target's and the draft's); runs that
+    differ only in their traffic or scheduler may share one, and its cache."""
+    ex, block = cfg.execution(), cfg.attention.kv_block_tokens
+    coster = StepCoster(cfg, ex, block)
+    draft = draft_model(cfg)
+    if draft is None:
+        return coster
+    return SpeculativeCoster(coster, StepCoster(replace(cfg, model=draft), ex, block), cfg.speculative.k)
 
 
 def check_serving(cfg: RunConfig) -> None:

@@ -21,7 +21,7 @@ overloaded probe and the offline run are not extended. How many requests a probe
 on its rate alone, never on the targets, and every choice of the next rate depends only on
 which probes passed, so loosening a target never lowers the capacity: each probe that passed
 still passes, and the bisection keeps the looser search at or above the tighter one. Step costs
-are cached once for all probes (one ``StepCoster``).
+are cached once for all probes (one step coster, ``sim.serving.run.make_coster``).
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ from dataclasses import dataclass, field, replace
 from sim.config.schema import ArrivalProcess, RunConfig, RunError, SloConfig, WorkloadKind
 from sim.metrics.serving_summary import summarize_serving
 from sim.metrics.slo import CI_HALF_WIDTH, meets_p99
-from sim.serving.run import simulate_serving
-from sim.serving.step_cost import StepCoster
+from sim.serving.run import make_coster, simulate_serving
 
 WIDTH = 0.05  # the bracket's high end over its low end, minus one, at most
 BASE_REQUESTS = 1000
@@ -100,7 +99,7 @@ class Prober:
 
     def __init__(self, cfg: RunConfig, base: int, most: int, progress: Callable[[Probe], None] | None = None) -> None:
         self.cfg, self.base, self.most, self.progress = cfg, base, most, progress
-        self.coster = StepCoster(cfg, cfg.execution(), cfg.attention.kv_block_tokens)
+        self.coster = make_coster(cfg)
         self.arrival = ArrivalProcess.gamma if cfg.workload.arrival is ArrivalProcess.gamma else ArrivalProcess.poisson
         self.runs: dict[float, tuple[int, dict, float]] = {}  # rate -> (requests, summary, wall seconds)
 
