@@ -39,6 +39,7 @@ def test_with_every_draft_accepted_a_step_makes_k_plus_1_tokens_at_the_cost_of_d
     assert s["steps"] <= 12 * 5  # at most a prefill and four draft-and-verify steps each
 
 
+@pytest.mark.slow
 def test_speculation_pays_when_drafts_are_accepted_and_costs_when_they_are_not():
     big = (*TARGET, "model=llama2_70b", "parallel.tp=4")  # a 7B draft is a tenth of the target
     plain = serve(*big)[2]["tpot_mean_s"]
@@ -49,6 +50,7 @@ def test_speculation_pays_when_drafts_are_accepted_and_costs_when_they_are_not()
     assert same_size > 0.8 * serve(*TARGET)[2]["tpot_mean_s"]  # pays little or nothing
 
 
+@pytest.mark.slow
 def test_acceptance_is_drawn_from_the_seed_and_every_request_completes():
     a = serve(*TARGET, *DRAFT, "speculative.acceptance=0.6")
     b = serve(*TARGET, *DRAFT, "speculative.acceptance=0.6")
