@@ -265,7 +265,7 @@ def test_disaggregated_decode_pool_preempts_and_completes():
     (["workload.prompt_tokens=1000", "scheduler.kv_cache_GB=0.1"], "request 1: its prompt of 1,000 tokens is longer "
                                                                     "than the whole KV cache"),
     (["scheduler.kv_cache_GB=500"], "scheduler.kv_cache_GB=500 does not fit"),
-    (["parallel.pp=2"], "set parallel.pp=1"),
+    (["parallel.overlap_comm=true"], "set parallel.overlap_comm=false"),
     (["scheduler=disaggregated", "scheduler.prefill_instances=5", "scheduler.decode_instances=4"],
      "needs 9 chips, but one h100_sxm fabric joins 8"),
 ])

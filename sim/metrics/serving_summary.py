@@ -226,7 +226,8 @@ def _run_info(result: ServingResult) -> dict:
     own = {"instances": result.instances, "scheduler": s.kind.value, "max_batch": s.max_batch,
            "token_budget": s.token_budget, "preemption": s.preemption.value,
            "prefill_instances": s.prefill_instances, "decode_instances": s.decode_instances,
-           "tp": result.cfg.parallel.tp, "replicas": result.cfg.parallel.dp, "router": result.cfg.router.kind.value,
+           "tp": result.cfg.parallel.tp, "pp": result.cfg.parallel.pp, "replicas": result.cfg.parallel.dp,
+           "router": result.cfg.router.kind.value,
            "traffic": result.traffic.source, "step_costs": "analytic (sum of per-op costs per step)",
            "distinct_steps": result.distinct_steps}
     return run_info(result.cfg, result.chips, own, result.events, result.distinct_ops, result.sim_wall_s)

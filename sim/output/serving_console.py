@@ -13,10 +13,11 @@ def render_serving(summary: dict) -> str:
     chips = f"{run['chips']}x " if run["chips"] > 1 else ""
     slo = summary["slo"]
     pools = ""
-    if run["replicas"] > 1:
-        pools = f"{run['replicas']} replicas, "
-    elif run["instances"] > 1:  # separate prefill and decode pools
+    if run["replicas"] * run["pp"] < run["instances"]:  # separate prefill and decode pools (disaggregated)
         pools = f"{run['prefill_instances']} prefill + {run['decode_instances']} decode instances, "
+    elif run["replicas"] > 1 or run["pp"] > 1:
+        stages = f" of {run['pp']} pipeline stages ({run['pp']} virtual engines each)" if run["pp"] > 1 else ""
+        pools = f"{run['replicas']} replica{'s' if run['replicas'] > 1 else ''}{stages}, "
     lines = [
         f"llmsim serving: {run['model']} on {chips}{run['hardware']} | {scheduler_label(run['scheduler'])} "
         f"({pools}max {run['max_batch']} sequences, {run['token_budget']:,} tokens per step, "
@@ -98,12 +99,13 @@ def _prefix(summary: dict) -> list[str]:
 
 def _replicas(summary: dict) -> list[str]:
     run, load = summary["run"], summary["load"]
-    if run["replicas"] <= 1:
+    if run["replicas"] <= 1 and run["pp"] <= 1:
         return []
     requests = "/".join(f"{n:,}" for n in load["requests_by_instance"].values())
     busy = "/".join(f"{b:.0%}" for b in load["busy_fraction_by_instance"].values())
     router = run["router"].replace("_", " ")
-    return [f"  replicas                {run['replicas']} x TP{run['tp']} behind the {router} router: "
+    shape = f"TP{run['tp']} x PP{run['pp']}" if run["pp"] > 1 else f"TP{run['tp']}"
+    return [f"  replicas                {run['replicas']} x {shape} behind the {router} router: "
             f"requests {requests}, busy {busy}; the busiest has {load['request_imbalance']:.2f}x the mean requests, "
             f"{load['busy_imbalance']:.2f}x the mean busy time"]
 

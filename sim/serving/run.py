@@ -9,6 +9,7 @@ import numpy as np
 
 from sim.config.draft import draft_model
 from sim.config.schema import Admission, Preemption, RunConfig, RunError, SchedulerKind, check_run
+from sim.engine.pipeline import split
 from sim.serving.kv_cache import GB, CacheSize, KvCache, cache_size
 from sim.serving.registry import SCHEDULERS
 from sim.serving.request import Request
@@ -75,9 +76,13 @@ def simulate_serving(cfg: RunConfig, coster: StepCoster | SpeculativeCoster | No
     workspace = activation_bytes(build_step(model, ex, [(step_tokens, step_tokens)], []))
     draft = draft_model(cfg)
     models = [model] + ([draft] if draft else [])  # a draft model's weights and KV cache sit beside the target's
-    size = cache_size(chip.hbm_capacity_bytes, sum(weight_bytes_per_chip(m, ex) for m in models), workspace,
-                      sum(kv_bytes_per_chip(m, ex, block) for m in models), sched.kv_cache_GB,
+    pp = cfg.parallel.pp
+    share = max(split(model.num_layers, pp)) / model.num_layers  # a pipeline stage's chips hold its layers
+    size = cache_size(chip.hbm_capacity_bytes, sum(weight_bytes_per_chip(m, ex) for m in models) * share, workspace,
+                      sum(kv_bytes_per_chip(m, ex, block) for m in models) * share, sched.kv_cache_GB,
                       f"{model.name}{f' with draft {draft.name}' if draft else ''} on {chip.name}")
+    if pp > 1:  # the stage's cache is shared out among its pp virtual engines
+        size = replace(size, blocks=size.blocks // pp, kv=size.blocks // pp * size.bytes_per_block)
 
     def new_cache() -> KvCache:
         return KvCache(size.blocks, block, size.bytes_per_block, chip.host_link_Bps)
@@ -123,11 +128,14 @@ def check_serving(cfg: RunConfig) -> None:
         raise RunError(f"speculative.draft_model is simulated with scheduler=continuous or chunked_prefill (got "
                        f"{cfg.scheduler.kind.value}); set it to null or change the scheduler")
     par = cfg.parallel
-    if par.pp > 1 or par.overlap_comm:
-        raise RunError(f"workload=serving simulates tensor-parallel groups with steps costed on the analytic path: "
-                       f"set parallel.pp=1 and parallel.overlap_comm=false (got {par.pp}, "
-                       f"{str(par.overlap_comm).lower()})")
+    if par.overlap_comm:
+        raise RunError("workload=serving costs its steps on the analytic path without communication overlap: set "
+                       "parallel.overlap_comm=false")
     sched = cfg.scheduler
+    if par.pp > 1 and (sched.kind not in (SchedulerKind.continuous, SchedulerKind.chunked_prefill)
+                       or cfg.speculative.draft_model or par.pp > cfg.model.num_layers):
+        raise RunError(f"parallel.pp={par.pp} in serving is simulated with scheduler=continuous or chunked_prefill, "
+                       f"without speculative decoding, and at most one stage per layer ({cfg.model.num_layers})")
     if par.dp > 1 and sched.kind is SchedulerKind.disaggregated:
         raise RunError(f"parallel.dp={par.dp} replicates a whole server; a disaggregated server sizes its pools with "
                        "scheduler.prefill_instances and scheduler.decode_instances: set parallel.dp=1")
@@ -149,7 +157,7 @@ def check_serving(cfg: RunConfig) -> None:
     if cfg.attention.kv_block_tokens < 1:
         raise RunError("attention.kv_block_tokens=0 (a contiguous KV cache) is for single-batch runs; a serving run "
                        "hands out a paged cache: set attention.kv_block_tokens >= 1 (vLLM uses 16)")
-    check_run(cfg)
+    check_run(replace(cfg, parallel=replace(par, pp=1)) if par.pp > 1 else cfg)  # no micro-batches of a batch
 
 
 def check_requests_fit(traffic: Traffic, kv: KvCache, size: CacheSize) -> None:

@@ -43,6 +43,26 @@ class Instance:
     role: str
     scheduler: Scheduler
     wake_event: simpy.Event | None = None
+    pipe: str = ""  # the pipeline whose stages its steps pass through (a virtual engine); "": none
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Pipeline parallelism: ``layers`` per stage; a step's tokens cross from one stage to the next in
+    ``send_s(tokens)`` seconds."""
+
+    layers: tuple[int, ...]
+    send_s: Callable[[int], float]
+
+    def stage_s(self, cost: StepCost) -> list[float]:
+        """Each stage's share of a step: the host's costs and the embedding on the first, its layers, the
+        head on the last."""
+        pre, layer, post = cost.spans
+        host = max(0.0, cost.time_s - (pre + layer * sum(self.layers) + post))
+        times = [layer * n for n in self.layers]
+        times[0] += host + pre
+        times[-1] += post
+        return times
 
 
 class Handoff(Protocol):
@@ -60,6 +80,8 @@ class Server:
         self.front = [i for i in instances if i.role != "decode"]  # where new requests queue
         self.route = route or (lambda front: min(front, key=outstanding))
         self.busy_by: dict[str, float] = {i.name: 0.0 for i in instances}  # step time of each instance
+        self.pipeline: Pipeline | None = None  # pipeline parallelism (its stages are shared per ``pipe``)
+        self._stages: dict[str, list[simpy.Resource]] = {}
         self.env = CountingEnvironment()
         self.handoff: Handoff | None = None
         self.requests: list[Request] = []
@@ -116,8 +138,12 @@ class Server:
             cost = self.cost(plan.shape) if plan.shape is not None else None
             if plan.admitted:
                 self._count(-len(plan.admitted), 0)
-            duration = plan.swap_s + (cost.time_s if cost else 0.0)
-            yield env.timeout(duration)
+            if self.pipeline is not None and inst.pipe and cost is not None:
+                yield from self._through_stages(inst, plan, cost)
+                duration = env.now - start
+            else:
+                duration = plan.swap_s + (cost.time_s if cost else 0.0)
+                yield env.timeout(duration)
             done = scheduler.complete(plan, env.now)
             made = scheduler.made
             self.busy_s += duration
@@ -136,6 +162,20 @@ class Server:
                         self._next_closed += 1
             if self.handoff is not None:
                 self.handoff.after_step(inst, plan)
+
+    def _through_stages(self, inst: Instance, plan: StepPlan, cost: StepCost) -> Iterator[simpy.Event]:
+        """A step of a virtual engine through the pipeline: each stage in turn, one step at a time per
+        stage, the hidden states sent between them."""
+        pipe = self.pipeline
+        stages = self._stages.setdefault(inst.pipe, [simpy.Resource(self.env, 1) for _ in pipe.layers])
+        times = pipe.stage_s(cost)
+        times[0] += plan.swap_s
+        for s, (slot, seconds) in enumerate(zip(stages, times, strict=True)):
+            with slot.request() as turn:
+                yield turn
+                yield self.env.timeout(seconds)
+            if s < len(stages) - 1:
+                yield self.env.timeout(pipe.send_s(plan.shape.tokens))
 
     # Bookkeeping --------------------------------------------------------------------------------
     def _make(self, i: int, at: float) -> Request:

@@ -51,6 +51,7 @@ class StepCost:
     matrix_flops: float
     flops: float
     hbm_bytes: float
+    spans: tuple[float, ...] = ()  # one instance of each segment (pre, one layer, post), seconds
 
 
 class StepCoster:
@@ -141,6 +142,7 @@ class StepCoster:
         device_start = now
         dynamic = matrix = flops = hbm = 0.0
         kernels = 0
+        spans = []
         for repeat, nodes in frame:
             seg_start = first_end = now
             free = {False: seg_start, True: seg_start}
@@ -157,9 +159,10 @@ class StepCoster:
                     matrix += op_flops * repeat
                 hbm += op_hbm * repeat
             now = seg_start + (first_end - seg_start) * repeat
+            spans.append(first_end - seg_start)
             kernels += len(nodes) * repeat
         end_s = self.host.pass_time(kernels, now - device_start)
-        return StepCost(max(end_s, now), dynamic, matrix, flops, hbm)
+        return StepCost(max(end_s, now), dynamic, matrix, flops, hbm, tuple(spans))
 
     def cost_graph(self, graph: PassGraph) -> StepCost:
         """Time and energy of a pass on the analytic path."""
@@ -171,7 +174,8 @@ class StepCoster:
             if r.op.unit is Unit.matrix:
                 matrix += r.op.flops * r.count
             hbm += r.cost.hbm_bytes * r.count
-        return StepCost(timeline.end_s, dynamic, matrix, flops, hbm)
+        spans = tuple(sp.first_end_s - sp.start_s for sp in timeline.segments)
+        return StepCost(timeline.end_s, dynamic, matrix, flops, hbm, spans)
 
 
 class SpeculativeCoster:
