@@ -93,6 +93,7 @@ def test_output_folders_resolve_against_the_working_directory_and_refuse_files(t
     ["llmsim-grid", "seed=1,2", "--out", "FILE"], ["llmsim-sensitivity", "--out", "FILE"],
     ["llmsim-search", "+search=area_compute_vs_sram", "--out", "FILE"], ["llmsim-calibrate", "--out", "FILE"],
     ["llmsim-report", str(REPO), "--out", "FILE"], ["llmsim", "calibration=FILE"],
+    ["llmsim-capacity", "slo.ttft_p99_s=2", "--out", "FILE"],
 ])
 def test_a_bad_output_folder_or_fit_is_one_line_and_exit_2(tmp_path, command):
     (tmp_path / "FILE").write_text("not a folder\n")

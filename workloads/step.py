@@ -99,17 +99,9 @@ def build_step_totals(model: ModelConfig, ex: Execution, prefill_chunks: tuple[t
         raise ValueError("a step needs at least one prefill chunk or one decode")
     if any(new < 1 or context < new for new, context in prefill_chunks):
         raise ValueError(f"prefill chunks need 1 <= new tokens <= context (got {prefill_chunks})")
-    both = bool(prefill_chunks) and decodes > 0
 
     def attention_for(kind: LayerKind) -> list[Op]:
-        attention: list[Op] = []
-        if prefill_chunks:
-            attention += _prefill_attention(model, ex, prefill_chunks, "prefill_" if both else "", kind)
-        if decodes:
-            scores = decode_pairs if decode_contexts is None else decode_contexts
-            attention += _decode_attention(model, ex, decodes, decode_pairs, decode_cached, scores,
-                                           "decode_" if both else "", kind)
-        return attention
+        return step_attention(model, ex, prefill_chunks, decodes, decode_pairs, decode_cached, decode_contexts, kind)
 
     tokens = sum(new for new, _ in prefill_chunks) + decodes
     seqs = len(prefill_chunks) + decodes
@@ -120,6 +112,24 @@ def build_step_totals(model: ModelConfig, ex: Execution, prefill_chunks: tuple[t
     ssm = (tuple(new for new, _ in prefill_chunks), sum(1 for new, c in prefill_chunks if c > new), decodes)
     return PassGraph(phase, step, seqs, longest, context, model.num_layers, _pre(model, ex, tokens),
                      post=_post(model, ex, logits, tokens), **build_layers(model, ex, tokens, attention_for, ssm))
+
+
+def step_attention(model: ModelConfig, ex: Execution, prefill_chunks: tuple[tuple[int, int], ...], decodes: int,
+                   decode_pairs: int, decode_cached: int, decode_contexts: int | None = None,
+                   kind: LayerKind | None = None) -> list[Op]:
+    """The attention kernel(s) of a step in a layer of ``kind`` (default: the model's first layer's), in order
+    (``build_step_totals`` puts them in its layers; a serving step's cost reuses the rest of a layer of the
+    same tokens when the model has one layer kind, sim/serving/step_cost.py)."""
+    kind = model.layer_kinds()[0] if kind is None else kind
+    both = bool(prefill_chunks) and decodes > 0
+    attention: list[Op] = []
+    if prefill_chunks:
+        attention += _prefill_attention(model, ex, prefill_chunks, "prefill_" if both else "", kind)
+    if decodes:
+        scores = decode_pairs if decode_contexts is None else decode_contexts
+        attention += _decode_attention(model, ex, decodes, decode_pairs, decode_cached, scores,
+                                       "decode_" if both else "", kind)
+    return attention
 
 
 def _prefill_attention(model: ModelConfig, ex: Execution, chunks: tuple[tuple[int, int], ...], prefix: str,

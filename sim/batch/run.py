@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sim.batch.speculative import speculative_passes
-from sim.config.presets import PresetError, load_model
+from sim.config.draft import draft_model
 from sim.config.schema import Fidelity, RunConfig, RunError, check_run
 from sim.engine.analytic import simulate_analytic
 from sim.engine.costing import Coster
@@ -17,7 +17,6 @@ from sim.engine.records import HostCosts, Timeline
 from sim.engine.resources import RESOURCES, Resource
 from workloads.footprint import activation_bytes, kv_bytes_per_chip, weight_bytes_per_chip
 from workloads.graph import PassGraph, Phase, build_pass
-from workloads.model import ModelConfig
 
 GB = 1e9
 
@@ -74,26 +73,6 @@ def passes(cfg: RunConfig, batch: int | None = None) -> Iterator[PassGraph]:
         return
     for j in range(1, w.decode_tokens):
         yield build_pass(model, ex, Phase.decode, batch, 1, w.prompt_tokens + j, step=j)
-
-
-def draft_model(cfg: RunConfig) -> ModelConfig | None:
-    """The speculative draft model, checked against the target; None when speculation is off."""
-    name = cfg.speculative.draft_model
-    if not name:
-        return None
-    try:
-        draft = load_model(name)
-    except PresetError as err:
-        raise RunError(f"speculative.draft_model: {err}") from None
-    if draft.vocab_size != cfg.model.vocab_size:
-        raise RunError(
-            f"speculative.draft_model={name} has a {draft.vocab_size}-token vocabulary but {cfg.model.name} has "
-            f"{cfg.model.vocab_size}; the draft must share the target's tokenizer"
-        )
-    tp = cfg.parallel.tp
-    if draft.num_heads % tp or draft.num_kv_heads % tp:
-        raise RunError(f"parallel.tp={tp} does not divide the draft model {name}'s heads; use a smaller tp")
-    return draft
 
 
 def decode_tokens_produced(cfg: RunConfig) -> float:

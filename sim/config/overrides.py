@@ -15,7 +15,7 @@ from hwmodels.calibration import CalibrationError, load_fit
 from sim.config.paths import presets
 from sim.config.schema import AppConfig
 
-GROUPS = ("hardware", "model", "workload", "runtime", "scheduler", "system", "host")
+GROUPS = ("hardware", "model", "workload", "runtime", "scheduler", "router", "system", "host")
 # Keys that moved: old spelling -> new one (one line and exit 2, never a silent ignore).
 MOVED = {"scheduler.kv_block_tokens": "attention.kv_block_tokens"}
 EXIT_BAD_INPUT = 2

@@ -38,12 +38,16 @@ from sim.config.execution import (
 from sim.config.system import HostConfig, ScaleOutConfig, ScaleUpConfig, SystemConfig
 from sim.config.tools import OutputConfig, SearchConfig, SweepConfig
 from sim.config.workload import (
+    Admission,
     ArrivalProcess,
     LengthDistribution,
     Preemption,
+    RouterConfig,
+    RouterKind,
     SchedulerConfig,
     SchedulerKind,
     SloConfig,
+    TraceName,
     WorkloadConfig,
     WorkloadKind,
 )
@@ -51,11 +55,12 @@ from workloads.graph import AttentionKernel, Execution
 from workloads.model import ModelConfig
 
 __all__ = [
-    "FLASH_TILE", "AppConfig", "ArrivalProcess", "AttentionConfig", "CostConfig", "Fidelity", "HostConfig",
-    "LengthDistribution", "OutputConfig", "ParallelConfig", "Preemption", "PrecisionConfig", "RunConfig", "RunError",
+    "FLASH_TILE", "Admission", "AppConfig", "ArrivalProcess", "AttentionConfig", "CostConfig", "Fidelity", "HostConfig",
+    "LengthDistribution", "OutputConfig", "ParallelConfig", "Preemption", "PrecisionConfig", "RouterConfig",
+    "RouterKind", "RunConfig", "RunError",
     "RuntimeConfig", "ScaleOutConfig", "ScaleUpConfig", "SchedulerConfig", "SchedulerKind", "SearchConfig",
-    "SloConfig", "SpeculativeConfig", "SweepConfig", "SystemConfig", "WorkloadConfig", "WorkloadKind", "check_run",
-    "core_sram_bytes", "fused_attention_sram_bytes", "register_configs", "run_fields",
+    "SloConfig", "SpeculativeConfig", "SweepConfig", "SystemConfig", "TraceName", "WorkloadConfig", "WorkloadKind",
+    "check_run", "core_sram_bytes", "fused_attention_sram_bytes", "register_configs", "run_fields",
 ]
 
 
@@ -74,6 +79,7 @@ class RunConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     speculative: SpeculativeConfig = field(default_factory=SpeculativeConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)  # serving runs only
+    router: RouterConfig = field(default_factory=RouterConfig)  # serving runs with replicas (parallel.dp > 1)
     slo: SloConfig = field(default_factory=SloConfig)  # serving runs only
     fidelity: Fidelity = Fidelity.des
     seed: int = 0

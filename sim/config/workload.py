@@ -18,13 +18,31 @@ class ArrivalProcess(str, Enum):
     poisson = "poisson"  # exponential inter-arrival times at rate_per_s
     gamma = "gamma"  # gamma inter-arrival times at rate_per_s, coefficient of variation cv (bursty for cv > 1)
     closed = "closed"  # concurrency users, each sending its next request when its last one completes
-    trace = "trace"  # arrival times and lengths from the CSV at trace_path
+    trace = "trace"  # arrival times and lengths from a bundled trace (trace) or a CSV (trace_path)
+    offline = "offline"  # every request at time 0: the most the system can push through
 
 
 class LengthDistribution(str, Enum):
+    """Lengths of prompts and outputs (sim/serving/lengths.py has the datasets' statistics and sources)."""
+
     fixed = "fixed"  # every request: prompt_tokens in, decode_tokens out
     uniform = "uniform"  # uniform around those means, coefficient of variation length_cv
     lognormal = "lognormal"  # lognormal with those means and coefficient of variation length_cv
+    sharegpt = "sharegpt"  # ShareGPT conversations (means from the vLLM paper)
+    alpaca = "alpaca"  # Alpaca instructions (means from the vLLM paper)
+    chat = "chat"  # outputs only: chat answers capped at 1024 tokens (MLPerf Llama-2-70B style)
+    azure_code = "azure_code"  # drawn from the rows of the Azure 2023 code trace
+    azure_conv = "azure_conv"  # drawn from the rows of the Azure 2023 conversation trace
+
+
+class TraceName(str, Enum):
+    """The production traces shipped in data/traces/ (README there: source, licence, citation)."""
+
+    azure_code = "azure_code"  # Azure LLM inference, code completion, one hour of 2023-11-16
+    azure_conv = "azure_conv"  # Azure LLM inference, conversation, the same hour
+
+
+DRAWN_REQUESTS = 1000  # requests of a drawn (not replayed) workload when num_requests is null
 
 
 @dataclass
@@ -34,28 +52,50 @@ class WorkloadConfig:
     prompt_tokens: int = 512  # prompt length per sequence
     decode_tokens: int = 128  # tokens generated per sequence (the first comes from the prefill)
     # Serving (kind=serving, sim/serving/): prompt_tokens and decode_tokens are the mean lengths.
-    num_requests: int = 1000  # requests in the run (a trace: its first num_requests rows)
+    num_requests: Optional[int] = None  # requests in the run; null: 1000 drawn, or every row of a trace
     arrival: ArrivalProcess = ArrivalProcess.poisson
     rate_per_s: float = 10.0  # mean arrival rate, requests per second (poisson, gamma)
     cv: float = 2.0  # coefficient of variation of gamma inter-arrival times (1 is Poisson)
     concurrency: int = 16  # closed loop: users, each with one request outstanding
-    trace_path: Optional[str] = None  # CSV with columns arrival_s, prompt_tokens, output_tokens
-    lengths: LengthDistribution = LengthDistribution.fixed  # a trace brings its own lengths
+    trace: Optional[TraceName] = None  # a shipped trace (data/traces/): azure_code | azure_conv
+    trace_path: Optional[str] = None  # CSV with arrival_s, prompt_tokens, output_tokens (or Azure's own columns)
+    trace_scale: float = 1.0  # a trace replays this many times as fast (its gaps divided by it)
+    lengths: LengthDistribution = LengthDistribution.fixed  # prompts and outputs; a trace brings its own
+    output_lengths: Optional[LengthDistribution] = None  # outputs only; null: as lengths
     length_cv: float = 0.5  # coefficient of variation of uniform and lognormal lengths
+    shared_prefix_tokens: int = 0  # a system prompt of this many tokens before every drawn prompt
 
     def __post_init__(self) -> None:
+        if self.shared_prefix_tokens < 0:
+            raise RunError(f"workload.shared_prefix_tokens must be >= 0 (got {self.shared_prefix_tokens})")
+        if self.shared_prefix_tokens and self.arrival is ArrivalProcess.trace:
+            raise RunError("workload.shared_prefix_tokens adds a system prompt to drawn prompts; a trace's prompts are "
+                           "replayed as they are: set it to 0")
         for key in ("batch", "prompt_tokens", "decode_tokens", "num_requests", "concurrency"):
             value = getattr(self, key)
-            if value < 1:
+            if value is not None and value < 1:
                 raise RunError(f"workload.{key} must be >= 1 (got {value})")
         if not self.rate_per_s > 0:
             raise RunError(f"workload.rate_per_s must be > 0 requests per second (got {self.rate_per_s})")
         if not self.cv > 0 or not self.length_cv >= 0:
             raise RunError(f"workload.cv must be > 0 and workload.length_cv >= 0 (got {self.cv}, {self.length_cv})")
+        if not self.trace_scale > 0:
+            raise RunError(f"workload.trace_scale must be > 0 (got {self.trace_scale}); 2 replays twice as fast")
         self._check_tops()
-        if self.arrival is ArrivalProcess.trace and not self.trace_path:
-            raise RunError("workload.arrival=trace needs workload.trace_path=<CSV with arrival_s, prompt_tokens, "
-                           "output_tokens>")
+        if self.arrival is ArrivalProcess.trace and not (self.trace or self.trace_path):
+            raise RunError("workload.arrival=trace needs workload.trace=azure_code|azure_conv or "
+                           "workload.trace_path=<CSV with arrival_s, prompt_tokens, output_tokens>")
+        if self.trace and self.trace_path:
+            raise RunError(f"workload.trace={self.trace.value} and workload.trace_path={self.trace_path} both name a "
+                           "trace; set one of them to null")
+        if self.lengths is LengthDistribution.chat:
+            raise RunError("workload.lengths=chat gives output lengths only; set workload.output_lengths=chat and "
+                           "lengths for the prompts (fixed, uniform, lognormal or a dataset)")
+
+    @property
+    def requests(self) -> int:
+        """Requests of a drawn workload (a trace replays num_requests rows, or all when it is null)."""
+        return DRAWN_REQUESTS if self.num_requests is None else self.num_requests
 
     def _check_tops(self) -> None:
         """The top of each field's range: far beyond real deployments, short of nonsense."""
@@ -68,6 +108,7 @@ class WorkloadConfig:
             ("concurrency", 1e6, "users of a closed loop, each with a request in flight"),
             ("cv", 100.0, "a gamma coefficient of variation of 100 is already one burst"),
             ("length_cv", 100.0, "a length coefficient of variation of 100 is already one long request"),
+            ("trace_scale", 1e6, "a million times as fast turns an hour of traffic into a few milliseconds"),
         ):
             check_at_most(f"workload.{key}", getattr(self, key), limit, why)
 
@@ -77,6 +118,13 @@ class SchedulerKind(str, Enum):
     continuous = "continuous"  # iteration-level batching: requests join and leave at every step (Orca, vLLM)
     chunked_prefill = "chunked_prefill"  # a token budget per step mixing prefill chunks with decodes (Sarathi-Serve)
     disaggregated = "disaggregated"  # prefill and decode on separate instances, KV moved over the links (Splitwise)
+
+
+class Admission(str, Enum):
+    """The two admission policies of in-flight batching servers (TensorRT-LLM's capacity scheduler)."""
+
+    max_utilization = "max_utilization"  # admit while the cache holds the current lengths; preempt when it fills
+    guaranteed = "guaranteed"  # reserve KV for each request's whole output before admitting it: never preempt
 
 
 class Preemption(str, Enum):
@@ -95,7 +143,9 @@ class SchedulerConfig:
     max_batch: int = 256  # sequences in one step at most (vLLM max_num_seqs)
     token_budget: int = 8192  # tokens in one step at most (vLLM max_num_batched_tokens); a longer prompt runs alone
     preemption: Preemption = Preemption.recompute
+    admission: Admission = Admission.max_utilization  # guaranteed: no preemption ever (GUARANTEED_NO_EVICT)
     kv_cache_GB: Optional[float] = None  # KV cache per chip; null: all HBM left after weights and activations
+    prefix_caching: bool = False  # keep the shared prefix's KV blocks for later requests (vLLM enable_prefix_caching)
     prefill_instances: int = 1  # disaggregated: tensor-parallel groups that only prefill
     decode_instances: int = 1  # disaggregated: tensor-parallel groups that only decode
 
@@ -115,15 +165,42 @@ class SchedulerConfig:
             check_at_most(f"scheduler.{key}", getattr(self, key), limit, why)
 
 
+class RouterKind(str, Enum):
+    round_robin = "round_robin"  # replica i mod n, whatever their load
+    least_outstanding = "least_outstanding"  # the replica with the fewest requests queued or running
+    least_kv = "least_kv"  # the replica whose KV cache is the least full
+    power_of_two = "power_of_two"  # two replicas at random, the one with fewer outstanding (Mitzenmacher 2001)
+
+
+@dataclass
+class RouterConfig:
+    """How arrivals are shared among data-parallel replicas (conf/router/; sim/serving/routers.py)."""
+
+    kind: RouterKind = RouterKind.least_outstanding
+
+
 @dataclass
 class SloConfig:
-    """Latency targets of a serving run: a request meets them when both hold (goodput)."""
+    """Latency targets of a serving run.
+
+    Per request (goodput): a request meets ``ttft_s`` and ``tpot_s`` when both hold. Over the run
+    (capacity, sim/metrics/slo.py): the p99 of TTFT and of TPOT over the steady-state requests
+    must stay within ``ttft_p99_s`` and ``tpot_p99_s`` (null: no such target).
+    """
 
     ttft_s: float = 1.0  # time to first token, seconds
     tpot_s: float = 0.1  # time per output token after the first, seconds
+    ttft_p99_s: Optional[float] = None  # p99 time to first token, seconds (MLPerf Llama-2-70B server: 2)
+    tpot_p99_s: Optional[float] = None  # p99 time per output token, seconds (MLPerf Llama-2-70B server: 0.2)
 
     def __post_init__(self) -> None:
-        for key in ("ttft_s", "tpot_s"):
-            if not getattr(self, key) > 0:
-                raise RunError(f"slo.{key} must be > 0 seconds (got {getattr(self, key)}); no request meets a "
-                               "zero latency target")
+        for key in ("ttft_s", "tpot_s", "ttft_p99_s", "tpot_p99_s"):
+            value = getattr(self, key)
+            if value is not None and not value > 0:
+                raise RunError(f"slo.{key} must be > 0 seconds (got {value}); no request meets a zero latency target")
+            check_at_most(f"slo.{key}", value, 1e6, "seconds; a latency target of 11 days is no target")
+
+    @property
+    def has_p99(self) -> bool:
+        """Whether a p99 target is set."""
+        return self.ttft_p99_s is not None or self.tpot_p99_s is not None

@@ -120,6 +120,18 @@ _SERVING = (
     Metric("kv_moves.GB_per_chip", "GB", L, "KV moved per chip"),
     Metric("kv_moves.mean_s", "s", L, "mean KV move"),
     Metric("busy_fraction", "", H, "chip busy (fraction)"),
+    Metric("steady_state.*", "s", L, "steady-state p99"),
+    Metric("steady_state.measured_requests", "", H, "steady-state requests measured"),
+    Metric("steady_state.excluded_requests", "", L, "warm-up and drain requests left out"),
+    Metric("prefix_cache.*", "", H, "prefix cache"),
+    Metric("prefix_cache.saved_prefill_tokens", "", H, "prefill tokens saved by the prefix cache"),
+    Metric("prefix_cache.evictions", "", L, "prefix-cache evictions"),
+    Metric("prefix_cache.ttft_mean_hit_s", "s", L, "mean TTFT of prefix-cache hits"),
+    Metric("prefix_cache.ttft_mean_miss_s", "s", L, "mean TTFT of prefix-cache misses"),
+    Metric("load.requests_by_instance.*", "", L, "requests by instance"),
+    Metric("load.busy_fraction_by_instance.*", "", H, "busy by instance (fraction)"),
+    Metric("load.request_imbalance", "", L, "request imbalance (busiest over mean)"),
+    Metric("load.busy_imbalance", "", L, "busy-time imbalance (busiest over mean)"),
 )
 _ECONOMICS = (
     Metric("energy_J", "J", L, "energy"),

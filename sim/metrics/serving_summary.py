@@ -40,6 +40,7 @@ from sim.metrics.shared import (
     run_info,
     utilisation,
 )
+from sim.metrics.slo import steady_p99
 from sim.serving.run import ServingResult
 
 OVERLOAD_GROWTH = 0.05  # s of queueing delay per s of arrivals above which the server is overloaded
@@ -59,6 +60,8 @@ def request_columns(result: ServingResult) -> dict[str, np.ndarray]:
         "first_token_s": np.array([r.first_token_s for r in reqs]),
         "finish_s": np.array([r.finish_s for r in reqs]),
         "preemptions": np.array([r.preemptions for r in reqs], dtype=np.int64),
+        "instance": np.array([r.instance for r in reqs], dtype=object),
+        "cached_prompt_tokens": np.array([r.cached_prompt for r in reqs], dtype=np.int64),
     }
     col["queueing_delay_s"] = col["first_scheduled_s"] - col["arrival_s"]
     col["ttft_s"] = col["first_token_s"] - col["arrival_s"]
@@ -114,6 +117,7 @@ def _figures(result: ServingResult, cols: dict[str, np.ndarray], duration: float
         "goodput_requests_per_s": good / duration,
         "slo_attainment": good / n,
         "slo": {"ttft_s": result.cfg.slo.ttft_s, "tpot_s": result.cfg.slo.tpot_s},
+        "steady_state": steady_p99(cols, result.cfg.slo),
         "preemptions": result.preemptions,
         "overloaded": bool(growth > OVERLOAD_GROWTH),
         "queue_growth_s_per_s": growth,
@@ -122,6 +126,8 @@ def _figures(result: ServingResult, cols: dict[str, np.ndarray], duration: float
         "prompt_tokens": prompt_tokens,
         "littles_law": _littles_law(result, cols),
         **_steps(result, duration),
+        "load": _load(result, cols, duration),
+        "prefix_cache": _prefix_cache(result, cols),
     }
 
 
@@ -169,6 +175,7 @@ def _steps(result: ServingResult, duration: float) -> dict:
         "kv_cache_use_mean": float(np.dot(kv, dt) / busy),
         "kv_cache_use_max": float(kv.max()) if kv.size else 0.0,
         "kv_cache": {"per_instance": True, "blocks": result.cache.blocks,
+                     "sequences_fit_at_mean_lengths": _fits(result),
                      "block_tokens": result.cfg.attention.kv_block_tokens,
                      "GB_per_chip": result.cache.kv / 1e9, "weights_GB_per_chip": result.cache.weights / 1e9,
                      "activations_GB_per_chip": result.cache.activations / 1e9,
@@ -181,11 +188,46 @@ def _steps(result: ServingResult, duration: float) -> dict:
     }
 
 
+def _load(result: ServingResult, cols: dict[str, np.ndarray], duration: float) -> dict:
+    """How the work spread over the instances: requests and busy time of each, and the imbalance
+    (the busiest over the mean; 1 is even)."""
+    names = list(result.busy_by)
+    requests = {n: int(np.sum(cols["instance"] == n)) for n in names}
+    front = [n for n in names if requests[n]] or names
+    busy = {n: result.busy_by[n] / duration for n in names}
+    mean_requests = sum(requests[n] for n in front) / len(front)
+    mean_busy = sum(busy[n] for n in front) / len(front)
+    return {"requests_by_instance": requests, "busy_fraction_by_instance": busy,
+            "request_imbalance": max(requests[n] for n in front) / mean_requests if mean_requests else 1.0,
+            "busy_imbalance": max(busy[n] for n in front) / mean_busy if mean_busy else 1.0}
+
+
+def _prefix_cache(result: ServingResult, cols: dict[str, np.ndarray]) -> dict:
+    """Prefix caching: admissions that looked up the cached prefix, hits, prompt tokens not prefilled,
+    evictions, and the TTFT of the requests whose first prefill hit against those that missed."""
+    pc = result.prefix_cache
+    hit = cols["cached_prompt_tokens"] > 0
+    return {"enabled": result.cfg.scheduler.prefix_caching, "lookups": pc["lookups"], "hits": pc["hits"],
+            "hit_rate": pc["hits"] / pc["lookups"] if pc["lookups"] else 0.0,
+            "saved_prefill_tokens": pc["saved_tokens"], "evictions": pc["evictions"],
+            "ttft_mean_hit_s": _mean(cols["ttft_s"][hit]), "ttft_mean_miss_s": _mean(cols["ttft_s"][~hit])}
+
+
+def _fits(result: ServingResult) -> int:
+    """The largest batch whose sequences, each at the run's mean prompt plus output, fit in one
+    instance's KV cache (a full-length sequence holds whole blocks)."""
+    t, block = result.traffic, result.cfg.attention.kv_block_tokens
+    mean = float(np.mean(t.prompt_tokens + t.output_tokens))
+    return int(result.cache.blocks // -(-round(mean) // block))
+
+
 def _run_info(result: ServingResult) -> dict:
     s = result.cfg.scheduler
     own = {"instances": result.instances, "scheduler": s.kind.value, "max_batch": s.max_batch,
            "token_budget": s.token_budget, "preemption": s.preemption.value,
            "prefill_instances": s.prefill_instances, "decode_instances": s.decode_instances,
+           "tp": result.cfg.parallel.tp, "pp": result.cfg.parallel.pp, "replicas": result.cfg.parallel.dp,
+           "router": result.cfg.router.kind.value,
            "traffic": result.traffic.source, "step_costs": "analytic (sum of per-op costs per step)",
            "distinct_steps": result.distinct_steps}
     return run_info(result.cfg, result.chips, own, result.events, result.distinct_ops, result.sim_wall_s)

@@ -13,8 +13,11 @@ def render_serving(summary: dict) -> str:
     chips = f"{run['chips']}x " if run["chips"] > 1 else ""
     slo = summary["slo"]
     pools = ""
-    if run["instances"] > 1:  # separate prefill and decode pools
+    if run["replicas"] * run["pp"] < run["instances"]:  # separate prefill and decode pools (disaggregated)
         pools = f"{run['prefill_instances']} prefill + {run['decode_instances']} decode instances, "
+    elif run["replicas"] > 1 or run["pp"] > 1:
+        stages = f" of {run['pp']} pipeline stages ({run['pp']} virtual engines each)" if run["pp"] > 1 else ""
+        pools = f"{run['replicas']} replica{'s' if run['replicas'] > 1 else ''}{stages}, "
     lines = [
         f"llmsim serving: {run['model']} on {chips}{run['hardware']} | {scheduler_label(run['scheduler'])} "
         f"({pools}max {run['max_batch']} sequences, {run['token_budget']:,} tokens per step, "
@@ -32,14 +35,18 @@ def render_serving(summary: dict) -> str:
         f"  goodput                 {summary['goodput_requests_per_s']:,.2f} requests/s meet TTFT <= "
         f"{fmt_time(slo['ttft_s'])} and TPOT <= {fmt_time(slo['tpot_s'])} ({summary['slo_attainment']:.0%} of "
         f"requests)",
+        *_p99(summary),
         f"  load                    {_load(summary)}",
         f"  batch                   mean {summary['batch_size_mean']:.1f}, max {summary['batch_size_max']} sequences "
         f"per step over {summary['steps']:,} steps; chip busy {summary['busy_fraction']:.0%} of the time",
         f"  KV cache                {kv['blocks']:,} blocks of {kv['block_tokens']} tokens ({kv['GB_per_chip']:.3g} GB "
         f"per chip beside {kv['weights_GB_per_chip']:.3g} GB of weights): mean {summary['kv_cache_use_mean']:.0%}, "
-        f"peak {summary['kv_cache_use_max']:.0%} used; {summary['preemptions']:,} preemptions"
+        f"peak {summary['kv_cache_use_max']:.0%} used (holds {kv['sequences_fit_at_mean_lengths']:,} sequences of mean "
+        f"length); {summary['preemptions']:,} preemptions"
         + (f", {summary['swapped_GB_per_chip']:.3g} GB swapped" if summary["swapped_GB_per_chip"] else ""),
         *_moves(summary),
+        *_replicas(summary),
+        *_prefix(summary),
         f"  Little's law            waiting: L = {ll['queue']['L_time_average']:.3g} vs lambda W = "
         f"{ll['queue']['lambda_W']:.3g} | in system: L = {ll['system']['L_time_average']:.3g} vs lambda W = "
         f"{ll['system']['lambda_W']:.3g}",
@@ -63,6 +70,44 @@ def _moves(summary: dict) -> list[str]:
     return [f"  KV moves                {moves['count']:,} caches moved from prefill to decode instances over "
             f"the links, "
             f"{moves['GB_per_chip']:.3g} GB per chip, {fmt_time(moves['mean_s'])} each on average"]
+
+
+def _p99(summary: dict) -> list[str]:
+    st = summary["steady_state"]
+    if st["meets_p99_slo"] is None:
+        return []
+    parts = []
+    for key, words in (("ttft", "TTFT"), ("tpot", "TPOT")):
+        low, high = st[f"{key}_p99_ci_s"]
+        target = st["targets"][f"{key}_p99_s"]
+        goal = f" (target {fmt_time(target)})" if target is not None else ""
+        parts.append(f"{words} {fmt_time(st[f'{key}_p99_s'])}{goal}, 90% interval {fmt_time(low)}-{fmt_time(high)}")
+    verdict = "met" if st["meets_p99_slo"] else "NOT met"
+    precise = "" if st["precise"] else "; an interval is wider than +-5%: run more requests"
+    return [f"  p99 SLO                 {verdict}: {'; '.join(parts)} over {st['measured_requests']:,} steady-state "
+            f"requests (first and last 10% of arrivals left out){precise}"]
+
+
+def _prefix(summary: dict) -> list[str]:
+    pc = summary["prefix_cache"]
+    if not pc["enabled"]:
+        return []
+    return [f"  prefix cache            {pc['hit_rate']:.0%} of {pc['lookups']:,} admissions hit, "
+            f"{pc['saved_prefill_tokens']:,} prompt tokens not prefilled, {pc['evictions']} evictions; mean TTFT "
+            f"{fmt_time(pc['ttft_mean_hit_s'])} on a hit, {fmt_time(pc['ttft_mean_miss_s'])} on a miss"]
+
+
+def _replicas(summary: dict) -> list[str]:
+    run, load = summary["run"], summary["load"]
+    if run["replicas"] <= 1 and run["pp"] <= 1:
+        return []
+    requests = "/".join(f"{n:,}" for n in load["requests_by_instance"].values())
+    busy = "/".join(f"{b:.0%}" for b in load["busy_fraction_by_instance"].values())
+    router = run["router"].replace("_", " ")
+    shape = f"TP{run['tp']} x PP{run['pp']}" if run["pp"] > 1 else f"TP{run['tp']}"
+    return [f"  replicas                {run['replicas']} x {shape} behind the {router} router: "
+            f"requests {requests}, busy {busy}; the busiest has {load['request_imbalance']:.2f}x the mean requests, "
+            f"{load['busy_imbalance']:.2f}x the mean busy time"]
 
 
 def _load(summary: dict) -> str:

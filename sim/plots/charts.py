@@ -22,6 +22,7 @@ class Chart(Enum):
     decode_step = "decode_step"
     serving = "serving"
     sensitivity = "sensitivity"
+    latency_load = "latency_load"
 
 
 @dataclass(frozen=True)
@@ -59,4 +60,6 @@ CHARTS: dict[Chart, ChartEntry] = {
                               "serving", "sim.plots.serving_timeline:plot_serving"),
     Chart.sensitivity: ChartEntry("change in a metric for each hardware parameter and software option",
                                   "sensitivity", "sim.plots.tornado:plot_sensitivity"),
+    Chart.latency_load: ChartEntry("p50 and p99 TTFT and TPOT against the offered rate, the capacity marked",
+                                   "latency_vs_load", "sim.plots.latency_load:plot_latency_load"),
 }

@@ -25,6 +25,7 @@ from sim.engine.costing import send_op
 from sim.engine.resources import SharedServer
 from sim.serving.kv_cache import KvCache
 from sim.serving.request import Request, State
+from sim.serving.routers import make_router
 from sim.serving.schedulers import ContinuousScheduler, Scheduler, StepPlan
 from sim.serving.server import Instance, Server
 from sim.serving.step_cost import StepCoster
@@ -122,6 +123,6 @@ def disaggregated_server(cfg: RunConfig, traffic: Traffic, new_cache: Callable[[
                  for i in range(sched.prefill_instances)]
     instances += [Instance(f"decode{i}", "decode", DecodeScheduler(sched, new_cache(), model, ex))
                   for i in range(sched.decode_instances)]
-    server = Server(traffic, instances, coster)
+    server = Server(traffic, instances, coster, make_router(cfg.router.kind, cfg.seed))
     server.handoff = KvMover(server, coster)
     return server

@@ -5,6 +5,13 @@ Capacity (per chip; with tensor parallelism every chip holds its shard of every 
 in blocks of ``kv_block_tokens`` tokens (vLLM's PagedAttention, Kwon et al. SOSP 2023). A
 request holds ``ceil(tokens in the cache / block)`` blocks; nothing else is reserved.
 
+Prefix caching (``scheduler.prefix_caching``, as vLLM's automatic prefix caching): the whole
+blocks of the shared prefix (``workload.shared_prefix_tokens``; a partial last block is not
+shared) stay in the cache once a request has prefilled them; a later request that starts with
+the prefix references them instead of holding and prefilling its own (its attention still reads
+them). They are freed only when no running request references them and blocks are needed:
+the cache evicts them before any running request is preempted. One shared prefix is modelled.
+
 Preemption by swapping copies a request's blocks to host memory over the host link
 (``hardware.host_link_GBps`` per direction) and back when it resumes; each copy delays the step
 it happens in by ``bytes per chip / host link bandwidth``. Host memory is taken as unlimited.
@@ -69,6 +76,10 @@ class KvCache:
         self.host_link_Bps = host_link_Bps
         self.used = 0
         self.swapped_bytes = 0.0  # bytes copied over the host link, both ways, per chip
+        self.prefix_blocks = 0  # blocks of the cached shared prefix (0: none cached)
+        self.prefix_refs = 0  # requests reading them now
+        self.lookups = self.hits = self.evictions = 0
+        self.saved_tokens = 0  # prompt tokens not prefilled because their KV was cached
 
     @property
     def free(self) -> int:
@@ -79,12 +90,15 @@ class KvCache:
         return -(-tokens // self.block_tokens)
 
     def needed(self, req: Request, tokens: int) -> int:
-        """More blocks ``req`` needs to hold ``tokens`` tokens."""
-        return max(0, self.blocks_for(tokens) - req.blocks)
+        """More blocks ``req`` needs to hold ``tokens`` tokens (the cached prefix's it reads count as held)."""
+        return max(0, self.blocks_for(tokens) - req.shared_blocks - req.blocks)
 
     def grow(self, req: Request, tokens: int) -> bool:
-        """Give ``req`` the blocks to hold ``tokens`` tokens; False (and nothing taken) if too few are free."""
+        """Give ``req`` the blocks to hold ``tokens`` tokens, evicting an unused cached prefix if that makes
+        room; False (and nothing taken) if too few are free."""
         more = self.needed(req, tokens)
+        if more > self.free:
+            self.evict_unused()
         if more > self.free:
             return False
         self.used += more
@@ -92,9 +106,51 @@ class KvCache:
         return True
 
     def release(self, req: Request) -> None:
-        """Free every block ``req`` holds on the chip."""
+        """Free every block ``req`` holds on the chip (and drop its reference to the cached prefix)."""
         self.used -= req.blocks
         req.blocks = 0
+        if req.shared_blocks:
+            self.prefix_refs -= 1
+            req.shared_blocks = 0
+
+    # The cached shared prefix ----------------------------------------------------------------------
+    def lookup(self, req: Request) -> int:
+        """Prompt tokens of ``req`` whose KV is cached (whole blocks of its shared prefix), now referenced
+        by it; 0 on a miss."""
+        self.lookups += 1
+        if not self.prefix_blocks or req.shared < self.prefix_blocks * self.block_tokens:
+            return 0
+        self.hits += 1
+        self.prefix_refs += 1
+        req.shared_blocks = self.prefix_blocks
+        return self.prefix_blocks * self.block_tokens
+
+    def unlookup(self, req: Request) -> None:
+        """Undo a hit of a request that was not admitted after all."""
+        if req.shared_blocks:
+            self.hits -= 1
+            self.prefix_refs -= 1
+            req.shared_blocks = 0
+        self.lookups -= 1
+
+    def insert(self, req: Request) -> None:
+        """``req`` has prefilled its shared prefix: keep the prefix's whole blocks (taken from its own)
+        cached, if none are."""
+        whole = req.shared // self.block_tokens
+        if self.prefix_blocks or not whole or req.shared_blocks or req.blocks < whole:
+            return
+        req.blocks -= whole
+        req.shared_blocks = self.prefix_blocks = whole
+        self.prefix_refs += 1
+
+    def evict_unused(self) -> bool:
+        """Free the cached prefix if no request reads it; whether blocks were freed."""
+        if not self.prefix_blocks or self.prefix_refs:
+            return False
+        self.used -= self.prefix_blocks
+        self.prefix_blocks = 0
+        self.evictions += 1
+        return True
 
     def swap_out(self, req: Request) -> float:
         """Copy ``req``'s blocks to host memory and free them; the seconds the copy takes."""

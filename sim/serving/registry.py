@@ -11,10 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sim.config.schema import RunConfig, SchedulerKind
+from sim.engine.costing import send_op
+from sim.engine.pipeline import split
 from sim.serving.disaggregated import disaggregated_server
 from sim.serving.kv_cache import KvCache
+from sim.serving.routers import make_router
 from sim.serving.schedulers import ChunkedPrefillScheduler, ContinuousScheduler, Scheduler, StaticScheduler
-from sim.serving.server import Instance, Server
+from sim.serving.server import Instance, Pipeline, Server
 from sim.serving.step_cost import StepCoster
 from sim.serving.traffic import Traffic
 
@@ -31,11 +34,23 @@ class SchedulerEntry:
 
 
 def one_instance(cls: type[Scheduler]) -> SchedulerEntry:
-    """The entry of a scheduler that serves on one tensor-parallel group."""
+    """The entry of a scheduler that serves on ``parallel.dp`` replicas of one tensor-parallel group each,
+    arrivals shared among them by the router (one replica is named ``chip``)."""
 
     def make(cfg: RunConfig, traffic: Traffic, new_cache: Callable[[], KvCache], coster: StepCoster) -> Server:
-        scheduler = cls(cfg.scheduler, new_cache(), cfg.model, cfg.execution())
-        return Server(traffic, [Instance("chip", "both", scheduler)], coster)
+        dp, pp, ex = cfg.parallel.dp, cfg.parallel.pp, cfg.execution()
+        names = ["chip"] if dp == 1 else [f"replica{i}" for i in range(dp)]
+        if pp > 1:  # each replica runs pp virtual engines whose steps share its stages
+            instances = [Instance(f"{name}.engine{v}", "both", cls(cfg.scheduler, new_cache(), cfg.model, ex),
+                                  pipe=name) for name in names for v in range(pp)]
+        else:
+            instances = [Instance(name, "both", cls(cfg.scheduler, new_cache(), cfg.model, ex)) for name in names]
+        server = Server(traffic, instances, coster, make_router(cfg.router.kind, cfg.seed))
+        if pp > 1:
+            token_bytes = cfg.model.hidden_size * cfg.precision.activations.bytes
+            server.pipeline = Pipeline(tuple(split(cfg.model.num_layers, pp)),
+                                       lambda tokens: coster.coster(send_op(tokens * token_bytes)).time_s)
+        return server
 
     return SchedulerEntry(cls.label, make, cls.whole_prompts)
 

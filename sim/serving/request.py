@@ -37,6 +37,10 @@ class Request:
     blocks: int = 0  # KV blocks held on the chip
     host_blocks: int = 0  # KV blocks held in host memory (swapped out)
     preemptions: int = 0
+    instance: str = ""  # the instance (replica) the router gave it to
+    shared: int = 0  # prompt tokens at its start shared with other requests (a system prompt)
+    shared_blocks: int = 0  # KV blocks of the cached prefix it reads (not its own)
+    cached_prompt: int = 0  # prompt tokens its first prefill skipped: their KV was cached
     first_scheduled_s: float = math.nan
     first_token_s: float = math.nan
     finish_s: float = math.nan

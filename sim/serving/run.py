@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sim.config.schema import RunConfig, RunError, SchedulerKind, check_run
+from sim.config.draft import draft_model
+from sim.config.schema import Admission, Preemption, RunConfig, RunError, SchedulerKind, check_run
+from sim.engine.pipeline import split
 from sim.serving.kv_cache import GB, CacheSize, KvCache, cache_size
 from sim.serving.registry import SCHEDULERS
 from sim.serving.request import Request
-from sim.serving.step_cost import StepCoster
+from sim.serving.step_cost import SpeculativeCoster, StepCoster
 from sim.serving.traffic import Traffic, make_traffic
 from workloads.footprint import activation_bytes, kv_bytes_per_chip, weight_bytes_per_chip
 from workloads.step import build_step
@@ -40,6 +42,8 @@ class ServingResult:
     system_area: float  # request-seconds spent between arrival and completion
     end_s: float  # the last completion
     events: int
+    busy_by: dict[str, float]  # step time of each instance, seconds
+    prefix_cache: dict[str, int]  # lookups, hits, saved prompt tokens, evictions, over every instance
     distinct_steps: int
     distinct_ops: int
     sim_wall_s: float
@@ -50,8 +54,11 @@ class ServingResult:
         return self.cfg.parallel.tp * self.instances
 
 
-def simulate_serving(cfg: RunConfig) -> ServingResult:
+def simulate_serving(cfg: RunConfig, coster: StepCoster | SpeculativeCoster | None = None) -> ServingResult:
     """Check ``cfg`` (workload.kind=serving) and simulate the server until every request completes.
+
+    ``coster`` may be one from an earlier run of the same chip, model, formats and runtime (only
+    the traffic or the scheduler differ; ``make_coster``): its cached step costs are reused.
 
     Raises:
         RunError: a config that cannot be served (the message says what to change).
@@ -69,16 +76,26 @@ def simulate_serving(cfg: RunConfig) -> ServingResult:
     workspace = activation_bytes(build_step(model, ex, [(step_tokens, step_tokens)], []))
     # a hybrid's Mamba state: one fixed slot per sequence a step may hold, set aside up front (as vLLM does)
     workspace += model.ssm_state_bytes_per_seq(ex.kv_cache.bytes) * sched.max_batch / ex.tp
-    size = cache_size(chip.hbm_capacity_bytes, weight_bytes_per_chip(model, ex), workspace,
-                      kv_bytes_per_chip(model, ex, block), sched.kv_cache_GB,
-                      f"{model.name} on {chip.name}")
+    draft = draft_model(cfg)
+    models = [model] + ([draft] if draft else [])  # a draft model's weights and KV cache sit beside the target's
+    pp = cfg.parallel.pp
+    share = max(split(model.num_layers, pp)) / model.num_layers  # a pipeline stage's chips hold its layers
+    size = cache_size(chip.hbm_capacity_bytes, sum(weight_bytes_per_chip(m, ex) for m in models) * share, workspace,
+                      sum(kv_bytes_per_chip(m, ex, block) for m in models) * share, sched.kv_cache_GB,
+                      f"{model.name}{f' with draft {draft.name}' if draft else ''} on {chip.name}")
+    if pp > 1:  # the stage's cache is shared out among its pp virtual engines
+        size = replace(size, blocks=size.blocks // pp, kv=size.blocks // pp * size.bytes_per_block)
 
     def new_cache() -> KvCache:
         return KvCache(size.blocks, block, size.bytes_per_block, chip.host_link_Bps)
 
     check_requests_fit(traffic, new_cache(), size)
-    coster = StepCoster(cfg, ex, block)
+    coster = coster if coster is not None else make_coster(cfg)
     server = entry.make_server(cfg, traffic, new_cache, coster)
+    if draft:
+        streams = np.random.SeedSequence(cfg.seed).spawn(5 + len(server.instances))[5:]  # 0-2 traffic, 3 router
+        for inst, stream in zip(server.instances, streams, strict=True):
+            inst.scheduler.speculate(cfg.speculative.k, cfg.speculative.acceptance, np.random.default_rng(stream))
     server.run()
     schedulers = [i.scheduler for i in server.instances]
     mover = server.handoff
@@ -87,21 +104,43 @@ def simulate_serving(cfg: RunConfig) -> ServingResult:
         sum(s.preemptions for s in schedulers), sum(s.kv.swapped_bytes for s in schedulers),
         getattr(mover, "moved_bytes", 0.0), getattr(mover, "moves", 0), getattr(mover, "move_s", 0.0),
         server.busy_s, server.dynamic_J, server.matrix_flops, server.hbm_bytes, server.queue_area,
-        server.system_area, server.env.now, server.events, coster.distinct_steps, coster.coster.distinct_ops,
+        server.system_area, server.env.now, server.events, dict(server.busy_by),
+        {key: sum(getattr(s.kv, key) for s in schedulers) for key in ("lookups", "hits", "saved_tokens", "evictions")},
+        coster.distinct_steps,
+        coster.coster.distinct_ops,
         time.perf_counter() - started,
     )
 
 
+def make_coster(cfg: RunConfig) -> StepCoster | SpeculativeCoster:
+    """The step coster of ``cfg``'s runs (with a draft model: the target's and the draft's); runs that
+    differ only in their traffic or scheduler may share one, and its cache."""
+    ex, block = cfg.execution(), cfg.attention.kv_block_tokens
+    coster = StepCoster(cfg, ex, block)
+    draft = draft_model(cfg)
+    if draft is None:
+        return coster
+    return SpeculativeCoster(coster, StepCoster(replace(cfg, model=draft), ex, block), cfg.speculative.k)
+
+
 def check_serving(cfg: RunConfig) -> None:
     """What serving adds to the cross-part checks of a single-batch run, then those."""
-    if cfg.speculative.draft_model:
-        raise RunError("speculative.draft_model is not simulated with workload=serving; set it to null")
+    if cfg.speculative.draft_model and cfg.scheduler.kind not in (SchedulerKind.continuous,
+                                                                  SchedulerKind.chunked_prefill):
+        raise RunError(f"speculative.draft_model is simulated with scheduler=continuous or chunked_prefill (got "
+                       f"{cfg.scheduler.kind.value}); set it to null or change the scheduler")
     par = cfg.parallel
-    if par.pp > 1 or par.dp > 1 or par.overlap_comm:
-        raise RunError(f"workload=serving simulates one tensor-parallel group with steps costed on the analytic path: "
-                       f"set parallel.pp=1, parallel.dp=1 and parallel.overlap_comm=false (got {par.pp}, {par.dp}, "
-                       f"{str(par.overlap_comm).lower()})")
+    if par.overlap_comm:
+        raise RunError("workload=serving costs its steps on the analytic path without communication overlap: set "
+                       "parallel.overlap_comm=false")
     sched = cfg.scheduler
+    if par.pp > 1 and (sched.kind not in (SchedulerKind.continuous, SchedulerKind.chunked_prefill)
+                       or cfg.speculative.draft_model or par.pp > cfg.model.num_layers):
+        raise RunError(f"parallel.pp={par.pp} in serving is simulated with scheduler=continuous or chunked_prefill, "
+                       f"without speculative decoding, and at most one stage per layer ({cfg.model.num_layers})")
+    if par.dp > 1 and sched.kind is SchedulerKind.disaggregated:
+        raise RunError(f"parallel.dp={par.dp} replicates a whole server; a disaggregated server sizes its pools with "
+                       "scheduler.prefill_instances and scheduler.decode_instances: set parallel.dp=1")
     if sched.kind is SchedulerKind.disaggregated:
         chips = (sched.prefill_instances + sched.decode_instances) * par.tp
         if chips > cfg.hardware.max_chips:
@@ -110,10 +149,17 @@ def check_serving(cfg: RunConfig) -> None:
                 f"instances of {par.tp} chips needs {chips} chips, but one {cfg.hardware.name} fabric joins "
                 f"{cfg.hardware.max_chips} (hardware.max_chips); use fewer instances or a smaller parallel.tp"
             )
+    if sched.prefix_caching and (sched.kind not in (SchedulerKind.continuous, SchedulerKind.chunked_prefill)
+                                 or sched.preemption is not Preemption.recompute):
+        raise RunError(f"scheduler.prefix_caching is simulated with scheduler=continuous or chunked_prefill and "
+                       f"preemption by recompute (got {sched.kind.value}, {sched.preemption.value}); set it to false")
+    if sched.admission is Admission.guaranteed and sched.kind is SchedulerKind.disaggregated:
+        raise RunError("scheduler.admission=guaranteed would reserve the output's blocks on the prefill instance; a "
+                       "disaggregated server admits by the current lengths: set scheduler.admission=max_utilization")
     if cfg.attention.kv_block_tokens < 1:
         raise RunError("attention.kv_block_tokens=0 (a contiguous KV cache) is for single-batch runs; a serving run "
                        "hands out a paged cache: set attention.kv_block_tokens >= 1 (vLLM uses 16)")
-    check_run(cfg)
+    check_run(replace(cfg, parallel=replace(par, pp=1)) if par.pp > 1 else cfg)  # no micro-batches of a batch
 
 
 def check_requests_fit(traffic: Traffic, kv: KvCache, size: CacheSize) -> None:

@@ -14,8 +14,11 @@ Three schedulers (``scheduler.kind``):
 * ``chunked_prefill`` (Sarathi-Serve): decodes first, then the rest of ``token_budget`` is filled
   with chunks of the prompts being prefilled, then with new admissions.
 
-KV blocks: admission reserves the blocks of the whole prompt; a decode takes a new block when
-its last one is full. When the free blocks run out, the most recently admitted request is
+KV blocks (``scheduler.admission``): ``max_utilization`` (the default) reserves the blocks of the
+whole prompt at admission and a decode takes a new block when its last one is full;
+``guaranteed`` reserves the blocks of the prompt and the whole output at admission, so a running
+request never needs another block and nobody is ever preempted (fewer requests run at once).
+When the free blocks run out, the most recently admitted request is
 preempted (vLLM's policy) until the decode fits: ``recompute`` frees its blocks and puts it at
 the head of the queue to prefill its prompt and the tokens it had made again; ``swap`` copies
 its blocks to host memory, and it resumes (before any new admission) when they fit again.
@@ -27,9 +30,9 @@ A step that preempts admits nobody new. No request is ever dropped.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from sim.config.schema import Preemption, SchedulerConfig
+from sim.config.schema import Admission, Preemption, SchedulerConfig
 from sim.serving.kv_cache import KvCache
 from sim.serving.request import Request, State
 from workloads.graph import Execution
@@ -47,6 +50,8 @@ class StepShape:
     decode_cached: int  # keys they read from the cache (paged: whole blocks), summed
     decode_contexts: int  # their contexts, summed (an unfused kernel's scores)
     samples: int  # sequences that produce a token
+    drafts: int = 0  # speculative decoding: sequences the draft model extends (k passes)
+    draft_contexts: int = 0  # their contexts at the first draft pass, summed
 
     @property
     def tokens(self) -> int:
@@ -83,6 +88,20 @@ class Scheduler:
         self.running: list[Request] = []  # admitted, in admission order
         self.preemptions = 0
         self._plain = not model.sliding_window and not ex.kv_block_tokens
+        self.prefix = cfg.prefix_caching  # sim/serving/kv_cache.py: the cached shared prefix
+        self.k, self.acceptance, self.rng = 0, 0.0, None  # speculative decoding (``speculate``)
+        self.made = 0  # tokens the last completed step produced
+        self.guaranteed = cfg.admission is Admission.guaranteed
+
+    def _reserve(self, req: Request) -> int:
+        """Tokens whose blocks admission takes: the prefill, or with ``guaranteed`` the whole request."""
+        return req.prompt_tokens + req.output_tokens if self.guaranteed else req.prefill_target
+
+    def speculate(self, k: int, acceptance: float, rng) -> None:
+        """Decode speculatively: each step a draft model proposes ``k`` tokens per decoding sequence, the
+        target verifies them in one pass (a chunk of ``k + 1`` tokens per sequence), and each drafted
+        token is accepted with probability ``acceptance`` until the first rejection (drawn from ``rng``)."""
+        self.k, self.acceptance, self.rng = k, acceptance, rng
 
     def add(self, req: Request) -> None:
         """A request arrives."""
@@ -95,21 +114,35 @@ class Scheduler:
     def complete(self, plan: StepPlan, now: float) -> list[Request]:
         """Apply a finished step at time ``now``; the requests it completed."""
         done = []
+        self.made = 0
         for req, new in plan.prefills:
             req.prefilled += new
             req.kv_tokens += new
+            if self.prefix and req.shared and req.prefilled >= req.shared:
+                self.kv.insert(req)
             if req.prefilled >= req.prefill_target:
                 req.state = State.decoding
                 self._token(req, now, done)
         for req in plan.decodes:
-            req.kv_tokens += 1
-            self._token(req, now, done)
+            for _ in range(self._accepted(req)):
+                req.kv_tokens += 1
+                self._token(req, now, done)
         if done:
             self.running = [r for r in self.running if r.state is not State.done]
         return done
 
     # Shared pieces ------------------------------------------------------------------------------
+    def _accepted(self, req: Request) -> int:
+        """Tokens a decode makes: one, or with speculation one plus the drafts accepted before the first
+        rejection, at most what the request still has to make."""
+        if not self.k:
+            return 1
+        draws = self.rng.random(self.k) < self.acceptance
+        accepted = self.k if draws.all() else int(draws.argmin())
+        return min(1 + accepted, req.output_tokens - req.generated)
+
     def _token(self, req: Request, now: float, done: list[Request]) -> None:
+        self.made += 1
         req.generated += 1
         if req.generated == 1:
             req.first_token_s = now
@@ -125,18 +158,22 @@ class Scheduler:
     def _reserve_decodes(self) -> tuple[int, float]:
         """A cache slot for every decode's next token, preempting the newest requests if needed."""
         preempted, swap_s = 0, 0.0
+        block = self.kv.block_tokens
+        ahead = 1 + self.k  # tokens a decode writes to the cache: its own, and the drafts it verifies
         for req in list(self.running):
-            if req.state is not State.decoding:
-                continue
-            need = self.kv.needed(req, req.kv_tokens + 1)
+            if req.state is not State.decoding or req.kv_tokens + ahead <= (req.blocks + req.shared_blocks) * block:
+                continue  # not decoding, or its next tokens fit in the blocks it holds
+            need = self.kv.needed(req, req.kv_tokens + ahead)
             while need > self.kv.free:
+                if self.kv.evict_unused():  # a cached prefix nobody reads goes before any running request
+                    continue
                 victim = self.running[-1]
                 swap_s += self._preempt(victim)
                 preempted += 1
                 if victim is req:
                     break
             if req.state is State.decoding:
-                self.kv.grow(req, req.kv_tokens + 1)
+                self.kv.grow(req, req.kv_tokens + ahead)
         return preempted, swap_s
 
     def _preempt(self, victim: Request) -> float:
@@ -168,14 +205,29 @@ class Scheduler:
             decodes.append(req)
         return swap_s
 
-    def _admit(self, now: float, admitted: list[Request]) -> Request:
+    def _admit(self, now: float, admitted: list[Request], cached: int = 0) -> Request:
+        """Admit the head of the queue; ``cached`` of its prompt tokens are in the cached prefix."""
         req = self.waiting.popleft()
         req.state = State.prefilling
         self.running.append(req)
+        req.prefilled = req.kv_tokens = cached
+        self.kv.saved_tokens += cached
         if not req.admitted:
             req.first_scheduled_s = now
+            req.cached_prompt = cached
             admitted.append(req)
         return req
+
+    def _lookup(self, req: Request) -> int:
+        """Prompt tokens of ``req`` already cached (its shared prefix; 0 without prefix caching). At least
+        one token is prefilled, to make the first output token's logits."""
+        if not self.prefix or not req.shared:
+            return 0
+        return min(self.kv.lookup(req), req.prefill_target - 1)
+
+    def _unlookup(self, req: Request) -> None:
+        if self.prefix and req.shared:
+            self.kv.unlookup(req)
 
     def _decodes_for_step(self) -> tuple[int, float, list[Request]]:
         """(requests preempted, swap seconds, decodes) of the next step: reserve a block for every decode,
@@ -193,13 +245,14 @@ class Scheduler:
         admitted: list[Request] = []
         while self.waiting and len(self.running) < self.cfg.max_batch:
             req = self.waiting[0]
-            if prefills and req.prefill_target > budget:
+            cached = self._lookup(req)
+            new = req.prefill_target - cached
+            if (prefills and new > budget) or not self.kv.grow(req, self._reserve(req)):
+                self._unlookup(req)
                 break
-            if not self.kv.grow(req, req.prefill_target):
-                break
-            self._admit(now, admitted)
-            prefills.append((req, req.prefill_target))
-            budget -= req.prefill_target
+            self._admit(now, admitted, cached)
+            prefills.append((req, new))
+            budget -= new
         return prefills, admitted
 
     def _shape(self, prefills: list[tuple[Request, int]], decodes: list[Request]) -> StepShape | None:
@@ -207,6 +260,11 @@ class Scheduler:
             return None
         chunks = tuple((new, req.prefilled + new) for req, new in prefills)
         samples = len(decodes) + sum(1 for req, new in prefills if req.prefilled + new >= req.prefill_target)
+        if self.k and decodes:  # the target verifies k + 1 positions of each decode, with logits for each
+            k = self.k
+            verify = tuple((k + 1, req.kv_tokens + k + 1) for req in decodes)
+            shape = self._shape_of(chunks + verify, [], samples + k * len(decodes))
+            return replace(shape, drafts=len(decodes), draft_contexts=sum(req.kv_tokens + 1 for req in decodes))
         return self._shape_of(chunks, [req.kv_tokens + 1 for req in decodes], samples)
 
     def _shape_of(self, chunks: tuple[tuple[int, int], ...], contexts: list[int], samples: int) -> StepShape:
@@ -254,10 +312,12 @@ class ChunkedPrefillScheduler(Scheduler):
         while (not preempted and not self.swapped and self.waiting and budget > 0
                and len(self.running) < self.cfg.max_batch):
             req = self.waiting[0]
-            if not self.kv.grow(req, req.prefill_target):
+            cached = self._lookup(req)
+            if not self.kv.grow(req, self._reserve(req)):
+                self._unlookup(req)
                 break
-            self._admit(now, admitted)
-            new = min(req.prefill_target, budget)
+            self._admit(now, admitted, cached)
+            new = min(req.prefill_target - cached, budget)
             prefills.append((req, new))
             budget -= new
         if not prefills and not decodes and not swap_s:

@@ -1,12 +1,13 @@
 """The server as SimPy processes: requests arrive, each instance runs one scheduler step after another.
 
-An instance is one tensor-parallel group running a scheduler: the whole server, or one member
-of a prefill or decode pool (``scheduler=disaggregated``, sim/serving/disaggregated.py).
-Processes share one environment:
+An instance is one tensor-parallel group running a scheduler: the whole server, one of
+``parallel.dp`` data-parallel replicas, or one member of a prefill or decode pool
+(``scheduler=disaggregated``, sim/serving/disaggregated.py). Processes share one environment:
 
-* arrivals: each request joins the queue of the least loaded instance that takes prompts at
-  its arrival time (a closed loop has no arrival process: its first ``users`` requests arrive
-  at time 0 and each completion sends the next request at once);
+* arrivals: at its arrival time each request joins the queue of the instance (among those that
+  take prompts) the router picks (sim/serving/routers.py); a closed loop has no arrival
+  process: its first ``users`` requests arrive at time 0 and each completion sends the next
+  request at once;
 * one engine per instance: asks its scheduler for a step, holds the instance for the step's
   time (host-link copies of a preemption by swapping first), applies the step and records
   completions; with nothing to do it sleeps until woken (an arrival, a KV cache handed over).
@@ -28,6 +29,7 @@ import simpy
 
 from sim.engine.des import CountingEnvironment
 from sim.serving.request import Request
+from sim.serving.routers import Route, outstanding
 from sim.serving.schedulers import Scheduler, StepPlan, StepShape
 from sim.serving.step_cost import StepCost
 from sim.serving.traffic import Traffic
@@ -41,6 +43,26 @@ class Instance:
     role: str
     scheduler: Scheduler
     wake_event: simpy.Event | None = None
+    pipe: str = ""  # the pipeline whose stages its steps pass through (a virtual engine); "": none
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Pipeline parallelism: ``layers`` per stage; a step's tokens cross from one stage to the next in
+    ``send_s(tokens)`` seconds."""
+
+    layers: tuple[int, ...]
+    send_s: Callable[[int], float]
+
+    def stage_s(self, cost: StepCost) -> list[float]:
+        """Each stage's share of a step: the host's costs and the embedding on the first, its layers, the
+        head on the last."""
+        pre, layer, post = cost.spans
+        host = max(0.0, cost.time_s - (pre + layer * sum(self.layers) + post))
+        times = [layer * n for n in self.layers]
+        times[0] += host + pre
+        times[-1] += post
+        return times
 
 
 class Handoff(Protocol):
@@ -52,9 +74,14 @@ class Handoff(Protocol):
 class Server:
     """One serving run over one or more instances of the same chips."""
 
-    def __init__(self, traffic: Traffic, instances: list[Instance], cost: Callable[[StepShape], StepCost]) -> None:
+    def __init__(self, traffic: Traffic, instances: list[Instance], cost: Callable[[StepShape], StepCost],
+                 route: Route | None = None) -> None:
         self.traffic, self.instances, self.cost = traffic, instances, cost
         self.front = [i for i in instances if i.role != "decode"]  # where new requests queue
+        self.route = route or (lambda front: min(front, key=outstanding))
+        self.busy_by: dict[str, float] = {i.name: 0.0 for i in instances}  # step time of each instance
+        self.pipeline: Pipeline | None = None  # pipeline parallelism (its stages are shared per ``pipe``)
+        self._stages: dict[str, list[simpy.Resource]] = {}
         self.env = CountingEnvironment()
         self.handoff: Handoff | None = None
         self.requests: list[Request] = []
@@ -111,11 +138,16 @@ class Server:
             cost = self.cost(plan.shape) if plan.shape is not None else None
             if plan.admitted:
                 self._count(-len(plan.admitted), 0)
-            duration = plan.swap_s + (cost.time_s if cost else 0.0)
-            made = len(plan.decodes) + sum(1 for r, new in plan.prefills if r.prefilled + new >= r.prefill_target)
-            yield env.timeout(duration)
+            if self.pipeline is not None and inst.pipe and cost is not None:
+                yield from self._through_stages(inst, plan, cost)
+                duration = env.now - start
+            else:
+                duration = plan.swap_s + (cost.time_s if cost else 0.0)
+                yield env.timeout(duration)
             done = scheduler.complete(plan, env.now)
+            made = scheduler.made
             self.busy_s += duration
+            self.busy_by[inst.name] += duration
             if cost:
                 self.dynamic_J += cost.dynamic_J
                 self.matrix_flops += cost.matrix_flops
@@ -131,16 +163,32 @@ class Server:
             if self.handoff is not None:
                 self.handoff.after_step(inst, plan)
 
+    def _through_stages(self, inst: Instance, plan: StepPlan, cost: StepCost) -> Iterator[simpy.Event]:
+        """A step of a virtual engine through the pipeline: each stage in turn, one step at a time per
+        stage, the hidden states sent between them."""
+        pipe = self.pipeline
+        stages = self._stages.setdefault(inst.pipe, [simpy.Resource(self.env, 1) for _ in pipe.layers])
+        times = pipe.stage_s(cost)
+        times[0] += plan.swap_s
+        for s, (slot, seconds) in enumerate(zip(stages, times, strict=True)):
+            with slot.request() as turn:
+                yield turn
+                yield self.env.timeout(seconds)
+            if s < len(stages) - 1:
+                yield self.env.timeout(pipe.send_s(plan.shape.tokens))
+
     # Bookkeeping --------------------------------------------------------------------------------
     def _make(self, i: int, at: float) -> Request:
         t = self.traffic
-        req = Request(i, at, int(t.prompt_tokens[i]), int(t.output_tokens[i]), int(t.rows[i]))
+        req = Request(i, at, int(t.prompt_tokens[i]), int(t.output_tokens[i]), int(t.rows[i]),
+                      shared=min(t.shared_prefix, int(t.prompt_tokens[i])))
         self.requests.append(req)
         return req
 
     def _arrive(self, req: Request) -> None:
         self._count(1, 1)
-        inst = min(self.front, key=lambda i: len(i.scheduler.waiting) + len(i.scheduler.running))
+        inst = self.route(self.front)
+        req.instance = inst.name
         inst.scheduler.add(req)
         self.wake(inst)
 

@@ -10,11 +10,20 @@ over the same op records.
 Steps are cached by a coarse signature: the prefill chunks, the number of decodes, their summed
 keys rounded to whole KV blocks, and the sequences sampled. The serving simulation's events
 are arrivals, steps and completions, never ops.
+
+A new signature whose step has the tokens, samples and attention kernels of one costed before
+(a *frame*: every op but the attention is then the same) is not built again: only its attention
+ops are costed, and the analytic replay's arithmetic (each op starting at the later of its
+stream and its predecessors, repeated layers back to back, the host's costs; energy, FLOPs and
+bytes summed record by record) runs over the frame's stored op costs in the same order, so it
+gives the same numbers, bit for bit, as building and replaying the pass (a test holds them to it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import networkx as nx
 
 from hwmodels.area import die_area
 from hwmodels.energy import ChipEnergy, chip_energy
@@ -26,7 +35,11 @@ from sim.engine.records import HostCosts
 from sim.serving.schedulers import StepShape
 from workloads.graph import AttentionKernel, Execution, PassGraph
 from workloads.ops import Unit
-from workloads.step import build_step_totals
+from workloads.step import build_step_totals, step_attention
+
+# One op of a frame: (predecessor positions, link stream?, attention slot or -1, time s, dynamic J, FLOPs,
+# matrix?, HBM bytes)
+Node = tuple[tuple[int, ...], bool, int, float, float, float, bool, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +51,7 @@ class StepCost:
     matrix_flops: float
     flops: float
     hbm_bytes: float
+    spans: tuple[float, ...] = ()  # one instance of each segment (pre, one layer, post), seconds
 
 
 class StepCoster:
@@ -45,10 +59,13 @@ class StepCoster:
 
     def __init__(self, cfg: RunConfig, ex: Execution, block_tokens: int) -> None:
         self.model, self.ex, self.block = cfg.model, ex, block_tokens
+        self.one_kind = len(set(cfg.model.layer_kinds())) == 1
         self.coster = Coster(cfg.hardware, in_switch=cfg.runtime.in_switch_reduction)
         self.host = HostCosts.of(cfg.runtime, cfg.system.host)
         self.energy: ChipEnergy = chip_energy(cfg.hardware, die_area(cfg.hardware).total_mm2)
         self._cache: dict[tuple, StepCost] = {}
+        self._frames: dict[tuple, list[tuple[int, list[Node]]]] = {}  # (tokens, samples, attention names) ->
+        # segments as (repeat, nodes in topological order)
 
     @property
     def distinct_steps(self) -> int:
@@ -66,17 +83,89 @@ class StepCoster:
         key = self.signature(shape)
         cost = self._cache.get(key)
         if cost is None:
-            cost = self._cache[key] = self.cost_graph(self.graph(key))
+            cost = self._cache[key] = self.cost_key(key)
         return cost
 
-    def graph(self, key: tuple) -> PassGraph:
-        """The pass of a signature."""
+    def _args(self, key: tuple) -> tuple:
+        """``build_step_totals``'s arguments after the model and execution, from a signature."""
         chunks, decodes, pairs, cached, scores, samples = key
         b = self.block
         pairs = max(decodes, pairs * b)
         contexts = max(decodes, scores * b) if scores else pairs
-        return build_step_totals(self.model, self.ex, chunks, decodes, pairs, max(0, cached * b), samples,
+        return chunks, decodes, pairs, max(0, cached * b), samples, contexts
+
+    def graph(self, key: tuple) -> PassGraph:
+        """The pass of a signature."""
+        chunks, decodes, pairs, cached, samples, contexts = self._args(key)
+        return build_step_totals(self.model, self.ex, chunks, decodes, pairs, cached, samples,
                                  decode_contexts=contexts)
+
+    def cost_key(self, key: tuple) -> StepCost:
+        """The cost of a signature: from its frame when one was stored, else by building and replaying the
+        pass (and storing its frame)."""
+        chunks, decodes, pairs, cached, samples, contexts = self._args(key)
+        if not self.one_kind:  # layers of several kinds attend differently: no shared frame to replay
+            return self.cost_graph(self.graph(key))
+        attention = step_attention(self.model, self.ex, chunks, decodes, pairs, cached, contexts)
+        tokens = sum(new for new, _ in chunks) + decodes
+        frame_key = (tokens, max(1, samples), tuple(op.name for op in attention))
+        frame = self._frames.get(frame_key)
+        if frame is None:
+            graph = self.graph(key)
+            frame = self._frame(graph, {op.name: i for i, op in enumerate(attention)})
+            if sum(node[2] >= 0 for _, nodes in frame for node in nodes) == len(attention):  # every slot found
+                self._frames[frame_key] = frame
+            return self.cost_graph(graph)
+        return self._replay(frame, [self._node((), op) for op in attention])
+
+    def _node(self, preds: tuple[int, ...], op, slot: int = -1) -> Node:
+        c = self.coster(op)
+        energy = self.energy.work(matrix_flops=op.flops if op.unit is Unit.matrix else 0.0, matrix_dtype=c.dtype_run,
+                                  vector_flops=op.flops - (op.flops if op.unit is Unit.matrix else 0.0),
+                                  hbm_bytes=c.hbm_bytes, link_bytes=c.link_bytes).total_J
+        return preds, op.unit is Unit.link, slot, c.time_s, energy, op.flops, op.unit is Unit.matrix, c.hbm_bytes
+
+    def _frame(self, graph: PassGraph, slots: dict[str, int]) -> list[tuple[int, list[Node]]]:
+        """The pass's segments with each op's costs, its attention ops as slots (by name)."""
+        segments = []
+        for segment, dag, repeat in graph.segments():
+            order = list(nx.topological_sort(dag))
+            where = {node: i for i, node in enumerate(order)}
+            nodes = []
+            for node in order:
+                op = dag.nodes[node]["op"]
+                preds = tuple(where[p] for p in dag.predecessors(node))
+                nodes.append(self._node(preds, op, slots.get(op.name, -1) if segment == "layer" else -1))
+            segments.append((repeat, nodes))
+        return segments
+
+    def _replay(self, frame: list[tuple[int, list[Node]]], attention: list[Node]) -> StepCost:
+        """``cost_graph``'s numbers from a frame: the analytic replay's arithmetic in its order."""
+        now = self.host.step_s if self.host.step_s > 0 else 0.0
+        device_start = now
+        dynamic = matrix = flops = hbm = 0.0
+        kernels = 0
+        spans = []
+        for repeat, nodes in frame:
+            seg_start = first_end = now
+            free = {False: seg_start, True: seg_start}
+            end: list[float] = []
+            for preds, link, slot, *own in nodes:
+                time_s, energy, op_flops, is_matrix, op_hbm = own if slot < 0 else attention[slot][3:]
+                start = max(free[link], max((end[p] for p in preds), default=seg_start))
+                finish = free[link] = start + time_s
+                end.append(finish)
+                first_end = max(first_end, finish)
+                dynamic += energy * repeat
+                flops += op_flops * repeat
+                if is_matrix:
+                    matrix += op_flops * repeat
+                hbm += op_hbm * repeat
+            now = seg_start + (first_end - seg_start) * repeat
+            spans.append(first_end - seg_start)
+            kernels += len(nodes) * repeat
+        end_s = self.host.pass_time(kernels, now - device_start)
+        return StepCost(max(end_s, now), dynamic, matrix, flops, hbm, tuple(spans))
 
     def cost_graph(self, graph: PassGraph) -> StepCost:
         """Time and energy of a pass on the analytic path."""
@@ -88,4 +177,31 @@ class StepCoster:
             if r.op.unit is Unit.matrix:
                 matrix += r.op.flops * r.count
             hbm += r.cost.hbm_bytes * r.count
-        return StepCost(timeline.end_s, dynamic, matrix, flops, hbm)
+        spans = tuple(sp.first_end_s - sp.start_s for sp in timeline.segments)
+        return StepCost(timeline.end_s, dynamic, matrix, flops, hbm, spans)
+
+
+class SpeculativeCoster:
+    """Steps of speculative decoding: the target's pass (decodes verified as ``k + 1``-token chunks), the
+    draft model's prefill of the step's prompt chunks, and ``k`` decode passes of the draft model over
+    the drafting sequences, one after another on the same chips; each costed by its own ``StepCoster``
+    (sampling the draft's logits is part of its passes)."""
+
+    def __init__(self, target: StepCoster, draft: StepCoster, k: int) -> None:
+        self.target, self.draft, self.k = target, draft, k
+        self.coster, self.energy = target.coster, target.energy  # what KV moves and the summary use
+
+    @property
+    def distinct_steps(self) -> int:
+        return self.target.distinct_steps + self.draft.distinct_steps
+
+    def __call__(self, shape: StepShape) -> StepCost:
+        parts = [self.target(shape)]
+        n, ctx = shape.drafts, shape.draft_contexts
+        prompts = shape.chunks[:len(shape.chunks) - n]  # the verify chunks come last
+        if prompts:  # the draft model prefills the prompts too, for its own KV cache
+            parts.append(self.draft(StepShape(prompts, 0, 0, 0, 0, 0)))
+        for j in range(self.k if n else 0):
+            parts.append(self.draft(StepShape((), n, ctx + j * n, ctx + j * n, ctx + j * n, n)))
+        return StepCost(*(sum(getattr(c, f) for c in parts) for f in ("time_s", "dynamic_J", "matrix_flops", "flops",
+                                                                        "hbm_bytes")))

@@ -7,13 +7,15 @@ Arrival processes (``workload.arrival``):
   (shape ``1 / cv^2``): ``cv > 1`` is bursty, ``cv = 1`` is Poisson;
 * ``closed``: ``concurrency`` users; each sends a request, waits for it to complete and sends
   the next one at once (no think time); the first ``concurrency`` arrive at time 0;
-* ``trace``: a CSV with ``arrival_s, prompt_tokens, output_tokens`` (seconds, tokens), its first
-  ``num_requests`` rows, which also give the lengths.
+* ``offline``: every request at time 0 (the most the system can push through);
+* ``trace``: a shipped trace (``workload.trace``) or a CSV (``workload.trace_path``,
+  sim/serving/traces.py), all its rows or its first ``num_requests``, which also give the lengths;
+  ``trace_scale`` divides its arrival times (2: twice as fast).
 
-Lengths (``workload.lengths``) around the means ``prompt_tokens`` and ``decode_tokens``: ``fixed``;
-``uniform`` with coefficient of variation ``length_cv`` (half-width ``sqrt(3) x cv x mean``, at
-least 1 token); ``lognormal`` with that mean and coefficient of variation. Draws are rounded to
-whole tokens, at least 1, and a request's prompt plus output is clipped to the model's context.
+Lengths: sim/serving/lengths.py. A request's prompt plus output is clipped to the model's context;
+a row of a trace in llmsim's own format that does not fit is refused (its row named), while
+the prompts of an Azure trace that do not fit are cut to the context (as a server truncates
+its input) and counted in the report.
 
 Every draw comes from numpy Generators seeded from ``seed`` (one stream each for arrivals,
 prompts and outputs), so the same seed gives the same requests, bit for bit.
@@ -21,16 +23,15 @@ prompts and outputs), so the same seed gives the same requests, bit for bit.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sim.config.schema import ArrivalProcess, LengthDistribution, RunError, WorkloadConfig
-
-TRACE_COLUMNS = ("arrival_s", "prompt_tokens", "output_tokens")
+from sim.config.schema import ArrivalProcess, RunError, WorkloadConfig
+from sim.serving.lengths import draw_lengths
+from sim.serving.traces import TraceRows, read_trace_file, shipped_trace
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Traffic:
         rows: trace row (1-based) or request number of each, for error messages.
         users: closed-loop users (0: open loop).
         source: how the requests were made, for the report.
+        shared_prefix: tokens at the start of every prompt that are the same for all (a system prompt).
     """
 
     arrival_s: np.ndarray
@@ -52,6 +54,7 @@ class Traffic:
     rows: np.ndarray
     users: int
     source: str
+    shared_prefix: int = 0
 
     def __len__(self) -> int:
         return len(self.prompt_tokens)
@@ -68,29 +71,61 @@ def make_traffic(w: WorkloadConfig, seed: int, max_context: int) -> Traffic:
         RunError: an unreadable trace or a bad row (the row is named).
     """
     if w.arrival is ArrivalProcess.trace:
-        return read_trace(Path(w.trace_path), w.num_requests, max_context)
+        rows = shipped_trace(w.trace) if w.trace else read_trace_file(Path(w.trace_path))
+        return replay(rows, w.num_requests, w.trace_scale, max_context)
     arrivals_ss, prompts_ss, outputs_ss = np.random.SeedSequence(seed).spawn(3)
-    n = w.num_requests
+    n = w.requests
     arrivals = _arrivals(w, n, np.random.default_rng(arrivals_ss))
-    prompts = _lengths(w.lengths, w.prompt_tokens, w.length_cv, n, np.random.default_rng(prompts_ss))
-    outputs = _lengths(w.lengths, w.decode_tokens, w.length_cv, n, np.random.default_rng(outputs_ss))
-    prompts = np.minimum(prompts, max_context - 1)
+    prompts, outputs, lengths = draw_lengths(w, n, np.random.default_rng(prompts_ss),
+                                             np.random.default_rng(outputs_ss))
+    prefix = w.shared_prefix_tokens
+    if prefix >= max_context - 1:
+        raise RunError(f"workload.shared_prefix_tokens={prefix} leaves no room in the model's context of "
+                       f"{max_context} tokens")
+    prompts = np.minimum(prompts + prefix, max_context - 1)
     outputs = np.minimum(outputs, max_context - prompts)
     users = w.concurrency if w.arrival is ArrivalProcess.closed else 0
     if w.arrival is ArrivalProcess.closed:
         how = f"closed loop, {users} users"
+    elif w.arrival is ArrivalProcess.offline:
+        how = "offline, every request at t = 0"
     elif w.arrival is ArrivalProcess.gamma:
         how = f"gamma arrivals, {w.rate_per_s:g}/s, cv {w.cv:g}"
     else:
         how = f"poisson arrivals, {w.rate_per_s:g}/s"
-    lengths = "fixed" if w.lengths is LengthDistribution.fixed else f"{w.lengths.value}, cv {w.length_cv:g}"
-    source = f"{how}; prompt {w.prompt_tokens}, output {w.decode_tokens} tokens ({lengths})"
-    return Traffic(arrivals, prompts, outputs, np.arange(1, n + 1), users, source)
+    shared = f"; a {prefix:,}-token shared prefix before each prompt" if prefix else ""
+    return Traffic(arrivals, prompts, outputs, np.arange(1, n + 1), users, f"{how}; {lengths}{shared}", prefix)
+
+
+def replay(trace: TraceRows, limit: int | None, scale: float, max_context: int) -> Traffic:
+    """The first ``limit`` rows of ``trace`` (all when None), ``scale`` times as fast, fitted to the context.
+
+    Raises:
+        RunError: a row of llmsim's own format longer than the context.
+    """
+    keep = np.flatnonzero(trace.rows <= limit) if limit is not None else np.arange(len(trace))
+    prompts, outputs = trace.prompt_tokens[keep], trace.output_tokens[keep]
+    over = np.flatnonzero(prompts + outputs > max_context)
+    cut = ""
+    if over.size and not trace.azure:
+        i = int(over[np.argmin(trace.rows[keep][over])])
+        raise RunError(f"trace {trace.name} row {trace.rows[keep][i]}: prompt_tokens + output_tokens = "
+                       f"{prompts[i] + outputs[i]} exceeds the model's context of {max_context} tokens")
+    if over.size:
+        outputs = np.minimum(outputs, max_context - 1)
+        prompts = np.minimum(prompts, max_context - outputs)
+        cut = f"; {over.size:,} prompts cut to the model's {max_context:,}-token context"
+    arrivals = trace.arrival_s[keep] / scale
+    speed = f", {scale:g}x as fast" if scale != 1 else ""
+    return Traffic(arrivals, prompts, outputs, trace.rows[keep], 0,
+                   f"trace {trace.name}, {keep.size:,} rows{speed}{cut}")
 
 
 def _arrivals(w: WorkloadConfig, n: int, rng: np.random.Generator) -> np.ndarray:
     if w.arrival is ArrivalProcess.closed:
         return np.full(n, math.nan)
+    if w.arrival is ArrivalProcess.offline:
+        return np.zeros(n)
     mean = 1.0 / w.rate_per_s
     if w.arrival is ArrivalProcess.gamma:
         shape = 1.0 / w.cv**2
@@ -98,71 +133,3 @@ def _arrivals(w: WorkloadConfig, n: int, rng: np.random.Generator) -> np.ndarray
     else:
         gaps = rng.exponential(mean, n)
     return np.cumsum(gaps)
-
-
-def _lengths(dist: LengthDistribution, mean: int, cv: float, n: int, rng: np.random.Generator) -> np.ndarray:
-    if dist is LengthDistribution.fixed or cv == 0:
-        return np.full(n, mean, dtype=np.int64)
-    if dist is LengthDistribution.uniform:
-        half = math.sqrt(3.0) * cv * mean
-        draws = rng.uniform(max(1.0, mean - half), mean + half, n)
-    else:
-        sigma2 = math.log1p(cv * cv)
-        draws = rng.lognormal(math.log(mean) - sigma2 / 2, math.sqrt(sigma2), n)
-    return np.maximum(1, np.rint(draws)).astype(np.int64)
-
-
-def read_trace(path: Path, limit: int, max_context: int) -> Traffic:
-    """The first ``limit`` rows of a CSV trace with ``arrival_s, prompt_tokens, output_tokens``.
-
-    Raises:
-        RunError: a missing file or column, or a row with a bad value (named by its row number,
-            the first data row being row 1).
-    """
-    if not path.is_file():
-        raise RunError(f"workload.trace_path: no file at {path}")
-    arrivals, prompts, outputs = [], [], []
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle, skipinitialspace=True)
-        columns = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in TRACE_COLUMNS if c not in columns]
-        if missing:
-            raise RunError(f"trace {path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
-                           f"a trace needs {', '.join(TRACE_COLUMNS)} (got {', '.join(columns) or 'no header'})")
-        reader.fieldnames = columns
-        for row, record in enumerate(reader, start=1):
-            if row > limit:
-                break
-            arrival = _number(path, row, record, "arrival_s", float)
-            prompt = _number(path, row, record, "prompt_tokens", int)
-            output = _number(path, row, record, "output_tokens", int)
-            if not (math.isfinite(arrival) and arrival >= 0):
-                raise RunError(f"trace {path} row {row}: arrival_s is {arrival}; arrival times are seconds >= 0")
-            for key, value in (("prompt_tokens", prompt), ("output_tokens", output)):
-                if value < 1:
-                    raise RunError(f"trace {path} row {row}: {key} is {value}; lengths are whole numbers >= 1")
-            if prompt + output > max_context:
-                raise RunError(f"trace {path} row {row}: prompt_tokens + output_tokens = {prompt + output} exceeds "
-                               f"the model's context of {max_context} tokens")
-            arrivals.append(arrival)
-            prompts.append(prompt)
-            outputs.append(output)
-    if not arrivals:
-        raise RunError(f"trace {path}: no rows after the header")
-    order = np.argsort(np.asarray(arrivals), kind="stable")
-    source = f"trace {path.name}, {len(order)} rows"
-    return Traffic(np.asarray(arrivals)[order], np.asarray(prompts, dtype=np.int64)[order],
-                   np.asarray(outputs, dtype=np.int64)[order], order + 1, 0, source)
-
-
-def _number(path: Path, row: int, record: dict, key: str, kind: type) -> float | int:
-    text = (record.get(key) or "").strip()
-    try:
-        value = float(text)
-    except ValueError:
-        raise RunError(f"trace {path} row {row}: {key} is '{text}', not a number") from None
-    if kind is int:
-        if not value.is_integer():
-            raise RunError(f"trace {path} row {row}: {key} is {text}; lengths are whole numbers >= 1")
-        return int(value)
-    return value

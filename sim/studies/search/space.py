@@ -18,7 +18,7 @@ from typing import Any
 from sim.studies.search import SearchError
 
 CONFIG_ROOTS = ("hardware", "model", "system", "workload", "parallel", "precision", "attention", "cost", "runtime",
-                "speculative", "scheduler", "slo")
+                "speculative", "scheduler", "router", "slo")
 SAFE_FUNCS = {"min": min, "max": max, "round": round, "int": int, "float": float, "abs": abs, "ceil": math.ceil,
               "floor": math.floor, "sqrt": math.sqrt}
 

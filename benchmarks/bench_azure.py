@@ -1,0 +1,55 @@
+"""Speed of replaying a production trace (not a test): azure_conv on one h100_sxm with Llama-2-7B.
+
+    .venv/bin/python benchmarks/bench_azure.py
+
+Issue 15 asks that all 19,366 requests of the shipped conversation trace complete in under 20 s
+of wall time, with the per-request table and the serving plot. This runs the ``llmsim`` command
+itself (files and plot included) and, separately, the simulation and summary in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from sim.config.compose import to_run_config
+from sim.config.paths import CONF_DIR
+from sim.config.schema import register_configs
+from sim.metrics.serving_summary import summarize_serving
+from sim.serving.run import simulate_serving
+
+TARGET_S = 20.0
+ARGS = ["workload=serving", "workload.arrival=trace", "workload.trace=azure_conv", "hardware=h100_sxm",
+        "model=llama2_7b"]
+
+
+def main() -> None:
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        cfg = to_run_config(compose("config", overrides=ARGS))
+    start = time.perf_counter()
+    result = simulate_serving(cfg)
+    s = summarize_serving(result)
+    wall = time.perf_counter() - start
+    print(f"in-process: {s['completed_requests']:,} of {s['requests']:,} requests in {wall:.1f} s wall "
+          f"(target < {TARGET_S:.0f} s) | {s['steps']:,} steps, {s['run']['distinct_steps']:,} distinct steps costed, "
+          f"{s['run']['events']:,} events | TTFT p99 {s['ttft_p99_s']:.3g} s, TPOT p99 {s['tpot_p99_s']:.3g} s, "
+          f"{s['output_tokens_per_s']:,.0f} output tokens/s | {s['run']['traffic']}")
+    exe = Path(sys.executable).parent / "llmsim"
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        subprocess.run([str(exe), *ARGS, f"hydra.run.dir={tmp}"], check=True, capture_output=True)
+        wall = time.perf_counter() - start
+        done = json.loads((Path(tmp) / "summary.json").read_text())["completed_requests"]
+        files = sorted(p.name for p in Path(tmp).iterdir() if p.is_file())
+        print(f"llmsim command, start to finish: {done:,} requests in {wall:.1f} s wall; files: {', '.join(files)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""``llmsim-capacity``: the thin entry point of sim.studies.capacity (parse, call, one-line error, exit 2).
+
+    llmsim-capacity [overrides...] slo.ttft_p99_s=2 slo.tpot_p99_s=0.2 [--offline] [--search] [--requests N]
+                    [--max-requests N] [--out DIR]
+
+The overrides are ``llmsim``'s (``workload=serving`` is implied). ``--offline`` runs ``--requests``
+requests at t = 0 once and prints the throughput, no targets needed. ``--search`` tries every
+layout of the config's chips as replicas of tensor-parallel groups (sim/studies/capacity_search.py)
+and ranks them by capacity, per dollar and per watt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+
+from sim.cli.common import one_line_errors
+
+
+@one_line_errors("llmsim-capacity")
+def main(argv: list[str] | None = None) -> None:
+    from sim.config.compose import compose_config
+    from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
+    from sim.config.paths import OutputDirError, output_dir
+    from sim.config.schema import RunError
+    from sim.studies import capacity as study
+    from sim.studies.capacity_report import FILES, describe, probe_line, render_capacity, write_capacity
+
+    parser = argparse.ArgumentParser(prog="llmsim-capacity", description=study.__doc__.split("\n\n")[0])
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the serving configuration")
+    parser.add_argument("--offline", action="store_true", help="every request at t = 0: the maximum throughput")
+    parser.add_argument("--search", action="store_true",
+                        help="rank every layout of the chips (replicas x tensor-parallel) by capacity")
+    parser.add_argument("--requests", type=int, default=study.BASE_REQUESTS, help="requests of a probe at first")
+    parser.add_argument("--max-requests", type=int, default=study.MAX_REQUESTS,
+                        help="requests of a probe at most (doubled until its p99s are precise)")
+    parser.add_argument("--out", type=Path, help="output folder (default results/capacity/<name>/<timestamp>)")
+    args = parser.parse_intermixed_args(argv)
+    overrides = list(args.overrides)
+    if not any(o.partition("=")[0].lstrip("+") == "workload" for o in overrides):
+        overrides.insert(0, "workload=serving")
+    try:
+        if not 1 <= args.requests <= args.max_requests:
+            raise InputError(f"--requests must be >= 1 and at most --max-requests (got {args.requests}, "
+                             f"{args.max_requests})")
+        for arg in overrides:
+            check_override(arg, multirun=False)
+        dcfg, cfg = compose_config(overrides)
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        out = output_dir(args.out or Path("results/capacity") / dcfg.name / stamp, create=False)
+        if args.offline:
+            probe = study.Prober(cfg, args.requests, args.requests)(0.0)
+            print(probe_line(probe))
+            s = probe.summary
+            print(f"  offline throughput       {s['requests_per_s']:,.4g} requests/s, {s['output_tokens_per_s']:,.0f} "
+                  f"output tokens/s over {probe.requests:,} requests, ${s['usd_per_million_output_tokens']:.3g} per "
+                  f"million output tokens, {s['joules_per_output_token']:.3g} J per output token")
+            return
+        study.check_capacity_config(cfg)
+        if args.search:
+            _search(cfg, args.requests, args.max_requests)
+            return
+        print(f"llmsim-capacity: {cfg.model.name} on {cfg.hardware.name}: searching the highest Poisson rate within "
+              "the p99 targets", flush=True)
+        found = study.find_capacity(cfg, args.requests, args.max_requests,
+                                    progress=lambda p: print(probe_line(p), flush=True))
+        out = output_dir(out)
+    except (InputError, OutputDirError, RunError, HydraException) as err:
+        print(f"llmsim-capacity: error: {err}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    print(f"  system                   {describe(found)}")
+    print(render_capacity(found))
+    write_capacity(found, out, OmegaConf.to_yaml(dcfg, resolve=True))
+    print(f"  outputs                  {out}/ ({', '.join(FILES)})")
+
+
+def _search(cfg, base: int, most: int) -> None:
+    from sim.studies.capacity_search import render_search, search_layouts
+
+    chips = cfg.parallel.tp * cfg.parallel.dp
+    print(f"llmsim-capacity --search: {cfg.model.name} on {chips}x {cfg.hardware.name}: every layout as replicas of "
+          "tensor-parallel groups", flush=True)
+    cands = search_layouts(cfg, base, most, progress=lambda c: print(
+        f"  {c.name}: {c.capacity:.4g} requests/s" + (f" ({c.failure})" if c.failure else ""), flush=True))
+    print(render_search(cands))

@@ -1,0 +1,79 @@
+"""Latency percentiles of a serving run as server benchmarks measure them (MLPerf Inference's LLM
+server scenario; the same rules as issue 15 states them):
+
+* TPOT of a request = (end-to-end - TTFT) / (output tokens - 1); a one-token request has none;
+* the p99 is over requests, of those arriving in the steady state: the ones arriving in the first
+  and the last ``WARMUP_FRACTION`` of the arrival span are left out (warm-up and drain); with
+  every request at t = 0 (offline) all count;
+* a p99 is *precise* when its bootstrap ``CI_LEVEL`` interval lies within ``CI_HALF_WIDTH`` of
+  it (scipy.stats.bootstrap, percentile method, ``RESAMPLES`` resamples from a fixed seed, so the
+  same run gives the same interval); otherwise more requests are needed (llmsim-capacity runs them).
+
+A run meets its p99 targets (``slo.ttft_p99_s``, ``slo.tpot_p99_s``) when each p99 is within its
+target; a target left null is not checked.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import bootstrap
+
+from sim.config.schema import SloConfig
+
+WARMUP_FRACTION = 0.1
+CI_LEVEL = 0.9
+CI_HALF_WIDTH = 0.05
+RESAMPLES = 300
+PERCENTILE = 99
+
+
+def steady_state(arrival_s: np.ndarray) -> np.ndarray:
+    """Mask of the requests arriving outside the first and the last ``WARMUP_FRACTION`` of the arrival span."""
+    first, last = float(np.min(arrival_s)), float(np.max(arrival_s))
+    span = last - first
+    if span <= 0:
+        return np.ones(arrival_s.shape, dtype=bool)
+    return (arrival_s >= first + WARMUP_FRACTION * span) & (arrival_s <= last - WARMUP_FRACTION * span)
+
+
+def p99_with_interval(values: np.ndarray) -> dict:
+    """The p99 of ``values`` (NaNs dropped), its bootstrap interval, and whether that interval is within
+    ``CI_HALF_WIDTH`` of it."""
+    values = values[~np.isnan(values)]
+    if values.size < 2:
+        value = float(values[0]) if values.size else None
+        return {"p99_s": value, "ci_s": [value, value], "samples": int(values.size), "precise": False}
+    value = float(np.percentile(values, PERCENTILE))
+    if np.ptp(values) == 0:
+        low = high = value
+    else:
+        ci = bootstrap((values,), lambda x, axis: np.percentile(x, PERCENTILE, axis=axis), vectorized=True,
+                       n_resamples=RESAMPLES, confidence_level=CI_LEVEL, method="percentile",
+                       random_state=np.random.default_rng(0)).confidence_interval
+        low, high = float(ci.low), float(ci.high)
+    precise = low >= value * (1 - CI_HALF_WIDTH) and high <= value * (1 + CI_HALF_WIDTH)
+    return {"p99_s": value, "ci_s": [low, high], "samples": int(values.size), "precise": bool(precise)}
+
+
+def steady_p99(cols: dict[str, np.ndarray], slo: SloConfig) -> dict:
+    """The steady-state p99 TTFT and TPOT with their intervals, and whether they meet the p99 targets."""
+    keep = steady_state(cols["arrival_s"])
+    ttft, tpot = p99_with_interval(cols["ttft_s"][keep]), p99_with_interval(cols["tpot_s"][keep])
+    meets = meets_p99(ttft["p99_s"], tpot["p99_s"], slo) if slo.has_p99 else None
+    return {"measured_requests": int(keep.sum()), "excluded_requests": int((~keep).sum()),
+            "ttft_p50_s": _median(cols["ttft_s"][keep]), "tpot_p50_s": _median(cols["tpot_s"][keep]),
+            "ttft_p99_s": ttft["p99_s"], "ttft_p99_ci_s": ttft["ci_s"], "tpot_p99_s": tpot["p99_s"],
+            "tpot_p99_ci_s": tpot["ci_s"], "precise": ttft["precise"] and tpot["precise"],
+            "targets": {"ttft_p99_s": slo.ttft_p99_s, "tpot_p99_s": slo.tpot_p99_s}, "meets_p99_slo": meets}
+
+
+def meets_p99(ttft_p99: float | None, tpot_p99: float | None, slo: SloConfig) -> bool:
+    """Whether the p99s meet the p99 targets of ``slo`` (a null target always holds; a missing p99,
+    as TPOT when every request made one token, meets any target)."""
+    return all(target is None or value is None or value <= target
+               for value, target in ((ttft_p99, slo.ttft_p99_s), (tpot_p99, slo.tpot_p99_s)))
+
+
+def _median(values: np.ndarray) -> float | None:
+    values = values[~np.isnan(values)]
+    return float(np.median(values)) if values.size else None

@@ -1,0 +1,142 @@
+"""Capacity under p99 latency targets (sim/studies/capacity.py) and the steady-state p99 (sim/metrics/slo.py)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from sim.config.schema import RunError
+from sim.metrics.slo import meets_p99, p99_with_interval, steady_state
+from sim.studies.capacity import Prober, find_capacity
+from tests.conftest import make_config
+
+TINY = ("workload=serving", "workload.prompt_tokens=256", "workload.decode_tokens=32", "workload.lengths=lognormal",
+        "slo.ttft_p99_s=0.1", "slo.tpot_p99_s=0.01")
+DONE_WHEN = {  # issue 15: Llama-2-70B, fp8 weights and KV cache, MLPerf-style chat traffic and targets
+    "h100_4xtp2": ("hardware=h100_sxm", "parallel.tp=2", "parallel.dp=4"),
+    "h200_8xtp1": ("hardware=h200", "parallel.tp=1", "parallel.dp=8"),
+}
+CHAT_70B = ("workload=serving", "model=llama2_70b", "precision.weights=fp8", "precision.kv_cache=fp8",
+            "workload.lengths=lognormal", "workload.prompt_tokens=512", "workload.length_cv=0.6",
+            "workload.output_lengths=chat", "slo.ttft_p99_s=2", "slo.tpot_p99_s=0.2")
+
+
+# The steady-state p99 ------------------------------------------------------------------------------
+def test_warm_up_and_drain_are_left_out():
+    arrivals = np.linspace(10.0, 110.0, 101)  # a span of 100 s: keep [20, 100]
+    keep = steady_state(arrivals)
+    assert arrivals[keep].min() == 20.0 and arrivals[keep].max() == 100.0 and keep.sum() == 81
+    assert steady_state(np.zeros(5)).all()  # offline: every request counts
+
+
+def test_a_p99_is_precise_only_with_enough_requests():
+    rng = np.random.default_rng(3)
+    assert p99_with_interval(np.full(50, 0.2)) == {"p99_s": 0.2, "ci_s": [0.2, 0.2], "samples": 50, "precise": True}
+    small, large = (p99_with_interval(rng.lognormal(0.0, 0.5, n)) for n in (30, 20000))
+    assert not small["precise"] and large["precise"]
+    low, high = large["ci_s"]
+    assert low <= large["p99_s"] <= high and high - low < small["ci_s"][1] - small["ci_s"][0]
+    with_nan = p99_with_interval(np.array([np.nan, 1.0, 2.0, 3.0]))
+    assert with_nan["samples"] == 3
+
+
+def test_meeting_p99_targets():
+    slo = make_config(*TINY).slo
+    assert meets_p99(0.1, 0.01, slo) and not meets_p99(0.1001, 0.01, slo) and not meets_p99(0.05, 0.02, slo)
+    assert meets_p99(5.0, 0.01, replace(slo, ttft_p99_s=None)) and meets_p99(0.05, None, slo)
+
+
+# The search -----------------------------------------------------------------------------------------
+def _check_bracket(cfg, found, width=0.05):
+    assert found.low is not None and found.high is not None and found.width <= width
+    assert found.low.passes and not found.high.passes
+    fresh = Prober(cfg, found.low.requests, found.low.requests)  # the same rates again, from scratch
+    assert fresh(found.low.rate).passes
+    again = Prober(cfg, found.high.requests, found.high.requests)(found.high.rate)
+    assert not again.passes
+
+
+def _check_loosening(cfg, found, prober, factors=(1.5, 4.0)):
+    for key in ("ttft_p99_s", "tpot_p99_s"):
+        for factor in factors:
+            looser = replace(cfg, slo=replace(cfg.slo, **{key: getattr(cfg.slo, key) * factor}))
+            assert find_capacity(looser, prober=prober).capacity >= found.capacity, (key, factor)
+
+
+@pytest.mark.slow
+def test_the_capacity_bracket_is_narrow_and_loosening_a_target_never_lowers_it():
+    cfg = make_config(*TINY)
+    prober = Prober(cfg, 300, 300)
+    found = find_capacity(cfg, prober=prober)
+    _check_bracket(cfg, found)
+    _check_loosening(cfg, found, prober, factors=(1.1, 1.5, 3.0))
+    relaxed = replace(cfg, slo=replace(cfg.slo, ttft_p99_s=None))  # a target dropped is the loosest
+    assert find_capacity(relaxed, prober=prober).capacity >= found.capacity
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("system", list(DONE_WHEN))
+def test_llama2_70b_capacity_on_an_8_chip_box(system):
+    cfg = make_config(*CHAT_70B, *DONE_WHEN[system])
+    prober = Prober(cfg, 500, 1000)
+    found = find_capacity(cfg, prober=prober)
+    _check_bracket(cfg, found)
+    _check_loosening(cfg, found, prober, factors=(1.5,))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["slo.ttft_p99_s=null", "slo.tpot_p99_s=null"], "needs a p99 target"),
+    (["workload.arrival=closed"], "has no rate"),
+    (["workload=single_batch"], "searches serving runs"),
+])
+def test_bad_capacity_input_is_one_line(args, words):
+    with pytest.raises(RunError, match=words):
+        find_capacity(make_config(*TINY, *args))
+
+
+@pytest.mark.slow
+def test_the_command_prints_the_capacity_and_writes_its_files(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    exe = Path(sys.executable).parent / "llmsim-capacity"
+    out = tmp_path / "cap"
+    proc = subprocess.run([str(exe), *TINY[1:], "--requests", "150", "--max-requests", "150", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    for words in ("offline throughput", "capacity ", "bracket", "per million output tokens", "J per output token",
+                  "probes (plus the offline run), 150 requests per probe"):
+        assert words in proc.stdout
+    body = json.loads((out / "capacity.json").read_text())
+    assert body["bracket_width"] <= 0.05 and body["capacity_requests_per_s"] > 0
+    assert (out / "latency_vs_load.png").stat().st_size > 10_000 and (out / "probes.csv").exists()
+    offline = subprocess.run([str(exe), *TINY[1:], "--offline", "--requests", "100"], capture_output=True,
+                             text=True, timeout=600)
+    assert offline.returncode == 0 and "offline throughput" in offline.stdout
+    bad = subprocess.run([str(exe), "workload.arrival=trace", "workload.trace=azure_code"], capture_output=True,
+                         text=True, timeout=600)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "p99 target" in bad.stderr
+
+
+# Deployments of a box -------------------------------------------------------------------------------
+def test_the_layouts_of_a_box_are_its_tensor_parallel_splits():
+    from sim.studies.capacity_search import layouts
+    cfg = make_config(*TINY, "parallel.tp=2", "parallel.dp=4", "scheduler.max_batch=64")
+    assert layouts(cfg) == [(tp, 8 // tp, b) for tp in (1, 2, 4, 8) for b in (64, 16)]
+    odd = make_config(*TINY, "model=mistral_7b", "parallel.dp=6")  # 8 KV heads: TP3 and TP6 do not divide
+    assert [tp for tp, _, _ in layouts(odd)][::2] == [1, 2]
+
+
+@pytest.mark.slow
+def test_the_search_ranks_layouts_by_capacity_and_says_why_the_others_lose():
+    from sim.studies.capacity_search import render_search, search_layouts
+    cfg = make_config(*TINY, "parallel.tp=2", "scheduler.max_batch=32")
+    cands = search_layouts(cfg, 150, 150)
+    assert [c.capacity for c in cands] == sorted((c.capacity for c in cands), reverse=True)
+    assert {(c.tp, c.dp, c.max_batch) for c in cands} == {(1, 2, 32), (1, 2, 8), (2, 1, 32), (2, 1, 8)}
+    text = render_search(cands)
+    assert "best" in text and all(word in text for word in ("KV cache holds", "requests/s"))
+    assert all(c.per_usd_hour() > 0 and c.per_watt() > 0 for c in cands)

@@ -1,0 +1,121 @@
+"""Traffic of serving runs: the shipped Azure traces, trace files in either format, length presets."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from sim.config.schema import RunError
+from sim.serving.traces import trace_path
+from sim.serving.traffic import make_traffic
+from tests.conftest import make_config
+
+SERVING = ("workload=serving",)
+
+
+def traffic(*overrides: str, context: int | None = None):
+    cfg = make_config(*SERVING, *overrides)
+    return make_traffic(cfg.workload, cfg.seed, context or cfg.model.max_context)
+
+
+def _rows(name: str) -> list[dict]:
+    with trace_path(name).open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("name", ["azure_code", "azure_conv"])
+def test_a_shipped_trace_replays_every_row_in_its_own_time(name):
+    rows = _rows(name)
+    t = traffic("workload.arrival=trace", f"workload.trace={name}", context=1 << 20)
+    assert len(t) == len(rows) and t.users == 0
+    assert t.arrival_s[0] == 0 and np.all(np.diff(t.arrival_s) >= 0)
+    assert 3000 < t.arrival_s[-1] < 3600  # the traces cover one hour
+    assert t.prompt_tokens.sum() == sum(int(r["ContextTokens"]) for r in rows)
+    assert t.output_tokens.sum() == sum(int(r["GeneratedTokens"]) for r in rows)
+    fast = traffic("workload.arrival=trace", f"workload.trace={name}", "workload.trace_scale=2", context=1 << 20)
+    assert np.array_equal(fast.arrival_s, t.arrival_s / 2)
+    first = traffic("workload.arrival=trace", f"workload.trace={name}", "workload.num_requests=50", context=1 << 20)
+    assert len(first) == 50 and np.array_equal(first.prompt_tokens, t.prompt_tokens[:50])
+
+
+def test_prompts_of_an_azure_trace_are_cut_to_the_context_and_counted():
+    t = traffic("workload.arrival=trace", "workload.trace=azure_conv")  # llama2_7b: 4,096 tokens
+    assert (t.prompt_tokens + t.output_tokens).max() <= 4096 and t.prompt_tokens.min() >= 1
+    over = sum(int(r["ContextTokens"]) + int(r["GeneratedTokens"]) > 4096 for r in _rows("azure_conv"))
+    assert over > 0 and f"{over:,} prompts cut to the model's 4,096-token context" in t.source
+
+
+def test_a_file_in_azure_format_reads_like_the_shipped_one(tmp_path):
+    path = tmp_path / "azure.csv"
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\r\n2023-11-16 18:00:01.5000000,100,10\r\n"
+                    "2023-11-16 18:00:00.2500000,50,5\r\n2023-11-16 18:00:03.0000000,70,7")
+    t = traffic("workload.arrival=trace", f"workload.trace_path={path}")
+    assert list(t.arrival_s) == [0.0, 1.25, 2.75] and list(t.prompt_tokens) == [50, 100, 70]
+    assert list(t.rows) == [2, 1, 3]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:01.5,100,0\n", "row 1: GeneratedTokens is '0'"),
+    ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:01.5,1,1\nyesterday,100,3\n",
+     "row 2: TIMESTAMP is 'yesterday'"),
+    ("time,tokens\n1,2\n", "or Azure's TIMESTAMP, ContextTokens, GeneratedTokens"),
+])
+def test_a_bad_azure_file_names_its_row(tmp_path, text, words):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(RunError, match=words):
+        traffic("workload.arrival=trace", f"workload.trace_path={path}")
+
+
+def test_chat_outputs_have_the_published_statistics():
+    t = traffic("workload.lengths=lognormal", "workload.length_cv=0.6", "workload.output_lengths=chat",
+                "workload.num_requests=50000", context=1 << 20)
+    out = t.output_tokens
+    assert out.max() == 1024 and np.mean(out) == pytest.approx(290, rel=0.05)
+    assert np.median(out) == pytest.approx(260, rel=0.03) and np.percentile(out, 99) == pytest.approx(860, rel=0.03)
+    assert t.prompt_tokens.mean() == pytest.approx(512, rel=0.03)
+    assert np.std(t.prompt_tokens) / t.prompt_tokens.mean() == pytest.approx(0.6, rel=0.1)
+
+
+@pytest.mark.parametrize("name, prompt, output", [("sharegpt", 161.31, 337.99), ("alpaca", 19.31, 58.45)])
+def test_dataset_presets_have_the_vllm_paper_means(name, prompt, output):
+    t = traffic(f"workload.lengths={name}", "workload.num_requests=50000", context=1 << 20)
+    assert t.prompt_tokens.mean() == pytest.approx(prompt, rel=0.05)
+    assert t.output_tokens.mean() == pytest.approx(output, rel=0.05)
+
+
+def test_trace_lengths_drive_poisson_arrivals_at_any_rate():
+    rows = _rows("azure_code")
+    t = traffic("workload.lengths=azure_code", "workload.rate_per_s=40", "workload.num_requests=20000",
+                context=1 << 20)
+    assert np.diff(t.arrival_s).mean() == pytest.approx(1 / 40, rel=0.05)
+    assert t.prompt_tokens.mean() == pytest.approx(np.mean([int(r["ContextTokens"]) for r in rows]), rel=0.05)
+    assert t.output_tokens.mean() == pytest.approx(np.mean([int(r["GeneratedTokens"]) for r in rows]), rel=0.05)
+    pairs = {(int(r["ContextTokens"]), int(r["GeneratedTokens"])) for r in rows}
+    assert all((p, o) in pairs for p, o in zip(t.prompt_tokens[:200], t.output_tokens[:200], strict=True))
+
+
+def test_offline_sends_everything_at_once():
+    t = traffic("workload.arrival=offline", "workload.num_requests=30")
+    assert len(t) == 30 and not t.arrival_s.any()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["workload.lengths=chat"], "gives output lengths only"),
+    (["workload.arrival=trace", "workload.trace=azure_code", "workload.trace_path=x.csv"], "both name a trace"),
+    (["workload.trace_scale=0"], "workload.trace_scale must be > 0"),
+    (["workload.num_requests=0"], "workload.num_requests must be >= 1"),
+])
+def test_bad_traffic_settings_are_one_line(args, words):
+    with pytest.raises(RunError, match=words):
+        traffic(*args)
+
+
+def test_a_shipped_trace_is_served_to_the_end():
+    from sim.metrics.serving_summary import summarize_serving
+    from sim.serving.run import simulate_serving
+    s = summarize_serving(simulate_serving(make_config(*SERVING, "workload.arrival=trace", "workload.trace=azure_conv",
+                                                       "workload.num_requests=60")))
+    assert s["completed_requests"] == 60 and "azure_llm_2023_conv.csv, 60 rows" in s["run"]["traffic"]
