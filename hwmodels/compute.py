@@ -8,8 +8,10 @@ a GEMM library tiles it:
 * a tile takes ``ceil(array tiles / arrays_per_core) * (k + R + C)`` cycles: k multiply-
   accumulate steps plus the systolic pipeline's fill and drain;
 * tiles are spread over the cores in waves; the last wave may be partly idle; when the output
-  has fewer tiles than cores, k is split over several cores (split-K) whose fp32 partial
-  sums are then added through SRAM, as GEMV kernels do;
+  has fewer tiles than cores, k is split over several cores (split-K): each slice writes its
+  fp32 partial sums to a workspace in HBM and a second kernel reads and adds them (cuBLAS's
+  split-K reduction), so the autotuner weighs that HBM traffic and launch against the cores it
+  gains;
 * every tile streams its A and B panels, ``(tm + tn) * k`` elements, from on-chip SRAM at
   ``sram_bandwidth_TBps``; small tiles can be SRAM-bandwidth-bound;
 * a perfectly tiled matmul reaches ``matmul_efficiency`` of the format's peak at the boost
@@ -44,6 +46,7 @@ class ComputeCost:
     seconds: float
     efficiency: float  # achieved fraction of the format's peak
     dtype_run: DType | None  # the format the arrays computed in; None: on the vector unit
+    partial_bytes: float = 0.0  # split-K: fp32 partial sums written to HBM and read back by a reduction kernel
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +59,15 @@ class Tiling:
     waves: int
     compute_s: float  # time on the arrays
     sram_s: float  # time streaming operand panels from SRAM
+    partial_bytes: float = 0.0  # split-K partial sums through HBM (workspace written, then reduced)
 
     @property
     def seconds(self) -> float:
         return max(self.compute_s, self.sram_s)
+
+    def choice_s(self, chip: HardwareConfig) -> float:
+        """What an autotuner compares: the arrays' time plus the split-K reduction's HBM time."""
+        return self.seconds + self.partial_bytes / (chip.hbm_bandwidth_Bps * chip.hbm_efficiency)
 
 
 def core_tiles(chip: HardwareConfig) -> list[tuple[int, int]]:
@@ -91,15 +99,14 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
             tiles = out_tiles * split
             waves = math.ceil(tiles / chip.num_cores)
             compute = waves * passes * (math.ceil(k / split) + rows + cols) * cycle_s
-            partials = (split - 1) * m * n * groups * 4 * 2 if split > 1 else 0.0  # fp32 partial sums out and in
-            sram = (tiles * (tm * operand_bytes + tn * b_bytes) * math.ceil(k / split) + partials) \
-                / chip.sram_bandwidth_Bps
-            candidate = Tiling(tm, tn, tiles, waves, compute, sram)
-            if best is None or candidate.seconds < best.seconds:
+            partials = split * m * n * groups * 4 * 2 if split > 1 else 0.0  # fp32 slices written, then read
+            sram = tiles * (tm * operand_bytes + tn * b_bytes) * math.ceil(k / split) / chip.sram_bandwidth_Bps
+            candidate = Tiling(tm, tn, tiles, waves, compute, sram, partials)
+            if best is None or candidate.choice_s(chip) < best.choice_s(chip):
                 best = candidate
         if chip.gemm_schedule is GemmSchedule.stream_k and out_tiles > chip.num_cores:
             candidate = _stream_k(chip, tm, tn, out_tiles, passes, k, cycle_s, operand_bytes, b_bytes)
-            if candidate.seconds < best.seconds:
+            if candidate.choice_s(chip) < best.choice_s(chip):
                 best = candidate
     return best
 
@@ -136,8 +143,9 @@ def matmul_time(
         return ComputeCost(0.0, 1.0, run_as)
     if run_as is None:  # no matrix format fits: the vector unit does the multiply-adds
         return ComputeCost(flops / (chip.vector_flops * chip.vector_efficiency), chip.vector_efficiency, None)
-    seconds = tile_matmul(chip, m, n, k, run_as, groups, operand_bytes, b_bytes).seconds * (flops / dense)
-    return ComputeCost(seconds, flops / (chip.peak_flops(run_as) * seconds), run_as)
+    tiling = tile_matmul(chip, m, n, k, run_as, groups, operand_bytes, b_bytes)
+    seconds = tiling.seconds * (flops / dense)
+    return ComputeCost(seconds, flops / (chip.peak_flops(run_as) * seconds), run_as, tiling.partial_bytes)
 
 
 def overlapped(chip: HardwareConfig, compute_s: float, memory_s: float) -> float:

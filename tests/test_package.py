@@ -65,7 +65,7 @@ def test_a_run_uses_the_fit_it_points_at_for_the_fields_no_preset_sets(tmp_path)
 @pytest.mark.parametrize("content, message", [
     (None, "no calibration file at"),
     ("[1, 2]", "holds no mapping"),
-    ("matmul_efficiency: 0.8\n", "lacks hbm_latency_us"),
+    ("matmul_efficiency: 0.8\n", "lacks matmul_overlap_loss"),
     ("{", "is not YAML"),
 ])
 def test_a_bad_fit_is_one_line(tmp_path, content, message):

@@ -11,7 +11,6 @@ and ranks them by capacity, per dollar and per watt.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from sim.cli.common import one_line_errors
+from sim.cli.common import ArgumentParser, one_line_errors
 
 
 @one_line_errors("llmsim-capacity")
@@ -31,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     from sim.studies import capacity as study
     from sim.studies.capacity_report import FILES, describe, probe_line, render_capacity, write_capacity
 
-    parser = argparse.ArgumentParser(prog="llmsim-capacity", description=study.__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="llmsim-capacity", description=study.__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the serving configuration")
     parser.add_argument("--offline", action="store_true", help="every request at t = 0: the maximum throughput")
     parser.add_argument("--search", action="store_true",

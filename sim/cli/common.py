@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 from collections.abc import Callable
@@ -62,3 +63,11 @@ def interrupted_by(err: BaseException) -> KeyboardInterrupt | None:
         seen.add(id(cur))
         todo += [cur.__cause__, cur.__context__]
     return None
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr and exit 2 (the standard of every command)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)

@@ -14,12 +14,12 @@ import logging
 import socket
 import sys
 
-from sim.cli.common import one_line_errors
+from sim.cli.common import ArgumentParser, one_line_errors
 from sim.config.overrides import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="llmsim-explore", description="the llmsim explorer, a local web app")
+    parser = ArgumentParser(prog="llmsim-explore", description="the llmsim explorer, a local web app")
     parser.add_argument("--port", type=int, default=8050, help="port to serve on (default 8050; 0 = any free one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
     return parser.parse_args(argv)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from datetime import datetime
 from pathlib import Path
 
 import sim.studies.sweep.grid as _study
-from sim.cli.common import one_line_errors
+from sim.cli.common import ArgumentParser, one_line_errors
 from sim.config.compose import compose_dict
 from sim.studies.kinds import workload
 from sim.studies.sweep import ReportError
@@ -22,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
     from sim.config.paths import OutputDirError, output_dir
 
-    parser = argparse.ArgumentParser(prog="llmsim-grid", description=_study.__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="llmsim-grid", description=_study.__doc__.split("\n\n")[0])
     parser.add_argument("arguments", nargs="*", help="overrides and swept axes, as for llmsim -m")
     parser.add_argument("--out", type=Path, help="output folder (default results/sweeps/<name>/<timestamp>_grid)")
     parser.add_argument("--jobs", type=int, default=1, help="processes to spread the points over")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import sim.studies.sweep.report as _study
-from sim.cli.common import one_line_errors
+from sim.cli.common import ArgumentParser, one_line_errors
 from sim.config.paths import OutputDirError, output_dir
 from sim.studies.sweep import ReportError
 from sim.studies.sweep.report import make_report, print_written
@@ -16,7 +15,7 @@ from sim.studies.sweep.report import make_report, print_written
 @one_line_errors("llmsim-report")
 def main(argv: list[str] | None = None) -> None:
     """Console entry point of ``llmsim-report``."""
-    parser = argparse.ArgumentParser(prog="llmsim-report", description=_study.__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="llmsim-report", description=_study.__doc__.split("\n\n")[0])
     parser.add_argument("dir", type=Path, help="a sweep folder (results/sweeps/<name>/<timestamp>) or a run folder")
     parser.add_argument("--x", help="regime-map x axis (a swept key; default: the first swept)")
     parser.add_argument("--y", help="regime-map y axis (default: the second swept)")

@@ -3,7 +3,6 @@ error, exit 2)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 from hydra.errors import HydraException
 
 import sim.studies.sweep.sensitivity as _study
-from sim.cli.common import one_line_errors
+from sim.cli.common import ArgumentParser, one_line_errors
 from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep import ReportError
 from sim.studies.sweep.sensitivity import FAILURES, sensitivities, write_sensitivity
@@ -25,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     from sim.config.paths import OutputDirError, output_dir
     from sim.output.files import remove_stale_temps
 
-    parser = argparse.ArgumentParser(prog="llmsim-sensitivity", description=_study.__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="llmsim-sensitivity", description=_study.__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the base configuration")
     parser.add_argument("--metric", default="output_tokens_per_s", help="summary metric (dotted for nested keys)")
     parser.add_argument("--step", type=float, default=0.1, help="relative change of each hardware parameter")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from sim.cli.common import one_line_errors
+from sim.cli.common import ArgumentParser, one_line_errors
 from sim.config.paths import OutputDirError, output_dir
 from sim.output.files import atomic_write
 from sim.studies.transfer import medians_table, transfer_medians
@@ -17,10 +16,11 @@ from sim.studies.validate import COLUMNS, ValidationInputError, error_table, rea
 
 @one_line_errors("llmsim-validate")
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="llmsim-validate", description="Compare llmsim's predictions with "
+    parser = ArgumentParser(prog="llmsim-validate", description="Compare llmsim's predictions with "
                                      "measured rows (gemm, allreduce, memcpy, prefill, decode).")
     parser.add_argument("csv", type=Path, nargs="?", help="measured rows (default: the shipped A100 set, "
-                        "data/validation/a100.csv); columns: " + ", ".join(COLUMNS))
+                        "data/validation/a100.csv); columns: " + ", ".join(COLUMNS)
+                        + "; optional: runtime (conf/runtime preset), host (conf/host preset), layers")
     parser.add_argument("--out", type=Path, help="also write the rows with predictions to this CSV")
     args = parser.parse_args(argv)
     try:

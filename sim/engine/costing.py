@@ -140,7 +140,7 @@ class Coster:
         if op.unit is Unit.link:
             coll = collective_time(chip, _COLLECTIVE[op.kind], op.comm_bytes, op.comm_chips, in_switch=self.in_switch)
             latency, transfer, wire = coll.latency_s, coll.transfer_s, coll.wire_bytes
-        traffic = self._traffic(op)
+        traffic = self._traffic(op) + c.partial_bytes  # split-K partial sums go through HBM
         memory = hbm_time(chip, traffic)
         ratio = 1.0
         if op.unit is Unit.matrix and c.dtype_run is not None and published is None:  # clock under the power budget
@@ -153,6 +153,8 @@ class Coster:
             else:
                 memory = both
         overhead = chip.kernel_overhead_s + (chip.matmul_overhead_s if op.unit is Unit.matrix else 0.0)
+        if c.partial_bytes:  # split-K: a second kernel reduces the partial sums
+            overhead += chip.kernel_overhead_s
         extra = tuple((r.name, r.bound, r.price(chip, op)) for r in self.extra)
         return OpCost(c.seconds, memory, latency, transfer, overhead,
                       c.efficiency, traffic, wire, c.dtype_run, ratio, extra)

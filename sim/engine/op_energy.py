@@ -19,7 +19,11 @@ from workloads.ops import Unit
 
 def record_energy(r: OpRecord, energy: ChipEnergy) -> EnergyParts:
     """Dynamic energy of one instance of the op of record ``r`` on one chip."""
-    op, c = r.op, r.cost
+    return op_energy(r.op, r.cost, energy)
+
+
+def op_energy(op, c, energy: ChipEnergy) -> EnergyParts:
+    """Dynamic energy of one instance of ``op`` (workloads.ops.Op) costed as ``c`` (sim.engine.costing.OpCost)."""
     matrix = op.flops if op.unit is Unit.matrix else 0.0
     parts = energy.work(matrix_flops=matrix, matrix_dtype=c.dtype_run, vector_flops=op.flops - matrix,
                         hbm_bytes=c.hbm_bytes, link_bytes=c.link_bytes)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from hwmodels.area import AreaBreakdown, die_area
 from hwmodels.cost import ChipCost, chip_cost, usd_per_chip_hour
 from hwmodels.energy import ChipEnergy, chip_energy
+from hwmodels.kernels import attention_family
 from sim.config.schema import RunConfig
 
 TOKEN_ID_BYTES = 4  # int32 token IDs to and from the host
@@ -223,5 +224,11 @@ def run_info(cfg: RunConfig, chips: int, own: dict, events: int, distinct_ops: i
     p = cfg.precision
     return {"hardware": cfg.hardware.name, "model": cfg.model.name, "chips": chips, **own,
             "weights": p.weights.value, "activations": p.activations.value, "kv_cache": p.kv_cache.value,
-            "attention": cfg.attention.kernel.value, "runtime": cfg.runtime.name,
+            "attention": _attention_name(cfg), "runtime": cfg.runtime.name,
             "events": events, "distinct_ops": distinct_ops, "sim_wall_s": sim_wall_s}
+
+
+def _attention_name(cfg: RunConfig) -> str:
+    """The attention kernel that ran: the published family ``fused`` resolves to on this chip, else its name."""
+    kernel = cfg.attention_kernel().value
+    return (attention_family(kernel, cfg.hardware.architecture) or kernel) if kernel != "unfused" else kernel

@@ -29,7 +29,7 @@ def render(summary: dict, breakdown: list[dict]) -> str:
     lines = [
         f"llmsim: {run['model']} on {chips}{run['hardware']} | batch {run['batch']}, prompt {run['prompt_tokens']}, "
         f"generate {run['decode_tokens']} | weights {run['weights']}, activations {run['activations']}, "
-        f"KV {run['kv_cache']} | {run['attention']} attention | fidelity {run['fidelity']}",
+        f"KV {run['kv_cache']} | {run['attention']} attention | runtime {run['runtime']} | fidelity {run['fidelity']}",
         "",
         headline(summary, "ttft_s"),
         headline(summary, "tpot_s"),

@@ -30,7 +30,7 @@ from hwmodels.energy import ChipEnergy, chip_energy
 from sim.config.schema import RunConfig
 from sim.engine.analytic import simulate_analytic
 from sim.engine.costing import Coster
-from sim.engine.op_energy import record_energy
+from sim.engine.op_energy import op_energy, record_energy
 from sim.engine.records import HostCosts
 from sim.serving.schedulers import StepShape
 from workloads.graph import AttentionKernel, Execution, PassGraph
@@ -120,9 +120,7 @@ class StepCoster:
 
     def _node(self, preds: tuple[int, ...], op, slot: int = -1) -> Node:
         c = self.coster(op)
-        energy = self.energy.work(matrix_flops=op.flops if op.unit is Unit.matrix else 0.0, matrix_dtype=c.dtype_run,
-                                  vector_flops=op.flops - (op.flops if op.unit is Unit.matrix else 0.0),
-                                  hbm_bytes=c.hbm_bytes, link_bytes=c.link_bytes).total_J
+        energy = op_energy(op, c, self.energy).total_J
         return preds, op.unit is Unit.link, slot, c.time_s, energy, op.flops, op.unit is Unit.matrix, c.hbm_bytes
 
     def _frame(self, graph: PassGraph, slots: dict[str, int]) -> list[tuple[int, list[Node]]]:

@@ -48,6 +48,9 @@ from workloads.ops import Op, OpKind, Role, Tensor, Unit, matmul
 COLUMNS = ("id", "hardware", "kind", "dtype", "m", "n", "k", "bytes", "devices", "model", "batch", "seq_len",
            "measured_ms")
 OPTIONAL = ("runtime", "host", "layers")
+# The largest value a row may hold, far beyond any kernel measured (a unit slip, not a what-if).
+ROW_LIMITS = {"m": 1e7, "n": 1e7, "k": 1e7, "bytes": 1e13, "devices": 1e5, "batch": 1e5, "seq_len": 1e8,
+              "layers": 1e5}
 KINDS = ("gemm", "allreduce", "memcpy", "prefill", "decode")
 
 
@@ -63,6 +66,8 @@ def _int(row: dict, key: str) -> int:
         raise RowError(f"'{key}' must be a number (got {value!r})") from None
     if math.isnan(number) or number < 1 or not number.is_integer():
         raise RowError(f"'{key}' must be a whole number >= 1 (got {value!r})")
+    if number > ROW_LIMITS.get(key, 1e9):
+        raise RowError(f"'{key}' = {value!r} is out of range: at most {ROW_LIMITS.get(key, 1e9):g}")
     return int(number)
 
 
@@ -112,6 +117,8 @@ def predict(row: dict, chip: HardwareConfig, runtimes: Mapping | None = None,
     ``costers``: a cache of Costers by (chip, in-switch) that the caller keeps across rows.
     """
     kind = str(row.get("kind", "")).strip()
+    if _has(row, "layers") and kind not in ("prefill", "decode"):
+        raise RowError(f"'layers' applies to prefill and decode rows, not to a {kind} row")
     runtime = _runtime(row, runtimes)
     costers = {} if costers is None else costers
     key = (id(chip), runtime.in_switch_reduction)
@@ -136,7 +143,10 @@ def _predict_pass(row: dict, kind: str, chip: HardwareConfig, runtime, coster: C
     model = load_model(str(row.get("model", "")).strip())
     note = ""
     if _has(row, "layers"):
-        model = dataclasses.replace(model, num_layers=_int(row, "layers"))
+        layers = _int(row, "layers")
+        if layers > model.num_layers:
+            raise RowError(f"layers={layers} exceeds {model.name}'s {model.num_layers} layers")
+        model = dataclasses.replace(model, num_layers=layers)
     dtype, tp, batch, seq = _dtype(row), _int(row, "devices"), _int(row, "batch"), _int(row, "seq_len")
     if seq > model.max_context:
         note = f"seq_len {seq} exceeds {model.name}'s maximum context {model.max_context}; predicted anyway"
@@ -174,8 +184,11 @@ def validate(frame: pd.DataFrame, chip_changes: dict | None = None,
             name = str(row.get("hardware", "")).strip()
             if name not in chips:
                 chips[name] = load_hardware(name, **(chip_changes or {}))
-            measured = float(row.get("measured_ms"))
-            if not measured > 0:
+            try:
+                measured = float(row.get("measured_ms"))
+            except (TypeError, ValueError):
+                raise RowError(f"measured_ms must be a number (got {row.get('measured_ms')!r})") from None
+            if not measured > 0 or not math.isfinite(measured):
                 raise RowError(f"measured_ms must be > 0 (got {row.get('measured_ms')!r})")
             seconds, note = predict(row, chips[name], runtimes, costers)
             predicted.append(seconds * 1e3)
