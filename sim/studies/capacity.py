@@ -15,7 +15,9 @@
    The capacity is the bracket's low end: a probe there passed, a probe at its high end failed.
 
 A probe runs ``base_requests``, then more until both p99s are *precise* (their bootstrap 90 %
-intervals within +-5 %): as many as the widest interval says are needed (half-widths shrink as
+intervals within +-5 %) and its arrivals span ``MIN_SPAN_LIFETIMES`` p99 request lifetimes (a
+shorter probe cannot show a slowly growing queue, so it cannot pass): as many as the widest
+interval says are needed (half-widths shrink as
 one over the root of the requests), at least twice as many, up to ``max_requests``; an
 overloaded probe and the offline run are not extended. How many requests a probe runs depends
 on its rate alone, never on the targets, and every choice of the next rate depends only on
@@ -40,6 +42,9 @@ WIDTH = 0.05  # the bracket's high end over its low end, minus one, at most
 BASE_REQUESTS = 1000
 MAX_REQUESTS = 4000
 STEPS_OUT = 10  # halvings or doublings while looking for the bracket
+
+
+MIN_SPAN_LIFETIMES = 5  # a passing probe's arrivals span at least this many p99 end-to-end latencies
 
 
 @dataclass
@@ -110,7 +115,8 @@ class Prober:
             self.runs[rate] = self._run(rate)
         n, summary, wall = self.runs[rate]
         st = summary["steady_state"]
-        passes = not summary["overloaded"] and meets_p99(st["ttft_p99_s"], st["tpot_p99_s"], slo or self.cfg.slo)
+        passes = not summary["overloaded"] and long_enough(rate, n, summary) and \
+            meets_p99(st["ttft_p99_s"], st["tpot_p99_s"], slo or self.cfg.slo)
         probe = Probe(rate, n, summary, passes, wall)
         if self.progress is not None:
             self.progress(probe)
@@ -122,7 +128,8 @@ class Prober:
             arrival = self.arrival if rate > 0 else ArrivalProcess.offline
             work = replace(self.cfg.workload, arrival=arrival, rate_per_s=rate or 1.0, num_requests=n)
             summary = summarize_serving(simulate_serving(replace(self.cfg, workload=work), self.coster))
-            if rate == 0 or summary["steady_state"]["precise"] or summary["overloaded"] or n >= self.most:
+            settled = summary["steady_state"]["precise"] and long_enough(rate, n, summary)
+            if rate == 0 or settled or summary["overloaded"] or n >= self.most:
                 return n, summary, time.perf_counter() - started
             n = self._more(n, summary["steady_state"])
 
@@ -137,6 +144,15 @@ class Prober:
                 widest = max(widest, (value - low) / value, (high - value) / value)
         need = n * 1.2 * (widest / CI_HALF_WIDTH) ** 2
         return int(min(self.most, max(2 * n, math.ceil(need / self.base) * self.base)))
+
+
+def long_enough(rate: float, n: int, summary: dict) -> bool:
+    """Whether a probe's arrivals span ``MIN_SPAN_LIFETIMES`` p99 request lifetimes (end to end): a shorter
+    probe ends before a slowly growing queue shows, so it can demonstrate no sustained rate. It depends on
+    the rate alone (the requests a probe runs do), never on the targets."""
+    if rate == 0:
+        return True
+    return n / rate >= MIN_SPAN_LIFETIMES * (summary.get("e2e_p99_s") or 0.0)
 
 
 def check_capacity_config(cfg: RunConfig) -> None:

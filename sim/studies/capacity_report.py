@@ -15,7 +15,7 @@ import pandas as pd
 from sim.output.console import fmt_time
 from sim.output.files import _finite, atomic_write, provenance
 from sim.plots.charts import CHARTS, Chart
-from sim.studies.capacity import Capacity, Probe
+from sim.studies.capacity import Capacity, Probe, long_enough
 
 FILES = ("capacity.json", "probes.csv", "probes.parquet", "latency_vs_load.png", "config.yaml")
 
@@ -36,7 +36,9 @@ def probe_line(p: Probe) -> str:
     st = p.steady
     what = "offline (every request at t = 0)" if p.rate == 0 else f"{p.rate:9.3f} requests/s"
     verdict = "" if p.rate == 0 else ("meets the targets" if p.passes else
-                                      "overloaded" if p.summary["overloaded"] else "misses the targets")
+                                      "overloaded" if p.summary["overloaded"] else
+                                      "too short to show a steady state (raise --max-requests)"
+                                      if not long_enough(p.rate, p.requests, p.summary) else "misses the targets")
     precise = "" if st["precise"] or p.rate == 0 else " (p99 interval wider than +-5%)"
     return (f"  {what:>32}  {p.requests:>6,} requests  TTFT p50 {fmt_time(st['ttft_p50_s']):>8} p99 "
             f"{fmt_time(st['ttft_p99_s']):>8}  TPOT p50 {fmt_time(st['tpot_p50_s']):>8} p99 "
