@@ -15,7 +15,7 @@
    The capacity is the bracket's low end: a probe there passed, a probe at its high end failed.
 
 A probe runs ``base_requests``, then more until both p99s are *precise* (their bootstrap 90 %
-intervals within +-5 %) and its arrivals span ``MIN_SPAN_LIFETIMES`` p99 request lifetimes (a
+intervals within +-5 %) and its arrivals span ``MIN_SPAN_LIFETIMES`` mean request lifetimes (a
 shorter probe cannot show a slowly growing queue, so it cannot pass): as many as the widest
 interval says are needed (half-widths shrink as
 one over the root of the requests), at least twice as many, up to ``max_requests``; an
@@ -44,7 +44,7 @@ MAX_REQUESTS = 4000
 STEPS_OUT = 10  # halvings or doublings while looking for the bracket
 
 
-MIN_SPAN_LIFETIMES = 5  # a passing probe's arrivals span at least this many p99 end-to-end latencies
+MIN_SPAN_LIFETIMES = 5  # a passing probe's arrivals span at least this many mean request lifetimes
 
 
 @dataclass
@@ -147,12 +147,12 @@ class Prober:
 
 
 def long_enough(rate: float, n: int, summary: dict) -> bool:
-    """Whether a probe's arrivals span ``MIN_SPAN_LIFETIMES`` p99 request lifetimes (end to end): a shorter
+    """Whether a probe's arrivals span ``MIN_SPAN_LIFETIMES`` mean request lifetimes (end to end): a shorter
     probe ends before a slowly growing queue shows, so it can demonstrate no sustained rate. It depends on
     the rate alone (the requests a probe runs do), never on the targets."""
     if rate == 0:
         return True
-    return n / rate >= MIN_SPAN_LIFETIMES * (summary.get("e2e_p99_s") or 0.0)
+    return n / rate >= MIN_SPAN_LIFETIMES * (summary.get("e2e_mean_s") or 0.0)
 
 
 def check_capacity_config(cfg: RunConfig) -> None:
