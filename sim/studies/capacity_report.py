@@ -35,10 +35,11 @@ def probe_line(p: Probe) -> str:
     """One probe as the search prints it."""
     st = p.steady
     what = "offline (every request at t = 0)" if p.rate == 0 else f"{p.rate:9.3f} requests/s"
+    short = not long_enough(p.rate, p.requests, p.summary) and st.get("meets_p99_slo") is not False
     verdict = "" if p.rate == 0 else ("meets the targets" if p.passes else
                                       "overloaded" if p.summary["overloaded"] else
-                                      "too short to show a steady state (raise --max-requests)"
-                                      if not long_enough(p.rate, p.requests, p.summary) else "misses the targets")
+                                      "too short to show a steady state (raise --max-requests)" if short else
+                                      "misses the targets")
     precise = "" if st["precise"] or p.rate == 0 else " (p99 interval wider than +-5%)"
     return (f"  {what:>32}  {p.requests:>6,} requests  TTFT p50 {fmt_time(st['ttft_p50_s']):>8} p99 "
             f"{fmt_time(st['ttft_p99_s']):>8}  TPOT p50 {fmt_time(st['tpot_p50_s']):>8} p99 "
