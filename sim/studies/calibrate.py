@@ -134,8 +134,9 @@ def build_validation_set(src: Path = SOURCE) -> pd.DataFrame:
     return frame
 
 
-def fit(frame: pd.DataFrame) -> dict[str, float]:
-    """Least-squares fit of the shared efficiency parameters on kernel-level rows."""
+def fit(frame: pd.DataFrame, start: dict[str, float] | None = None) -> dict[str, float]:
+    """Least-squares fit of the shared efficiency parameters on kernel-level rows, from ``BOUNDS``'
+    starting values or from ``start`` (a nearby fit: refits of subsets converge in a few steps)."""
     # Every kernel-level row, the GEMMs whose weights would fit in the 40 MB L2 included: the
     # A100 rows show no L2 plateau (a 33.5 MB weight read runs at 1.34 TB/s, HBM speed).
     kernel_rows = frame[frame["kind"].isin(["gemm", "memcpy", "allreduce"])].reset_index(drop=True)
@@ -146,8 +147,10 @@ def fit(frame: pd.DataFrame) -> dict[str, float]:
         out, _ = validate(kernel_rows, dict(zip(names, map(float, x), strict=True)))
         return np.log(out["predicted_ms"].to_numpy(dtype=float) / measured)
 
-    lower, upper, start = (np.array([BOUNDS[n][i] for n in names]) for i in range(3))
-    solution = least_squares(residuals, start, bounds=(lower, upper), x_scale="jac", method="trf", loss="soft_l1",
+    lower, upper, first = (np.array([BOUNDS[n][i] for n in names]) for i in range(3))
+    if start is not None:
+        first = np.clip(np.array([start[n] for n in names], dtype=float), lower, upper)
+    solution = least_squares(residuals, first, bounds=(lower, upper), x_scale="jac", method="trf", loss="soft_l1",
                              f_scale=0.1)
     fitted = {n: float(round(v, 4)) for n, v in zip(names, solution.x, strict=True)}
     return fitted

@@ -83,10 +83,10 @@ def _median_abs(out: pd.DataFrame) -> float:
     return float(err.median()) if len(err) else float("nan")
 
 
-def held_out(frame: pd.DataFrame, mask: np.ndarray) -> float:
-    """Median |error| of the rows in ``mask`` predicted from a fit on the other rows alone."""
+def held_out(frame: pd.DataFrame, mask: np.ndarray, start: dict[str, float] | None = None) -> float:
+    """Median |error| of the rows in ``mask`` predicted from a fit on the other rows alone (started at ``start``)."""
     rest, rows = frame[~mask].reset_index(drop=True), frame[mask].reset_index(drop=True)
-    fitted = calibrate.fit(rest)
+    fitted = calibrate.fit(rest, start)
     eager = runtimes(calibrate.fit_runtime(rest, fitted)) if (rows["runtime"] == EAGER).any() else None
     return _median_abs(validate(rows, fitted, eager)[0])
 
@@ -110,7 +110,7 @@ def leave_one_group_out(frame: pd.DataFrame, full: tuple[dict, dict] | None = No
         inside = _median_abs(in_sample[mask])
         if progress is not None:
             progress(name)
-        outside = float("nan") if alone else held_out(frame, mask)
+        outside = float("nan") if alone else held_out(frame, mask, fitted)
         ratio = outside / inside if inside > 0 else float("nan")
         lines.append((name, int(mask.sum()), inside, outside, ratio, bool(ratio > FLAG_RATIO), ", ".join(alone)))
     return pd.DataFrame(lines, columns=list(COLUMNS))
