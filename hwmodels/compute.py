@@ -11,7 +11,7 @@ a GEMM library tiles it:
   has fewer tiles than cores, k is split over several cores (split-K): each slice writes its
   fp32 partial sums to a workspace in HBM and a second kernel reads and adds them (cuBLAS's
   split-K reduction), so the autotuner weighs that HBM traffic and launch against the cores it
-  gains;
+  gains (an ``ideal`` chip adds them on chip, through SRAM);
 * every tile streams its A and B panels, ``(tm + tn) * k`` elements, from on-chip SRAM at
   ``sram_bandwidth_TBps``; small tiles can be SRAM-bandwidth-bound;
 * a perfectly tiled matmul reaches ``matmul_efficiency`` of the format's peak at the boost
@@ -101,6 +101,9 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
             compute = waves * passes * (math.ceil(k / split) + rows + cols) * cycle_s
             partials = split * m * n * groups * 4 * 2 if split > 1 else 0.0  # fp32 slices written, then read
             sram = tiles * (tm * operand_bytes + tn * b_bytes) * math.ceil(k / split) / chip.sram_bandwidth_Bps
+            if chip.ideal:  # an idealised chip adds the partial sums on chip, through SRAM, in the same kernel
+                sram += (split - 1) * m * n * groups * 4 * 2 / chip.sram_bandwidth_Bps
+                partials = 0.0
             candidate = Tiling(tm, tn, tiles, waves, compute, sram, partials)
             if best is None or candidate.choice_s(chip) < best.choice_s(chip):
                 best = candidate

@@ -10,6 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hwmodels.calibration import FITTED_KEYS, load_fit
+from hwmodels.chip import IDEAL
 from sim.config.schema import AppConfig, RunConfig, register_configs
 from sim.config.system import apply_scale_up
 from workloads.model import ModelConfig
@@ -30,7 +31,8 @@ def with_calibration(dcfg: DictConfig) -> DictConfig:
     """A copy of ``dcfg`` whose fitted chip fields left unset (None) hold the run's fit.
 
     The fit is the file named by ``calibration`` (relative to the working directory) or, when
-    that is empty, the shipped one; fields the preset or the user set keep their values. The
+    that is empty, the shipped one (an ``ideal`` chip takes hwmodels.chip.IDEAL instead); fields
+    the preset or the user set keep their values. The
     values are written into the config (not left to HardwareConfig's defaults) so that the
     config a run saves, and the key of a sweep point, name the numbers that were used.
 
@@ -40,6 +42,8 @@ def with_calibration(dcfg: DictConfig) -> DictConfig:
     if "hardware" not in dcfg:
         return dcfg
     fit = load_fit(OmegaConf.select(dcfg, "calibration", default="") or None)
+    if OmegaConf.select(dcfg.hardware, "ideal", default=False):  # an idealised chip: ideal values, not the fit
+        fit = IDEAL
     dcfg = copy.deepcopy(dcfg)
     for key in FITTED_KEYS:
         if OmegaConf.select(dcfg.hardware, key) is None:
