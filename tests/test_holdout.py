@@ -101,6 +101,7 @@ def shipped_report() -> pd.DataFrame:
 
 
 @pytest.mark.slow
+@pytest.mark.holdout
 def test_the_full_report_on_the_shipped_set(shipped_report):
     """Every group has figures; only Splitwise alone informs a parameter (the eager host costs)."""
     report = shipped_report
@@ -111,6 +112,7 @@ def test_the_full_report_on_the_shipped_set(shipped_report):
 
 
 @pytest.mark.slow
+@pytest.mark.holdout
 @pytest.mark.xfail(strict=True, reason="issue 12: today Vidur and LLMCompass held out are 2.3x and 2.2x in-sample")
 def test_every_group_held_out_within_1_5x_of_in_sample(shipped_report):
     flagged = shipped_report[shipped_report["over_1_5x"]]
