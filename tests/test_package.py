@@ -139,7 +139,7 @@ def test_the_installed_wheel_runs_every_command_from_an_unrelated_folder(tmp_pat
                                 stderr=subprocess.PIPE, text=True, cwd=work, env=env)
 
     def finish(proc: subprocess.Popen) -> str:
-        out, err = proc.communicate(timeout=300)
+        out, err = proc.communicate(timeout=1200)
         assert proc.returncode == 0, f"{' '.join(map(str, proc.args))}:\n{out[-1500:]}\n{err[-1500:]}"
         return out
 
