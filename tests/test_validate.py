@@ -160,7 +160,7 @@ def test_optional_columns_host_layers_runtime_and_notes():
     # host time scales with the inverse of the host's single-thread score (faster host, shorter step)
     assert ms["eager_8480c"] < ms["eager_7742"]
     assert ms["one_layer"] < ms["all_layers"] == pytest.approx(validate(pd.DataFrame([_row()]))[0]["predicted_ms"][0])
-    assert "exceeds llama2_70b's maximum context" in out.set_index("id")["note"]["long"]
+    assert "exceeds llama2_70b's maximum context" in out.set_index("id")["prediction_note"]["long"]
     skipped = " ".join(problems)
     for words in ("layers=81 exceeds", "'layers' applies to prefill and decode rows", "'m' = 1e+30 is out of range",
                   "measured_ms must be a number"):

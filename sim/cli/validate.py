@@ -47,11 +47,11 @@ def main(argv: list[str] | None = None) -> None:
     gemms = out[(out["kind"] == "gemm") & out["error_pct"].notna()]
     if not gemms.empty:
         print(f"\nmedian |error| of GEMMs by M band:\n{medians_table(transfer_medians(gemms))}")
-    noted = out[out["note"].astype(str).str.len() > 0]
+    noted = out[out["prediction_note"].astype(str).str.len() > 0]
     if not noted.empty:
         print(f"\nnotes ({len(noted)} rows):")
         for row in noted.to_dict("records"):
-            print(f"  {row['id']}: {row['note']}")
+            print(f"  {row['id']}: {row['prediction_note']}")
     print(summary_line(out))
     if out["error_pct"].dropna().empty:
         _fail("no row could be validated; see the reasons above")

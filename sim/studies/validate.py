@@ -21,7 +21,7 @@ Optional columns:
   memory is checked for that many.
 
 A row whose ``seq_len`` exceeds the model's published maximum context is predicted all the
-same (kernel studies use synthetic lengths) and says so in the ``note`` column.
+same (kernel studies use synthetic lengths) and says so in the ``prediction_note`` column.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def validate(frame: pd.DataFrame, chip_changes: dict | None = None,
             notes.append(f"skipped: {err}")
     out = frame.copy()
     out["predicted_ms"] = predicted
-    out["note"] = notes
+    out["prediction_note"] = notes
     out["error_pct"] = (out["predicted_ms"] - pd.to_numeric(out["measured_ms"], errors="coerce")) / pd.to_numeric(
         out["measured_ms"], errors="coerce") * 100
     return out, problems
