@@ -1,0 +1,199 @@
+"""The formulas of hwmodels/ over arrays of chips, each beside the scalar function it mirrors.
+
+* ``tile_matmul``: hwmodels.compute.tile_matmul (with ``_stream_k``) for many matmuls on many chips;
+* ``matmul_traffic``: hwmodels.memory.matmul_hbm_bytes; ``hbm_time``: hwmodels.memory.hbm_time;
+* ``overlapped``: hwmodels.compute.overlapped; ``clock_ratio``: hwmodels.power.PowerBudget.clock_ratio;
+* ``collective_columns``: hwmodels.links.collective_time. A collective's cost is alpha-beta in the
+  chip's figures, ``base + steps x hop (+ a constant)`` and ``bytes-term / W x ramp``; the steps,
+  constant and bytes-term of each algorithm come from the scalar module's own algorithm functions,
+  run once per op on a unit group, and the chips' figures are applied as arrays.
+
+Where the scalar path would raise (a group larger than ``max_chips``, an algorithm the fabric lacks)
+the point is marked, and the batch hands it to the scalar path, which raises the same error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hwmodels.chip import CollectiveAlgorithm, GemmSchedule
+from hwmodels.compute import MIN_SPLIT_DEPTH, SPLIT_K, core_tiles
+from hwmodels.links import Collective, _alltoall, _half_ring, _in_switch, _sendrecv, _tree, group_of
+from hwmodels.memory import ACCUMULATOR_BYTES, K_CHUNK
+from hwmodels.power import ITERATIONS, MIN_RATIO
+from sim.engine.costing import _COLLECTIVE
+from sim.engine.vector_chips import ChipArrays
+
+
+class Unsupported(Exception):
+    """A point or group the vectorised path does not cost (the scalar path runs it instead)."""
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+def tile_matmul(chips: ChipArrays, m, n, k, groups, a_bytes, b_bytes, rates) -> tuple[np.ndarray, np.ndarray]:
+    """(seconds, split-K partial bytes) of the fastest tiling of each matmul (columns) on each chip (rows).
+
+    ``m, n, k, groups``: int arrays per matmul; ``a_bytes``, ``b_bytes``: operand widths per matmul;
+    ``rates``: (points, matmuls) of ``matmul_dtype_rate`` of the format each runs in.
+    """
+    rep = chips.rep
+    rows, cols, arrays = rep.array_rows, rep.array_cols, rep.arrays_per_core
+    cycle_s = 1.0 / (chips.freq_Hz[:, None] * rates * chips.matmul_efficiency[:, None])
+    cores = chips.num_cores[:, None]
+    hbm_rate = (chips.hbm_bandwidth_Bps * chips.hbm_efficiency)[:, None]
+    sram_bw = chips.sram_bandwidth_Bps[:, None]
+    best = None  # (choice, seconds, partial)
+    for tm, tn in core_tiles(rep):
+        out_tiles = _ceil_div(m, tm) * _ceil_div(n, tn) * groups
+        passes = _ceil_div((tm // rows) * (tn // cols), arrays)
+        for split in SPLIT_K:
+            valid = (out_tiles < cores) & (k >= split * MIN_SPLIT_DEPTH) if split > 1 else True
+            if split > 1 and not np.any(valid):
+                break
+            tiles = out_tiles * split
+            waves = np.ceil(tiles / cores)
+            depth = _ceil_div(k, split)
+            compute = waves * passes * (depth + rows + cols) * cycle_s
+            partials = (split * m * n * groups * 4 * 2).astype(float) if split > 1 else np.zeros(len(m))
+            sram = tiles * (tm * a_bytes + tn * b_bytes) * depth / sram_bw
+            if rep.ideal:
+                sram = sram + (split - 1) * m * n * groups * 4 * 2 / sram_bw
+                partials = np.zeros(len(m))
+            best = _better(best, compute, sram, partials, hbm_rate, valid)
+        if rep.gemm_schedule is GemmSchedule.stream_k:
+            compute, sram = _stream_k(chips, tm, tn, out_tiles, passes, k, cycle_s, a_bytes, b_bytes)
+            best = _better(best, compute, sram, np.zeros(len(m)), hbm_rate, out_tiles > cores)
+    return best[1], np.broadcast_to(best[2], best[1].shape)
+
+
+def _better(best, compute, sram, partials, hbm_rate, valid):
+    """The scalar loop's ``if best is None or candidate.choice_s < best.choice_s: best = candidate``."""
+    seconds = np.maximum(compute, sram)
+    choice = seconds + partials / hbm_rate
+    if best is None:
+        return choice, seconds, np.broadcast_to(partials, seconds.shape)
+    take = valid & (choice < best[0])
+    return (np.where(take, choice, best[0]), np.where(take, seconds, best[1]),
+            np.where(take, partials, best[2]))
+
+
+def _stream_k(chips, tm, tn, out_tiles, passes, k, cycle_s, a_bytes, b_bytes):
+    rep, cores = chips.rep, chips.num_cores[:, None]
+    steps = np.ceil(out_tiles * k / cores)
+    rem = out_tiles % cores
+    segments = np.ceil(out_tiles / cores) + (rem != 0)
+    compute = passes * (steps + segments * (rep.array_rows + rep.array_cols)) * cycle_s
+    shared = np.where(rem != 0, cores, 0)
+    sram_bw = chips.sram_bandwidth_Bps[:, None]
+    sram = (out_tiles * (tm * a_bytes + tn * b_bytes) * k + shared * tm * tn * 4 * 2) / sram_bw
+    return compute, sram
+
+
+def matmul_traffic(sram_bytes: np.ndarray, m: int, n: int, k: int, a: float, b: float, c: float) -> np.ndarray:
+    """hwmodels.memory.matmul_hbm_bytes on every chip's SRAM."""
+    compulsory = a + b + c
+    elem = max(a / (m * k), b / (k * n))
+    bb = 4 * K_CHUNK * elem
+    side = (-bb + np.sqrt(bb * bb + 4 * ACCUMULATOR_BYTES * sram_bytes)) / (2 * ACCUMULATOR_BYTES)
+    side = np.maximum(1, np.floor(side))
+    blocked = a * np.ceil(n / np.minimum(side, n)) + b * np.ceil(m / np.minimum(side, m)) + c
+    return np.where(min(a, b) <= sram_bytes / 2, compulsory, blocked)
+
+
+def hbm_time(chips: ChipArrays, nbytes: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = chips.hbm_latency_s + nbytes / (chips.hbm_bandwidth_Bps * chips.hbm_efficiency)
+    return np.where(nbytes <= 0, 0.0, t)
+
+
+def overlapped(chips: ChipArrays, compute_s: np.ndarray, memory_s: np.ndarray) -> np.ndarray:
+    big, small = np.maximum(compute_s, memory_s), np.minimum(compute_s, memory_s)
+    loss = chips.matmul_overlap_loss
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        both = big * (1.0 + (small / big) ** (1.0 / loss)) ** loss
+    return np.where((loss == 0) | (small == 0), big, both)
+
+
+def clock_ratio(chips: ChipArrays, core_J, memory_J, compute_s, memory_s) -> np.ndarray:
+    """PowerBudget.clock_ratio per chip: the same bisection, all chips at once."""
+    budget = chips.budget_W
+
+    def power(r):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return chips.static_W + (core_J * r * r + memory_J) / np.maximum(compute_s / r, memory_s)
+
+    free = (budget <= 0) | (compute_s <= 0) | (core_J <= 0)
+    free = free | (power(1.0) <= budget)
+    floor = ~free & (power(MIN_RATIO) >= budget)
+    search = ~(free | floor)
+    low, high = np.full(budget.shape, MIN_RATIO), np.ones(budget.shape)
+    if np.any(search):
+        for _ in range(ITERATIONS):
+            mid = 0.5 * (low + high)
+            fits = power(mid) <= budget
+            low, high = np.where(fits, mid, low), np.where(fits, high, mid)
+    return np.where(free, 1.0, np.where(floor, MIN_RATIO, low))
+
+
+def _terms(group, fn, *args) -> tuple[float, float, float, float, str]:
+    """(constant latency, steps, transfer at unit bandwidth, wire bytes, algorithm) of one algorithm."""
+    at0 = fn(dataclasses.replace(group, chip_Bps=1.0, hop_s=0.0, base_s=0.0), *args)
+    at1 = fn(dataclasses.replace(group, chip_Bps=1.0, hop_s=1.0, base_s=0.0), *args)
+    return at0.latency_s, at1.latency_s - at0.latency_s, at0.transfer_s, at0.wire_bytes, at0.algorithm
+
+
+def _options(chips: ChipArrays, kind: Collective, nbytes: float, p: int, in_switch: bool) -> list:
+    rep = chips.rep
+    g = group_of(rep, p)
+    if kind is Collective.allreduce:
+        found = [(CollectiveAlgorithm.ring, _terms(g, _half_ring, nbytes, "ring", True)),
+                 (CollectiveAlgorithm.tree, _terms(g, _tree, nbytes))]
+        if g.switched and rep.switch_reduction and in_switch:
+            found.append((CollectiveAlgorithm.in_switch, _terms(g, _in_switch, nbytes)))
+        choice = CollectiveAlgorithm(rep.allreduce_algorithm)
+        if choice is CollectiveAlgorithm.auto:
+            order = list(CollectiveAlgorithm)
+            return [t for _, t in sorted(found, key=lambda item: order.index(item[0]))]
+        picked = [t for name, t in found if name is choice]
+        if not picked:
+            raise Unsupported(f"all-reduce algorithm {choice.value} is not available")
+        return picked
+    if kind in (Collective.allgather, Collective.reducescatter):
+        return [_terms(g, _half_ring, nbytes)]
+    return [_terms(g, _alltoall if kind is Collective.alltoall else _sendrecv, nbytes)]
+
+
+def collective_columns(chips: ChipArrays, ops: list, in_switch: bool):
+    """(latency, transfer, wire bytes), each (points, link ops), of the link ops on every chip."""
+    shape = (chips.size, len(ops))
+    lat, transfer, wire = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    usable = chips.link_bandwidth_Bps * chips.link_efficiency
+    base, hop = chips.collective_latency_us * 1e-6, chips.link_latency_s
+    for j, op in enumerate(ops):
+        nbytes, p = op.comm_bytes, op.comm_chips
+        if np.any(p > chips.max_chips):
+            raise Unsupported(f"a collective over {p} chips exceeds some chips' max_chips")
+        if p == 1 or nbytes == 0:
+            continue
+        with np.errstate(divide="ignore", over="ignore"):
+            ramp = np.sqrt(1.0 + np.exp(2 * chips.link_ramp_exponent * (np.log(chips.link_saturation_MB * 1e6)
+                                                                        - np.log(nbytes))))
+        ramp = np.where(chips.link_ramp_exponent == 0, 1.0, ramp)
+        best_s = None
+        for const, steps, unit_t, bytes_, _ in _options(chips, _COLLECTIVE[op.kind], nbytes, p, in_switch):
+            latency = base + steps * hop
+            if const:
+                latency = latency + const
+            moved = unit_t / usable * ramp
+            seconds = latency + moved
+            take = np.ones(chips.size, bool) if best_s is None else seconds < best_s
+            best_s = seconds if best_s is None else np.where(take, seconds, best_s)
+            lat[:, j] = np.where(take, latency, lat[:, j])
+            transfer[:, j] = np.where(take, moved, transfer[:, j])
+            wire[:, j] = np.where(take, bytes_, wire[:, j])
+    return lat, transfer, wire
