@@ -67,10 +67,10 @@ class PointsResult:
 
 
 def _why_scalar(cfg: RunConfig) -> str | None:
-    if cfg.fidelity is not Fidelity.analytic:
-        return "discrete-event fidelity"
     if cfg.parallel.pp > 1:
         return "pipeline parallelism"
+    if cfg.fidelity is not Fidelity.analytic:
+        return "discrete-event fidelity"
     if cfg.speculative.draft_model:
         return "speculative decoding"
     return None
