@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hwmodels.area import die_area
-from hwmodels.energy import SRAM_PASSES_PER_HBM_BYTE, SRAM_TILE_M, SRAM_TILE_N, chip_energy
+from hwmodels.energy import SRAM_PASSES_PER_HBM_BYTE, SRAM_TILE_M, SRAM_TILE_N
 from hwmodels.numerics import DType
 from sim.batch.run import MemoryUse, RunResult, check_fits, memory_use, passes, simulate
 from sim.config.schema import Fidelity, RunConfig, RunError, check_run
 from sim.engine.records import HostCosts
-from sim.engine.vector_chips import chip_arrays, shape_key
+from sim.engine.vector_chips import ChipRows, chip_arrays, shape_key
 from sim.engine.vector_cost import Unsupported, VectorCosts, cost_ops
 from sim.engine.vector_replay import OpTable, VectorTimeline, op_table, replay_points, resource_work
 
@@ -48,6 +47,7 @@ class Group:
     by_phase_J: dict
     memory: MemoryUse  # weights, KV and activations (capacity per point: cfgs' hardware)
     econ: list  # per point: (area, energy) of its chip
+    rows: ChipRows  # the batch's per-chip figures (shared by its groups)
     wall_s: float
 
 
@@ -76,17 +76,28 @@ def _why_scalar(cfg: RunConfig) -> str | None:
     return None
 
 
-def _structure(cfg: RunConfig) -> tuple:
-    w = cfg.workload
-    return (repr(cfg.model), repr(cfg.execution()), w.batch, w.prompt_tokens, w.decode_tokens,
-            repr(HostCosts.of(cfg.runtime, cfg.system.host)), cfg.runtime.in_switch_reduction,
-            shape_key(cfg.hardware))
+def _structure(cfg: RunConfig, seen: dict) -> tuple:
+    """What points must share to be costed together: the passes' inputs and the chip's discrete fields.
+
+    Computed once per distinct set of part objects (points built in place share them): the parts
+    other than the chip by their text, the chip by ``shape_key`` and the one figure of it the
+    passes depend on (the overlap's smallest chunk, sim/config/schema.py)."""
+    rest = (cfg.model, cfg.workload, cfg.parallel, cfg.precision, cfg.attention, cfg.runtime, cfg.system)
+    ids = tuple(map(id, rest))
+    if ids not in seen:
+        seen[ids] = (tuple(map(repr, rest)), rest)
+    chip_key = ("chip", id(cfg.hardware))
+    if chip_key not in seen:
+        seen[chip_key] = ((shape_key(cfg.hardware), cfg._overlap_min_chunk_bytes()), cfg.hardware)
+    return seen[ids][0], seen[chip_key][0]
 
 
 def simulate_points(cfgs: list[RunConfig]) -> PointsResult:
     """Simulate every config of ``cfgs`` (single-batch runs); vectorised where the model allows."""
     out = PointsResult(len(cfgs))
     groups: dict[tuple, list[int]] = {}
+    seen: dict = {}
+    rows = ChipRows()
     for i, cfg in enumerate(cfgs):
         why = _why_scalar(cfg)
         if why:
@@ -97,10 +108,10 @@ def simulate_points(cfgs: list[RunConfig]) -> PointsResult:
         except Exception as err:  # noqa: BLE001 - the scalar path's checks; its error is the point's
             out.failed[i] = err
             continue
-        groups.setdefault(_structure(cfg), []).append(i)
+        groups.setdefault(_structure(cfg, seen), []).append(i)
     for members in groups.values():
         try:
-            _run_group(out, members, [cfgs[i] for i in members])
+            _run_group(out, members, [cfgs[i] for i in members], rows)
         except Unsupported as err:
             for i in members:
                 _scalar(out, i, cfgs[i], str(err))
@@ -115,7 +126,7 @@ def _scalar(out: PointsResult, i: int, cfg: RunConfig, why: str) -> None:
         out.failed[i] = err
 
 
-def _run_group(out: PointsResult, members: list[int], cfgs: list[RunConfig]) -> None:
+def _run_group(out: PointsResult, members: list[int], cfgs: list[RunConfig], rows: ChipRows) -> None:
     started = time.perf_counter()
     first = cfgs[0]
     all_passes = list(passes(first))
@@ -131,9 +142,9 @@ def _run_group(out: PointsResult, members: list[int], cfgs: list[RunConfig]) -> 
         return
     cfgs = [cfgs[members.index(m)] for m in fits] if len(fits) < len(members) else cfgs
     table = op_table(all_passes)
-    chips = chip_arrays([c.hardware for c in cfgs])
+    chips = chip_arrays([c.hardware for c in cfgs], rows)
     costs = cost_ops(chips, table.ops, first.runtime.in_switch_reduction)
-    econ = _economics([c.hardware for c in cfgs])
+    econ = [rows.economics(c.hardware) for c in cfgs]
     dyn, parts = _dynamic_energy(table, costs, econ)
     timeline = replay_points(all_passes, table, costs, HostCosts.of(first.runtime, first.system.host), dyn)
     w = first.workload
@@ -141,17 +152,7 @@ def _run_group(out: PointsResult, members: list[int], cfgs: list[RunConfig]) -> 
     parts["host_J"] = parts["host_J"] + host_bytes * np.array([e[1].host_J_per_byte for e in econ])
     by_phase = {p: dyn @ n for p, n in table.count_by_phase.items()}
     out.groups.append(Group(np.array(fits), cfgs, table, costs, timeline, resource_work(table, costs), parts,
-                            by_phase, mem, econ, time.perf_counter() - started))
-
-
-def _economics(chips: list) -> list:
-    """(area, energy coefficients) per chip, each distinct chip once."""
-    seen: dict[int, tuple] = {}
-    for chip in chips:
-        if id(chip) not in seen:
-            area = die_area(chip)
-            seen[id(chip)] = (area, chip_energy(chip, area.total_mm2))
-    return [seen[id(c)] for c in chips]
+                            by_phase, mem, econ, rows, time.perf_counter() - started))
 
 
 def _dynamic_energy(table: OpTable, costs: VectorCosts, econ: list) -> tuple[np.ndarray, dict]:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hwmodels.area import die_area
 from hwmodels.chip import HardwareConfig
+from hwmodels.energy import chip_energy
 from hwmodels.numerics import DType
 from hwmodels.power import PowerBudget
 
@@ -59,8 +61,51 @@ class ChipArrays:
         return len(self.budget_W)
 
 
-def chip_arrays(chips: list[HardwareConfig]) -> ChipArrays:
+class ChipRows:
+    """Each distinct chip's figures, read once per batch (keyed by the chip object)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[int, tuple] = {}
+        self._other: dict[tuple, object] = {}
+
+    def once(self, what: str, chip: HardwareConfig, fn):
+        """``fn(chip)``, computed once per chip for the figure named ``what``."""
+        key = (what, id(chip))
+        found = self._other.get(key)
+        if found is None:
+            found = self._other[key] = (fn(chip), chip)
+        return found[0]
+
+    def economics(self, chip: HardwareConfig) -> tuple:
+        """(area, energy coefficients) of the chip (hwmodels/area.py, energy.py)."""
+        def make(c):
+            area = die_area(c)
+            return area, chip_energy(c, area.total_mm2)
+        return self.once("economics", chip, make)
+
+    def row(self, chip: HardwareConfig) -> tuple:
+        """(field values, power budget, the chip itself: kept alive so its id stays its own)."""
+        found = self._rows.get(id(chip))
+        if found is None:
+            found = self._rows[id(chip)] = ([float(getattr(chip, n)) for n in FIELDS], PowerBudget.of(chip), chip)
+        return found
+
+
+class _Peaks(dict):
+    """Peak matrix FLOP/s by requested format, computed for a format when first asked."""
+
+    def __init__(self, unique: list, where: np.ndarray) -> None:
+        super().__init__()
+        self.unique, self.where = unique, where
+
+    def __missing__(self, dtype: DType) -> np.ndarray:
+        value = self[dtype] = np.array([c.peak_flops(dtype) for c in self.unique], dtype=float)[self.where]
+        return value
+
+
+def chip_arrays(chips: list[HardwareConfig], rows: ChipRows | None = None) -> ChipArrays:
     """``ChipArrays`` of ``chips`` (all with the same ``shape_key``); distinct chips are read once."""
+    rows = rows or ChipRows()
     index: dict[int, int] = {}
     unique: list[HardwareConfig] = []
     where = np.empty(len(chips), dtype=np.int64)
@@ -70,18 +115,17 @@ def chip_arrays(chips: list[HardwareConfig]) -> ChipArrays:
             j = index[id(chip)] = len(unique)
             unique.append(chip)
         where[i] = j
-
-    def gather(fn) -> np.ndarray:
-        return np.array([float(fn(c)) for c in unique], dtype=float)[where]
-
-    values = {name: gather(lambda c, n=name: getattr(c, n)) for name in FIELDS}
+    table = [rows.row(c) for c in unique]
+    matrix = np.array([r[0] for r in table], dtype=float)[where]
+    values = {name: matrix[:, i] for i, name in enumerate(FIELDS)}
     rep = unique[0]
-    peak = {d: gather(lambda c, d=d: c.peak_flops(d)) for d in DType}
-    rate = {name: gather(lambda c, n=name: c.matmul_dtype_rate[n]) for name in rep.matmul_dtype_rate}
-    budgets = [PowerBudget.of(c) for c in unique]
-    mac = {d: np.array([b.mac_J[d] for b in budgets], dtype=float)[where] for d in budgets[0].mac_J}
-    return ChipArrays(rep, values, peak, rate,
-                      np.array([b.budget_W for b in budgets], dtype=float)[where],
-                      np.array([b.static_W for b in budgets], dtype=float)[where], mac,
-                      np.array([b.sram_J_per_byte for b in budgets], dtype=float)[where],
-                      np.array([b.hbm_J_per_byte for b in budgets], dtype=float)[where])
+    rate = {name: np.array([c.matmul_dtype_rate[name] for c in unique], dtype=float)[where]
+            for name in rep.matmul_dtype_rate}
+    budgets = [r[1] for r in table]
+
+    def of(fn) -> np.ndarray:
+        return np.array([fn(b) for b in budgets], dtype=float)[where]
+
+    mac = {d: of(lambda b, d=d: b.mac_J[d]) for d in budgets[0].mac_J}
+    return ChipArrays(rep, values, _Peaks(unique, where), rate, of(lambda b: b.budget_W), of(lambda b: b.static_W),
+                      mac, of(lambda b: b.sram_J_per_byte), of(lambda b: b.hbm_J_per_byte))

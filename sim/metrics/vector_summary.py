@@ -32,8 +32,10 @@ def flatten_arrays(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def _per_chip(group: Group, fn) -> list:
-    """``fn(cfg)`` for each point, computed once per distinct chip."""
+def _per_chip(group: Group, fn, what: str = "") -> list:
+    """``fn(cfg)`` for each point, computed once per distinct chip (per batch when ``what`` names it)."""
+    if what:
+        return [group.rows.once(what, cfg.hardware, lambda _chip, cfg=cfg: fn(cfg)) for cfg in group.cfgs]
     seen: dict[int, object] = {}
     out = []
     for cfg in group.cfgs:
@@ -62,7 +64,7 @@ def _chip_columns(group: Group) -> dict:
                 "chip_usd": econ.cost.total_usd, "area_mm2": econ.area.total_mm2,
                 "area": fc.area(), "cost": fc.cost(), "name": chip.name}
 
-    rows = _per_chip(group, facts)
+    rows = _per_chip(group, facts, f"facts {act.value} {group.cfgs[0].cost!r}")
     return {key: _stack([r[key] for r in rows]) for key in rows[0]}
 
 

@@ -37,6 +37,7 @@ from sim.studies.sweep import ReportError
 from sim.studies.sweep.report import EXAMPLE_POINT, GRID_FILE
 from sim.studies.sweep.sensitivity import FAILURES
 from sim.studies.sweep.table import failed_bound, make_table, summary_row, write_table
+from sim.studies.sweep.vector_grid import run_vectorised
 
 SPACES = re.compile(r"^(linspace|geomspace)\(([^,]+),([^,]+),([^,]+)\)$")
 
@@ -155,8 +156,10 @@ def run_grid(fixed: list[str], axes: dict[str, list], out: Path | None = None, j
         composed = compose_dict(fixed + extra)
         groups[tuple(zip(group_axes, combo, strict=True))] = composed
     started = time.perf_counter()
-    rows = _run_all(base, points, groups, jobs, progress)
-    table = make_table([{"point": i, **r} for i, r in enumerate(rows)], list(axes))
+    table = run_vectorised(base, points, groups, list(axes))
+    if table is None:  # a grid the batch path cannot build in place: a config per point, as before
+        rows = _run_all(base, points, groups, jobs, progress)
+        table = make_table([{"point": i, **r} for i, r in enumerate(rows)], list(axes))
     wall = time.perf_counter() - started
     if out is not None:
         _write(out, base, table, axes, fixed, groups, wall)
@@ -193,5 +196,6 @@ def _write(out: Path, base: DictConfig, table, axes: dict, fixed: list[str], gro
     body = {"name": base.name, "overrides": fixed, "params": list(axes),
             "axes": {k: [str(v) for v in vals] for k, vals in axes.items()}, "points": len(table),
             "failed": int((table["status"] != "ok").sum()), "wall_s": wall, "code_version": code_version(),
+            "vectorised": table.attrs.get("vectorised", 0), "scalar_fallbacks": table.attrs.get("fallbacks", {}),
             "sweep": OmegaConf.to_container(base.sweep)}
     atomic_write(out / GRID_FILE, lambda p: p.write_text(json.dumps(body, indent=2) + "\n"))

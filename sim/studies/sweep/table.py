@@ -123,14 +123,16 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
     return make_table(rows, params)
 
 
-def make_table(rows: list[dict], params: list[str]) -> pd.DataFrame:
+def make_table(rows: list[dict] | pd.DataFrame, params: list[str]) -> pd.DataFrame:
     """A DataFrame of ``rows`` with id and parameter columns first; ``attrs`` records which are which."""
-    df = pd.DataFrame(rows)
+    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     for col in ("status", "reason", "bound"):
         if col not in df:
             df[col] = None
     first = [c for c in ID_COLUMNS if c in df] + [p for p in params if p in df]
+    attrs = dict(df.attrs)
     df = df[first + [c for c in df.columns if c not in first]]
+    df.attrs.update(attrs)
     df.attrs["params"] = [p for p in params if p in df]
     return df
 
@@ -168,6 +170,19 @@ def numeric(values) -> bool:
                (isinstance(v, float) and math.isnan(v)) for v in values)
 
 
+LARGE_TABLE = 2_000  # rows from which the CSV is written by Arrow's C++ writer (pandas' takes minutes)
+
+
+def _to_csv(frame: pd.DataFrame, path: Path) -> None:
+    if len(frame) < LARGE_TABLE:
+        frame.to_csv(path, index=False)
+        return
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), path)
+
+
 def write_table(df: pd.DataFrame, out_dir: Path, stem: str = "points") -> tuple[Path, Path]:
     """``<stem>.parquet`` and ``<stem>.csv`` in ``out_dir``, atomically."""
     parquet, csv = Path(out_dir) / f"{stem}.parquet", Path(out_dir) / f"{stem}.csv"
@@ -176,5 +191,5 @@ def write_table(df: pd.DataFrame, out_dir: Path, stem: str = "points") -> tuple[
         if frame[col].dtype == object and frame[col].map(type).nunique() > 1:
             frame[col] = frame[col].map(lambda v: None if v is None else str(v))
     atomic_write(parquet, lambda p: frame.to_parquet(p, index=False))
-    atomic_write(csv, lambda p: frame.to_csv(p, index=False))
+    atomic_write(csv, lambda p: _to_csv(frame, p))
     return parquet, csv

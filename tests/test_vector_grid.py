@@ -1,0 +1,41 @@
+"""``llmsim-grid`` on the batch path gives the table the point-by-point grid gives."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+import sim.studies.sweep.grid as grid
+
+AXES = {"hardware.hbm_bandwidth_GBps": [800.0, 2039.0], "hardware.freq_GHz": [1.0, 1.41],
+        "workload.batch": [1, 16]}
+FIXED = ["model=llama2_7b", "hardware=a100_80gb", "fidelity=analytic", "workload.decode_tokens=3"]
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+    return a == b or (pd.isna(a) and pd.isna(b))
+
+
+@pytest.mark.slow
+def test_batch_grid_equals_the_point_by_point_grid(monkeypatch):
+    fast = grid.run_grid(FIXED, dict(AXES))
+    assert fast.attrs["vectorised"] == 8 and fast.attrs["fallbacks"] == {}
+    monkeypatch.setattr(grid, "run_vectorised", lambda *args: None)
+    slow = grid.run_grid(FIXED, dict(AXES))
+    assert list(fast.columns[:5]) == list(slow.columns[:5])
+    assert set(fast.columns) == set(slow.columns)
+    for col in slow.columns:
+        if col == "run.sim_wall_s":
+            continue
+        for a, b in zip(fast[col], slow[col], strict=True):
+            assert _same(a, b), (col, a, b)
+
+
+def test_a_point_that_does_not_fit_is_a_capacity_row():
+    table = grid.run_grid(["model=llama2_70b", "hardware=a100_80gb", "fidelity=analytic",
+                           "workload.decode_tokens=2"], {"parallel.tp": [1, 2]})
+    assert list(table["status"]) == ["failed", "ok"] and table.loc[0, "bound"] == "capacity"
