@@ -38,6 +38,7 @@ class SearchConfig:
     seed: int = 0  # sampler seed: same seed, same space, jobs=1 -> same trials
     jobs: int = 1  # worker processes sharing the study (jobs > 1: faster, trial order not reproducible)
     sampler: str = "nsga2"  # nsga2 | tpe
+    batch: int = 0  # trials asked and evaluated together (ask/tell); 0: an NSGA-II generation, 1 for TPE
     out: Optional[str] = None  # output folder; null: results/search/<name>
     fresh: bool = False  # delete an earlier study in the output folder instead of resuming it
     objectives: list[str] = field(default_factory=lambda: ["output_tokens_per_s_per_usd", "tpot_s"])

@@ -28,12 +28,18 @@ FIELDS = ("freq_Hz", "num_cores", "sram_bandwidth_Bps", "sram_bytes", "hbm_bandw
           "collective_latency_us", "link_saturation_MB", "link_ramp_exponent", "max_chips")
 
 
+_FORMATS: dict[tuple, tuple] = {}  # the formats matmuls run in, by the chip's format rates (one per preset)
+
+
 def shape_key(chip: HardwareConfig) -> tuple:
     """What must be equal for chips to be costed together: the fields that choose formulas, not values."""
-    formats = tuple((d.value, chip.matmul_dtype(d)) for d in DType)
+    rates = tuple(sorted(chip.matmul_dtype_rate.items()))
+    formats = _FORMATS.get(rates)
+    if formats is None:  # matmul_dtype depends on the chip's formats alone
+        formats = _FORMATS[rates] = tuple((d.value, chip.matmul_dtype(d)) for d in DType)
     return (chip.array_rows, chip.array_cols, chip.arrays_per_core, str(chip.gemm_schedule), chip.ideal,
             chip.architecture, str(chip.topology), str(chip.allreduce_algorithm), chip.switch_reduction, formats,
-            tuple(sorted(chip.matmul_dtype_rate.items())))
+            rates)
 
 
 @dataclass

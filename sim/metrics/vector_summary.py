@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwmodels.cost import usd_per_chip_hour
+from hwmodels.cost import chip_cost, usd_per_chip_hour
 from sim.batch.vector import Group
-from sim.metrics.shared import API_2023_USD_PER_M_OUTPUT, API_2023_USD_PER_M_PROMPT, ChipFacts, chip_economics, run_info
+from sim.metrics.shared import API_2023_USD_PER_M_OUTPUT, API_2023_USD_PER_M_PROMPT, ChipEconomics, ChipFacts, run_info
 from workloads.graph import Phase
 
 GB = 1e9
@@ -51,7 +51,9 @@ def _chip_columns(group: Group) -> dict:
     act = group.cfgs[0].precision.activations
 
     def facts(cfg):
-        chip, econ = cfg.hardware, chip_economics(cfg)
+        chip = cfg.hardware
+        area, energy = group.rows.economics(chip)
+        econ = ChipEconomics(area, energy, chip_cost(chip, area))
         peak = chip.peak_flops(act)
         run_as = chip.matmul_dtype(act)
         fc = ChipFacts(econ, cfg)

@@ -124,7 +124,7 @@ class Search:
                 raise SearchError(f"{what} '{metric}' is not a metric{hint}; known metrics: {', '.join(names)}")
 
     def fingerprint(self) -> str:
-        keep = {k: v for k, v in self.search.items() if k not in ("trials", "jobs", "out", "fresh")}
+        keep = {k: v for k, v in self.search.items() if k not in ("trials", "jobs", "out", "fresh", "batch")}
         inputs = input_digests(OmegaConf.create(self.base))  # an edited config.json or trace is another search
         text = json.dumps({"base": self.base, "search": keep, "inputs": inputs, "model_version": MODEL_VERSION},
                           sort_keys=True, default=str)
@@ -143,12 +143,34 @@ class Search:
                 self._cache[key] = (None, f"{type(err).__name__}: {err}")
         return self._cache[key]
 
+    def designs(self, batch: list[dict]) -> list[tuple[dict | None, str | None]]:
+        """``design`` of each space values of ``batch``, the uncached ones simulated together."""
+        from sim.studies.search.batch import evaluate_many
+
+        keys = [json.dumps(values, sort_keys=True, default=str) for values in batch]
+        todo, overrides = [], []
+        for key, values in zip(keys, batch, strict=True):
+            if key in self._cache or key in todo:
+                continue
+            try:
+                overrides.append(config_overrides(resolve(values, self.derived)))
+                todo.append(key)
+            except (ArithmeticError, TypeError, ValueError) as err:
+                self._cache[key] = (None, f"{type(err).__name__}: {err}")
+        for key, outcome in zip(todo, evaluate_many(self.base, overrides), strict=True):
+            self._cache[key] = (None, str(outcome)) if isinstance(outcome, Infeasible) else (outcome, None)
+        return [self._cache[key] for key in keys]
+
     def objective(self, trial: optuna.Trial) -> tuple[float, ...]:
         values = {p.key: p.suggest(trial) for p in self.params}
+        metrics, reason = self.design(values)
+        return self.record(trial, values, metrics, reason)
+
+    def record(self, trial: optuna.Trial, values: dict, metrics: dict | None, reason: str | None) -> tuple:
+        """Set the trial's attributes and constraints from its design's outcome; its objectives (or Infeasible)."""
         full = resolve(values, self.derived) if self.derived else values
         for key in self.derived:
             trial.set_user_attr(f"derived:{key}", full.get(key))
-        metrics, reason = self.design(values)
         if metrics is None:
             trial.set_user_attr("reason", reason)
             raise Infeasible(reason)
@@ -203,10 +225,16 @@ def _optimize(study: optuna.Study, search: Search, trials: int) -> None:
     left = trials - finished(study)
     if left <= 0:
         return
+    from sim.studies.search.batch import batch_size, optimize_batched
+
     stop = optuna.study.MaxTrialsCallback(trials, states=FINISHED)
+    size = batch_size(search.search, trials)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.optimize(search.objective, n_trials=left, catch=(Infeasible,), callbacks=[stop])
+        if size > 1:
+            optimize_batched(study, search, trials, size, finished)
+        else:
+            study.optimize(search.objective, n_trials=left, catch=(Infeasible,), callbacks=[stop])
 
 
 def _worker(args) -> None:
