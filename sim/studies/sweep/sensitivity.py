@@ -21,7 +21,7 @@ import pandas as pd
 
 from hwmodels.chip import HardwareError
 from hwmodels.numerics import DType
-from sim.config.schema import RunConfig, RunError
+from sim.config.schema import RunConfig, RunError, WorkloadKind
 from sim.metrics.catalog import UnknownMetric, higher_is_better
 from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep import ReportError
@@ -116,6 +116,39 @@ def metric_of(cfg: RunConfig, metric: str) -> float:
     return float(value)
 
 
+def metric_of_many(cfg: RunConfig, makers: list, metric: str) -> list:
+    """``metric`` of ``cfg`` and of each variant ``makers[i]()`` (or the exception it fails with).
+
+    Single-batch runs go through the vectorised path together (sim/batch/vector.py), others one by one."""
+    if cfg.workload.kind is not WorkloadKind.single_batch:
+        return [_try(lambda: metric_of(cfg, metric))] + [_try(lambda m=m: metric_of(m(), metric)) for m in makers]
+    from sim.batch.vector import simulate_points
+    from sim.studies.sweep.vector_table import result_table
+
+    built = [cfg] + [_try(m) for m in makers]
+    ok = [i for i, c in enumerate(built) if not isinstance(c, Exception)]
+    result = simulate_points([built[i] for i in ok])
+    table = result_table(result)
+    known = [c for c in table.columns if c not in ("status", "reason", "bound") and not c.startswith("time_by_op_s.")]
+    if metric not in known:
+        raise ReportError(f"'{metric}' is not a metric; known: {', '.join(known)}")
+    out = list(built)
+    for j, i in enumerate(ok):
+        err = result.failed.get(j)
+        value = table.loc[j, metric] if err is None else None
+        if err is None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            err = ReportError(f"'{metric}' is not a metric of this run")
+        out[i] = err if err is not None else float(value)
+    return out
+
+
+def _try(fn):
+    try:
+        return fn()
+    except FAILURES as err:
+        return err
+
+
 def sensitivities(cfg: RunConfig, metric: str = "output_tokens_per_s", step: float = 0.1) -> pd.DataFrame:
     """The ranked table of changes in ``metric`` for each variant of ``cfg``.
 
@@ -127,16 +160,19 @@ def sensitivities(cfg: RunConfig, metric: str = "output_tokens_per_s", step: flo
         sign = 1.0 if higher_is_better(metric) else -1.0
     except UnknownMetric as err:
         raise ReportError(str(err)) from None
-    base = metric_of(cfg, metric)
+    variants = hardware_variants(cfg, step) + software_variants(cfg)
+    values = metric_of_many(cfg, [v.pop("make") for v in variants], metric)
+    base = values[0]
+    if isinstance(base, Exception):
+        raise base
     rows = []
-    for variant in hardware_variants(cfg, step) + software_variants(cfg):
-        make = variant.pop("make")
+    for variant, value in zip(variants, values[1:], strict=True):
         row = {**variant, "metric": metric, "base": base, "value": None, "delta": None, "delta_pct": None,
                "gain_pct": None, "status": "ok", "reason": None}
-        try:
-            value = metric_of(make(), metric)
-        except FAILURES as err:
-            row.update(status="failed", reason=str(err))
+        if isinstance(value, FAILURES):
+            row.update(status="failed", reason=str(value))
+        elif isinstance(value, Exception):
+            raise value
         else:
             delta = value - base
             pct = 100.0 * delta / base if base else float("nan")
