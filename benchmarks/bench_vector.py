@@ -40,7 +40,7 @@ BW = [800.0 + 200.0 * i for i in range(10)]  # GB/s
 FREQ = [0.9 + 0.1 * i for i in range(10)]  # GHz
 BATCH = [1, 2, 4, 8, 16, 32, 48, 64, 96, 128]
 PROMPT = 512
-VENV = Path(tempfile.gettempdir()) / "llmsim_bench_llm_analysis"
+VENV = Path(os.environ.get("LLM_ANALYSIS_VENV", Path(tempfile.gettempdir()) / "llmsim_bench_llm_analysis"))
 PEER = Path(__file__).with_name("peer_llm_analysis.py")
 
 
