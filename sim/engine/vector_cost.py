@@ -75,9 +75,10 @@ def cost_ops(chips: ChipArrays, ops: list[Op], in_switch: bool = True) -> Vector
         lat, transfer, wire = collective_columns(chips, [ops[j] for j in links], in_switch)
         out["link_latency_s"][:, links], out["link_transfer_s"][:, links] = lat, transfer
         out["link_bytes"][:, links] = wire
-    tiled = _tilings(chips, ops)
+    tiled, throttled = _tilings(chips, ops), {}
     for j, op in enumerate(ops):
-        dtypes.append(_cost_column(chips, op, j, out, tiled.get(j)))
+        dtypes.append(_cost_column(chips, op, j, out, tiled.get(j), throttled))
+    _throttle(chips, out, throttled)
     return VectorCosts(**out, dtype_run=dtypes)
 
 
@@ -154,28 +155,40 @@ def _traffic(chips: ChipArrays, op: Op) -> np.ndarray | float:
     return matmul_traffic(chips.sram_bytes, op.m, op.n, op.k, a, b, c) + rest
 
 
-def _cost_column(chips: ChipArrays, op: Op, j: int, out: dict, tiled) -> DType | None:
-    """Fill column ``j`` of ``out`` with the op's cost on every chip (Coster._cost); return the format run."""
+def _cost_column(chips: ChipArrays, op: Op, j: int, out: dict, tiled, throttled: dict) -> DType | None:
+    """Fill column ``j`` of ``out`` with the op's cost on every chip (Coster._cost) up to the power-limited
+    clock, which ``_throttle`` applies to every matrix column at once; return the format run."""
     seconds, eff, run_as, partial, published = _compute(chips, op, tiled)
     traffic = _traffic(chips, op) + partial
     traffic = np.broadcast_to(np.asarray(traffic, dtype=float), (chips.size,))
     memory = hbm_time(chips, traffic)
-    ratio = np.ones(chips.size)
     if op.unit is Unit.matrix and run_as is not None and not published:
         macs = op.flops / 2
-        core_J = macs * (chips.mac_J[run_as] + run_as.bytes * (1 / SRAM_TILE_M + 1 / SRAM_TILE_N) * chips.sram_J)
-        ratio = clock_ratio(chips, core_J, traffic * chips.hbm_J, seconds, memory)
-        seconds, eff = seconds / ratio, eff * ratio
-        both = overlapped(chips, seconds, memory)
-        compute_wins = seconds >= memory
-        with np.errstate(divide="ignore", invalid="ignore"):
-            eff = np.where(compute_wins, eff * seconds / both, eff)
-        seconds, memory = np.where(compute_wins, both, seconds), np.where(compute_wins, memory, both)
+        throttled[j] = macs * (chips.mac_J[run_as] + run_as.bytes * (1 / SRAM_TILE_M + 1 / SRAM_TILE_N)
+                               * chips.sram_J)
     overhead = chips.kernel_overhead_s + (chips.matmul_overhead_s if op.unit is Unit.matrix else 0.0)
     overhead = np.where(partial != 0, overhead + chips.kernel_overhead_s, overhead)
     out["compute_s"][:, j], out["memory_s"][:, j], out["overhead_s"][:, j] = seconds, memory, overhead
-    out["efficiency"][:, j], out["hbm_bytes"][:, j], out["clock_ratio"][:, j] = eff, traffic, ratio
+    out["efficiency"][:, j], out["hbm_bytes"][:, j] = eff, traffic
     return run_as
+
+
+def _throttle(chips: ChipArrays, out: dict, throttled: dict) -> None:
+    """The clock under the power budget, then the imperfect load/compute overlap, for all matrix columns."""
+    if not throttled:
+        return
+    cols = list(throttled)
+    core_J = np.stack([throttled[j] for j in cols], axis=1)
+    seconds, memory, eff = out["compute_s"][:, cols], out["memory_s"][:, cols], out["efficiency"][:, cols]
+    ratio = clock_ratio(chips, core_J, out["hbm_bytes"][:, cols] * chips.hbm_J[:, None], seconds, memory)
+    seconds, eff = seconds / ratio, eff * ratio
+    both = overlapped(chips, seconds, memory)
+    compute_wins = seconds >= memory
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eff = np.where(compute_wins, eff * seconds / both, eff)
+    out["compute_s"][:, cols] = np.where(compute_wins, both, seconds)
+    out["memory_s"][:, cols] = np.where(compute_wins, memory, both)
+    out["efficiency"][:, cols], out["clock_ratio"][:, cols] = eff, ratio
 
 
 __all__ = ["UNITS", "Unsupported", "VectorCosts", "cost_ops"]

@@ -39,47 +39,48 @@ def tile_matmul(chips: ChipArrays, m, n, k, groups, a_bytes, b_bytes, rates) -> 
     """(seconds, split-K partial bytes) of the fastest tiling of each matmul (columns) on each chip (rows).
 
     ``m, n, k, groups``: int arrays per matmul; ``a_bytes``, ``b_bytes``: operand widths per matmul;
-    ``rates``: (points, matmuls) of ``matmul_dtype_rate`` of the format each runs in.
+    ``rates``: (points, matmuls) of ``matmul_dtype_rate`` of the format each runs in. Every candidate
+    (core tile x split-K, then stream-K, in the scalar loop's order) is costed at once; the first of the
+    fastest valid ones wins, as the scalar loop's "strictly faster replaces" keeps it.
     """
     rep = chips.rep
     rows, cols, arrays = rep.array_rows, rep.array_cols, rep.arrays_per_core
-    cycle_s = 1.0 / (chips.freq_Hz[:, None] * rates * chips.matmul_efficiency[:, None])
+    tiles_mn = np.array(core_tiles(rep), dtype=np.int64)
+    tm, tn = tiles_mn[:, 0, None, None, None], tiles_mn[:, 1, None, None, None]  # (tiles, 1, 1, 1)
+    split = np.array(SPLIT_K, dtype=np.int64)[None, :, None, None]  # (1, splits, 1, 1)
+    cycle_s = 1.0 / (chips.freq_Hz[:, None] * rates * chips.matmul_efficiency[:, None])  # (points, mm)
     cores = chips.num_cores[:, None]
-    hbm_rate = (chips.hbm_bandwidth_Bps * chips.hbm_efficiency)[:, None]
     sram_bw = chips.sram_bandwidth_Bps[:, None]
-    best = None  # (choice, seconds, partial)
-    for tm, tn in core_tiles(rep):
-        out_tiles = _ceil_div(m, tm) * _ceil_div(n, tn) * groups
-        passes = _ceil_div((tm // rows) * (tn // cols), arrays)
-        for split in SPLIT_K:
-            valid = (out_tiles < cores) & (k >= split * MIN_SPLIT_DEPTH) if split > 1 else True
-            if split > 1 and not np.any(valid):
-                break
-            tiles = out_tiles * split
-            waves = np.ceil(tiles / cores)
-            depth = _ceil_div(k, split)
-            compute = waves * passes * (depth + rows + cols) * cycle_s
-            partials = (split * m * n * groups * 4 * 2).astype(float) if split > 1 else np.zeros(len(m))
-            sram = tiles * (tm * a_bytes + tn * b_bytes) * depth / sram_bw
-            if rep.ideal:
-                sram = sram + (split - 1) * m * n * groups * 4 * 2 / sram_bw
-                partials = np.zeros(len(m))
-            best = _better(best, compute, sram, partials, hbm_rate, valid)
-        if rep.gemm_schedule is GemmSchedule.stream_k:
-            compute, sram = _stream_k(chips, tm, tn, out_tiles, passes, k, cycle_s, a_bytes, b_bytes)
-            best = _better(best, compute, sram, np.zeros(len(m)), hbm_rate, out_tiles > cores)
-    return best[1], np.broadcast_to(best[2], best[1].shape)
-
-
-def _better(best, compute, sram, partials, hbm_rate, valid):
-    """The scalar loop's ``if best is None or candidate.choice_s < best.choice_s: best = candidate``."""
+    out_tiles = _ceil_div(m, tm) * _ceil_div(n, tn) * groups  # (tiles, 1, 1, mm)
+    passes = _ceil_div((tm // rows) * (tn // cols), arrays)
+    valid = (split == 1) | ((out_tiles < cores) & (k >= split * MIN_SPLIT_DEPTH))
+    tiles = out_tiles * split
+    depth = _ceil_div(k, split)
+    compute = np.ceil(tiles / cores) * passes * (depth + rows + cols) * cycle_s
+    partials = np.where(split > 1, split * m * n * groups * 4 * 2, 0).astype(float)
+    sram = tiles * (tm * a_bytes + tn * b_bytes) * depth / sram_bw
+    if rep.ideal:
+        sram = sram + (split - 1) * m * n * groups * 4 * 2 / sram_bw
+        partials = np.zeros(partials.shape)
     seconds = np.maximum(compute, sram)
-    choice = seconds + partials / hbm_rate
-    if best is None:
-        return choice, seconds, np.broadcast_to(partials, seconds.shape)
-    take = valid & (choice < best[0])
-    return (np.where(take, choice, best[0]), np.where(take, seconds, best[1]),
-            np.where(take, partials, best[2]))
+    choice = seconds + partials / (chips.hbm_bandwidth_Bps * chips.hbm_efficiency)[:, None]
+    choice = np.where(valid, choice, np.inf)
+    if rep.gemm_schedule is GemmSchedule.stream_k:
+        sk_compute, sk_sram = _stream_k(chips, tm[:, 0], tn[:, 0], out_tiles[:, 0], passes[:, 0], k, cycle_s,
+                                        a_bytes, b_bytes)
+        sk_seconds = np.maximum(sk_compute, sk_sram)[:, None]
+        sk_choice = np.where(out_tiles > cores, sk_seconds, np.inf)
+        seconds = np.concatenate([seconds, sk_seconds], axis=1)
+        choice = np.concatenate([choice, sk_choice], axis=1)
+        partials = np.concatenate([np.broadcast_to(partials, choice[:, :-1].shape),
+                                   np.zeros(sk_choice.shape)], axis=1)
+    shape = choice.shape
+    flat = choice.reshape(shape[0] * shape[1], *shape[2:])
+    best = np.argmin(flat, axis=0)[None]
+    pick = np.take_along_axis
+    seconds = pick(np.broadcast_to(seconds, shape).reshape(flat.shape), best, axis=0)[0]
+    partial = pick(np.broadcast_to(partials, shape).reshape(flat.shape), best, axis=0)[0]
+    return seconds, partial
 
 
 def _stream_k(chips, tm, tn, out_tiles, passes, k, cycle_s, a_bytes, b_bytes):
@@ -111,9 +112,14 @@ def hbm_time(chips: ChipArrays, nbytes: np.ndarray) -> np.ndarray:
     return np.where(nbytes <= 0, 0.0, t)
 
 
+def _column(values: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """A per-chip array shaped to broadcast against ``like`` (chips, or chips x ops)."""
+    return values[:, None] if like.ndim == 2 else values
+
+
 def overlapped(chips: ChipArrays, compute_s: np.ndarray, memory_s: np.ndarray) -> np.ndarray:
     big, small = np.maximum(compute_s, memory_s), np.minimum(compute_s, memory_s)
-    loss = chips.matmul_overlap_loss
+    loss = _column(chips.matmul_overlap_loss, big)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         both = big * (1.0 + (small / big) ** (1.0 / loss)) ** loss
     return np.where((loss == 0) | (small == 0), big, both)
@@ -121,17 +127,17 @@ def overlapped(chips: ChipArrays, compute_s: np.ndarray, memory_s: np.ndarray) -
 
 def clock_ratio(chips: ChipArrays, core_J, memory_J, compute_s, memory_s) -> np.ndarray:
     """PowerBudget.clock_ratio per chip: the same bisection, all chips at once."""
-    budget = chips.budget_W
+    budget, static = _column(chips.budget_W, compute_s), _column(chips.static_W, compute_s)
 
     def power(r):
         with np.errstate(divide="ignore", invalid="ignore"):
-            return chips.static_W + (core_J * r * r + memory_J) / np.maximum(compute_s / r, memory_s)
+            return static + (core_J * r * r + memory_J) / np.maximum(compute_s / r, memory_s)
 
     free = (budget <= 0) | (compute_s <= 0) | (core_J <= 0)
     free = free | (power(1.0) <= budget)
     floor = ~free & (power(MIN_RATIO) >= budget)
     search = ~(free | floor)
-    low, high = np.full(budget.shape, MIN_RATIO), np.ones(budget.shape)
+    low, high = np.full(compute_s.shape, MIN_RATIO), np.ones(compute_s.shape)
     if np.any(search):
         for _ in range(ITERATIONS):
             mid = 0.5 * (low + high)
