@@ -4,9 +4,10 @@ A batch of designs is built, then simulated together: single-batch designs on th
 analytic path (``sim.batch.vector.simulate_points``; a design it does not vectorise runs on the
 scalar path inside it), other kinds one by one as before. Each design's metrics are what
 ``evaluate`` gives it (tests/test_search_batch.py compares them). The batch is one NSGA-II
-generation (its population: the sampler proposes a generation from the ones before it, so asking
-a whole generation at once proposes what one-at-a-time asking would) and one trial for TPE, whose
-proposals depend on every earlier result; ``search.batch`` sets it.
+generation (its population: the sampler breeds a generation from the ones before it) and one trial
+for TPE, whose proposals depend on every earlier result; ``search.batch`` sets it. The trials are
+reproducible from the seed and the batch size; after the first generation they differ from those of
+one-at-a-time asking (Optuna's NSGA-II sees the batch's trials still running when it breeds).
 """
 
 from __future__ import annotations
