@@ -15,6 +15,16 @@ from sim.studies.sweep.grid import run_grid, split_arguments
 from sim.studies.sweep.report import print_written, report_sweep
 
 
+def _paths(table) -> str:
+    """``; 998 on the batch path, 2 on the scalar path (discrete-event fidelity: 2)`` where it ran."""
+    if "vectorised" not in table.attrs:
+        return ""
+    fallbacks = table.attrs.get("fallbacks") or {}
+    scalar = sum(fallbacks.values())
+    why = f" ({', '.join(f'{k}: {v}' for k, v in fallbacks.items())})" if scalar else ""
+    return f"; {table.attrs['vectorised']} on the batch path, {scalar} on the scalar path{why}"
+
+
 @one_line_errors("llmsim-grid")
 def main(argv: list[str] | None = None) -> None:
     """``llmsim-grid [overrides and axes...] [--out DIR] [--jobs N] [--no-report]``."""
@@ -40,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
             raise ReportError("llmsim-grid sweeps single-batch runs; sweep serving runs with llmsim -m")
         table = run_grid(fixed, axes, out, args.jobs)
         failed = int((table["status"] != "ok").sum())
-        print(f"llmsim-grid: {len(table)} points ({failed} failed) in {out}/")
+        print(f"llmsim-grid: {len(table)} points ({failed} failed) in {out}/{_paths(table)}")
         if failed == len(table):
             raise ReportError(f"every point failed; first reason: {table['reason'].iloc[0]}")
         if not args.no_report:
