@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from sim.studies.search.batch import batch_size, evaluate_many
+from sim.studies.search.asktell import batch_size, evaluate_many
 from sim.studies.search.evaluate import Infeasible, evaluate
 from sim.studies.search.runner import _plain, _run_part
 

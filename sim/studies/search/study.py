@@ -145,7 +145,7 @@ class Search:
 
     def designs(self, batch: list[dict]) -> list[tuple[dict | None, str | None]]:
         """``design`` of each space values of ``batch``, the uncached ones simulated together."""
-        from sim.studies.search.batch import evaluate_many
+        from sim.studies.search.asktell import evaluate_many
 
         keys = [json.dumps(values, sort_keys=True, default=str) for values in batch]
         todo, overrides = [], []
@@ -225,7 +225,7 @@ def _optimize(study: optuna.Study, search: Search, trials: int) -> None:
     left = trials - finished(study)
     if left <= 0:
         return
-    from sim.studies.search.batch import batch_size, optimize_batched
+    from sim.studies.search.asktell import batch_size, optimize_batched
 
     stop = optuna.study.MaxTrialsCallback(trials, states=FINISHED)
     size = batch_size(search.search, trials)
