@@ -147,7 +147,7 @@ def main() -> None:
 
 
 def search_runs(bindir: Path) -> None:
-    for label, extra in (("single-batch variant", ["workload=default", "workload.batch=64",
+    for label, extra in (("single-batch variant", ["workload=single_batch", "workload.batch=64",
                                                     "workload.prompt_tokens=512", "workload.decode_tokens=256",
                                                     "~search.constraints.ttft_p99_s", "~search.constraints.tpot_p99_s",
                                                     "~search.constraints.slo_attainment",

@@ -66,7 +66,8 @@ class PointsResult:
         return sum(len(g.index) for g in self.groups)
 
 
-def _why_scalar(cfg: RunConfig) -> str | None:
+def why_scalar(cfg: RunConfig) -> str | None:
+    """Why ``cfg`` runs on the scalar path (None: the batch path covers it, unless its passes do not)."""
     if cfg.parallel.pp > 1:
         return "pipeline parallelism"
     if cfg.fidelity is not Fidelity.analytic:
@@ -99,7 +100,7 @@ def simulate_points(cfgs: list[RunConfig]) -> PointsResult:
     seen: dict = {}
     rows = ChipRows()
     for i, cfg in enumerate(cfgs):
-        why = _why_scalar(cfg)
+        why = why_scalar(cfg)
         if why:
             _scalar(out, i, cfg, why)
             continue

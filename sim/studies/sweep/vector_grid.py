@@ -5,7 +5,8 @@ For each combination of swept presets (config groups) the composed config is con
 ``sim.batch.vector.simulate_points`` together, and the table has the columns and rows the point-by-
 point grid gives (``tests/test_vector_grid.py`` compares the two). Points the batch path does not
 vectorise run on the scalar path inside it and are counted in ``attrs["fallbacks"]``. Returns None
-where the configs cannot be built in place exactly (the grid then composes each point as before).
+where the configs cannot be built in place exactly, or where no point can be vectorised (a
+discrete-event grid): the grid then runs each point as before (with ``--jobs``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sim.studies.sweep.vector_table import result_table
 
 def run_vectorised(base: DictConfig, points: list[dict], groups: dict, params: list[str]) -> pd.DataFrame | None:
     """The grid's table, or None when a swept key cannot be set in place exactly."""
-    from sim.batch.vector import simulate_points
+    from sim.batch.vector import simulate_points, why_scalar
     from sim.studies.sweep.grid import is_group as group_key
 
     keys = {k for point in points[:1] for k in point}
@@ -55,6 +56,8 @@ def run_vectorised(base: DictConfig, points: list[dict], groups: dict, params: l
                 where.append(i)
             except Exception as err:  # noqa: BLE001 - a point its checks reject is a failed row
                 failed[i] = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if all(why_scalar(c) for c in cfgs):  # nothing to vectorise: the point-by-point grid (--jobs, progress)
+        return None
     result = simulate_points(cfgs)
     table = result_table(result)
     table.index = [where[j] for j in table.index]
