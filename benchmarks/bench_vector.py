@@ -12,8 +12,8 @@
    peak FLOP/s scaled with the clock as llmsim's peak is). If pip cannot install it, that is said.
 2. ``llmsim-grid`` over 100,000 points of Llama-2-70B TP8 on H100 (HBM bandwidth x clock x batch),
    the report included (a subprocess, as a user runs it): wall and CPU seconds.
-3. ``llmsim-search`` with 200 trials: the single-batch variant of ``decode_chip_llama2_70b``
-   (its space and constraints on a batch of 64, 512 + 256 tokens) and the recipe as shipped (serving).
+3. ``llmsim-search`` with 200 trials: ``decode_chip_llama2_70b_batch`` (the decode-chip space and
+   limits on one batch of 64, 512 + 256 tokens) and ``decode_chip_llama2_70b`` as shipped (serving).
 """
 
 from __future__ import annotations
@@ -147,17 +147,12 @@ def main() -> None:
 
 
 def search_runs(bindir: Path) -> None:
-    for label, extra in (("single-batch variant", ["workload=single_batch", "workload.batch=64",
-                                                    "workload.prompt_tokens=512", "workload.decode_tokens=256",
-                                                    "~search.constraints.ttft_p99_s", "~search.constraints.tpot_p99_s",
-                                                    "~search.constraints.slo_attainment",
-                                                    "search.objectives=[output_tokens_per_s_per_usd,tpot_s]"]),
-                         ("as shipped (serving)", [])):
+    for label, recipe in (("on one batch (decode_chip_llama2_70b_batch)", "decode_chip_llama2_70b_batch"),
+                          ("serving, as shipped (decode_chip_llama2_70b)", "decode_chip_llama2_70b")):
         with tempfile.TemporaryDirectory() as out:
-            wall, cpu, line = command([str(bindir / "llmsim-search"), "+search=decode_chip_llama2_70b",
-                                       "search.trials=200", f"search.out={out}", *extra])
-        print(f"llmsim-search decode_chip_llama2_70b, 200 trials, {label}: {wall:.1f} s wall, {cpu:.1f} s CPU"
-              f" ({line[:100]})")
+            wall, cpu, line = command([str(bindir / "llmsim-search"), f"+search={recipe}", "search.trials=200",
+                                       f"search.out={out}"])
+        print(f"llmsim-search, 200 trials, {label}: {wall:.1f} s wall, {cpu:.1f} s CPU ({line[:100]})")
 
 
 if __name__ == "__main__":

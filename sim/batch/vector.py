@@ -110,9 +110,10 @@ def simulate_points(cfgs: list[RunConfig]) -> PointsResult:
             out.failed[i] = err
             continue
         groups.setdefault(_structure(cfg, seen), []).append(i)
-    for members in groups.values():
+    built: dict = {}  # passes by what they depend on: groups that differ only in the chip's shape share them
+    for key, members in groups.items():
         try:
-            _run_group(out, members, [cfgs[i] for i in members], rows)
+            _run_group(out, members, [cfgs[i] for i in members], rows, built, (key[0], key[1][1]))
         except Unsupported as err:
             for i in members:
                 _scalar(out, i, cfgs[i], str(err))
@@ -127,10 +128,13 @@ def _scalar(out: PointsResult, i: int, cfg: RunConfig, why: str) -> None:
         out.failed[i] = err
 
 
-def _run_group(out: PointsResult, members: list[int], cfgs: list[RunConfig], rows: ChipRows) -> None:
+def _run_group(out: PointsResult, members: list[int], cfgs: list[RunConfig], rows: ChipRows, built: dict,
+               pass_key: tuple) -> None:
     started = time.perf_counter()
     first = cfgs[0]
-    all_passes = list(passes(first))
+    if pass_key not in built:
+        built[pass_key] = list(passes(first))
+    all_passes = built[pass_key]
     mem = memory_use(first, all_passes[0])
     fits = [m for m, c in zip(members, cfgs, strict=True) if mem.used <= c.hardware.hbm_capacity_bytes]
     for m, c in zip(members, cfgs, strict=True):
