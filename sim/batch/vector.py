@@ -66,6 +66,10 @@ class PointsResult:
         return sum(len(g.index) for g in self.groups)
 
 
+KEEP_PASSES = 8  # pass lists kept between calls (a search asks for the same few workloads generation after generation)
+_PASSES: dict = {}
+
+
 def why_scalar(cfg: RunConfig) -> str | None:
     """Why ``cfg`` runs on the scalar path (None: the batch path covers it, unless its passes do not)."""
     if cfg.parallel.pp > 1:
@@ -110,7 +114,7 @@ def simulate_points(cfgs: list[RunConfig]) -> PointsResult:
             out.failed[i] = err
             continue
         groups.setdefault(_structure(cfg, seen), []).append(i)
-    built: dict = {}  # passes by what they depend on: groups that differ only in the chip's shape share them
+    built = _PASSES  # passes by what they depend on: groups that differ only in the chip's shape share them
     for key, members in groups.items():
         try:
             _run_group(out, members, [cfgs[i] for i in members], rows, built, (key[0], key[1][1]))
@@ -133,6 +137,8 @@ def _run_group(out: PointsResult, members: list[int], cfgs: list[RunConfig], row
     started = time.perf_counter()
     first = cfgs[0]
     if pass_key not in built:
+        while len(built) >= KEEP_PASSES:  # the oldest first: a search's next generation reuses the recent ones
+            built.pop(next(iter(built)))
         built[pass_key] = list(passes(first))
     all_passes = built[pass_key]
     mem = memory_use(first, all_passes[0])
