@@ -18,8 +18,8 @@ from tests.conftest import make_config
 
 # name -> (dense TFLOP/s by format, HBM TB/s, HBM GB, per-direction link GB/s), as the vendors state them.
 DATASHEET: dict[str, tuple[dict[DType, float], float, float, float]] = {
-    # HGX B200 datasheet (8-GPU figures over 8, sparse halved); NVLink5 1.8 TB/s bidirectional.
-    "b200": ({DType.bf16: 2250.0, DType.fp8: 4500.0, DType.fp4: 9000.0, DType.int8: 4500.0}, 8.0, 180.0, 900.0),
+    # HGX B200 specifications (per GPU, sparse halved); NVLink5 1.8 TB/s bidirectional.
+    "b200": ({DType.bf16: 2250.0, DType.fp8: 4500.0, DType.fp4: 9000.0, DType.int8: 4500.0}, 7.7, 180.0, 900.0),
     # MI325X datasheet 2024; 7 x 128 GB/s bidirectional Infinity Fabric links.
     "mi325x": ({DType.bf16: 1307.4, DType.fp8: 2614.9}, 6.0, 256.0, 448.0),
     # MI355X datasheet 2025; 7 x 153.6 GB/s bidirectional Infinity Fabric links.
