@@ -9,6 +9,8 @@ Every figure is a sum over op records, so each traces back to ops, resources and
   replicas (every other figure is per replica);
 * ``time_by_bound_s``: each chip's wall time split into exclusive intervals (compute, memory,
   interconnect, overhead, idle) by the rule stated in sim/engine/bounds.py; it adds up to ``total_s``;
+* ``time_by_tier_s``, ``time_by_part_s`` (mixture-of-experts models and runs over the scale-out
+  network): sim/metrics/tiers.py;
 * utilisation, energy, power, area and cost (``energy_J``, ``avg_power_W``, ``chip_cost_usd``, ...):
   the parts every run shares, computed by sim/metrics/shared.py (which states their conventions)
   from the same records (their energy: sim/metrics/economics.py).
@@ -20,12 +22,13 @@ from collections import defaultdict
 
 from sim.batch.run import RunResult
 from sim.config.schema import WorkloadKind
-from sim.engine.bounds import time_by_bound as split_time_by_bound
+from sim.engine.bounds import fold_tiers, time_by_bound_and_tier
 from sim.engine.costing import BOUNDS
 from sim.engine.resources import utilisation as resource_utilisation
 from sim.metrics.economics import batch_power, op_energies_J, record_energy_totals
 from sim.metrics.run_summary import Summary
 from sim.metrics.shared import ChipFacts, ChipWork, Span, chip_economics, energy, pricing, run_info, utilisation
+from sim.metrics.tiers import network_figures
 from workloads.graph import Phase
 from workloads.ops import Role, Unit
 
@@ -60,7 +63,7 @@ def chip_work(result: RunResult, dynamic_J: dict[str, float]) -> ChipWork:
 
 def time_by_bound(result: RunResult) -> dict[str, float]:
     """Each chip's wall time split into exclusive parts by bound, idle included (sim/engine/bounds.py)."""
-    return split_time_by_bound(result.timeline, result.stages)
+    return fold_tiers(time_by_bound_and_tier(result.timeline, result.stages))
 
 
 def utilisation_by_resource(result: RunResult) -> dict[str, float]:
@@ -99,7 +102,8 @@ def _figures(result: RunResult) -> dict:
     ttft = max(p.end_s for p in tl.passes if p.phase is Phase.prefill)  # target and draft prefills
     stages = result.stages  # records cover every pipeline stage: per-chip figures are their mean
     matrix, vector, hbm, wire = (x / stages if stages > 1 else x for x in _work_totals(result))
-    extra = {}
+    parts = time_by_bound_and_tier(tl, stages)
+    extra = network_figures(tl, stages, parts, cfg.model.is_moe)
     if stages > 1:
         extra["pipeline"] = {"stages": stages, "microbatches": cfg.parallel.microbatches or stages,
                              "stage_idle_fraction": [1 - busy / total for busy in tl.stage_busy_s]}
@@ -109,7 +113,7 @@ def _figures(result: RunResult) -> dict:
             "total_s": total,
             "output_tokens_per_s": w.batch * (1 + produced) / total * dp,
             "prefill_tokens_per_s": w.batch * w.prompt_tokens / ttft * dp,
-            "time_by_bound_s": time_by_bound(result),
+            "time_by_bound_s": fold_tiers(parts),
             "host_overhead_s": _host_s(result),
             "flops_per_chip": matrix + vector,
             "matrix_flops_per_chip": matrix,
