@@ -50,9 +50,14 @@ class RunResult:
         return self.cfg.parallel.pp
 
     @property
+    def group_chips(self) -> int:
+        """Chips of one pipeline stage, which all do the work of its records: max(tp, ep)."""
+        return max(self.cfg.parallel.tp, self.cfg.parallel.ep)
+
+    @property
     def chips(self) -> int:
         """Chips of one replica: max(tp, ep) x pp (summaries report per replica; dp multiplies throughput)."""
-        return max(self.cfg.parallel.tp, self.cfg.parallel.ep) * self.cfg.parallel.pp
+        return self.group_chips * self.cfg.parallel.pp
 
 
 def passes(cfg: RunConfig, batch: int | None = None) -> Iterator[PassGraph]:

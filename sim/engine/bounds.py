@@ -28,7 +28,7 @@ from sim.engine.costing import BOUNDS
 from sim.engine.records import OpRecord, Timeline
 
 PARTS = (*BOUNDS, "idle")  # compute, memory, interconnect, overhead, idle
-SCALE_OUT = "interconnect:scale_out"  # interconnect time on the scale-out network, apart where asked
+SCALE_OUT = "link:scale_out"  # interconnect time on the scale-out network, apart where asked
 _HOST, _COVERED = "_host", "_covered"
 
 
@@ -46,15 +46,15 @@ def fold_tiers(parts: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def _label(r: OpRecord) -> str:
-    """An op's part: its bound, with interconnect time on the scale-out network apart."""
+def bound_label(r: OpRecord) -> str:
+    """An op's part: its bound, with interconnect time on the scale-out network apart (``SCALE_OUT``)."""
     bound = r.cost.bound.value
     return SCALE_OUT if bound == "interconnect" and r.op.comm_nodes > 1 else bound
 
 
 def time_by_bound_and_tier(timeline: Timeline, stages: int = 1) -> dict[str, float]:
     """As ``time_by_bound``, and where ops crossed the scale-out network (``Op.comm_nodes > 1``) their
-    interconnect time apart as ``interconnect:scale_out`` ("interconnect" is then the scale-up fabric's)."""
+    interconnect time apart as ``link:scale_out`` ("interconnect" is then the scale-up fabric's)."""
     total = timeline.end_s
     by_stage: dict[int, list[OpRecord]] = defaultdict(list)
     for r in timeline.records:
@@ -79,14 +79,14 @@ def _split_chip(timeline: Timeline, records: list[OpRecord], spans, stage: int, 
     for block, recs in blocks.items():
         seg = timeline.segments[block] if block >= 0 else None
         if seg is not None and block in alone and seg.repeat > 1:
-            for part, seconds in _sweep([(r.start_s, r.end_s, _label(r)) for r in recs],
+            for part, seconds in _sweep([(r.start_s, r.end_s, bound_label(r)) for r in recs],
                                         seg.start_s, seg.first_end_s).items():
                 parts[part] += seconds * seg.repeat
             items.append((seg.start_s, seg.end_s, _COVERED))
             continue
         shifts = range(seg.repeat) if seg is not None else range(1)
         step = seg.first_end_s - seg.start_s if seg is not None else 0.0
-        items.extend((r.start_s + k * step, r.end_s + k * step, _label(r)) for r in recs for k in shifts)
+        items.extend((r.start_s + k * step, r.end_s + k * step, bound_label(r)) for r in recs for k in shifts)
     for p in spans:
         if p.device_start_s is not None:
             items.append((p.start_s, p.device_start_s, _HOST))

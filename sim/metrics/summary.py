@@ -22,7 +22,7 @@ from collections import defaultdict
 
 from sim.batch.run import RunResult
 from sim.config.schema import WorkloadKind
-from sim.engine.bounds import fold_tiers, time_by_bound_and_tier
+from sim.engine.bounds import bound_label, fold_tiers, time_by_bound_and_tier
 from sim.engine.costing import BOUNDS
 from sim.engine.resources import utilisation as resource_utilisation
 from sim.metrics.economics import batch_power, op_energies_J, record_energy_totals
@@ -46,7 +46,7 @@ def batch_summary(result: RunResult) -> Summary:
     econ = chip_economics(cfg)
     totals = record_energy_totals(result, econ)
     work = chip_work(result, totals.parts_J)
-    span = Span(tl.end_s, result.chips, cfg.parallel.tp, w.batch * (1 + result.decode_tokens),
+    span = Span(tl.end_s, result.chips, result.group_chips, w.batch * (1 + result.decode_tokens),
                 w.batch * w.prompt_tokens)
     run_energy = energy(cfg, econ, work, span)
     peak, by_phase = batch_power(result, totals, econ.energy.static_W)
@@ -150,14 +150,14 @@ def breakdown_by_kind(result: RunResult) -> list[dict]:
     """One row per phase and operator type: time, share of the phase, dominant bound, intensity,
     achieved rates. Prefill and decode are apart because they sit on opposite sides of the ridge."""
     acc: dict[tuple[str, str], dict] = defaultdict(lambda: {"count": 0, "time_s": 0.0, "flops": 0.0, "bytes": 0.0,
-                                                            "bounds": dict.fromkeys(BOUNDS, 0.0)})
+                                                            "bounds": defaultdict(float, dict.fromkeys(BOUNDS, 0.0))})
     for r in result.timeline.records:
         row = acc[(r.phase.value, r.op.kind.value)]
         row["count"] += r.count
         row["time_s"] += r.total_s
         row["flops"] += r.op.flops * r.count
         row["bytes"] += r.cost.hbm_bytes * r.count
-        row["bounds"][r.cost.bound.value] += r.total_s
+        row["bounds"][bound_label(r)] += r.total_s
     phase_time: dict[str, float] = defaultdict(float)
     for (phase, _), row in acc.items():
         phase_time[phase] += row["time_s"]

@@ -2,7 +2,7 @@
 
 * ``time_by_tier_s``: the interconnect share of ``time_by_bound_s`` split by the network its ops
   used: ``scale_up`` (the chip's fabric, NVLink) and ``scale_out`` (the NICs between scale-up
-  domains; sim/engine/bounds.py ``interconnect:scale_out``). They add up to the interconnect part.
+  domains; sim/engine/bounds.py ``link:scale_out``). They add up to the interconnect part.
 * ``time_by_part_s``: op time (each op's duration times its count, as the per-operator tables) by
   part of the model: attention (projections, the kernel, MLA's extra GEMMs), experts (router,
   the routed experts' GEMMs and activation), dense MLP (shared experts included), SSM mixers,
