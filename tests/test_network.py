@@ -128,6 +128,12 @@ def test_llama_405b_tp8_pp2_sends_between_nodes_over_the_network():
     # the same send alone: 4 us of network latency, then its bytes through one NIC
     nbytes = sends[0].op.comm_bytes
     assert sends[0].cost.link_s == pytest.approx(4e-6 + nbytes / WN, rel=1e-12)
+    # on the NIC, not sharing NVLink with the next micro-batch's all-reduces: it takes its own time
+    assert all(r.end_s - r.start_s == pytest.approx(r.cost.time_s, rel=1e-9) for r in sends)
+    assert "nic" in s["busy_fraction"]
+    one_node = simulate(make_config("model=llama3_70b", "parallel.tp=4", "parallel.pp=2", "workload.batch=2",
+                                    "workload.prompt_tokens=64", "workload.decode_tokens=2"))
+    assert "nic" not in summarize(one_node)["busy_fraction"]  # 8 chips: one domain, no NIC
 
 
 def test_deepseek_v3_expert_parallel_across_the_rack_and_across_nodes():

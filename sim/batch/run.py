@@ -15,7 +15,7 @@ from sim.engine.costing import Coster
 from sim.engine.des import simulate_des
 from sim.engine.pipeline import simulate_pipeline, split
 from sim.engine.records import HostCosts, Timeline
-from sim.engine.resources import RESOURCES, Resource
+from sim.engine.resources import NIC, RESOURCES, Resource
 from workloads.footprint import activation_bytes, kv_bytes_per_chip, weight_bytes_per_chip
 from workloads.graph import PassGraph, Phase, build_pass
 
@@ -136,13 +136,16 @@ def simulate(cfg: RunConfig, resources: tuple[Resource, ...] = RESOURCES) -> Run
     prefill = next(all_passes)
     mem = memory_use(cfg, prefill)
     check_fits(cfg, mem)
+    layout = layout_of(cfg)
+    if layout.domains > 1 and NIC not in resources:  # transfers across domains on the NIC, beside the links
+        resources = (*resources, NIC)
     coster = Coster(cfg.hardware, resources, in_switch=cfg.runtime.in_switch_reduction, network=network(cfg))
     host = HostCosts.of(cfg.runtime, cfg.system.host)
     if cfg.parallel.pp > 1:
         timeline = simulate_pipeline(lambda size: list(passes(cfg, size)), cfg.workload.batch, cfg.parallel.pp,
                                      cfg.parallel.microbatches or cfg.parallel.pp, coster,
                                      cfg.model.hidden_size * cfg.precision.activations.bytes, host, resources,
-                                     layout_of(cfg).send_nodes)
+                                     layout.send_nodes)
     else:
         run = simulate_des if cfg.fidelity is Fidelity.des else simulate_analytic
         timeline = run(_chain(prefill, all_passes), coster, host, resources)
