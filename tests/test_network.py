@@ -19,6 +19,7 @@ from hwmodels.network import (
     tiered_time,
 )
 from sim.batch.run import simulate
+from sim.config.overrides import InputError, check_override
 from sim.config.placement import layout_of
 from sim.config.schema import RunError
 from sim.metrics.summary import summarize
@@ -155,3 +156,11 @@ def test_deepseek_v3_expert_parallel_across_the_rack_and_across_nodes():
     assert rack.memory.weights < one_node.memory.weights / 4
     # 9 attention groups of 8 chips share the batch of 72: each runs 8 sequences, as the one node does
     assert rack.memory.kv_cache == pytest.approx(one_node.memory.kv_cache, rel=1e-12)
+
+
+def test_the_network_is_set_from_the_command_line():
+    check_override("system.scale_out.nic_bandwidth_GBps=100")  # a ConnectX-8 (800 Gb/s) per GPU
+    with pytest.raises(InputError, match="is not one of: fat_tree, rail_optimized"):
+        check_override("system.scale_out.topology=torus")
+    with pytest.raises(InputError, match="expected a whole number"):
+        check_override("system.scale_out.nodes=1.5")
