@@ -29,7 +29,12 @@ def weight_bytes_per_chip(model: ModelConfig, ex: Execution) -> float:
     projections = model.num_params() - dense - replicated - whole
     copies = ex.moe_redundant_experts * model.expert_params() * sum(k.moe for k in model.layer_kinds()) / ex.ep \
         if ex.moe_redundant_experts else 0
-    return ex.weight_bytes(projections / ex.tp + whole + copies) + (dense / ex.tp + replicated) * ex.dense_dtype.bytes
+    if ex.ep > ex.tp:  # routed experts spread over ep chips, the rest split over tp
+        routed = model.expert_params() * model.num_experts * sum(k.moe for k in model.layer_kinds())
+        split = (projections - routed) / ex.tp + routed / ex.ep
+    else:
+        split = projections / ex.tp
+    return ex.weight_bytes(split + whole + copies) + (dense / ex.tp + replicated) * ex.dense_dtype.bytes
 
 
 def kv_bytes_per_chip(model: ModelConfig, ex: Execution, tokens: int, seqs: int = 0) -> float:

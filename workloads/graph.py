@@ -62,7 +62,9 @@ class Execution:
     tp: int = 1
     fused_elementwise: bool = True  # residual adds fused into the next norm, rotary into attention
     group_size: int = 128  # weights per scale for integer / fp4 weights (fp16 scales)
-    ep: int = 1  # expert-parallel degree: 1 (experts split by width over tp) or tp (experts spread over chips)
+    ep: int = 1  # expert-parallel degree: 1 (experts split by width over tp) or a multiple of tp (spread over chips)
+    attention_groups: int = 1  # ep / tp when ep > tp: tp-chip groups of the EP group, each with its own tokens
+    ep_nodes: int = 1  # scale-up domains the EP group spans (its all-to-alls cross the network when > 1)
     moe_imbalance: float = 1.0  # tokens of the busiest expert over the mean (the straggler sets the time)
     moe_redundant_experts: int = 0  # copies of hot experts beside the experts, spread over the ep chips
     kv_block_tokens: int = 0  # paged KV cache block size in tokens; 0: contiguous

@@ -77,7 +77,8 @@ class Op:
     For matrix ops ``m, n, k, groups`` give the shape: ``groups`` independent products of
     ``(m x k) @ (k x n)``; ``flops`` is then ``2*m*n*k*groups``. Vector ops carry only ``flops``.
     Link ops carry the collective's payload per chip in ``comm_bytes`` over ``comm_chips`` (a send:
-    ``comm_chips=2``, sender and receiver).
+    ``comm_chips=2``, sender and receiver), which sit in ``comm_nodes`` scale-up domains (1: all in
+    one, on the chip's fabric; more: the collective also crosses the scale-out network).
     """
 
     name: str
@@ -95,6 +96,14 @@ class Op:
     comm_chips: int = 1
     dequant_flops: float = 0.0  # vector work to widen quantized weights before the matrix units use them
     kernel: str = ""  # the kernel family that runs it where it matters (fused attention: workloads/attention.py)
+    comm_nodes: int = 1  # scale-up domains the collective's chips span (hwmodels/network.py)
+
+    @property
+    def tier(self) -> str:
+        """The network a link op's bytes cross: scale_out once its chips span domains, else scale_up; "" otherwise."""
+        if self.unit is not Unit.link:
+            return ""
+        return "scale_out" if self.comm_nodes > 1 else "scale_up"
 
     @property
     def hbm_bytes(self) -> float:

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 from sim.batch.speculative import speculative_passes
 from sim.config.draft import draft_model
+from sim.config.placement import attention_groups, layout_of, network
 from sim.config.schema import Fidelity, RunConfig, RunError, check_run
 from sim.engine.analytic import simulate_analytic
 from sim.engine.costing import Coster
 from sim.engine.des import simulate_des
 from sim.engine.pipeline import simulate_pipeline, split
 from sim.engine.records import HostCosts, Timeline
-from sim.engine.resources import RESOURCES, Resource
+from sim.engine.resources import NIC, RESOURCES, Resource
 from workloads.footprint import activation_bytes, kv_bytes_per_chip, weight_bytes_per_chip
 from workloads.graph import PassGraph, Phase, build_pass
 
@@ -49,9 +50,14 @@ class RunResult:
         return self.cfg.parallel.pp
 
     @property
+    def group_chips(self) -> int:
+        """Chips of one pipeline stage, which all do the work of its records: max(tp, ep)."""
+        return max(self.cfg.parallel.tp, self.cfg.parallel.ep)
+
+    @property
     def chips(self) -> int:
-        """Chips of one replica: tp x pp (summaries report per replica; dp multiplies throughput)."""
-        return self.cfg.parallel.tp * self.cfg.parallel.pp
+        """Chips of one replica: max(tp, ep) x pp (summaries report per replica; dp multiplies throughput)."""
+        return self.group_chips * self.cfg.parallel.pp
 
 
 def passes(cfg: RunConfig, batch: int | None = None) -> Iterator[PassGraph]:
@@ -62,7 +68,7 @@ def passes(cfg: RunConfig, batch: int | None = None) -> Iterator[PassGraph]:
     draft model prefills the prompt too, and each step is k draft passes and one verification.
     """
     ex, w, model = cfg.execution(), cfg.workload, cfg.model
-    batch = batch or w.batch
+    batch = local_batch(cfg, batch or w.batch)
     yield build_pass(model, ex, Phase.prefill, batch, w.prompt_tokens, w.prompt_tokens)
     draft = draft_model(cfg)
     if draft is not None:
@@ -73,6 +79,13 @@ def passes(cfg: RunConfig, batch: int | None = None) -> Iterator[PassGraph]:
         return
     for j in range(1, w.decode_tokens):
         yield build_pass(model, ex, Phase.decode, batch, 1, w.prompt_tokens + j, step=j)
+
+
+def local_batch(cfg: RunConfig, batch: int) -> int:
+    """Sequences one chip's tensor-parallel group runs: all ``batch``, or with expert parallelism over
+    ``ep / tp`` attention groups an even share of it (the busiest group's, rounded up)."""
+    groups = attention_groups(cfg.parallel.tp, cfg.parallel.ep)
+    return -(-batch // groups) if groups > 1 else batch
 
 
 def decode_tokens_produced(cfg: RunConfig) -> float:
@@ -86,13 +99,14 @@ def memory_use(cfg: RunConfig, prefill: PassGraph) -> MemoryUse:
     ex, w = cfg.execution(), cfg.workload
     models = [cfg.model] + ([d] if (d := draft_model(cfg)) is not None else [])
     spare = cfg.speculative.k + 1 if len(models) > 1 else 0  # drafted positions not yet accepted
-    tokens = w.batch * _padded(w.prompt_tokens + w.decode_tokens + spare, ex.kv_block_tokens)
+    seqs = local_batch(cfg, w.batch)
+    tokens = seqs * _padded(w.prompt_tokens + w.decode_tokens + spare, ex.kv_block_tokens)
     # Pipeline stages hold their share of the layers (and of their KV cache); the first stage has
     # the most layers when they do not split evenly.
     share = split(cfg.model.num_layers, cfg.parallel.pp)[0] / cfg.model.num_layers
     return MemoryUse(
         weights=sum(weight_bytes_per_chip(m, ex) for m in models) * share,
-        kv_cache=sum(kv_bytes_per_chip(m, ex, tokens, w.batch) for m in models) * share,
+        kv_cache=sum(kv_bytes_per_chip(m, ex, tokens, seqs) for m in models) * share,
         activations=activation_bytes(prefill),
         capacity=cfg.hardware.hbm_capacity_bytes,
     )
@@ -122,12 +136,16 @@ def simulate(cfg: RunConfig, resources: tuple[Resource, ...] = RESOURCES) -> Run
     prefill = next(all_passes)
     mem = memory_use(cfg, prefill)
     check_fits(cfg, mem)
-    coster = Coster(cfg.hardware, resources, in_switch=cfg.runtime.in_switch_reduction)
+    layout = layout_of(cfg)
+    if layout.domains > 1 and NIC not in resources:  # transfers across domains on the NIC, beside the links
+        resources = (*resources, NIC)
+    coster = Coster(cfg.hardware, resources, in_switch=cfg.runtime.in_switch_reduction, network=network(cfg))
     host = HostCosts.of(cfg.runtime, cfg.system.host)
     if cfg.parallel.pp > 1:
         timeline = simulate_pipeline(lambda size: list(passes(cfg, size)), cfg.workload.batch, cfg.parallel.pp,
                                      cfg.parallel.microbatches or cfg.parallel.pp, coster,
-                                     cfg.model.hidden_size * cfg.precision.activations.bytes, host, resources)
+                                     cfg.model.hidden_size * cfg.precision.activations.bytes, host, resources,
+                                     layout.send_nodes)
     else:
         run = simulate_des if cfg.fidelity is Fidelity.des else simulate_analytic
         timeline = run(_chain(prefill, all_passes), coster, host, resources)

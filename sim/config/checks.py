@@ -8,6 +8,7 @@ from hwmodels.chip import HardwareConfig
 from hwmodels.kernels import KernelError, attention_family
 from sim.config.errors import RunError
 from sim.config.execution import Fidelity
+from sim.config.placement import layout_of
 from workloads.graph import AttentionKernel
 
 if TYPE_CHECKING:
@@ -66,10 +67,11 @@ def _check_tensor_split(cfg: RunConfig) -> None:
         raise RunError(f"parallel.moe_redundant_experts={redundant} places copies of hot experts on the EP chips: "
                        f"it needs parallel.ep > 1 and {model.name}'s {model.num_experts} experts plus the copies "
                        f"to fill the {ep} chips evenly")
-    if ep > 1 and (ep != tp or model.num_experts % ep):
+    if ep > 1 and (ep % tp or (model.num_experts + redundant) % ep):
         raise RunError(
-            f"parallel.ep={ep} must equal parallel.tp={tp} (experts are spread over the tensor-parallel chips) and "
-            f"divide {model.name}'s {model.num_experts} experts"
+            f"parallel.ep={ep} must be a multiple of parallel.tp={tp} (experts are spread over whole tensor-parallel "
+            f"groups; ep > tp runs attention on ep/tp groups, each with its share of the batch) and divide "
+            f"{model.name}'s {model.num_experts} experts (plus parallel.moe_redundant_experts copies)"
         )
 
 
@@ -98,12 +100,8 @@ def _check_pipeline(cfg: RunConfig) -> None:
 
 def _check_chip(cfg: RunConfig) -> None:
     """The chip holds the tensor-parallel group, the attention tiles and the activation format."""
-    chip, tp = cfg.hardware, cfg.parallel.tp
-    if tp > chip.max_chips:
-        raise RunError(
-            f"parallel.tp={tp} exceeds the {chip.max_chips} chips one {chip.name} fabric joins "
-            "(hardware.max_chips, or system.scale_up.chips); lower parallel.tp"
-        )
+    chip = cfg.hardware
+    layout_of(cfg)  # TP inside the scale-up domain; EP and PP across domains only with a network
     try:
         attention_family(cfg.attention_kernel().value, chip.architecture)
     except KernelError as err:

@@ -23,7 +23,7 @@ class ParallelConfig:
     tp: int = 1  # tensor-parallel degree: chips that split every layer
     pp: int = 1  # pipeline stages: groups of tp chips, each running a contiguous share of the layers
     microbatches: int = 0  # pipeline micro-batches the batch is split into; 0: one per stage
-    ep: int = 1  # expert-parallel degree for MoE models: 1, or tp (whole experts spread over the TP chips)
+    ep: int = 1  # expert-parallel degree for MoE models: 1, or a multiple of tp (whole experts over ep chips)
     moe_imbalance: float = 1.0  # busiest expert's tokens over the mean (>= 1; routing is rarely even)
     moe_redundant_experts: int = 0  # extra copies of hot experts spread over the EP chips (DeepSeek-V3: 32)
     dp: int = 1  # data-parallel replicas: independent copies serving their own batch each

@@ -35,6 +35,7 @@ from sim.config.execution import (
     RuntimeConfig,
     SpeculativeConfig,
 )
+from sim.config.placement import attention_groups, ep_domains
 from sim.config.system import HostConfig, ScaleOutConfig, ScaleUpConfig, SystemConfig
 from sim.config.tools import OutputConfig, SearchConfig, SweepConfig
 from sim.config.workload import (
@@ -91,6 +92,8 @@ class RunConfig:
                          attention=self.attention_kernel(), tp=self.parallel.tp,
                          fused_elementwise=self.runtime.fused_elementwise, group_size=p.group_size,
                          ep=self.parallel.ep, moe_imbalance=self.parallel.moe_imbalance,
+                         attention_groups=attention_groups(self.parallel.tp, self.parallel.ep),
+                         ep_nodes=ep_domains(self.parallel.ep, self.hardware.max_chips),
                          moe_redundant_experts=self.parallel.moe_redundant_experts,
                          kv_block_tokens=self.attention.kv_block_tokens, overlap_comm=self.parallel.overlap_comm,
                          overlap_chunks=self.parallel.overlap_chunks, mla_form=self.attention.mla_form,

@@ -80,9 +80,15 @@ RESOURCES: tuple[Resource, ...] = (
              peak_per_s=lambda chip, _a: chip.vector_flops),
     Resource("hbm", "HBM", Bound.memory, lambda _op, cost: cost.memory_s, unit_of_work="bytes",
              amount=lambda _op, cost: cost.hbm_bytes, peak_per_s=lambda chip, _a: chip.hbm_bandwidth_Bps),
-    Resource("link", "links", Bound.interconnect, lambda _op, cost: cost.link_transfer_s, unit_of_work="bytes",
-             amount=lambda _op, cost: cost.link_bytes, peak_per_s=lambda chip, _a: chip.link_bandwidth_Bps),
+    Resource("link", "links", Bound.interconnect, lambda op, cost: 0.0 if op.comm_nodes > 1 else cost.link_transfer_s,
+             unit_of_work="bytes", amount=lambda op, cost: 0.0 if op.comm_nodes > 1 else cost.link_bytes,
+             peak_per_s=lambda chip, _a: chip.link_bandwidth_Bps),
 )
+# The chip's NIC to the scale-out network: the transfer of an op whose chips span scale-up domains
+# (``Op.comm_nodes > 1``: hwmodels/network.py) runs here, beside the chip's own fabric. Declared by
+# sim.batch.run.simulate only for runs whose layout spans domains.
+NIC = Resource("nic", "scale-out NIC", Bound.interconnect,
+               lambda op, cost: cost.link_transfer_s if op.comm_nodes > 1 else 0.0, unit_of_work="bytes")
 
 
 def utilisation(timeline, chip: HardwareConfig, activations: DType, stages: int = 1) -> dict[str, float]:

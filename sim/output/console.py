@@ -57,10 +57,11 @@ def render(summary: dict, breakdown: list[dict]) -> str:
                 f"{fmt_rate(row['achieved_bytes_per_s'], 'B/s'):>12}"
             )
     total = summary["total_s"]
-    bounds = "  ".join(f"{k} {fmt_time(v)} ({v / total:.0%})" for k, v in summary["time_by_bound_s"].items())
+    bounds = "  ".join(f"{k} {fmt_time(v)} ({v / total:.0%}){_tiers(summary) if k == 'interconnect' else ''}"
+                       for k, v in summary["time_by_bound_s"].items())
+    lines += ["", f"  time by bound           {bounds}"]
+    lines += network_lines(summary)
     lines += [
-        "",
-        f"  time by bound           {bounds}",
         f"  utilisation             compute arrays {util['compute_arrays']:.1%} of {peaks['matrix_TFLOPS']:.4g} "
         f"TFLOP/s ({_as_run(run['activations'], peaks['matrix_dtype'])}) | HBM {util['hbm_bandwidth']:.1%} of "
         f"{peaks['hbm_GBps']:.4g} GB/s | "
@@ -74,6 +75,24 @@ def render(summary: dict, breakdown: list[dict]) -> str:
     if "energy_J" in summary:
         lines += economics_lines(summary)
     return "\n".join(lines)
+
+
+def _tiers(summary: dict) -> str:
+    """The interconnect part's split by network tier, where the summary has one."""
+    tiers = summary.get("time_by_tier_s")
+    if not tiers:
+        return ""
+    return f" [scale-up {fmt_time(tiers['scale_up'])}, link:scale_out {fmt_time(tiers['scale_out'])}]"
+
+
+def network_lines(summary: dict) -> list[str]:
+    """Op time by model part (attention, experts, all-to-all ...), where the summary has it."""
+    parts = summary.get("time_by_part_s")
+    if not parts:
+        return []
+    total = sum(parts.values()) or 1.0
+    shares = "  ".join(f"{k.replace('_', '-')} {fmt_time(v)} ({v / total:.0%})" for k, v in parts.items() if v)
+    return [f"  op time by part         {shares}"]
 
 
 def headline(summary: dict, name: str, title: str | None = None) -> str:

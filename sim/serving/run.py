@@ -133,6 +133,9 @@ def check_serving(cfg: RunConfig) -> None:
     if par.overlap_comm:
         raise RunError("workload=serving costs its steps on the analytic path without communication overlap: set "
                        "parallel.overlap_comm=false")
+    if par.ep > par.tp:
+        raise RunError(f"parallel.ep={par.ep} > parallel.tp={par.tp} (attention groups sharing an EP group) is "
+                       "simulated for single-batch runs; a serving run needs parallel.ep equal to parallel.tp or 1")
     sched = cfg.scheduler
     if par.pp > 1 and (sched.kind not in (SchedulerKind.continuous, SchedulerKind.chunked_prefill)
                        or cfg.speculative.draft_model or par.pp > cfg.model.num_layers):
