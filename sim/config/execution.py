@@ -27,15 +27,17 @@ class ParallelConfig:
     moe_imbalance: float = 1.0  # busiest expert's tokens over the mean (>= 1; routing is rarely even)
     moe_redundant_experts: int = 0  # extra copies of hot experts spread over the EP chips (DeepSeek-V3: 32)
     dp: int = 1  # data-parallel replicas: independent copies serving their own batch each
+    cp: int = 1  # context-parallel ranks (each a tp group): prefill splits the sequence over them, ring attention
     overlap_comm: bool = False  # overlap each TP all-reduce with the GEMM producing it, chunked (decomposed)
     overlap_chunks: int = 0  # pieces that GEMM is split into (1: none); 0: from the shapes (workloads.blocks)
 
     def __post_init__(self) -> None:
         if self.tp < 1:
             raise RunError(f"parallel.tp must be >= 1 (got {self.tp})")
-        if self.ep < 1 or self.pp < 1 or self.dp < 1 or self.microbatches < 0:
-            raise RunError(f"parallel.pp, parallel.ep and parallel.dp must be >= 1 and parallel.microbatches >= 0 "
-                           f"(got {self.pp}, {self.ep}, {self.dp}, {self.microbatches})")
+        if self.ep < 1 or self.pp < 1 or self.dp < 1 or self.cp < 1 or self.microbatches < 0:
+            raise RunError(f"parallel.pp, parallel.ep, parallel.dp and parallel.cp must be >= 1 and "
+                           f"parallel.microbatches >= 0 (got {self.pp}, {self.ep}, {self.dp}, {self.cp}, "
+                           f"{self.microbatches})")
         if not 0 <= self.overlap_chunks <= MAX_OVERLAP_CHUNKS:
             raise RunError(f"parallel.overlap_chunks must be 0 (from the shapes) to {MAX_OVERLAP_CHUNKS} "
                            f"(got {self.overlap_chunks})")
@@ -51,11 +53,47 @@ class ParallelConfig:
             ("pp", 1e4, "stages; a stage holds at least one layer"),
             ("dp", 1e6, "replicas; the largest clusters have a few hundred thousand chips"),
             ("ep", 1e6, "chips; the largest pods join 8,960"),
+            ("cp", 1024, "ranks; Meta's million-token prefill used 16 nodes (arXiv 2411.01783)"),
             ("microbatches", 1e6, "a micro-batch holds at least one sequence"),
             ("moe_imbalance", 1e3, "the busiest expert over the mean; at most the number of experts"),
             ("moe_redundant_experts", 1e4, "expert copies; DeepSeek-V3 deploys 32 beside its 256"),
         ):
             check_at_most(f"parallel.{key}", getattr(self, key), limit, why)
+
+
+class KvOffload(str, Enum):
+    """Where the KV cache goes when HBM is full."""
+
+    none = "none"  # nowhere: a run that does not fit is an error
+    host = "host"  # the host's memory, over the chip's host link (PCIe, or NVLink-C2C on Grace parts)
+
+
+@dataclass
+class MemoryConfig:
+    """A second memory tier for the KV cache (single-batch runs).
+
+    With ``kv_offload=host`` the KV cache that does not fit in HBM beside the weights and the
+    activations lives in host memory; every layer keeps the same share of every sequence there, so
+    each decode step reads that share over the host link (an op's ``host`` resource, time by bound
+    ``interconnect``) while the rest comes from HBM at the same time (zero-copy reads, or a prefetch
+    overlapped with the attention kernel), and the prefill writes it there. ``host_bandwidth_GBps``
+    per direction defaults to the chip's host link (``hardware.host_link_GBps``: PCIe 5.0 x16 64 GB/s
+    on H100/H200; NVLink-C2C 450 GB/s per direction on GH200/GB200, NVIDIA Grace Hopper datasheet 2023).
+    """
+
+    kv_offload: KvOffload = KvOffload.none
+    host_bandwidth_GBps: Optional[float] = None  # per direction; null: hardware.host_link_GBps
+    # Host memory per chip for spilled KV: DGX H100 and DGX H200 have 2 TB of system memory for 8 GPUs
+    # (DGX H100 datasheet 2023, DGX H200 datasheet 2024): 256 GB per GPU.
+    host_capacity_GB: float = 256.0
+
+    def __post_init__(self) -> None:
+        if self.host_bandwidth_GBps is not None and not self.host_bandwidth_GBps > 0:
+            raise RunError(f"memory.host_bandwidth_GBps must be > 0 (got {self.host_bandwidth_GBps})")
+        if not self.host_capacity_GB >= 0:
+            raise RunError(f"memory.host_capacity_GB must be >= 0 (got {self.host_capacity_GB})")
+        check_at_most("memory.host_bandwidth_GBps", self.host_bandwidth_GBps, 1e5, "GB/s; NVLink-C2C gives 450")
+        check_at_most("memory.host_capacity_GB", self.host_capacity_GB, 1e6, "GB per chip; hosts hold a few TB")
 
 
 @dataclass

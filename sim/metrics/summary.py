@@ -43,7 +43,7 @@ def batch_summary(result: RunResult) -> Summary:
     econ = chip_economics(cfg)
     totals = record_energy_totals(result, econ)
     work = chip_work(result, totals.parts_J)
-    span = Span(tl.end_s, result.chips, cfg.parallel.tp, w.batch * (1 + result.decode_tokens),
+    span = Span(tl.end_s, result.chips, result.peers, w.batch * (1 + result.decode_tokens),
                 w.batch * w.prompt_tokens)
     run_energy = energy(cfg, econ, work, span)
     peak, by_phase = batch_power(result, totals, econ.energy.static_W)
