@@ -142,6 +142,14 @@ def test_serving_refuses_cp_and_kv_offload_in_one_line():
 
 
 # The maximum context ------------------------------------------------------------------------------
+def test_the_million_token_preset_has_its_published_size_and_context():
+    """Qwen2.5-7B-Instruct-1M model card: 7.61 B parameters, 6.53 B without embeddings, 1,010,000 tokens."""
+    model = make_config("model=qwen2_5_7b_1m").model
+    assert model.num_params() == pytest.approx(7.61e9, rel=0.002)
+    assert model.num_params() - model.embedding_params() - model.lm_head_params() == pytest.approx(6.53e9, rel=0.002)
+    assert model.max_context == 1_010_000 and model.kv_bytes_per_token(2) == 28 * 2 * 4 * 128 * 2
+
+
 def test_a_million_token_prefill_runs_at_the_models_maximum_and_cp_halves_it():
     one = summarize(simulate(make_config(*QWEN_1M, "parallel.tp=4", "workload.prompt_tokens=1000000")))
     two = summarize(simulate(make_config(*QWEN_1M, "parallel.tp=4", "parallel.cp=2",

@@ -93,7 +93,7 @@ class RunConfig:
         return Execution(weights=p.weights, activations=p.activations, kv_cache=p.kv_cache,
                          attention=self.attention_kernel(), tp=self.parallel.tp,
                          fused_elementwise=self.runtime.fused_elementwise, group_size=p.group_size,
-                         ep=self.parallel.ep, cp=self.parallel.cp, moe_imbalance=self.parallel.moe_imbalance,
+                         ep=self.parallel.ep, cp=self.parallel.cp, moe_imbalance=self.parallel.expert_imbalance(),
                          moe_redundant_experts=self.parallel.moe_redundant_experts,
                          kv_block_tokens=self.attention.kv_block_tokens, overlap_comm=self.parallel.overlap_comm,
                          overlap_chunks=self.parallel.overlap_chunks, mla_form=self.attention.mla_form,
