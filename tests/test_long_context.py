@@ -183,6 +183,12 @@ def test_the_spilled_kv_is_read_over_the_host_link_at_its_bandwidth():
     assert summary["kv_offload"]["kv_on_host_GB"] == mem.kv_on_host / GB
     assert summary["hbm_GB_per_chip"]["used"] == pytest.approx(summary["hbm_GB_per_chip"]["capacity"])
     assert summary["time_by_bound_s"]["interconnect"] > 0 and summary["busy_fraction"]["host"] > 0
+    moved = sum(r.op.host_bytes * r.count for r in result.timeline.records)
+    assert moved == pytest.approx(summary["kv_offload"]["host_busy_s"] * bw)
+    from sim.metrics.shared import chip_economics
+
+    per_byte = chip_economics(result.cfg).energy.host_J_per_byte
+    assert summary["energy"]["by_component_J_per_chip"]["host_J"] >= moved * per_byte
 
 
 def test_more_host_bandwidth_never_slows_and_nvlink_c2c_is_faster_than_pcie():
