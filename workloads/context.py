@@ -8,20 +8,22 @@ rank i holds chunks i and 2 cp - 1 - i, the causal load balancing of Llama 3's c
 attention (projections, MLP, norms) runs on the rank's 2h tokens.
 
 The ring (Liu, Zaharia and Abbeel 2023, "Ring Attention with Blockwise Transformers", arXiv
-2310.01889; the pass-KV ring of arXiv 2411.01783): in step 0 a rank attends its queries to its own
-keys; in step j = 1 .. cp - 1 to the block of keys and values that arrived from its ring neighbour,
-while it forwards that block on. A block is the rank's K and V, ``2h x 2 x kv_heads/tp x head_dim``
-values per sequence, sent point to point on the scale-up link (``OpKind.send``, the link model of
-hwmodels/links.py). Send j overlaps attention step j - 1, and step j needs block j, so a layer's
-attention takes ``T0 + sum_j max(T_j, send_j)``-like time on the DAG: ``attention`` (step 0), then
-``ring<j>_attention`` after both step j - 1 and ``cp_ring_send<j>``; the sends follow one another
-on the link stream.
+2310.01889; the pass-KV ring of arXiv 2411.01783; Llama 3's training all-gathers K and V instead): in
+step 0 a rank attends its queries to its own keys; in step j = 1 .. cp - 1 to the block of keys and
+values that arrived from its ring neighbour, while it forwards that block on. A block is the rank's K
+and V, ``2h x 2 x kv_heads/tp x head_dim`` values per sequence, sent point to point on the scale-up
+link (``OpKind.send``, costed by hwmodels/links.py like any send). On the DAG step 0
+(``attention``) and send 1 (``cp_ring_send1``) start together; step j (``ring<j>_attention``) starts
+when step j - 1 and send j have both ended; send j + 1 follows send j on the link stream. So the
+sends hide behind the steps while a send takes less than a step, and the layer's attention is then
+the steps back to back.
 
 Pairs per step with that layout (per sequence and head), rank i holding chunks (i, 2cp-1-i): step 0,
-the two diagonal chunks and the later chunk over the earlier one, ``h(h+1) + h^2``; a block from rank
-j < i is seen whole by both of i's chunks except j's later chunk (``2 h^2``), a block from j > i is
-seen whole by i's later chunk only (``2 h^2``). So each rank computes ``2 cp h^2 + h = S(S+1)/(2 cp)`` summed
-over its steps (S = 2 cp h, padded) -- the causal total over cp -- and no rank waits on a busier one.
+the two diagonal chunks and the later chunk over the earlier one, ``h(h+1) + h^2``. A block from rank
+j < i: both of i's chunks see j's earlier chunk whole and neither sees j's later one (``2 h^2``); from
+j > i: i's later chunk sees both of j's chunks whole and i's earlier chunk sees neither (``2 h^2``).
+Each rank thus computes ``2 cp h^2 + h = S(S+1)/(2 cp)`` over its steps (S = 2 cp h, padded): the
+causal total over cp, so no rank waits on a busier one.
 
 Decode after such a prefill: each rank holds 1/cp of every sequence's KV cache, attends the new token
 to it, and the ranks all-gather their partial outputs and log-sum-exps to combine them
