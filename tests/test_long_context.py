@@ -211,3 +211,20 @@ def test_a_spill_over_the_host_capacity_is_refused():
 def test_des_and_analytic_agree_on_a_spilled_run():
     runs = [simulate(make_config(*SPILL_ANY, f"fidelity={f}")) for f in ("analytic", "des")]
     assert runs[1].timeline.end_s == pytest.approx(runs[0].timeline.end_s, rel=1e-9)
+
+
+@pytest.mark.parametrize("fidelity", ["analytic", "des"])
+@pytest.mark.parametrize("extra", [("parallel.cp=4", "workload.prompt_tokens=4096"),
+                                   ("parallel.cp=2", "parallel.tp=2", "workload.batch=4", "workload.prompt_tokens=1000")])
+def test_time_by_bound_adds_up_with_the_ring_beside_the_steps(fidelity, extra):
+    s = summarize(simulate(make_config("model=llama3_8b", f"fidelity={fidelity}", "workload.decode_tokens=3", *extra)))
+    assert sum(s["time_by_bound_s"].values()) == pytest.approx(s["total_s"], rel=1e-9)
+    assert all(v >= 0 for v in s["time_by_bound_s"].values())
+
+
+def test_des_and_analytic_agree_on_a_context_parallel_run():
+    """The ring's sends use only the link and the steps only the arrays and HBM: nothing is shared, so the
+    discrete-event replay is the analytic one."""
+    runs = [simulate(make_config("model=llama3_8b", "parallel.cp=4", "workload.prompt_tokens=4096",
+                                 "workload.decode_tokens=3", f"fidelity={f}")) for f in ("analytic", "des")]
+    assert runs[1].timeline.end_s == pytest.approx(runs[0].timeline.end_s, rel=1e-9)
