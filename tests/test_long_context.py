@@ -214,8 +214,10 @@ def test_des_and_analytic_agree_on_a_spilled_run():
 
 
 @pytest.mark.parametrize("fidelity", ["analytic", "des"])
-@pytest.mark.parametrize("extra", [("parallel.cp=4", "workload.prompt_tokens=4096"),
-                                   ("parallel.cp=2", "parallel.tp=2", "workload.batch=4", "workload.prompt_tokens=1000")])
+@pytest.mark.parametrize("extra", [
+    ("parallel.cp=4", "workload.prompt_tokens=4096"),
+    ("parallel.cp=2", "parallel.tp=2", "workload.batch=4", "workload.prompt_tokens=1000"),
+])
 def test_time_by_bound_adds_up_with_the_ring_beside_the_steps(fidelity, extra):
     s = summarize(simulate(make_config("model=llama3_8b", f"fidelity={fidelity}", "workload.decode_tokens=3", *extra)))
     assert sum(s["time_by_bound_s"].values()) == pytest.approx(s["total_s"], rel=1e-9)
