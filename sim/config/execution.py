@@ -23,6 +23,8 @@ MAX_OVERLAP_CHUNKS = 64  # more pieces than this are launch overhead, never over
 # with its expert placement and at 59,337 with routing made perfectly balanced ("simulated perfect EPLB"): 1.18x.
 # Only the routed experts wait on the busiest chip, so that chip's expert load over the mean is at least 1.18;
 # the default is this lower bound (a run whose experts are a smaller share of the time needs more to lose 18 %).
+# It holds with or without copies of hot experts in that placement (its serving recipe enables EPLB), so it is
+# conservative for a run without them; parallel.moe_redundant_experts then shrinks it as moe.replicated_imbalance says.
 MOE_IMBALANCE_EP = 1.18
 
 
