@@ -27,6 +27,7 @@ class Role(str, Enum):
     weight = "weight"
     activation = "activation"
     kv = "kv"  # the KV cache
+    kv_host = "kv_host"  # the share of the KV cache spilled to the host tier: moves over the host link, not HBM
 
 
 class OpKind(str, Enum):
@@ -107,8 +108,14 @@ class Op:
 
     @property
     def hbm_bytes(self) -> float:
-        """Bytes read plus written in HBM (each tensor once: perfect on-chip reuse)."""
-        return sum(t.nbytes for t in self.reads) + sum(t.nbytes for t in self.writes)
+        """Bytes read plus written in HBM (each tensor once: perfect on-chip reuse); the host tier's are not."""
+        return sum(t.nbytes for t in self.reads if t.role is not Role.kv_host) + \
+            sum(t.nbytes for t in self.writes if t.role is not Role.kv_host)
+
+    @property
+    def host_bytes(self) -> float:
+        """Bytes read plus written in the host tier (the spilled KV cache), over the host link."""
+        return self.bytes_by_role(Role.kv_host)
 
     def bytes_by_role(self, role: Role) -> float:
         return sum(t.nbytes for t in self.reads + self.writes if t.role is role)
@@ -127,3 +134,12 @@ def matmul(name: str, kind: OpKind, m: int, n: int, k: int, dtype: DType, reads,
 
 def vector(name: str, kind: OpKind, flops: float, reads, writes) -> Op:
     return Op(name, kind, Unit.vector, float(flops), tuple(reads), tuple(writes), DType.fp32)
+
+
+def tiered(tensor: Tensor, host_fraction: float) -> tuple[Tensor, ...]:
+    """A KV-cache tensor split between HBM and the host tier: ``host_fraction`` of its bytes are spilled
+    (``Role.kv_host``), the rest stays in HBM. Unsplit when nothing is spilled."""
+    if not host_fraction or not tensor.nbytes:
+        return (tensor,)
+    return (Tensor(tensor.name, tensor.nbytes * (1.0 - host_fraction), tensor.role),
+            Tensor(f"{tensor.name}_host", tensor.nbytes * host_fraction, Role.kv_host))

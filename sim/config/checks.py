@@ -41,6 +41,30 @@ def check_run(cfg: RunConfig) -> None:
             f"{model.max_context} tokens; shorten the prompt or the generation"
         )
     _check_chip(cfg)
+    _check_context_parallel(cfg)
+
+
+def _check_context_parallel(cfg: RunConfig) -> None:
+    """Context parallelism (workloads/context.py): full causal attention on a fused kernel, ranks inside
+    the scale-up domain, at least two tokens per rank."""
+    model, par, chip = cfg.model, cfg.parallel, cfg.hardware
+    if par.cp == 1:
+        return
+    if par.tp * par.cp > chip.max_chips:
+        raise RunError(f"parallel.tp x parallel.cp = {par.tp * par.cp} chips exceed the {chip.max_chips} one "
+                       f"{chip.name} fabric joins (hardware.max_chips, system.scale_up.chips); the ring attention "
+                       "runs on the scale-up link: lower parallel.cp or parallel.tp")
+    kinds = model.layer_kinds()
+    if model.is_mla or model.sliding_window or model.attention_chunk or \
+            any(k.ssm or k.window or k.chunk for k in kinds):
+        raise RunError(f"parallel.cp={par.cp} is modelled for full causal attention (MHA/GQA); {model.name} has "
+                       "latent, windowed, chunked or state-space layers: set parallel.cp=1")
+    if cfg.attention_kernel() is AttentionKernel.unfused or par.pp > 1:
+        raise RunError(f"parallel.cp={par.cp} is modelled with a fused attention kernel and without pipeline stages; "
+                       "use attention.kernel=fused and parallel.pp=1")
+    if cfg.workload.prompt_tokens < 2 * par.cp:
+        raise RunError(f"parallel.cp={par.cp} cuts the prompt into {2 * par.cp} chunks, but workload.prompt_tokens="
+                       f"{cfg.workload.prompt_tokens}; lower parallel.cp")
 
 
 def _check_tensor_split(cfg: RunConfig) -> None:

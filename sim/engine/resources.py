@@ -91,6 +91,15 @@ NIC = Resource("nic", "scale-out NIC", Bound.interconnect,
                lambda op, cost: cost.link_transfer_s if op.comm_nodes > 1 else 0.0, unit_of_work="bytes")
 
 
+def host_tier(bandwidth_Bps: float) -> Resource:
+    """The host memory tier holding the spilled KV cache (``memory.kv_offload=host``): an op's host bytes
+    (``Op.host_bytes``) over the host link's per-direction bandwidth. Its seconds count as
+    ``interconnect``: the link to the host, not the DRAM behind it, sets them."""
+    return Resource("host", "host memory tier", Bound.interconnect, lambda _op, cost: cost.extra("host"),
+                    price=lambda _chip, op: op.host_bytes / bandwidth_Bps, unit_of_work="bytes",
+                    amount=lambda op, _c: op.host_bytes, peak_per_s=lambda _chip, _a: bandwidth_Bps)
+
+
 def utilisation(timeline, chip: HardwareConfig, activations: DType, stages: int = 1) -> dict[str, float]:
     """Achieved rate over the whole run over the peak, per declared resource that reports one
     (per chip: the mean over ``stages``); matrix FLOPs against the peak at the activation format."""

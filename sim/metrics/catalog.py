@@ -93,6 +93,9 @@ _BATCH = (
     Metric("peaks.link_GBps_per_direction", "GB/s", H, "peak link bandwidth per direction"),
     Metric("peaks.ridge_flop_per_byte", "FLOP/byte", L, "ridge point"),
     Metric("pipeline.*", "", L, "pipeline"),
+    Metric("kv_offload.kv_on_host_GB", "GB", L, "KV cache per chip in host memory"),
+    Metric("kv_offload.*", "", L, "KV offload to host memory"),
+    Metric("context_parallel.*", "", L, "context parallelism"),
 )
 _SERVING = (
     Metric("completed_requests", "", H, "completed requests"),

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from sim.batch.run import RunResult
-from sim.config.schema import WorkloadKind
+from sim.config.schema import KvOffload, WorkloadKind
 from sim.engine.bounds import bound_label, fold_tiers, time_by_bound_and_tier
 from sim.engine.costing import BOUNDS
 from sim.engine.resources import utilisation as resource_utilisation
@@ -107,6 +107,7 @@ def _figures(result: RunResult) -> dict:
     if stages > 1:
         extra["pipeline"] = {"stages": stages, "microbatches": cfg.parallel.microbatches or stages,
                              "stage_idle_fraction": [1 - busy / total for busy in tl.stage_busy_s]}
+    extra.update(_long_context(result))
     return {**extra,
             "ttft_s": ttft,
             "tpot_s": (total - ttft) / produced if produced else None,
@@ -125,9 +126,25 @@ def _figures(result: RunResult) -> dict:
             "peaks": _peaks(result)}
 
 
+def _long_context(result: RunResult) -> dict:
+    """The KV cache's host tier (``memory.kv_offload=host``) and the context-parallel ranks, when used."""
+    cfg, out = result.cfg, {}
+    if cfg.memory.kv_offload is KvOffload.host:
+        bandwidth = cfg.memory.host_bandwidth_GBps or cfg.hardware.host_link_GBps
+        out["kv_offload"] = {"kv_on_host_GB": result.memory.kv_on_host / GB, "host_bandwidth_GBps": bandwidth,
+                             "host_capacity_GB": cfg.memory.host_capacity_GB,
+                             "host_busy_s": result.timeline.busy_s.get("host", 0.0)}
+    if cfg.parallel.cp > 1:
+        ring = [r for r in result.timeline.records if r.op.name.startswith("cp_ring_send")]
+        out["context_parallel"] = {"cp": cfg.parallel.cp, "ring_sends": sum(r.count for r in ring),
+                                   "ring_bytes_per_chip": sum(r.op.comm_bytes * r.count for r in ring)}
+    return out
+
+
 def _memory(result: RunResult) -> dict[str, float]:
     mem = result.memory
-    return {"weights": mem.weights / GB, "kv_cache": mem.kv_cache / GB, "activations": mem.activations / GB,
+    kv = mem.kv_cache - mem.kv_on_host if mem.kv_on_host else mem.kv_cache  # HBM's share (the host's: kv_offload)
+    return {"weights": mem.weights / GB, "kv_cache": kv / GB, "activations": mem.activations / GB,
             "used": mem.used / GB, "capacity": mem.capacity / GB}
 
 

@@ -69,6 +69,7 @@ def render(summary: dict, breakdown: list[dict]) -> str:
         f"  HBM per chip            weights {mem['weights']:.2f} GB + KV cache {mem['kv_cache']:.2f} GB + "
         f"activations {mem['activations']:.2f} GB = {mem['used']:.2f} of {mem['capacity']:.4g} GB "
         f"({mem['used'] / mem['capacity']:.0%})",
+        *_long_context_lines(summary),
         f"  simulated               {run['passes']} passes, {run['distinct_ops']} distinct ops costed, "
         f"{run['events']} events, {run['sim_wall_s']:.2f} s wall",
     ]
@@ -130,3 +131,18 @@ def economics_lines(summary: dict) -> list[str]:
         f"  efficiency              {summary['output_tokens_per_s_per_usd'] * 1000:.3g} output tokens/s per $1k "
         f"of chip | {summary['output_tokens_per_s_per_W']:.3g} output tokens/s per W",
     ]
+
+
+def _long_context_lines(summary: dict) -> list[str]:
+    """The KV cache's host tier and the context-parallel ring, when the run uses them."""
+    lines = []
+    if "kv_offload" in summary:
+        off = summary["kv_offload"]
+        lines.append(f"  KV on host memory       {off['kv_on_host_GB']:.2f} GB per chip (of "
+                     f"{off['host_capacity_GB']:.4g} GB) at {off['host_bandwidth_GBps']:.4g} GB/s per direction, "
+                     f"host link busy {fmt_time(off['host_busy_s'])}")
+    if "context_parallel" in summary:
+        cp = summary["context_parallel"]
+        lines.append(f"  context parallel        {cp['cp']} ranks, ring attention: {cp['ring_sends']} KV block sends, "
+                     f"{cp['ring_bytes_per_chip'] / 1e9:.3g} GB per chip")
+    return lines

@@ -130,6 +130,10 @@ def check_serving(cfg: RunConfig) -> None:
         raise RunError(f"speculative.draft_model is simulated with scheduler=continuous or chunked_prefill (got "
                        f"{cfg.scheduler.kind.value}); set it to null or change the scheduler")
     par = cfg.parallel
+    if par.cp > 1 or cfg.memory.kv_offload.value != "none":
+        raise RunError("parallel.cp and memory.kv_offload are simulated for single-batch runs (workload=single_batch); "
+                       "a serving run swaps preempted KV blocks to the host itself: set parallel.cp=1 and "
+                       "memory.kv_offload=none")
     if par.overlap_comm:
         raise RunError("workload=serving costs its steps on the analytic path without communication overlap: set "
                        "parallel.overlap_comm=false")
