@@ -15,8 +15,11 @@ rewrites it after a bump), so a change that moves them without a bump fails.
 History:
   1: the reuse key first holds a model version (issue 14).
   2: communication overlap is chunked: a GEMM's reduction overlaps only the next piece (issue 14).
+  3: (issue 12's transfer mechanisms; the line was not recorded).
+  4: stream-K chips (H100, H200) share the k-loop over the SMs also when a GEMM has fewer output tiles
+     than SMs, instead of split-K through HBM; a unit gets at least 8 k-tiles (issue 12).
 """
 
 from __future__ import annotations
 
-MODEL_VERSION = 3
+MODEL_VERSION = 4
