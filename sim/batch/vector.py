@@ -10,8 +10,9 @@ agree to 1e-9 on every summary figure and per-op time.
 
 A point the vectorised path does not cover runs on the scalar path (``simulate``) instead, and
 the reason is counted (``PointsResult.fallbacks``): the discrete-event fidelity, pipeline
-parallelism, speculative decoding, extra resources, passes with concurrent ops (chunked overlap,
-MoE branches), or a collective the scalar path would reject. A point that fails its checks (does
+parallelism, speculative decoding, mixture-of-experts models, context parallelism, KV cache offload,
+passes with concurrent ops (chunked overlap), collectives over the scale-out network, or a
+collective the scalar path would reject. A point that fails its checks (does
 not fit, a bad split) fails with the scalar path's own message.
 """
 
@@ -78,6 +79,12 @@ def why_scalar(cfg: RunConfig) -> str | None:
         return "discrete-event fidelity"
     if cfg.speculative.draft_model:
         return "speculative decoding"
+    if cfg.model.is_moe:
+        return "mixture-of-experts (time by part of the model)"
+    if cfg.parallel.cp > 1:
+        return "context parallelism"
+    if cfg.memory.kv_offload.value != "none":
+        return "KV cache offload to the host"
     return None
 
 
@@ -87,7 +94,7 @@ def _structure(cfg: RunConfig, seen: dict) -> tuple:
     Computed once per distinct set of part objects (points built in place share them): the parts
     other than the chip by their text, the chip by ``shape_key`` and the one figure of it the
     passes depend on (the overlap's smallest chunk, sim/config/schema.py)."""
-    rest = (cfg.model, cfg.workload, cfg.parallel, cfg.precision, cfg.attention, cfg.runtime, cfg.system)
+    rest = (cfg.model, cfg.workload, cfg.parallel, cfg.precision, cfg.attention, cfg.runtime, cfg.system, cfg.memory)
     ids = tuple(map(id, rest))
     if ids not in seen:
         seen[ids] = (tuple(map(repr, rest)), rest)

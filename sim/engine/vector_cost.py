@@ -65,6 +65,9 @@ class VectorCosts:
 
 def cost_ops(chips: ChipArrays, ops: list[Op], in_switch: bool = True) -> VectorCosts:
     """The cost of every op of ``ops`` on every chip of ``chips``: arrays of shape (points, ops)."""
+    for op in ops:
+        if op.comm_nodes > 1 or op.host_bytes:
+            raise Unsupported("scale-out collectives or KV cache spilled to the host")
     shape = (chips.size, len(ops))
     out = {name: np.zeros(shape) for name in ("compute_s", "memory_s", "link_latency_s", "link_transfer_s",
                                                "overhead_s", "efficiency", "hbm_bytes", "link_bytes")}

@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 
 from hwmodels.chip import CollectiveAlgorithm, GemmSchedule
-from hwmodels.compute import MIN_SPLIT_DEPTH, SPLIT_K, core_tiles
+from hwmodels.compute import MIN_SPLIT_DEPTH, SK_K_TILE_BYTES, SK_MIN_ITERS, SPLIT_K, core_tiles
 from hwmodels.links import Collective, _alltoall, _half_ring, _in_switch, _sendrecv, _tree, group_of
 from hwmodels.memory import ACCUMULATOR_BYTES, K_CHUNK
 from hwmodels.power import ITERATIONS, MIN_RATIO
@@ -69,7 +69,7 @@ def tile_matmul(chips: ChipArrays, m, n, k, groups, a_bytes, b_bytes, rates) -> 
         sk_compute, sk_sram = _stream_k(chips, tm[:, 0], tn[:, 0], out_tiles[:, 0], passes[:, 0], k, cycle_s,
                                         a_bytes, b_bytes)
         sk_seconds = np.maximum(sk_compute, sk_sram)[:, None]
-        sk_choice = np.where(out_tiles > cores, sk_seconds, np.inf)
+        sk_choice = np.where(out_tiles % cores != 0, sk_seconds, np.inf)
         seconds = np.concatenate([seconds, sk_seconds], axis=1)
         choice = np.concatenate([choice, sk_choice], axis=1)
         partials = np.concatenate([np.broadcast_to(partials, choice[:, :-1].shape),
@@ -84,7 +84,10 @@ def tile_matmul(chips: ChipArrays, m, n, k, groups, a_bytes, b_bytes, rates) -> 
 
 
 def _stream_k(chips, tm, tn, out_tiles, passes, k, cycle_s, a_bytes, b_bytes):
-    rep, cores = chips.rep, chips.num_cores[:, None]
+    """hwmodels.compute._stream_k: busy cores as many as units of ``SK_MIN_ITERS`` k-tiles allow."""
+    rep = chips.rep
+    depth = SK_MIN_ITERS * np.maximum(1, SK_K_TILE_BYTES // np.maximum(1, a_bytes.astype(np.int64)))
+    cores = np.minimum(chips.num_cores[:, None], np.maximum(out_tiles, out_tiles * k // depth))
     steps = np.ceil(out_tiles * k / cores)
     rem = out_tiles % cores
     segments = np.ceil(out_tiles / cores) + (rem != 0)
