@@ -92,7 +92,7 @@ def _twin_of_draws(draws) -> None:
         assert_twin(cfgs + [cfgs[0]])  # the same point twice in one group
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(points, min_size=1, max_size=3))
 def test_vector_path_is_the_scalar_twin(draws):
     _twin_of_draws(draws)
