@@ -17,9 +17,11 @@ The cost of a simulation grows with the ops of one layer and the number of passe
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from heapq import heappush
 
 import networkx as nx
 import simpy
+from simpy.core import NORMAL
 
 from sim.engine.costing import OpCost
 from sim.engine.records import HostCosts, OpRecord, SegmentSpan, Timeline
@@ -39,6 +41,16 @@ class CountingEnvironment(simpy.Environment):
     def step(self) -> None:
         super().step()
         self.events_processed += 1
+
+    def at(self, when: float) -> simpy.Event:
+        """An event that fires at time ``when`` exactly (a timeout's ``now + delay`` could differ from it in
+        the last bit): for a process that has added up step durations itself, as SimPy would have."""
+        if when < self.now:
+            raise ValueError(f"time {when} is in the past (now {self.now})")
+        event = simpy.Event(self)
+        event._ok, event._value = True, None
+        heappush(self._queue, (when, NORMAL, next(self._eid), event))
+        return event
 
 
 def simulate_des(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost], host: HostCosts | None = None,

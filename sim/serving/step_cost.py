@@ -59,7 +59,8 @@ class StepCoster:
 
     def __init__(self, cfg: RunConfig, ex: Execution, block_tokens: int) -> None:
         self.model, self.ex, self.block = cfg.model, ex, block_tokens
-        self.one_kind = len(set(cfg.model.layer_kinds())) == 1
+        kinds = cfg.model.layer_kinds()
+        self.one_kind, self.kind = len(set(kinds)) == 1, kinds[0]  # the layers' kind, found once
         self.coster = Coster(cfg.hardware, in_switch=cfg.runtime.in_switch_reduction)
         self.host = HostCosts.of(cfg.runtime, cfg.system.host)
         self.energy: ChipEnergy = chip_energy(cfg.hardware, die_area(cfg.hardware).total_mm2)
@@ -106,7 +107,7 @@ class StepCoster:
         chunks, decodes, pairs, cached, samples, contexts = self._args(key)
         if not self.one_kind:  # layers of several kinds attend differently: no shared frame to replay
             return self.cost_graph(self.graph(key))
-        attention = step_attention(self.model, self.ex, chunks, decodes, pairs, cached, contexts)
+        attention = step_attention(self.model, self.ex, chunks, decodes, pairs, cached, contexts, self.kind)
         tokens = sum(new for new, _ in chunks) + decodes
         frame_key = (tokens, max(1, samples), tuple(op.name for op in attention))
         frame = self._frames.get(frame_key)
