@@ -75,6 +75,8 @@ class Handoff(Protocol):
 class Server:
     """One serving run over one or more instances of the same chips."""
 
+    runs = True  # advance runs of decode-only steps together (sim/serving/decode_runs.py); False: step by step
+
     def __init__(self, traffic: Traffic, instances: list[Instance], cost: Callable[[StepShape], StepCost],
                  route: Route | None = None) -> None:
         self.traffic, self.instances, self.cost = traffic, instances, cost
@@ -96,7 +98,6 @@ class Server:
         self._last_change = 0.0
         self._next_closed = 0
         self._next_at = 0.0  # when the next arrival comes (inf: no more); decode runs stop at it
-        self.runs = True  # advance runs of decode-only steps together (sim/serving/decode_runs.py)
 
     def run(self) -> None:
         """Simulate until every request has completed."""
