@@ -15,8 +15,9 @@ rewrites it after a bump), so a change that moves them without a bump fails.
 History:
   1: the reuse key first holds a model version (issue 14).
   2: communication overlap is chunked: a GEMM's reduction overlaps only the next piece (issue 14).
+  4: least_outstanding breaks ties between replicas by the prompt tokens they still have to prefill (issue 15).
 """
 
 from __future__ import annotations
 
-MODEL_VERSION = 3
+MODEL_VERSION = 4
