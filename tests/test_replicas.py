@@ -43,9 +43,10 @@ def test_least_outstanding_beats_round_robin_on_bursty_traffic_in_every_seed():
     ties by replica number: 127 of the 200 arrivals found several replicas with the fewest requests, and the
     lowest-numbered one was often the one busy prefilling a long prompt. Ties now go to the least prompt work
     still to prefill (sim/serving/routers.py); p99 TTFT, least_outstanding vs round_robin, seeds 0-4:
-    0.339/0.377, 0.764/0.919, 0.311/0.526, 0.603/0.637, 0.409/0.521 s. Not a law: p99 of 200 requests is about
-    the second-worst one, and seed 8 goes the other way (0.334 vs 0.239 s); with 1,000 requests per seed it
-    held in every seed tried (see the report of the change)."""
+    0.339/0.377, 0.764/0.919, 0.311/0.526, 0.603/0.637, 0.409/0.521 s. Not a law (the seeds are the issue's
+    first five, not chosen): p99 of 200 requests is about the second-worst one, and in seeds 0-10 seed 8 goes
+    the other way (0.334 vs 0.239 s; before the change seeds 0 and 8 did). With 1,000 requests per seed it
+    holds in seeds 0-8 and not in seed 9 (0.906 vs 0.807 s; before the change it failed in seeds 3 and 6)."""
     bursty = (*LOAD, "parallel.dp=4", "workload.arrival=gamma", "workload.cv=4", "workload.length_cv=1",
               "workload.prompt_tokens=512", "workload.decode_tokens=64", "workload.num_requests=200",
               "workload.rate_per_s=40", "scheduler.max_batch=8")
