@@ -108,6 +108,8 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
     costs: list[StepCost] = []
     useds: list[int] = []
     start = now
+    decode = getattr(cost, "decode_step", None) or (lambda n, pairs, cached: cost(StepShape((), n, pairs, cached,
+                                                                                            pairs, n)))
     for j in range(steps):
         if late and j in late:
             grow[j % b] += late.pop(j)
@@ -117,7 +119,7 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         pairs = total + n * (j + 1)
         if page:
             pages += cross[j % page]
-        c = cost(StepShape((), n, pairs, pages * page if page else pairs, pairs, n))
+        c = decode(n, pairs, pages * page if page else pairs)
         end = now + c.time_s
         if end == until:  # which comes first at the same instant is SimPy's order: step by step
             break

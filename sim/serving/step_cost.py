@@ -87,6 +87,17 @@ class StepCoster:
             cost = self._cache[key] = self.cost_key(key)
         return cost
 
+    def decode_step(self, decodes: int, pairs: int, cached: int) -> StepCost:
+        """``self(StepShape((), decodes, pairs, cached, pairs, decodes))`` without building the shape (the
+        inner loop of sim/serving/decode_runs.py)."""
+        b = self.block
+        scores = round(pairs / b) if self.ex.attention is AttentionKernel.unfused else 0
+        key = ((), decodes, round(pairs / b), round(cached / b), scores, decodes)
+        cost = self._cache.get(key)
+        if cost is None:
+            cost = self._cache[key] = self.cost_key(key)
+        return cost
+
     def _args(self, key: tuple) -> tuple:
         """``build_step_totals``'s arguments after the model and execution, from a signature."""
         chunks, decodes, pairs, cached, scores, samples = key
