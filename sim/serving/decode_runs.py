@@ -3,14 +3,15 @@ completions, not with scheduler steps.
 
 Between an arrival and a completion a continuous or chunked-prefill instance often runs the same
 kind of step again and again: every running request decodes one token, nobody is admitted (the
-queue is empty, or its head cannot be admitted), nobody finishes, nobody is preempted. Such a step
-changes only counters that grow in closed form: each request's context grows by one token, and
-it takes a new KV block every ``block`` tokens (at a step known in advance from its context and the
-blocks it holds). So ``plan_run`` finds how many such steps follow, their shapes (decode count,
-summed keys, keys read from whole blocks) and their costs from the step coster (the same cached
-signatures as step by step), and the end of each step by the same float additions SimPy makes
-(``now + duration``). The server then waits once, to the exact end time of the last step, and
-``apply_run`` updates the requests and the cache as the steps would have.
+queue is empty, or its head cannot be admitted), nobody is preempted. Such a step changes only
+counters that grow in closed form: each request's context grows by one token, and it takes a new
+KV block every ``block`` tokens (at a step known in advance from its context and the blocks it
+holds). So ``plan_run`` finds how many such steps follow, their shapes (decode count, summed keys,
+keys read from whole pages) and their costs from the step coster (the same cached signatures as
+step by step), and the end of each step by the same float additions SimPy makes (``now +
+duration``). The server waits to the exact end time of the last step (with several instances, to
+each step's end, so that all instances' steps are recorded and summed in the step-by-step order),
+and ``apply_run`` updates the requests and the cache as the steps would have.
 
 What a run may contain (anything else is simulated step by step):
 
@@ -19,11 +20,12 @@ What a run may contain (anything else is simulated step by step):
 * the queue is empty, or its head cannot be admitted at any of the run's steps (the batch is full,
   a chunked step has no token budget left, or its blocks do not fit; never with prefix caching,
   whose lookups are counted);
-* no request makes its last token, and the cache holds every decode's growth without preempting;
+* the cache holds every decode's growth without preempting; the run ends with the first step that
+  makes some request's last token (``apply_run`` completes it as ``Scheduler._token`` does);
 * every step starts before the next arrival (``until``); the last step may span it, since the
   arrival only joins the queue and the step does not look at the queue. The router sees the
-  instance's outstanding requests, which a run does not change (the server does not span
-  arrivals when its router reads KV use).
+  instance's outstanding requests, which a run does not change, and (several instances) its KV
+  use, which the server sets at each step's start as the step-by-step plan would.
 
 A test (tests/test_decode_runs.py) holds runs to the step-by-step simulation bit for bit.
 """

@@ -13,9 +13,10 @@ An instance is one tensor-parallel group running a scheduler: the whole server, 
   completions; with nothing to do it sleeps until woken (an arrival, a KV cache handed over).
 
 Events are arrivals, steps, completions and KV transfers, so a run's cost grows with the
-scheduler steps, not with layers or ops. Alongside, the server integrates over time the number
-of requests waiting for their first admission and the number in the system (Little's law),
-and records one row per step (instance, time, batch, tokens, KV-cache use, queue).
+scheduler steps, not with layers or ops; runs of decode-only steps are advanced together
+(sim/serving/decode_runs.py), one event per run on a lone instance. Alongside, the server
+integrates over time the number of requests waiting for their first admission and the number in
+the system (Little's law), and records one row per step (instance, time, batch, tokens, KV-cache use, queue).
 """
 
 from __future__ import annotations
