@@ -27,6 +27,7 @@ import networkx as nx
 
 from hwmodels.area import die_area
 from hwmodels.energy import ChipEnergy, chip_energy
+from sim.config.placement import network
 from sim.config.schema import RunConfig
 from sim.engine.analytic import simulate_analytic
 from sim.engine.costing import Coster
@@ -61,7 +62,7 @@ class StepCoster:
         self.model, self.ex, self.block = cfg.model, ex, block_tokens
         kinds = cfg.model.layer_kinds()
         self.one_kind, self.kind = len(set(kinds)) == 1, kinds[0]  # the layers' kind, found once
-        self.coster = Coster(cfg.hardware, in_switch=cfg.runtime.in_switch_reduction)
+        self.coster = Coster(cfg.hardware, in_switch=cfg.runtime.in_switch_reduction, network=network(cfg))
         self.host = HostCosts.of(cfg.runtime, cfg.system.host)
         self.energy: ChipEnergy = chip_energy(cfg.hardware, die_area(cfg.hardware).total_mm2)
         self._cache: dict[tuple, StepCost] = {}
