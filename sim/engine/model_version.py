@@ -21,9 +21,8 @@ History:
      ep > 1, LMSYS 2025), so MoE runs with ep > 1 take longer; dense runs keep their numbers (issue 18).
   5: stream-K chips (H100, H200, B200, GB200) share the k-loop over the SMs also when a GEMM has fewer output tiles
      than SMs, instead of split-K through HBM; a unit gets at least 8 k-tiles (issue 12).
-  6: least_outstanding breaks ties between replicas by the prompt tokens they still have to prefill (issue 15).
 """
 
 from __future__ import annotations
 
-MODEL_VERSION = 6
+MODEL_VERSION = 5

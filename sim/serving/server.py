@@ -31,7 +31,7 @@ import simpy
 from sim.engine.des import CountingEnvironment
 from sim.serving.decode_runs import DecodeRun, apply_run, can_run, plan_run
 from sim.serving.request import Request
-from sim.serving.routers import Route, least_outstanding
+from sim.serving.routers import Route, outstanding
 from sim.serving.schedulers import Scheduler, StepPlan, StepShape
 from sim.serving.step_cost import StepCost
 from sim.serving.traffic import Traffic
@@ -82,7 +82,7 @@ class Server:
                  route: Route | None = None) -> None:
         self.traffic, self.instances, self.cost = traffic, instances, cost
         self.front = [i for i in instances if i.role != "decode"]  # where new requests queue
-        self.route = route or least_outstanding
+        self.route = route or (lambda front: min(front, key=outstanding))
         self.busy_by: dict[str, float] = {i.name: 0.0 for i in instances}  # step time of each instance
         self.pipeline: Pipeline | None = None  # pipeline parallelism (its stages are shared per ``pipe``)
         self._stages: dict[str, list[simpy.Resource]] = {}
