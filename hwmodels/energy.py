@@ -152,10 +152,20 @@ def static_power_W(chip: HardwareConfig, die_area_mm2: float) -> float:
     return (node.leakage_W_per_mm2 * die_area_mm2 + hbm.static_W_per_stack * chip.hbm_stacks) / DELIVERY_EFFICIENCY
 
 
+def voltage_factor(chip: HardwareConfig) -> float:
+    """Dynamic energy per operation at ``chip``'s clock over that at the node's nominal clock.
+
+    ``C V^2`` with the voltage rising in proportion to the clock above the node's nominal clock
+    (``(f / f_nom)^2``); at or below it the logic runs at the nominal voltage (1).
+    """
+    ratio = chip.freq_GHz / process_node(chip.process_node).nominal_clock_GHz
+    return ratio * ratio if ratio > 1 else 1.0
+
+
 def chip_energy(chip: HardwareConfig, die_area_mm2: float) -> ChipEnergy:
     """The energy coefficients of ``chip`` whose logic covers ``die_area_mm2`` (all dies)."""
     node, hbm = process_node(chip.process_node), hbm_generation(chip.hbm_generation)
-    s, d = node.energy_scale, DELIVERY_EFFICIENCY
+    s, d = node.energy_scale * voltage_factor(chip), DELIVERY_EFFICIENCY
     mac = {DType(name): mac_pJ(DType(name), chip.array_rows, chip.array_cols, s) * PJ / d
            for name in chip.matmul_dtype_rate}
     return ChipEnergy(

@@ -122,7 +122,8 @@ def simulate(cfg: RunConfig, resources: tuple[Resource, ...] = RESOURCES) -> Run
     prefill = next(all_passes)
     mem = memory_use(cfg, prefill)
     check_fits(cfg, mem)
-    coster = Coster(cfg.hardware, resources, in_switch=cfg.runtime.in_switch_reduction)
+    coster = Coster(cfg.hardware, resources, in_switch=cfg.runtime.in_switch_reduction,
+                    cap=cfg.power.cap)
     host = HostCosts.of(cfg.runtime, cfg.system.host)
     if cfg.parallel.pp > 1:
         timeline = simulate_pipeline(lambda size: list(passes(cfg, size)), cfg.workload.batch, cfg.parallel.pp,

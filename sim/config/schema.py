@@ -31,6 +31,7 @@ from sim.config.execution import (
     CostConfig,
     Fidelity,
     ParallelConfig,
+    PowerConfig,
     PrecisionConfig,
     RuntimeConfig,
     SpeculativeConfig,
@@ -56,7 +57,8 @@ from workloads.model import ModelConfig
 
 __all__ = [
     "FLASH_TILE", "Admission", "AppConfig", "ArrivalProcess", "AttentionConfig", "CostConfig", "Fidelity", "HostConfig",
-    "LengthDistribution", "OutputConfig", "ParallelConfig", "Preemption", "PrecisionConfig", "RouterConfig",
+    "LengthDistribution", "OutputConfig", "ParallelConfig", "PowerConfig", "Preemption", "PrecisionConfig",
+    "RouterConfig",
     "RouterKind", "RunConfig", "RunError",
     "RuntimeConfig", "ScaleOutConfig", "ScaleUpConfig", "SchedulerConfig", "SchedulerKind", "SearchConfig",
     "SloConfig", "SpeculativeConfig", "SweepConfig", "SystemConfig", "TraceName", "WorkloadConfig", "WorkloadKind",
@@ -76,6 +78,7 @@ class RunConfig:
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     cost: CostConfig = field(default_factory=CostConfig)  # prices for energy and cost figures
+    power: PowerConfig = field(default_factory=PowerConfig)  # the board power budget's cap on the clock
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     speculative: SpeculativeConfig = field(default_factory=SpeculativeConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)  # serving runs only

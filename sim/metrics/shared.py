@@ -209,6 +209,7 @@ class ChipFacts:
         chip, area = self.cfg.hardware, self.econ.area
         return {"chip_area_mm2": area.total_mm2, "die_area_mm2": area.die_mm2, "num_dies": chip.num_dies,
                 "process_node": chip.process_node, "published_die_area_mm2": chip.published_die_area_mm2 or None,
+                "hbm_stacks": chip.hbm_stacks, "hbm_stacks_note": getattr(chip, "hbm_stacks_note", "") or None,
                 "by_part_mm2": area.as_dict()}
 
     def cost(self) -> dict:
