@@ -7,7 +7,9 @@ Chip cost, USD:
 * yield, negative binomial: ``Y = (1 + A D0 / alpha)^-alpha`` with the node's defect density D0
   and clustering ``alpha = 3``; a bigger die or a dirtier process yields fewer good dies;
 * silicon: ``dies x wafer price / (dies per wafer x Y)`` (each chiplet yields on its own);
-* HBM: ``capacity_GB x $/GB`` of the chip's HBM generation;
+* HBM: ``capacity_GB x $/GB x (1 - HBM_SPEED_PREMIUM + HBM_SPEED_PREMIUM x rate / max rate)`` of
+  the chip's HBM generation: its $/GB is the top speed bin's, slower bins sell for less, so
+  bandwidth costs money even where it needs no more stacks;
 * packaging: a 2.5D silicon interposer under the dies and stacks
   (``INTERPOSER_USD_PER_MM2 x 1.3 x (dies + stacks x HBM_FOOTPRINT_MM2)``) plus substrate and
   assembly; test: ``TEST_SHARE`` of all of the above.
@@ -42,6 +44,10 @@ INTERPOSER_MARGIN = 1.3
 HBM_FOOTPRINT_MM2 = 110.0
 SUBSTRATE_ASSEMBLY_USD = 150.0
 TEST_SHARE = 0.05
+# ESTIMATE (range 0.3-0.7): share of an HBM stack's price that follows its speed bin; a stack run
+# at half the generation's top pin rate costs 1 - 0.5 x 0.5 = 75 % of a top-bin one (speed binning
+# of the stacks' base dies; 2023-24 trade-press reports of premiums for the fastest HBM3/HBM3e bins).
+HBM_SPEED_PREMIUM = 0.5
 HOURS_PER_YEAR = 8766.0  # 365.25 days
 
 
@@ -101,7 +107,8 @@ def chip_cost(chip: HardwareConfig, area: AreaBreakdown, defects_per_cm2: float 
     per_wafer = dies_per_wafer(die)
     y = negative_binomial_yield(die, d0)
     silicon = chip.num_dies * die_cost_usd(die, node.wafer_usd, d0)
-    memory = chip.hbm_capacity_GB * hbm.usd_per_GB
+    rate = min(1.0, chip.hbm_bandwidth_GBps / (chip.hbm_stacks * hbm.max_GBps_per_stack))
+    memory = chip.hbm_capacity_GB * hbm.usd_per_GB * (1 - HBM_SPEED_PREMIUM + HBM_SPEED_PREMIUM * rate)
     interposer = INTERPOSER_MARGIN * (area.total_mm2 + chip.hbm_stacks * HBM_FOOTPRINT_MM2)
     packaging = SUBSTRATE_ASSEMBLY_USD + INTERPOSER_USD_PER_MM2 * interposer
     test = TEST_SHARE * (silicon + memory + packaging)

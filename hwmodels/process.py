@@ -113,7 +113,8 @@ class HbmGeneration:
         name: the key (``"hbm3"``).
         pJ_per_bit: energy per bit read or written, DRAM core plus I/O on both sides.
         static_W_per_stack: background power of one stack (refresh, standby, idle PHY).
-        usd_per_GB: price per GB of stacked memory.
+        usd_per_GB: price per GB of stacked memory of the generation's top speed bin (slower bins:
+            hwmodels/cost.py HBM_SPEED_PREMIUM).
         stream_fraction: fraction of a chip's datasheet bandwidth that a long streaming kernel
             reaches with memory of this generation and its controller: a published STREAM-class
             result of a named chip (below). A fact about the memory, never fitted.
@@ -135,7 +136,7 @@ class HbmGeneration:
 # measurement-based model of HBM2). Later generations: ESTIMATE, ~10-15% less per generation
 # from lower I/O voltage (HBM3 VDDQ 0.4 V vs HBM2 1.2 V, JEDEC JESD238/JESD235) against faster
 # signalling. Static: ESTIMATE (refresh and standby of 8-12 dies plus an idle PHY, 1.5-3 W).
-# Price: ESTIMATE from 2023-24 analyst estimates (HBM3 ~$15/GB, i.e. ~$1,200 for an H100's 80 GB;
+# Price (top speed bin): ESTIMATE from 2023-24 analyst estimates (HBM3 ~$15/GB, ~$1,200 for 80 GB;
 # HBM3e ~$20/GB; HBM2/2e ~$10-12/GB).
 # Streaming fraction: BabelStream Triad, the same benchmark for every generation, as published
 # in Azure/AI-benchmarking-guide @ 8fd0c6e (Azure_Results/ND_*_results.md):

@@ -15,8 +15,11 @@ rewrites it after a bump), so a change that moves them without a bump fails.
 History:
   1: the reuse key first holds a model version (issue 14).
   2: communication overlap is chunked: a GEMM's reduction overlaps only the next piece (issue 14).
+  4: trade-offs priced (issue 13): the power cap counts the SRAM passes of HBM bytes and throttles
+     the energy of published-efficiency kernels, and applies to ideal chips; HBM is priced by its
+     speed bin; the clock costs energy (V ~ f) and area above the node's nominal clock.
 """
 
 from __future__ import annotations
 
-MODEL_VERSION = 3
+MODEL_VERSION = 4

@@ -139,6 +139,7 @@ _ECONOMICS = (
     Metric("peak_power_W", "W", L, "peak power"),
     Metric("sustained_clock_GHz", "GHz", H, "sustained clock"),
     Metric("energy.min_clock_GHz", "GHz", H, "lowest sustained clock"),
+    Metric("energy.boost_clock_GHz", "GHz", H, "boost clock"),
     Metric("energy.sustained_clock_GHz", "GHz", H, "sustained clock"),
     Metric("area.hbm_stacks", "", L, "HBM stacks"),
     Metric("joules_per_output_token", "J", L, "energy per output token"),

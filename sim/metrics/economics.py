@@ -111,8 +111,8 @@ def sustained_clock(result: RunResult) -> dict:
             busy += r.total_s
             lowest = min(lowest, ratio)
     mean = weighted / busy if busy else 1.0
-    return {"sustained_clock_GHz": freq * mean, "min_clock_GHz": freq * lowest, "power_limited": lowest < 1.0,
-            "power_cap": result.cfg.power.cap}
+    return {"sustained_clock_GHz": freq * mean, "min_clock_GHz": freq * lowest, "boost_clock_GHz": freq,
+            "power_limited": lowest < 1.0, "power_cap": result.cfg.power.cap}
 
 
 def _key(r: OpRecord) -> tuple:
