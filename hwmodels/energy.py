@@ -18,7 +18,9 @@ delivery efficiency):
 Static power: ``(leakage_W_per_mm2 x die area + HBM background x stacks) / delivery``, drawn for
 the whole run whether the units are busy or not.
 
-``scale`` is the node's ``energy_scale`` (7 nm = 1; hwmodels/process.py). The 7 nm reference
+``scale`` is the node's ``energy_scale`` (7 nm = 1; hwmodels/process.py), times
+``voltage_factor``: ``(f / f_nom)^2`` for a chip clocked above its node's nominal clock (the
+voltage rises with the clock, ``C V^2`` per operation), 1 at or below it. The 7 nm reference
 figures below come from Jouppi et al., "Ten Lessons From Three Generations Shaped Google's
 TPUv4i", ISCA 2021, Table 2: Horowitz's ISSCC 2014 energy table re-derived for 7 nm.
 """

@@ -117,7 +117,7 @@ def _bigger(chip: HardwareConfig, name: str, factor: float) -> HardwareConfig:
 def _small_chip(cores: int, rows: int, lanes: float, sram: float, bw: float, freq: float, gen: str) -> HardwareConfig:
     return HardwareConfig(num_cores=cores, arrays_per_core=2, array_rows=rows, array_cols=rows, vector_lanes=lanes,
                           sram_MiB=sram, hbm_bandwidth_GBps=bw, hbm_capacity_GB=24.0, freq_GHz=freq,
-                          hbm_generation=gen, link_bandwidth_GBps=100.0)
+                          hbm_generation=gen, link_bandwidth_GBps=100.0, num_dies=2)
 
 
 CHIPS = st.builds(_small_chip, st.integers(1, 32), st.sampled_from([16, 32, 64, 128]), st.floats(100, 20000),
@@ -125,7 +125,7 @@ CHIPS = st.builds(_small_chip, st.integers(1, 32), st.sampled_from([16, 32, 64, 
                   st.sampled_from(["hbm2", "hbm2e", "hbm3", "hbm3e"]))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(chip=CHIPS, part=st.sampled_from(sorted(PARTS)))
 def test_more_of_any_part_never_makes_the_chip_cheaper_or_smaller(chip, part):
     try:
@@ -188,3 +188,11 @@ def test_bandwidth_vs_compute_prices_every_point_and_has_a_real_front():
     rows = [(s["chip_cost_usd"], s["output_tokens_per_s"]) for s in points.values()]
     front = {r for r in rows if not any(o[0] <= r[0] and o[1] >= r[1] and o != r for o in rows)}
     assert len(front) >= 5, sorted(front)
+
+
+def test_system_cost_per_chip_closed_form():
+    # DGX H100 (8 chips a node, NVSwitch, no scale-out in the default system): chip + 30,000 / 8 + 1,500
+    s = summarize(simulate(make_config("model=llama2_7b", "workload.batch=1", "workload.decode_tokens=2")))
+    cost = s["cost"]
+    assert cost["host_usd_per_chip"] == 30000 / 8 and cost["scale_up_usd_per_chip"] == 1500.0
+    assert cost["system_usd_per_chip"] == pytest.approx(s["chip_cost_usd"] + 3750 + 1500 + cost["scale_out_usd_per_chip"])
