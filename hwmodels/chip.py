@@ -129,7 +129,7 @@ class HardwareConfig:
     gemm_schedule: GemmSchedule = GemmSchedule.waves
     architecture: str = "generic"
     # An idealised chip for teaching and what-ifs: fitted fields it does not set take IDEAL's values
-    # (every kernel at peak, no fixed costs) instead of the A100 fit; its clock obeys power.cap like any chip.
+    # (every kernel at peak, no fixed costs) instead of the A100 fit, and its clock never throttles.
     ideal: bool = False
     # Energy, area and cost (hwmodels/energy.py, area.py, cost.py).
     process_node: str = "7nm"  # logic process, a key of hwmodels.process.NODES ("4nm" = NVIDIA 4N)

@@ -22,9 +22,10 @@ the clock inside the DVFS range, so energy per operation goes as ``r^2`` at cloc
   its time; only its energy scales, with ``r`` from ``fixed_time_ratio``.
 
 Static power (leakage, idle, HBM background) comes from ``energy.static_power_W`` over the
-modelled die area. A chip with ``board_power_W = 0`` (unknown), or a run with ``power.cap=false``,
-is never throttled; an ``ideal`` chip is capped like any other (the teaching chip's budget is above
-its peak at its own clock). Only the arrays' clock drops: HBM traffic is never slowed. Memory-bound
+modelled die area. A chip with ``board_power_W = 0`` (unknown), an ``ideal`` chip (its lessons'
+hand arithmetic runs at the stated clock), or a run with ``power.cap=false`` is never throttled;
+the summary's ``energy.over_budget`` says when its peak power exceeds the board's. Only the
+arrays' clock drops: HBM traffic is never slowed. Memory-bound
 kernels (small-M GEMMs that read weights) draw little arithmetic power and keep the boost
 clock; large square GEMMs are the ones that throttle.
 """
@@ -56,7 +57,7 @@ class PowerBudget:
     def of(cls, chip: HardwareConfig, cap: bool = True) -> PowerBudget:
         """The chip's budget; ``cap=False`` (``power.cap=false``): none, every kernel at the boost clock."""
         energy = chip_energy(chip, die_area(chip).total_mm2)
-        budget = chip.board_power_W if cap else 0.0
+        budget = chip.board_power_W if cap and not chip.ideal else 0.0
         return cls(budget, energy.static_W, energy.mac_J, energy.sram_J_per_byte, energy.hbm_J_per_byte)
 
     def matmul_core_J(self, flops: float, dtype: DType) -> float:

@@ -157,14 +157,26 @@ def test_at_a_fixed_clock_more_of_any_part_is_never_slower(part, factor, tp):
 
 
 def test_under_the_cap_a_bigger_chip_may_clock_lower_and_says_so():
-    """A chip with twice the arrays on the same 125 W board sustains a lower clock; the summary says so."""
-    run = ("hardware=teaching_npu", "model=llama2_7b", "fidelity=analytic", "workload.batch=16",
+    """A100 with 6 more SMs on the same 400 W board sustains a lower clock in a compute-bound prefill; the
+    summary says so, and neither draws more than the budget."""
+    run = ("hardware=a100_80gb", "model=llama2_7b", "fidelity=analytic", "workload.batch=8",
            "workload.prompt_tokens=1024", "workload.decode_tokens=2")
     base = summarize(simulate(make_config(*run)))
-    big = summarize(simulate(make_config(*run, "hardware.num_cores=8")))
-    assert not base["energy"]["power_limited"] and base["sustained_clock_GHz"] == 1.0
-    assert big["energy"]["power_limited"] and big["sustained_clock_GHz"] < 1.0
-    assert big["peak_power_W"] <= 125.0 * (1 + 1e-9)
+    big = summarize(simulate(make_config(*run, "hardware.num_cores=114")))
+    assert base["energy"]["power_limited"] and big["energy"]["power_limited"]
+    assert big["sustained_clock_GHz"] < base["sustained_clock_GHz"] < 1.41
+    assert max(base["peak_power_W"], big["peak_power_W"]) <= 400.0 * (1 + 1e-9)
+    assert big["chip_area_mm2"] > base["chip_area_mm2"]
+
+
+def test_ideal_chips_run_at_their_clock_and_say_when_over_budget():
+    """The teaching chip is never throttled (its lessons' arithmetic is at 1 GHz); at 4 GHz its peak power
+    is far over its 125 W board and the summary says so."""
+    run = ("hardware=teaching_npu", "model=llama2_7b", "fidelity=analytic", "workload.batch=16",
+           "workload.prompt_tokens=1024", "workload.decode_tokens=2", "hardware.freq_GHz=4")
+    s = summarize(simulate(make_config(*run)))
+    assert s["sustained_clock_GHz"] == 4.0 and not s["energy"]["power_limited"]
+    assert s["energy"]["over_budget"] and s["peak_power_W"] > 125.0
 
 
 # ---- the bandwidth_vs_compute experiment -------------------------------------------------------------
@@ -195,4 +207,5 @@ def test_system_cost_per_chip_closed_form():
     s = summarize(simulate(make_config("model=llama2_7b", "workload.batch=1", "workload.decode_tokens=2")))
     cost = s["cost"]
     assert cost["host_usd_per_chip"] == 30000 / 8 and cost["scale_up_usd_per_chip"] == 1500.0
-    assert cost["system_usd_per_chip"] == pytest.approx(s["chip_cost_usd"] + 3750 + 1500 + cost["scale_out_usd_per_chip"])
+    expected = s["chip_cost_usd"] + 3750 + 1500 + cost["scale_out_usd_per_chip"]
+    assert cost["system_usd_per_chip"] == pytest.approx(expected)
