@@ -15,11 +15,13 @@ rewrites it after a bump), so a change that moves them without a bump fails.
 History:
   1: the reuse key first holds a model version (issue 14).
   2: communication overlap is chunked: a GEMM's reduction overlaps only the next piece (issue 14).
-  4: trade-offs priced (issue 13): the power cap counts the SRAM passes of HBM bytes and throttles
-     the energy of published-efficiency kernels, and applies to ideal chips; HBM is priced by its
-     speed bin; the clock costs energy (V ~ f) and area above the node's nominal clock.
+  4: expert parallelism's measured load imbalance is the default (parallel.moe_imbalance null: 1.18 at
+     ep > 1, LMSYS 2025), so MoE runs with ep > 1 take longer; dense runs keep their numbers (issue 18).
+  5: trade-offs priced (issue 13): the power cap counts the SRAM passes of HBM bytes and throttles
+     the energy of published-efficiency kernels; HBM is priced partly by its bandwidth; the clock
+     costs energy (V ~ f) and area above the node's nominal clock; HBM PHYs need die edge.
 """
 
 from __future__ import annotations
 
-MODEL_VERSION = 4
+MODEL_VERSION = 5
