@@ -62,7 +62,8 @@ class StepCoster:
         self.model, self.ex, self.block = cfg.model, ex, block_tokens
         kinds = cfg.model.layer_kinds()
         self.one_kind, self.kind = len(set(kinds)) == 1, kinds[0]  # the layers' kind, found once
-        self.coster = Coster(cfg.hardware, in_switch=cfg.runtime.in_switch_reduction, network=network(cfg))
+        self.coster = Coster(cfg.hardware, in_switch=cfg.runtime.in_switch_reduction, network=network(cfg),
+                             cap=cfg.power.cap)
         self.host = HostCosts.of(cfg.runtime, cfg.system.host)
         self.energy: ChipEnergy = chip_energy(cfg.hardware, die_area(cfg.hardware).total_mm2)
         self._cache: dict[tuple, StepCost] = {}
