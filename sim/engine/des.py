@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 import networkx as nx
 import simpy
 
+from sim.engine.analytic import repeat_records
 from sim.engine.costing import OpCost
 from sim.engine.records import HostCosts, OpRecord, SegmentSpan, Timeline
 from sim.engine.replay import SimClock, replay
@@ -85,6 +86,16 @@ class DesSegments:
                 server.add_repeat((server.busy_s - busy0) * (repeat - 1), (server.work_s - work0) * (repeat - 1))
             yield env.timeout(elapsed * (repeat - 1))
         span.end_s = env.now
+
+    def mark(self) -> tuple[int, list[tuple[float, float]]]:
+        """Where the records and the servers stand (before a pass standing for several steps)."""
+        return len(self.timeline.records), self.chip.snapshot()
+
+    def repeat_since(self, mark: tuple[int, list[tuple[float, float]]], steps: int) -> None:
+        """The records and the servers' busy time since ``mark`` count ``steps`` times."""
+        repeat_records(self.timeline.records, mark[0], steps)
+        for server, (busy0, work0) in zip(self.chip.servers(), mark[1], strict=True):
+            server.add_repeat((server.busy_s - busy0) * (steps - 1), (server.work_s - work0) * (steps - 1))
 
     def _run_dag(self, dag: nx.DiGraph, graph: PassGraph, segment: str, repeat: int, stage: int, microbatch: int,
                  block: int) -> Iterator[simpy.Event]:
