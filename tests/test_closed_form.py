@@ -120,8 +120,10 @@ def test_a_closed_form_run_is_a_few_segments_with_their_steps():
     ("model.attention_chunk=64", "workload.prompt_tokens=40", "workload.decode_tokens=100", "fidelity=analytic"),
     ("model=mistral_7b", "model.sliding_window=64", "workload.prompt_tokens=30", "workload.decode_tokens=80",
      "fidelity=des"),
-    ("model=gpt_oss_120b", "workload.decode_tokens=200", "workload.prompt_tokens=64", "fidelity=analytic"),
-    ("model=jamba_1_5_large", "parallel.tp=8", "workload.decode_tokens=50", "fidelity=analytic"),
+    ("model=gpt_oss_120b", "parallel.tp=4", "workload.decode_tokens=200", "workload.prompt_tokens=64",
+     "fidelity=analytic"),  # windows on alternate layers: two attention kinds, one fills at 128 keys
+    ("model=jamba_1_5_large", "parallel.tp=8", "precision.weights=fp8", "workload.decode_tokens=50",
+     "fidelity=analytic"),  # Mamba layers beside attention
     ("model=mixtral_8x7b", "parallel.tp=2", "parallel.overlap_comm=true", "workload.decode_tokens=50",
      "fidelity=analytic"),
     ("hardware=mi300x", "workload.decode_tokens=40", "fidelity=analytic"),  # no published kernel: step by step
