@@ -154,3 +154,13 @@ def test_closed_form_equals_step_by_step_random(prompt, decode, batch, block, wi
                  f"fidelity={fidelity}")
     assert_same(overrides, 1e-9 if fidelity == "analytic" else 1e-6)
     assert math.isfinite(simulate(make_config(*overrides)).timeline.end_s)
+
+
+def test_a_pass_that_is_not_a_chain_merges_only_inside_a_cache_block(monkeypatch):
+    """Branches (MoE, overlapped all-reduces) make a pass's time convex, not affine, in the context: a
+    segment then stays inside one cache block and its mean step must sit on the chord of its ends."""
+    monkeypatch.setattr("sim.batch.closed_form._is_chain", lambda dag: False)
+    overrides = ("workload.decode_tokens=70", "workload.prompt_tokens=20", "fidelity=analytic")
+    assert_same(overrides, 1e-9)
+    segments = [p for p in simulate(make_config(*overrides)).timeline.passes if p.phase is Phase.decode]
+    assert 5 <= len(segments) <= 12  # 69 steps over contexts 21..89: six blocks of 16
