@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import networkx as nx
 
-from workloads.attention import Phase, decode_keys, pass_attention
+from workloads.attention import Phase, pass_attention
 from workloads.graph import Execution, PassGraph, segment_names
 from workloads.model import LayerKind, ModelConfig
 from workloads.ops import Op, Tensor
@@ -61,16 +61,6 @@ def pieces(model: ModelConfig, ex: Execution, first: int, last: int) -> list[tup
             cuts.add(kind.window + 1)
     starts = sorted(c for c in cuts if first <= c <= last)
     return [(a, b - 1) for a, b in zip(starts, [*starts[1:], last + 1], strict=True)]
-
-
-def mean_keys(model: ModelConfig, ex: Execution, first: int, last: int, kind: LayerKind) -> tuple[float, float]:
-    """Mean (keys, cached keys) of the steps at contexts ``first .. last`` in a layer of ``kind``."""
-    keys = cached = 0
-    for context in range(first, last + 1):
-        k, c = decode_keys(model, ex, context, kind)
-        keys, cached = keys + k, cached + c
-    n = last - first + 1
-    return keys / n, cached / n
 
 
 def mean_op(ops: list[Op], weights: list[float]) -> Op:
