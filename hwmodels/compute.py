@@ -19,7 +19,12 @@ a GEMM library tiles it:
 * with ``gemm_schedule = stream_k`` (persistent kernels, CUTLASS 3 / cuBLAS on Hopper) the
   k-loop iterations of all output tiles are shared evenly over the cores instead of whole tiles
   in waves: no idle cores in a last partial wave, at the price of one more fill and drain per
-  core and the fp32 partial sums of the tiles two cores share, added through SRAM.
+  core and the fp32 partial sums of the tiles two cores share, added through SRAM (the fix-up
+  workspace). It applies whenever the tiles do not fill whole waves, fewer tiles than cores
+  included (there it replaces split-K and its HBM workspace: Osama et al., "Stream-K:
+  Work-centric Parallel Decomposition for Dense Matrix-Matrix Multiplication on the GPU", PPoPP
+  2023); a core's share is at least ``SK_MIN_ITERS`` k-tiles of ``SK_K_TILE_BYTES``, so a
+  shallow GEMM spreads over fewer cores.
 
 The tile size is chosen as an autotuner would: the candidate with the shortest time, so a
 small GEMM on a huge array wastes it and a large one runs close to peak.
@@ -37,6 +42,11 @@ TILE_MULTIPLES = (1, 2, 4, 8, 16)
 SPLIT_K = (1, 2, 4, 8, 16)  # a small output is shared out by splitting k over more cores
 MIN_SPLIT_DEPTH = 256  # k steps each share keeps at least
 MAX_TILE = 256  # largest core tile side a kernel uses on small arrays (per-core SRAM bounds it)
+# Stream-K granularity, NVIDIA/cutlass 3.x include/cutlass/gemm/kernel/sm90_tile_scheduler_stream_k.hpp:
+# a stream-K unit gets at least ``min_iters_per_sk_unit_ = 8`` k-tiles; a Hopper 16-bit mainloop's k-tile
+# is 64 elements (128 bytes; the CUTLASS 3 sm90 tile shapes 128x128x64 and 128x256x64), 128 for 8-bit.
+SK_MIN_ITERS = 8
+SK_K_TILE_BYTES = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +117,7 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
             candidate = Tiling(tm, tn, tiles, waves, compute, sram, partials)
             if best is None or candidate.choice_s(chip) < best.choice_s(chip):
                 best = candidate
-        if chip.gemm_schedule is GemmSchedule.stream_k and out_tiles > chip.num_cores:
+        if chip.gemm_schedule is GemmSchedule.stream_k and out_tiles % chip.num_cores:
             candidate = _stream_k(chip, tm, tn, out_tiles, passes, k, cycle_s, operand_bytes, b_bytes)
             if candidate.choice_s(chip) < best.choice_s(chip):
                 best = candidate
@@ -116,9 +126,11 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
 
 def _stream_k(chip: HardwareConfig, tm: int, tn: int, out_tiles: int, passes: int, k: int, cycle_s: float,
               operand_bytes: float, b_bytes: float) -> Tiling:
-    """Stream-K: every core runs ``out_tiles * k / cores`` k-steps, over at most ``ceil(out_tiles / cores) + 1``
-    tile segments (each with its fill and drain); tiles cut between two cores add their fp32 partials."""
-    cores = chip.num_cores
+    """Stream-K: every busy core runs ``out_tiles * k / cores`` k-steps, over at most ``ceil(out_tiles / cores) + 1``
+    tile segments (each with its fill and drain); tiles cut between two cores add their fp32 partials.
+    Fewer cores are busy when the work has fewer units of ``SK_MIN_ITERS`` k-tiles than the chip has cores."""
+    depth = SK_MIN_ITERS * max(1, SK_K_TILE_BYTES // max(1, int(operand_bytes)))  # k-steps a unit gets at least
+    cores = min(chip.num_cores, max(out_tiles, out_tiles * k // depth))
     steps = math.ceil(out_tiles * k / cores)
     segments = math.ceil(out_tiles / cores) + (1 if out_tiles % cores else 0)
     compute = passes * (steps + segments * (chip.array_rows + chip.array_cols)) * cycle_s

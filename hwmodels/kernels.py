@@ -6,7 +6,9 @@ where the fraction is what the kernel's authors measured for that family on that
 everything the kernel meets on that chip (its clock under load, softmax, pipeline bubbles), so
 no fitted matmul efficiency and no power throttle is applied on top. A family with no
 published figure for an architecture is costed like any other matmul (hwmodels/compute.py),
-and ``fused`` means the best family published for the architecture.
+and ``fused`` means the best family published for the architecture. The presets' other
+architectures (``cdna3``, ``cdna4``, ``blackwell``, ``tpu``, ``gaudi``) have no figure here yet, so
+their fused attention is tiled like a matmul.
 
 Sources:
 

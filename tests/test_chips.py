@@ -39,6 +39,7 @@ def test_every_preset_appears_with_its_gemm_and_stream(table):
         quantities = set(table.loc[table["chip"] == name, "quantity"])
         assert {"gemm_bf16_TFLOPS", "stream_GBps"} <= quantities, name
         assert ("gemm_fp8_TFLOPS" in quantities) == load_hardware(name).supports(DType.fp8), name
+        assert ("gemm_fp4_TFLOPS" in quantities) == load_hardware(name).supports(DType.fp4), name
 
 
 def test_predicted_never_beats_the_datasheet(table):

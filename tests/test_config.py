@@ -16,7 +16,8 @@ from tests.conftest import make_config, run_cli
 from workloads.graph import Execution
 
 CHIP_AND_HOST = {"dgx_h100": ("h100_sxm", "intel_xeon_8480c"), "dgx_h200": ("h200", "intel_xeon_8480c"),
-                 "dgx_a100": ("a100_80gb", "amd_epyc_7742"), "azure_nd_a100_v4": ("a100_80gb", "amd_epyc_7v12")}
+                 "dgx_a100": ("a100_80gb", "amd_epyc_7742"), "azure_nd_a100_v4": ("a100_80gb", "amd_epyc_7v12"),
+                 "gb200_nvl72": ("gb200", "nvidia_grace")}
 
 
 # A system above the chip -------------------------------------------------------------------------
@@ -28,7 +29,8 @@ def test_every_system_preset_composes_with_its_chip_and_host(system):
     up = cfg.system.scale_up  # the presets interpolate the chip's fabric
     assert (up.link_bandwidth_GBps, up.topology, up.chips) == (
         cfg.hardware.link_bandwidth_GBps, cfg.hardware.topology, cfg.hardware.max_chips)
-    assert cfg.system.scale_out is None and cfg.system.chips_per_node >= 1
+    out = cfg.system.scale_out  # every preset joins its nodes with one NIC per chip (hwmodels/network.py)
+    assert out.nic_bandwidth_GBps > 0 and out.nodes is None and cfg.system.chips_per_node >= 1
 
 
 @pytest.mark.parametrize("host", presets("host"))

@@ -56,6 +56,24 @@ def test_wave_quantisation():
     assert tiling.waves * chip.num_cores >= tiling.tiles
 
 
+def test_stream_k_shares_a_lone_tile_over_the_cores_without_an_hbm_workspace():
+    """One 128x128 output tile, k = 4096, 4 cores: split-K 4 runs 1024 + 256 cycles but writes and reads
+    back 4 fp32 slices through HBM (512 KiB at 1 TB/s, 0.52 us); stream-K gives each core 1024 k-steps
+    over two tile segments (two fills and drains, 1024 + 2 x 256 cycles) and adds the partials in SRAM."""
+    waves = tile_matmul(npu(), 128, 128, 4096, DType.bf16)
+    assert waves.partial_bytes == 4 * 128 * 128 * 4 * 2 and waves.compute_s == pytest.approx(1280e-9)
+    streamed = tile_matmul(npu(gemm_schedule="stream_k"), 128, 128, 4096, DType.bf16)
+    assert streamed.partial_bytes == 0.0 and streamed.compute_s == pytest.approx((1024 + 2 * 256) * 1e-9)
+
+
+def test_a_stream_k_unit_gets_at_least_eight_k_tiles():
+    """k = 1024 in 16-bit is 16 k-tiles of 64: two units of 8, so only 2 of the 4 cores share the tile."""
+    from hwmodels.compute import _stream_k
+
+    tiling = _stream_k(npu(gemm_schedule="stream_k"), 128, 128, 1, 1, 1024, 1e-9, 2.0, 2.0)
+    assert tiling.compute_s == pytest.approx((512 + 2 * 256) * 1e-9)
+
+
 def test_bigger_array_wastes_more_on_a_small_matmul():
     small, huge = npu(), npu(array_rows=256, array_cols=256, num_cores=1)
     assert small.peak_flops(DType.bf16) == huge.peak_flops(DType.bf16)

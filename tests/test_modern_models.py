@@ -371,3 +371,18 @@ def test_local_global_keys_of_a_config_json(tmp_path, extra, expected):
 def test_an_absurd_layer_count_is_refused_before_any_layer_is_listed():
     with pytest.raises(ModelError, match="exceeds 100,000"):
         small(num_layers=10**30)
+
+
+def test_the_measured_imbalance_is_the_default_with_expert_parallelism_only():
+    """LMSYS 2025: DeepSeek-V3 prefill at EP32 ran 1.18x faster with balanced routing; without EP every chip holds a
+    slice of every expert, so routing cannot unbalance the chips."""
+    from sim.config.execution import MOE_IMBALANCE_EP, ParallelConfig
+
+    assert MOE_IMBALANCE_EP == pytest.approx(59337 / 50302, abs=0.005)
+    assert ParallelConfig(tp=8).expert_imbalance() == 1.0
+    assert ParallelConfig(tp=8, ep=8).expert_imbalance() == MOE_IMBALANCE_EP
+    assert ParallelConfig(tp=8, ep=8, moe_imbalance=1.0).expert_imbalance() == 1.0
+    model = preset("deepseek_v3")
+    rows = [build_pass(model, Execution(tp=8, ep=8, moe_imbalance=x), Phase.prefill, 4, 4096, 4096)
+            .layer.nodes["expert_up"]["op"].m for x in (1.0, MOE_IMBALANCE_EP)]
+    assert rows[1] == pytest.approx(rows[0] * MOE_IMBALANCE_EP, rel=0.01)

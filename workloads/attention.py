@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 from workloads.blocks import _act
 from workloads.mla import mla_attention
 from workloads.model import LayerKind, ModelConfig
-from workloads.ops import Op, OpKind, Role, Tensor, Unit, matmul, vector
+from workloads.ops import Op, OpKind, Role, Tensor, Unit, matmul, tiered, vector
 
 if TYPE_CHECKING:
     from workloads.graph import Execution
+
+LSE_BYTES = 4  # one fp32 log-sum-exp per query row and head, sent beside a partial output (context parallelism)
 
 
 class AttentionKernel(str, Enum):
@@ -82,13 +84,15 @@ def layer_window(model: ModelConfig, kind: LayerKind | None) -> tuple[int, int]:
 
 
 def decode_keys(model: ModelConfig, ex: Execution, context: int, kind: LayerKind | None = None) -> tuple[int, int]:
-    """(keys a decode step's query attends to, keys it reads from the cache) in a layer of ``kind`` at
-    ``context``: the window or chunk clips the keys; a paged cache reads whole blocks, the last one partly
-    empty. Both are non-decreasing in ``context`` between a window's saturation and a chunk's reset."""
+    """(keys a decode step's query attends to, keys this chip reads from the cache) in a layer of ``kind``
+    at ``context``: the window or chunk clips the keys; with context parallelism each rank holds its share
+    of the cache; a paged cache reads whole blocks, the last one partly empty. Both never decrease with
+    ``context`` between two resets of a chunk."""
     window, chunk = layer_window(model, kind)
     keys = chunked_keys(context, chunk) if chunk else min(context, window) if window else context
+    cached = -(-keys // ex.cp)  # context parallelism: each rank holds its share of the cache
     block = ex.kv_block_tokens
-    return keys, (-(-keys // block) * block if block else keys)
+    return keys, (-(-cached // block) * block if block else cached)
 
 
 def pass_attention(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, context: int,
@@ -107,11 +111,27 @@ def pass_attention(model: ModelConfig, ex: Execution, phase: Phase, batch: int, 
                              pairs=pairs * batch, cached=batch * cached, score_pairs=batch * s * context,
                              decode=phase is Phase.decode)
     if phase is Phase.decode:
-        kv_read = Tensor("kv_cache", batch * cached * 2 * kv_heads * hd * ex.kv_cache.bytes, Role.kv)
+        kv_read = tiered(Tensor("kv_cache", batch * cached * 2 * kv_heads * hd * ex.kv_cache.bytes, Role.kv),
+                         ex.kv_host_fraction)
     else:  # the prompt's K and V come straight from the projection output
-        kv_read = _act("kv", tokens * 2 * kv_heads * hd, ex)
-    return attention_kernel(model, ex, seqs=batch, queries=tokens, pairs=pairs * batch, kv_read=(kv_read,),
+        kv_read = (_act("kv", tokens * 2 * kv_heads * hd, ex),)
+    if ex.cp > 1:  # each rank attends to its share; the partial outputs are gathered (workloads/context.py)
+        return attention_kernel(model, ex, seqs=batch, queries=tokens, pairs=pairs * batch / ex.cp,
+                                kv_read=kv_read, context=-(-context // ex.cp), score_pairs=batch * s * context // ex.cp,
+                                writes_kv=owner) + [decode_combine(model, ex, tokens)]
+    return attention_kernel(model, ex, seqs=batch, queries=tokens, pairs=pairs * batch, kv_read=kv_read,
                             context=context, score_pairs=batch * s * context, writes_kv=owner)
+
+
+def decode_combine(model: ModelConfig, ex: Execution, queries: int) -> Op:
+    """Context parallelism's decode (workloads/context.py): the all-gather that joins the cp ranks'
+    partial attention outputs (and log-sum-exps) of ``queries`` new tokens; each rank contributes
+    ``queries x heads/tp x (head_dim x activation bytes + LSE_BYTES)``, the payload is the gathered total."""
+    heads = model.num_heads // ex.tp
+    part = queries * heads * (model.head_dim * ex.activations.bytes + LSE_BYTES)
+    total = part * ex.cp
+    return Op("cp_combine", OpKind.allgather, Unit.link, 0.0, (Tensor("partial", part, Role.activation),),
+              (Tensor("partials", total, Role.activation),), ex.activations, comm_bytes=total, comm_chips=ex.cp)
 
 
 def attention_kernel(model: ModelConfig, ex: Execution, *, seqs: int, queries: int, pairs: float,
@@ -134,19 +154,20 @@ def attention_kernel(model: ModelConfig, ex: Execution, *, seqs: int, queries: i
     heads, kv_heads = model.num_heads // t, model.num_kv_heads // t
     group = heads // kv_heads  # query heads sharing one KV head
     rows = max(1, round(queries / seqs))  # query rows per sequence
-    new_kv = Tensor("kv_new", queries * 2 * kv_heads * hd * ex.kv_cache.bytes * writes_kv, Role.kv)
+    new_kv = tiered(Tensor("kv_new", queries * 2 * kv_heads * hd * ex.kv_cache.bytes * writes_kv, Role.kv),
+                    ex.kv_host_fraction)
     q = _act("q", queries * heads * hd, ex)
     out = _act("o", queries * heads * hd, ex)
     if ex.attention is not AttentionKernel.unfused:
         return [Op(f"{prefix}attention", OpKind.attention, Unit.matrix, 4.0 * hd * pairs * heads, (q, *kv_read),
-                   (out, new_kv), ex.activations, m=rows * group, n=max(1, round(pairs / queries)), k=hd,
+                   (out, *new_kv), ex.activations, m=rows * group, n=max(1, round(pairs / queries)), k=hd,
                    groups=2 * seqs * kv_heads, kernel=ex.attention.value)]
     scores = heads * score_pairs
     k_read = tuple(Tensor("k", kv.nbytes / 2, kv.role) for kv in kv_read)
     v_read = tuple(Tensor("v", kv.nbytes / 2, kv.role) for kv in kv_read)
     return [
         matmul(f"{prefix}attn_score", OpKind.attn_score, rows * group, context, hd, ex.activations,
-               [q, *k_read], [_act("scores", scores, ex), new_kv], groups=seqs * kv_heads),
+               [q, *k_read], [_act("scores", scores, ex), *new_kv], groups=seqs * kv_heads),
         vector(f"{prefix}softmax", OpKind.softmax, 5 * scores, [_act("scores", scores, ex)],
                [_act("probs", scores, ex)]),
         matmul(f"{prefix}attn_context", OpKind.attn_context, rows * group, hd, context, ex.activations,

@@ -29,14 +29,22 @@ def weight_bytes_per_chip(model: ModelConfig, ex: Execution) -> float:
     projections = model.num_params() - dense - replicated - whole
     copies = ex.moe_redundant_experts * model.expert_params() * sum(k.moe for k in model.layer_kinds()) / ex.ep \
         if ex.moe_redundant_experts else 0
-    return ex.weight_bytes(projections / ex.tp + whole + copies) + (dense / ex.tp + replicated) * ex.dense_dtype.bytes
+    if ex.ep > ex.tp:  # routed experts spread over ep chips, the rest split over tp
+        routed = model.expert_params() * model.num_experts * sum(k.moe for k in model.layer_kinds())
+        split = (projections - routed) / ex.tp + routed / ex.ep
+    else:
+        split = projections / ex.tp
+    return ex.weight_bytes(split + whole + copies) + (dense / ex.tp + replicated) * ex.dense_dtype.bytes
 
 
 def kv_bytes_per_chip(model: ModelConfig, ex: Execution, tokens: int, seqs: int = 0) -> float:
     """KV-cache bytes on one chip holding ``tokens`` tokens of ``seqs`` sequences: the KV cache split
     over tp by KV heads (MLA's latent is shared by all heads, so every chip holds all of it), plus
-    each sequence's fixed-size state in the SSM layers of a hybrid (split over tp by channel)."""
+    each sequence's fixed-size state in the SSM layers of a hybrid (split over tp by channel); with context
+    parallelism the KV cache split over the cp ranks too."""
     kv = model.kv_bytes_per_token(ex.kv_cache.bytes) * tokens / (1 if model.is_mla else ex.tp)
+    if ex.cp > 1:  # context parallelism: each rank holds its share of every sequence's cache
+        kv /= ex.cp
     return kv + model.ssm_state_bytes_per_seq(ex.kv_cache.bytes) * seqs / ex.tp if seqs else kv
 
 

@@ -36,6 +36,7 @@ import networkx as nx
 from hwmodels.numerics import DType
 from workloads.attention import AttentionKernel, MlaForm, Phase, pass_attention
 from workloads.blocks import _act, _allreduce, _Dag, _dense, _mlp, _norm_op, _proj, _reduce
+from workloads.context import add_ring, rank_tokens, ring_attention
 from workloads.model import LayerKind, ModelConfig, Positional
 from workloads.moe import _moe
 from workloads.ops import Op, OpKind, Role, Tensor, Unit, matmul, vector
@@ -62,10 +63,14 @@ class Execution:
     tp: int = 1
     fused_elementwise: bool = True  # residual adds fused into the next norm, rotary into attention
     group_size: int = 128  # weights per scale for integer / fp4 weights (fp16 scales)
-    ep: int = 1  # expert-parallel degree: 1 (experts split by width over tp) or tp (experts spread over chips)
+    ep: int = 1  # expert-parallel degree: 1 (experts split by width over tp) or a multiple of tp (spread over chips)
+    attention_groups: int = 1  # ep / tp when ep > tp: tp-chip groups of the EP group, each with its own tokens
+    ep_nodes: int = 1  # scale-up domains the EP group spans (its all-to-alls cross the network when > 1)
     moe_imbalance: float = 1.0  # tokens of the busiest expert over the mean (the straggler sets the time)
     moe_redundant_experts: int = 0  # copies of hot experts beside the experts, spread over the ep chips
     kv_block_tokens: int = 0  # paged KV cache block size in tokens; 0: contiguous
+    cp: int = 1  # context-parallel ranks: a prefill's sequence split over them (ring attention), the KV cache too
+    kv_host_fraction: float = 0.0  # share of the attention KV cache held in the host tier (memory.kv_offload)
     overlap_comm: bool = False  # tensor-parallel all-reduces overlapped with the GEMMs that produce them, chunked
     overlap_chunks: int = 0  # pieces each such GEMM is split into; 0: from the shapes (blocks.overlap_chunks)
     overlap_min_chunk_bytes: float = 2**20  # all-reduce payload per piece below which a split does not pay
@@ -219,10 +224,13 @@ def build_pass(model: ModelConfig, ex: Execution, phase: Phase, batch: int, new_
     """
     resumed = phase is Phase.decode or context > new_tokens
     ssm = ((), 0, batch) if phase is Phase.decode and new_tokens == 1 else ((new_tokens,) * batch, batch * resumed, 0)
-    layers = build_layers(model, ex, batch * new_tokens,
-                          lambda kind: pass_attention(model, ex, phase, batch, new_tokens, context, kind), ssm)
-    return PassGraph(phase, step, batch, new_tokens, context, model.num_layers, _pre(model, ex, batch * new_tokens),
-                     post=_post(model, ex, batch * logits_per_seq, batch * new_tokens), **layers)
+    local, attention = new_tokens, lambda kind: pass_attention(model, ex, phase, batch, new_tokens, context, kind)
+    if ex.cp > 1 and phase is Phase.prefill and not resumed:  # this rank's share of the prompt, ring attention
+        local = rank_tokens(new_tokens, ex.cp)
+        attention = lambda kind: ring_attention(model, ex, batch, new_tokens, kind.kv_owner)  # noqa: E731
+    layers = build_layers(model, ex, batch * local, attention, ssm)
+    return PassGraph(phase, step, batch, new_tokens, context, model.num_layers, _pre(model, ex, batch * local),
+                     post=_post(model, ex, batch * logits_per_seq, batch * local), **layers)
 
 
 def _pre(model: ModelConfig, ex: Execution, tokens: int) -> nx.DiGraph:
@@ -287,8 +295,11 @@ def _attention_mixer(dag: _Dag, model: ModelConfig, ex: Execution, tokens: int, 
     if model.positional is Positional.rope and not ex.fused_elementwise:  # fused: applied as attention loads Q, K
         qk = tokens * (heads + kv_heads) * hd
         dag.add(vector("rope", OpKind.rope, 3 * qk, [_act("qk", qk, ex)], [_act("qk_rot", qk, ex)]))
-    for op in attention:
-        dag.add(op)
+    if any(op.kind is OpKind.send for op in attention):  # context parallelism's ring (workloads/context.py)
+        add_ring(dag, list(attention))
+    else:
+        for op in attention:
+            dag.add(op)
     out = _act("o", tokens * heads * hd, ex)  # the attention output
     return dag.add(_proj("out_proj", OpKind.out_proj, tokens, d, heads * hd, ex, out, model.bias,
                          _act("y", tokens * d, ex)))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from workloads.blocks import _act, _weight
 from workloads.model import ModelConfig
-from workloads.ops import Op, OpKind, Role, Tensor, Unit, matmul, vector
+from workloads.ops import Op, OpKind, Role, Tensor, Unit, matmul, tiered, vector
 
 if TYPE_CHECKING:
     from workloads.graph import Execution
@@ -49,8 +49,8 @@ def mla_attention(model: ModelConfig, ex: Execution, *, absorbed: bool, seqs: in
     latent = model.latent_size
     reads = () if decode else (_act("latent_new", queries * latent, ex),)
     if cached:
-        reads += (Tensor("latent_cache", cached * latent * ex.kv_cache.bytes, Role.kv),)
-    new_kv = Tensor("latent_write", queries * latent * ex.kv_cache.bytes, Role.kv)
+        reads += tiered(Tensor("latent_cache", cached * latent * ex.kv_cache.bytes, Role.kv), ex.kv_host_fraction)
+    new_kv = tiered(Tensor("latent_write", queries * latent * ex.kv_cache.bytes, Role.kv), ex.kv_host_fraction)
     rows = max(1, round(queries / seqs))
     keys = max(1, round(pairs / queries))
     if absorbed:
@@ -76,7 +76,8 @@ def mla_attention(model: ModelConfig, ex: Execution, *, absorbed: bool, seqs: in
 
 
 def _core(ex: Execution, prefix: str, seqs: int, q_elems: float, kv_reads: tuple[Tensor, ...], o_elems: float,
-          new_kv: Tensor, *, qk: int, vd: int, heads: int, kv_heads: int, rows: int, keys: int, pairs: float,
+          new_kv: tuple[Tensor, ...], *,
+          qk: int, vd: int, heads: int, kv_heads: int, rows: int, keys: int, pairs: float,
           score_pairs: float) -> list[Op]:
     """Scores (QK dim ``qk``) and context (V dim ``vd``) for ``heads`` query heads over ``kv_heads``
     key heads: one fused kernel, or scores, softmax and context through HBM (unfused)."""
@@ -86,13 +87,13 @@ def _core(ex: Execution, prefix: str, seqs: int, q_elems: float, kv_reads: tuple
     group = heads // kv_heads
     if ex.attention is not AttentionKernel.unfused:
         return [Op(f"{prefix}attention", OpKind.attention, Unit.matrix, 2.0 * (qk + vd) * pairs * heads,
-                   (q, *kv_reads), (out, new_kv), ex.activations, m=rows * group, n=keys, k=qk,
+                   (q, *kv_reads), (out, *new_kv), ex.activations, m=rows * group, n=keys, k=qk,
                    groups=2 * seqs * kv_heads, kernel=ex.attention.value)]
     scores = heads * score_pairs
     context = max(1, round(score_pairs / (rows * seqs)))  # keys per query row, the score matrix's width
     return [
         matmul(f"{prefix}attn_score", OpKind.attn_score, rows * group, context, qk, ex.activations,
-               [q, *kv_reads], [_act("scores", scores, ex), new_kv], groups=seqs * kv_heads),
+               [q, *kv_reads], [_act("scores", scores, ex), *new_kv], groups=seqs * kv_heads),
         vector(f"{prefix}softmax", OpKind.softmax, 5 * scores, [_act("scores", scores, ex)],
                [_act("probs", scores, ex)]),
         matmul(f"{prefix}attn_context", OpKind.attn_context, rows * group, vd, context, ex.activations,

@@ -17,20 +17,23 @@ if TYPE_CHECKING:
 
 def _alltoall(name: str, ex: Execution, nbytes: float) -> Op:
     return Op(name, OpKind.alltoall, Unit.link, 0.0, (Tensor("in", nbytes, Role.activation),),
-              (Tensor("out", nbytes, Role.activation),), ex.activations, comm_bytes=nbytes, comm_chips=ex.ep)
+              (Tensor("out", nbytes, Role.activation),), ex.activations, comm_bytes=nbytes, comm_chips=ex.ep,
+              comm_nodes=ex.ep_nodes)
 
 
 def _moe(dag: _Dag, model: ModelConfig, ex: Execution, tokens: int) -> tuple[str, ...]:
     """Mixture of experts on one chip: router, the experts that received tokens, shared expert.
 
-    With ``ep == 1`` every chip holds every expert, split by width over tp; with ``ep == tp``
-    each chip holds ``num_experts / ep`` whole experts, takes ``1/ep`` of the tokens and sends
-    them to their experts' chips (all-to-all dispatch), and gets the results back (combine).
-    Of the chip's E_local experts, ``E_local * (1 - (1 - k/E) ** tokens)`` receive at least one
-    token (each token picks k of E); only their weights are read. The busiest expert gets
-    ``moe_imbalance`` times the mean load and sets the grouped GEMM's time.
+    With ``ep == 1`` every chip holds every expert, split by width over tp; with ``ep > 1`` (a
+    multiple of tp) each chip holds ``num_experts / ep`` whole experts. ``tokens`` are those of this
+    chip's tensor-parallel group; the EP group holds ``g = ep / tp`` such groups (``attention_groups``),
+    so ``T = g * tokens`` tokens in all. Each chip takes ``T / ep`` of them, sends them to their
+    experts' chips (all-to-all dispatch, on the network tier the group spans: ``ep_nodes``) and gets
+    the results back (combine). Of the chip's E_local experts, ``E_local * (1 - (1 - k/E) ** T)``
+    receive at least one token (each token picks k of E); only their weights are read. The busiest
+    expert gets ``moe_imbalance`` times the mean load and sets the grouped GEMM's time.
     """
-    d, t, ep = model.hidden_size, ex.tp, ex.ep
+    d, t, ep, g = model.hidden_size, ex.tp, ex.ep, ex.attention_groups
     experts, k = model.num_experts, model.experts_per_token
     dag.add(matmul("router", OpKind.router, tokens, experts, d, ex.activations,
                    [_act("h", tokens * d, ex), _dense("w_router", d * experts, ex)],
@@ -38,19 +41,19 @@ def _moe(dag: _Dag, model: ModelConfig, ex: Execution, tokens: int) -> tuple[str
     split = 1 if ep > 1 else t  # expert width divisor on this chip
     up, f = model.mlp_in_size // split, model.ffn_size // split
     local = (experts + ex.moe_redundant_experts) // ep  # expert slots on this chip, copies included
-    hit = max(1, math.ceil(local * (1 - (1 - k / experts) ** tokens)))
-    pairs = tokens * k / ep  # token-expert pairs this chip computes
+    hit = max(1, math.ceil(local * (1 - (1 - k / experts) ** (tokens * g))))
+    pairs = tokens * g * k / ep  # token-expert pairs this chip computes
     rows = max(1, math.ceil(pairs / hit * replicated_imbalance(ex)))
     copies = dispatch_copies(model, ep)
     if ep > 1:
-        dag.add(_alltoall("moe_dispatch", ex, -(-tokens // ep) * copies * d * ex.activations.bytes))
+        dag.add(_alltoall("moe_dispatch", ex, -(-(tokens * g) // ep) * copies * d * ex.activations.bytes))
     dag.add(_experts("expert_up", OpKind.expert_up, rows, up, d, hit, ex))
     per_elem = 8 if model.activation is Activation.gelu else 5
     dag.add(vector("expert_activation", OpKind.activation, per_elem * rows * hit * f,
                    [_act("u", rows * hit * up, ex)], [_act("a", rows * hit * f, ex)]))
     last = dag.add(_experts("expert_down", OpKind.expert_down, rows, d, f, hit, ex))
     if ep > 1:
-        last = dag.add(_alltoall("moe_combine", ex, -(-tokens // ep) * copies * d * ex.activations.bytes))
+        last = dag.add(_alltoall("moe_combine", ex, -(-(tokens * g) // ep) * copies * d * ex.activations.bytes))
     if model.shared_ffn_size:
         width = (2 if model.gated_mlp else 1) * model.shared_ffn_size
         last = _mlp(dag, "shared", width // t, model.shared_ffn_size // t, model, ex, tokens, False)

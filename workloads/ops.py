@@ -27,6 +27,7 @@ class Role(str, Enum):
     weight = "weight"
     activation = "activation"
     kv = "kv"  # the KV cache
+    kv_host = "kv_host"  # the share of the KV cache spilled to the host tier: moves over the host link, not HBM
 
 
 class OpKind(str, Enum):
@@ -77,7 +78,8 @@ class Op:
     For matrix ops ``m, n, k, groups`` give the shape: ``groups`` independent products of
     ``(m x k) @ (k x n)``; ``flops`` is then ``2*m*n*k*groups``. Vector ops carry only ``flops``.
     Link ops carry the collective's payload per chip in ``comm_bytes`` over ``comm_chips`` (a send:
-    ``comm_chips=2``, sender and receiver).
+    ``comm_chips=2``, sender and receiver), which sit in ``comm_nodes`` scale-up domains (1: all in
+    one, on the chip's fabric; more: the collective also crosses the scale-out network).
     """
 
     name: str
@@ -95,11 +97,25 @@ class Op:
     comm_chips: int = 1
     dequant_flops: float = 0.0  # vector work to widen quantized weights before the matrix units use them
     kernel: str = ""  # the kernel family that runs it where it matters (fused attention: workloads/attention.py)
+    comm_nodes: int = 1  # scale-up domains the collective's chips span (hwmodels/network.py)
+
+    @property
+    def tier(self) -> str:
+        """The network a link op's bytes cross: scale_out once its chips span domains, else scale_up; "" otherwise."""
+        if self.unit is not Unit.link:
+            return ""
+        return "scale_out" if self.comm_nodes > 1 else "scale_up"
 
     @property
     def hbm_bytes(self) -> float:
-        """Bytes read plus written in HBM (each tensor once: perfect on-chip reuse)."""
-        return sum(t.nbytes for t in self.reads) + sum(t.nbytes for t in self.writes)
+        """Bytes read plus written in HBM (each tensor once: perfect on-chip reuse); the host tier's are not."""
+        return sum(t.nbytes for t in self.reads if t.role is not Role.kv_host) + \
+            sum(t.nbytes for t in self.writes if t.role is not Role.kv_host)
+
+    @property
+    def host_bytes(self) -> float:
+        """Bytes read plus written in the host tier (the spilled KV cache), over the host link."""
+        return self.bytes_by_role(Role.kv_host)
 
     def bytes_by_role(self, role: Role) -> float:
         return sum(t.nbytes for t in self.reads + self.writes if t.role is role)
@@ -118,3 +134,12 @@ def matmul(name: str, kind: OpKind, m: int, n: int, k: int, dtype: DType, reads,
 
 def vector(name: str, kind: OpKind, flops: float, reads, writes) -> Op:
     return Op(name, kind, Unit.vector, float(flops), tuple(reads), tuple(writes), DType.fp32)
+
+
+def tiered(tensor: Tensor, host_fraction: float) -> tuple[Tensor, ...]:
+    """A KV-cache tensor split between HBM and the host tier: ``host_fraction`` of its bytes are spilled
+    (``Role.kv_host``), the rest stays in HBM. Unsplit when nothing is spilled."""
+    if not host_fraction or not tensor.nbytes:
+        return (tensor,)
+    return (Tensor(tensor.name, tensor.nbytes * (1.0 - host_fraction), tensor.role),
+            Tensor(f"{tensor.name}_host", tensor.nbytes * host_fraction, Role.kv_host))

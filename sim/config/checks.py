@@ -8,6 +8,7 @@ from hwmodels.chip import HardwareConfig
 from hwmodels.kernels import KernelError, attention_family
 from sim.config.errors import RunError
 from sim.config.execution import Fidelity
+from sim.config.placement import layout_of
 from workloads.graph import AttentionKernel
 
 if TYPE_CHECKING:
@@ -40,6 +41,30 @@ def check_run(cfg: RunConfig) -> None:
             f"{model.max_context} tokens; shorten the prompt or the generation"
         )
     _check_chip(cfg)
+    _check_context_parallel(cfg)
+
+
+def _check_context_parallel(cfg: RunConfig) -> None:
+    """Context parallelism (workloads/context.py): full causal attention on a fused kernel, ranks inside
+    the scale-up domain, at least two tokens per rank."""
+    model, par, chip = cfg.model, cfg.parallel, cfg.hardware
+    if par.cp == 1:
+        return
+    if par.tp * par.cp > chip.max_chips:
+        raise RunError(f"parallel.tp x parallel.cp = {par.tp * par.cp} chips exceed the {chip.max_chips} one "
+                       f"{chip.name} fabric joins (hardware.max_chips, system.scale_up.chips); the ring attention "
+                       "runs on the scale-up link: lower parallel.cp or parallel.tp")
+    kinds = model.layer_kinds()
+    if model.is_mla or model.sliding_window or model.attention_chunk or \
+            any(k.ssm or k.window or k.chunk for k in kinds):
+        raise RunError(f"parallel.cp={par.cp} is modelled for full causal attention (MHA/GQA); {model.name} has "
+                       "latent, windowed, chunked or state-space layers: set parallel.cp=1")
+    if cfg.attention_kernel() is AttentionKernel.unfused or par.pp > 1:
+        raise RunError(f"parallel.cp={par.cp} is modelled with a fused attention kernel and without pipeline stages; "
+                       "use attention.kernel=fused and parallel.pp=1")
+    if cfg.workload.prompt_tokens < 2 * par.cp:
+        raise RunError(f"parallel.cp={par.cp} cuts the prompt into {2 * par.cp} chunks, but workload.prompt_tokens="
+                       f"{cfg.workload.prompt_tokens}; lower parallel.cp")
 
 
 def _check_tensor_split(cfg: RunConfig) -> None:
@@ -66,10 +91,11 @@ def _check_tensor_split(cfg: RunConfig) -> None:
         raise RunError(f"parallel.moe_redundant_experts={redundant} places copies of hot experts on the EP chips: "
                        f"it needs parallel.ep > 1 and {model.name}'s {model.num_experts} experts plus the copies "
                        f"to fill the {ep} chips evenly")
-    if ep > 1 and (ep != tp or model.num_experts % ep):
+    if ep > 1 and (ep % tp or (model.num_experts + redundant) % ep):
         raise RunError(
-            f"parallel.ep={ep} must equal parallel.tp={tp} (experts are spread over the tensor-parallel chips) and "
-            f"divide {model.name}'s {model.num_experts} experts"
+            f"parallel.ep={ep} must be a multiple of parallel.tp={tp} (experts are spread over whole tensor-parallel "
+            f"groups; ep > tp runs attention on ep/tp groups, each with its share of the batch) and divide "
+            f"{model.name}'s {model.num_experts} experts (plus parallel.moe_redundant_experts copies)"
         )
 
 
@@ -98,12 +124,8 @@ def _check_pipeline(cfg: RunConfig) -> None:
 
 def _check_chip(cfg: RunConfig) -> None:
     """The chip holds the tensor-parallel group, the attention tiles and the activation format."""
-    chip, tp = cfg.hardware, cfg.parallel.tp
-    if tp > chip.max_chips:
-        raise RunError(
-            f"parallel.tp={tp} exceeds the {chip.max_chips} chips one {chip.name} fabric joins "
-            "(hardware.max_chips, or system.scale_up.chips); lower parallel.tp"
-        )
+    chip = cfg.hardware
+    layout_of(cfg)  # TP inside the scale-up domain; EP and PP across domains only with a network
     try:
         attention_family(cfg.attention_kernel().value, chip.architecture)
     except KernelError as err:

@@ -18,24 +18,44 @@ class Fidelity(str, Enum):
 MAX_OVERLAP_CHUNKS = 64  # more pieces than this are launch overhead, never overlap
 
 
+# Expert-parallel load imbalance, measured: LMSYS (2025-05-05, "Deploying DeepSeek with PD Disaggregation and
+# Large-scale Expert Parallelism on 96 H100 GPUs") ran DeepSeek-V3 prefill at EP32 at 50,302 tokens/s per node
+# with its expert placement and at 59,337 with routing made perfectly balanced ("simulated perfect EPLB"): 1.18x.
+# Only the routed experts wait on the busiest chip, so that chip's expert load over the mean is at least 1.18;
+# the default is this lower bound (a run whose experts are a smaller share of the time needs more to lose 18 %).
+# It holds with or without copies of hot experts in that placement (its serving recipe enables EPLB), so it is
+# conservative for a run without them; parallel.moe_redundant_experts then shrinks it as moe.replicated_imbalance says.
+MOE_IMBALANCE_EP = 1.18
+
+
 @dataclass
 class ParallelConfig:
     tp: int = 1  # tensor-parallel degree: chips that split every layer
     pp: int = 1  # pipeline stages: groups of tp chips, each running a contiguous share of the layers
     microbatches: int = 0  # pipeline micro-batches the batch is split into; 0: one per stage
-    ep: int = 1  # expert-parallel degree for MoE models: 1, or tp (whole experts spread over the TP chips)
-    moe_imbalance: float = 1.0  # busiest expert's tokens over the mean (>= 1; routing is rarely even)
+    ep: int = 1  # expert-parallel degree for MoE models: 1, or a multiple of tp (whole experts over ep chips)
+    # The busiest chip's expert tokens over the mean (>= 1; routing is rarely even); null: the measured
+    # MOE_IMBALANCE_EP with expert parallelism, 1 without (every chip holds a slice of every expert).
+    moe_imbalance: Optional[float] = None
     moe_redundant_experts: int = 0  # extra copies of hot experts spread over the EP chips (DeepSeek-V3: 32)
     dp: int = 1  # data-parallel replicas: independent copies serving their own batch each
+    cp: int = 1  # context-parallel ranks (each a tp group): prefill splits the sequence over them, ring attention
     overlap_comm: bool = False  # overlap each TP all-reduce with the GEMM producing it, chunked (decomposed)
     overlap_chunks: int = 0  # pieces that GEMM is split into (1: none); 0: from the shapes (workloads.blocks)
+
+    def expert_imbalance(self) -> float:
+        """``moe_imbalance``, or its default: MOE_IMBALANCE_EP with expert parallelism, 1 without."""
+        if self.moe_imbalance is not None:
+            return self.moe_imbalance
+        return MOE_IMBALANCE_EP if self.ep > 1 else 1.0
 
     def __post_init__(self) -> None:
         if self.tp < 1:
             raise RunError(f"parallel.tp must be >= 1 (got {self.tp})")
-        if self.ep < 1 or self.pp < 1 or self.dp < 1 or self.microbatches < 0:
-            raise RunError(f"parallel.pp, parallel.ep and parallel.dp must be >= 1 and parallel.microbatches >= 0 "
-                           f"(got {self.pp}, {self.ep}, {self.dp}, {self.microbatches})")
+        if self.ep < 1 or self.pp < 1 or self.dp < 1 or self.cp < 1 or self.microbatches < 0:
+            raise RunError(f"parallel.pp, parallel.ep, parallel.dp and parallel.cp must be >= 1 and "
+                           f"parallel.microbatches >= 0 (got {self.pp}, {self.ep}, {self.dp}, {self.cp}, "
+                           f"{self.microbatches})")
         if not 0 <= self.overlap_chunks <= MAX_OVERLAP_CHUNKS:
             raise RunError(f"parallel.overlap_chunks must be 0 (from the shapes) to {MAX_OVERLAP_CHUNKS} "
                            f"(got {self.overlap_chunks})")
@@ -44,18 +64,54 @@ class ParallelConfig:
                            "set parallel.overlap_comm=true with it, or leave it at 0")
         if self.moe_redundant_experts < 0:
             raise RunError(f"parallel.moe_redundant_experts must be >= 0 (got {self.moe_redundant_experts})")
-        if self.moe_imbalance < 1:
+        if self.moe_imbalance is not None and self.moe_imbalance < 1:
             raise RunError(f"parallel.moe_imbalance must be >= 1 (got {self.moe_imbalance}); 1 means even routing")
         for key, limit, why in (
             ("tp", 1e6, "chips; the largest pods join 8,960"),
             ("pp", 1e4, "stages; a stage holds at least one layer"),
             ("dp", 1e6, "replicas; the largest clusters have a few hundred thousand chips"),
             ("ep", 1e6, "chips; the largest pods join 8,960"),
+            ("cp", 1024, "ranks; Meta's million-token prefill used 16 nodes (arXiv 2411.01783)"),
             ("microbatches", 1e6, "a micro-batch holds at least one sequence"),
             ("moe_imbalance", 1e3, "the busiest expert over the mean; at most the number of experts"),
             ("moe_redundant_experts", 1e4, "expert copies; DeepSeek-V3 deploys 32 beside its 256"),
         ):
             check_at_most(f"parallel.{key}", getattr(self, key), limit, why)
+
+
+class KvOffload(str, Enum):
+    """Where the KV cache goes when HBM is full."""
+
+    none = "none"  # nowhere: a run that does not fit is an error
+    host = "host"  # the host's memory, over the chip's host link (PCIe, or NVLink-C2C on Grace parts)
+
+
+@dataclass
+class MemoryConfig:
+    """A second memory tier for the KV cache (single-batch runs).
+
+    With ``kv_offload=host`` the KV cache that does not fit in HBM beside the weights and the
+    activations lives in host memory; every layer keeps the same share of every sequence there, so
+    each decode step reads that share over the host link (an op's ``host`` resource, time by bound
+    ``interconnect``) while the rest comes from HBM at the same time (zero-copy reads, or a prefetch
+    overlapped with the attention kernel), and the prefill writes it there. ``host_bandwidth_GBps``
+    per direction defaults to the chip's host link (``hardware.host_link_GBps``: PCIe 5.0 x16 64 GB/s
+    on H100/H200; NVLink-C2C 450 GB/s per direction on GH200/GB200, NVIDIA Grace Hopper datasheet 2023).
+    """
+
+    kv_offload: KvOffload = KvOffload.none
+    host_bandwidth_GBps: Optional[float] = None  # per direction; null: hardware.host_link_GBps
+    # Host memory per chip for spilled KV: DGX H100 and DGX H200 have 2 TB of system memory for 8 GPUs
+    # (DGX H100 datasheet 2023, DGX H200 datasheet 2024): 256 GB per GPU.
+    host_capacity_GB: float = 256.0
+
+    def __post_init__(self) -> None:
+        if self.host_bandwidth_GBps is not None and not self.host_bandwidth_GBps > 0:
+            raise RunError(f"memory.host_bandwidth_GBps must be > 0 (got {self.host_bandwidth_GBps})")
+        if not self.host_capacity_GB >= 0:
+            raise RunError(f"memory.host_capacity_GB must be >= 0 (got {self.host_capacity_GB})")
+        check_at_most("memory.host_bandwidth_GBps", self.host_bandwidth_GBps, 1e5, "GB/s; NVLink-C2C gives 450")
+        check_at_most("memory.host_capacity_GB", self.host_capacity_GB, 1e6, "GB per chip; hosts hold a few TB")
 
 
 @dataclass

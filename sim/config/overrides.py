@@ -111,6 +111,12 @@ def hydra_error_line(err: BaseException) -> str:
     return line
 
 
+def _unwrap(hint):
+    """``X`` for ``Optional[X]`` where X is a config dataclass (``system.scale_out``); else ``hint``."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if len(args) == 1 and dataclasses.is_dataclass(args[0]) else hint
+
+
 def _parent_hint(path: str):
     """The type hint of the field holding the last part of a dotted key (None if unknown)."""
     cls = AppConfig
@@ -119,7 +125,7 @@ def _parent_hint(path: str):
         hints = typing.get_type_hints(cls)
         if part not in hints:
             return None
-        hint = hints[part]
+        hint = _unwrap(hints[part])
         if not dataclasses.is_dataclass(hint):
             return hint
         cls = hint
@@ -141,7 +147,7 @@ def field_type(key: str):
                 f"unknown key '{key}': {where} has no '{part}'{_did_you_mean(part, names)}; "
                 f"keys there: {', '.join(names)}"
             )
-        hint = hints[part]
+        hint = _unwrap(hints[part])
         if dataclasses.is_dataclass(hint):
             if i == len(parts) - 1:
                 return hint

@@ -30,11 +30,14 @@ from sim.config.execution import (
     AttentionConfig,
     CostConfig,
     Fidelity,
+    KvOffload,
+    MemoryConfig,
     ParallelConfig,
     PrecisionConfig,
     RuntimeConfig,
     SpeculativeConfig,
 )
+from sim.config.placement import attention_groups, ep_domains
 from sim.config.system import HostConfig, ScaleOutConfig, ScaleUpConfig, SystemConfig
 from sim.config.tools import OutputConfig, SearchConfig, SweepConfig
 from sim.config.workload import (
@@ -55,9 +58,9 @@ from workloads.graph import AttentionKernel, Execution
 from workloads.model import ModelConfig
 
 __all__ = [
-    "FLASH_TILE", "Admission", "AppConfig", "ArrivalProcess", "AttentionConfig", "CostConfig", "Fidelity", "HostConfig",
-    "LengthDistribution", "OutputConfig", "ParallelConfig", "Preemption", "PrecisionConfig", "RouterConfig",
-    "RouterKind", "RunConfig", "RunError",
+    "FLASH_TILE", "Admission", "AppConfig", "ArrivalProcess", "AttentionConfig", "CostConfig", "Fidelity",
+    "HostConfig", "KvOffload", "LengthDistribution", "MemoryConfig", "OutputConfig", "ParallelConfig", "Preemption",
+    "PrecisionConfig", "RouterConfig", "RouterKind", "RunConfig", "RunError",
     "RuntimeConfig", "ScaleOutConfig", "ScaleUpConfig", "SchedulerConfig", "SchedulerKind", "SearchConfig",
     "SloConfig", "SpeculativeConfig", "SweepConfig", "SystemConfig", "TraceName", "WorkloadConfig", "WorkloadKind",
     "check_run", "core_sram_bytes", "fused_attention_sram_bytes", "register_configs", "run_fields",
@@ -76,6 +79,7 @@ class RunConfig:
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     cost: CostConfig = field(default_factory=CostConfig)  # prices for energy and cost figures
+    memory: MemoryConfig = field(default_factory=MemoryConfig)  # a second tier for the KV cache (batch runs)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     speculative: SpeculativeConfig = field(default_factory=SpeculativeConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)  # serving runs only
@@ -90,7 +94,9 @@ class RunConfig:
         return Execution(weights=p.weights, activations=p.activations, kv_cache=p.kv_cache,
                          attention=self.attention_kernel(), tp=self.parallel.tp,
                          fused_elementwise=self.runtime.fused_elementwise, group_size=p.group_size,
-                         ep=self.parallel.ep, moe_imbalance=self.parallel.moe_imbalance,
+                         ep=self.parallel.ep, cp=self.parallel.cp, moe_imbalance=self.parallel.expert_imbalance(),
+                         attention_groups=attention_groups(self.parallel.tp, self.parallel.ep),
+                         ep_nodes=ep_domains(self.parallel.ep, self.hardware.max_chips),
                          moe_redundant_experts=self.parallel.moe_redundant_experts,
                          kv_block_tokens=self.attention.kv_block_tokens, overlap_comm=self.parallel.overlap_comm,
                          overlap_chunks=self.parallel.overlap_chunks, mla_form=self.attention.mla_form,

@@ -1,4 +1,4 @@
-"""The system around the chip: chips per node, the host CPU, the scale-up domain, a scale-out network.
+"""The system around the chip: chips per node, the host CPU, the scale-up domain, the scale-out network.
 
 A system preset (conf/system/, ``# @package _global_``) selects its chip (``hardware``) and its
 host (``host``, conf/host/) through Hydra's defaults list and fills ``system``. Precedence, last
@@ -22,7 +22,8 @@ from typing import Optional
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hwmodels.chip import Topology
-from sim.config.errors import RunError
+from hwmodels.network import Network, NetworkTopology
+from sim.config.errors import RunError, check_at_most
 
 # system.scale_up field -> the chip field it sets (hwmodels.chip.HardwareConfig)
 SCALE_UP_ON_CHIP = {"link_bandwidth_GBps": "link_bandwidth_GBps", "topology": "topology", "chips": "max_chips"}
@@ -66,12 +67,39 @@ class ScaleUpConfig:
 
 @dataclass
 class ScaleOutConfig:
-    """The network between nodes (InfiniBand, RoCE). Room for later issues: not simulated yet."""
+    """The network between scale-up domains (InfiniBand, RoCE): one NIC per chip (hwmodels/network.py).
+
+    ``nodes`` counts scale-up domains (a DGX node, an NVL72 rack); null: as many as the run's
+    parallel layout needs (sim/config/placement.py), a number caps them.
+    """
 
     name: str = "none"
     nic_bandwidth_GBps: float = 50.0  # per chip, per direction (one 400 Gb/s NIC per GPU: 50 GB/s)
-    latency_us: float = 5.0  # one hop through the network
-    nodes: int = 1
+    nic_efficiency: float = 0.9  # usable fraction of the NIC rate for large messages
+    latency_us: float = 4.0  # one inter-node step through one switch
+    switch_hop_us: float = 0.25  # each further switch on a path (leaf -> spine -> leaf: two more)
+    topology: NetworkTopology = NetworkTopology.rail_optimized
+    nodes: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if not self.nic_bandwidth_GBps > 0 or not 0 < self.nic_efficiency <= 1:
+            raise RunError(f"system.scale_out: nic_bandwidth_GBps must be > 0 and nic_efficiency in (0, 1] "
+                           f"(got {self.nic_bandwidth_GBps}, {self.nic_efficiency})")
+        if not self.latency_us >= 0 or not self.switch_hop_us >= 0:
+            raise RunError(f"system.scale_out: latency_us and switch_hop_us must be >= 0 "
+                           f"(got {self.latency_us}, {self.switch_hop_us})")
+        if self.nodes is not None and self.nodes < 1:
+            raise RunError(f"system.scale_out.nodes must be >= 1 or null (got {self.nodes})")
+        check_at_most("system.scale_out.nic_bandwidth_GBps", self.nic_bandwidth_GBps, 1e5,
+                      "GB/s per chip; 2025 NICs carry 100 (800 Gb/s)")
+        check_at_most("system.scale_out.latency_us", self.latency_us, 1e6, "microseconds per network step")
+        check_at_most("system.scale_out.switch_hop_us", self.switch_hop_us, 1e6, "microseconds per switch")
+        check_at_most("system.scale_out.nodes", self.nodes or 1, 1e6, "scale-up domains")
+
+    def network(self) -> Network:
+        """The network as hwmodels/network.py costs it."""
+        return Network(self.nic_bandwidth_GBps, self.nic_efficiency, self.latency_us, self.switch_hop_us,
+                       NetworkTopology(self.topology))
 
 
 @dataclass

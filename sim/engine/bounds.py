@@ -31,11 +31,33 @@ from sim.engine.costing import BOUNDS
 from sim.engine.records import OpRecord, Timeline
 
 PARTS = (*BOUNDS, "idle")  # compute, memory, interconnect, overhead, idle
+SCALE_OUT = "link:scale_out"  # interconnect time on the scale-out network, apart where asked
 _HOST, _COVERED = "_host", "_covered"
 
 
 def time_by_bound(timeline: Timeline, stages: int = 1) -> dict[str, float]:
     """Seconds of the run's wall time per part of ``PARTS``, the mean over ``stages`` chips."""
+    return fold_tiers(time_by_bound_and_tier(timeline, stages))
+
+
+def fold_tiers(parts: dict[str, float]) -> dict[str, float]:
+    """``time_by_bound_and_tier``'s split with the scale-out interconnect counted as interconnect."""
+    if SCALE_OUT not in parts:
+        return parts
+    out = {k: v for k, v in parts.items() if k != SCALE_OUT}
+    out["interconnect"] += parts[SCALE_OUT]
+    return out
+
+
+def bound_label(r: OpRecord) -> str:
+    """An op's part: its bound, with interconnect time on the scale-out network apart (``SCALE_OUT``)."""
+    bound = r.cost.bound.value
+    return SCALE_OUT if bound == "interconnect" and r.op.comm_nodes > 1 else bound
+
+
+def time_by_bound_and_tier(timeline: Timeline, stages: int = 1) -> dict[str, float]:
+    """As ``time_by_bound``, and where ops crossed the scale-out network (``Op.comm_nodes > 1``) their
+    interconnect time apart as ``link:scale_out`` ("interconnect" is then the scale-up fabric's)."""
     total = timeline.end_s
     by_stage: dict[int, list[OpRecord]] = defaultdict(list)
     for r in timeline.records:
@@ -44,7 +66,8 @@ def time_by_bound(timeline: Timeline, stages: int = 1) -> dict[str, float]:
     for stage in range(stages):
         spans = [p for p in timeline.chip_passes if p.stage == stage]
         for part, seconds in _split_chip(timeline, by_stage[stage], spans, stage, total).items():
-            out[part] += seconds / stages
+            if part in out or seconds:
+                out[part] = out.get(part, 0.0) + seconds / stages
     return out
 
 
@@ -75,19 +98,19 @@ def _split_window(timeline: Timeline, records: list[OpRecord], spans, stage: int
     for r in records:
         blocks[r.block].append(r)
     alone = _isolated_blocks(timeline, blocks, stage)
-    parts = dict.fromkeys(PARTS, 0.0)
+    parts = defaultdict(float, dict.fromkeys(PARTS, 0.0))
     items: list[tuple[float, float, str]] = list(covered or ())
     for block, recs in blocks.items():
         seg = timeline.segments[block] if block >= 0 else None
         if seg is not None and block in alone and seg.repeat > 1:
-            for part, seconds in _sweep([(r.start_s, r.end_s, r.cost.bound.value) for r in recs],
+            for part, seconds in _sweep([(r.start_s, r.end_s, bound_label(r)) for r in recs],
                                         seg.start_s, seg.first_end_s).items():
                 parts[part] += seconds * seg.repeat
             items.append((seg.start_s, seg.end_s, _COVERED))
             continue
         shifts = range(seg.repeat) if seg is not None else range(1)
         step = seg.first_end_s - seg.start_s if seg is not None else 0.0
-        items.extend((r.start_s + k * step, r.end_s + k * step, r.cost.bound.value) for r in recs for k in shifts)
+        items.extend((r.start_s + k * step, r.end_s + k * step, bound_label(r)) for r in recs for k in shifts)
     for p in spans:
         if p.device_start_s is not None:
             items.append((p.start_s, p.device_start_s, _HOST))
@@ -119,7 +142,7 @@ def _sweep(items: list[tuple[float, float, str]], begin: float, end: float) -> d
             edges.append((a, 1, label))
             edges.append((b, -1, label))
     edges.sort(key=lambda e: e[0])
-    parts = dict.fromkeys(PARTS, 0.0)
+    parts = defaultdict(float, dict.fromkeys(PARTS, 0.0))
     active: dict[str, int] = defaultdict(int)
     ops = 0
     last = begin

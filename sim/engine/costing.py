@@ -21,8 +21,9 @@ from enum import Enum
 from hwmodels.chip import HardwareConfig
 from hwmodels.compute import ComputeCost, matmul_time, overlapped, vector_time
 from hwmodels.kernels import attention_efficiency
-from hwmodels.links import Collective, collective_time
+from hwmodels.links import Collective
 from hwmodels.memory import hbm_time, matmul_hbm_bytes
+from hwmodels.network import Network, tiered_time
 from hwmodels.numerics import DType
 from hwmodels.power import PowerBudget
 from workloads.ops import Op, OpKind, Role, Unit
@@ -85,10 +86,10 @@ class OpCost:
         return max(needs.items(), key=lambda pair: pair[1])[0]
 
 
-def send_op(nbytes: float) -> Op:
+def send_op(nbytes: float, nodes: int = 1) -> Op:
     """A point-to-point send of ``nbytes`` from one chip to its peer (a pipeline stage's hidden states,
-    a KV cache moved between serving instances)."""
-    return Op("send", OpKind.send, Unit.link, 0.0, comm_bytes=float(nbytes), comm_chips=2)
+    a KV cache moved between serving instances); ``nodes=2``: the peer is in another scale-up domain."""
+    return Op("send", OpKind.send, Unit.link, 0.0, comm_bytes=float(nbytes), comm_chips=2, comm_nodes=nodes)
 
 
 def _stored_width(op: Op) -> float:
@@ -106,11 +107,15 @@ class Coster:
     ``resources``: the chip's declared resources (``sim.engine.resources.RESOURCES``); those with a
     ``price`` function (beyond the built-in four) have their seconds computed into ``OpCost.extra_s``.
     ``in_switch``: the runtime's collective library may reduce in the switch (RuntimeConfig.in_switch_reduction).
+    ``network``: the scale-out network between scale-up domains, for ops whose chips span domains
+    (``Op.comm_nodes > 1``: hwmodels/network.py); None where the system has none.
     """
 
-    def __init__(self, chip: HardwareConfig, resources: tuple = (), in_switch: bool = True) -> None:
+    def __init__(self, chip: HardwareConfig, resources: tuple = (), in_switch: bool = True,
+                 network: Network | None = None) -> None:
         self.chip = chip
         self.in_switch = in_switch
+        self.network = network
         self.extra = tuple(r for r in resources if r.price is not None)
         self.power = PowerBudget.of(chip)
         self._cache: dict[Op, OpCost] = {}
@@ -150,7 +155,8 @@ class Coster:
         else:
             c = vector_time(chip, op.flops)
         if op.unit is Unit.link:
-            coll = collective_time(chip, _COLLECTIVE[op.kind], op.comm_bytes, op.comm_chips, in_switch=self.in_switch)
+            coll = tiered_time(chip, _COLLECTIVE[op.kind], op.comm_bytes, op.comm_chips, op.comm_nodes, self.network,
+                               self.in_switch)
             latency, transfer, wire = coll.latency_s, coll.transfer_s, coll.wire_bytes
         traffic = self._traffic(op) + c.partial_bytes  # split-K partial sums go through HBM
         memory = hbm_time(chip, traffic)

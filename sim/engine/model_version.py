@@ -15,8 +15,14 @@ rewrites it after a bump), so a change that moves them without a bump fails.
 History:
   1: the reuse key first holds a model version (issue 14).
   2: communication overlap is chunked: a GEMM's reduction overlaps only the next piece (issue 14).
+  3: issue 12's transfer mechanisms: sustained clock under the power budget, HBM streaming by generation,
+     cycles and absolute fixed costs, stream-K, split-K partials through HBM, NCCL-like collectives.
+  4: expert parallelism's measured load imbalance is the default (parallel.moe_imbalance null: 1.18 at
+     ep > 1, LMSYS 2025), so MoE runs with ep > 1 take longer; dense runs keep their numbers (issue 18).
+  5: stream-K chips (H100, H200, B200, GB200) share the k-loop over the SMs also when a GEMM has fewer output tiles
+     than SMs, instead of split-K through HBM; a unit gets at least 8 k-tiles (issue 12).
 """
 
 from __future__ import annotations
 
-MODEL_VERSION = 3
+MODEL_VERSION = 5

@@ -2,7 +2,8 @@
 to the op's work as costed, so batch and serving runs count energy the same way.
 
 FLOPs on the arrays (in the format they ran) or the vector unit, HBM bytes as scheduled
-(``OpCost.hbm_bytes``) and the bytes the op put on its links (``OpCost.link_bytes``). A matrix
+(``OpCost.hbm_bytes``), the bytes the op put on its links (``OpCost.link_bytes``) and the spilled KV
+cache it moved over the host link (``Op.host_bytes``, the link's energy; the host DRAM's is not counted). A matrix
 kernel that ran below the boost clock under the power budget (``OpCost.clock_ratio`` r) ran at a
 voltage lowered in proportion, so its arithmetic and SRAM energy is r^2 of the boost-clock figure
 (hwmodels/power.py).
@@ -26,7 +27,7 @@ def op_energy(op, c, energy: ChipEnergy) -> EnergyParts:
     """Dynamic energy of one instance of ``op`` (workloads.ops.Op) costed as ``c`` (sim.engine.costing.OpCost)."""
     matrix = op.flops if op.unit is Unit.matrix else 0.0
     parts = energy.work(matrix_flops=matrix, matrix_dtype=c.dtype_run, vector_flops=op.flops - matrix,
-                        hbm_bytes=c.hbm_bytes, link_bytes=c.link_bytes)
+                        hbm_bytes=c.hbm_bytes, link_bytes=c.link_bytes, host_bytes=op.host_bytes)
     if c.clock_ratio == 1.0:
         return parts
     core = parts.compute_J * c.clock_ratio ** 2

@@ -8,7 +8,8 @@ segments, dispatch stall). The batch is split into micro-batches; each one goes 
 pass (the prefill, then the decode steps) stage by stage. After its share of a pass a stage
 sends the micro-batch's hidden states to the next stage: a ``send`` op (``OpKind.send``, costed
 by ``Coster`` like any op: kernel overhead, link latency, then the bytes on the stage's links),
-recorded on the sending stage. The send leaves the stream free (it runs beside the stage's next
+recorded on the sending stage; between stages in different scale-up domains it crosses the
+scale-out network (``send_nodes``). The send leaves the stream free (it runs beside the stage's next
 micro-batch, as asynchronous point-to-point sends do). Decode step ``t + 1`` of a micro-batch
 starts when its step ``t`` leaves the last stage (the sampled token feeds the next step), so
 micro-batches keep the stages busy in turn; the bubble, stages idle while waiting, is whatever
@@ -48,7 +49,7 @@ def stage_segments(graph: PassGraph, stage: int, stages: int) -> list[tuple[str,
 
 def simulate_pipeline(passes_for: Callable[[int], list[PassGraph]], batch: int, stages: int, microbatches: int,
                       cost: Callable[[Op], OpCost], token_bytes: float, host: HostCosts | None = None,
-                      resources: tuple[Resource, ...] = RESOURCES) -> Timeline:
+                      resources: tuple[Resource, ...] = RESOURCES, send_nodes: tuple[int, ...] = ()) -> Timeline:
     """Replay every micro-batch's passes through ``stages`` stages.
 
     Args:
@@ -60,12 +61,14 @@ def simulate_pipeline(passes_for: Callable[[int], list[PassGraph]], batch: int, 
         token_bytes: bytes of one token's hidden state, sent from stage to stage.
         host: each stage's host costs in seconds.
         resources: the chip's declared resources.
+        send_nodes: per stage boundary, 1 when the next stage shares the scale-up domain, 2 when its
+            send crosses the scale-out network (sim/config/placement.py); empty: all 1.
     """
     env = CountingEnvironment()
     chips = [ChipResources(env, resources) for _ in range(stages)]
     timeline = Timeline(stage_busy_s=[0.0] * stages, resources=resources)
     pipe = _Pipeline(env, [DesSegments(env, c, cost, timeline) for c in chips], timeline, host or HostCosts(),
-                     token_bytes)
+                     token_bytes, send_nodes or (1,) * (stages - 1))
     for j, size in enumerate(split(batch, microbatches)):
         if size:
             env.process(pipe.microbatch(passes_for(size), j))
@@ -77,8 +80,9 @@ def simulate_pipeline(passes_for: Callable[[int], list[PassGraph]], batch: int, 
 
 class _Pipeline:
     def __init__(self, env, runners: list[DesSegments], timeline: Timeline, host: HostCosts,
-                 token_bytes: float) -> None:
+                 token_bytes: float, send_nodes: tuple[int, ...]) -> None:
         self.env, self.runners, self.timeline, self.host, self.token_bytes = env, runners, timeline, host, token_bytes
+        self.send_nodes = send_nodes
         self.clock = SimClock(env)
         self.streams = [simpy.Resource(env, capacity=1) for _ in runners]
 
@@ -86,8 +90,10 @@ class _Pipeline:
         env, tl, stages = self.env, self.timeline, len(self.runners)
         for graph in graphs:
             start, host_s = env.now, 0.0
-            send = nx.DiGraph()
-            send.add_node("send", op=send_op(graph.batch * graph.new_tokens * self.token_bytes))
+            nbytes = graph.batch * graph.new_tokens * self.token_bytes
+            sends = {nodes: nx.DiGraph() for nodes in set(self.send_nodes)}
+            for nodes, send in sends.items():
+                send.add_node("send", op=send_op(nbytes, nodes))
             for s, runner in enumerate(self.runners):
                 with self.streams[s].request() as turn:
                     yield turn
@@ -97,5 +103,5 @@ class _Pipeline:
                     host_s += tl.stage_passes[-1].host_s
                     tl.stage_busy_s[s] += env.now - held
                 if s < stages - 1:  # hidden states to the next stage
-                    yield from runner(send, graph, "send", 1, s, j)
+                    yield from runner(sends[self.send_nodes[s]], graph, "send", 1, s, j)
             tl.passes.append(PassSpan(graph.phase, graph.step, start, env.now, host_s / stages))

@@ -80,9 +80,24 @@ RESOURCES: tuple[Resource, ...] = (
              peak_per_s=lambda chip, _a: chip.vector_flops),
     Resource("hbm", "HBM", Bound.memory, lambda _op, cost: cost.memory_s, unit_of_work="bytes",
              amount=lambda _op, cost: cost.hbm_bytes, peak_per_s=lambda chip, _a: chip.hbm_bandwidth_Bps),
-    Resource("link", "links", Bound.interconnect, lambda _op, cost: cost.link_transfer_s, unit_of_work="bytes",
-             amount=lambda _op, cost: cost.link_bytes, peak_per_s=lambda chip, _a: chip.link_bandwidth_Bps),
+    Resource("link", "links", Bound.interconnect, lambda op, cost: 0.0 if op.comm_nodes > 1 else cost.link_transfer_s,
+             unit_of_work="bytes", amount=lambda op, cost: 0.0 if op.comm_nodes > 1 else cost.link_bytes,
+             peak_per_s=lambda chip, _a: chip.link_bandwidth_Bps),
 )
+# The chip's NIC to the scale-out network: the transfer of an op whose chips span scale-up domains
+# (``Op.comm_nodes > 1``: hwmodels/network.py) runs here, beside the chip's own fabric. Declared by
+# sim.batch.run.simulate only for runs whose layout spans domains.
+NIC = Resource("nic", "scale-out NIC", Bound.interconnect,
+               lambda op, cost: cost.link_transfer_s if op.comm_nodes > 1 else 0.0, unit_of_work="bytes")
+
+
+def host_tier(bandwidth_Bps: float) -> Resource:
+    """The host memory tier holding the spilled KV cache (``memory.kv_offload=host``): an op's host bytes
+    (``Op.host_bytes``) over the host link's per-direction bandwidth. Its seconds count as
+    ``interconnect``: the link to the host, not the DRAM behind it, sets them."""
+    return Resource("host", "host memory tier", Bound.interconnect, lambda _op, cost: cost.extra("host"),
+                    price=lambda _chip, op: op.host_bytes / bandwidth_Bps, unit_of_work="bytes",
+                    amount=lambda op, _c: op.host_bytes, peak_per_s=lambda _chip, _a: bandwidth_Bps)
 
 
 def utilisation(timeline, chip: HardwareConfig, activations: DType, stages: int = 1) -> dict[str, float]:

@@ -76,6 +76,8 @@ _BATCH = (
     _rate("prefill_tokens_per_s", "prefill tokens/s"),
     Metric("time_by_bound_s.*", "s", L, "time by bound"),
     Metric("time_by_op_s.*", "s", L, "time by operator type"),
+    Metric("time_by_tier_s.*", "s", L, "interconnect time by network tier"),
+    Metric("time_by_part_s.*", "s", L, "op time by model part"),
     Metric("host_overhead_s", "s", L, "host overhead"),
     Metric("flops_per_chip", "FLOP", L, "FLOPs per chip"),
     Metric("matrix_flops_per_chip", "FLOP", L, "matrix FLOPs per chip"),
@@ -91,6 +93,9 @@ _BATCH = (
     Metric("peaks.link_GBps_per_direction", "GB/s", H, "peak link bandwidth per direction"),
     Metric("peaks.ridge_flop_per_byte", "FLOP/byte", L, "ridge point"),
     Metric("pipeline.*", "", L, "pipeline"),
+    Metric("kv_offload.kv_on_host_GB", "GB", L, "KV cache per chip in host memory"),
+    Metric("kv_offload.*", "", L, "KV offload to host memory"),
+    Metric("context_parallel.*", "", L, "context parallelism"),
 )
 _SERVING = (
     Metric("completed_requests", "", H, "completed requests"),

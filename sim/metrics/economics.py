@@ -79,7 +79,7 @@ def record_energy_totals(result: RunResult, econ: ChipEconomics) -> RecordEnergy
 
 def batch_power(result: RunResult, totals: RecordEnergy, static_W: float) -> tuple[dict, dict]:
     """The batch's own power figures: (top-level ``peak_power_W``, ``energy.power_W_by_phase``)."""
-    share = result.cfg.parallel.tp / result.chips  # stage-summed records, spread over the chips
+    share = result.group_chips / result.chips  # stage-summed records, spread over the chips
     phase_s = {phase: sum(p.duration_s for p in result.timeline.passes if p.phase is phase)
                for phase in totals.by_phase_J}
     by_phase = {phase.value: (totals.by_phase_J[phase] * share / phase_s[phase] + static_W if phase_s[phase] else None)

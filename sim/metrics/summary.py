@@ -9,6 +9,8 @@ Every figure is a sum over op records, so each traces back to ops, resources and
   replicas (every other figure is per replica);
 * ``time_by_bound_s``: each chip's wall time split into exclusive intervals (compute, memory,
   interconnect, overhead, idle) by the rule stated in sim/engine/bounds.py; it adds up to ``total_s``;
+* ``time_by_tier_s``, ``time_by_part_s`` (mixture-of-experts models and runs over the scale-out
+  network): sim/metrics/tiers.py;
 * utilisation, energy, power, area and cost (``energy_J``, ``avg_power_W``, ``chip_cost_usd``, ...):
   the parts every run shares, computed by sim/metrics/shared.py (which states their conventions)
   from the same records (their energy: sim/metrics/economics.py).
@@ -19,13 +21,14 @@ from __future__ import annotations
 from collections import defaultdict
 
 from sim.batch.run import RunResult
-from sim.config.schema import WorkloadKind
-from sim.engine.bounds import time_by_bound as split_time_by_bound
+from sim.config.schema import KvOffload, WorkloadKind
+from sim.engine.bounds import bound_label, fold_tiers, time_by_bound_and_tier
 from sim.engine.costing import BOUNDS
 from sim.engine.resources import utilisation as resource_utilisation
 from sim.metrics.economics import batch_power, op_energies_J, record_energy_totals
 from sim.metrics.run_summary import Summary
 from sim.metrics.shared import ChipFacts, ChipWork, Span, chip_economics, energy, pricing, run_info, utilisation
+from sim.metrics.tiers import network_figures
 from workloads.graph import Phase
 from workloads.ops import Role, Unit
 
@@ -43,7 +46,7 @@ def batch_summary(result: RunResult) -> Summary:
     econ = chip_economics(cfg)
     totals = record_energy_totals(result, econ)
     work = chip_work(result, totals.parts_J)
-    span = Span(tl.end_s, result.chips, cfg.parallel.tp, w.batch * (1 + result.decode_tokens),
+    span = Span(tl.end_s, result.chips, result.group_chips, w.batch * (1 + result.decode_tokens),
                 w.batch * w.prompt_tokens)
     run_energy = energy(cfg, econ, work, span)
     peak, by_phase = batch_power(result, totals, econ.energy.static_W)
@@ -60,7 +63,7 @@ def chip_work(result: RunResult, dynamic_J: dict[str, float]) -> ChipWork:
 
 def time_by_bound(result: RunResult) -> dict[str, float]:
     """Each chip's wall time split into exclusive parts by bound, idle included (sim/engine/bounds.py)."""
-    return split_time_by_bound(result.timeline, result.stages)
+    return fold_tiers(time_by_bound_and_tier(result.timeline, result.stages))
 
 
 def utilisation_by_resource(result: RunResult) -> dict[str, float]:
@@ -99,17 +102,19 @@ def _figures(result: RunResult) -> dict:
     ttft = max(p.end_s for p in tl.passes if p.phase is Phase.prefill)  # target and draft prefills
     stages = result.stages  # records cover every pipeline stage: per-chip figures are their mean
     matrix, vector, hbm, wire = (x / stages if stages > 1 else x for x in _work_totals(result))
-    extra = {}
+    parts = time_by_bound_and_tier(tl, stages)
+    extra = network_figures(tl, stages, parts, cfg.model.is_moe)
     if stages > 1:
         extra["pipeline"] = {"stages": stages, "microbatches": cfg.parallel.microbatches or stages,
                              "stage_idle_fraction": [1 - busy / total for busy in tl.stage_busy_s]}
+    extra.update(_long_context(result))
     return {**extra,
             "ttft_s": ttft,
             "tpot_s": (total - ttft) / produced if produced else None,
             "total_s": total,
             "output_tokens_per_s": w.batch * (1 + produced) / total * dp,
             "prefill_tokens_per_s": w.batch * w.prompt_tokens / ttft * dp,
-            "time_by_bound_s": time_by_bound(result),
+            "time_by_bound_s": fold_tiers(parts),
             "host_overhead_s": _host_s(result),
             "flops_per_chip": matrix + vector,
             "matrix_flops_per_chip": matrix,
@@ -121,9 +126,25 @@ def _figures(result: RunResult) -> dict:
             "peaks": _peaks(result)}
 
 
+def _long_context(result: RunResult) -> dict:
+    """The KV cache's host tier (``memory.kv_offload=host``) and the context-parallel ranks, when used."""
+    cfg, out = result.cfg, {}
+    if cfg.memory.kv_offload is KvOffload.host:
+        bandwidth = cfg.memory.host_bandwidth_GBps or cfg.hardware.host_link_GBps
+        out["kv_offload"] = {"kv_on_host_GB": result.memory.kv_on_host / GB, "host_bandwidth_GBps": bandwidth,
+                             "host_capacity_GB": cfg.memory.host_capacity_GB,
+                             "host_busy_s": result.timeline.busy_s.get("host", 0.0)}
+    if cfg.parallel.cp > 1:
+        ring = [r for r in result.timeline.records if r.op.name.startswith("cp_ring_send")]
+        out["context_parallel"] = {"cp": cfg.parallel.cp, "ring_sends": sum(r.count for r in ring),
+                                   "ring_bytes_per_chip": sum(r.op.comm_bytes * r.count for r in ring)}
+    return out
+
+
 def _memory(result: RunResult) -> dict[str, float]:
     mem = result.memory
-    return {"weights": mem.weights / GB, "kv_cache": mem.kv_cache / GB, "activations": mem.activations / GB,
+    kv = mem.kv_cache - mem.kv_on_host if mem.kv_on_host else mem.kv_cache  # HBM's share (the host's: kv_offload)
+    return {"weights": mem.weights / GB, "kv_cache": kv / GB, "activations": mem.activations / GB,
             "used": mem.used / GB, "capacity": mem.capacity / GB}
 
 
@@ -147,14 +168,14 @@ def breakdown_by_kind(result: RunResult) -> list[dict]:
     """One row per phase and operator type: time, share of the phase, dominant bound, intensity,
     achieved rates. Prefill and decode are apart because they sit on opposite sides of the ridge."""
     acc: dict[tuple[str, str], dict] = defaultdict(lambda: {"count": 0, "time_s": 0.0, "flops": 0.0, "bytes": 0.0,
-                                                            "bounds": dict.fromkeys(BOUNDS, 0.0)})
+                                                            "bounds": defaultdict(float, dict.fromkeys(BOUNDS, 0.0))})
     for r in result.timeline.records:
         row = acc[(r.phase.value, r.op.kind.value)]
         row["count"] += r.count
         row["time_s"] += r.total_s
         row["flops"] += r.op.flops * r.count
         row["bytes"] += r.cost.hbm_bytes * r.count
-        row["bounds"][r.cost.bound.value] += r.total_s
+        row["bounds"][bound_label(r)] += r.total_s
     phase_time: dict[str, float] = defaultdict(float)
     for (phase, _), row in acc.items():
         phase_time[phase] += row["time_s"]

@@ -57,10 +57,11 @@ def render(summary: dict, breakdown: list[dict]) -> str:
                 f"{fmt_rate(row['achieved_bytes_per_s'], 'B/s'):>12}"
             )
     total = summary["total_s"]
-    bounds = "  ".join(f"{k} {fmt_time(v)} ({v / total:.0%})" for k, v in summary["time_by_bound_s"].items())
+    bounds = "  ".join(f"{k} {fmt_time(v)} ({v / total:.0%}){_tiers(summary) if k == 'interconnect' else ''}"
+                       for k, v in summary["time_by_bound_s"].items())
+    lines += ["", f"  time by bound           {bounds}"]
+    lines += network_lines(summary)
     lines += [
-        "",
-        f"  time by bound           {bounds}",
         f"  utilisation             compute arrays {util['compute_arrays']:.1%} of {peaks['matrix_TFLOPS']:.4g} "
         f"TFLOP/s ({_as_run(run['activations'], peaks['matrix_dtype'])}) | HBM {util['hbm_bandwidth']:.1%} of "
         f"{peaks['hbm_GBps']:.4g} GB/s | "
@@ -68,12 +69,31 @@ def render(summary: dict, breakdown: list[dict]) -> str:
         f"  HBM per chip            weights {mem['weights']:.2f} GB + KV cache {mem['kv_cache']:.2f} GB + "
         f"activations {mem['activations']:.2f} GB = {mem['used']:.2f} of {mem['capacity']:.4g} GB "
         f"({mem['used'] / mem['capacity']:.0%})",
+        *_long_context_lines(summary),
         f"  simulated               {run['passes']} passes, {run['distinct_ops']} distinct ops costed, "
         f"{run['events']} events, {run['sim_wall_s']:.2f} s wall",
     ]
     if "energy_J" in summary:
         lines += economics_lines(summary)
     return "\n".join(lines)
+
+
+def _tiers(summary: dict) -> str:
+    """The interconnect part's split by network tier, where the summary has one."""
+    tiers = summary.get("time_by_tier_s")
+    if not tiers:
+        return ""
+    return f" [scale-up {fmt_time(tiers['scale_up'])}, link:scale_out {fmt_time(tiers['scale_out'])}]"
+
+
+def network_lines(summary: dict) -> list[str]:
+    """Op time by model part (attention, experts, all-to-all ...), where the summary has it."""
+    parts = summary.get("time_by_part_s")
+    if not parts:
+        return []
+    total = sum(parts.values()) or 1.0
+    shares = "  ".join(f"{k.replace('_', '-')} {fmt_time(v)} ({v / total:.0%})" for k, v in parts.items() if v)
+    return [f"  op time by part         {shares}"]
 
 
 def headline(summary: dict, name: str, title: str | None = None) -> str:
@@ -111,3 +131,18 @@ def economics_lines(summary: dict) -> list[str]:
         f"  efficiency              {summary['output_tokens_per_s_per_usd'] * 1000:.3g} output tokens/s per $1k "
         f"of chip | {summary['output_tokens_per_s_per_W']:.3g} output tokens/s per W",
     ]
+
+
+def _long_context_lines(summary: dict) -> list[str]:
+    """The KV cache's host tier and the context-parallel ring, when the run uses them."""
+    lines = []
+    if "kv_offload" in summary:
+        off = summary["kv_offload"]
+        lines.append(f"  KV on host memory       {off['kv_on_host_GB']:.2f} GB per chip (of "
+                     f"{off['host_capacity_GB']:.4g} GB) at {off['host_bandwidth_GBps']:.4g} GB/s per direction, "
+                     f"host link busy {fmt_time(off['host_busy_s'])}")
+    if "context_parallel" in summary:
+        cp = summary["context_parallel"]
+        lines.append(f"  context parallel        {cp['cp']} ranks, ring attention: {cp['ring_sends']} KV block sends, "
+                     f"{cp['ring_bytes_per_chip'] / 1e9:.3g} GB per chip")
+    return lines

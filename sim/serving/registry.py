@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sim.config.placement import layout_of
 from sim.config.schema import RunConfig, SchedulerKind
 from sim.engine.costing import send_op
 from sim.engine.pipeline import split
@@ -48,8 +49,9 @@ def one_instance(cls: type[Scheduler]) -> SchedulerEntry:
         server = Server(traffic, instances, coster, make_router(cfg.router.kind, cfg.seed))
         if pp > 1:
             token_bytes = cfg.model.hidden_size * cfg.precision.activations.bytes
+            nodes = max(layout_of(cfg).send_nodes)  # one send cost for every boundary: the slowest tier's
             server.pipeline = Pipeline(tuple(split(cfg.model.num_layers, pp)),
-                                       lambda tokens: coster.coster(send_op(tokens * token_bytes)).time_s)
+                                       lambda tokens: coster.coster(send_op(tokens * token_bytes, nodes)).time_s)
         return server
 
     return SchedulerEntry(cls.label, make, cls.whole_prompts)

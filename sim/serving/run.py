@@ -130,9 +130,16 @@ def check_serving(cfg: RunConfig) -> None:
         raise RunError(f"speculative.draft_model is simulated with scheduler=continuous or chunked_prefill (got "
                        f"{cfg.scheduler.kind.value}); set it to null or change the scheduler")
     par = cfg.parallel
+    if par.cp > 1 or cfg.memory.kv_offload.value != "none":
+        raise RunError("parallel.cp and memory.kv_offload are simulated for single-batch runs (workload=single_batch); "
+                       "a serving run swaps preempted KV blocks to the host itself: set parallel.cp=1 and "
+                       "memory.kv_offload=none")
     if par.overlap_comm:
         raise RunError("workload=serving costs its steps on the analytic path without communication overlap: set "
                        "parallel.overlap_comm=false")
+    if par.ep > par.tp:
+        raise RunError(f"parallel.ep={par.ep} > parallel.tp={par.tp} (attention groups sharing an EP group) is "
+                       "simulated for single-batch runs; a serving run needs parallel.ep equal to parallel.tp or 1")
     sched = cfg.scheduler
     if par.pp > 1 and (sched.kind not in (SchedulerKind.continuous, SchedulerKind.chunked_prefill)
                        or cfg.speculative.draft_model or par.pp > cfg.model.num_layers):

@@ -2,10 +2,10 @@
 
 For each preset in conf/hardware, per quantity:
 
-* ``gemm_bf16_TFLOPS``, ``gemm_fp8_TFLOPS``: the datasheet matrix peak (``HardwareConfig.peak_flops``)
-  and the predicted rate of one 8192 x 8192 x 8192 GEMM (``2 * 8192**3 / time``, the time from
-  ``Coster`` on the op ``llmsim-validate`` builds for a GEMM row); fp8 only where the chip's arrays
-  take fp8;
+* ``gemm_bf16_TFLOPS``, ``gemm_fp8_TFLOPS``, ``gemm_fp4_TFLOPS``: the datasheet matrix peak
+  (``HardwareConfig.peak_flops``) and the predicted rate of one 8192 x 8192 x 8192 GEMM
+  (``2 * 8192**3 / time``, the time from ``Coster`` on the op ``llmsim-validate`` builds for a GEMM
+  row); fp8 and fp4 only where the chip's arrays take them;
 * ``stream_GBps``: the datasheet HBM bandwidth and the predicted bandwidth of a copy that reads
   1 GiB and writes 1 GiB (``llmsim-validate``'s memcpy op; bytes moved / time, as STREAM-class
   benchmarks count);
@@ -79,6 +79,8 @@ QUANTITIES: tuple[Quantity, ...] = (
              lambda c: gemm_TFLOPS(c, DType.bf16)),
     Quantity("gemm_fp8_TFLOPS", lambda c: c.supports(DType.fp8), lambda c: c.peak_flops(DType.fp8) / 1e12,
              lambda c: gemm_TFLOPS(c, DType.fp8)),
+    Quantity("gemm_fp4_TFLOPS", lambda c: c.supports(DType.fp4), lambda c: c.peak_flops(DType.fp4) / 1e12,
+             lambda c: gemm_TFLOPS(c, DType.fp4)),
     Quantity("stream_GBps", lambda c: True, lambda c: c.hbm_bandwidth_GBps, stream_GBps),
     Quantity("allreduce8_busbw_GBps", lambda c: c.max_chips >= ALLREDUCE_CHIPS, lambda c: c.link_bandwidth_GBps,
              allreduce_busbw_GBps),
