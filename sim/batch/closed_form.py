@@ -66,11 +66,19 @@ class _Planner:
 
     def segments(self, lo: int, hi: int) -> list[PassGraph]:
         """Contexts ``lo .. hi`` (inside one piece) as exact segments, in order."""
+        if lo < hi and not self._affine(lo, hi):  # costed through tiling, clock or overlap: step by step
+            return [self._pass(c) for c in range(lo, hi + 1)]
         merged = self._merged(lo, hi)
         if merged is not None:
             return [merged]
         cut = self._cut(lo, hi)
         return self.segments(lo, cut) + self.segments(cut + 1, hi)
+
+    def _affine(self, lo: int, hi: int) -> bool:
+        """Whether every attention op that differs between ``lo`` and ``hi`` is costed affinely."""
+        first, last = self._attention(lo), self._attention(hi)
+        return all(a == b or (self.coster.affine(a) and self.coster.affine(b))
+                   for name in self.kinds for a, b in zip(first[name], last[name], strict=True))
 
     def _attention(self, context: int) -> dict:
         ops = self._ops.get(context)
