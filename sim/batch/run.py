@@ -186,7 +186,8 @@ def simulate(cfg: RunConfig, resources: tuple[Resource, ...] = RESOURCES, step_b
     if ex.kv_host_fraction:  # the passes again, their attention reading the host tier's share
         all_passes = passes(cfg, ex=ex)
         prefill = next(all_passes)
-    coster = Coster(cfg.hardware, resources, in_switch=cfg.runtime.in_switch_reduction, network=network(cfg))
+    coster = Coster(cfg.hardware, resources, in_switch=cfg.runtime.in_switch_reduction, network=network(cfg),
+                    cap=cfg.power.cap)
     host = HostCosts.of(cfg.runtime, cfg.system.host)
     if cfg.parallel.pp > 1:
         timeline = simulate_pipeline(lambda size: list(passes(cfg, size, ex)), cfg.workload.batch, cfg.parallel.pp,

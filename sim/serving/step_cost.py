@@ -61,7 +61,8 @@ class StepCoster:
     def __init__(self, cfg: RunConfig, ex: Execution, block_tokens: int) -> None:
         self.model, self.ex, self.block = cfg.model, ex, block_tokens
         self.one_kind = len(set(cfg.model.layer_kinds())) == 1
-        self.coster = Coster(cfg.hardware, in_switch=cfg.runtime.in_switch_reduction, network=network(cfg))
+        self.coster = Coster(cfg.hardware, in_switch=cfg.runtime.in_switch_reduction, network=network(cfg),
+                             cap=cfg.power.cap)
         self.host = HostCosts.of(cfg.runtime, cfg.system.host)
         self.energy: ChipEnergy = chip_energy(cfg.hardware, die_area(cfg.hardware).total_mm2)
         self._cache: dict[tuple, StepCost] = {}
