@@ -127,6 +127,18 @@ class Coster:
             cost = self._cache[op] = self._cost(op)
         return cost
 
+    def affine(self, op: Op) -> bool:
+        """Whether the op's costs are affine in its FLOPs and bytes (so an op of mean FLOPs and bytes costs
+        the mean): a vector op, or a fused attention kernel with a published efficiency (no tiling, clock or
+        overlap model); never with extra resources (their prices are arbitrary functions)."""
+        if self.extra:
+            return False
+        if op.unit is Unit.vector:
+            return True
+        return (op.unit is Unit.matrix and op.kind is OpKind.attention and op.groups != 1 and not op.dequant_flops
+                and attention_efficiency(op.kernel, self.chip.architecture,
+                                         self.chip.matmul_dtype(op.dtype) or op.dtype) is not None)
+
     def _cost(self, op: Op) -> OpCost:
         chip = self.chip
         latency = transfer = wire = 0.0
