@@ -54,7 +54,8 @@ def main() -> None:
         result = simulate(cfg)
         wall = best_of(3, lambda cfg=cfg: simulate(cfg))
         print(f"70B TP8 b16 2048+256 simulate(), {fidelity:<8}:        {wall:6.2f} s   (target < 2 s; "
-              f"{len(result.timeline.passes)} passes, {result.distinct_ops} distinct ops, "
+              f"{sum(p.steps for p in result.timeline.passes)} passes replayed as {len(result.timeline.passes)}, "
+              f"{result.distinct_ops} distinct ops, "
               f"{result.timeline.events} events)")
     cfg = config(*BIG)
     coster = Coster(cfg.hardware)

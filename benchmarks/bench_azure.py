@@ -10,6 +10,7 @@ itself (files and plot included) and, separately, the simulation and summary in-
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -33,22 +34,25 @@ def main() -> None:
     register_configs()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         cfg = to_run_config(compose("config", overrides=ARGS))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = simulate_serving(cfg)
     s = summarize_serving(result)
-    wall = time.perf_counter() - start
-    print(f"in-process: {s['completed_requests']:,} of {s['requests']:,} requests in {wall:.1f} s wall "
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    print(f"in-process: {s['completed_requests']:,} of {s['requests']:,} requests in {wall:.1f} s wall, "
+          f"{cpu:.1f} s CPU "
           f"(target < {TARGET_S:.0f} s) | {s['steps']:,} steps, {s['run']['distinct_steps']:,} distinct steps costed, "
           f"{s['run']['events']:,} events | TTFT p99 {s['ttft_p99_s']:.3g} s, TPOT p99 {s['tpot_p99_s']:.3g} s, "
           f"{s['output_tokens_per_s']:,.0f} output tokens/s | {s['run']['traffic']}")
     exe = Path(sys.executable).parent / "llmsim"
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run([str(exe), *ARGS, f"hydra.run.dir={tmp}"], check=True, capture_output=True)
-        wall = time.perf_counter() - start
+        wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
         done = json.loads((Path(tmp) / "summary.json").read_text())["completed_requests"]
         files = sorted(p.name for p in Path(tmp).iterdir() if p.is_file())
-        print(f"llmsim command, start to finish: {done:,} requests in {wall:.1f} s wall; files: {', '.join(files)}")
+        print(f"llmsim command, start to finish: {done:,} requests in {wall:.1f} s wall, {cpu:.1f} s CPU; "
+              f"files: {', '.join(files)}")
 
 
 if __name__ == "__main__":

@@ -87,7 +87,11 @@ class HardwareConfig:
     freq_GHz: float = 1.0  # clock at which the datasheet peak is quoted
     # MACs per cycle of each format relative to bf16; a format not listed is not supported.
     matmul_dtype_rate: dict[str, float] = field(default_factory=lambda: {"bf16": 1.0})
-    vector_TFLOPS: float = 10.0  # vector unit peak (elementwise, reductions, softmax, norms)
+    # The vector unit (elementwise, reductions, softmax, norms): FP32 FMA lanes, the hardware; its
+    # peak is 2 x lanes x clock. vector_TFLOPS (at freq_GHz) may be given instead; it is turned into
+    # lanes once, so a later clock change moves the peak, not the silicon. Neither: 10 TFLOP/s.
+    vector_lanes: float | None = None
+    vector_TFLOPS: float | None = None
     # Memory.
     sram_MiB: float = 32.0  # on-chip SRAM (L2 / shared memory / VMEM) usable for tiles
     sram_bandwidth_TBps: float = 10.0
@@ -130,8 +134,13 @@ class HardwareConfig:
     # Energy, area and cost (hwmodels/energy.py, area.py, cost.py).
     process_node: str = "7nm"  # logic process, a key of hwmodels.process.NODES ("4nm" = NVIDIA 4N)
     hbm_generation: str = "hbm2e"  # a key of hwmodels.process.HBM: access energy, background power, $/GB
-    hbm_stacks: int = 1  # HBM stacks on the package: PHYs on the die, background power
-    board_power_W: float = 0.0  # board power limit (TDP) for reports and checks; 0 = unknown; not used by the model
+    # HBM stacks on the package (PHYs on the die edge, background power, interposer). None: the
+    # fewest of hbm_generation that give hbm_bandwidth_GBps and hbm_capacity_GB; a count too small
+    # for them is raised to it (hwmodels/hbm_stacks.py; the summary says so).
+    hbm_stacks: int | None = None
+    # Board power limit (TDP): the sustained clock drops to stay within it when power.cap is on
+    # (hwmodels/power.py); 0 = unknown, never throttled.
+    board_power_W: float = 0.0
     published_die_area_mm2: float = 0.0  # all dies together; 0 = unknown; only compared with the model
     num_dies: int = 1  # dies (chiplets) the chip's logic is split over; a die over the reticle needs more
     spare_cores: int = 0  # cores on the silicon beyond num_cores, disabled for yield (GA100: 128 - 108)
@@ -168,7 +177,6 @@ class HardwareConfig:
                 raise HardwareError(f"{where}: hardware.{key} must be a whole number >= 1 (got {value})")
         for key in (
             "freq_GHz",
-            "vector_TFLOPS",
             "sram_MiB",
             "sram_bandwidth_TBps",
             "hbm_capacity_GB",
@@ -190,9 +198,26 @@ class HardwareConfig:
             value = getattr(self, key)
             if not 0 < value <= 1:
                 raise HardwareError(f"{where}: hardware.{key} must be in (0, 1] (got {value})")
+        self._resolve_vector(where)
         for key in LIMITS:
-            if key != "matmul_dtype_rate":
+            if key != "matmul_dtype_rate" and getattr(self, key, None) is not None:
                 check_limit(where, key, getattr(self, key))
+
+    def _resolve_vector(self, where: str) -> None:
+        """Vector lanes from vector_TFLOPS at freq_GHz when only that is given; then vector_TFLOPS is None."""
+        given = {key: getattr(self, key) for key in ("vector_lanes", "vector_TFLOPS") if getattr(self, key) is not None}
+        if len(given) == 2:
+            raise HardwareError(f"{where}: set hardware.vector_lanes or hardware.vector_TFLOPS, not both (got "
+                                f"{given['vector_lanes']:g} lanes and {given['vector_TFLOPS']:g} TFLOP/s); "
+                                "the peak is 2 x lanes x freq_GHz")
+        for key, value in given.items():
+            if not (value > 0 and math.isfinite(value)):
+                raise HardwareError(f"{where}: hardware.{key} must be a finite number > 0 (got {value})")
+        if self.vector_lanes is None:
+            tflops = given.get("vector_TFLOPS", 10.0)
+            check_limit(where, "vector_TFLOPS", tflops)
+            self.vector_lanes = tflops * 1e12 / (2 * self.freq_Hz)
+        self.vector_TFLOPS = None
 
     def _validate_formats(self, where: str) -> None:
         """The matrix arrays' formats: at least one, each a known format with a rate > 0."""
@@ -249,8 +274,9 @@ class HardwareConfig:
                 raise HardwareError(f"{where}: hardware.{key}: {err}") from None
         for key in ("hbm_stacks", "num_dies"):
             value = getattr(self, key)
-            if not isinstance(value, int) or value < 1:
+            if not (value is None and key == "hbm_stacks") and (not isinstance(value, int) or value < 1):
                 raise HardwareError(f"{where}: hardware.{key} must be a whole number >= 1 (got {value})")
+        self._resolve_stacks(where)
         if not isinstance(self.spare_cores, int) or self.spare_cores < 0:
             raise HardwareError(f"{where}: hardware.spare_cores must be a whole number >= 0 (got {self.spare_cores})")
         for key in ("board_power_W", "published_die_area_mm2", "core_sram_KiB", "other_sram_MiB"):
@@ -260,6 +286,21 @@ class HardwareConfig:
         problem = reticle_problem(self, die_area(self))
         if problem:
             raise HardwareError(f"{where}: {problem}")
+
+    def _resolve_stacks(self, where: str) -> None:
+        """The stacks needed for the bandwidth and capacity (hwmodels/hbm_stacks.py); note why when derived."""
+        from hwmodels.hbm_stacks import stacks_for, stacks_note, unreachable
+        from hwmodels.process import hbm_generation
+
+        generation = hbm_generation(self.hbm_generation)
+        problem = unreachable(generation, self.hbm_bandwidth_GBps, self.hbm_capacity_GB, self.num_dies)
+        if problem:
+            raise HardwareError(f"{where}: {problem}")
+        needed = stacks_for(generation, self.hbm_bandwidth_GBps, self.hbm_capacity_GB)
+        note = stacks_note(self.hbm_stacks, needed, generation, self.hbm_bandwidth_GBps, self.hbm_capacity_GB)
+        if note:
+            self.hbm_stacks = needed
+        self.hbm_stacks_note = getattr(self, "hbm_stacks_note", "") or note  # kept when validated again
 
     # SI views -------------------------------------------------------------------------------
     @property
@@ -308,7 +349,8 @@ class HardwareConfig:
 
     @property
     def vector_flops(self) -> float:
-        return self.vector_TFLOPS * 1e12
+        """Vector unit peak FLOP/s: 2 per FMA lane per cycle."""
+        return 2.0 * self.vector_lanes * self.freq_Hz
 
     @property
     def sram_bytes(self) -> float:

@@ -7,7 +7,10 @@ Chip cost, USD:
 * yield, negative binomial: ``Y = (1 + A D0 / alpha)^-alpha`` with the node's defect density D0
   and clustering ``alpha = 3``; a bigger die or a dirtier process yields fewer good dies;
 * silicon: ``dies x wafer price / (dies per wafer x Y)`` (each chiplet yields on its own);
-* HBM: ``capacity_GB x $/GB`` of the chip's HBM generation;
+* HBM: ``$/GB x ((1 - HBM_SPEED_PREMIUM) x capacity_GB + HBM_SPEED_PREMIUM x bandwidth_GBps x
+  max_GB / max_GBps per stack)``: a full top-speed-bin stack costs its GB at the generation's $/GB;
+  part of that price follows the bandwidth the stacks deliver (slower bins sell for less), so
+  bandwidth costs money even where it needs no more stacks, and more stacks never cost less;
 * packaging: a 2.5D silicon interposer under the dies and stacks
   (``INTERPOSER_USD_PER_MM2 x 1.3 x (dies + stacks x HBM_FOOTPRINT_MM2)``) plus substrate and
   assembly; test: ``TEST_SHARE`` of all of the above.
@@ -17,6 +20,12 @@ defect as fatal.
 
 Cost per chip-hour: ``chip cost x price_markup / (years x 8766 h x utilisation)`` plus the
 chip's average power at the electricity price.
+
+System cost per chip (``system_cost``): the chip, its share of the host node (CPUs, DRAM,
+storage, chassis, power supplies: ``HOST_NODE_USD / chips_per_node``), of the scale-up fabric
+(switch silicon behind a switched fabric, cables on a direct ring or torus) and, where the system
+has one, of the scale-out network (NIC, switch ports, optics). Every price is an ESTIMATE with
+its range beside it.
 """
 
 from __future__ import annotations
@@ -42,7 +51,20 @@ INTERPOSER_MARGIN = 1.3
 HBM_FOOTPRINT_MM2 = 110.0
 SUBSTRATE_ASSEMBLY_USD = 150.0
 TEST_SHARE = 0.05
+# ESTIMATE (range 0.3-0.7): share of an HBM stack's price that follows its speed bin; a full stack
+# run at half the generation's top pin rate costs 1 - 0.5 x 0.5 = 75 % of a top-bin one (speed
+# binning of the stacks' base dies; 2023-24 trade-press reports of premiums for the fastest bins).
+HBM_SPEED_PREMIUM = 0.5
 HOURS_PER_YEAR = 8766.0  # 365.25 days
+# ESTIMATES for the system around the chips (public 2023-24 bill-of-materials analyses of 8-GPU
+# HGX servers and 400G networks): a host node without its accelerators ~$30,000 (range
+# $20,000-50,000); a switched scale-up fabric's switch chips and boards ~$1,500 per chip (range
+# $500-3,000); direct ring/torus cabling ~$200 per chip (range $100-500); a scale-out port (NIC,
+# switch port share, two optical transceivers) ~$3,000 per chip (range $2,000-6,000).
+HOST_NODE_USD = 30000.0
+SWITCHED_FABRIC_USD_PER_CHIP = 1500.0
+DIRECT_FABRIC_USD_PER_CHIP = 200.0
+SCALE_OUT_USD_PER_CHIP = 3000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +123,8 @@ def chip_cost(chip: HardwareConfig, area: AreaBreakdown, defects_per_cm2: float 
     per_wafer = dies_per_wafer(die)
     y = negative_binomial_yield(die, d0)
     silicon = chip.num_dies * die_cost_usd(die, node.wafer_usd, d0)
-    memory = chip.hbm_capacity_GB * hbm.usd_per_GB
+    bandwidth_usd = HBM_SPEED_PREMIUM * hbm.usd_per_GB * hbm.max_GB_per_stack / hbm.max_GBps_per_stack
+    memory = chip.hbm_capacity_GB * hbm.usd_per_GB * (1 - HBM_SPEED_PREMIUM) + chip.hbm_bandwidth_GBps * bandwidth_usd
     interposer = INTERPOSER_MARGIN * (area.total_mm2 + chip.hbm_stacks * HBM_FOOTPRINT_MM2)
     packaging = SUBSTRATE_ASSEMBLY_USD + INTERPOSER_USD_PER_MM2 * interposer
     test = TEST_SHARE * (silicon + memory + packaging)
@@ -122,3 +145,23 @@ def usd_per_chip_hour(chip_usd: float, avg_power_W: float, *, usd_per_kWh: float
     """
     capital = chip_usd * price_markup / (amortisation_years * HOURS_PER_YEAR * utilisation)
     return capital + avg_power_W / 1000 * usd_per_kWh
+
+
+@dataclass(frozen=True, slots=True)
+class SystemCost:
+    """What one chip costs in its system, USD: itself and its shares of the host and the networks."""
+
+    chip_usd: float
+    host_usd: float
+    scale_up_usd: float
+    scale_out_usd: float
+
+    @property
+    def total_usd(self) -> float:
+        return self.chip_usd + self.host_usd + self.scale_up_usd + self.scale_out_usd
+
+
+def system_cost(chip_usd: float, chips_per_node: int, switched: bool, scale_out: bool) -> SystemCost:
+    """One chip's system cost (module docstring): the chip plus its shares of host, scale-up and scale-out."""
+    fabric = SWITCHED_FABRIC_USD_PER_CHIP if switched else DIRECT_FABRIC_USD_PER_CHIP
+    return SystemCost(chip_usd, HOST_NODE_USD / chips_per_node, fabric, SCALE_OUT_USD_PER_CHIP if scale_out else 0.0)

@@ -18,7 +18,9 @@ delivery efficiency):
 Static power: ``(leakage_W_per_mm2 x die area + HBM background x stacks) / delivery``, drawn for
 the whole run whether the units are busy or not.
 
-``scale`` is the node's ``energy_scale`` (7 nm = 1; hwmodels/process.py). The 7 nm reference
+``scale`` is the node's ``energy_scale`` (7 nm = 1; hwmodels/process.py), times
+``voltage_factor``: ``(f / f_nom)^2`` for a chip clocked above its node's nominal clock (the
+voltage rises with the clock, ``C V^2`` per operation), 1 at or below it. The 7 nm reference
 figures below come from Jouppi et al., "Ten Lessons From Three Generations Shaped Google's
 TPUv4i", ISCA 2021, Table 2: Horowitz's ISSCC 2014 energy table re-derived for 7 nm.
 """
@@ -152,10 +154,20 @@ def static_power_W(chip: HardwareConfig, die_area_mm2: float) -> float:
     return (node.leakage_W_per_mm2 * die_area_mm2 + hbm.static_W_per_stack * chip.hbm_stacks) / DELIVERY_EFFICIENCY
 
 
+def voltage_factor(chip: HardwareConfig) -> float:
+    """Dynamic energy per operation at ``chip``'s clock over that at the node's nominal clock.
+
+    ``C V^2`` with the voltage rising in proportion to the clock above the node's nominal clock
+    (``(f / f_nom)^2``); at or below it the logic runs at the nominal voltage (1).
+    """
+    ratio = chip.freq_GHz / process_node(chip.process_node).nominal_clock_GHz
+    return ratio * ratio if ratio > 1 else 1.0
+
+
 def chip_energy(chip: HardwareConfig, die_area_mm2: float) -> ChipEnergy:
     """The energy coefficients of ``chip`` whose logic covers ``die_area_mm2`` (all dies)."""
     node, hbm = process_node(chip.process_node), hbm_generation(chip.hbm_generation)
-    s, d = node.energy_scale, DELIVERY_EFFICIENCY
+    s, d = node.energy_scale * voltage_factor(chip), DELIVERY_EFFICIENCY
     mac = {DType(name): mac_pJ(DType(name), chip.array_rows, chip.array_cols, s) * PJ / d
            for name in chip.matmul_dtype_rate}
     return ChipEnergy(

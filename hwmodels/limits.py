@@ -22,6 +22,7 @@ LIMITS: Mapping[str, tuple[float, str]] = MappingProxyType({
     "max_chips": (1e6, "the largest pods join 8,960 chips (TPU v5p)"),
     "freq_GHz": (10.0, "no logic clocks above 10 GHz; accelerators run at 1-3 GHz"),
     "vector_TFLOPS": (1e6, "an exaFLOP/s of vector math, 10,000 x an H100's"),
+    "vector_lanes": (1e9, "a billion FMA lanes; an H100 has 16,896"),
     "sram_MiB": (1e6, "a wafer-scale engine holds 44 GB of SRAM (Cerebras WSE-3)"),
     "sram_bandwidth_TBps": (1e6, "a wafer-scale engine reaches 21,000 TB/s (Cerebras WSE-3)"),
     "hbm_capacity_GB": (1e5, "100 TB; the largest packages hold 288 GB (MI325X)"),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from hwmodels.limits import HardwareError
 from hwmodels.numerics import DType
 from sim.cli.chips import main
 from sim.config.paths import presets
@@ -59,10 +60,13 @@ def test_figures_are_the_closed_forms():
 
 
 @settings(max_examples=20, deadline=None)
-@given(name=st.sampled_from(HARDWARE), low=st.floats(10.0, 1e5), factor=st.floats(1.0, 10.0))
+@given(name=st.sampled_from(HARDWARE), low=st.floats(10.0, 1500.0), factor=st.floats(1.0, 10.0))
 def test_more_hbm_bandwidth_never_lowers_the_streaming_bandwidth(name, low, factor):
     slow = load_hardware(name, hbm_bandwidth_GBps=low)
-    fast = load_hardware(name, hbm_bandwidth_GBps=low * factor)
+    try:
+        fast = load_hardware(name, hbm_bandwidth_GBps=low * factor)
+    except HardwareError:  # more stacks than the die's edge or the reticle holds (hwmodels/hbm_stacks.py)
+        assume(False)
     assert stream_GBps(fast) >= stream_GBps(slow) * (1 - 1e-12)
 
 

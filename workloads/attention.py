@@ -83,6 +83,18 @@ def layer_window(model: ModelConfig, kind: LayerKind | None) -> tuple[int, int]:
     return (kind.window, kind.chunk) if kind is not None else (model.sliding_window, model.attention_chunk)
 
 
+def decode_keys(model: ModelConfig, ex: Execution, context: int, kind: LayerKind | None = None) -> tuple[int, int]:
+    """(keys a decode step's query attends to, keys this chip reads from the cache) in a layer of ``kind``
+    at ``context``: the window or chunk clips the keys; with context parallelism each rank holds its share
+    of the cache; a paged cache reads whole blocks, the last one partly empty. Both never decrease with
+    ``context`` between two resets of a chunk."""
+    window, chunk = layer_window(model, kind)
+    keys = chunked_keys(context, chunk) if chunk else min(context, window) if window else context
+    cached = -(-keys // ex.cp)  # context parallelism: each rank holds its share of the cache
+    block = ex.kv_block_tokens
+    return keys, (-(-cached // block) * block if block else cached)
+
+
 def pass_attention(model: ModelConfig, ex: Execution, phase: Phase, batch: int, s: int, context: int,
                    kind: LayerKind | None = None) -> list[Op]:
     """The attention kernel(s) of a pass: ``batch`` sequences of ``s`` new tokens attending to ``context`` keys
@@ -93,13 +105,7 @@ def pass_attention(model: ModelConfig, ex: Execution, phase: Phase, batch: int, 
     window, chunk = layer_window(model, kind)
     pairs = attention_pairs(phase, s, context, window, ex.attention, chunk)
     owner = kind is None or kind.kv_owner
-    if phase is Phase.decode:
-        cached = chunked_keys(context, chunk) if chunk else min(context, window) if window else context
-        cached = -(-cached // ex.cp)  # context parallelism: each rank holds its share of the cache
-        if ex.kv_block_tokens:  # paged cache: whole blocks are read, the last one partly empty
-            cached = -(-cached // ex.kv_block_tokens) * ex.kv_block_tokens
-    else:
-        cached = 0
+    cached = decode_keys(model, ex, context, kind)[1] if phase is Phase.decode else 0
     if model.is_mla:
         return mla_attention(model, ex, absorbed=mla_absorbed(ex, phase), seqs=batch, queries=tokens,
                              pairs=pairs * batch, cached=batch * cached, score_pairs=batch * s * context,

@@ -126,6 +126,7 @@ class PassGraph:
     post: nx.DiGraph
     extra: tuple[tuple[str, nx.DiGraph], ...] = ()
     pattern: tuple[str, ...] = ()
+    steps: int = 1  # decode steps the pass stands for: a closed-form segment's mean step (sim/batch/closed_form.py)
 
     def layer_segments(self, first: int = 0, count: int | None = None) -> list[tuple[str, nx.DiGraph, int]]:
         """(segment name, DAG, repeat count) of layers ``first`` .. ``first + count - 1``."""

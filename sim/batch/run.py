@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from sim.batch.closed_form import decode_segments
 from sim.batch.speculative import speculative_passes
 from sim.config.draft import draft_model
 from sim.config.placement import attention_groups, layout_of, network
@@ -164,8 +165,12 @@ def check_fits(cfg: RunConfig, mem: MemoryUse) -> None:
     )
 
 
-def simulate(cfg: RunConfig, resources: tuple[Resource, ...] = RESOURCES) -> RunResult:
-    """Check ``cfg``, then simulate its prefill and decode passes on a chip with ``resources``."""
+def simulate(cfg: RunConfig, resources: tuple[Resource, ...] = RESOURCES, step_by_step: bool = False) -> RunResult:
+    """Check ``cfg``, then simulate its prefill and decode passes on a chip with ``resources``.
+
+    On one pipeline stage without speculation the decode steps run in closed form (a few mean steps with
+    their counts, ``sim.batch.closed_form``); ``step_by_step`` replays every step instead (the reference
+    the closed form is tested against)."""
     check_run(cfg)
     started = time.perf_counter()
     ex = cfg.execution()
@@ -181,7 +186,8 @@ def simulate(cfg: RunConfig, resources: tuple[Resource, ...] = RESOURCES) -> Run
     if ex.kv_host_fraction:  # the passes again, their attention reading the host tier's share
         all_passes = passes(cfg, ex=ex)
         prefill = next(all_passes)
-    coster = Coster(cfg.hardware, resources, in_switch=cfg.runtime.in_switch_reduction, network=network(cfg))
+    coster = Coster(cfg.hardware, resources, in_switch=cfg.runtime.in_switch_reduction, network=network(cfg),
+                    cap=cfg.power.cap)
     host = HostCosts.of(cfg.runtime, cfg.system.host)
     if cfg.parallel.pp > 1:
         timeline = simulate_pipeline(lambda size: list(passes(cfg, size, ex)), cfg.workload.batch, cfg.parallel.pp,
@@ -190,6 +196,10 @@ def simulate(cfg: RunConfig, resources: tuple[Resource, ...] = RESOURCES) -> Run
                                      layout.send_nodes)
     else:
         run = simulate_des if cfg.fidelity is Fidelity.des else simulate_analytic
+        if not step_by_step and draft_model(cfg) is None:
+            w = cfg.workload
+            all_passes = iter(decode_segments(cfg.model, ex, local_batch(cfg, w.batch), w.prompt_tokens,
+                                              w.decode_tokens - 1, coster, host))
         timeline = run(_chain(prefill, all_passes), coster, host, resources)
     return RunResult(cfg, timeline, mem, coster.distinct_ops, time.perf_counter() - started,
                      decode_tokens_produced(cfg))

@@ -13,7 +13,7 @@ import sim.studies.sweep.sensitivity as _study
 from sim.cli.common import ArgumentParser, one_line_errors
 from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep import ReportError
-from sim.studies.sweep.sensitivity import FAILURES, sensitivities, write_sensitivity
+from sim.studies.sweep.sensitivity import FAILURES, rankings, sensitivities, write_sensitivity
 
 
 @one_line_errors("llmsim-sensitivity")
@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"llmsim-sensitivity: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     write_sensitivity(table, out, cfg)
-    shown = table[["parameter", "change", "new_value", "delta_pct", "gain_pct", "status"]]
-    print(shown.to_string(index=False, float_format=lambda v: f"{v:+.2f}"))
+    shown = table[["parameter", "change", "new_value", "gain_pct", "d_area_mm2", "d_power_W", "d_cost_usd",
+                   "gain_per_kusd", "gain_per_100mm2", "status"]]
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:+.2f}", na_rep="-"))
+    print("\n  gain_pct: % better; d_*: what the change costs (die area, maximum power, cost to make);"
+          "\n  gain_per_kusd / gain_per_100mm2: % gained per $1,000 / per 100 mm^2 it costs")
+    for name, rows in rankings(table).items():
+        listed = ", ".join(f"{r.parameter.removeprefix('hardware.')} {r.change}" for r in rows.itertuples())
+        print(f"  best by {name}: {listed or '-'}")
     print(f"\n  outputs  {out}/ (sensitivity.csv, sensitivity.parquet, sensitivity.png)")

@@ -210,6 +210,19 @@ class SpeculativeConfig:
 
 
 @dataclass
+class PowerConfig:
+    """The board power budget (hwmodels/power.py).
+
+    ``cap``: matrix kernels whose power at the boost clock would exceed ``hardware.board_power_W``
+    run at the lower sustained clock that fits it (the summary's ``power.sustained_clock_GHz`` and
+    ``power.power_limited``); false: every kernel runs at ``hardware.freq_GHz`` whatever it draws
+    (what the chip would draw unthrottled, for comparing with its TDP).
+    """
+
+    cap: bool = True
+
+
+@dataclass
 class CostConfig:
     """Prices for the cost of a run (hwmodels/cost.py); nothing here changes the timing.
 

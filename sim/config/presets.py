@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from omegaconf import OmegaConf
 
 from hwmodels.chip import HardwareConfig
@@ -24,8 +26,9 @@ def load_hardware(name: str, **changes) -> HardwareConfig:
     """The chip preset ``name`` with any fields replaced by ``changes``."""
     chip = _load("hardware", name, HardwareConfig)
     if changes:
-        fields = {**chip.__dict__, **changes}
-        chip = HardwareConfig(**fields)
+        if "vector_TFLOPS" in changes:  # a new peak replaces the preset's lanes
+            changes = {"vector_lanes": None, **changes}
+        chip = dataclasses.replace(chip, **changes)
     return chip
 
 

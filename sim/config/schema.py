@@ -33,6 +33,7 @@ from sim.config.execution import (
     KvOffload,
     MemoryConfig,
     ParallelConfig,
+    PowerConfig,
     PrecisionConfig,
     RuntimeConfig,
     SpeculativeConfig,
@@ -59,8 +60,8 @@ from workloads.model import ModelConfig
 
 __all__ = [
     "FLASH_TILE", "Admission", "AppConfig", "ArrivalProcess", "AttentionConfig", "CostConfig", "Fidelity",
-    "HostConfig", "KvOffload", "LengthDistribution", "MemoryConfig", "OutputConfig", "ParallelConfig", "Preemption",
-    "PrecisionConfig", "RouterConfig", "RouterKind", "RunConfig", "RunError",
+    "HostConfig", "KvOffload", "LengthDistribution", "MemoryConfig", "OutputConfig", "ParallelConfig",
+    "PowerConfig", "Preemption", "PrecisionConfig", "RouterConfig", "RouterKind", "RunConfig", "RunError",
     "RuntimeConfig", "ScaleOutConfig", "ScaleUpConfig", "SchedulerConfig", "SchedulerKind", "SearchConfig",
     "SloConfig", "SpeculativeConfig", "SweepConfig", "SystemConfig", "TraceName", "WorkloadConfig", "WorkloadKind",
     "check_run", "core_sram_bytes", "fused_attention_sram_bytes", "register_configs", "run_fields",
@@ -79,6 +80,7 @@ class RunConfig:
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     cost: CostConfig = field(default_factory=CostConfig)  # prices for energy and cost figures
+    power: PowerConfig = field(default_factory=PowerConfig)  # the board power budget's cap on the clock
     memory: MemoryConfig = field(default_factory=MemoryConfig)  # a second tier for the KV cache (batch runs)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     speculative: SpeculativeConfig = field(default_factory=SpeculativeConfig)

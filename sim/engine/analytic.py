@@ -57,6 +57,24 @@ class AnalyticSegments:
         tl.segments.append(SegmentSpan(stage, seg_start, first_end, self.clock.now, repeat))
         yield from ()
 
+    def mark(self) -> tuple[int, dict[str, float]]:
+        """Where the records and busy time stand (before a pass standing for several steps)."""
+        return len(self.timeline.records), dict(self.timeline.busy_s)
+
+    def repeat_since(self, mark: tuple[int, dict[str, float]], steps: int) -> None:
+        """The records and busy time since ``mark`` count ``steps`` times (identical steps back to back)."""
+        repeat_records(self.timeline.records, mark[0], steps)
+        busy = self.timeline.busy_s
+        for name, before in mark[1].items():
+            busy[name] = before + (busy[name] - before) * steps
+
+
+def repeat_records(records: list[OpRecord], first: int, steps: int) -> None:
+    """Records ``first`` onwards stand for ``steps`` steps: their counts are multiplied."""
+    for r in records[first:]:
+        r.count *= steps
+        r.steps = steps
+
 
 def simulate_analytic(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost], host: HostCosts | None = None,
                       resources: tuple[Resource, ...] = RESOURCES) -> Timeline:
@@ -66,3 +84,21 @@ def simulate_analytic(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost],
     drain(replay(clock, AnalyticSegments(clock, cost, timeline, resources), passes, host or HostCosts(),
                  timeline.passes))
     return timeline
+
+
+def dag_seconds(dag: nx.DiGraph, cost: Callable[[Op], OpCost]) -> float:
+    """Span of one instance of a segment's DAG on the analytic path (the scheduling of ``AnalyticSegments``)."""
+    free = {False: 0.0, True: 0.0}
+    end: dict[str, float] = {}
+    for node in nx.topological_sort(dag):
+        op = dag.nodes[node]["op"]
+        link = op.unit is Unit.link
+        start = max(free[link], max((end[p] for p in dag.predecessors(node)), default=0.0))
+        end[node] = free[link] = start + cost(op).time_s
+    return max(end.values(), default=0.0)
+
+
+def pass_seconds(graph: PassGraph, cost: Callable[[Op], OpCost], host: HostCosts) -> float:
+    """One step of ``graph`` on the analytic path: step overhead, then the device or the dispatching host."""
+    device = sum(dag_seconds(dag, cost) * repeat for _, dag, repeat in graph.segments())
+    return host.pass_time(graph.kernels, device)

@@ -16,13 +16,16 @@ A repeated segment (``num_layers`` identical layers) is simulated once and its o
 follow back to back; they are laid out as simulated (instance k shifted by k times the first
 instance's span), which amounts to its first instance's split times its repeat count whenever
 nothing else on the chip overlaps it (then computed that way). With ``pp > 1`` the split is
-computed per stage and the mean over stages reported. The five parts add up to ``total_s``.
+computed per stage and the mean over stages reported. A pass that stands for several decode steps
+(a closed-form segment, ``sim.batch.closed_form``) counts its first step's split times its steps.
+The five parts add up to ``total_s``.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
+from dataclasses import replace
 
 from sim.engine.costing import BOUNDS
 from sim.engine.records import OpRecord, Timeline
@@ -69,13 +72,34 @@ def time_by_bound_and_tier(timeline: Timeline, stages: int = 1) -> dict[str, flo
 
 
 def _split_chip(timeline: Timeline, records: list[OpRecord], spans, stage: int, total: float) -> dict[str, float]:
-    """The split of one chip's ``[0, total]``."""
+    """The split of one chip's ``[0, total]``. A pass standing for several decode steps (a closed-form
+    segment) counts its first step's split times its steps and covers its whole span."""
+    multi = {(p.phase, p.step): p for p in spans if p.steps > 1}
+    if not multi:
+        return _split_window(timeline, records, spans, stage, 0.0, total)
+    inside: dict[tuple, list[OpRecord]] = defaultdict(list)
+    rest = []
+    for r in records:
+        (inside[(r.phase, r.step)] if (r.phase, r.step) in multi else rest).append(r)
+    parts = _split_window(timeline, rest, [p for p in spans if p.steps == 1], stage, 0.0, total,
+                          [(p.start_s, p.end_s, _COVERED) for p in multi.values()])
+    for key, p in multi.items():
+        first = replace(p, end_s=p.first_end_s, steps=1)
+        for part, seconds in _split_window(timeline, inside[key], [first], stage, p.start_s, p.first_end_s).items():
+            parts[part] += seconds * p.steps
+    return parts
+
+
+def _split_window(timeline: Timeline, records: list[OpRecord], spans, stage: int, begin: float, end: float,
+                  covered: list | None = None) -> dict[str, float]:
+    """The split of ``[begin, end]`` over ``records`` and the host spans of ``spans``; ``covered`` windows
+    are counted elsewhere."""
     blocks: dict[int, list[OpRecord]] = defaultdict(list)
     for r in records:
         blocks[r.block].append(r)
     alone = _isolated_blocks(timeline, blocks, stage)
     parts = defaultdict(float, dict.fromkeys(PARTS, 0.0))
-    items: list[tuple[float, float, str]] = []
+    items: list[tuple[float, float, str]] = list(covered or ())
     for block, recs in blocks.items():
         seg = timeline.segments[block] if block >= 0 else None
         if seg is not None and block in alone and seg.repeat > 1:
@@ -91,7 +115,7 @@ def _split_chip(timeline: Timeline, records: list[OpRecord], spans, stage: int, 
         if p.device_start_s is not None:
             items.append((p.start_s, p.device_start_s, _HOST))
             items.append((p.device_end_s, p.end_s, _HOST))
-    for part, seconds in _sweep(items, 0.0, total).items():
+    for part, seconds in _sweep(items, begin, end).items():
         parts[part] += seconds
     return parts
 

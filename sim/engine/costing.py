@@ -109,15 +109,16 @@ class Coster:
     ``in_switch``: the runtime's collective library may reduce in the switch (RuntimeConfig.in_switch_reduction).
     ``network``: the scale-out network between scale-up domains, for ops whose chips span domains
     (``Op.comm_nodes > 1``: hwmodels/network.py); None where the system has none.
+    ``cap``: the board power budget caps the clock (PowerConfig.cap).
     """
 
     def __init__(self, chip: HardwareConfig, resources: tuple = (), in_switch: bool = True,
-                 network: Network | None = None) -> None:
+                 network: Network | None = None, cap: bool = True) -> None:
         self.chip = chip
         self.in_switch = in_switch
         self.network = network
         self.extra = tuple(r for r in resources if r.price is not None)
-        self.power = PowerBudget.of(chip)
+        self.power = PowerBudget.of(chip, cap)
         self._cache: dict[Op, OpCost] = {}
 
     def __call__(self, op: Op) -> OpCost:
@@ -125,6 +126,18 @@ class Coster:
         if cost is None:
             cost = self._cache[op] = self._cost(op)
         return cost
+
+    def affine(self, op: Op) -> bool:
+        """Whether the op's costs are affine in its FLOPs and bytes (so an op of mean FLOPs and bytes costs
+        the mean): a vector op, or a fused attention kernel with a published efficiency (no tiling, clock or
+        overlap model); never with extra resources (their prices are arbitrary functions)."""
+        if self.extra:
+            return False
+        if op.unit is Unit.vector:
+            return True
+        return (op.unit is Unit.matrix and op.kind is OpKind.attention and op.groups != 1 and not op.dequant_flops
+                and attention_efficiency(op.kernel, self.chip.architecture,
+                                         self.chip.matmul_dtype(op.dtype) or op.dtype) is not None)
 
     def _cost(self, op: Op) -> OpCost:
         chip = self.chip
@@ -151,13 +164,16 @@ class Coster:
         ratio = 1.0
         if op.unit is Unit.matrix and c.dtype_run is not None and published is None:  # clock under the power budget
             core_J = self.power.matmul_core_J(op.flops, c.dtype_run)
-            ratio = self.power.clock_ratio(core_J, traffic * self.power.hbm_J_per_byte, c.seconds, memory)
+            ratio = self.power.clock_ratio(core_J, self.power.memory_J(traffic), c.seconds, memory)
             c = replace(c, seconds=c.seconds / ratio, efficiency=c.efficiency * ratio)
             both = overlapped(chip, c.seconds, memory)  # loads and MACs overlap imperfectly near balance
             if c.seconds >= memory:
                 c = replace(c, seconds=both, efficiency=c.efficiency * c.seconds / both)
             else:
                 memory = both
+        elif published is not None and c.dtype_run is not None:  # measured time; only its energy scales
+            core_J = self.power.matmul_core_J(op.flops, c.dtype_run)
+            ratio = self.power.fixed_time_ratio(core_J, self.power.memory_J(traffic), max(c.seconds, memory))
         overhead = chip.kernel_overhead_s + (chip.matmul_overhead_s if op.unit is Unit.matrix else 0.0)
         if c.partial_bytes:  # split-K: a second kernel reduces the partial sums
             overhead += chip.kernel_overhead_s

@@ -17,10 +17,13 @@ The cost of a simulation grows with the ops of one layer and the number of passe
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from heapq import heappush
 
 import networkx as nx
 import simpy
+from simpy.core import NORMAL
 
+from sim.engine.analytic import repeat_records
 from sim.engine.costing import OpCost
 from sim.engine.records import HostCosts, OpRecord, SegmentSpan, Timeline
 from sim.engine.replay import SimClock, replay
@@ -39,6 +42,16 @@ class CountingEnvironment(simpy.Environment):
     def step(self) -> None:
         super().step()
         self.events_processed += 1
+
+    def at(self, when: float) -> simpy.Event:
+        """An event that fires at time ``when`` exactly (a timeout's ``now + delay`` could differ from it in
+        the last bit): for a process that has added up step durations itself, as SimPy would have."""
+        if when < self.now:
+            raise ValueError(f"time {when} is in the past (now {self.now})")
+        event = simpy.Event(self)
+        event._ok, event._value = True, None
+        heappush(self._queue, (when, NORMAL, next(self._eid), event))
+        return event
 
 
 def simulate_des(passes: Iterable[PassGraph], cost: Callable[[Op], OpCost], host: HostCosts | None = None,
@@ -85,6 +98,20 @@ class DesSegments:
                 server.add_repeat((server.busy_s - busy0) * (repeat - 1), (server.work_s - work0) * (repeat - 1))
             yield env.timeout(elapsed * (repeat - 1))
         span.end_s = env.now
+
+    def mark(self) -> tuple[int, list[tuple[float, float, int]]]:
+        """Where the records and the servers stand (before a pass standing for several steps)."""
+        return len(self.timeline.records), [(s.busy_s, s.work_s, s.shared) for s in self.chip.servers()]
+
+    def repeat_since(self, mark: tuple[int, list[tuple[float, float, int]]], steps: int) -> None:
+        """The records and the servers' busy time since ``mark`` count ``steps`` times. A server that never
+        served two jobs at once was busy exactly its work: that sum, free of the clock's rounding at large
+        times (which the count would multiply), is what repeats."""
+        repeat_records(self.timeline.records, mark[0], steps)
+        for server, (busy0, work0, shared0) in zip(self.chip.servers(), mark[1], strict=True):
+            work = server.work_s - work0
+            busy = work if server.shared == shared0 else server.busy_s - busy0
+            server.add_repeat(busy * steps - (server.busy_s - busy0), work * (steps - 1))
 
     def _run_dag(self, dag: nx.DiGraph, graph: PassGraph, segment: str, repeat: int, stage: int, microbatch: int,
                  block: int) -> Iterator[simpy.Event]:

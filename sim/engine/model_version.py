@@ -21,8 +21,11 @@ History:
      ep > 1, LMSYS 2025), so MoE runs with ep > 1 take longer; dense runs keep their numbers (issue 18).
   5: stream-K chips (H100, H200, B200, GB200) share the k-loop over the SMs also when a GEMM has fewer output tiles
      than SMs, instead of split-K through HBM; a unit gets at least 8 k-tiles (issue 12).
+  6: trade-offs priced (issue 13): the power cap counts the SRAM passes of HBM bytes and throttles
+     the energy of published-efficiency kernels; HBM is priced partly by its bandwidth; the clock
+     costs energy (V ~ f) and area above the node's nominal clock; HBM PHYs need die edge.
 """
 
 from __future__ import annotations
 
-MODEL_VERSION = 5
+MODEL_VERSION = 6

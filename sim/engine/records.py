@@ -11,8 +11,8 @@ from workloads.ops import Op
 
 @dataclass(slots=True)
 class OpRecord:
-    """One op of one pass. ``count`` identical instances ran back to back (repeated layers);
-    ``start_s``/``end_s`` are those of the first instance."""
+    """One op of one pass. ``count`` instances ran (repeated layers, times the ``steps`` decode steps a
+    closed-form segment's mean step stands for); ``start_s``/``end_s`` are those of the first instance."""
 
     phase: Phase
     step: int
@@ -25,6 +25,7 @@ class OpRecord:
     stage: int = 0  # pipeline stage (chip group) that ran it
     microbatch: int = 0
     block: int = -1  # index of its segment's span in ``Timeline.segments``
+    steps: int = 1  # decode steps its pass stands for (already in ``count``)
 
     @property
     def duration_s(self) -> float:
@@ -62,6 +63,8 @@ class PassSpan:
     stage: int = 0
     device_start_s: float | None = None  # None: no host spans recorded (the end-to-end span of a pipeline pass)
     device_end_s: float | None = None
+    steps: int = 1  # decode steps the pass stands for: its first ran to ``first_end_s``, the others alike
+    first_end_s: float | None = None  # end of the first step when ``steps > 1``
 
     @property
     def duration_s(self) -> float:

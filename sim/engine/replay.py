@@ -9,7 +9,11 @@ Every fidelity and every pipeline stage replays a pass the same way:
    remaining identical instances;
 3. when dispatching the pass's kernels takes the host longer than the device needs, the pass
    ends when the host is done (a dispatch stall);
-4. a ``PassSpan`` records the pass, with the host's step overhead and stall.
+4. a pass standing for ``steps`` decode steps (a closed-form segment's mean step,
+   ``sim.batch.closed_form``) is followed by its ``steps - 1`` others back to back: the runner
+   scales the records' counts and the resources' busy time since its ``mark()``, and the clock
+   advances by their duration without replaying their events;
+5. a ``PassSpan`` records the pass, with the host's step overhead and stall.
 
 The fidelities differ only in the segment runner (``sim.engine.analytic``: op costs summed in
 topological order; ``sim.engine.des``: ops on processor-sharing servers) and the clock: a plain
@@ -28,7 +32,8 @@ import networkx as nx
 from sim.engine.records import HostCosts, PassSpan
 from workloads.graph import PassGraph
 
-SegmentRunner = Callable[..., Iterator]  # (dag, graph, segment, repeat, stage, microbatch) -> generator
+SegmentRunner = Callable[..., Iterator]  # (dag, graph, segment, repeat, stage, microbatch) -> generator;
+# it also has mark() and repeat_since(mark, steps) for passes that stand for several decode steps
 
 
 class AnalyticClock:
@@ -75,6 +80,7 @@ def replay_pass(clock, run_segment: SegmentRunner, graph: PassGraph, segments: I
         stage, microbatch: pipeline stage and micro-batch (0 on one chip).
     """
     start = clock.now
+    mark = run_segment.mark() if graph.steps > 1 else None
     if host.step_s > 0:
         yield clock.wait(host.step_s)
     device_start = clock.now
@@ -87,8 +93,13 @@ def replay_pass(clock, run_segment: SegmentRunner, graph: PassGraph, segments: I
     stall = end - device_end
     if stall > 0:
         yield clock.until(end)
-    spans.append(PassSpan(graph.phase, graph.step, start, clock.now, host.step_s + max(stall, 0.0), stage,
-                          device_start, device_end))
+    first_end = None
+    if mark is not None:  # a closed-form segment: its other steps follow back to back, alike
+        first_end = clock.now
+        run_segment.repeat_since(mark, graph.steps)
+        yield clock.wait((first_end - start) * (graph.steps - 1))
+    spans.append(PassSpan(graph.phase, graph.step, start, clock.now, (host.step_s + max(stall, 0.0)) * graph.steps,
+                          stage, device_start, device_end, graph.steps, first_end))
 
 
 def replay(clock, run_segment: SegmentRunner, passes: Iterable[PassGraph], host: HostCosts,

@@ -115,7 +115,7 @@ def utilisation(timeline, chip: HardwareConfig, activations: DType, stages: int 
 class SharedServer:
     """A processor-sharing server with capacity 1 (full-rate seconds per second)."""
 
-    __slots__ = ("env", "name", "_heap", "_vtime", "_last", "_seq", "_token", "busy_s", "work_s")
+    __slots__ = ("env", "name", "_heap", "_vtime", "_last", "_seq", "_token", "busy_s", "work_s", "shared")
 
     def __init__(self, env: simpy.Environment, name: str) -> None:
         self.env = env
@@ -127,11 +127,13 @@ class SharedServer:
         self._token = 0
         self.busy_s = 0.0  # wall time with at least one job in service
         self.work_s = 0.0  # full-rate seconds of work served
+        self.shared = 0  # jobs submitted while another was in service (none: busy time is the work)
 
     def submit(self, work_s: float) -> simpy.Event:
         """An event that fires when ``work_s`` full-rate seconds of work have been served."""
         done = self.env.event()
         self._advance()
+        self.shared += bool(self._heap)
         heapq.heappush(self._heap, (self._vtime + work_s, self._seq, done))
         self._seq += 1
         self.work_s += work_s

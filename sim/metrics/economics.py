@@ -6,6 +6,10 @@
   bytes it put on its links; the host moves the prompt's token IDs in and the generated ones out
   (4 bytes each), once per run. Records of every pipeline stage are summed: that is the work of
   one chip of a tensor-parallel group per stage, which the shared rule spreads over the chips;
+* ``sustained_clock_GHz`` is the clock the matrix kernels ran at under the board power budget,
+  averaged over their time (``energy.power_limited`` says whether any ran below the boost clock;
+  ``energy.over_budget`` whether the peak power exceeds the board's: the cap slows the arrays'
+  clock only, so uncapped runs and HBM traffic whose power alone exceeds the budget can);
 * ``peak_power_W`` is the highest op's dynamic energy over its (simulated) duration, plus static
   power, per chip; ``power_W_by_phase`` is a phase's dynamic energy per chip over its passes' time,
   plus static power;
@@ -84,7 +88,31 @@ def batch_power(result: RunResult, totals: RecordEnergy, static_W: float) -> tup
                for phase in totals.by_phase_J}
     by_phase = {phase.value: (totals.by_phase_J[phase] * share / phase_s[phase] + static_W if phase_s[phase] else None)
                 for phase in totals.by_phase_J}
-    return {"peak_power_W": totals.peak_dynamic_W + static_W}, {"power_W_by_phase": by_phase}
+    clock, peak, board = sustained_clock(result), totals.peak_dynamic_W + static_W, result.cfg.hardware.board_power_W
+    over = bool(board) and peak > board * (1 + 1e-9)  # e.g. uncapped, or HBM traffic alone over the budget
+    return ({"peak_power_W": peak, "sustained_clock_GHz": clock["sustained_clock_GHz"]},
+            {"power_W_by_phase": by_phase, **clock, "over_budget": over})
+
+
+def sustained_clock(result: RunResult) -> dict:
+    """The clock the matrix kernels ran at under the board power budget (hwmodels/power.py).
+
+    ``sustained_clock_GHz``: the boost clock times the clock ratio averaged over the matrix kernels'
+    time; ``min_clock_GHz``: the lowest any kernel ran at; ``power_limited``: some kernel ran below
+    the boost clock; ``power_cap``: whether ``power.cap`` was on.
+    """
+    freq = result.cfg.hardware.freq_GHz
+    weighted = busy = 0.0
+    lowest = 1.0
+    for r in result.timeline.records:
+        ratio = r.cost.clock_ratio
+        if r.op.unit.value == "matrix" and r.duration_s > 0:
+            weighted += ratio * r.total_s
+            busy += r.total_s
+            lowest = min(lowest, ratio)
+    mean = weighted / busy if busy else 1.0
+    return {"sustained_clock_GHz": freq * mean, "min_clock_GHz": freq * lowest, "boost_clock_GHz": freq,
+            "power_limited": lowest < 1.0, "power_cap": result.cfg.power.cap}
 
 
 def _key(r: OpRecord) -> tuple:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hwmodels.area import AreaBreakdown, die_area
-from hwmodels.cost import ChipCost, chip_cost, usd_per_chip_hour
+from hwmodels.cost import ChipCost, chip_cost, system_cost, usd_per_chip_hour
 from hwmodels.energy import ChipEnergy, chip_energy
 from hwmodels.kernels import attention_family
 from sim.config.schema import RunConfig
@@ -209,13 +209,18 @@ class ChipFacts:
         chip, area = self.cfg.hardware, self.econ.area
         return {"chip_area_mm2": area.total_mm2, "die_area_mm2": area.die_mm2, "num_dies": chip.num_dies,
                 "process_node": chip.process_node, "published_die_area_mm2": chip.published_die_area_mm2 or None,
+                "hbm_stacks": chip.hbm_stacks, "hbm_stacks_note": getattr(chip, "hbm_stacks_note", "") or None,
                 "by_part_mm2": area.as_dict()}
 
     def cost(self) -> dict:
-        c = self.econ.cost
+        c, cfg = self.econ.cost, self.cfg
+        system = system_cost(c.total_usd, cfg.system.chips_per_node, cfg.hardware.topology.value == "switch",
+                             cfg.system.scale_out is not None)
         return {"chip_cost_usd": c.total_usd, "silicon_usd": c.silicon_usd, "hbm_usd": c.hbm_usd,
                 "packaging_usd": c.packaging_usd, "test_usd": c.test_usd, "dies_per_wafer": c.dies_per_wafer,
-                "die_yield": c.die_yield}
+                "die_yield": c.die_yield, "system_usd_per_chip": system.total_usd,
+                "host_usd_per_chip": system.host_usd, "scale_up_usd_per_chip": system.scale_up_usd,
+                "scale_out_usd_per_chip": system.scale_out_usd}
 
 
 def run_info(cfg: RunConfig, chips: int, own: dict, events: int, distinct_ops: int, sim_wall_s: float) -> dict:

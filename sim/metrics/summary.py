@@ -159,7 +159,8 @@ def _peaks(result: RunResult) -> dict:
 def _run(result: RunResult) -> dict:
     cfg, tl, w = result.cfg, result.timeline, result.cfg.workload
     own = {"replicas": cfg.parallel.dp, "batch": w.batch, "prompt_tokens": w.prompt_tokens,
-           "decode_tokens": w.decode_tokens, "fidelity": cfg.fidelity.value, "passes": len(tl.passes)}
+           "decode_tokens": w.decode_tokens, "fidelity": cfg.fidelity.value,
+           "passes": sum(p.steps for p in tl.passes)}
     return run_info(cfg, result.chips, own, tl.events, result.distinct_ops, result.sim_wall_s)
 
 
@@ -210,6 +211,7 @@ def ops_columns(result: RunResult) -> dict[str, list]:
         cols["kind"].append(op.kind.value)
         cols["unit"].append(op.unit.value)
         cols["count"].append(r.count)
+        cols["steps"].append(r.steps)  # decode steps the row's mean step stands for (in count)
         cols["start_s"].append(r.start_s)
         cols["end_s"].append(r.end_s)
         cols["duration_s"].append(d)

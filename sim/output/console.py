@@ -117,10 +117,11 @@ def economics_lines(summary: dict) -> list[str]:
     published = f" (published {area['published_die_area_mm2']:,.0f})" if area["published_die_area_mm2"] else ""
     dies = f" in {area['num_dies']} dies" if area["num_dies"] > 1 else ""
     chips = run["chips"]
-    return [
+    return [*_hbm_note(area), 
         f"  energy                  {fmt_rate(summary['energy_J'], 'J')} on {chips} chip{'s' if chips > 1 else ''}, "
         f"{summary['joules_per_output_token']:.3g} J per output token | per chip: avg {summary['avg_power_W']:,.0f} W, "
         f"peak {summary['peak_power_W']:,.0f} W{board}; {phases}",
+        *_clock_line(energy),
         f"  chip                    {summary['chip_area_mm2']:,.0f} mm^2{dies} at {area['process_node']}{published} | "
         f"est. cost to make ${summary['chip_cost_usd']:,.0f} | ${summary['usd_per_chip_hour']:.3g} per chip-hour "
         f"({cost['usd_per_chip_hour_source']})",
@@ -131,6 +132,28 @@ def economics_lines(summary: dict) -> list[str]:
         f"  efficiency              {summary['output_tokens_per_s_per_usd'] * 1000:.3g} output tokens/s per $1k "
         f"of chip | {summary['output_tokens_per_s_per_W']:.3g} output tokens/s per W",
     ]
+
+
+def _clock_line(energy: dict) -> list[str]:
+    """The sustained clock under the board power budget (single-batch runs; hwmodels/power.py)."""
+    if "sustained_clock_GHz" not in energy:
+        return []
+    boost, held = energy["boost_clock_GHz"], energy["sustained_clock_GHz"]
+    if energy["power_limited"]:
+        why = (f"power-limited: the {energy['board_power_W']:,.0f} W budget held it down, "
+               f"lowest {energy['min_clock_GHz']:.4g}")
+    elif not energy["power_cap"]:
+        why = "power.cap=false: every kernel at the boost clock"
+    else:
+        why = "within the board power budget"
+    over = "; peak power over the board budget" if energy.get("over_budget") else ""
+    return [f"  clock                   {held:.4g} GHz sustained of {boost:.4g} GHz ({why}){over}"]
+
+
+def _hbm_note(area: dict) -> list[str]:
+    """Says when the HBM stacks were derived from the bandwidth and capacity (hwmodels/hbm_stacks.py)."""
+    note = area.get("hbm_stacks_note")
+    return [f"  HBM                     {note}"] if note else []
 
 
 def _long_context_lines(summary: dict) -> list[str]:

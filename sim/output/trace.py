@@ -13,7 +13,8 @@ separate rows ("lanes").
 Repeated layers are one record with a ``count`` in the table; here every instance is laid out
 back to back, which is what both fidelities simulate. Only the prefill and the first
 ``decode_steps`` decode steps are written (a 70B model over 256 steps would be hundreds of MB
-and show the same step over and over); the trace says so in its metadata.
+and show the same step over and over); the trace says so in its metadata. A closed-form decode
+segment (``sim/batch/closed_form.py``) is shown as its mean step, named with the steps it stands for.
 
 Open ``trace.json`` in https://ui.perfetto.dev (or chrome://tracing). Times are microseconds.
 """
@@ -110,6 +111,14 @@ def _lanes(items: list[Slice]) -> list[int]:
     return lane
 
 
+def _steps_of(ops: pd.DataFrame, phase: str, step: int) -> int:
+    """Decode steps the pass ``(phase, step)`` stands for (a closed-form segment's mean step: several)."""
+    if "steps" not in ops:
+        return 1
+    rows = ops.loc[(ops["phase"] == phase) & (ops["step"] == step), "steps"]
+    return int(rows.iloc[0]) if len(rows) else 1
+
+
 def chrome_trace(ops: pd.DataFrame, decode_steps: int = 2, title: str = "llmsim run",
                  resources: tuple[Resource, ...] = RESOURCES) -> dict:
     """The trace-event JSON object (``ph: "X"`` complete events, a process per track)."""
@@ -131,10 +140,13 @@ def chrome_trace(ops: pd.DataFrame, decode_steps: int = 2, title: str = "llmsim 
         in_pass = [s for s in items if s.phase == phase and s.step == step]
         start = min(s.start_s for s in in_pass)
         end = max(s.start_s + s.dur_s for s in in_pass)
-        name = "prefill" if phase == "prefill" else f"decode step {step}"
+        stands = _steps_of(ops, phase, step)
+        name = "prefill" if phase == "prefill" else f"decode step {step}" if stands == 1 else \
+            f"decode steps {step}-{step + stands - 1} (their mean step)"
         events.append({"ph": "X", "name": name, "cat": phase, "pid": 1, "tid": 0, "ts": start * US,
                        "dur": (end - start) * US, "args": {"phase": phase, "step": step}})
-    total_steps = int(ops.loc[ops["phase"] == "decode", "step"].nunique())
+    decode = ops.loc[ops["phase"] == "decode"]
+    total_steps = int(decode.groupby("step")["steps"].first().sum() if "steps" in ops else decode["step"].nunique())
     return {"traceEvents": events, "displayTimeUnit": "ms",
             "otherData": {"title": title, "shown": f"prefill and decode steps {[s for p, s in shown if p == 'decode']}"
                           f" of {total_steps}; every layer laid out", "time_unit": "us"}}

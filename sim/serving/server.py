@@ -13,9 +13,10 @@ An instance is one tensor-parallel group running a scheduler: the whole server, 
   completions; with nothing to do it sleeps until woken (an arrival, a KV cache handed over).
 
 Events are arrivals, steps, completions and KV transfers, so a run's cost grows with the
-scheduler steps, not with layers or ops. Alongside, the server integrates over time the number
-of requests waiting for their first admission and the number in the system (Little's law),
-and records one row per step (instance, time, batch, tokens, KV-cache use, queue).
+scheduler steps, not with layers or ops; runs of decode-only steps are advanced together
+(sim/serving/decode_runs.py), one event per run on a lone instance. Alongside, the server
+integrates over time the number of requests waiting for their first admission and the number in
+the system (Little's law), and records one row per step (instance, time, batch, tokens, KV-cache use, queue).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Protocol
 import simpy
 
 from sim.engine.des import CountingEnvironment
+from sim.serving.decode_runs import DecodeRun, apply_run, can_run, plan_run
 from sim.serving.request import Request
 from sim.serving.routers import Route, outstanding
 from sim.serving.schedulers import Scheduler, StepPlan, StepShape
@@ -74,6 +76,8 @@ class Handoff(Protocol):
 class Server:
     """One serving run over one or more instances of the same chips."""
 
+    runs = True  # advance runs of decode-only steps together (sim/serving/decode_runs.py); False: step by step
+
     def __init__(self, traffic: Traffic, instances: list[Instance], cost: Callable[[StepShape], StepCost],
                  route: Route | None = None) -> None:
         self.traffic, self.instances, self.cost = traffic, instances, cost
@@ -94,10 +98,13 @@ class Server:
         self._queued = self._in_system = 0
         self._last_change = 0.0
         self._next_closed = 0
+        self._next_at = 0.0  # when the next arrival comes (inf: no more); decode runs stop at it
 
     def run(self) -> None:
         """Simulate until every request has completed."""
         if self.traffic.users:
+            # a completion sends the next request: with one instance taking them it ends a run anyway
+            self._next_at = float("inf") if len(self.front) == 1 else 0.0
             for _ in range(min(self.traffic.users, len(self.traffic))):
                 self._arrive(self._make(self._next_closed, 0.0))
                 self._next_closed += 1
@@ -121,14 +128,20 @@ class Server:
     def _arrivals(self) -> Iterator[simpy.Event]:
         env, t = self.env, self.traffic
         for i in range(len(t)):
-            at = float(t.arrival_s[i])
+            at = self._next_at = float(t.arrival_s[i])
             if at > env.now:
                 yield env.timeout(at - env.now)
             self._arrive(self._make(i, at))
+        self._next_at = float("inf")
 
     def _engine(self, inst: Instance) -> Iterator[simpy.Event]:
         env, scheduler, n = self.env, inst.scheduler, len(self.traffic)
         while self.completed < n:
+            run = self._decode_run(inst)
+            if run is not None:
+                done = yield from self._advance_run(inst, run)
+                self._completed(done)
+                continue
             plan = scheduler.plan(env.now)
             if plan is None:
                 inst.wake_event = env.event()
@@ -153,15 +166,78 @@ class Server:
                 self.matrix_flops += cost.matrix_flops
                 self.hbm_bytes += cost.hbm_bytes
             self._record(inst, start, plan, made, cost)
-            if done:
-                self.completed += len(done)
-                self._count(0, -len(done))
-                for _ in done:
-                    if self.traffic.users and self._next_closed < n:
-                        self._arrive(self._make(self._next_closed, env.now))
-                        self._next_closed += 1
+            self._completed(done)
             if self.handoff is not None:
                 self.handoff.after_step(inst, plan)
+
+    def _decode_run(self, inst: Instance) -> DecodeRun | None:
+        """The decode-only steps the instance can advance together now, if any."""
+        if not self.runs or self.pipeline is not None or self.handoff is not None or not can_run(inst.scheduler):
+            return None
+        return plan_run(inst.scheduler, self.env.now, self._next_at, self.cost)
+
+    def _completed(self, done: list[Request]) -> None:
+        """Count completions; in a closed loop each sends the next request."""
+        if done:
+            n = len(self.traffic)
+            self.completed += len(done)
+            self._count(0, -len(done))
+            for _ in done:
+                if self.traffic.users and self._next_closed < n:
+                    self._arrive(self._make(self._next_closed, self.env.now))
+                    self._next_closed += 1
+
+    def _advance_run(self, inst: Instance, run: DecodeRun) -> Iterator[simpy.Event]:
+        """Wait out a run's steps and account them as the engine accounts each step; the requests its last
+        step completed. Alone, the instance waits once; beside others it waits for each step's end (and
+        shows each step's KV use to the router), so that the steps of all instances are recorded and
+        summed in the step-by-step order."""
+        k = run.steps
+        if len(self.instances) == 1:
+            yield self.env.at(run.ends[-1])
+            done = apply_run(inst.scheduler, run)
+            self._account(inst, run, 0, k)
+            return done
+        for j, end in enumerate(run.ends[:-1]):
+            inst.scheduler.kv.used = run.used[j]
+            yield self.env.at(end)
+            self._account(inst, run, j, j + 1)
+        inst.scheduler.kv.used = run.used[-1]
+        yield self.env.at(run.ends[-1])
+        done = apply_run(inst.scheduler, run)
+        self._account(inst, run, k - 1, k)
+        return done
+
+    def _account(self, inst: Instance, run: DecodeRun, first: int, last: int) -> None:
+        """Steps ``first`` to ``last - 1`` of a run: time, energy and work summed in order, and their rows (the
+        run's last step is recorded after it was applied, as the engine records a step after completing it)."""
+        busy = self.busy_by[inst.name]
+        for cost in run.costs[first:last]:
+            duration = cost.time_s  # a decode-only step copies nothing first: 0.0 + time_s
+            self.busy_s += duration
+            busy += duration
+            self.dynamic_J += cost.dynamic_J
+            self.matrix_flops += cost.matrix_flops
+            self.hbm_bytes += cost.hbm_bytes
+        self.busy_by[inst.name] = busy
+        scheduler, s, k = inst.scheduler, self.steps, last - first
+        n, tail = run.decodes, last == run.steps  # the run's last step is among these rows
+        used = run.used[first:last]
+        if tail:
+            used[-1] = scheduler.kv.used
+        s["instance"] += [inst.name] * k
+        s["start_s"] += ([run.start] + run.ends)[first:last]
+        s["end_s"] += run.ends[first:last]
+        for key in ("prefill_sequences", "prefill_tokens", "preempted"):
+            s[key] += [0] * k
+        for key in ("decode_sequences", "batch_size", "tokens_made"):
+            s[key] += [n] * k
+        s["kv_blocks_used"] += used
+        s["kv_cache_use"] += [u / scheduler.kv.blocks for u in used]
+        s["waiting"] += [run.waiting] * (k - tail) + [len(scheduler.waiting)] * tail
+        s["running"] += [n] * (k - tail) + [len(scheduler.running)] * tail
+        s["swap_s"] += [0.0] * k
+        s["energy_J"] += [cost.dynamic_J for cost in run.costs[first:last]]
 
     def _through_stages(self, inst: Instance, plan: StepPlan, cost: StepCost) -> Iterator[simpy.Event]:
         """A step of a virtual engine through the pipeline: each stage in turn, one step at a time per

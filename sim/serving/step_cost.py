@@ -60,8 +60,10 @@ class StepCoster:
 
     def __init__(self, cfg: RunConfig, ex: Execution, block_tokens: int) -> None:
         self.model, self.ex, self.block = cfg.model, ex, block_tokens
-        self.one_kind = len(set(cfg.model.layer_kinds())) == 1
-        self.coster = Coster(cfg.hardware, in_switch=cfg.runtime.in_switch_reduction, network=network(cfg))
+        kinds = cfg.model.layer_kinds()
+        self.one_kind, self.kind = len(set(kinds)) == 1, kinds[0]  # the layers' kind, found once
+        self.coster = Coster(cfg.hardware, in_switch=cfg.runtime.in_switch_reduction, network=network(cfg),
+                             cap=cfg.power.cap)
         self.host = HostCosts.of(cfg.runtime, cfg.system.host)
         self.energy: ChipEnergy = chip_energy(cfg.hardware, die_area(cfg.hardware).total_mm2)
         self._cache: dict[tuple, StepCost] = {}
@@ -87,6 +89,17 @@ class StepCoster:
             cost = self._cache[key] = self.cost_key(key)
         return cost
 
+    def decode_step(self, decodes: int, pairs: int, cached: int) -> StepCost:
+        """``self(StepShape((), decodes, pairs, cached, pairs, decodes))`` without building the shape (the
+        inner loop of sim/serving/decode_runs.py)."""
+        b = self.block
+        scores = round(pairs / b) if self.ex.attention is AttentionKernel.unfused else 0
+        key = ((), decodes, round(pairs / b), round(cached / b), scores, decodes)
+        cost = self._cache.get(key)
+        if cost is None:
+            cost = self._cache[key] = self.cost_key(key)
+        return cost
+
     def _args(self, key: tuple) -> tuple:
         """``build_step_totals``'s arguments after the model and execution, from a signature."""
         chunks, decodes, pairs, cached, scores, samples = key
@@ -107,7 +120,7 @@ class StepCoster:
         chunks, decodes, pairs, cached, samples, contexts = self._args(key)
         if not self.one_kind:  # layers of several kinds attend differently: no shared frame to replay
             return self.cost_graph(self.graph(key))
-        attention = step_attention(self.model, self.ex, chunks, decodes, pairs, cached, contexts)
+        attention = step_attention(self.model, self.ex, chunks, decodes, pairs, cached, contexts, self.kind)
         tokens = sum(new for new, _ in chunks) + decodes
         frame_key = (tokens, max(1, samples), tuple(op.name for op in attention))
         frame = self._frames.get(frame_key)

@@ -9,6 +9,12 @@ variant that cannot run (the model no longer fits, a degree that does not divide
 is a row with its reason. Rows are ranked by ``gain_pct``, the change in the better
 direction of the metric (higher tokens/s, lower latency, cost or energy).
 
+Each hardware row carries what the change costs: ``d_area_mm2`` (die area), ``d_power_W`` (the
+chip's maximum power: static plus its arrays and its HBM flat out at once)
+and ``d_cost_usd`` (cost to make), and the gain per $1,000 and per 100 mm^2 of it
+(``gain_per_kusd``, ``gain_per_100mm2``; empty where the change costs nothing or saves).
+``rankings`` orders the rows by raw gain, by gain per dollar and by gain per mm^2.
+
     llmsim-sensitivity hardware=teaching_npu workload.batch=1 --metric tpot_s
 """
 
@@ -19,7 +25,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from hwmodels.area import die_area
 from hwmodels.chip import HardwareError
+from hwmodels.cost import chip_cost
+from hwmodels.energy import chip_energy
 from hwmodels.numerics import DType
 from sim.config.schema import RunConfig, RunError, WorkloadKind
 from sim.metrics.catalog import UnknownMetric, higher_is_better
@@ -32,7 +41,7 @@ from workloads.model import ModelError
 HARDWARE = (  # (config key, what it is)
     ("hardware.num_cores", "compute (cores of arrays)"),
     ("hardware.freq_GHz", "clock"),
-    ("hardware.vector_TFLOPS", "vector unit"),
+    ("hardware.vector_lanes", "vector unit (lanes)"),
     ("hardware.hbm_bandwidth_GBps", "HBM bandwidth"),
     ("hardware.hbm_capacity_GB", "HBM capacity"),
     ("hardware.sram_MiB", "SRAM"),
@@ -105,6 +114,29 @@ def software_variants(cfg: RunConfig) -> list[dict]:
     return out
 
 
+def price_tags(cfg: RunConfig) -> dict:
+    """What the chip of ``cfg`` takes: area, maximum power (static, arrays at their sustained rate and
+    HBM streaming, all at once) and cost to make."""
+    chip = cfg.hardware
+    area = die_area(chip)
+    energy = chip_energy(chip, area.total_mm2)
+    act = cfg.precision.activations
+    flat_out = energy.work(matrix_flops=chip.peak_flops(act) * chip.matmul_efficiency,  # one second of it
+                           matrix_dtype=chip.matmul_dtype(act), hbm_bytes=chip.hbm_bandwidth_Bps * chip.hbm_efficiency)
+    flat_out = flat_out.total_J
+    return {"area": area.total_mm2, "power": energy.static_W + flat_out, "cost": chip_cost(chip, area).total_usd}
+
+
+def _priced(row: dict, base: dict, new: dict) -> None:
+    """Fill ``row``'s cost columns from the base chip's and the variant's price tags."""
+    row.update(d_area_mm2=new["area"] - base["area"], d_power_W=new["power"] - base["power"],
+               d_cost_usd=new["cost"] - base["cost"])
+    if row["gain_pct"] is not None and row["d_cost_usd"] > 1e-9:
+        row["gain_per_kusd"] = row["gain_pct"] / (row["d_cost_usd"] / 1000)
+    if row["gain_pct"] is not None and row["d_area_mm2"] > 1e-9:
+        row["gain_per_100mm2"] = row["gain_pct"] / (row["d_area_mm2"] / 100)
+
+
 def metric_of(cfg: RunConfig, metric: str) -> float:
     """Simulate ``cfg`` and return ``metric`` from its flattened summary."""
     kind = WORKLOADS[cfg.workload.kind]
@@ -116,12 +148,14 @@ def metric_of(cfg: RunConfig, metric: str) -> float:
     return float(value)
 
 
-def metric_of_many(cfg: RunConfig, makers: list, metric: str) -> list:
-    """``metric`` of ``cfg`` and of each variant ``makers[i]()`` (or the exception it fails with).
+def metric_of_many(cfg: RunConfig, makers: list, metric: str) -> tuple[list, list]:
+    """(configs, values): ``cfg`` and each variant ``makers[i]()``, and ``metric`` of each (or the exception
+    it fails with).
 
     Single-batch runs go through the vectorised path together (sim/batch/vector.py), others one by one."""
     if cfg.workload.kind is not WorkloadKind.single_batch:
-        return [_try(lambda: metric_of(cfg, metric))] + [_try(lambda m=m: metric_of(m(), metric)) for m in makers]
+        built = [cfg] + [_try(m) for m in makers]
+        return built, [c if isinstance(c, Exception) else _try(lambda c=c: metric_of(c, metric)) for c in built]
     from sim.batch.vector import simulate_points
     from sim.studies.sweep.vector_table import result_table
 
@@ -139,7 +173,7 @@ def metric_of_many(cfg: RunConfig, makers: list, metric: str) -> list:
         if err is None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
             err = ReportError(f"'{metric}' is not a metric of this run")
         out[i] = err if err is not None else float(value)
-    return out
+    return built, out
 
 
 def _try(fn):
@@ -154,21 +188,24 @@ def sensitivities(cfg: RunConfig, metric: str = "output_tokens_per_s", step: flo
 
     Columns: parameter, what, kind (hardware/software), change, base_value, new_value,
     metric, base, value, delta (value - base, in the metric's unit), delta_pct, gain_pct (the
-    change in the metric's better direction, %), status (ok/failed), reason.
+    change in the metric's better direction, %), status (ok/failed), reason, and for hardware
+    rows d_area_mm2, d_power_W, d_cost_usd, gain_per_kusd, gain_per_100mm2 (module docstring).
     """
     try:
         sign = 1.0 if higher_is_better(metric) else -1.0
     except UnknownMetric as err:
         raise ReportError(str(err)) from None
     variants = hardware_variants(cfg, step) + software_variants(cfg)
-    values = metric_of_many(cfg, [v.pop("make") for v in variants], metric)
+    built, values = metric_of_many(cfg, [v.pop("make") for v in variants], metric)
     base = values[0]
     if isinstance(base, Exception):
         raise base
+    tags = price_tags(cfg)
     rows = []
-    for variant, value in zip(variants, values[1:], strict=True):
+    for variant, changed, value in zip(variants, built[1:], values[1:], strict=True):
         row = {**variant, "metric": metric, "base": base, "value": None, "delta": None, "delta_pct": None,
-               "gain_pct": None, "status": "ok", "reason": None}
+               "gain_pct": None, "status": "ok", "reason": None, "d_area_mm2": None, "d_power_W": None,
+               "d_cost_usd": None, "gain_per_kusd": None, "gain_per_100mm2": None}
         if isinstance(value, FAILURES):
             row.update(status="failed", reason=str(value))
         elif isinstance(value, Exception):
@@ -177,6 +214,8 @@ def sensitivities(cfg: RunConfig, metric: str = "output_tokens_per_s", step: flo
             delta = value - base
             pct = 100.0 * delta / base if base else float("nan")
             row.update(value=value, delta=delta, delta_pct=pct + 0.0, gain_pct=sign * pct + 0.0)
+            if row["kind"] == "hardware":
+                _priced(row, tags, price_tags(changed))
         rows.append(row)
     table = pd.DataFrame(rows)
     best = table.groupby("parameter")["gain_pct"].transform(lambda g: g.abs().max()).fillna(-1)
@@ -185,6 +224,16 @@ def sensitivities(cfg: RunConfig, metric: str = "output_tokens_per_s", step: flo
     for col in ("base_value", "new_value"):
         table[col] = table[col].map(lambda v: f"{v:.6g}" if isinstance(v, float) else str(v))
     return table
+
+
+def rankings(table: pd.DataFrame, top: int = 5) -> dict[str, pd.DataFrame]:
+    """The ok rows that gain, best first: by raw gain, by gain per $1,000 and by gain per 100 mm^2."""
+    gaining = table[(table["status"] == "ok") & (table["gain_pct"] > 0)]
+    out = {}
+    for name, column in (("gain", "gain_pct"), ("per $1,000", "gain_per_kusd"), ("per 100 mm^2", "gain_per_100mm2")):
+        rows = gaining.dropna(subset=[column]).sort_values(column, ascending=False, kind="stable")
+        out[name] = rows.head(top)
+    return out
 
 
 def write_sensitivity(table: pd.DataFrame, out: Path, cfg: RunConfig) -> None:

@@ -1,0 +1,153 @@
+"""Runs of decode-only steps advanced together: the serving simulation's events grow with arrivals and
+completions, not with scheduler steps.
+
+Between an arrival and a completion a continuous or chunked-prefill instance often runs the same
+kind of step again and again: every running request decodes one token, nobody is admitted (the
+queue is empty, or its head cannot be admitted), nobody is preempted. Such a step changes only
+counters that grow in closed form: each request's context grows by one token, and it takes a new
+KV block every ``block`` tokens (at a step known in advance from its context and the blocks it
+holds). So ``plan_run`` finds how many such steps follow, their shapes (decode count, summed keys,
+keys read from whole pages) and their costs from the step coster (the same cached signatures as
+step by step), and the end of each step by the same float additions SimPy makes (``now +
+duration``). The server waits to the exact end time of the last step (with several instances, to
+each step's end, so that all instances' steps are recorded and summed in the step-by-step order),
+and ``apply_run`` updates the requests and the cache as the steps would have.
+
+What a run may contain (anything else is simulated step by step):
+
+* every running request is decoding, none swapped out, no speculative decoding, no sliding-window
+  or chunked attention (a decode then attends to its whole context);
+* the queue is empty, or its head cannot be admitted at any of the run's steps (the batch is full,
+  a chunked step has no token budget left, or its blocks do not fit; never with prefix caching,
+  whose lookups are counted);
+* the cache holds every decode's growth without preempting; the run ends with the first step that
+  makes some request's last token (``apply_run`` completes it as ``Scheduler._token`` does);
+* every step starts before the next arrival (``until``); the last step may span it, since the
+  arrival only joins the queue and the step does not look at the queue. The router sees the
+  instance's outstanding requests, which a run does not change, and (several instances) its KV
+  use, which the server sets at each step's start as the step-by-step plan would.
+
+A test (tests/test_decode_runs.py) holds runs to the step-by-step simulation bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sim.serving.request import Request, State
+from sim.serving.schedulers import ChunkedPrefillScheduler, ContinuousScheduler, Scheduler, StepShape
+from sim.serving.step_cost import StepCost
+
+MAX_RUN = 4096  # steps planned at most at once (a longer run continues in the next)
+
+
+@dataclass
+class DecodeRun:
+    """Steps advanced together: each one's end time, cost and KV blocks in use after its growth."""
+
+    start: float
+    ends: list[float]
+    costs: list[StepCost]
+    used: list[int]
+    waiting: int  # the queue's length during the run (before the arrival its last step may span)
+    decodes: int  # requests decoding in every step
+
+    @property
+    def steps(self) -> int:
+        return len(self.ends)
+
+
+def can_run(s: Scheduler) -> bool:
+    """Whether the scheduler's state allows a run at all (before looking at lengths and blocks)."""
+    return (type(s) in (ContinuousScheduler, ChunkedPrefillScheduler) and not s.k and not s.swapped
+            and bool(s.running) and not s.model.sliding_window and not s.model.attention_chunk
+            and all(r.state is State.decoding for r in s.running))
+
+
+def _queue_stays(s: Scheduler) -> bool | None:
+    """Whether the queue's head stays queued whatever the cache holds: True (empty queue, full batch, no
+    token budget), False (prefix caching: its lookups are counted), None (it depends on the free blocks)."""
+    if not s.waiting or len(s.running) >= s.cfg.max_batch:
+        return True
+    if isinstance(s, ChunkedPrefillScheduler) and s.cfg.token_budget - len(s.running) <= 0:
+        return True
+    return False if s.prefix else None
+
+
+def _head_blocked(s: Scheduler, used: int) -> bool:
+    """The queue's head cannot be admitted with ``used`` blocks in use."""
+    head = s.waiting[0]
+    return s.kv.needed(head, s._reserve(head)) > s.kv.blocks - used
+
+
+def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape], StepCost]) -> DecodeRun | None:
+    """The decode-only steps the scheduler runs from ``now`` (all but the last ending before ``until``; the
+    last may make some requests' last tokens), or None when there are none."""
+    reqs = s.running
+    stays = _queue_stays(s)
+    if now >= until or stays is False:
+        return None
+    n, b, page, blocks = len(reqs), s.kv.block_tokens, s.ex.kv_block_tokens, s.kv.blocks
+    grow, late = [0] * b, {}  # requests taking a block at step j: grow[j % b], from step j on for late[j]
+    cross = [0] * max(1, page)  # decodes whose keys reach a new page at step j: cross[j % page]
+    total = pages = 0
+    steps = MAX_RUN
+    for r in reqs:
+        kv = r.kv_tokens
+        total += kv
+        first = (r.blocks + r.shared_blocks) * b - kv  # step j writes token kv + j + 1
+        if first < b:
+            grow[first] += 1
+        else:
+            late[first] = late.get(first, 0) + 1
+        if page:
+            cross[-kv % page] += 1
+            pages -= -kv // page
+        steps = min(steps, r.output_tokens - r.generated)
+    used = s.kv.used
+    ends: list[float] = []
+    costs: list[StepCost] = []
+    useds: list[int] = []
+    start = now
+    decode = getattr(cost, "decode_step", None) or (lambda n, pairs, cached: cost(StepShape((), n, pairs, cached,
+                                                                                            pairs, n)))
+    for j in range(steps):
+        if late and j in late:
+            grow[j % b] += late.pop(j)
+        used += grow[j % b]
+        if used > blocks or now >= until or (stays is None and not _head_blocked(s, used)):
+            break
+        pairs = total + n * (j + 1)
+        if page:
+            pages += cross[j % page]
+        c = decode(n, pairs, pages * page if page else pairs)
+        end = now + c.time_s
+        if end == until:  # which comes first at the same instant is SimPy's order: step by step
+            break
+        ends.append(end)
+        costs.append(c)
+        useds.append(used)
+        now = end
+    return DecodeRun(start, ends, costs, useds, len(s.waiting), n) if ends else None
+
+
+def apply_run(s: Scheduler, run: DecodeRun) -> list[Request]:
+    """The requests and the cache after the run's steps; the requests its last step completed."""
+    k, b = run.steps, s.kv.block_tokens
+    done: list[Request] = []
+    for req in s.running:
+        req.kv_tokens += k
+        req.blocks = max(req.blocks, -(-req.kv_tokens // b) - req.shared_blocks)
+        req.generated += k
+    s.kv.used = run.used[-1]
+    s.made = len(s.running)
+    for req in s.running:
+        if req.generated >= req.output_tokens:  # as ``Scheduler._token`` completes a request
+            req.state = State.done
+            req.finish_s = run.ends[-1]
+            s._release_finished(req)
+            done.append(req)
+    if done:
+        s.running = [r for r in s.running if r.state is not State.done]
+    return done

@@ -1,0 +1,56 @@
+"""Runs of decode-only steps advanced together (sim/serving/decode_runs.py) give the step-by-step
+simulation's numbers bit for bit: every step row, every request's times, every total."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.serving.run import simulate_serving
+from sim.serving.server import Server
+from tests.conftest import make_config
+
+SMALL = ("workload=serving", "workload.prompt_tokens=200", "workload.decode_tokens=48", "workload.num_requests=120")
+TOTALS = ("busy_s", "dynamic_J", "matrix_flops", "hbm_bytes", "queue_area", "system_area", "end_s", "busy_by",
+          "preemptions", "swapped_bytes", "distinct_steps", "prefix_cache")
+PER_REQUEST = ("instance", "first_scheduled_s", "first_token_s", "finish_s", "generated", "preemptions", "blocks",
+               "kv_tokens", "cached_prompt")
+
+
+def both(monkeypatch, *overrides: str):
+    cfg = make_config(*SMALL, *overrides)
+    with monkeypatch.context() as m:
+        m.setattr(Server, "runs", False)
+        slow = simulate_serving(cfg)
+    return slow, simulate_serving(cfg)
+
+
+def assert_same(slow, fast) -> None:
+    assert fast.steps == slow.steps  # every row, in the same order, every float to the bit
+    for name in TOTALS:
+        assert getattr(fast, name) == getattr(slow, name), name
+    for a, b in zip(slow.requests, fast.requests, strict=True):
+        assert [getattr(b, f) for f in PER_REQUEST] == [getattr(a, f) for f in PER_REQUEST], a.rid
+
+
+@pytest.mark.parametrize("overrides", [
+    (),  # light load: runs between arrivals, each ending at a completion or spanning an arrival
+    ("workload.rate_per_s=60", "workload.lengths=lognormal", "scheduler.kv_cache_GB=0.4"),  # queue, preemptions
+])
+def test_runs_of_decode_steps_are_the_step_by_step_simulation(monkeypatch, overrides):
+    slow, fast = both(monkeypatch, *overrides)
+    assert fast.events < slow.events / 2 or overrides  # a light load is mostly runs
+    assert_same(slow, fast)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides", [
+    ("scheduler=chunked_prefill", "scheduler.token_budget=64", "scheduler.max_batch=8", "workload.rate_per_s=40"),
+    ("scheduler.admission=guaranteed", "scheduler.kv_cache_GB=0.4", "workload.rate_per_s=60"),
+    ("scheduler.preemption=swap", "scheduler.kv_cache_GB=0.3", "workload.rate_per_s=60"),
+    ("parallel.dp=3", "router=least_kv", "workload.arrival=gamma", "workload.cv=4", "workload.rate_per_s=40"),
+    ("parallel.dp=4", "router=power_of_two", "workload.arrival=offline", "workload.lengths=lognormal"),
+    ("workload.arrival=closed", "workload.concurrency=8"),
+    ("workload.shared_prefix_tokens=64", "scheduler.prefix_caching=true", "workload.rate_per_s=30"),
+])
+def test_runs_match_step_by_step_under_every_scheduler_and_router(monkeypatch, overrides):
+    assert_same(*both(monkeypatch, *overrides))
