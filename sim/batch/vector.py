@@ -94,7 +94,8 @@ def _structure(cfg: RunConfig, seen: dict) -> tuple:
     Computed once per distinct set of part objects (points built in place share them): the parts
     other than the chip by their text, the chip by ``shape_key`` and the one figure of it the
     passes depend on (the overlap's smallest chunk, sim/config/schema.py)."""
-    rest = (cfg.model, cfg.workload, cfg.parallel, cfg.precision, cfg.attention, cfg.runtime, cfg.system, cfg.memory)
+    rest = (cfg.model, cfg.workload, cfg.parallel, cfg.precision, cfg.attention, cfg.runtime, cfg.system, cfg.memory,
+            cfg.power)
     ids = tuple(map(id, rest))
     if ids not in seen:
         seen[ids] = (tuple(map(repr, rest)), rest)
@@ -160,7 +161,7 @@ def _run_group(out: PointsResult, members: list[int], cfgs: list[RunConfig], row
         return
     cfgs = [cfgs[members.index(m)] for m in fits] if len(fits) < len(members) else cfgs
     table = op_table(all_passes)
-    chips = chip_arrays([c.hardware for c in cfgs], rows)
+    chips = chip_arrays([c.hardware for c in cfgs], rows, first.power.cap)
     costs = cost_ops(chips, table.ops, first.runtime.in_switch_reduction)
     econ = [rows.economics(c.hardware) for c in cfgs]
     dyn, parts = _dynamic_energy(table, costs, econ)

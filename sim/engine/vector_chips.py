@@ -89,11 +89,12 @@ class ChipRows:
             return area, chip_energy(c, area.total_mm2)
         return self.once("economics", chip, make)
 
-    def row(self, chip: HardwareConfig) -> tuple:
+    def row(self, chip: HardwareConfig, cap: bool = True) -> tuple:
         """(field values, power budget, the chip itself: kept alive so its id stays its own)."""
-        found = self._rows.get(id(chip))
+        found = self._rows.get((id(chip), cap))
         if found is None:
-            found = self._rows[id(chip)] = ([float(getattr(chip, n)) for n in FIELDS], PowerBudget.of(chip), chip)
+            found = self._rows[(id(chip), cap)] = ([float(getattr(chip, n)) for n in FIELDS],
+                                                   PowerBudget.of(chip, cap), chip)
         return found
 
 
@@ -109,7 +110,7 @@ class _Peaks(dict):
         return value
 
 
-def chip_arrays(chips: list[HardwareConfig], rows: ChipRows | None = None) -> ChipArrays:
+def chip_arrays(chips: list[HardwareConfig], rows: ChipRows | None = None, cap: bool = True) -> ChipArrays:
     """``ChipArrays`` of ``chips`` (all with the same ``shape_key``); distinct chips are read once."""
     rows = rows or ChipRows()
     index: dict[int, int] = {}
@@ -121,7 +122,7 @@ def chip_arrays(chips: list[HardwareConfig], rows: ChipRows | None = None) -> Ch
             j = index[id(chip)] = len(unique)
             unique.append(chip)
         where[i] = j
-    table = [rows.row(c) for c in unique]
+    table = [rows.row(c, cap) for c in unique]
     matrix = np.array([r[0] for r in table], dtype=float)[where]
     values = {name: matrix[:, i] for i, name in enumerate(FIELDS)}
     rep = unique[0]

@@ -26,8 +26,10 @@ from sim.engine.vector_parts import (
     Unsupported,
     clock_ratio,
     collective_columns,
+    fixed_time_ratio,
     hbm_time,
     matmul_traffic,
+    memory_J,
     overlapped,
     tile_matmul,
 )
@@ -165,10 +167,15 @@ def _cost_column(chips: ChipArrays, op: Op, j: int, out: dict, tiled, throttled:
     traffic = _traffic(chips, op) + partial
     traffic = np.broadcast_to(np.asarray(traffic, dtype=float), (chips.size,))
     memory = hbm_time(chips, traffic)
-    if op.unit is Unit.matrix and run_as is not None and not published:
+    core_J = None
+    if op.unit is Unit.matrix and run_as is not None:
         macs = op.flops / 2
-        throttled[j] = macs * (chips.mac_J[run_as] + run_as.bytes * (1 / SRAM_TILE_M + 1 / SRAM_TILE_N)
-                               * chips.sram_J)
+        core_J = macs * (chips.mac_J[run_as] + run_as.bytes * (1 / SRAM_TILE_M + 1 / SRAM_TILE_N) * chips.sram_J)
+    if core_J is not None and not published:
+        throttled[j] = core_J
+    elif core_J is not None:  # a measured kernel time: only its energy scales (PowerBudget.fixed_time_ratio)
+        longest = np.maximum(seconds, memory)
+        out["clock_ratio"][:, j] = fixed_time_ratio(chips, core_J, memory_J(chips, traffic), longest)
     overhead = chips.kernel_overhead_s + (chips.matmul_overhead_s if op.unit is Unit.matrix else 0.0)
     overhead = np.where(partial != 0, overhead + chips.kernel_overhead_s, overhead)
     out["compute_s"][:, j], out["memory_s"][:, j], out["overhead_s"][:, j] = seconds, memory, overhead
@@ -183,7 +190,7 @@ def _throttle(chips: ChipArrays, out: dict, throttled: dict) -> None:
     cols = list(throttled)
     core_J = np.stack([throttled[j] for j in cols], axis=1)
     seconds, memory, eff = out["compute_s"][:, cols], out["memory_s"][:, cols], out["efficiency"][:, cols]
-    ratio = clock_ratio(chips, core_J, out["hbm_bytes"][:, cols] * chips.hbm_J[:, None], seconds, memory)
+    ratio = clock_ratio(chips, core_J, memory_J(chips, out["hbm_bytes"][:, cols]), seconds, memory)
     seconds, eff = seconds / ratio, eff * ratio
     both = overlapped(chips, seconds, memory)
     compute_wins = seconds >= memory

@@ -20,6 +20,7 @@ import numpy as np
 
 from hwmodels.chip import CollectiveAlgorithm, GemmSchedule
 from hwmodels.compute import MIN_SPLIT_DEPTH, SK_K_TILE_BYTES, SK_MIN_ITERS, SPLIT_K, core_tiles
+from hwmodels.energy import SRAM_PASSES_PER_HBM_BYTE
 from hwmodels.links import Collective, _alltoall, _half_ring, _in_switch, _sendrecv, _tree, group_of
 from hwmodels.memory import ACCUMULATOR_BYTES, K_CHUNK
 from hwmodels.power import ITERATIONS, MIN_RATIO
@@ -147,6 +148,20 @@ def clock_ratio(chips: ChipArrays, core_J, memory_J, compute_s, memory_s) -> np.
             fits = power(mid) <= budget
             low, high = np.where(fits, mid, low), np.where(fits, high, mid)
     return np.where(free, 1.0, np.where(floor, MIN_RATIO, low))
+
+
+def memory_J(chips: ChipArrays, hbm_bytes: np.ndarray) -> np.ndarray:
+    """PowerBudget.memory_J: the HBM access and the bytes' SRAM passes."""
+    return hbm_bytes * _column(chips.hbm_J + SRAM_PASSES_PER_HBM_BYTE * chips.sram_J, hbm_bytes)
+
+
+def fixed_time_ratio(chips: ChipArrays, core_J, mem_J, seconds) -> np.ndarray:
+    """PowerBudget.fixed_time_ratio per chip."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = (chips.budget_W - chips.static_W) * seconds - mem_J
+        ratio = np.maximum(MIN_RATIO, (np.maximum(room, 0.0) / core_J) ** 0.5)
+    free = (chips.budget_W <= 0) | (seconds <= 0) | (core_J <= 0) | (room >= core_J)
+    return np.where(free, 1.0, ratio)
 
 
 def _terms(group, fn, *args) -> tuple[float, float, float, float, str]:

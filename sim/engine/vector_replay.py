@@ -89,7 +89,8 @@ def replay_points(passes: list[PassGraph], table: OpTable, costs: VectorCosts, h
     ttft, host_s, waited = np.zeros(size), np.zeros(size), np.zeros(size)
     phase_s = {Phase.prefill: np.zeros(size), Phase.decode: np.zeros(size)}
     bound_s, kind_s = np.zeros((4, size)), np.zeros((size, len(table.kinds)))
-    peak = np.zeros(size)
+    peak, weighted, busy, lowest = np.zeros(size), np.zeros(size), np.zeros(size), np.ones(size)
+    is_matrix = np.array([op.unit is Unit.matrix for op in table.ops])
     onehot = np.eye(len(table.kinds))[table.kind_of]  # (ops, kinds)
     for graph in passes:
         start = now
@@ -111,6 +112,11 @@ def replay_points(passes: list[PassGraph], table: OpTable, costs: VectorCosts, h
             with np.errstate(divide="ignore", invalid="ignore"):
                 power = np.where(durations > 0, dynamic_J[:, cols] / durations, 0.0)
             peak = np.maximum(peak, power.max(axis=1))
+            ran = (durations > 0) & is_matrix[cols]  # economics.sustained_clock: matrix kernels' time
+            ratio = costs.clock_ratio[:, cols]
+            weighted += (ratio * (durations * repeat) * ran).sum(axis=1)
+            busy += ((durations * repeat) * ran).sum(axis=1)
+            lowest = np.minimum(lowest, np.where(ran, ratio, 1.0).min(axis=1))
         device_end = now
         end = start + (host.step_s + np.maximum(device_end - device_start, kernels * host.dispatch_s))
         stall = end - device_end
@@ -120,7 +126,10 @@ def replay_points(passes: list[PassGraph], table: OpTable, costs: VectorCosts, h
         phase_s[graph.phase] += now - start
         if graph.phase is Phase.prefill:
             ttft = np.maximum(ttft, now)
-    return VectorTimeline(now, ttft, host_s, phase_s, bound_s, waited, kind_s, peak, len(passes))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(busy > 0, weighted / busy, 1.0)
+    return VectorTimeline(now, ttft, host_s, phase_s, bound_s, waited, kind_s, peak, len(passes),
+                          {"clock_mean": mean, "clock_lowest": lowest})
 
 
 def resource_work(table: OpTable, costs: VectorCosts) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -130,10 +130,16 @@ def _energy_and_price(group: Group, c: dict, wall, out_tokens: float, prompt_tok
             value = group.by_phase_J[phase] * share / seconds + c["static_W"]
         by_phase[phase.value] = [float(v) if s else None for v, s in zip(value, seconds, strict=True)]
     price, source = _chip_hour(group, c, avg)
+    freq = np.array([cfg_.hardware.freq_GHz for cfg_ in group.cfgs])
+    lowest, peak = tl.extra["clock_lowest"], tl.peak_J_per_s + c["static_W"]
+    board = np.array([cfg_.hardware.board_power_W for cfg_ in group.cfgs], dtype=float)
+    clock = {"sustained_clock_GHz": freq * tl.extra["clock_mean"], "min_clock_GHz": freq * lowest,
+             "boost_clock_GHz": freq, "power_limited": list(lowest < 1.0),
+             "power_cap": [cfg.power.cap] * len(freq)}
     run_usd = chips * price * wall / 3600
     rate = out_tokens / wall
     return {"energy_J": energy_J, "avg_power_W": avg, "joules_per_output_token": energy_J / out_tokens,
-            "peak_power_W": tl.peak_J_per_s + c["static_W"], "chip_area_mm2": c["area_mm2"],
+            "peak_power_W": peak, "sustained_clock_GHz": clock["sustained_clock_GHz"], "chip_area_mm2": c["area_mm2"],
             "chip_cost_usd": c["chip_usd"], "usd_per_chip_hour": price,
             "usd_per_million_output_tokens": run_usd / out_tokens * 1e6,
             "usd_per_million_tokens": run_usd / (out_tokens + prompt_tokens) * 1e6,
@@ -142,7 +148,8 @@ def _energy_and_price(group: Group, c: dict, wall, out_tokens: float, prompt_tok
             "energy": {"convention": "energy_J: whole run, all chips; power: per chip", "energy_J_per_chip": per_chip,
                        "avg_power_W_all_chips": chips * avg, "static_power_W": c["static_W"],
                        "board_power_W": c["board_W"], "by_component_J_per_chip": parts,
-                       "power_W_by_phase": by_phase},
+                       "power_W_by_phase": by_phase, **clock,
+                       "over_budget": list((board != 0) & (peak > board * (1 + 1e-9)))},
             "area": c["area"],
             "cost": {**c["cost"], "usd_per_chip_hour_source": source, "run_usd": run_usd,
                      "api_2023_usd_for_this_run": (prompt_tokens * API_2023_USD_PER_M_PROMPT
