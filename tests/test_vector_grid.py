@@ -29,7 +29,7 @@ def test_batch_grid_equals_the_point_by_point_grid(monkeypatch):
     assert list(fast.columns[:5]) == list(slow.columns[:5])
     assert set(fast.columns) == set(slow.columns)
     for col in slow.columns:
-        if col == "run.sim_wall_s":
+        if col in ("run.sim_wall_s", "run.distinct_ops"):  # what simulating cost (closed-form decode)
             continue
         for a, b in zip(fast[col], slow[col], strict=True):
             assert _same(a, b), (col, a, b)

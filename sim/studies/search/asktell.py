@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import optuna
 
 from hwmodels.chip import HardwareError
@@ -37,8 +38,8 @@ def batch_size(search_node: dict, trials: int) -> int:
 def _metrics(row: dict, cfg) -> dict:
     """A design's metrics from its sweep row: the summary's numeric figures, then the design's own."""
     skip = ("run.", "time_by_op_s.")
-    metrics = {k: float(v) for k, v in row.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith(skip)
+    metrics = {k: float(v) for k, v in row.items()  # numbers and flags, as evaluate() flattens a summary
+               if isinstance(v, (int, float, np.bool_, np.integer, np.floating)) and not k.startswith(skip)
                and k != "point" and not (isinstance(v, float) and math.isnan(v))}
     metrics.update(design_metrics(cfg))
     chips = cfg.parallel.tp * cfg.parallel.pp
