@@ -34,7 +34,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the serving configuration")
     parser.add_argument("--offline", action="store_true", help="every request at t = 0: the maximum throughput")
     parser.add_argument("--search", action="store_true",
-                        help="rank every layout of the chips (replicas x tensor-parallel) by capacity")
+                        help="rank the layouts of the chips (replicas x TP x PP, weight/KV formats), then max "
+                             "sequences and chunk size around the best, by capacity")
+    parser.add_argument("--max-layouts", type=int, default=8,
+                        help="--search: layouts probed at most (those that fit in memory, fewest stages first)")
     parser.add_argument("--requests", type=int, default=study.BASE_REQUESTS, help="requests of a probe at first")
     parser.add_argument("--max-requests", type=int, default=study.MAX_REQUESTS,
                         help="requests of a probe at most (doubled until its p99s are precise)")
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
             return
         study.check_capacity_config(cfg)
         if args.search:
-            _search(cfg, args.requests, args.max_requests)
+            _search(cfg, args.requests, args.max_requests, args.max_layouts)
             return
         print(f"llmsim-capacity: {cfg.model.name} on {cfg.hardware.name}: searching the highest Poisson rate within "
               "the p99 targets", flush=True)
@@ -78,12 +81,19 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  outputs                  {out}/ ({', '.join(FILES)})")
 
 
-def _search(cfg, base: int, most: int) -> None:
+def _search(cfg, base: int, most: int, max_layouts: int) -> None:
     from sim.studies.capacity_search import render_search, search_layouts
 
-    chips = cfg.parallel.tp * cfg.parallel.dp
-    print(f"llmsim-capacity --search: {cfg.model.name} on {chips}x {cfg.hardware.name}: every layout as replicas of "
-          "tensor-parallel groups", flush=True)
+    chips = cfg.parallel.tp * cfg.parallel.pp * cfg.parallel.dp
+    print(f"llmsim-capacity --search: {cfg.model.name} on {chips}x {cfg.hardware.name}: layouts as replicas of "
+          f"TP x PP groups in each weight/KV format (those that do not fit in memory pruned before probing, at most "
+          f"{max_layouts} probed), then max sequences and chunk size around the best", flush=True)
     cands = search_layouts(cfg, base, most, progress=lambda c: print(
-        f"  {c.name}: {c.capacity:.4g} requests/s" + (f" ({c.failure})" if c.failure else ""), flush=True))
+        f"  {c.name}: {c.capacity:.4g} requests/s" + (f" ({c.failure})" if c.failure else ""), flush=True),
+        max_layouts=max_layouts)
     print(render_search(cands))
+    ran = [c for c in cands if c.found]
+    print(f"  probes                   {sum(c.probes for c in ran)} serving runs over {len(ran)} capacity searches "
+          f"(plus {len(cands) - len(ran)} candidates not probed), at most "
+          f"{max((p.requests for c in ran for p in c.found.probes), default=0):,} requests per probe, "
+          f"{sum(c.found.wall_s for c in ran):.1f} s wall")
