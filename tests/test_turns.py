@@ -109,3 +109,23 @@ def test_bad_turns_are_one_line(args, words):
 def test_a_conversation_longer_than_the_context_is_named():
     with pytest.raises(RunError, match="conversation 1 turn"):
         simulate_serving(make_config(*CHAT, "workload.turns=40", "workload.prompt_tokens=200"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheduler", ["continuous", "chunked_prefill"])
+def test_under_memory_pressure_every_turn_completes_and_every_block_comes_back(monkeypatch, scheduler):
+    caches = []
+    made = KvCache.__init__
+
+    def keep(self, *args):
+        made(self, *args)
+        caches.append(self)
+    monkeypatch.setattr(KvCache, "__init__", keep)
+    result, cols, s = serve("workload=serving", "workload.prompt_tokens=300", "workload.decode_tokens=200",
+                            "workload.lengths=lognormal", "workload.num_requests=300", "workload.rate_per_s=5",
+                            "workload.turns=4", "workload.think_s=0.5", "scheduler.kv_cache_GB=16",
+                            "scheduler.prefix_caching=true", f"scheduler={scheduler}")
+    pc = s["prefix_cache"]
+    assert s["completed_requests"] == 300 and s["preemptions"] > 0 and pc["hits"] > 0 and pc["evictions"] > 0
+    assert all(r.generated == r.output_tokens and r.blocks == 0 and r.shared_blocks == 0 for r in result.requests)
+    assert all(kv.used == 0 and not kv.convs for kv in caches)
