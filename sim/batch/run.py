@@ -181,7 +181,7 @@ def simulate(cfg: RunConfig, resources: tuple[Resource, ...] = RESOURCES, step_b
     layout = layout_of(cfg)
     if layout.domains > 1 and NIC not in resources:  # transfers across domains on the NIC, beside the links
         resources = (*resources, NIC)
-    if cfg.memory.kv_offload is KvOffload.host:
+    if cfg.memory.kv_offload is KvOffload.host and ex.kv_host_fraction:  # a host tier only where KV spilled
         resources = (*resources, host_tier((cfg.memory.host_bandwidth_GBps or cfg.hardware.host_link_GBps) * GB))
     if ex.kv_host_fraction:  # the passes again, their attention reading the host tier's share
         all_passes = passes(cfg, ex=ex)
