@@ -179,3 +179,11 @@ def test_the_search_ranks_layouts_by_capacity_and_says_why_the_others_lose():
     text = render_search(cands)
     assert "best" in text and all(word in text for word in ("KV cache holds", "requests/s"))
     assert all(c.per_usd_hour() > 0 and c.per_watt() > 0 for c in cands)
+
+
+def test_a_search_with_no_layouts_to_probe_is_one_line(capsys):
+    from sim.cli.capacity import main
+    with pytest.raises(SystemExit) as exit_:
+        main([*TINY[1:], "--search", "--max-layouts", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and "--max-layouts must be >= 1" in err[0]

@@ -129,3 +129,8 @@ def test_under_memory_pressure_every_turn_completes_and_every_block_comes_back(m
     assert s["completed_requests"] == 300 and s["preemptions"] > 0 and pc["hits"] > 0 and pc["evictions"] > 0
     assert all(r.generated == r.output_tokens and r.blocks == 0 and r.shared_blocks == 0 for r in result.requests)
     assert all(kv.used == 0 and not kv.convs for kv in caches)
+
+
+def test_the_same_seed_gives_the_same_conversations_bit_for_bit():
+    (_, a, _), (_, b, _) = (serve(*CHAT, "workload.turns=3", "scheduler.prefix_caching=true") for _ in range(2))
+    assert all(np.array_equal(a[k], b[k], equal_nan=True) for k in ("arrival_s", "ttft_s", "e2e_s"))
