@@ -91,6 +91,7 @@ def test_llama2_70b_capacity_on_an_8_chip_box(system):
     (["slo.ttft_p99_s=null", "slo.tpot_p99_s=null"], "needs a p99 target"),
     (["workload.arrival=closed"], "has no rate"),
     (["workload=single_batch"], "searches serving runs"),
+    (["workload.turns=2"], "rate is of conversations"),
 ])
 def test_bad_capacity_input_is_one_line(args, words):
     with pytest.raises(RunError, match=words):
