@@ -162,7 +162,9 @@ def test_the_search_prunes_what_does_not_fit_before_probing_and_caps_the_probes(
     assert all(c.found is None for c in pruned) and all(t.parallel.tp * t.parallel.pp > 1 or
                                                         t.precision.weights.value == "fp8" for t in asked)
     probed_layouts = {(t.parallel.tp, t.parallel.pp, t.precision.weights) for t in asked}
-    assert len(probed_layouts) == 3 and len(asked) == 4  # 3 layouts, then a quarter of the best's sequences
+    assert len(probed_layouts) == 3 and len(asked) == 5  # 3 layouts, then a quarter of the best's sequences and tokens
+    knobs = [(t.scheduler.max_batch, t.scheduler.token_budget) for t in asked[3:]]
+    assert knobs == [(16, cfg.scheduler.token_budget), (64, cfg.scheduler.token_budget // 4)]
     assert cands[0].capacity == max(c.capacity for c in cands) and cands[0].found is not None
     assert any(c.failure.startswith("not probed: over --max-layouts=3") for c in cands)
     assert "pruned before probing" in cs.render_search(cands)

@@ -1,12 +1,14 @@
 """``llmsim-capacity``: the thin entry point of sim.studies.capacity (parse, call, one-line error, exit 2).
 
-    llmsim-capacity [overrides...] slo.ttft_p99_s=2 slo.tpot_p99_s=0.2 [--offline] [--search] [--requests N]
-                    [--max-requests N] [--out DIR]
+    llmsim-capacity [overrides...] slo.ttft_p99_s=2 slo.tpot_p99_s=0.2 [--offline] [--search]
+                    [--max-layouts N] [--requests N] [--max-requests N] [--out DIR]
 
 The overrides are ``llmsim``'s (``workload=serving`` is implied). ``--offline`` runs ``--requests``
-requests at t = 0 once and prints the throughput, no targets needed. ``--search`` tries every
-layout of the config's chips as replicas of tensor-parallel groups (sim/studies/capacity_search.py)
-and ranks them by capacity, per dollar and per watt.
+requests at t = 0 once and prints the throughput, no targets needed. ``--search`` tries the
+layouts of the config's chips as replicas of TP x PP groups in the config's and fp8 weight/KV
+formats (pruned by memory before probing, at most ``--max-layouts`` probed), then max sequences and
+max batched tokens around the best (sim/studies/capacity_search.py), and ranks them by capacity,
+per dollar and per watt.
 """
 
 from __future__ import annotations

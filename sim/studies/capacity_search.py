@@ -12,8 +12,10 @@ runs in two stages, each candidate a capacity search (sim/studies/capacity.py):
    request, is pruned before any probe and listed with the reason. Of those that fit, the first
    ``max_layouts`` (fewest pipeline stages first, then fewest chips per replica, the config's
    formats before fp8) are probed; the rest are listed as not probed.
-2. knobs: around the best layout, ``scheduler.max_batch`` at a quarter of its value and, with
-   ``scheduler=chunked_prefill``, the chunk (``scheduler.token_budget``) at a quarter of its value.
+2. knobs: around the best layout, ``scheduler.max_batch`` (max sequences) at a quarter of its value
+   and ``scheduler.token_budget`` at a quarter of its value: the chunk size with
+   ``scheduler=chunked_prefill``, the max batched tokens with ``continuous`` (a longer prompt still
+   runs alone); not below four KV blocks.
 
 So the probes are bounded: at most ``max_layouts + 2`` capacity searches. Candidates are ranked by
 capacity; the table also gives capacity per dollar (requests/s per $ per hour of the box's chips)
@@ -65,7 +67,7 @@ class Candidate:
     def name(self) -> str:
         s, p = self.cfg.scheduler, self.cfg.precision
         pipe = f" x PP{self.pp}" if self.pp > 1 else ""
-        chunk = f", chunk {s.token_budget}" if s.kind is SchedulerKind.chunked_prefill else ""
+        chunk = f", chunk {s.token_budget}" if s.kind is SchedulerKind.chunked_prefill else f", {s.token_budget} tokens"
         return f"{self.dp} x TP{self.tp}{pipe}, {p.weights.value}/{p.kv_cache.value} KV, max {s.max_batch}{chunk}"
 
     @property
@@ -162,11 +164,12 @@ def search_layouts(cfg: RunConfig, base_requests: int, max_requests: int, progre
 
 
 def _knobs(cfg: RunConfig) -> list[RunConfig]:
-    """The best layout with a quarter of its sequences, and (chunked prefill) a quarter of its chunk."""
+    """The best layout with a quarter of its sequences, and a quarter of its chunk (max batched tokens)."""
     s, out = cfg.scheduler, []
     if s.max_batch >= 4:
         out.append(replace(cfg, scheduler=replace(s, max_batch=s.max_batch // 4)))
-    if s.kind is SchedulerKind.chunked_prefill and s.token_budget >= 4 * cfg.attention.kv_block_tokens:
+    if s.kind in (SchedulerKind.chunked_prefill, SchedulerKind.continuous) and \
+            s.token_budget >= 16 * cfg.attention.kv_block_tokens:
         out.append(replace(cfg, scheduler=replace(s, token_budget=s.token_budget // 4)))
     return out
 
