@@ -89,7 +89,7 @@ def _search(cfg, base: int, most: int, max_layouts: int) -> None:
     chips = cfg.parallel.tp * cfg.parallel.pp * cfg.parallel.dp
     print(f"llmsim-capacity --search: {cfg.model.name} on {chips}x {cfg.hardware.name}: layouts as replicas of "
           f"TP x PP groups in each weight/KV format (those that do not fit in memory pruned before probing, at most "
-          f"{max_layouts} probed), then max sequences and chunk size around the best", flush=True)
+          f"{max_layouts} probed), then max sequences and max batched tokens (chunk) around the best", flush=True)
     cands = search_layouts(cfg, base, most, progress=lambda c: print(
         f"  {c.name}: {c.capacity:.4g} requests/s" + (f" ({c.failure})" if c.failure else ""), flush=True),
         max_layouts=max_layouts)

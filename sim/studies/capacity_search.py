@@ -34,7 +34,7 @@ from hwmodels.numerics import DType
 from sim.config.schema import RunConfig, RunError
 from sim.config.workload import SchedulerKind
 from sim.serving.run import check_serving, plan_memory
-from sim.studies.capacity import Capacity, find_capacity
+from sim.studies.capacity import MIN_SPAN_LIFETIMES, Capacity, find_capacity, long_enough
 
 MAX_LAYOUTS = 8  # layouts probed at most by default: each is a capacity search of about ten probes
 
@@ -186,6 +186,9 @@ def why(c: Candidate, best: Candidate) -> str:
         stop = f"throughput: the queue grows without bound at {high.rate:.3g} requests/s"
     elif cfg.tpot_p99_s is not None and st["tpot_p99_s"] is not None and st["tpot_p99_s"] > cfg.tpot_p99_s:
         stop = f"step time: p99 TPOT {st['tpot_p99_s'] * 1e3:.0f} ms at {high.rate:.3g} requests/s"
+    elif not long_enough(high.rate, high.requests, high.summary):
+        stop = (f"probe too short: {high.requests:,} requests at {high.rate:.3g} requests/s span under "
+                f"{MIN_SPAN_LIFETIMES} mean lifetimes (raise --max-requests)")
     else:
         stop = f"queue: p99 TTFT {st['ttft_p99_s']:.3g} s at {high.rate:.3g} requests/s"
     s, b = c.at_capacity() or high.summary, best.at_capacity() or best.found.offline.summary
