@@ -161,7 +161,8 @@ def check_fits(cfg: RunConfig, mem: MemoryUse) -> None:
         f"{cfg.model.name} does not fit: it needs {mem.used / GB:.1f} GB per chip (weights {mem.weights / GB:.1f} + "
         f"KV cache {mem.kv_cache / GB:.1f} + activations {mem.activations / GB:.1f}) but {cfg.hardware.name} has "
         f"{mem.capacity / GB:.1f} GB; raise parallel.tp, lower precision.weights or precision.kv_cache, "
-        "or shrink workload.batch or the sequence lengths, or spill the KV cache with memory.kv_offload=host"
+        "or shrink workload.batch or the sequence lengths"
+        + (", or spill the KV cache with memory.kv_offload=host" if mem.kv_cache > 0 else "")
     )
 
 
