@@ -67,6 +67,7 @@ def stacks_note(given: int | None, needed: int, generation: HbmGeneration, bandw
         return ""
     why = (f"{bandwidth_GBps:,.0f} GB/s and {capacity_GB:,.0f} GB at most {generation.max_GBps_per_stack:,.1f} "
            f"GB/s and {generation.max_GB_per_stack:.1f} GB per {generation.name} stack")
+    count = f"{needed} stack{'s' if needed != 1 else ''}"
     if given is None:
-        return f"{needed} stacks derived from {why}"
-    return f"{needed} stacks derived from {why} (the chip named {given})"
+        return f"{count} derived from {why}"
+    return f"{count} derived from {why} (the preset's {given} cannot deliver them)"

@@ -91,6 +91,7 @@ def test_llama2_70b_capacity_on_an_8_chip_box(system):
     (["slo.ttft_p99_s=null", "slo.tpot_p99_s=null"], "needs a p99 target"),
     (["workload.arrival=closed"], "has no rate"),
     (["workload=single_batch"], "searches serving runs"),
+    (["workload.turns=2"], "rate is of conversations"),
 ])
 def test_bad_capacity_input_is_one_line(args, words):
     with pytest.raises(RunError, match=words):
@@ -122,12 +123,53 @@ def test_the_command_prints_the_capacity_and_writes_its_files(tmp_path):
 
 
 # Deployments of a box -------------------------------------------------------------------------------
-def test_the_layouts_of_a_box_are_its_tensor_parallel_splits():
+def test_the_layouts_of_a_box_are_its_tensor_and_pipeline_splits():
     from sim.studies.capacity_search import layouts
     cfg = make_config(*TINY, "parallel.tp=2", "parallel.dp=4", "scheduler.max_batch=64")
-    assert layouts(cfg) == [(tp, 8 // tp, b) for tp in (1, 2, 4, 8) for b in (64, 16)]
+    assert layouts(cfg) == [(tp, pp, 8 // (tp * pp)) for pp in (1, 2, 4, 8) for tp in (1, 2, 4, 8) if tp * pp <= 8]
     odd = make_config(*TINY, "model=mistral_7b", "parallel.dp=6")  # 8 KV heads: TP3 and TP6 do not divide
-    assert [tp for tp, _, _ in layouts(odd)][::2] == [1, 2]
+    assert [tp for tp, pp, _ in layouts(odd) if pp == 1] == [1, 2]
+    static = make_config(*TINY, "parallel.dp=2", "scheduler=static")  # no pipeline stages in static batching
+    assert layouts(static) == [(1, 1, 2), (2, 1, 1)]
+
+
+def test_fp8_is_tried_only_where_the_chip_runs_it():
+    from sim.studies.capacity_search import formats
+    assert [(w.value, k.value) for w, k in formats(make_config(*TINY, "hardware=h100_sxm"))] == [
+        ("bf16", "bf16"), ("fp8", "fp8")]
+    assert len(formats(make_config(*TINY, "hardware=h100_sxm", "precision.weights=fp8",
+                                   "precision.kv_cache=fp8"))) == 1
+    assert len(formats(make_config(*TINY, "hardware=a100_80gb"))) == 1  # Ampere: no fp8 matrices
+
+
+def test_the_search_prunes_what_does_not_fit_before_probing_and_caps_the_probes(monkeypatch):
+    from types import SimpleNamespace
+
+    from sim.studies import capacity_search as cs
+    asked = []
+
+    def fake(trial, base, most):  # capacity grows with chips per replica and sequences: a fixed ranking
+        asked.append(trial)
+        p = trial.parallel
+        return SimpleNamespace(capacity=p.tp * 10 + p.pp + trial.scheduler.max_batch / 1000, probes=[], low=None,
+                               high=None, wall_s=0.0)
+    monkeypatch.setattr(cs, "find_capacity", fake)
+    cfg = make_config(*CHAT_70B[:2], "hardware=h100_sxm", "parallel.tp=2", "parallel.dp=2", "scheduler.max_batch=64",
+                      "workload.num_requests=50")
+    cands = cs.search_layouts(cfg, 50, 50, max_layouts=3)
+    pruned = [c for c in cands if c.failure.startswith("pruned before probing")]
+    assert {(c.tp, c.pp, c.cfg.precision.weights.value) for c in pruned} >= {(1, 1, "bf16")}  # 140 GB > 80 GB
+    assert all(c.found is None for c in pruned) and all(t.parallel.tp * t.parallel.pp > 1 or
+                                                        t.precision.weights.value == "fp8" for t in asked)
+    probed_layouts = {(t.parallel.tp, t.parallel.pp, t.precision.weights) for t in asked}
+    assert len(probed_layouts) == 3 and len(asked) == 5  # 3 layouts, then a quarter of the best's sequences and tokens
+    knobs = [(t.scheduler.max_batch, t.scheduler.token_budget) for t in asked[3:]]
+    assert knobs == [(16, cfg.scheduler.token_budget), (64, cfg.scheduler.token_budget // 4)]
+    assert cands[0].capacity == max(c.capacity for c in cands) and cands[0].found is not None
+    assert any(c.failure.startswith("not probed: over --max-layouts=3") for c in cands)
+    assert "pruned before probing" in cs.render_search(cands)
+    with pytest.raises(RunError, match="max-layouts"):
+        cs.search_layouts(cfg, 50, 50, max_layouts=0)
 
 
 @pytest.mark.slow
@@ -136,7 +178,15 @@ def test_the_search_ranks_layouts_by_capacity_and_says_why_the_others_lose():
     cfg = make_config(*TINY, "parallel.tp=2", "scheduler.max_batch=32")
     cands = search_layouts(cfg, 150, 150)
     assert [c.capacity for c in cands] == sorted((c.capacity for c in cands), reverse=True)
-    assert {(c.tp, c.dp, c.max_batch) for c in cands} == {(1, 2, 32), (1, 2, 8), (2, 1, 32), (2, 1, 8)}
+    assert {(c.tp, c.pp, c.dp) for c in cands} == {(1, 1, 2), (2, 1, 1), (1, 2, 1)}
     text = render_search(cands)
     assert "best" in text and all(word in text for word in ("KV cache holds", "requests/s"))
     assert all(c.per_usd_hour() > 0 and c.per_watt() > 0 for c in cands)
+
+
+def test_a_search_with_no_layouts_to_probe_is_one_line(capsys):
+    from sim.cli.capacity import main
+    with pytest.raises(SystemExit) as exit_:
+        main([*TINY[1:], "--search", "--max-layouts", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and "--max-layouts must be >= 1" in err[0]

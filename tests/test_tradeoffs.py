@@ -49,7 +49,7 @@ def test_stacks_follow_bandwidth_and_capacity_and_the_summary_says_so():
     # teaching chip, HBM2 (at most 311.04 GB/s and 8 GiB = 8.59 GB per stack): 2,000 GB/s needs
     # ceil(2000 / 311.04) = 7 stacks, more than the preset's 4.
     chip = load_hardware("teaching_npu", hbm_bandwidth_GBps=2000.0)
-    assert chip.hbm_stacks == 7 and "the chip named 4" in chip.hbm_stacks_note
+    assert chip.hbm_stacks == 7 and "the preset's 4 cannot deliver them" in chip.hbm_stacks_note
     assert load_hardware("teaching_npu").hbm_stacks_note == ""
     # 60 GB needs ceil(60 / 8.59) = 7 stacks; HBM3e (38.65 GB): 2
     assert load_hardware("teaching_npu", hbm_capacity_GB=60.0).hbm_stacks == 7
@@ -209,3 +209,12 @@ def test_system_cost_per_chip_closed_form():
     assert cost["host_usd_per_chip"] == 30000 / 8 and cost["scale_up_usd_per_chip"] == 1500.0
     expected = s["chip_cost_usd"] + 3750 + 1500 + cost["scale_out_usd_per_chip"]
     assert cost["system_usd_per_chip"] == pytest.approx(expected)
+
+
+def test_a_board_budget_below_the_static_power_is_one_clear_error():
+    """No clock fits a budget the chip's leakage already spends: refused, not silently exceeded."""
+    from sim.config.errors import RunError
+    with pytest.raises(RunError, match="below h100_sxm's static power"):
+        simulate(make_config("hardware.board_power_W=50", "fidelity=analytic"))
+    uncapped = summarize(simulate(make_config("hardware.board_power_W=50", "power.cap=false", "fidelity=analytic")))
+    assert uncapped["energy"]["over_budget"]

@@ -161,7 +161,8 @@ def check_fits(cfg: RunConfig, mem: MemoryUse) -> None:
         f"{cfg.model.name} does not fit: it needs {mem.used / GB:.1f} GB per chip (weights {mem.weights / GB:.1f} + "
         f"KV cache {mem.kv_cache / GB:.1f} + activations {mem.activations / GB:.1f}) but {cfg.hardware.name} has "
         f"{mem.capacity / GB:.1f} GB; raise parallel.tp, lower precision.weights or precision.kv_cache, "
-        "or shrink workload.batch or the sequence lengths, or spill the KV cache with memory.kv_offload=host"
+        "or shrink workload.batch or the sequence lengths"
+        + (", or spill the KV cache with memory.kv_offload=host" if mem.kv_cache > 0 else "")
     )
 
 
@@ -181,7 +182,7 @@ def simulate(cfg: RunConfig, resources: tuple[Resource, ...] = RESOURCES, step_b
     layout = layout_of(cfg)
     if layout.domains > 1 and NIC not in resources:  # transfers across domains on the NIC, beside the links
         resources = (*resources, NIC)
-    if cfg.memory.kv_offload is KvOffload.host:
+    if cfg.memory.kv_offload is KvOffload.host and ex.kv_host_fraction:  # a host tier only where KV spilled
         resources = (*resources, host_tier((cfg.memory.host_bandwidth_GBps or cfg.hardware.host_link_GBps) * GB))
     if ex.kv_host_fraction:  # the passes again, their attention reading the host tier's share
         all_passes = passes(cfg, ex=ex)

@@ -1,12 +1,14 @@
 """``llmsim-capacity``: the thin entry point of sim.studies.capacity (parse, call, one-line error, exit 2).
 
-    llmsim-capacity [overrides...] slo.ttft_p99_s=2 slo.tpot_p99_s=0.2 [--offline] [--search] [--requests N]
-                    [--max-requests N] [--out DIR]
+    llmsim-capacity [overrides...] slo.ttft_p99_s=2 slo.tpot_p99_s=0.2 [--offline] [--search]
+                    [--max-layouts N] [--requests N] [--max-requests N] [--out DIR]
 
 The overrides are ``llmsim``'s (``workload=serving`` is implied). ``--offline`` runs ``--requests``
-requests at t = 0 once and prints the throughput, no targets needed. ``--search`` tries every
-layout of the config's chips as replicas of tensor-parallel groups (sim/studies/capacity_search.py)
-and ranks them by capacity, per dollar and per watt.
+requests at t = 0 once and prints the throughput, no targets needed. ``--search`` tries the
+layouts of the config's chips as replicas of TP x PP groups in the config's and fp8 weight/KV
+formats (pruned by memory before probing, at most ``--max-layouts`` probed), then max sequences and
+max batched tokens around the best (sim/studies/capacity_search.py), and ranks them by capacity,
+per dollar and per watt.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the serving configuration")
     parser.add_argument("--offline", action="store_true", help="every request at t = 0: the maximum throughput")
     parser.add_argument("--search", action="store_true",
-                        help="rank every layout of the chips (replicas x tensor-parallel) by capacity")
+                        help="rank the layouts of the chips (replicas x TP x PP, weight/KV formats), then max "
+                             "sequences and chunk size around the best, by capacity")
+    parser.add_argument("--max-layouts", type=int, default=8,
+                        help="--search: layouts probed at most (those that fit in memory, fewest stages first)")
     parser.add_argument("--requests", type=int, default=study.BASE_REQUESTS, help="requests of a probe at first")
     parser.add_argument("--max-requests", type=int, default=study.MAX_REQUESTS,
                         help="requests of a probe at most (doubled until its p99s are precise)")
@@ -62,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
             return
         study.check_capacity_config(cfg)
         if args.search:
-            _search(cfg, args.requests, args.max_requests)
+            _search(cfg, args.requests, args.max_requests, args.max_layouts)
             return
         print(f"llmsim-capacity: {cfg.model.name} on {cfg.hardware.name}: searching the highest Poisson rate within "
               "the p99 targets", flush=True)
@@ -78,12 +83,19 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  outputs                  {out}/ ({', '.join(FILES)})")
 
 
-def _search(cfg, base: int, most: int) -> None:
+def _search(cfg, base: int, most: int, max_layouts: int) -> None:
     from sim.studies.capacity_search import render_search, search_layouts
 
-    chips = cfg.parallel.tp * cfg.parallel.dp
-    print(f"llmsim-capacity --search: {cfg.model.name} on {chips}x {cfg.hardware.name}: every layout as replicas of "
-          "tensor-parallel groups", flush=True)
+    chips = cfg.parallel.tp * cfg.parallel.pp * cfg.parallel.dp
+    print(f"llmsim-capacity --search: {cfg.model.name} on {chips}x {cfg.hardware.name}: layouts as replicas of "
+          f"TP x PP groups in each weight/KV format (those that do not fit in memory pruned before probing, at most "
+          f"{max_layouts} probed), then max sequences and max batched tokens (chunk) around the best", flush=True)
     cands = search_layouts(cfg, base, most, progress=lambda c: print(
-        f"  {c.name}: {c.capacity:.4g} requests/s" + (f" ({c.failure})" if c.failure else ""), flush=True))
+        f"  {c.name}: {c.capacity:.4g} requests/s" + (f" ({c.failure})" if c.failure else ""), flush=True),
+        max_layouts=max_layouts)
     print(render_search(cands))
+    ran = [c for c in cands if c.found]
+    print(f"  probes                   {sum(c.probes for c in ran)} serving runs over {len(ran)} capacity searches "
+          f"(plus {len(cands) - len(ran)} candidates not probed), at most "
+          f"{max((p.requests for c in ran for p in c.found.probes), default=0):,} requests per probe, "
+          f"{sum(c.found.wall_s for c in ran):.1f} s wall")

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from hwmodels.chip import HardwareConfig
 from hwmodels.kernels import KernelError, attention_family
+from hwmodels.power import PowerBudget
 from sim.config.errors import RunError
 from sim.config.execution import Fidelity
 from sim.config.placement import layout_of
@@ -41,6 +42,7 @@ def check_run(cfg: RunConfig) -> None:
             f"{model.max_context} tokens; shorten the prompt or the generation"
         )
     _check_chip(cfg)
+    _check_power(cfg)
     _check_context_parallel(cfg)
 
 
@@ -120,6 +122,19 @@ def _check_pipeline(cfg: RunConfig) -> None:
     if cfg.speculative.draft_model or cfg.runtime.host_dispatch_us or cfg.runtime.step_overhead_us:
         raise RunError("parallel.pp > 1 is modelled without speculative decoding and with runtime=graphs; "
                        "drop speculative.draft_model or use runtime=graphs")
+
+
+def _check_power(cfg: RunConfig) -> None:
+    """Under the cap, the board budget must exceed the chip's static power (else no clock fits it)."""
+    chip = cfg.hardware
+    if not cfg.power.cap or chip.ideal or chip.board_power_W <= 0:
+        return
+    static = PowerBudget.of(chip).static_W
+    if chip.board_power_W <= static:
+        raise RunError(
+            f"hardware.board_power_W={chip.board_power_W:g} is below {chip.name}'s static power of {static:.0f} W "
+            "(leakage, idle and HBM background): no clock fits it; raise it or set power.cap=false"
+        )
 
 
 def _check_chip(cfg: RunConfig) -> None:

@@ -64,6 +64,13 @@ class WorkloadConfig:
     output_lengths: Optional[LengthDistribution] = None  # outputs only; null: as lengths
     length_cv: float = 0.5  # coefficient of variation of uniform and lognormal lengths
     shared_prefix_tokens: int = 0  # a system prompt of this many tokens before every drawn prompt
+    # Multi-turn conversations (sim/serving/traffic.py): each conversation has ``turns`` requests; a turn's
+    # prompt is the earlier turns' prompts and outputs plus its own drawn tokens.
+    turns: int = 1
+    # Mean pause, seconds, between a turn's answer and the next turn's arrival (exponential). ESTIMATE: a
+    # user reads a ~300-token answer (~225 words at ~240 words/min, about 55 s) and types a short reply;
+    # 30 s is taken as a round middle for a chat user who skims. Set it for your own users.
+    think_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.shared_prefix_tokens < 0:
@@ -71,6 +78,7 @@ class WorkloadConfig:
         if self.shared_prefix_tokens and self.arrival is ArrivalProcess.trace:
             raise RunError("workload.shared_prefix_tokens adds a system prompt to drawn prompts; a trace's prompts are "
                            "replayed as they are: set it to 0")
+        self._check_turns()
         for key in ("batch", "prompt_tokens", "decode_tokens", "num_requests", "concurrency"):
             value = getattr(self, key)
             if value is not None and value < 1:
@@ -91,6 +99,19 @@ class WorkloadConfig:
         if self.lengths is LengthDistribution.chat:
             raise RunError("workload.lengths=chat gives output lengths only; set workload.output_lengths=chat and "
                            "lengths for the prompts (fixed, uniform, lognormal or a dataset)")
+
+    def _check_turns(self) -> None:
+        if not 1 <= self.turns <= 10_000:
+            raise RunError(f"workload.turns must be an integer from 1 to 10000 (got {self.turns})")
+        if not 0 <= self.think_s <= 1e6:
+            raise RunError(f"workload.think_s must be from 0 to 1e6 seconds (got {self.think_s})")
+        if self.turns > 1 and self.arrival in (ArrivalProcess.closed, ArrivalProcess.trace):
+            raise RunError(f"workload.turns={self.turns} draws conversations whose first turns arrive by "
+                           f"poisson, gamma or offline arrivals; arrival={self.arrival.value} brings its own: set "
+                           "workload.turns=1")
+        if self.turns > 1 and self.shared_prefix_tokens:
+            raise RunError("workload.turns > 1 with workload.shared_prefix_tokens > 0 is not modelled (one cache "
+                           "entry per conversation, none shared across them): set one of them to its default")
 
     @property
     def requests(self) -> int:

@@ -144,6 +144,8 @@ def _clock_line(energy: dict) -> list[str]:
                f"lowest {energy['min_clock_GHz']:.4g}")
     elif not energy["power_cap"]:
         why = "power.cap=false: every kernel at the boost clock"
+    elif not energy.get("board_power_W"):
+        why = "no board power published for the chip: not capped"
     else:
         why = "within the board power budget"
     over = "; peak power over the board budget" if energy.get("over_budget") else ""
@@ -167,5 +169,5 @@ def _long_context_lines(summary: dict) -> list[str]:
     if "context_parallel" in summary:
         cp = summary["context_parallel"]
         lines.append(f"  context parallel        {cp['cp']} ranks, ring attention: {cp['ring_sends']} KV block sends, "
-                     f"{cp['ring_bytes_per_chip'] / 1e9:.3g} GB per chip")
+                     f"{cp['ring_bytes_per_chip'] / 1e9:.3g} GB sent per chip")
     return lines

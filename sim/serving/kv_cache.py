@@ -12,6 +12,13 @@ the prefix references them instead of holding and prefilling its own (its attent
 them). They are freed only when no running request references them and blocks are needed:
 the cache evicts them before any running request is preempted. One shared prefix is modelled.
 
+Conversations (``workload.turns`` > 1): when a turn that another follows completes, the whole
+blocks of its KV (its prompt and output but the last token, whose KV was never computed) stay
+cached as its conversation's entry; the next turn, if it lands on the same instance, reads them
+instead of prefilling its earlier turns again, and when it completes its own blocks extend the
+entry. A conversation's last turn frees it. Entries nobody reads are evicted oldest first, before
+the shared prefix and before any running request is preempted.
+
 Preemption by swapping copies a request's blocks to host memory over the host link
 (``hardware.host_link_GBps`` per direction) and back when it resumes; each copy delays the step
 it happens in by ``bytes per chip / host link bandwidth``. Host memory is taken as unlimited.
@@ -80,6 +87,7 @@ class KvCache:
         self.prefix_refs = 0  # requests reading them now
         self.lookups = self.hits = self.evictions = 0
         self.saved_tokens = 0  # prompt tokens not prefilled because their KV was cached
+        self.convs: dict[int, list] = {}  # conversation -> [cached blocks, read by its next turn now], oldest first
 
     @property
     def free(self) -> int:
@@ -97,8 +105,8 @@ class KvCache:
         """Give ``req`` the blocks to hold ``tokens`` tokens, evicting an unused cached prefix if that makes
         room; False (and nothing taken) if too few are free."""
         more = self.needed(req, tokens)
-        if more > self.free:
-            self.evict_unused()
+        while more > self.free and self.evict_unused():
+            pass
         if more > self.free:
             return False
         self.used += more
@@ -110,14 +118,41 @@ class KvCache:
         self.used -= req.blocks
         req.blocks = 0
         if req.shared_blocks:
-            self.prefix_refs -= 1
+            self._unread(req)
             req.shared_blocks = 0
+
+    def _unread(self, req: Request) -> None:
+        if req.conv >= 0:
+            self.convs[req.conv][1] = False  # still cached for the turn, now read by nobody
+        else:
+            self.prefix_refs -= 1
+
+    def end_turn(self, req: Request) -> None:
+        """A turn of a conversation completed: keep the whole blocks of its KV as the conversation's entry
+        for its next turn, or free everything with its last."""
+        held = req.blocks + req.shared_blocks
+        old = self.convs.pop(req.conv, None)  # what it read is part of what it holds
+        if old is not None and not req.shared_blocks:
+            self.used -= old[0]  # an entry it did not read (none is expected): freed, not leaked
+        keep = 0 if req.last_turn else min(held, req.kv_tokens // self.block_tokens)
+        self.used -= held - keep
+        req.blocks = req.shared_blocks = 0
+        if keep:
+            self.convs[req.conv] = [keep, False]
 
     # The cached shared prefix ----------------------------------------------------------------------
     def lookup(self, req: Request) -> int:
         """Prompt tokens of ``req`` whose KV is cached (whole blocks of its shared prefix), now referenced
         by it; 0 on a miss."""
         self.lookups += 1
+        if req.context:
+            entry = self.convs.get(req.conv)
+            if entry is None or entry[1]:
+                return 0
+            self.hits += 1
+            entry[1] = True
+            req.shared_blocks = entry[0]
+            return entry[0] * self.block_tokens
         if not self.prefix_blocks or req.shared < self.prefix_blocks * self.block_tokens:
             return 0
         self.hits += 1
@@ -129,7 +164,7 @@ class KvCache:
         """Undo a hit of a request that was not admitted after all."""
         if req.shared_blocks:
             self.hits -= 1
-            self.prefix_refs -= 1
+            self._unread(req)
             req.shared_blocks = 0
         self.lookups -= 1
 
@@ -144,7 +179,14 @@ class KvCache:
         self.prefix_refs += 1
 
     def evict_unused(self) -> bool:
-        """Free the cached prefix if no request reads it; whether blocks were freed."""
+        """Free the oldest conversation entry no turn reads, else the cached prefix if no request reads it;
+        whether blocks were freed."""
+        for conv, (blocks, read) in self.convs.items():
+            if not read:
+                del self.convs[conv]
+                self.used -= blocks
+                self.evictions += 1
+                return True
         if not self.prefix_blocks or self.prefix_refs:
             return False
         self.used -= self.prefix_blocks

@@ -40,6 +40,9 @@ class Request:
     instance: str = ""  # the instance (replica) the router gave it to
     shared: int = 0  # prompt tokens at its start shared with other requests (a system prompt)
     shared_blocks: int = 0  # KV blocks of the cached prefix it reads (not its own)
+    conv: int = -1  # its conversation (-1: none); a later turn reads the cache entry its turn before left
+    context: int = 0  # prompt tokens at its start that are its conversation's earlier turns
+    last_turn: bool = True  # no later turn of its conversation follows it
     cached_prompt: int = 0  # prompt tokens its first prefill skipped: their KV was cached
     first_scheduled_s: float = math.nan
     first_token_s: float = math.nan

@@ -63,33 +63,14 @@ def simulate_serving(cfg: RunConfig, coster: StepCoster | SpeculativeCoster | No
     Raises:
         RunError: a config that cannot be served (the message says what to change).
     """
-    check_serving(cfg)
     started = time.perf_counter()
-    model, ex, sched, chip = cfg.model, cfg.execution(), cfg.scheduler, cfg.hardware
-    block = cfg.attention.kv_block_tokens  # the paged cache's block, as the attention reads it
-    traffic = make_traffic(cfg.workload, cfg.seed, model.max_context)
-    longest = int(np.max(traffic.prompt_tokens + traffic.output_tokens))
-    step_tokens = sched.token_budget
-    entry = SCHEDULERS[sched.kind]
-    if entry.whole_prompts:  # a longer prompt (or recompute) runs alone
-        step_tokens = max(step_tokens, longest)
-    workspace = activation_bytes(build_step(model, ex, [(step_tokens, step_tokens)], []))
-    # a hybrid's Mamba state: one fixed slot per sequence a step may hold, set aside up front (as vLLM does)
-    workspace += model.ssm_state_bytes_per_seq(ex.kv_cache.bytes) * sched.max_batch / ex.tp
+    traffic, size = plan_memory(cfg)
+    chip, block, entry = cfg.hardware, cfg.attention.kv_block_tokens, SCHEDULERS[cfg.scheduler.kind]
     draft = draft_model(cfg)
-    models = [model] + ([draft] if draft else [])  # a draft model's weights and KV cache sit beside the target's
-    pp = cfg.parallel.pp
-    share = max(split(model.num_layers, pp)) / model.num_layers  # a pipeline stage's chips hold its layers
-    size = cache_size(chip.hbm_capacity_bytes, sum(weight_bytes_per_chip(m, ex) for m in models) * share, workspace,
-                      sum(kv_bytes_per_chip(m, ex, block) for m in models) * share, sched.kv_cache_GB,
-                      f"{model.name}{f' with draft {draft.name}' if draft else ''} on {chip.name}")
-    if pp > 1:  # the stage's cache is shared out among its pp virtual engines
-        size = replace(size, blocks=size.blocks // pp, kv=size.blocks // pp * size.bytes_per_block)
 
     def new_cache() -> KvCache:
         return KvCache(size.blocks, block, size.bytes_per_block, chip.host_link_Bps)
 
-    check_requests_fit(traffic, new_cache(), size)
     coster = coster if coster is not None else make_coster(cfg)
     server = entry.make_server(cfg, traffic, new_cache, coster)
     if draft:
@@ -110,6 +91,38 @@ def simulate_serving(cfg: RunConfig, coster: StepCoster | SpeculativeCoster | No
         coster.coster.distinct_ops,
         time.perf_counter() - started,
     )
+
+
+def plan_memory(cfg: RunConfig) -> tuple[Traffic, CacheSize]:
+    """Check ``cfg`` for serving, draw its requests and size its KV cache, without simulating (a search
+    prunes with it the layouts that do not fit before probing them).
+
+    Raises:
+        RunError: a config that cannot be served, or whose cache cannot hold its longest request.
+    """
+    check_serving(cfg)
+    model, ex, sched, chip = cfg.model, cfg.execution(), cfg.scheduler, cfg.hardware
+    block = cfg.attention.kv_block_tokens  # the paged cache's block, as the attention reads it
+    traffic = make_traffic(cfg.workload, cfg.seed, model.max_context)
+    longest = int(np.max(traffic.prompt_tokens + traffic.output_tokens))
+    step_tokens = sched.token_budget
+    entry = SCHEDULERS[sched.kind]
+    if entry.whole_prompts:  # a longer prompt (or recompute) runs alone
+        step_tokens = max(step_tokens, longest)
+    workspace = activation_bytes(build_step(model, ex, [(step_tokens, step_tokens)], []))
+    # a hybrid's Mamba state: one fixed slot per sequence a step may hold, set aside up front (as vLLM does)
+    workspace += model.ssm_state_bytes_per_seq(ex.kv_cache.bytes) * sched.max_batch / ex.tp
+    draft = draft_model(cfg)
+    models = [model] + ([draft] if draft else [])  # a draft model's weights and KV cache sit beside the target's
+    pp = cfg.parallel.pp
+    share = max(split(model.num_layers, pp)) / model.num_layers  # a pipeline stage's chips hold its layers
+    size = cache_size(chip.hbm_capacity_bytes, sum(weight_bytes_per_chip(m, ex) for m in models) * share, workspace,
+                      sum(kv_bytes_per_chip(m, ex, block) for m in models) * share, sched.kv_cache_GB,
+                      f"{model.name}{f' with draft {draft.name}' if draft else ''} on {chip.name}")
+    if pp > 1:  # the stage's cache is shared out among its pp virtual engines
+        size = replace(size, blocks=size.blocks // pp, kv=size.blocks // pp * size.bytes_per_block)
+    check_requests_fit(traffic, KvCache(size.blocks, block, size.bytes_per_block, chip.host_link_Bps), size)
+    return traffic, size
 
 
 def make_coster(cfg: RunConfig) -> StepCoster | SpeculativeCoster:

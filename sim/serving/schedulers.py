@@ -153,7 +153,10 @@ class Scheduler:
             done.append(req)
 
     def _release_finished(self, req: Request) -> None:
-        self.kv.release(req)
+        if self.prefix and req.conv >= 0:
+            self.kv.end_turn(req)  # its KV stays cached for its conversation's next turn
+        else:
+            self.kv.release(req)
 
     def _reserve_decodes(self) -> tuple[int, float]:
         """A cache slot for every decode's next token, preempting the newest requests if needed."""
@@ -221,12 +224,12 @@ class Scheduler:
     def _lookup(self, req: Request) -> int:
         """Prompt tokens of ``req`` already cached (its shared prefix; 0 without prefix caching). At least
         one token is prefilled, to make the first output token's logits."""
-        if not self.prefix or not req.shared:
+        if not self.prefix or not (req.shared or req.context):
             return 0
         return min(self.kv.lookup(req), req.prefill_target - 1)
 
     def _unlookup(self, req: Request) -> None:
-        if self.prefix and req.shared:
+        if self.prefix and (req.shared or req.context):
             self.kv.unlookup(req)
 
     def _decodes_for_step(self) -> tuple[int, float, list[Request]]:

@@ -99,6 +99,8 @@ class Server:
         self._last_change = 0.0
         self._next_closed = 0
         self._next_at = 0.0  # when the next arrival comes (inf: no more); decode runs stop at it
+        if traffic.turns > 1:
+            self.runs = False  # a turn's follow-up may arrive in the middle of any run: step by step
 
     def run(self) -> None:
         """Simulate until every request has completed."""
@@ -128,6 +130,8 @@ class Server:
     def _arrivals(self) -> Iterator[simpy.Event]:
         env, t = self.env, self.traffic
         for i in range(len(t)):
+            if t.follows(i):
+                continue  # a later turn: it arrives after the turn before it (``_completed``)
             at = self._next_at = float(t.arrival_s[i])
             if at > env.now:
                 yield env.timeout(at - env.now)
@@ -182,10 +186,19 @@ class Server:
             n = len(self.traffic)
             self.completed += len(done)
             self._count(0, -len(done))
-            for _ in done:
+            for req in done:
                 if self.traffic.users and self._next_closed < n:
                     self._arrive(self._make(self._next_closed, self.env.now))
                     self._next_closed += 1
+                if not req.last_turn:
+                    self.env.process(self._next_turn(req.rid + 1))
+
+    def _next_turn(self, i: int) -> Iterator[simpy.Event]:
+        """Request ``i``, a later turn, arrives its think time after the turn before it completed."""
+        think = float(self.traffic.think_s[i])
+        if think > 0:
+            yield self.env.timeout(think)
+        self._arrive(self._make(i, self.env.now))
 
     def _advance_run(self, inst: Instance, run: DecodeRun) -> Iterator[simpy.Event]:
         """Wait out a run's steps and account them as the engine accounts each step; the requests its last
@@ -258,6 +271,9 @@ class Server:
         t = self.traffic
         req = Request(i, at, int(t.prompt_tokens[i]), int(t.output_tokens[i]), int(t.rows[i]),
                       shared=min(t.shared_prefix, int(t.prompt_tokens[i])))
+        if t.turns > 1:
+            req.conv, req.context = i // t.turns, int(t.context[i])
+            req.last_turn = not (i + 1 < len(t) and t.follows(i + 1))
         self.requests.append(req)
         return req
 

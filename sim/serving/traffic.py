@@ -17,6 +17,14 @@ a row of a trace in llmsim's own format that does not fit is refused (its row na
 the prompts of an Azure trace that do not fit are cut to the context (as a server truncates
 its input) and counted in the report.
 
+Conversations (``workload.turns`` > 1): request ``i`` is turn ``i % turns`` of conversation
+``i // turns`` (the last one may be shorter). The arrival process gives each conversation's first
+turn; a later turn arrives when the turn before it completes plus a think time, exponential with
+mean ``workload.think_s`` (its own seeded stream). The drawn prompt of a turn is its user's new
+tokens; its prompt is the earlier turns' prompts and outputs plus them (its ``context`` is that
+earlier part, whose KV a prefix cache may still hold). A conversation longer than the model's
+context is refused, named.
+
 Every draw comes from numpy Generators seeded from ``seed`` (one stream each for arrivals,
 prompts and outputs), so the same seed gives the same requests, bit for bit.
 """
@@ -46,6 +54,9 @@ class Traffic:
         users: closed-loop users (0: open loop).
         source: how the requests were made, for the report.
         shared_prefix: tokens at the start of every prompt that are the same for all (a system prompt).
+        turns: turns per conversation (1: every request stands alone).
+        context: prompt tokens of each request that are its conversation's earlier turns (None: turns=1).
+        think_s: pause before each request after the turn before it completes, s (None: turns=1).
     """
 
     arrival_s: np.ndarray
@@ -55,6 +66,13 @@ class Traffic:
     users: int
     source: str
     shared_prefix: int = 0
+    turns: int = 1
+    context: np.ndarray | None = None
+    think_s: np.ndarray | None = None
+
+    def follows(self, i: int) -> bool:
+        """Whether request ``i`` is a later turn of a conversation (it arrives after the turn before it)."""
+        return self.turns > 1 and i % self.turns > 0
 
     def __len__(self) -> int:
         return len(self.prompt_tokens)
@@ -73,6 +91,8 @@ def make_traffic(w: WorkloadConfig, seed: int, max_context: int) -> Traffic:
     if w.arrival is ArrivalProcess.trace:
         rows = shipped_trace(w.trace) if w.trace else read_trace_file(Path(w.trace_path))
         return replay(rows, w.num_requests, w.trace_scale, max_context)
+    if w.turns > 1:
+        return _conversations(w, seed, max_context)
     arrivals_ss, prompts_ss, outputs_ss = np.random.SeedSequence(seed).spawn(3)
     n = w.requests
     arrivals = _arrivals(w, n, np.random.default_rng(arrivals_ss))
@@ -85,16 +105,47 @@ def make_traffic(w: WorkloadConfig, seed: int, max_context: int) -> Traffic:
     prompts = np.minimum(prompts + prefix, max_context - 1)
     outputs = np.minimum(outputs, max_context - prompts)
     users = w.concurrency if w.arrival is ArrivalProcess.closed else 0
-    if w.arrival is ArrivalProcess.closed:
-        how = f"closed loop, {users} users"
-    elif w.arrival is ArrivalProcess.offline:
-        how = "offline, every request at t = 0"
-    elif w.arrival is ArrivalProcess.gamma:
-        how = f"gamma arrivals, {w.rate_per_s:g}/s, cv {w.cv:g}"
-    else:
-        how = f"poisson arrivals, {w.rate_per_s:g}/s"
     shared = f"; a {prefix:,}-token shared prefix before each prompt" if prefix else ""
-    return Traffic(arrivals, prompts, outputs, np.arange(1, n + 1), users, f"{how}; {lengths}{shared}", prefix)
+    return Traffic(arrivals, prompts, outputs, np.arange(1, n + 1), users, f"{_how(w)}; {lengths}{shared}", prefix)
+
+
+def _conversations(w: WorkloadConfig, seed: int, max_context: int) -> Traffic:
+    """``w.requests`` turns of conversations of ``w.turns`` turns (sim/serving/traffic.py's docstring).
+
+    Raises:
+        RunError: a conversation outgrows the model's context.
+    """
+    arrivals_ss, prompts_ss, outputs_ss, think_ss = np.random.SeedSequence(seed).spawn(4)
+    n, turns = w.requests, w.turns
+    starts = _arrivals(w, -(-n // turns), np.random.default_rng(arrivals_ss))
+    new, outputs, lengths = draw_lengths(w, n, np.random.default_rng(prompts_ss), np.random.default_rng(outputs_ss))
+    conv, turn = np.arange(n) // turns, np.arange(n) % turns
+    spent = np.cumsum(new + outputs)  # tokens of each conversation up to and including each turn
+    before = spent - (new + outputs)
+    context = before - before[conv * turns]  # the conversation's tokens before this turn
+    prompts = context + new
+    over = np.flatnonzero(prompts + outputs > max_context)
+    if over.size:
+        i = int(over[0])
+        raise RunError(f"conversation {conv[i] + 1} turn {turn[i] + 1}: its earlier turns and its own prompt and "
+                       f"output, {prompts[i] + outputs[i]:,} tokens, exceed the model's context of {max_context:,}; "
+                       "lower workload.turns or the lengths")
+    arrivals = np.full(n, math.nan)
+    arrivals[turn == 0] = starts
+    think = np.where(turn > 0, np.random.default_rng(think_ss).exponential(w.think_s, n), 0.0)
+    how = f"{_how(w)}; {-(-n // turns):,} conversations of {turns} turns, think time mean {w.think_s:g} s"
+    return Traffic(arrivals, prompts, outputs, np.arange(1, n + 1), 0, f"{how}; {lengths} per turn", 0,
+                   turns, context, think)
+
+
+def _how(w: WorkloadConfig) -> str:
+    if w.arrival is ArrivalProcess.closed:
+        return f"closed loop, {w.concurrency} users"
+    if w.arrival is ArrivalProcess.offline:
+        return "offline, every request at t = 0"
+    if w.arrival is ArrivalProcess.gamma:
+        return f"gamma arrivals, {w.rate_per_s:g}/s, cv {w.cv:g}"
+    return f"poisson arrivals, {w.rate_per_s:g}/s"
 
 
 def replay(trace: TraceRows, limit: int | None, scale: float, max_context: int) -> Traffic:

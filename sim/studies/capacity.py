@@ -170,6 +170,10 @@ def check_capacity_config(cfg: RunConfig) -> None:
         raise RunError(f"llmsim-capacity varies the rate of Poisson (or gamma) arrivals; workload.arrival="
                        f"{cfg.workload.arrival.value} has no rate: use poisson (lengths may still come from a trace: "
                        "workload.lengths=azure_conv)")
+    if cfg.workload.turns > 1:
+        raise RunError(f"llmsim-capacity finds a rate of requests; with workload.turns={cfg.workload.turns} the rate "
+                       "is of conversations, whose later turns arrive after earlier ones complete: set "
+                       "workload.turns=1")
 
 
 def find_capacity(cfg: RunConfig, base_requests: int = BASE_REQUESTS, max_requests: int = MAX_REQUESTS,

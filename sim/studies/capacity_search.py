@@ -1,43 +1,83 @@
 """``llmsim-capacity ... --search``: the best way to lay a model out on a box, by capacity under the SLOs.
 
-The box is the chips of the given config (``parallel.tp x parallel.dp``). Every layout of them as
-``dp`` replicas of ``tp`` chips (``tp`` dividing the chips, the heads and the MLP, within one
-fabric) is tried with ``scheduler.max_batch`` at its value and at a quarter of it, each by a
-capacity search (sim/studies/capacity.py). They are ranked by capacity, and the table also gives
-capacity per dollar (requests/s per $ per hour of the box's chips) and per watt (requests/s per
-W of average power at capacity). A layout that cannot run says why (the model does not fit,
-the cache holds no request); for the others the report names what stopped each at the high end
-of its bracket: the queue (p99 TTFT over its target while TPOT holds), the step time (p99 TPOT
-over its target) or throughput (the queue grew without bound), with its KV cache's room in
-sequences of mean length and its HBM and compute use at capacity beside the winner's.
-Pipeline parallelism is not tried: serving runs model tensor-parallel groups only.
+The box is the chips of the given config (``parallel.tp x parallel.pp x parallel.dp``). The search
+runs in two stages, each candidate a capacity search (sim/studies/capacity.py):
+
+1. layouts: every split of the chips into ``dp`` replicas of ``tp x pp`` chips (``tp`` dividing the
+   heads and the MLP within one fabric, ``pp`` at most one stage per layer, pipeline stages only
+   with the continuous and chunked-prefill schedulers), each in the config's weight and KV formats
+   and, where the chip runs fp8 matrices and the config's formats are wider, in fp8 weights and fp8
+   KV cache. Every one is first sized without simulating (sim/serving/run.py ``plan_memory``): a
+   layout whose weights and workspace leave no KV cache, or whose cache cannot hold the longest
+   request, is pruned before any probe and listed with the reason. Of those that fit, the first
+   ``max_layouts`` (fewest pipeline stages first, then fewest chips per replica, the config's
+   formats before fp8) are probed; the rest are listed as not probed.
+2. knobs: around the best layout, ``scheduler.max_batch`` (max sequences) at a quarter of its value
+   and ``scheduler.token_budget`` at a quarter of its value: the chunk size with
+   ``scheduler=chunked_prefill``, the max batched tokens with ``continuous`` (a longer prompt still
+   runs alone); not below four KV blocks.
+
+So the probes are bounded: at most ``max_layouts + 2`` capacity searches. Candidates are ranked by
+capacity; the table also gives capacity per dollar (requests/s per $ per hour of the box's chips)
+and per watt (requests/s per W of average power at capacity). For each loser the report names what
+stopped it at the high end of its bracket: the queue (p99 TTFT over its target while TPOT holds),
+the step time (p99 TPOT over its target) or throughput (the queue grew without bound), with its KV
+cache's room in sequences of mean length and its HBM and compute use at capacity beside the winner's;
+a pruned layout names the memory it lacks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from sim.config.schema import RunConfig, RunError, check_run
-from sim.studies.capacity import Capacity, find_capacity
+from hwmodels.numerics import DType
+from sim.config.schema import RunConfig, RunError
+from sim.config.workload import SchedulerKind
+from sim.serving.run import check_serving, plan_memory
+from sim.studies.capacity import MIN_SPAN_LIFETIMES, Capacity, find_capacity, long_enough
+
+MAX_LAYOUTS = 8  # layouts probed at most by default: each is a capacity search of about ten probes
 
 
 @dataclass
 class Candidate:
-    """One layout and its capacity search (None with the reason it could not run)."""
+    """One way to serve on the box and its capacity search (None: not probed, ``failure`` says why)."""
 
-    tp: int
-    dp: int
-    max_batch: int
+    cfg: RunConfig
     found: Capacity | None
     failure: str = ""
 
     @property
+    def tp(self) -> int:
+        return self.cfg.parallel.tp
+
+    @property
+    def pp(self) -> int:
+        return self.cfg.parallel.pp
+
+    @property
+    def dp(self) -> int:
+        return self.cfg.parallel.dp
+
+    @property
+    def max_batch(self) -> int:
+        return self.cfg.scheduler.max_batch
+
+    @property
     def name(self) -> str:
-        return f"{self.dp} x TP{self.tp}, max {self.max_batch} sequences"
+        s, p = self.cfg.scheduler, self.cfg.precision
+        pipe = f" x PP{self.pp}" if self.pp > 1 else ""
+        chunk = f", chunk {s.token_budget}" if s.kind is SchedulerKind.chunked_prefill else f", {s.token_budget} tokens"
+        return f"{self.dp} x TP{self.tp}{pipe}, {p.weights.value}/{p.kv_cache.value} KV, max {s.max_batch}{chunk}"
 
     @property
     def capacity(self) -> float:
         return self.found.capacity if self.found else 0.0
+
+    @property
+    def probes(self) -> int:
+        """Serving runs its search made (the offline run included)."""
+        return len(self.found.probes) + 1 if self.found else 0
 
     def at_capacity(self) -> dict | None:
         """The summary of the highest passing probe (None: none passed)."""
@@ -53,41 +93,92 @@ class Candidate:
 
 
 def layouts(cfg: RunConfig) -> list[tuple[int, int, int]]:
-    """(tp, dp, max_batch) of every layout of the config's chips that passes the run checks."""
-    chips, found = cfg.parallel.tp * cfg.parallel.dp, []
-    batches = sorted({cfg.scheduler.max_batch, max(1, cfg.scheduler.max_batch // 4)}, reverse=True)
-    for tp in range(1, chips + 1):
-        if chips % tp:
-            continue
-        try:
-            check_run(replace(cfg, parallel=replace(cfg.parallel, tp=tp, dp=chips // tp)))
-        except RunError:
-            continue
-        found += [(tp, chips // tp, batch) for batch in batches]
+    """(tp, pp, dp) of every split of the config's chips that passes the serving checks, fewest
+    pipeline stages first, then fewest chips per replica."""
+    chips, found = cfg.parallel.tp * cfg.parallel.pp * cfg.parallel.dp, []
+    for pp in range(1, chips + 1):
+        for tp in range(1, chips // pp + 1):
+            if chips % (tp * pp):
+                continue
+            try:
+                check_serving(replace(cfg, parallel=replace(cfg.parallel, tp=tp, pp=pp, dp=chips // (tp * pp))))
+            except RunError:
+                continue
+            found.append((tp, pp, chips // (tp * pp)))
     return found
 
 
-def search_layouts(cfg: RunConfig, base_requests: int, max_requests: int, progress=None) -> list[Candidate]:
-    """Every layout's capacity, best first (ties: fewer chips per replica)."""
-    out = []
-    for tp, dp, batch in layouts(cfg):
-        trial = replace(cfg, parallel=replace(cfg.parallel, tp=tp, dp=dp),
-                        scheduler=replace(cfg.scheduler, max_batch=batch))
+def formats(cfg: RunConfig) -> list[tuple[DType, DType]]:
+    """(weights, KV cache) formats to try: the config's, and fp8 for both where the chip's matrices run
+    fp8 and the config's are wider."""
+    p = cfg.precision
+    out = [(p.weights, p.kv_cache)]
+    narrow = (min(p.weights, DType.fp8, key=lambda d: d.bits), min(p.kv_cache, DType.fp8, key=lambda d: d.bits))
+    if cfg.hardware.supports(DType.fp8) and narrow not in out and p.activations.bits >= 8:
+        out.append(narrow)
+    return out
+
+
+def _with(cfg: RunConfig, tp: int, pp: int, dp: int, fmt: tuple[DType, DType]) -> RunConfig:
+    return replace(cfg, parallel=replace(cfg.parallel, tp=tp, pp=pp, dp=dp),
+                   precision=replace(cfg.precision, weights=fmt[0], kv_cache=fmt[1]))
+
+
+def _sized(trial: RunConfig) -> str:
+    """Why ``trial`` cannot be served ('' when it fits): sized without a simulation."""
+    try:
+        plan_memory(trial)
+    except RunError as err:
+        return f"pruned before probing: {err}"
+    return ""
+
+
+def search_layouts(cfg: RunConfig, base_requests: int, max_requests: int, progress=None,
+                   max_layouts: int = MAX_LAYOUTS) -> list[Candidate]:
+    """Every candidate, best first (ties: fewer chips per replica, more sequences); the unprobed last."""
+    if max_layouts < 1:
+        raise RunError(f"--max-layouts must be >= 1 (got {max_layouts})")
+    out, probed = [], []
+
+    def probe(trial: RunConfig) -> Candidate:
         try:
-            cand = Candidate(tp, dp, batch, find_capacity(trial, base_requests, max_requests))
+            cand = Candidate(trial, find_capacity(trial, base_requests, max_requests))
         except RunError as err:
-            cand = Candidate(tp, dp, batch, None, str(err))
+            cand = Candidate(trial, None, str(err))
         if progress is not None:
             progress(cand)
-        out.append(cand)
-    return sorted(out, key=lambda c: (-c.capacity, c.tp, -c.max_batch))
+        return cand
+
+    trials = [_with(cfg, tp, pp, dp, fmt) for tp, pp, dp in layouts(cfg) for fmt in formats(cfg)]
+    trials.sort(key=lambda t: (t.parallel.pp, t.parallel.tp, t.precision.weights.bits < cfg.precision.weights.bits))
+    for trial in trials:
+        pruned = _sized(trial)
+        if pruned or len(probed) >= max_layouts:
+            out.append(Candidate(trial, None, pruned or f"not probed: over --max-layouts={max_layouts}"))
+            continue
+        probed.append(probe(trial))
+    best = max(probed, key=lambda c: c.capacity, default=None)
+    if best is not None and best.capacity > 0:
+        probed += [probe(t) for t in _knobs(best.cfg) if not _sized(t)]
+    return sorted(probed, key=lambda c: (-c.capacity, c.tp * c.pp, -c.max_batch)) + out
+
+
+def _knobs(cfg: RunConfig) -> list[RunConfig]:
+    """The best layout with a quarter of its sequences, and a quarter of its chunk (max batched tokens)."""
+    s, out = cfg.scheduler, []
+    if s.max_batch >= 4:
+        out.append(replace(cfg, scheduler=replace(s, max_batch=s.max_batch // 4)))
+    if s.kind in (SchedulerKind.chunked_prefill, SchedulerKind.continuous) and \
+            s.token_budget >= 16 * cfg.attention.kv_block_tokens:
+        out.append(replace(cfg, scheduler=replace(s, token_budget=s.token_budget // 4)))
+    return out
 
 
 def why(c: Candidate, best: Candidate) -> str:
     """Why ``c`` carries less than ``best``, from its own search."""
     if c.found is None:
-        return f"cannot run: {c.failure}"
-    high, st = c.found.high, None
+        return c.failure if c.failure.startswith(("pruned", "not probed")) else f"cannot run: {c.failure}"
+    high = c.found.high
     if high is None:
         return "no failing rate found"
     st, cfg = high.steady, c.found.cfg.slo
@@ -95,6 +186,9 @@ def why(c: Candidate, best: Candidate) -> str:
         stop = f"throughput: the queue grows without bound at {high.rate:.3g} requests/s"
     elif cfg.tpot_p99_s is not None and st["tpot_p99_s"] is not None and st["tpot_p99_s"] > cfg.tpot_p99_s:
         stop = f"step time: p99 TPOT {st['tpot_p99_s'] * 1e3:.0f} ms at {high.rate:.3g} requests/s"
+    elif not long_enough(high.rate, high.requests, high.summary):
+        stop = (f"probe too short: {high.requests:,} requests at {high.rate:.3g} requests/s span under "
+                f"{MIN_SPAN_LIFETIMES} mean lifetimes (raise --max-requests)")
     else:
         stop = f"queue: p99 TTFT {st['ttft_p99_s']:.3g} s at {high.rate:.3g} requests/s"
     s, b = c.at_capacity() or high.summary, best.at_capacity() or best.found.offline.summary
@@ -107,9 +201,9 @@ def why(c: Candidate, best: Candidate) -> str:
 def render_search(cands: list[Candidate]) -> str:
     """The ranking, with capacity per dollar and per watt, and why each loser loses."""
     best = cands[0]
-    lines = ["  layout                              capacity/s  per $/h of chips  per kW   why it carries less"]
+    lines = [f"  {'layout':<52} capacity/s  per $/h of chips  per kW   why it carries less"]
     for c in cands:
-        reason = "best" if c is best else why(c, best)
-        lines.append(f"  {c.name:<35} {c.capacity:>10.3g}  {c.per_usd_hour():>16.3g}  {c.per_watt() * 1e3:>6.3g}"
+        reason = "best" if c is best and c.found else why(c, best)
+        lines.append(f"  {c.name:<52} {c.capacity:>10.3g}  {c.per_usd_hour():>16.3g}  {c.per_watt() * 1e3:>6.3g}"
                      f"   {reason}")
     return "\n".join(lines)

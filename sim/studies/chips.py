@@ -9,7 +9,8 @@ For each preset in conf/hardware, per quantity:
 * ``stream_GBps``: the datasheet HBM bandwidth and the predicted bandwidth of a copy that reads
   1 GiB and writes 1 GiB (``llmsim-validate``'s memcpy op; bytes moved / time, as STREAM-class
   benchmarks count);
-* ``allreduce8_busbw_GBps``: the per-direction link bandwidth (a ring's bus-bandwidth ceiling) and
+* ``allreduce8_busbw_GBps``: the per-direction link bandwidth (a ring's bus-bandwidth ceiling; in-switch
+  reduction, NVLS, halves the bytes each chip sends, so its bus bandwidth can exceed it) and
   the predicted bus bandwidth ``2 (n - 1) / n * S / time`` of an all-reduce of S = 1 GiB per chip
   over n = 8 chips (as nccl-tests reports it), where the chip's fabric reaches 8 chips;
 
@@ -158,7 +159,8 @@ def format_table(table: pd.DataFrame) -> str:
         "src": table["source"].map(lambda s: f"[{sources.index(s) + 1}]" if s else ""),
     })
     lines = [shown.to_string(index=False), "",
-             "datasheet: matrix peak, HBM bandwidth, per-direction link bandwidth (a ring's bus-bandwidth ceiling)",
+             "datasheet: matrix peak, HBM bandwidth, per-direction link bandwidth (a ring's bus-bandwidth ceiling; "
+             "in-switch reduction can exceed it)",
              "measured (printed beside predictions, never fitted on), by source:"]
     for i, source in enumerate(sources, 1):
         lines.append(f"  [{i}] {source}")
