@@ -174,3 +174,11 @@ def test_regime_boundary_sits_at_the_ridge_point_on_teaching_npu():
 def test_report_of_an_empty_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ReportError, match="holds no sweep points"):
         report_sweep(tmp_path)
+
+
+def test_a_plain_value_on_the_command_line_pins_a_recipe_axis(tmp_path):
+    """`+experiment=bandwidth_vs_compute hardware.freq_GHz=1` sweeps bandwidth only, as llmsim -m does."""
+    fixed, axes = split_arguments(["+experiment=bandwidth_vs_compute", "hardware.hbm_bandwidth_GBps=250,8000",
+                                   "hardware.freq_GHz=1"])
+    table = run_grid(fixed, axes)
+    assert len(table) == 2 and "hardware.freq_GHz" not in table  # one clock: not an axis

@@ -145,7 +145,8 @@ def run_grid(fixed: list[str], axes: dict[str, list], out: Path | None = None, j
             remove_stale_temps(folder)
     base_h = compose_dict(fixed, with_hydra=True)
     params = OmegaConf.select(base_h, "hydra.sweeper.params") or {}
-    recipe = {k: axis_values(k, str(v)) or [v] for k, v in params.items()}
+    pinned = {item.split("=", 1)[0].lstrip("+~") for item in fixed if "=" in item}  # a plain value beats an axis
+    recipe = {k: axis_values(k, str(v)) or [v] for k, v in params.items() if k not in pinned}
     axes = {**recipe, **axes}
     base = without_hydra(base_h)
     points = grid_points(axes)
