@@ -123,7 +123,9 @@ def _fits(p: dict) -> bool:
 def _design(p: dict, **extra) -> tuple[str, ...]:
     values = {"hardware.hbm_bandwidth_GBps": p["bw"], "hardware.num_cores": p["cores"], "workload.batch": p["batch"],
               "workload.prompt_tokens": p["prompt"], "parallel.tp": p["tp"], "fidelity": p["fidelity"],
-              "workload.decode_tokens": 4, **extra}
+              "workload.decode_tokens": 4,
+              "hardware.hbm_generation": "hbm3e",  # stacks that reach twice the largest drawn bandwidth (issue 13)
+              **extra}
     return TEACHING + tuple(f"{k}={v}" for k, v in values.items())
 
 
