@@ -144,7 +144,7 @@ def test_explorer_in_headless_chromium(server, browser, tmp_path):
 
     _type(d, "ctl-workload-batch", "8")
     _wait(d, lambda d: "workload.batch=8" in _text(d, "command"), "the batch in the command")
-    _click_slider(d, "ctl-hardware-hbm-bandwidth-GBps", 0.7)
+    _click_slider(d, "ctl-hardware-hbm-bandwidth-GBps", 0.6)  # about 2 TB/s: HBM2 stacks reach 3.4 at most
     _wait(d, lambda d: "hardware.hbm_bandwidth_GBps=" in _text(d, "command"), "the bandwidth in the command")
     _wait(d, lambda d: json.dumps(_traces(d, "fig-map")) != map_before and _settled(d), "the regime map again")
     assert json.dumps(_traces(d, "fig-roofline")) != roofline_before, "the roofline is drawn for the new design"
