@@ -129,7 +129,11 @@ def test_a_sweep_killed_at_random_moments_resumes_to_the_same_files(tmp_path):
         sweep, log = tmp_path / sig.name / "sweep", tmp_path / f"{sig.name}.log"
         for _ in range(2):
             code = _kill(sweep, log, sig, rng.uniform(0.2, latest_s))
-            assert code in ((0, 130) if sig is signal.SIGINT else (0, -signal.SIGKILL)), log.read_text()[-3000:]
+            # -SIGINT: the Ctrl-C landed as the interpreter was starting or exiting, outside any Python
+            # handler (seen once in CI, after the report was written); no traceback, and the resume
+            # below must still give the same files
+            ok = (0, 130, -signal.SIGINT) if sig is signal.SIGINT else (0, -signal.SIGKILL)
+            assert code in ok, log.read_text()[-3000:]
         assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
         _run(sweep, log)  # the same command into the same folder: resumes
         _assert_same_as(reference, sweep)
