@@ -121,21 +121,23 @@ def allreduce(chip: HardwareConfig, nbytes: float, chips: int, nodes: int = 1, n
 def reducescatter(chip: HardwareConfig, nbytes: float, chips: int, nodes: int = 1,
                   net: Network | None = None) -> CollectiveCost:
     """Reduce-scatter of ``nbytes`` (the full buffer) over ``chips`` chips in ``nodes`` domains."""
-    local = _split(chip, nbytes, chips, nodes, net)
-    if nodes == 1 or nbytes == 0:
-        return collective_time(chip, Collective.reducescatter, nbytes, chips)
-    inter = _flat(net, nodes - 1, (nodes - 1) / nodes * nbytes / local)
-    return _sum(collective_time(chip, Collective.reducescatter, nbytes, local), inter)
+    return _half(chip, Collective.reducescatter, nbytes, chips, nodes, net)
 
 
 def allgather(chip: HardwareConfig, nbytes: float, chips: int, nodes: int = 1,
               net: Network | None = None) -> CollectiveCost:
     """All-gather of ``nbytes`` (the full gathered size) over ``chips`` chips in ``nodes`` domains."""
+    return _half(chip, Collective.allgather, nbytes, chips, nodes, net)
+
+
+def _half(chip: HardwareConfig, kind: Collective, nbytes: float, chips: int, nodes: int,
+          net: Network | None) -> CollectiveCost:
+    """A reduce-scatter or all-gather: inside each domain, plus the (nodes - 1)/nodes share across the NICs."""
     local = _split(chip, nbytes, chips, nodes, net)
     if nodes == 1 or nbytes == 0:
-        return collective_time(chip, Collective.allgather, nbytes, chips)
+        return collective_time(chip, kind, nbytes, chips)
     inter = _flat(net, nodes - 1, (nodes - 1) / nodes * nbytes / local)
-    return _sum(inter, collective_time(chip, Collective.allgather, nbytes, local))
+    return _sum(collective_time(chip, kind, nbytes, local), inter)
 
 
 def alltoall(chip: HardwareConfig, nbytes: float, chips: int, nodes: int = 1,
