@@ -35,3 +35,13 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 @pytest.fixture
 def config():
     return make_config
+
+
+def serve(*overrides: str):
+    """A serving run of ``overrides``: its result, per-request columns and summary (the serving tests' helper)."""
+    from sim.metrics.serving_summary import request_columns, summarize_serving
+    from sim.serving.run import simulate_serving
+
+    result = simulate_serving(make_config(*overrides))
+    cols = request_columns(result)
+    return result, cols, summarize_serving(result, cols)

@@ -6,22 +6,15 @@ import numpy as np
 import pytest
 
 from sim.config.schema import RunError
-from sim.metrics.serving_summary import request_columns, summarize_serving
 from sim.serving.kv_cache import KvCache
 from sim.serving.request import Request
 from sim.serving.run import simulate_serving
 from sim.serving.schedulers import StepShape
 from sim.serving.step_cost import StepCoster
-from tests.conftest import make_config
+from tests.conftest import make_config, serve
 
 SYSTEM_PROMPT = ("workload=serving", "workload.shared_prefix_tokens=1000", "workload.prompt_tokens=200",
                  "workload.decode_tokens=16", "workload.lengths=uniform", "workload.num_requests=40")
-
-
-def serve(*overrides: str):
-    result = simulate_serving(make_config(*overrides))
-    cols = request_columns(result)
-    return result, cols, summarize_serving(result, cols)
 
 
 @pytest.mark.parametrize("scheduler", ["continuous", "chunked_prefill"])

@@ -6,18 +6,11 @@ import numpy as np
 import pytest
 
 from sim.config.schema import RunError
-from sim.metrics.serving_summary import request_columns, summarize_serving
 from sim.serving.run import simulate_serving
-from tests.conftest import make_config
+from tests.conftest import make_config, serve
 
 LOAD = ("workload=serving", "workload.lengths=lognormal", "workload.length_cv=0.8", "workload.prompt_tokens=256",
         "workload.decode_tokens=48")
-
-
-def serve(*overrides: str):
-    result = simulate_serving(make_config(*overrides))
-    cols = request_columns(result)
-    return result, cols, summarize_serving(result, cols)
 
 
 @pytest.mark.slow

@@ -16,12 +16,11 @@ from sim.batch.run import simulate
 from sim.config.schema import RunError
 from sim.engine.analytic import simulate_analytic
 from sim.engine.costing import Coster
-from sim.metrics.serving_summary import request_columns, summarize_serving
 from sim.metrics.summary import summarize
 from sim.serving.run import simulate_serving
 from sim.serving.step_cost import StepCoster
 from sim.serving.traffic import make_traffic
-from tests.conftest import make_config, run_cli
+from tests.conftest import make_config, run_cli, serve
 from workloads.attention import attention_pairs
 from workloads.graph import AttentionKernel, Execution, Phase, build_pass
 from workloads.step import build_step, chunk_pairs
@@ -30,12 +29,6 @@ SHORT = ("workload=serving", "workload.prompt_tokens=256", "workload.decode_toke
 REQUIRED = ("completed_requests", "ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p99_s",
             "output_tokens_per_s", "goodput_requests_per_s", "preemptions", "joules_per_output_token",
             "usd_per_million_output_tokens")
-
-
-def serve(*overrides: str):
-    result = simulate_serving(make_config(*overrides))
-    cols = request_columns(result)
-    return result, cols, summarize_serving(result, cols)
 
 
 # A step's cost is the cost model's -----------------------------------------------------------

@@ -7,18 +7,11 @@ import pytest
 
 from sim.config.schema import RunError
 from sim.engine.costing import Coster, send_op
-from sim.metrics.serving_summary import request_columns, summarize_serving
 from sim.serving.run import simulate_serving
-from tests.conftest import make_config
+from tests.conftest import make_config, serve
 
 LOW = ("workload=serving", "workload.prompt_tokens=256", "workload.decode_tokens=16", "workload.num_requests=20",
        "workload.rate_per_s=0.2")
-
-
-def serve(*overrides: str):
-    result = simulate_serving(make_config(*overrides))
-    cols = request_columns(result)
-    return result, cols, summarize_serving(result, cols)
 
 
 def test_at_low_load_a_step_through_the_stages_is_the_whole_pass_plus_the_sends():

@@ -6,21 +6,14 @@ import numpy as np
 import pytest
 
 from sim.config.schema import RunError
-from sim.metrics.serving_summary import request_columns, summarize_serving
 from sim.serving.run import simulate_serving
 from sim.serving.schedulers import StepShape
 from sim.serving.step_cost import SpeculativeCoster, StepCoster
-from tests.conftest import make_config
+from tests.conftest import make_config, serve
 
 TARGET = ("workload=serving", "model=llama2_13b", "workload.prompt_tokens=256", "workload.decode_tokens=21",
           "workload.num_requests=12", "workload.rate_per_s=0.2")
 DRAFT = ("speculative.draft_model=llama2_7b", "speculative.k=4")
-
-
-def serve(*overrides: str):
-    result = simulate_serving(make_config(*overrides))
-    cols = request_columns(result)
-    return result, cols, summarize_serving(result, cols)
 
 
 def test_with_every_draft_accepted_a_step_makes_k_plus_1_tokens_at_the_cost_of_draft_and_verify():

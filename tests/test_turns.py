@@ -7,23 +7,16 @@ import numpy as np
 import pytest
 
 from sim.config.schema import RunError
-from sim.metrics.serving_summary import request_columns, summarize_serving
 from sim.serving.kv_cache import KvCache
 from sim.serving.request import Request
 from sim.serving.run import simulate_serving
 from sim.serving.schedulers import StepShape
 from sim.serving.step_cost import StepCoster
 from sim.serving.traffic import make_traffic
-from tests.conftest import make_config
+from tests.conftest import make_config, serve
 
 CHAT = ("workload=serving", "workload.prompt_tokens=200", "workload.decode_tokens=16", "workload.lengths=uniform",
         "workload.num_requests=20", "workload.rate_per_s=0.1", "workload.think_s=5")
-
-
-def serve(*overrides: str):
-    result = simulate_serving(make_config(*overrides))
-    cols = request_columns(result)
-    return result, cols, summarize_serving(result, cols)
 
 
 def test_one_turn_is_the_run_there_was_bit_for_bit():
