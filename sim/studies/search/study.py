@@ -209,16 +209,22 @@ class Search:
 JOURNAL, LEGACY = "study.journal", "study.db"  # Optuna's journal file; the SQLite file of earlier versions
 
 
-def storage(out: Path) -> tuple[optuna.storages.BaseStorage | str, Path]:
-    """(the study's storage, its file): ``<out>/study.journal``, or a ``<out>/study.db`` (SQLite)
-    left by an earlier version, which is resumed as it is."""
+def store_file(out: Path) -> Path:
+    """The study's file: ``<out>/study.journal``, or a ``<out>/study.db`` (SQLite) left by an
+    earlier version, which is resumed as it is."""
     legacy, journal = out / LEGACY, out / JOURNAL
-    if legacy.exists() and not journal.exists():
-        return f"sqlite:///{legacy.resolve()}", legacy
+    return legacy if legacy.exists() and not journal.exists() else journal
+
+
+def storage(out: Path) -> optuna.storages.BaseStorage | str:
+    """The study's storage (Optuna's journal file, or the SQLite URL of an earlier study.db)."""
+    path = store_file(out)
+    if path.name == LEGACY:
+        return f"sqlite:///{path.resolve()}"
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    return JournalStorage(JournalFileBackend(str(journal))), journal
+    return JournalStorage(JournalFileBackend(str(path)))
 
 
 def open_study(search: Search, out: Path, fresh: bool, trials: int, worker: int = 0) -> optuna.Study:
@@ -228,8 +234,8 @@ def open_study(search: Search, out: Path, fresh: bool, trials: int, worker: int 
     directions = ["maximize" if up else "minimize" for _, up in search.objectives]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        store, db = storage(out)
-        study = optuna.create_study(storage=store, study_name=STUDY, directions=directions,
+        db = store_file(out)
+        study = optuna.create_study(storage=storage(out), study_name=STUDY, directions=directions,
                                     sampler=search.sampler(trials, worker), load_if_exists=True)
     mark = study.user_attrs.get("fingerprint")
     if mark is None and worker == 0:
