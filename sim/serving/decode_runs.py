@@ -35,11 +35,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from sim.serving.request import Request, State
 from sim.serving.schedulers import ChunkedPrefillScheduler, ContinuousScheduler, Scheduler, StepShape
 from sim.serving.step_cost import StepCost
 
 MAX_RUN = 4096  # steps planned at most at once (a longer run continues in the next)
+AHEAD = 1024  # decode-only signatures priced together at most (sim/serving/decode_prices.py)
 
 
 @dataclass
@@ -58,11 +61,14 @@ class DecodeRun:
         return len(self.ends)
 
 
+_DECODING = {State.decoding}
+
+
 def can_run(s: Scheduler) -> bool:
     """Whether the scheduler's state allows a run at all (before looking at lengths and blocks)."""
     return (type(s) in (ContinuousScheduler, ChunkedPrefillScheduler) and not s.k and not s.swapped
             and bool(s.running) and not s.model.sliding_window and not s.model.attention_chunk
-            and all(r.state is State.decoding for r in s.running))
+            and {r.state for r in s.running} == _DECODING)
 
 
 def _queue_stays(s: Scheduler) -> bool | None:
@@ -89,29 +95,26 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
     if now >= until or stays is False:
         return None
     n, b, page, blocks = len(reqs), s.kv.block_tokens, s.ex.kv_block_tokens, s.kv.blocks
-    grow, late = [0] * b, {}  # requests taking a block at step j: grow[j % b], from step j on for late[j]
-    cross = [0] * max(1, page)  # decodes whose keys reach a new page at step j: cross[j % page]
-    total = pages = 0
-    steps = MAX_RUN
-    for r in reqs:
-        kv = r.kv_tokens
-        total += kv
-        first = (r.blocks + r.shared_blocks) * b - kv  # step j writes token kv + j + 1
-        if first < b:
-            grow[first] += 1
-        else:
-            late[first] = late.get(first, 0) + 1
-        if page:
-            cross[-kv % page] += 1
-            pages -= -kv // page
-        steps = min(steps, r.output_tokens - r.generated)
+    grow, late, cross, total, pages, steps = _counts(reqs, b, page)
     used = s.kv.used
     ends: list[float] = []
     costs: list[StepCost] = []
     useds: list[int] = []
     start = now
-    decode = getattr(cost, "decode_step", None) or (lambda n, pairs, cached: cost(StepShape((), n, pairs, cached,
-                                                                                            pairs, n)))
+    decode = getattr(cost, "decode_step", None) or (lambda n, pairs, cached, _: cost(StepShape((), n, pairs, cached,
+                                                                                               pairs, n)))
+    j, last = 0, 0.0
+
+    def ahead() -> tuple[np.ndarray, np.ndarray]:
+        """(summed keys, keys read from whole pages) of step ``j`` and the steps after it that the run may reach."""
+        m = min(steps - j, AHEAD if until == float("inf") or last <= 0 else int((until - now) / last) + 8, AHEAD)
+        js = np.arange(j, j + m, dtype=np.int64)
+        pairs = total + n * (js + 1)
+        if not page:
+            return pairs, pairs
+        later = np.cumsum(np.asarray(cross, dtype=np.int64)[(js[1:]) % page])
+        return pairs, (pages + np.concatenate(([0], later))) * page
+
     for j in range(steps):
         if late and j in late:
             grow[j % b] += late.pop(j)
@@ -121,7 +124,8 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         pairs = total + n * (j + 1)
         if page:
             pages += cross[j % page]
-        c = decode(n, pairs, pages * page if page else pairs)
+        c = decode(n, pairs, pages * page if page else pairs, ahead)
+        last = c.time_s
         end = now + c.time_s
         if end == until:  # which comes first at the same instant is SimPy's order: step by step
             break
@@ -130,6 +134,37 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         useds.append(used)
         now = end
     return DecodeRun(start, ends, costs, useds, len(s.waiting), n) if ends else None
+
+
+def _counts(reqs: list[Request], b: int, page: int) -> tuple[list[int], dict[int, int], list[int], int, int, int]:
+    """Per run: requests taking a block at step j (``grow[j % b]``, joined from step j on by ``late[j]``),
+    decodes whose keys reach a new page at step j (``cross[j % page]``), the summed keys, the pages read
+    and the steps before the first request's last token (at most MAX_RUN)."""
+    kvs = [r.kv_tokens for r in reqs]
+    held = [r.blocks + r.shared_blocks for r in reqs]
+    steps = min(MAX_RUN, min([r.output_tokens - r.generated for r in reqs]))
+    kv = np.array(kvs, dtype=np.int64)
+    first = np.array(held, dtype=np.int64) * b - kv  # step j writes token kv + j + 1
+    if len(reqs) < 16 or first.min() < 0:  # few requests: a loop is cheaper than numpy
+        grow, late, cross, pages = [0] * b, {}, [0] * max(1, page), 0
+        for k, f in zip(kvs, first.tolist(), strict=True):
+            if f < b:
+                grow[f] += 1
+            else:
+                late[f] = late.get(f, 0) + 1
+            if page:
+                cross[-k % page] += 1
+                pages -= -k // page
+        return grow, late, cross, sum(kvs), pages, steps
+    early = first < b
+    grow = np.bincount(first[early], minlength=b).tolist()
+    values, counts = np.unique(first[~early], return_counts=True)
+    late = dict(zip(values.tolist(), counts.tolist(), strict=True))
+    cross, pages = [0], 0
+    if page:
+        cross = np.bincount(-kv % page, minlength=page).tolist()
+        pages = int(-(-kv // page).sum())
+    return grow, late, cross, sum(kvs), pages, steps
 
 
 def apply_run(s: Scheduler, run: DecodeRun) -> list[Request]:

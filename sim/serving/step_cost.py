@@ -21,9 +21,11 @@ gives the same numbers, bit for bit, as building and replaying the pass (a test 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import networkx as nx
+import numpy as np
 
 from hwmodels.area import die_area
 from hwmodels.energy import ChipEnergy, chip_energy
@@ -33,6 +35,7 @@ from sim.engine.analytic import simulate_analytic
 from sim.engine.costing import Coster
 from sim.engine.op_energy import op_energy, record_energy
 from sim.engine.records import HostCosts
+from sim.serving.decode_prices import price_decodes
 from sim.serving.schedulers import StepShape
 from workloads.graph import AttentionKernel, Execution, PassGraph
 from workloads.ops import Unit
@@ -69,6 +72,9 @@ class StepCoster:
         self._cache: dict[tuple, StepCost] = {}
         self._frames: dict[tuple, list[tuple[int, list[Node]]]] = {}  # (tokens, samples, attention names) ->
         # segments as (repeat, nodes in topological order)
+        self._ahead: dict[int, dict[tuple[int, int], tuple[tuple, int]]] = {}  # decodes -> (pairs, cached) in
+        # blocks -> (prices over arrays, index): decode-only signatures priced ahead (sim/serving/decode_prices.py)
+        self.priced_ahead = 0  # of those, signatures taken into the cache (their attention ops costed over arrays)
 
     @property
     def distinct_steps(self) -> int:
@@ -89,16 +95,51 @@ class StepCoster:
             cost = self._cache[key] = self.cost_key(key)
         return cost
 
-    def decode_step(self, decodes: int, pairs: int, cached: int) -> StepCost:
+    def decode_step(self, decodes: int, pairs: int, cached: int,
+                    ahead: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> StepCost:
         """``self(StepShape((), decodes, pairs, cached, pairs, decodes))`` without building the shape (the
-        inner loop of sim/serving/decode_runs.py)."""
+        inner loop of sim/serving/decode_runs.py). ``ahead``: on a miss, the (pairs, cached) of this and the
+        next steps of the run, whose signatures are then priced together over arrays (the same bits)."""
         b = self.block
-        scores = round(pairs / b) if self.ex.attention is AttentionKernel.unfused else 0
-        key = ((), decodes, round(pairs / b), round(cached / b), scores, decodes)
+        p, c = round(pairs / b), round(cached / b)
+        scores = p if self.ex.attention is AttentionKernel.unfused else 0
+        key = ((), decodes, p, c, scores, decodes)
         cost = self._cache.get(key)
         if cost is None:
-            cost = self._cache[key] = self.cost_key(key)
+            cost = self._from_ahead(decodes, p, c, ahead) if not scores else None
+            if cost is None:
+                cost = self.cost_key(key)
+            self._cache[key] = cost
         return cost
+
+    def _from_ahead(self, decodes: int, p: int, c: int, ahead) -> StepCost | None:
+        """A decode-only signature's price from those priced ahead over arrays (pricing them now if ``ahead``
+        gives the steps), or None."""
+        found = self._ahead.get(decodes, {}).get((p, c))
+        if found is None and ahead is not None:
+            pairs, cached = ahead()
+            pairs, cached = np.rint(pairs / self.block).astype(np.int64), np.rint(cached / self.block).astype(np.int64)
+            prices = price_decodes(self, decodes, pairs, cached)
+            if prices is None:
+                return None
+            rows = [tuple(x.tolist()) for x in prices]
+            self._ahead[decodes] = table = dict(zip(zip(pairs.tolist(), cached.tolist()),
+                                                    ((rows, i) for i in range(len(pairs))), strict=True))
+            found = table.get((p, c))
+        if found is None:
+            return None
+        rows, i = found
+        self.priced_ahead += 1
+        return StepCost(rows[0][i], rows[1][i], rows[2][i], rows[3][i], rows[4][i], tuple(r[i] for r in rows[5:]))
+
+    def frame_for(self, key: tuple, attention: list) -> list[tuple[int, list[Node]]] | None:
+        """The frame of a signature whose attention ops are ``attention`` (built, and the signature priced
+        and cached, if none was stored yet), or None (several layer kinds, or a frame that cannot be stored)."""
+        chunks, decodes, _, _, _, samples = key
+        frame_key = (sum(new for new, _ in chunks) + decodes, max(1, samples), tuple(op.name for op in attention))
+        if frame_key not in self._frames and self.one_kind:
+            self._cache.setdefault(key, self.cost_key(key))
+        return self._frames.get(frame_key)
 
     def _args(self, key: tuple) -> tuple:
         """``build_step_totals``'s arguments after the model and execution, from a signature."""
