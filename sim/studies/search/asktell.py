@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import signal
 
 import numpy as np
 import optuna
@@ -29,6 +30,7 @@ _WORKER: dict = {}  # in a pool's worker process: the base config and its Templa
 
 
 def _start_worker(base: dict) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: one line, no traceback
     _WORKER.update(base=base, template=Template(base))
 
 
@@ -147,4 +149,4 @@ def optimize_batched(study: optuna.Study, search, trials: int, size: int, finish
             study.add_trials([done[t.number] for t in asked])
     finally:
         if pool is not None:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)
