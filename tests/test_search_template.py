@@ -123,3 +123,14 @@ def test_a_sqlite_study_of_an_earlier_version_is_resumed(tmp_path):
     assert len(trial_rows(search, study)) == 4
     assert not (out / JOURNAL).exists()
     assert len(optuna.load_study(storage=f"sqlite:///{out / LEGACY}", study_name="search").trials) == 4
+
+
+@pytest.mark.parametrize("composed", [["system=gb200_nvl72"],
+                                      ["system=dgx_a100", "system.scale_up.link_bandwidth_GBps=100"],
+                                      ["hardware=tpu_v5p", "workload=serving", "model=llama2_7b"]])
+def test_template_follows_other_compositions(composed):
+    base = _run_part(_plain(composed))
+    template = Template(base)
+    for overrides in ({}, {"hardware.freq_GHz": 1.2, "hardware.link_bandwidth_GBps": 300.0, "parallel.tp": 2}):
+        assert template.build(overrides) is not None  # built by the template, not handed back
+        _same_config(_plain_or_error(base, overrides), _plain_or_error(base, overrides, template))
