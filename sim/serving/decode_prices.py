@@ -119,11 +119,11 @@ def _replay(sc: StepCoster, frame: list, attention: Arrays) -> Arrays:
                 (time_s, energy, op_flops, op_hbm), is_matrix = attention, True
             start = end[preds[0]] if preds else seg_start  # max((end[p] for p in preds), default=seg_start)
             for p in preds[1:]:
-                start = np.maximum(start, end[p])
-            start = np.maximum(free[link], start)
+                start = _max(start, end[p])
+            start = _max(free[link], start)
             finish = free[link] = start + time_s
             end.append(finish)
-            first_end = np.maximum(first_end, finish)
+            first_end = _max(first_end, finish)
             dynamic = dynamic + energy * repeat
             flops = flops + op_flops * repeat
             if is_matrix:
@@ -132,7 +132,14 @@ def _replay(sc: StepCoster, frame: list, attention: Arrays) -> Arrays:
         now = seg_start + (first_end - seg_start) * repeat
         spans.append(first_end - seg_start)
         kernels += len(nodes) * repeat
-    end_s = host.step_s + np.maximum(now - device_start, kernels * host.dispatch_s)  # HostCosts.pass_time
+    end_s = host.step_s + _max(now - device_start, kernels * host.dispatch_s)  # HostCosts.pass_time
     shape = np.shape(attention[0])
     return tuple(np.broadcast_to(np.asarray(x, dtype=np.float64), shape)
-                 for x in (np.maximum(end_s, now), dynamic, matrix, flops, hbm, *spans))
+                 for x in (_max(end_s, now), dynamic, matrix, flops, hbm, *spans))
+
+
+def _max(a, b):
+    """``max(a, b)`` of floats or arrays (Python's on two floats: cheaper, and the same value)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.maximum(a, b)
+    return max(a, b)

@@ -43,6 +43,7 @@ from sim.serving.step_cost import StepCost
 
 MAX_RUN = 4096  # steps planned at most at once (a longer run continues in the next)
 AHEAD = 1024  # decode-only signatures priced together at most (sim/serving/decode_prices.py)
+MIN_AHEAD = 12  # fewer are priced one at a time (cheaper than the arrays' fixed cost)
 
 
 @dataclass
@@ -95,8 +96,10 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
     if now >= until or stays is False:
         return None
     n, b, page, blocks = len(reqs), s.kv.block_tokens, s.ex.kv_block_tokens, s.kv.blocks
-    grow, late, cross, total, pages, steps = _counts(reqs, b, page)
     used = s.kv.used
+    if stays is None and not _head_blocked(s, used + n):  # admitted at the first step (a step takes <= n blocks)
+        return None
+    grow, late, cross, total, pages, steps = _counts(reqs, b, page)
     ends: list[float] = []
     costs: list[StepCost] = []
     useds: list[int] = []
@@ -105,9 +108,14 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
                                                                                                pairs, n)))
     j, last = 0, 0.0
 
-    def ahead() -> tuple[np.ndarray, np.ndarray]:
-        """(summed keys, keys read from whole pages) of step ``j`` and the steps after it that the run may reach."""
-        m = min(steps - j, AHEAD if until == float("inf") or last <= 0 else int((until - now) / last) + 8, AHEAD)
+    def ahead() -> tuple[np.ndarray, np.ndarray] | None:
+        """(summed keys, keys read from whole pages) of step ``j`` and the steps after it that the run may reach
+        (judged by the last step's time), or None when that is too few to price together."""
+        if last <= 0:
+            return None
+        m = min(steps - j, AHEAD if until == float("inf") else int((until - now) / last) + 8, AHEAD)
+        if m < MIN_AHEAD:
+            return None
         js = np.arange(j, j + m, dtype=np.int64)
         pairs = total + n * (js + 1)
         if not page:
@@ -140,22 +148,14 @@ def _counts(reqs: list[Request], b: int, page: int) -> tuple[list[int], dict[int
     """Per run: requests taking a block at step j (``grow[j % b]``, joined from step j on by ``late[j]``),
     decodes whose keys reach a new page at step j (``cross[j % page]``), the summed keys, the pages read
     and the steps before the first request's last token (at most MAX_RUN)."""
+    if len(reqs) < 48:  # few requests: a loop is cheaper than numpy
+        return _loop_counts(reqs, b, page)
     kvs = [r.kv_tokens for r in reqs]
-    held = [r.blocks + r.shared_blocks for r in reqs]
     steps = min(MAX_RUN, min([r.output_tokens - r.generated for r in reqs]))
     kv = np.array(kvs, dtype=np.int64)
-    first = np.array(held, dtype=np.int64) * b - kv  # step j writes token kv + j + 1
-    if len(reqs) < 16 or first.min() < 0:  # few requests: a loop is cheaper than numpy
-        grow, late, cross, pages = [0] * b, {}, [0] * max(1, page), 0
-        for k, f in zip(kvs, first.tolist(), strict=True):
-            if f < b:
-                grow[f] += 1
-            else:
-                late[f] = late.get(f, 0) + 1
-            if page:
-                cross[-k % page] += 1
-                pages -= -k // page
-        return grow, late, cross, sum(kvs), pages, steps
+    first = np.array([r.blocks + r.shared_blocks for r in reqs], dtype=np.int64) * b - kv  # step j writes kv + j + 1
+    if first.min() < 0:  # blocks that do not hold the tokens (never seen): the loop's list indexing decides
+        return _loop_counts(reqs, b, page)
     early = first < b
     grow = np.bincount(first[early], minlength=b).tolist()
     values, counts = np.unique(first[~early], return_counts=True)
@@ -166,6 +166,23 @@ def _counts(reqs: list[Request], b: int, page: int) -> tuple[list[int], dict[int
         pages = int(-(-kv // page).sum())
     return grow, late, cross, sum(kvs), pages, steps
 
+
+def _loop_counts(reqs: list[Request], b: int, page: int) -> tuple[list[int], dict[int, int], list[int], int, int, int]:
+    """``_counts`` one request at a time."""
+    grow, late, cross, total, pages, steps = [0] * b, {}, [0] * max(1, page), 0, 0, MAX_RUN
+    for r in reqs:
+        k = r.kv_tokens
+        total += k
+        f = (r.blocks + r.shared_blocks) * b - k  # step j writes token k + j + 1
+        if f < b:
+            grow[f] += 1
+        else:
+            late[f] = late.get(f, 0) + 1
+        if page:
+            cross[-k % page] += 1
+            pages -= -k // page
+        steps = min(steps, r.output_tokens - r.generated)
+    return grow, late, cross, total, pages, steps
 
 def apply_run(s: Scheduler, run: DecodeRun) -> list[Request]:
     """The requests and the cache after the run's steps; the requests its last step completed."""

@@ -96,7 +96,7 @@ class StepCoster:
         return cost
 
     def decode_step(self, decodes: int, pairs: int, cached: int,
-                    ahead: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> StepCost:
+                    ahead: Callable[[], tuple[np.ndarray, np.ndarray] | None] | None = None) -> StepCost:
         """``self(StepShape((), decodes, pairs, cached, pairs, decodes))`` without building the shape (the
         inner loop of sim/serving/decode_runs.py). ``ahead``: on a miss, the (pairs, cached) of this and the
         next steps of the run, whose signatures are then priced together over arrays (the same bits)."""
@@ -116,9 +116,13 @@ class StepCoster:
         """A decode-only signature's price from those priced ahead over arrays (pricing them now if ``ahead``
         gives the steps), or None."""
         found = self._ahead.get(decodes, {}).get((p, c))
-        if found is None and ahead is not None:
-            pairs, cached = ahead()
+        steps = ahead() if found is None and ahead is not None else None
+        if steps is not None:
+            pairs, cached = steps
             pairs, cached = np.rint(pairs / self.block).astype(np.int64), np.rint(cached / self.block).astype(np.int64)
+            keep = np.ones(len(pairs), dtype=bool)  # each signature once (a few decodes share one for some steps)
+            keep[1:] = (pairs[1:] != pairs[:-1]) | (cached[1:] != cached[:-1])
+            pairs, cached = pairs[keep], cached[keep]
             prices = price_decodes(self, decodes, pairs, cached)
             if prices is None:
                 return None
