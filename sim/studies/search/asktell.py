@@ -22,6 +22,7 @@ import optuna
 from hwmodels.chip import HardwareError
 from sim.config.schema import RunError, WorkloadKind
 from sim.config.template import Template
+from sim.plots.charts import CHARTS, Chart
 from sim.studies.search.evaluate import Infeasible, build, design_metrics, evaluate, evaluate_config
 from workloads.model import ModelError
 
@@ -39,6 +40,14 @@ def _evaluate_in_worker(overrides: dict) -> dict | Infeasible:
         return evaluate(_WORKER["base"], overrides, _WORKER["template"])
     except Infeasible as err:
         return err
+
+
+def _while_workers_run() -> None:
+    """What this process does while its workers simulate: import the Pareto chart's module
+    (matplotlib, about a second) that the report would import at the end. Once per process."""
+    import importlib
+
+    importlib.import_module(CHARTS[Chart.pareto].target.split(":")[0])
 
 
 def worker_pool(base: dict, jobs: int):
@@ -98,7 +107,9 @@ def evaluate_many(base: dict, overrides: list[dict], template: Template | None =
         cfgs.append(cfg)
         where.append(i)
     if pool is not None and len(apart) > 1:
-        for (i, _), got in zip(apart, pool.map(_evaluate_in_worker, [overrides[i] for i, _ in apart]), strict=True):
+        running = pool.map(_evaluate_in_worker, [overrides[i] for i, _ in apart])  # submitted: the workers run them
+        _while_workers_run()
+        for (i, _), got in zip(apart, running, strict=True):
             out[i] = got
     else:
         for i, cfg in apart:
