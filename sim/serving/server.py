@@ -101,6 +101,9 @@ class Server:
         self._next_at = 0.0  # when the next arrival comes (inf: no more); decode runs stop at it
         if traffic.turns > 1:
             self.runs = False  # a turn's follow-up may arrive in the middle of any run: step by step
+        self._arrival_times: list[float] | None = None  # event times of open-loop arrivals, beside other instances
+        if len(instances) > 1 and not traffic.users:
+            self._arrival_times = _event_times(traffic.arrival_s)
 
     def run(self) -> None:
         """Simulate until every request has completed."""
@@ -175,9 +178,15 @@ class Server:
                 self.handoff.after_step(inst, plan)
 
     def _decode_run(self, inst: Instance) -> DecodeRun | None:
-        """The decode-only steps the instance can advance together now, if any."""
+        """The decode-only steps the instance can advance together now, if any. Beside other instances, with
+        open-loop arrivals, a run may span arrivals: one routed to this instance ends it after the step it
+        came in (``_advance_run``), as the step-by-step engine would replan then."""
         if not self.runs or self.pipeline is not None or self.handoff is not None or not can_run(inst.scheduler):
             return None
+        if self._arrival_times is not None:
+            if self._next_at <= self.env.now:
+                return None
+            return plan_run(inst.scheduler, self.env.now, float("inf"), self.cost, self._arrival_times)
         return plan_run(inst.scheduler, self.env.now, self._next_at, self.cost)
 
     def _completed(self, done: list[Request]) -> None:
@@ -205,21 +214,28 @@ class Server:
         step completed. Alone, the instance waits once; beside others it waits for each step's end (and
         shows each step's KV use to the router), so that the steps of all instances are recorded and
         summed in the step-by-step order."""
-        k = run.steps
+        ran = yield from self._run_steps(inst, run)
+        if ran.pending:
+            self.cost.commit(ran.pending, ran.costs)
+        done = apply_run(inst.scheduler, ran)
+        self._account(inst, ran, ran.steps - 1 if len(self.instances) > 1 else 0, ran.steps)
+        return done
+
+    def _run_steps(self, inst: Instance, run: DecodeRun) -> Iterator[simpy.Event]:
+        """Wait to the end of the run's last step, accounting the steps before it; the run as it ran (cut
+        after the step in which a request came to this instance: the step-by-step engine replans then)."""
         if len(self.instances) == 1:
             yield self.env.at(run.ends[-1])
-            done = apply_run(inst.scheduler, run)
-            self._account(inst, run, 0, k)
-            return done
+            return run
         for j, end in enumerate(run.ends[:-1]):
             inst.scheduler.kv.used = run.used[j]
             yield self.env.at(end)
+            if len(inst.scheduler.waiting) != run.waiting:
+                return run.cut(j + 1)
             self._account(inst, run, j, j + 1)
         inst.scheduler.kv.used = run.used[-1]
         yield self.env.at(run.ends[-1])
-        done = apply_run(inst.scheduler, run)
-        self._account(inst, run, k - 1, k)
-        return done
+        return run
 
     def _account(self, inst: Instance, run: DecodeRun, first: int, last: int) -> None:
         """Steps ``first`` to ``last - 1`` of a run: time, energy and work summed in order, and their rows (the
@@ -310,3 +326,13 @@ class Server:
         s["preempted"].append(plan.preempted)
         s["swap_s"].append(plan.swap_s)
         s["energy_J"].append(cost.dynamic_J if cost else 0.0)
+
+
+def _event_times(arrival_s) -> list[float]:
+    """The times SimPy fires the arrivals at: ``_arrivals`` waits ``at - now`` from the previous one's time."""
+    times, now = [], 0.0
+    for at in arrival_s.tolist():
+        if at > now:
+            now = now + (at - now)
+        times.append(now)
+    return times
