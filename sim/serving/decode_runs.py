@@ -116,10 +116,9 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
     useds: list[int] = []
     start = now
     pending = {} if arrivals and hasattr(cost, "commit") else None
-    step = getattr(cost, "decode_step", None)
-    decode = (lambda n, pairs, cached, ahead: step(n, pairs, cached, ahead, pending)) if step else \
-        (lambda n, pairs, cached, _: cost(StepShape((), n, pairs, cached, pairs, n)))
-    j, last = 0, 0.0
+    decode = getattr(cost, "decode_step", None) or \
+        (lambda n, pairs, cached, _, __: cost(StepShape((), n, pairs, cached, pairs, n)))
+    j, last = 0, getattr(cost, "recent_s", 0.0)  # the last step's time (before the first: the coster's last one)
     a = bisect_left(arrivals, now) if arrivals else 0  # the next arrival from now on
     tie = arrivals[a] if arrivals and a < len(arrivals) else float("inf")
     if tie == now:  # one at this very instant, perhaps not yet routed: step by step
@@ -150,7 +149,7 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         pairs = total + n * (j + 1)
         if page:
             pages += cross[j % page]
-        c = decode(n, pairs, pages * page if page else pairs, ahead)
+        c = decode(n, pairs, pages * page if page else pairs, ahead, pending)
         last = c.time_s
         end = now + c.time_s
         if end == until:  # which comes first at the same instant is SimPy's order: step by step
@@ -215,14 +214,14 @@ def apply_run(s: Scheduler, run: DecodeRun) -> list[Request]:
         req.kv_tokens += k
         req.blocks = max(req.blocks, -(-req.kv_tokens // b) - req.shared_blocks)
         req.generated += k
+        if req.generated >= req.output_tokens:
+            done.append(req)
     s.kv.used = run.used[-1]
     s.made = len(s.running)
-    for req in s.running:
-        if req.generated >= req.output_tokens:  # as ``Scheduler._token`` completes a request
-            req.state = State.done
-            req.finish_s = run.ends[-1]
-            s._release_finished(req)
-            done.append(req)
+    for req in done:  # as ``Scheduler._token`` completes a request
+        req.state = State.done
+        req.finish_s = run.ends[-1]
+        s._release_finished(req)
     if done:
         s.running = [r for r in s.running if r.state is not State.done]
     return done

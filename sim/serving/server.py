@@ -240,33 +240,39 @@ class Server:
     def _account(self, inst: Instance, run: DecodeRun, first: int, last: int) -> None:
         """Steps ``first`` to ``last - 1`` of a run: time, energy and work summed in order, and their rows (the
         run's last step is recorded after it was applied, as the engine records a step after completing it)."""
-        busy = self.busy_by[inst.name]
+        busy_s, busy, dynamic, matrix, hbm = (self.busy_s, self.busy_by[inst.name], self.dynamic_J,
+                                              self.matrix_flops, self.hbm_bytes)
+        energy = []
         for cost in run.costs[first:last]:
             duration = cost.time_s  # a decode-only step copies nothing first: 0.0 + time_s
-            self.busy_s += duration
+            busy_s += duration
             busy += duration
-            self.dynamic_J += cost.dynamic_J
-            self.matrix_flops += cost.matrix_flops
-            self.hbm_bytes += cost.hbm_bytes
-        self.busy_by[inst.name] = busy
+            dynamic += cost.dynamic_J
+            matrix += cost.matrix_flops
+            hbm += cost.hbm_bytes
+            energy.append(cost.dynamic_J)
+        self.busy_s, self.busy_by[inst.name], self.dynamic_J, self.matrix_flops, self.hbm_bytes = \
+            busy_s, busy, dynamic, matrix, hbm
         scheduler, s, k = inst.scheduler, self.steps, last - first
         n, tail = run.decodes, last == run.steps  # the run's last step is among these rows
         used = run.used[first:last]
         if tail:
             used[-1] = scheduler.kv.used
         s["instance"] += [inst.name] * k
-        s["start_s"] += ([run.start] + run.ends)[first:last]
+        s["start_s"] += [run.start, *run.ends[:last - 1]] if first == 0 else run.ends[first - 1:last - 1]
         s["end_s"] += run.ends[first:last]
+        zeros, decodes = [0] * k, [n] * k
         for key in ("prefill_sequences", "prefill_tokens", "preempted"):
-            s[key] += [0] * k
+            s[key] += zeros
         for key in ("decode_sequences", "batch_size", "tokens_made"):
-            s[key] += [n] * k
+            s[key] += decodes
         s["kv_blocks_used"] += used
-        s["kv_cache_use"] += [u / scheduler.kv.blocks for u in used]
+        blocks = scheduler.kv.blocks
+        s["kv_cache_use"] += [u / blocks for u in used]
         s["waiting"] += [run.waiting] * (k - tail) + [len(scheduler.waiting)] * tail
         s["running"] += [n] * (k - tail) + [len(scheduler.running)] * tail
         s["swap_s"] += [0.0] * k
-        s["energy_J"] += [cost.dynamic_J for cost in run.costs[first:last]]
+        s["energy_J"] += energy
 
     def _through_stages(self, inst: Instance, plan: StepPlan, cost: StepCost) -> Iterator[simpy.Event]:
         """A step of a virtual engine through the pipeline: each stage in turn, one step at a time per

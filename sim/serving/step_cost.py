@@ -74,6 +74,8 @@ class StepCoster:
         # segments as (repeat, nodes in topological order)
         self._ahead: dict[int, dict[tuple[int, int], tuple[tuple, int]]] = {}  # decodes -> (pairs, cached) in
         # blocks -> (prices over arrays, index): decode-only signatures priced ahead (sim/serving/decode_prices.py)
+        self._unfused = ex.attention is AttentionKernel.unfused
+        self.recent_s = 0.0  # the last decode-only step priced, seconds (how far a run's steps reach: decode_runs.py)
         self.array_ops = 0  # attention ops costed over arrays (each signature priced ahead, used or not)
 
     @property
@@ -105,10 +107,10 @@ class StepCoster:
         (``commit`` takes those of the steps it ran)."""
         b = self.block
         p, c = round(pairs / b), round(cached / b)
-        scores = p if self.ex.attention is AttentionKernel.unfused else 0
-        key = ((), decodes, p, c, scores, decodes)
+        key = ((), decodes, p, c, p if self._unfused else 0, decodes)
         cost = self._cache.get(key)
         if cost is None:
+            scores = key[4]
             if pending is not None and key in pending:
                 return pending[key]
             cost = self._from_ahead(decodes, p, c, ahead) if not scores else None
@@ -118,6 +120,7 @@ class StepCoster:
                 self._cache[key] = cost
             else:
                 pending[key] = cost
+            self.recent_s = cost.time_s
         return cost
 
     def commit(self, pending: dict[tuple, StepCost], ran: list[StepCost]) -> None:
