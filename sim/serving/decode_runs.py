@@ -180,8 +180,10 @@ def _counts(reqs: list[Request], b: int, page: int) -> tuple[list[int], dict[int
         return _loop_counts(reqs, b, page)
     early = first < b
     grow = np.bincount(first[early], minlength=b).tolist()
-    values, counts = np.unique(first[~early], return_counts=True)
-    late = dict(zip(values.tolist(), counts.tolist(), strict=True))
+    late: dict[int, int] = {}
+    if not early.all():
+        values, counts = np.unique(first[~early], return_counts=True)
+        late = dict(zip(values.tolist(), counts.tolist(), strict=True))
     cross, pages = [0], 0
     if page:
         cross = np.bincount(-kv % page, minlength=page).tolist()
