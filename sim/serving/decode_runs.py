@@ -32,6 +32,7 @@ A test (tests/test_decode_runs.py) holds runs to the step-by-step simulation bit
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,6 +44,7 @@ from sim.serving.step_cost import StepCost
 
 MAX_RUN = 4096  # steps planned at most at once (a longer run continues in the next)
 AHEAD = 1024  # decode-only signatures priced together at most (sim/serving/decode_prices.py)
+SPAN_AHEAD = 128  # at most, for a run that may span arrivals (where the next one here is unknown)
 MIN_AHEAD = 12  # fewer are priced one at a time (cheaper than the arrays' fixed cost)
 
 
@@ -56,10 +58,16 @@ class DecodeRun:
     used: list[int]
     waiting: int  # the queue's length during the run (before the arrival its last step may span)
     decodes: int  # requests decoding in every step
+    pending: dict | None = None  # signatures first priced for this run, cached once its steps ran (StepCoster.commit)
 
     @property
     def steps(self) -> int:
         return len(self.ends)
+
+    def cut(self, k: int) -> DecodeRun:
+        """The run's first ``k`` steps (none of which makes a request's last token before its last step)."""
+        return DecodeRun(self.start, self.ends[:k], self.costs[:k], self.used[:k], self.waiting, self.decodes,
+                         self.pending)
 
 
 _DECODING = {State.decoding}
@@ -88,9 +96,12 @@ def _head_blocked(s: Scheduler, used: int) -> bool:
     return s.kv.needed(head, s._reserve(head)) > s.kv.blocks - used
 
 
-def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape], StepCost]) -> DecodeRun | None:
+def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape], StepCost],
+             arrivals: list[float] | None = None) -> DecodeRun | None:
     """The decode-only steps the scheduler runs from ``now`` (all but the last ending before ``until``; the
-    last may make some requests' last tokens), or None when there are none."""
+    last may make some requests' last tokens), or None when there are none. ``arrivals``: the arrivals'
+    event times, in order (an instance beside others, whose run may span arrivals routed elsewhere): no
+    step of the run ends at one of them (which comes first at one instant is SimPy's order)."""
     reqs = s.running
     stays = _queue_stays(s)
     if now >= until or stays is False:
@@ -104,16 +115,22 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
     costs: list[StepCost] = []
     useds: list[int] = []
     start = now
-    decode = getattr(cost, "decode_step", None) or (lambda n, pairs, cached, _: cost(StepShape((), n, pairs, cached,
-                                                                                               pairs, n)))
-    j, last = 0, 0.0
+    pending = {} if arrivals and hasattr(cost, "commit") else None
+    decode = getattr(cost, "decode_step", None) or \
+        (lambda n, pairs, cached, _, __: cost(StepShape((), n, pairs, cached, pairs, n)))
+    j, last = 0, getattr(cost, "recent_s", 0.0)  # the last step's time (before the first: the coster's last one)
+    a = bisect_left(arrivals, now) if arrivals else 0  # the next arrival from now on
+    tie = arrivals[a] if arrivals and a < len(arrivals) else float("inf")
+    if tie == now:  # one at this very instant, perhaps not yet routed: step by step
+        return None
+    cap = SPAN_AHEAD if arrivals else AHEAD
 
     def ahead() -> tuple[np.ndarray, np.ndarray] | None:
         """(summed keys, keys read from whole pages) of step ``j`` and the steps after it that the run may reach
         (judged by the last step's time), or None when that is too few to price together."""
         if last <= 0:
             return None
-        m = min(steps - j, AHEAD if until == float("inf") else int((until - now) / last) + 8, AHEAD)
+        m = min(steps - j, cap if until == float("inf") else int((until - now) / last) + 8, cap)
         if m < MIN_AHEAD:
             return None
         js = np.arange(j, j + m, dtype=np.int64)
@@ -132,16 +149,21 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         pairs = total + n * (j + 1)
         if page:
             pages += cross[j % page]
-        c = decode(n, pairs, pages * page if page else pairs, ahead)
+        c = decode(n, pairs, pages * page if page else pairs, ahead, pending)
         last = c.time_s
         end = now + c.time_s
         if end == until:  # which comes first at the same instant is SimPy's order: step by step
             break
+        if end >= tie:
+            a = bisect_left(arrivals, end, a)
+            tie = arrivals[a] if a < len(arrivals) else float("inf")
+            if end == tie:
+                break
         ends.append(end)
         costs.append(c)
         useds.append(used)
         now = end
-    return DecodeRun(start, ends, costs, useds, len(s.waiting), n) if ends else None
+    return DecodeRun(start, ends, costs, useds, len(s.waiting), n, pending) if ends else None
 
 
 def _counts(reqs: list[Request], b: int, page: int) -> tuple[list[int], dict[int, int], list[int], int, int, int]:
@@ -158,8 +180,10 @@ def _counts(reqs: list[Request], b: int, page: int) -> tuple[list[int], dict[int
         return _loop_counts(reqs, b, page)
     early = first < b
     grow = np.bincount(first[early], minlength=b).tolist()
-    values, counts = np.unique(first[~early], return_counts=True)
-    late = dict(zip(values.tolist(), counts.tolist(), strict=True))
+    late: dict[int, int] = {}
+    if not early.all():
+        values, counts = np.unique(first[~early], return_counts=True)
+        late = dict(zip(values.tolist(), counts.tolist(), strict=True))
     cross, pages = [0], 0
     if page:
         cross = np.bincount(-kv % page, minlength=page).tolist()
@@ -192,14 +216,14 @@ def apply_run(s: Scheduler, run: DecodeRun) -> list[Request]:
         req.kv_tokens += k
         req.blocks = max(req.blocks, -(-req.kv_tokens // b) - req.shared_blocks)
         req.generated += k
+        if req.generated >= req.output_tokens:
+            done.append(req)
     s.kv.used = run.used[-1]
     s.made = len(s.running)
-    for req in s.running:
-        if req.generated >= req.output_tokens:  # as ``Scheduler._token`` completes a request
-            req.state = State.done
-            req.finish_s = run.ends[-1]
-            s._release_finished(req)
-            done.append(req)
+    for req in done:  # as ``Scheduler._token`` completes a request
+        req.state = State.done
+        req.finish_s = run.ends[-1]
+        s._release_finished(req)
     if done:
         s.running = [r for r in s.running if r.state is not State.done]
     return done

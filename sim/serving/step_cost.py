@@ -74,7 +74,9 @@ class StepCoster:
         # segments as (repeat, nodes in topological order)
         self._ahead: dict[int, dict[tuple[int, int], tuple[tuple, int]]] = {}  # decodes -> (pairs, cached) in
         # blocks -> (prices over arrays, index): decode-only signatures priced ahead (sim/serving/decode_prices.py)
-        self.priced_ahead = 0  # of those, signatures taken into the cache (their attention ops costed over arrays)
+        self._unfused = ex.attention is AttentionKernel.unfused
+        self.recent_s = 0.0  # the last decode-only step priced, seconds (how far a run's steps reach: decode_runs.py)
+        self.array_ops = 0  # attention ops costed over arrays (each signature priced ahead, used or not)
 
     @property
     def distinct_steps(self) -> int:
@@ -96,21 +98,38 @@ class StepCoster:
         return cost
 
     def decode_step(self, decodes: int, pairs: int, cached: int,
-                    ahead: Callable[[], tuple[np.ndarray, np.ndarray] | None] | None = None) -> StepCost:
+                    ahead: Callable[[], tuple[np.ndarray, np.ndarray] | None] | None = None,
+                    pending: dict[tuple, StepCost] | None = None) -> StepCost:
         """``self(StepShape((), decodes, pairs, cached, pairs, decodes))`` without building the shape (the
         inner loop of sim/serving/decode_runs.py). ``ahead``: on a miss, the (pairs, cached) of this and the
-        next steps of the run, whose signatures are then priced together over arrays (the same bits)."""
+        next steps of the run, whose signatures are then priced together over arrays (the same bits).
+        ``pending``: where a new signature goes instead of the cache, for a run that may be cut short
+        (``commit`` takes those of the steps it ran)."""
         b = self.block
         p, c = round(pairs / b), round(cached / b)
-        scores = p if self.ex.attention is AttentionKernel.unfused else 0
-        key = ((), decodes, p, c, scores, decodes)
+        key = ((), decodes, p, c, p if self._unfused else 0, decodes)
         cost = self._cache.get(key)
         if cost is None:
+            scores = key[4]
+            if pending is not None and key in pending:
+                return pending[key]
             cost = self._from_ahead(decodes, p, c, ahead) if not scores else None
             if cost is None:
                 cost = self.cost_key(key)
-            self._cache[key] = cost
+            if pending is None:
+                self._cache[key] = cost
+            else:
+                pending[key] = cost
+            self.recent_s = cost.time_s
         return cost
+
+    def commit(self, pending: dict[tuple, StepCost], ran: list[StepCost]) -> None:
+        """Cache the pending signatures of the steps that ran (``ran``: their costs), as a step-by-step run
+        would have: ``distinct_steps`` counts the signatures of steps run."""
+        ids = {id(c) for c in ran}
+        for key, cost in pending.items():
+            if id(cost) in ids:
+                self._cache.setdefault(key, cost)
 
     def _from_ahead(self, decodes: int, p: int, c: int, ahead) -> StepCost | None:
         """A decode-only signature's price from those priced ahead over arrays (pricing them now if ``ahead``
@@ -126,6 +145,7 @@ class StepCoster:
             prices = price_decodes(self, decodes, pairs, cached)
             if prices is None:
                 return None
+            self.array_ops += len(pairs)
             rows = [tuple(x.tolist()) for x in prices]
             self._ahead[decodes] = table = dict(zip(zip(pairs.tolist(), cached.tolist()),
                                                     ((rows, i) for i in range(len(pairs))), strict=True))
@@ -133,7 +153,6 @@ class StepCoster:
         if found is None:
             return None
         rows, i = found
-        self.priced_ahead += 1
         return StepCost(rows[0][i], rows[1][i], rows[2][i], rows[3][i], rows[4][i], tuple(r[i] for r in rows[5:]))
 
     def frame_for(self, key: tuple, attention: list) -> list[tuple[int, list[Node]]] | None:
@@ -172,8 +191,10 @@ class StepCoster:
         if frame is None:
             graph = self.graph(key)
             frame = self._frame(graph, {op.name: i for i, op in enumerate(attention)})
-            if sum(node[2] >= 0 for _, nodes in frame for node in nodes) == len(attention):  # every slot found
+            own = {node[2]: node for _, nodes in frame for node in nodes if node[2] >= 0}
+            if len(own) == len(attention):  # every slot found: the frame's replay is the pass's (bit for bit)
                 self._frames[frame_key] = frame
+                return self._replay(frame, [own[i] for i in range(len(attention))])
             return self.cost_graph(graph)
         return self._replay(frame, [self._node((), op) for op in attention])
 
