@@ -34,7 +34,9 @@ LAYER_OPS = ("input_layernorm", "attn_pre_proj", "attn_rope", "attn_post_proj", 
              "mlp_up_proj", "mlp_act", "mlp_down_proj", "add", "add")
 MAX_TOKENS = 4096  # the largest token count Vidur measured (and 4096 x 8192 x 2 B = 64 MB, its largest all-reduce)
 COLUMNS = ("devices", "batch", "seq_len", "measured_ms", "predicted_ms", "kernel_sum_ms", "measured_over_kernels",
-           "predicted_over_kernels")
+           "predicted_over_kernels", "unattributed_ms", "serial_ms", "spread_pct")
+# A row "measures its kernel sum" within this band (the model itself lands within -15 % / +10 % of it).
+WITHIN = 0.15
 
 
 def _vidur_kernels() -> tuple[pd.DataFrame, pd.Series]:
@@ -51,13 +53,17 @@ def prefill_gap(frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each prefill row of ``MODEL`` with at most ``MAX_TOKENS`` tokens (default: the shipped A100 set):
     measured, predicted (``validate``) and the kernel sum, in ms, and the two ratios to the kernel sum."""
     rows = pd.read_csv(VALIDATION) if frame is None else frame
+    kernels, reduce = _vidur_kernels()
+    model, hidden = load_model(MODEL), load_model(MODEL).hidden_size
     rows = rows[(rows["kind"] == "prefill") & (rows["model"] == MODEL)
                 & (rows["batch"] * rows["seq_len"] <= MAX_TOKENS)].reset_index(drop=True)
-    predicted = validate(rows)[0]["predicted_ms"]
-    kernels, reduce = _vidur_kernels()
+    measured_alone = [(tp, n) in kernels.index and (tp == 1 or (tp, n * hidden * 2) in reduce.index)
+                      for tp, n in zip(rows["devices"], rows["batch"] * rows["seq_len"], strict=True)]
+    skipped = len(rows) - sum(measured_alone)
+    rows = rows[measured_alone].reset_index(drop=True)  # token counts and TP degrees Vidur measured
+    predicted = validate(rows)[0]["predicted_ms"] if len(rows) else pd.Series(dtype=float)
     runtime, chip = load_runtime("vllm_eager"), load_hardware("a100_80gb")
     coster, host = Coster(chip, in_switch=runtime.in_switch_reduction), HostCosts.of(runtime, usual_host(chip.name))
-    model, hidden = load_model(MODEL), load_model(MODEL).hidden_size
     sums = []
     for row in rows.to_dict("records"):
         tp, batch, seq = int(row["devices"]), int(row["batch"]), int(row["seq_len"])
@@ -75,4 +81,55 @@ def prefill_gap(frame: pd.DataFrame | None = None) -> pd.DataFrame:
                                                                      kernel_sum_ms=sums)
     out["measured_over_kernels"] = out["measured_ms"] / out["kernel_sum_ms"]
     out["predicted_over_kernels"] = out["predicted_ms"] / out["kernel_sum_ms"]
-    return out[list(COLUMNS)]
+    out["unattributed_ms"] = out["measured_ms"] - out["kernel_sum_ms"]
+    out["serial_ms"] = _serial(out)
+    out["spread_pct"] = _splitwise_spread(out) if frame is None else float("nan")
+    out = out[list(COLUMNS)]
+    out.attrs["skipped"] = skipped  # prefill rows whose token count or TP Vidur did not measure
+    return out
+
+
+def _serial(rows: pd.DataFrame) -> pd.Series:
+    """``batch`` times the measured time of ONE prompt of the same length at the same TP (from the same
+    rows): what the batch would take if each prompt ran in a pass of its own. NaN for batch 1 or where
+    no single-prompt row exists."""
+    single = rows[rows["batch"] == 1].set_index(["devices", "seq_len"])["measured_ms"]
+    keys = list(zip(rows["devices"], rows["seq_len"], strict=True))
+    one = pd.Series([single.get(key, float("nan")) for key in keys], index=rows.index)
+    return (rows["batch"] * one).where(rows["batch"] > 1)
+
+
+def _splitwise_spread(rows: pd.DataFrame) -> pd.Series:
+    """Interquartile range over median of Splitwise's repeated runs of each row's configuration, in per
+    cent (each configuration was run five times or more; data/calibration/splitwise_a100/perf_model_a100.csv).
+    The interquartile range ignores one stray run and still shows two clusters of runs."""
+    runs = pd.read_csv(SOURCE / "splitwise_a100" / "perf_model_a100.csv")
+    runs = runs[runs["model"] == "llama2-70b"].groupby(["tensor_parallel", "prompt_size", "batch_size"])
+    times = runs["prompt_time"]
+    spread = (times.quantile(0.75) - times.quantile(0.25)) / times.median() * 100
+    keys = zip(rows["devices"].astype(int), rows["seq_len"].astype(int), rows["batch"].astype(int), strict=True)
+    return pd.Series([spread.get(key, float("nan")) for key in keys], index=rows.index)
+
+
+def gap_summary(gap: pd.DataFrame) -> list[str]:
+    """The conclusion the rows support, as printed lines: which rows measure their kernel sum, how much
+    time the others leave unattributed, and how reproducible each group is between repeated runs."""
+    inside = gap["measured_over_kernels"].between(1 - WITHIN, 1 + WITHIN)
+    lines = [f"model vs kernel sum: {gap['predicted_over_kernels'].min():.2f}x to "
+             f"{gap['predicted_over_kernels'].max():.2f}x on all {len(gap)} rows"]
+    for label, part in (("within", gap[inside]), ("beyond", gap[~inside])):
+        if part.empty:
+            continue
+        lines.append(f"{len(part):2d} rows {label} {WITHIN:.0%} of their kernel sum: measured/kernels "
+                     f"{part['measured_over_kernels'].min():.2f}x-{part['measured_over_kernels'].max():.2f}x, "
+                     f"unattributed up to {part['unattributed_ms'].max():.0f} ms"
+                     + ("" if part["spread_pct"].isna().all() else f", run-to-run spread median "
+                        f"{part['spread_pct'].median():.1f} % (max {part['spread_pct'].max():.1f} %)"))
+    batched = gap[gap["serial_ms"].notna()]
+    if not batched.empty:
+        ratio = batched["measured_ms"] / batched["serial_ms"]
+        lines.append(f"batched rows measure {ratio.min():.2f}x-{ratio.max():.2f}x of batch x their own "
+                     "one-prompt time (1.00x: no saving from batching at all)")
+    if gap.attrs.get("skipped"):
+        lines.append(f"skipped {gap.attrs['skipped']} prefill rows whose token count or TP Vidur did not measure")
+    return lines
