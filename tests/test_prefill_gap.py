@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from sim.studies.calibrate import VALIDATION
-from sim.studies.prefill_gap import COLUMNS, MAX_TOKENS, _serial, gap_summary, prefill_gap
+from sim.studies.prefill_gap import COLUMNS, MAX_TOKENS, _same_allreduces, _serial, gap_summary, prefill_gap
 
 pytestmark = pytest.mark.slow  # about 4 s of CPU: 27 end-to-end rows predicted and rebuilt
 
@@ -28,6 +28,22 @@ def test_every_prefill_row_within_the_measured_kernels_is_compared(gap):
 
 def test_unattributed_time_is_what_the_kernel_sum_leaves_of_the_measurement(gap):
     assert (gap["unattributed_ms"] - (gap["measured_ms"] - gap["kernel_sum_ms"])).abs().max() < 1e-9
+    # all-reduces scaled by the factor close the gap exactly; they are part of the kernel sum, never all of it
+    closed = gap["kernel_sum_ms"] + (gap["allreduce_x_to_close"] - 1) * gap["allreduce_ms"]
+    assert (closed - gap["measured_ms"]).abs().max() < 1e-6
+    assert ((gap["allreduce_ms"] > 0) & (gap["allreduce_ms"] < gap["kernel_sum_ms"])).all()
+
+
+def test_one_allreduce_cost_cannot_close_rows_with_the_same_allreduces(gap):
+    """TP4 and TP8 at 4096 tokens: one prompt of 4096 and eight of 512 run the same 160 all-reduces of
+    64 MB, yet need different slow-downs of them to close their gaps."""
+    for tp in (4, 8):
+        pair = gap[(gap["devices"] == tp) & (gap["batch"] * gap["seq_len"] == 4096)]
+        assert len(pair) == 2 and pair["allreduce_ms"].nunique() == 1
+        assert pair["allreduce_x_to_close"].max() > 1.2 * pair["allreduce_x_to_close"].min()
+    rows = pd.DataFrame({"devices": [4, 4, 8], "batch": [1, 2, 1], "seq_len": [1024, 512, 1024],
+                         "allreduce_x_to_close": [2.0, 3.0, 9.0]})
+    assert _same_allreduces(rows) == ["  TP4, 1024 tokens, the same all-reduces: 1x1024: 2.0x, 2x512: 3.0x"]
 
 
 def test_the_model_tracks_the_sum_of_the_measured_kernels(gap):

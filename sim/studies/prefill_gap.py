@@ -34,7 +34,8 @@ LAYER_OPS = ("input_layernorm", "attn_pre_proj", "attn_rope", "attn_post_proj", 
              "mlp_up_proj", "mlp_act", "mlp_down_proj", "add", "add")
 MAX_TOKENS = 4096  # the largest token count Vidur measured (and 4096 x 8192 x 2 B = 64 MB, its largest all-reduce)
 COLUMNS = ("devices", "batch", "seq_len", "measured_ms", "predicted_ms", "kernel_sum_ms", "measured_over_kernels",
-           "predicted_over_kernels", "unattributed_ms", "serial_ms", "spread_pct")
+           "predicted_over_kernels", "unattributed_ms", "allreduce_ms", "allreduce_x_to_close", "serial_ms",
+           "spread_pct")
 # A row "measures its kernel sum" within this band (the model itself lands within -15 % / +10 % of it).
 WITHIN = 0.15
 
@@ -64,14 +65,15 @@ def prefill_gap(frame: pd.DataFrame | None = None) -> pd.DataFrame:
     predicted = validate(rows)[0]["predicted_ms"] if len(rows) else pd.Series(dtype=float)
     runtime, chip = load_runtime("vllm_eager"), load_hardware("a100_80gb")
     coster, host = Coster(chip, in_switch=runtime.in_switch_reduction), HostCosts.of(runtime, usual_host(chip.name))
-    sums = []
+    sums, reduces = [], []
     for row in rows.to_dict("records"):
         tp, batch, seq = int(row["devices"]), int(row["batch"]), int(row["seq_len"])
         tokens = batch * seq
         measured = kernels.loc[(tp, tokens)]
-        layer_ms = sum(measured[f"time_stats.{op}.median"] for op in LAYER_OPS)
-        if tp > 1:
-            layer_ms += 2 * reduce.loc[(tp, tokens * hidden * 2)]  # fp16 hidden states, after attention and MLP
+        # fp16 hidden states all-reduced after attention and after the MLP of every layer
+        reduce_ms = 2 * reduce.loc[(tp, tokens * hidden * 2)] if tp > 1 else 0.0
+        reduces.append(model.num_layers * reduce_ms)
+        layer_ms = sum(measured[f"time_stats.{op}.median"] for op in LAYER_OPS) + reduce_ms
         ex = Execution(tp=tp, attention=runtime.attention_kernel, fused_elementwise=runtime.fused_elementwise)
         graph = build_pass(model, ex, Phase.prefill, batch, seq, seq)
         attention_ms = sum(coster(op).time_s * n for op, n in graph.ops() if op.kind is OpKind.attention) * 1e3
@@ -82,6 +84,9 @@ def prefill_gap(frame: pd.DataFrame | None = None) -> pd.DataFrame:
     out["measured_over_kernels"] = out["measured_ms"] / out["kernel_sum_ms"]
     out["predicted_over_kernels"] = out["predicted_ms"] / out["kernel_sum_ms"]
     out["unattributed_ms"] = out["measured_ms"] - out["kernel_sum_ms"]
+    out["allreduce_ms"] = reduces  # the kernel sum's all-reduces, as NCCL measured them alone
+    # how many times slower than measured alone the all-reduces would have to run to close the row's gap
+    out["allreduce_x_to_close"] = (1 + out["unattributed_ms"] / out["allreduce_ms"]).where(out["allreduce_ms"] > 0)
     out["serial_ms"] = _serial(out)
     out["spread_pct"] = _splitwise_spread(out) if frame is None else float("nan")
     out = out[list(COLUMNS)]
@@ -125,6 +130,11 @@ def gap_summary(gap: pd.DataFrame) -> list[str]:
                      f"unattributed up to {part['unattributed_ms'].max():.0f} ms"
                      + ("" if part["spread_pct"].isna().all() else f", run-to-run spread median "
                         f"{part['spread_pct'].median():.1f} % (max {part['spread_pct'].max():.1f} %)"))
+    beyond = gap.loc[~inside, "allreduce_x_to_close"].dropna()
+    if not beyond.empty:
+        lines.append(f"to close those rows alone the all-reduces would have to run {beyond.min():.1f}x-"
+                     f"{beyond.max():.1f}x slower than NCCL measured them alone")
+        lines += _same_allreduces(gap[~inside])
     batched = gap[gap["serial_ms"].notna()]
     if not batched.empty:
         ratio = batched["measured_ms"] / batched["serial_ms"]
@@ -132,4 +142,17 @@ def gap_summary(gap: pd.DataFrame) -> list[str]:
                      "one-prompt time (1.00x: no saving from batching at all)")
     if gap.attrs.get("skipped"):
         lines.append(f"skipped {gap.attrs['skipped']} prefill rows whose token count or TP Vidur did not measure")
+    return lines
+
+
+def _same_allreduces(rows: pd.DataFrame) -> list[str]:
+    """Rows with the same TP and token count run the same all-reduces; where two of them need factors
+    more than 20 % apart to close their gaps, no all-reduce cost can close both."""
+    lines = []
+    for (tp, tokens), part in rows.groupby([rows["devices"], rows["batch"] * rows["seq_len"]]):
+        need = part["allreduce_x_to_close"]
+        if len(part) > 1 and need.max() > 1.2 * need.min():
+            shapes = ", ".join(f"{int(b)}x{int(s)}: {x:.1f}x" for b, s, x in
+                               zip(part["batch"], part["seq_len"], need, strict=True))
+            lines.append(f"  TP{int(tp)}, {int(tokens)} tokens, the same all-reduces: {shapes}")
     return lines
