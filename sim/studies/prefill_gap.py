@@ -10,10 +10,15 @@ it is in data/calibration) and embedding, through the eager runtime's host costs
 prediction (``HostCosts.pass_time``). It is what a cost model whose every kernel were exact would
 predict.
 
-What it shows (README, "Calibration"): the model stays within a few per cent of the kernel sum
-on every row, while batched prompts (4 or more sequences of 512) and 4096-token prompts at
-TP 4 and 8 measure up to 1.6x their kernel sum. That gap is outside the kernels: no per-kernel
-mechanism can close it, and fitting it away would tune the model to one source.
+What it shows (README, "Calibration"; ``llmsim-validate --prefill-gap`` prints it): the model stays
+within -10 % / +6 % of the kernel sum on every row, while batched prompts (4 or more sequences of
+512) and 4096-token prompts at TP 4 and 8 measure up to 1.6x their kernel sum. Per row it also gives
+the time the kernel sum cannot attribute, the all-reduces' part of the sum and the slow-down of them
+that would close the row (rows with the same all-reduces need different ones), ``batch`` times the
+same TP's one-prompt time (batched rows measure 0.79x-1.21x of it: batching saved little, and not
+consistently) and the spread of Splitwise's repeated runs (the rows with the gap repeat less well).
+The gap is outside the kernels and outside any collective cost; no documented mechanism of the 2023
+runtime was found for it, and fitting it away would tune the model to one source.
 """
 
 from __future__ import annotations
