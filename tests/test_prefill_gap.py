@@ -91,9 +91,10 @@ def test_validate_prefill_gap_on_a_users_rows_notes_what_vidur_did_not_measure(t
     path = tmp_path / "rows.csv"
     path.write_text(head + "a,a100_80gb,prefill,fp16,,,,,8,llama2_70b,2,1024,300\n"
                     "b,a100_80gb,prefill,fp16,,,,,8,llama2_70b,1,3000,500\n")
-    main(["--prefill-gap", str(path)])
+    main(["--prefill-gap", str(path), "--out", str(tmp_path / "gap.csv")])
     out = capsys.readouterr().out
     assert "kernel_sum_ms" in out and "skipped 1 prefill rows" in out
+    assert list(pd.read_csv(tmp_path / "gap.csv").columns) == list(COLUMNS)
     path.write_text(head + "b,a100_80gb,prefill,fp16,,,,,8,llama2_70b,1,3000,500\n")
     with pytest.raises(SystemExit) as stop:
         main(["--prefill-gap", str(path)])
