@@ -22,6 +22,7 @@ from sim.studies.kinds import WORKLOADS
 from sim.studies.search.runner import run_search
 
 SPENT = {"simulate": 0.0, "summarize": 0.0}
+CALLS = {"simulate": 0, "summarize": 0}
 
 
 def _timed(name: str, fn):
@@ -31,6 +32,7 @@ def _timed(name: str, fn):
             return fn(*args, **kwargs)
         finally:
             SPENT[name] += time.perf_counter() - started
+            CALLS[name] += 1
     return run
 
 
@@ -56,8 +58,8 @@ def main() -> None:
           "per trial)")
     if jobs == 1:  # worker processes keep their own clocks
         rest = wall - SPENT["simulate"] - SPENT["summarize"]
-        print(f"  serving simulations {SPENT['simulate']:.1f} s, their summaries {SPENT['summarize']:.1f} s, "
-              f"the rest {rest:.1f} s (compose, designs, chip models, Optuna, report)")
+        print(f"  {CALLS['simulate']} serving simulations {SPENT['simulate']:.1f} s, their summaries "
+              f"{SPENT['summarize']:.1f} s, the rest {rest:.1f} s (compose, designs, chip models, Optuna, report)")
 
 
 if __name__ == "__main__":
