@@ -2,7 +2,9 @@
 
 A batch of designs is built, then simulated together: single-batch designs on the vectorised
 analytic path (``sim.batch.vector.simulate_points``; a design it does not vectorise runs on the
-scalar path inside it), other kinds one by one as before. Each design's metrics are what
+scalar path inside it), other kinds (serving) one by one, on ``search.jobs`` worker processes
+where that is more than one. Designs are built from the base config's Template
+(sim/config/template.py), not through OmegaConf each. Each design's metrics are what
 ``evaluate`` gives it (tests/test_search_batch.py compares them). The batch is one NSGA-II
 generation (its population: the sampler breeds a generation from the ones before it) and one trial
 for TPE, whose proposals depend on every earlier result; ``search.batch`` sets it. The trials are
