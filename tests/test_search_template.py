@@ -65,6 +65,26 @@ def test_template_edge_cases_match_the_plain_merge(overrides):
     _same_config(_plain_or_error(SEARCH.base, overrides), _plain_or_error(SEARCH.base, overrides, SEARCH.template))
 
 
+def _outcome(base: dict, overrides: dict, template=None):
+    try:
+        return build(base, overrides, template)
+    except Exception as err:  # whatever the plain path raises, the template path raises alike
+        return f"{type(err).__name__}: {err}"
+
+
+ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-4, 300), st.floats(-2.0, 5000.0),
+                      st.sampled_from(["ring", "switch", "x", "${parallel.pp}"]))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.dictionaries(st.sampled_from(["hardware.num_cores", "hardware.freq_GHz", "hardware.topology",
+                                        "hardware.hbm_stacks", "hardware.link_bandwidth_GBps", "parallel.tp",
+                                        "system.scale_up.chips", "workload.rate_per_s", "precision.weights"]),
+                       ANY_VALUE, max_size=3))
+def test_any_values_give_what_the_plain_merge_gives(overrides):
+    _same_config(_outcome(SEARCH.base, overrides), _outcome(SEARCH.base, overrides, SEARCH.template))
+
+
 def test_template_declines_what_it_cannot_follow():
     tpl = Template(SEARCH.base)
     assert tpl.build({"hardware.topology": "ring"}) is None
