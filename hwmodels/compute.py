@@ -95,33 +95,42 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
 
     ``operand_bytes`` is the width of A's elements as they stream from SRAM, ``b_bytes`` of B's
     (packed quantized weights are widened only inside the core); None: the same as A's.
+    Each candidate is timed with the same float operations as :meth:`Tiling.choice_s`; only the
+    best becomes a Tiling (a serving search tiles a few hundred distinct matmuls per chip).
     """
     b_bytes = operand_bytes if b_bytes is None else b_bytes
-    rows, cols, arrays = chip.array_rows, chip.array_cols, chip.arrays_per_core
+    rows, cols, arrays, cores = chip.array_rows, chip.array_cols, chip.arrays_per_core, chip.num_cores
     cycle_s = 1.0 / (chip.freq_Hz * chip.matmul_dtype_rate[dtype.value] * chip.matmul_efficiency)
-    best: Tiling | None = None
+    sram_bps, hbm_bps, ideal = chip.sram_bandwidth_Bps, chip.hbm_bandwidth_Bps * chip.hbm_efficiency, chip.ideal
+    fill = rows + cols
+    best: tuple | None = None
+    best_s = 0.0
     for tm, tn in core_tiles(chip):
         out_tiles = math.ceil(m / tm) * math.ceil(n / tn) * groups
         passes = math.ceil((tm // rows) * (tn // cols) / arrays)
+        panel = tm * operand_bytes + tn * b_bytes
         for split in SPLIT_K:
-            if split > 1 and (out_tiles >= chip.num_cores or k < split * MIN_SPLIT_DEPTH):
+            if split > 1 and (out_tiles >= cores or k < split * MIN_SPLIT_DEPTH):
                 break  # enough tiles already, or too little depth to share
             tiles = out_tiles * split
-            waves = math.ceil(tiles / chip.num_cores)
-            compute = waves * passes * (math.ceil(k / split) + rows + cols) * cycle_s
+            waves = math.ceil(tiles / cores)
+            depth = math.ceil(k / split)
+            compute = waves * passes * (depth + fill) * cycle_s
             partials = split * m * n * groups * 4 * 2 if split > 1 else 0.0  # fp32 slices written, then read
-            sram = tiles * (tm * operand_bytes + tn * b_bytes) * math.ceil(k / split) / chip.sram_bandwidth_Bps
-            if chip.ideal:  # an idealised chip adds the partial sums on chip, through SRAM, in the same kernel
-                sram += (split - 1) * m * n * groups * 4 * 2 / chip.sram_bandwidth_Bps
+            sram = tiles * panel * depth / sram_bps
+            if ideal:  # an idealised chip adds the partial sums on chip, through SRAM, in the same kernel
+                sram += (split - 1) * m * n * groups * 4 * 2 / sram_bps
                 partials = 0.0
-            candidate = Tiling(tm, tn, tiles, waves, compute, sram, partials)
-            if best is None or candidate.choice_s(chip) < best.choice_s(chip):
-                best = candidate
-        if chip.gemm_schedule is GemmSchedule.stream_k and out_tiles % chip.num_cores:
+            choice = max(compute, sram) + partials / hbm_bps  # Tiling.choice_s
+            if best is None or choice < best_s:
+                best, best_s = (tm, tn, tiles, waves, compute, sram, partials), choice
+        if chip.gemm_schedule is GemmSchedule.stream_k and out_tiles % cores:
             candidate = _stream_k(chip, tm, tn, out_tiles, passes, k, cycle_s, operand_bytes, b_bytes)
-            if candidate.choice_s(chip) < best.choice_s(chip):
-                best = candidate
-    return best
+            choice = candidate.choice_s(chip)
+            if choice < best_s:
+                best, best_s = (tm, tn, candidate.tiles, candidate.waves, candidate.compute_s, candidate.sram_s,
+                                candidate.partial_bytes), choice
+    return Tiling(*best)
 
 
 def _stream_k(chip: HardwareConfig, tm: int, tn: int, out_tiles: int, passes: int, k: int, cycle_s: float,
