@@ -32,6 +32,7 @@ small GEMM on a huge array wastes it and a large one runs close to peak.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -82,11 +83,15 @@ class Tiling:
 
 def core_tiles(chip: HardwareConfig) -> list[tuple[int, int]]:
     """Candidate core tiles: multiples of the array that keep every array of a core busy."""
-    rows, cols, arrays = chip.array_rows, chip.array_cols, chip.arrays_per_core
+    return list(_core_tiles(chip.array_rows, chip.array_cols, chip.arrays_per_core))
+
+
+@functools.lru_cache(maxsize=256)
+def _core_tiles(rows: int, cols: int, arrays: int) -> tuple[tuple[int, int], ...]:
     limit_m, limit_n = max(MAX_TILE, 4 * rows), max(MAX_TILE, 4 * cols)
     found = [(rows * i, cols * j) for i in TILE_MULTIPLES for j in TILE_MULTIPLES
              if i * j >= arrays and rows * i <= limit_m and cols * j <= limit_n]
-    return found or [(rows * arrays, cols)]
+    return tuple(found or [(rows * arrays, cols)])
 
 
 def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, groups: int = 1,
@@ -105,7 +110,7 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
     fill = rows + cols
     best: tuple | None = None
     best_s = 0.0
-    for tm, tn in core_tiles(chip):
+    for tm, tn in _core_tiles(rows, cols, arrays):
         out_tiles = math.ceil(m / tm) * math.ceil(n / tn) * groups
         passes = math.ceil((tm // rows) * (tn // cols) / arrays)
         panel = tm * operand_bytes + tn * b_bytes
@@ -125,11 +130,11 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
             if best is None or choice < best_s:
                 best, best_s = (tm, tn, tiles, waves, compute, sram, partials), choice
         if chip.gemm_schedule is GemmSchedule.stream_k and out_tiles % cores:
-            candidate = _stream_k(chip, tm, tn, out_tiles, passes, k, cycle_s, operand_bytes, b_bytes)
-            choice = candidate.choice_s(chip)
+            tiles, waves, compute, sram = _stream_k_parts(chip, tm, tn, out_tiles, passes, k, cycle_s,
+                                                          operand_bytes, b_bytes)
+            choice = max(compute, sram) + 0.0 / hbm_bps  # Tiling.choice_s: stream-K has no split-K partials
             if choice < best_s:
-                best, best_s = (tm, tn, candidate.tiles, candidate.waves, candidate.compute_s, candidate.sram_s,
-                                candidate.partial_bytes), choice
+                best, best_s = (tm, tn, tiles, waves, compute, sram), choice
     return Tiling(*best)
 
 
@@ -138,6 +143,12 @@ def _stream_k(chip: HardwareConfig, tm: int, tn: int, out_tiles: int, passes: in
     """Stream-K: every busy core runs ``out_tiles * k / cores`` k-steps, over at most ``ceil(out_tiles / cores) + 1``
     tile segments (each with its fill and drain); tiles cut between two cores add their fp32 partials.
     Fewer cores are busy when the work has fewer units of ``SK_MIN_ITERS`` k-tiles than the chip has cores."""
+    return Tiling(tm, tn, *_stream_k_parts(chip, tm, tn, out_tiles, passes, k, cycle_s, operand_bytes, b_bytes))
+
+
+def _stream_k_parts(chip: HardwareConfig, tm: int, tn: int, out_tiles: int, passes: int, k: int, cycle_s: float,
+                    operand_bytes: float, b_bytes: float) -> tuple[int, int, float, float]:
+    """_stream_k's (tiles, waves, compute_s, sram_s)."""
     depth = SK_MIN_ITERS * max(1, SK_K_TILE_BYTES // max(1, int(operand_bytes)))  # k-steps a unit gets at least
     cores = min(chip.num_cores, max(out_tiles, out_tiles * k // depth))
     steps = math.ceil(out_tiles * k / cores)
@@ -145,7 +156,7 @@ def _stream_k(chip: HardwareConfig, tm: int, tn: int, out_tiles: int, passes: in
     compute = passes * (steps + segments * (chip.array_rows + chip.array_cols)) * cycle_s
     shared = cores if out_tiles % cores else 0  # at most one cut tile per core boundary
     sram = (out_tiles * (tm * operand_bytes + tn * b_bytes) * k + shared * tm * tn * 4 * 2) / chip.sram_bandwidth_Bps
-    return Tiling(tm, tn, out_tiles, math.ceil(out_tiles / cores), compute, sram)
+    return out_tiles, math.ceil(out_tiles / cores), compute, sram
 
 
 def matmul_time(
