@@ -45,7 +45,7 @@ from sim.serving.step_cost import StepCost
 MAX_RUN = 4096  # steps planned at most at once (a longer run continues in the next)
 AHEAD = 1024  # decode-only signatures priced together at most (sim/serving/decode_prices.py)
 SPAN_AHEAD = 128  # at most, for a run that may span arrivals (where the next one here is unknown)
-MIN_AHEAD = 12  # fewer are priced one at a time (cheaper than the arrays' fixed cost)
+MIN_AHEAD = 6  # fewer are priced one at a time (cheaper than the arrays' fixed cost)
 
 
 @dataclass
@@ -130,7 +130,7 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         (judged by the last step's time), or None when that is too few to price together."""
         if last <= 0:
             return None
-        m = min(steps - j, cap if until == float("inf") else int((until - now) / last) + 8, cap)
+        m = min(steps - j, cap if until == float("inf") else int((until - now) / last) + 2, cap)
         if m < MIN_AHEAD:
             return None
         js = np.arange(j, j + m, dtype=np.int64)
