@@ -32,7 +32,7 @@ A test (tests/test_decode_runs.py) holds runs to the step-by-step simulation bit
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 
