@@ -32,7 +32,7 @@ A test (tests/test_decode_runs.py) holds runs to the step-by-step simulation bit
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,7 +45,7 @@ from sim.serving.step_cost import StepCost
 MAX_RUN = 4096  # steps planned at most at once (a longer run continues in the next)
 AHEAD = 1024  # decode-only signatures priced together at most (sim/serving/decode_prices.py)
 SPAN_AHEAD = 128  # at most, for a run that may span arrivals (where the next one here is unknown)
-MIN_AHEAD = 12  # fewer are priced one at a time (cheaper than the arrays' fixed cost)
+MIN_AHEAD = 6  # fewer are priced one at a time (cheaper than the arrays' fixed cost)
 
 
 @dataclass
@@ -111,10 +111,7 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
     if stays is None and not _head_blocked(s, used + n):  # admitted at the first step (a step takes <= n blocks)
         return None
     grow, late, cross, total, pages, steps = _counts(reqs, b, page)
-    ends: list[float] = []
-    costs: list[StepCost] = []
-    useds: list[int] = []
-    start = now
+    ends, costs, useds, start = [], [], [], now
     pending = {} if arrivals and hasattr(cost, "commit") else None
     decode = getattr(cost, "decode_step", None) or \
         (lambda n, pairs, cached, _, __: cost(StepShape((), n, pairs, cached, pairs, n)))
@@ -126,19 +123,10 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
     cap = SPAN_AHEAD if arrivals else AHEAD
 
     def ahead() -> tuple[np.ndarray, np.ndarray] | None:
-        """(summed keys, keys read from whole pages) of step ``j`` and the steps after it that the run may reach
-        (judged by the last step's time), or None when that is too few to price together."""
-        if last <= 0:
-            return None
-        m = min(steps - j, cap if until == float("inf") else int((until - now) / last) + 8, cap)
-        if m < MIN_AHEAD:
-            return None
-        js = np.arange(j, j + m, dtype=np.int64)
-        pairs = total + n * (js + 1)
-        if not page:
-            return pairs, pairs
-        later = np.cumsum(np.asarray(cross, dtype=np.int64)[(js[1:]) % page])
-        return pairs, (pages + np.concatenate(([0], later))) * page
+        """Step ``j``'s and the coming steps' keys that the run may reach (judged by the last step's time), or
+        None when that is too few to price together."""
+        m = min(steps - j, cap if until == float("inf") else int((until - now) / last) + 2, cap) if last > 0 else 0
+        return _coming(j, m, n, total, page, pages, cross) if m >= MIN_AHEAD else None
 
     for j in range(steps):
         if late and j in late:
@@ -164,6 +152,16 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         useds.append(used)
         now = end
     return DecodeRun(start, ends, costs, useds, len(s.waiting), n, pending) if ends else None
+
+
+def _coming(j: int, m: int, n: int, total: int, page: int, pages: int, cross: list[int]) -> tuple[np.ndarray, ...]:
+    """(summed keys, keys read from whole pages) of steps ``j .. j + m - 1`` of a run (``pages``: step j's)."""
+    js = np.arange(j, j + m, dtype=np.int64)
+    pairs = total + n * (js + 1)
+    if not page:
+        return pairs, pairs
+    later = np.cumsum(np.asarray(cross, dtype=np.int64)[(js[1:]) % page])
+    return pairs, (pages + np.concatenate(([0], later))) * page
 
 
 def _counts(reqs: list[Request], b: int, page: int) -> tuple[list[int], dict[int, int], list[int], int, int, int]:

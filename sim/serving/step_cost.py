@@ -147,7 +147,7 @@ class StepCoster:
                 return None
             self.array_ops += len(pairs)
             rows = [tuple(x.tolist()) for x in prices]
-            self._ahead[decodes] = table = dict(zip(zip(pairs.tolist(), cached.tolist()),
+            self._ahead[decodes] = table = dict(zip(zip(pairs.tolist(), cached.tolist(), strict=True),
                                                     ((rows, i) for i in range(len(pairs))), strict=True))
             found = table.get((p, c))
         if found is None:
