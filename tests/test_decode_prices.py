@@ -56,3 +56,12 @@ def test_runs_price_ahead_and_count_each_signature_once():
     again = simulate_serving(result.cfg, coster)
     assert coster.array_ops > 0  # decode runs took their signatures from the array prices
     assert again.distinct_steps == result.distinct_steps
+
+
+def test_replica_runs_spanning_arrivals_are_the_step_by_step_simulation(monkeypatch):
+    """Two replicas: runs span arrivals routed to the other replica, and are cut after an arrival to their own;
+    every row, total and request time is still the step-by-step simulation's, bit for bit."""
+    from tests.test_decode_runs import assert_same, both
+
+    slow, fast = both(monkeypatch, "parallel.dp=2", "workload.num_requests=60", "workload.rate_per_s=30")
+    assert_same(slow, fast)
