@@ -27,9 +27,10 @@ import numpy as np
 from hwmodels.energy import SRAM_PASSES_PER_HBM_BYTE, SRAM_TILE_M, SRAM_TILE_N
 from hwmodels.numerics import DType
 from sim.batch.run import MemoryUse, RunResult, check_fits, memory_use, passes, simulate
-from sim.config.schema import Fidelity, RunConfig, RunError, check_run
+from sim.config.checks import CHECKS
+from sim.config.schema import Fidelity, RunConfig, RunError
 from sim.engine.records import HostCosts
-from sim.engine.vector_chips import ChipRows, chip_arrays, shape_key
+from sim.engine.vector_chips import ChipArrays, ChipRows, shape_key
 from sim.engine.vector_cost import Unsupported, VectorCosts, cost_ops
 from sim.engine.vector_replay import OpTable, VectorTimeline, op_table, replay_points, resource_work
 
@@ -47,7 +48,7 @@ class Group:
     energy_parts: dict[str, np.ndarray]  # dynamic J by part per point (all instances; host transfers added)
     by_phase_J: dict
     memory: MemoryUse  # weights, KV and activations (capacity per point: cfgs' hardware)
-    econ: list  # per point: (area, energy) of its chip
+    chips: ChipArrays  # the points' chips: the distinct ones (``unique``) and each point's (``where``)
     rows: ChipRows  # the batch's per-chip figures (shared by its groups)
     wall_s: float
 
@@ -88,6 +89,50 @@ def why_scalar(cfg: RunConfig) -> str | None:
     return None
 
 
+def scalar_reasons(cfgs: list[RunConfig]) -> list[str | None]:
+    """``why_scalar`` of each config, once per distinct set of the parts it reads (points built in place
+    share them)."""
+    seen: dict[tuple, str | None] = {}
+    out = []
+    for cfg in cfgs:
+        key = (id(cfg.parallel), cfg.fidelity, id(cfg.speculative), id(cfg.model), id(cfg.memory))
+        if key not in seen:
+            seen[key] = why_scalar(cfg)
+        out.append(seen[key])
+    return out
+
+
+def check_points(cfgs: list[RunConfig]) -> list[Exception | None]:
+    """``check_run``'s outcome for each config (None where it passes, else what it raises): each check of
+    sim/config/checks.py ``CHECKS`` runs once per distinct set of the parts it reads (by object: points
+    built in place share them), and a config takes the first failing check's error, as ``check_run``
+    raises it."""
+    ids: dict[str, np.ndarray] = {}
+    out: list[Exception | None] = [None] * len(cfgs)
+    if not cfgs:
+        return out
+    open_ = np.ones(len(cfgs), dtype=bool)  # no check has failed yet
+    for check, parts in CHECKS:
+        for p in parts:
+            if p not in ids:
+                ids[p] = np.fromiter((id(getattr(c, p)) for c in cfgs), dtype=np.int64, count=len(cfgs))
+        keys = np.stack([ids[p] for p in parts], axis=1)
+        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        errors: list[Exception | None] = []
+        for i in first:
+            try:
+                check(cfgs[i])
+                errors.append(None)
+            except Exception as err:  # noqa: BLE001 - the scalar path's checks; its error is the point's
+                errors.append(err)
+        failed = np.flatnonzero(open_ & np.array([e is not None for e in errors], dtype=bool)[inverse])
+        for i in failed:
+            out[i] = errors[inverse[i]]
+        open_[failed] = False
+    return out
+
+
 def _structure(cfg: RunConfig, seen: dict) -> tuple:
     """What points must share to be costed together: the passes' inputs and the chip's discrete fields.
 
@@ -111,17 +156,17 @@ def simulate_points(cfgs: list[RunConfig]) -> PointsResult:
     groups: dict[tuple, list[int]] = {}
     seen: dict = {}
     rows = ChipRows()
-    for i, cfg in enumerate(cfgs):
-        why = why_scalar(cfg)
+    reasons = scalar_reasons(cfgs)
+    for i, (cfg, why) in enumerate(zip(cfgs, reasons, strict=True)):
         if why:
             _scalar(out, i, cfg, why)
-            continue
-        try:
-            check_run(cfg)
-        except Exception as err:  # noqa: BLE001 - the scalar path's checks; its error is the point's
+    batch = [i for i, why in enumerate(reasons) if not why]
+    errors = check_points([cfgs[i] for i in batch])
+    for i, err in zip(batch, errors, strict=True):
+        if err is not None:
             out.failed[i] = err
-            continue
-        groups.setdefault(_structure(cfg, seen), []).append(i)
+        else:
+            groups.setdefault(_structure(cfgs[i], seen), []).append(i)
     built = _PASSES  # passes by what they depend on: groups that differ only in the chip's shape share them
     for key, members in groups.items():
         try:
@@ -150,47 +195,58 @@ def _run_group(out: PointsResult, members: list[int], cfgs: list[RunConfig], row
         built[pass_key] = list(passes(first))
     all_passes = built[pass_key]
     mem = memory_use(first, all_passes[0])
-    fits = [m for m, c in zip(members, cfgs, strict=True) if mem.used <= c.hardware.hbm_capacity_bytes]
-    for m, c in zip(members, cfgs, strict=True):
-        if mem.used > c.hardware.hbm_capacity_bytes:
-            try:
-                check_fits(c, MemoryUse(mem.weights, mem.kv_cache, mem.activations, c.hardware.hbm_capacity_bytes))
-            except RunError as err:
-                out.failed[m] = err
-    if not fits:
+    capacity = {id(c.hardware): c.hardware.hbm_capacity_bytes for c in cfgs}  # once per distinct chip
+    fit = np.array([mem.used <= capacity[id(c.hardware)] for c in cfgs], dtype=bool)
+    for j in np.flatnonzero(~fit):
+        c = cfgs[j]
+        try:
+            check_fits(c, MemoryUse(mem.weights, mem.kv_cache, mem.activations, c.hardware.hbm_capacity_bytes))
+        except RunError as err:
+            out.failed[members[j]] = err
+    if not fit.any():
         return
-    cfgs = [cfgs[members.index(m)] for m in fits] if len(fits) < len(members) else cfgs
+    if not fit.all():
+        members = [m for m, f in zip(members, fit, strict=True) if f]
+        cfgs = [c for c, f in zip(cfgs, fit, strict=True) if f]
     table = op_table(all_passes)
-    chips = chip_arrays([c.hardware for c in cfgs], rows, first.power.cap)
+    chips = rows.arrays([c.hardware for c in cfgs], first.power.cap)
     costs = cost_ops(chips, table.ops, first.runtime.in_switch_reduction)
-    econ = [rows.economics(c.hardware) for c in cfgs]
-    dyn, parts = _dynamic_energy(table, costs, econ)
+    econ = [rows.economics(c) for c in chips.unique]  # per distinct chip; chips.where picks each point's
+    dyn, parts = _dynamic_energy(table, costs, econ, chips.where)
     timeline = replay_points(all_passes, table, costs, HostCosts.of(first.runtime, first.system.host), dyn)
     w = first.workload
     host_bytes = 4 * w.batch * (w.prompt_tokens + w.decode_tokens)  # TOKEN_ID_BYTES: metrics/shared.py
-    parts["host_J"] = parts["host_J"] + host_bytes * np.array([e[1].host_J_per_byte for e in econ])
+    parts["host_J"] = parts["host_J"] + host_bytes * np.array([e[1].host_J_per_byte for e in econ])[chips.where]
     by_phase = {p: dyn @ n for p, n in table.count_by_phase.items()}
-    out.groups.append(Group(np.array(fits), cfgs, table, costs, timeline, resource_work(table, costs), parts,
-                            by_phase, mem, econ, rows, time.perf_counter() - started))
+    out.groups.append(Group(np.array(members), cfgs, table, costs, timeline, resource_work(table, costs), parts,
+                            by_phase, mem, chips, rows, time.perf_counter() - started))
 
 
-def _dynamic_energy(table: OpTable, costs: VectorCosts, econ: list) -> tuple[np.ndarray, dict]:
-    """(one instance's dynamic J per point and op, run totals by part per point): sim/engine/op_energy.py."""
+def _dynamic_energy(table: OpTable, costs: VectorCosts, econ: list, where: np.ndarray) -> tuple[np.ndarray, dict]:
+    """(one instance's dynamic J per point and op, run totals by part per point): sim/engine/op_energy.py.
+
+    ``econ``: (area, energy) of each distinct chip; ``where``: each point's chip in it."""
     energies = [e[1] for e in econ]
-    vj = np.array([e.vector_J_per_flop for e in energies])[:, None]
-    sram_j = np.array([e.sram_J_per_byte for e in energies])[:, None]
-    hbm_j = np.array([e.hbm_J_per_byte for e in energies])[:, None]
-    link_j = np.array([e.link_J_per_byte for e in energies])[:, None]
+
+    def per_point(fn) -> np.ndarray:
+        return np.array([fn(e) for e in energies], dtype=float)[where]
+
+    vj = per_point(lambda e: e.vector_J_per_flop)
+    sram_j, hbm_j = per_point(lambda e: e.sram_J_per_byte)[:, None], per_point(lambda e: e.hbm_J_per_byte)[:, None]
+    link_j = per_point(lambda e: e.link_J_per_byte)[:, None]
+    mac_j: dict = {}
     compute, sram_bytes = np.zeros(costs.hbm_bytes.shape), SRAM_PASSES_PER_HBM_BYTE * costs.hbm_bytes
     for j, op in enumerate(table.ops):
         matrix = op.flops if op.unit.value == "matrix" else 0.0
-        col = (op.flops - matrix) * vj[:, 0]
+        col = (op.flops - matrix) * vj
         dtype = costs.dtype_run[j]
         if matrix and dtype is None:
-            col = col + matrix * vj[:, 0]
+            col = col + matrix * vj
         elif matrix:
             macs = matrix / 2
-            col = col + macs * np.array([e.mac_J[dtype] for e in energies])
+            if dtype not in mac_j:
+                mac_j[dtype] = per_point(lambda e, d=dtype: e.mac_J[d])
+            col = col + macs * mac_j[dtype]
             sram_bytes[:, j] = sram_bytes[:, j] + macs * dtype.bytes * (1 / SRAM_TILE_M + 1 / SRAM_TILE_N)
         compute[:, j] = col
     sram = sram_bytes * sram_j
@@ -202,7 +258,7 @@ def _dynamic_energy(table: OpTable, costs: VectorCosts, econ: list) -> tuple[np.
     hbm, link = costs.hbm_bytes * hbm_j, costs.link_bytes * link_j
     n = table.count
     parts = {"compute_J": compute @ n, "sram_J": sram @ n, "hbm_J": hbm @ n, "link_J": link @ n,
-             "host_J": np.zeros(len(energies))}
+             "host_J": np.zeros(len(where))}
     return compute + sram + hbm + link, parts
 
 

@@ -149,7 +149,6 @@ def run_grid(fixed: list[str], axes: dict[str, list], out: Path | None = None, j
     recipe = {k: axis_values(k, str(v)) or [v] for k, v in params.items() if k not in pinned}
     axes = {**recipe, **axes}
     base = without_hydra(base_h)
-    points = grid_points(axes)
     group_axes = [k for k in axes if is_group(k)]
     groups = {}
     for combo in itertools.product(*(axes[k] for k in group_axes)) if group_axes else []:
@@ -157,8 +156,9 @@ def run_grid(fixed: list[str], axes: dict[str, list], out: Path | None = None, j
         composed = compose_dict(fixed + extra)
         groups[tuple(zip(group_axes, combo, strict=True))] = composed
     started = time.perf_counter()
-    table = run_vectorised(base, points, groups, list(axes))
+    table = run_vectorised(base, axes, groups, list(axes))
     if table is None:  # a grid the batch path cannot build in place: a config per point, as before
+        points = grid_points(axes)
         rows = _run_all(base, points, groups, jobs, progress)
         table = make_table([{"point": i, **r} for i, r in enumerate(rows)], list(axes))
     wall = time.perf_counter() - started
