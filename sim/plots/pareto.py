@@ -53,7 +53,9 @@ def plot_pareto(df: pd.DataFrame, x: str, y: str, swept: list[str], path: Path, 
             (``sim.metrics.catalog.UnknownMetric`` for a name it lacks).
     """
     goals = maximize if maximize is not None else (higher_is_better(x), higher_is_better(y))
-    frame = df[np.isfinite(pd.to_numeric(df[x], errors="coerce")) & np.isfinite(pd.to_numeric(df[y], errors="coerce"))]
+    used = df[list(dict.fromkeys([x, y, *swept]))]  # the columns drawn, not a copy of the whole table
+    frame = used[np.isfinite(pd.to_numeric(used[x], errors="coerce"))
+                 & np.isfinite(pd.to_numeric(used[y], errors="coerce"))]
     values = frame[[x, y]].to_numpy(dtype=float)
     front = pareto_mask(values, goals) if len(frame) else np.zeros(0, dtype=bool)
     fig, ax = new_figure(8.0, 5.8)
