@@ -85,8 +85,8 @@ class ChipRows:
             found = self._arrays[key] = (chip_arrays(chips, self, cap), chips)
         return found[0]
 
-    def once(self, what: str, chip: HardwareConfig, fn):
-        """``fn(chip)``, computed once per chip for the figure named ``what``."""
+    def once(self, what: str, chip, fn):
+        """``fn(chip)``, computed once per chip (or per list of chips: a column of them) for the figure ``what``."""
         key = (what, id(chip))
         found = self._other.get(key)
         if found is None:

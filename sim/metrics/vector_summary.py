@@ -41,13 +41,13 @@ def _first_of_each(group: Group) -> list:
 def _per_chip(group: Group, fn, what: str = ""):
     """``fn(cfg)`` of each point, computed once per distinct chip (once per batch when ``what`` names it),
     stacked as a column (``_stack``) and spread to the points."""
-    cfgs, chips = _first_of_each(group), group.chips.unique
-    if what:
-        rows = [group.rows.once(what, chip, lambda _chip, cfg=cfg: fn(cfg)) for chip, cfg in zip(chips, cfgs,
-                                                                                                  strict=True)]
+    if what:  # the batch's groups of the same chips (a grid's batches) share the stacked column
+        column = group.rows.once(what, group.chips.unique, lambda chips: _stack(
+            [group.rows.once(what, chip, lambda _chip, cfg=cfg: fn(cfg)) for chip, cfg in zip(chips, _first_of_each(
+                group), strict=True)]))
     else:
-        rows = [fn(cfg) for cfg in cfgs]
-    return _spread(_stack(rows), group.chips.where)
+        column = _stack([fn(cfg) for cfg in _first_of_each(group)])
+    return _spread(column, group.chips.where)
 
 
 def _spread(column, where: np.ndarray):
@@ -90,7 +90,7 @@ def _stack(values: list):
     first = values[0]
     if isinstance(first, dict):
         return {k: _stack([v[k] for v in values]) for k in first}
-    if isinstance(first, (int, float)) and not isinstance(first, bool) and all(v is not None for v in values):
+    if isinstance(first, (int, float)) and not isinstance(first, bool) and None not in values:
         return np.array(values, dtype=float) if isinstance(first, float) else np.array(values)
     return values
 

@@ -33,9 +33,8 @@ from sim.batch.run import simulate
 from sim.config.compose import compose_dict, to_run_config, with_resolved_model, without_hydra
 from sim.metrics.summary import breakdown_by_kind, ops_columns, summarize
 from sim.output.files import atomic_write, code_version, remove_stale_temps, write_run
-from sim.studies.sweep import ReportError
+from sim.studies.sweep import FAILURES, ReportError
 from sim.studies.sweep.report import EXAMPLE_POINT, GRID_FILE
-from sim.studies.sweep.sensitivity import FAILURES
 from sim.studies.sweep.table import failed_bound, make_table, summary_row, write_table
 from sim.studies.sweep.vector_grid import run_vectorised
 

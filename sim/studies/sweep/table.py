@@ -173,6 +173,20 @@ def numeric(values) -> bool:
 LARGE_TABLE = 2_000  # rows from which the CSV is written by Arrow's C++ writer (pandas' takes minutes)
 
 
+def write_table(df: pd.DataFrame, out_dir: Path, stem: str = "points") -> tuple[Path, Path]:
+    """``<stem>.parquet`` and ``<stem>.csv`` in ``out_dir``, atomically.
+
+    Columns that mix types (a swept group of numbers and names) are written as text; the table is not
+    copied otherwise. A large table's CSV is written by Arrow's C++ writer."""
+    parquet, csv = Path(out_dir) / f"{stem}.parquet", Path(out_dir) / f"{stem}.csv"
+    mixed = {col: df[col].map(lambda v: None if v is None else str(v)) for col in df.columns
+             if df[col].dtype == object and df[col].map(type).nunique() > 1}
+    frame = df.assign(**mixed) if mixed else df
+    atomic_write(parquet, lambda p: frame.to_parquet(p, index=False))
+    atomic_write(csv, lambda p: _to_csv(frame, p))
+    return parquet, csv
+
+
 def _to_csv(frame: pd.DataFrame, path: Path) -> None:
     if len(frame) < LARGE_TABLE:
         frame.to_csv(path, index=False)
@@ -181,15 +195,3 @@ def _to_csv(frame: pd.DataFrame, path: Path) -> None:
     import pyarrow.csv as pacsv
 
     pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), path)
-
-
-def write_table(df: pd.DataFrame, out_dir: Path, stem: str = "points") -> tuple[Path, Path]:
-    """``<stem>.parquet`` and ``<stem>.csv`` in ``out_dir``, atomically."""
-    parquet, csv = Path(out_dir) / f"{stem}.parquet", Path(out_dir) / f"{stem}.csv"
-    frame = df.copy()
-    for col in frame.columns:  # mixed columns (a swept group of numbers and names) as text for Parquet
-        if frame[col].dtype == object and frame[col].map(type).nunique() > 1:
-            frame[col] = frame[col].map(lambda v: None if v is None else str(v))
-    atomic_write(parquet, lambda p: frame.to_parquet(p, index=False))
-    atomic_write(csv, lambda p: _to_csv(frame, p))
-    return parquet, csv
