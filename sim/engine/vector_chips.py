@@ -104,9 +104,16 @@ class ChipRows:
         """(field values, power budget, the chip itself: kept alive so its id stays its own)."""
         found = self._rows.get((id(chip), cap))
         if found is None:
-            found = self._rows[(id(chip), cap)] = ([float(getattr(chip, n)) for n in FIELDS],
-                                                   PowerBudget.of(chip, cap), chip)
+            found = self._rows[(id(chip), cap)] = ([float(getattr(chip, n)) for n in FIELDS], self.budget(chip, cap),
+                                                   chip)
         return found
+
+    def budget(self, chip: HardwareConfig, cap: bool) -> PowerBudget:
+        """``PowerBudget.of(chip, cap)`` from the chip's ``economics`` (its area and energy models run once
+        per chip; tests/test_vector.py holds the two equal)."""
+        energy = self.economics(chip)[1]
+        return PowerBudget(chip.board_power_W if cap and not chip.ideal else 0.0, energy.static_W, energy.mac_J,
+                           energy.sram_J_per_byte, energy.hbm_J_per_byte)
 
 
 class _Peaks(dict):
