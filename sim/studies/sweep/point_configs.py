@@ -153,10 +153,21 @@ class PartTable:
                 failed[int(i)] = _error(table[flat[i]])
             bad |= hit
         built = np.flatnonzero(~bad)
-        assemble, names = self.builder.assemble, [p for p, _, _ in per_part]
+        names = [p for p, _, _ in per_part]
         columns = [[table[j] for j in flat[built]] for _, table, flat in per_part]
-        cfgs = [assemble(list(zip(names, objs, strict=True))) for objs in zip(*columns, strict=True)] \
-            if columns else [self.builder.base] * len(built)
+        if not columns:
+            return built.tolist(), [self.builder.base] * len(built), failed
+        base = self.builder.base
+        cls = type(base)
+        if getattr(cls, "__copy__", None) or hasattr(cls, "__setstate__") or hasattr(cls, "__slots__"):
+            cfgs = [self.builder.assemble(list(zip(names, objs, strict=True))) for objs in zip(*columns, strict=True)]
+            return built.tolist(), cfgs, failed
+        cfgs = []  # what copy.copy(base) and setting the parts give, without its per-call dispatch
+        for objs in zip(*columns, strict=True):
+            cfg = cls.__new__(cls)
+            cfg.__dict__.update(base.__dict__)
+            cfg.__dict__.update(zip(names, objs, strict=True))
+            cfgs.append(cfg)
         return built.tolist(), cfgs, failed
 
 

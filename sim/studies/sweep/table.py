@@ -139,7 +139,14 @@ def make_table(rows: list[dict] | pd.DataFrame, params: list[str]) -> pd.DataFra
 
 def swept(df: pd.DataFrame) -> list[str]:
     """Parameters that take more than one value across the points, in override order."""
-    return [p for p in df.attrs.get("params", []) if df[p].astype(str).nunique() > 1]
+    return [p for p in df.attrs.get("params", []) if _varies(df[p])]
+
+
+def _varies(column: pd.Series) -> bool:
+    """Whether the column holds more than one value as text (numbers that differ do; a cheap check first)."""
+    if pd.api.types.is_numeric_dtype(column) and column.nunique() > 1:
+        return True
+    return column.astype(str).nunique() > 1
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
