@@ -97,3 +97,20 @@ def test_check_run_is_its_checks_in_order():
         except Exception as err:  # noqa: BLE001
             assert str(err) == str(whole.value)
             break
+
+
+def test_a_batch_checks_each_config_as_check_run_does():
+    """sim/batch/vector_checks.py runs each check once per distinct parts; each config still gets check_run's
+    outcome (the first failing check's error), configs sharing parts included."""
+    from sim.batch.vector_checks import PartCodes, check_points
+
+    cfgs = [_config(*c) for c in CONFIGS]
+    chip = dataclasses.replace(cfgs[0].hardware, board_power_W=10.0)  # fails the power check
+    cfgs += [dataclasses.replace(c, hardware=chip) for c in cfgs[:3]] + cfgs[:2]
+    for cfg, got in zip(cfgs, check_points(PartCodes(cfgs)), strict=True):
+        try:
+            check_run(cfg)
+            want = None
+        except Exception as err:  # noqa: BLE001
+            want = err
+        assert (got is None) == (want is None) and str(got) == str(want)
