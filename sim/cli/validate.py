@@ -10,6 +10,7 @@ import pandas as pd
 from sim.cli.common import ArgumentParser, one_line_errors
 from sim.config.paths import OutputDirError, output_dir
 from sim.output.files import atomic_write
+from sim.studies.prefill_gap import gap_summary, prefill_gap
 from sim.studies.transfer import medians_table, transfer_medians
 from sim.studies.validate import COLUMNS, ValidationInputError, error_table, read_measurements, summary_line, validate
 
@@ -22,15 +23,24 @@ def main(argv: list[str] | None = None) -> None:
                         "data/validation/a100.csv); columns: " + ", ".join(COLUMNS)
                         + "; optional: runtime (conf/runtime preset), host (conf/host preset), layers")
     parser.add_argument("--out", type=Path, help="also write the rows with predictions to this CSV")
+    parser.add_argument("--prefill-gap", action="store_true", help="instead, put each Llama-2-70B prefill "
+                        "row of at most 4096 tokens beside the sum of its kernels as Vidur measured them on A100 "
+                        "(--out writes that table)")
     args = parser.parse_args(argv)
     try:
         if args.out is not None:  # checked before any work: a file path in a writable folder
             if args.out.is_dir():
                 raise ValidationInputError(f"--out {args.out} is a folder; give the CSV file to write")
             output_dir(args.out.parent, create=False)
-        frame = read_measurements(args.csv)
+        frame = None if args.prefill_gap and args.csv is None else read_measurements(args.csv)
     except (ValidationInputError, OutputDirError) as err:
         _fail(str(err))
+    if args.prefill_gap:
+        gap = _print_gap(frame)
+        if args.out:
+            output_dir(args.out.parent)
+            atomic_write(args.out, lambda p: gap.to_csv(p, index=False))
+        return
     out, problems = validate(frame)
     for problem in problems:
         print(f"llmsim-validate: skipped {problem}", file=sys.stderr)
@@ -55,6 +65,16 @@ def main(argv: list[str] | None = None) -> None:
     print(summary_line(out))
     if out["error_pct"].dropna().empty:
         _fail("no row could be validated; see the reasons above")
+
+
+def _print_gap(frame: pd.DataFrame | None) -> pd.DataFrame:
+    gap = prefill_gap(frame)
+    if gap.empty:
+        _fail("no llama2_70b prefill row of at most 4096 tokens to compare with its kernels")
+    with pd.option_context("display.max_rows", None, "display.width", 200):
+        print(gap.round(2).to_string(index=False))
+    print("\n".join(gap_summary(gap)))
+    return gap
 
 
 def _fail(message: str) -> None:
