@@ -148,3 +148,10 @@ def test_the_batch_power_budget_is_the_chip_models_one(hardware):
     chip = base("llama2_7b", hardware, 1, "bf16").hardware
     for cap in (True, False):
         assert ChipRows().budget(chip, cap) == PowerBudget.of(chip, cap)
+
+
+def test_an_empty_batch_is_an_empty_result():
+    from sim.batch.vector import scalar_reasons
+
+    result = simulate_points([])
+    assert result.size == 0 and not result.groups and not result.failed and scalar_reasons([]) == []

@@ -38,6 +38,8 @@ class PartCodes:
     def combined(self, names: tuple) -> tuple[np.ndarray, np.ndarray]:
         """(code of each config's combination of the parts ``names``, a config of each code)."""
         key = np.zeros(len(self.cfgs), dtype=np.int64)
+        if not self.cfgs:
+            return key, key
         for name in names:
             codes = self.part(name)
             key = np.unique(key * (int(codes.max()) + 1) + codes, return_inverse=True)[1].reshape(-1)
