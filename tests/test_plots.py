@@ -109,6 +109,10 @@ def test_sensitivity_records_variants_that_cannot_run(config):
     failed = table[table["status"] == "failed"]
     assert "hardware.hbm_capacity_GB" in set(failed["parameter"])  # 26.0 GB needed, 24.3 GB after -10%
     assert failed["reason"].str.contains("does not fit").any()
+    rejected = sensitivities(config("hardware=a100_80gb", "model=llama2_7b", "fidelity=analytic",
+                                    "workload.decode_tokens=2"), "output_tokens_per_s")
+    cores = rejected[(rejected["parameter"] == "hardware.num_cores") & (rejected["change"] == "+10%")].iloc[0]
+    assert cores["status"] == "failed" and "reticle limit" in cores["reason"]  # the chip's checks reject it
     with pytest.raises(ReportError, match=r"^'tokens' is not a metric \(did you mean 'prompt_tokens'\?\); "
                                           r"known: ttft_s, "):
         sensitivities(cfg, "tokens")

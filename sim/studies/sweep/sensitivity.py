@@ -74,10 +74,10 @@ def hardware_variants(cfg: RunConfig, step: float) -> list[dict]:
             new = _scaled(base, 1 + sign * step)
             if new == base:
                 continue
-            hw = dataclasses.replace(cfg.hardware, **{field: new})
             out.append({"parameter": key, "what": what, "kind": "hardware", "change": f"{sign * step:+.0%}",
-                        "base_value": base, "new_value": new,
-                        "make": lambda hw=hw: dataclasses.replace(cfg, hardware=hw)})
+                        "base_value": base, "new_value": new,  # a chip its checks reject is a failed row
+                        "make": lambda field=field, new=new: dataclasses.replace(
+                            cfg, hardware=dataclasses.replace(cfg.hardware, **{field: new}))})
     return out
 
 
