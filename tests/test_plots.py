@@ -114,6 +114,15 @@ def test_sensitivity_records_variants_that_cannot_run(config):
         sensitivities(cfg, "tokens")
 
 
+def test_a_variant_chip_its_checks_reject_is_a_failed_row(config):
+    """A100 with 10% more cores needs a die over the reticle: that row fails with the reason, the rest run."""
+    table = sensitivities(config("hardware=a100_80gb", "model=llama2_7b", "fidelity=analytic",
+                                 "workload.decode_tokens=2"), "output_tokens_per_s")
+    cores = table[(table["parameter"] == "hardware.num_cores") & (table["change"] == "+10%")].iloc[0]
+    assert cores["status"] == "failed" and "reticle limit" in cores["reason"]
+    assert (table["status"] == "ok").sum() == len(table) - 1
+
+
 @pytest.mark.slow
 def test_chrome_trace_lays_out_every_layer(config, tmp_path):
     cfg = config("hardware=teaching_npu", "workload.prompt_tokens=64", "workload.decode_tokens=5")

@@ -137,3 +137,21 @@ def test_a_point_that_does_not_fit_fails_with_the_scalar_message():
     table = result_table(result)
     assert table.loc[0, "status"] == "failed" and "does not fit" in table.loc[0, "reason"]
     assert table.loc[0, "bound"] == "capacity"
+
+
+@pytest.mark.parametrize("hardware", ["h100_sxm", "teaching_npu", "mi300x"])
+def test_the_batch_power_budget_is_the_chip_models_one(hardware):
+    """ChipRows builds each chip's PowerBudget from its economics (one run of the area and energy models)."""
+    from hwmodels.power import PowerBudget
+    from sim.engine.vector_chips import ChipRows
+
+    chip = base("llama2_7b", hardware, 1, "bf16").hardware
+    for cap in (True, False):
+        assert ChipRows().budget(chip, cap) == PowerBudget.of(chip, cap)
+
+
+def test_an_empty_batch_is_an_empty_result():
+    from sim.batch.vector import scalar_reasons
+
+    result = simulate_points([])
+    assert result.size == 0 and not result.groups and not result.failed and scalar_reasons([]) == []

@@ -39,3 +39,14 @@ def test_a_point_that_does_not_fit_is_a_capacity_row():
     table = grid.run_grid(["model=llama2_70b", "hardware=a100_80gb", "fidelity=analytic",
                            "workload.decode_tokens=2"], {"parallel.tp": [1, 2]})
     assert list(table["status"]) == ["failed", "ok"] and table.loc[0, "bound"] == "capacity"
+
+
+def test_bad_values_fail_their_points_and_the_rest_run():
+    """A chip or workload value its checks reject fails the points that have it, with the reason; the first
+    rejected part (in key order) names it; every other point runs on the batch path."""
+    table = grid.run_grid(FIXED, {"hardware.hbm_bandwidth_GBps": [800.0, -5.0, 2039.0], "workload.batch": [1, 0, 16]})
+    assert table.attrs["vectorised"] == 4 and list(table["point"]) == list(range(9))
+    reasons = dict(zip(table["point"], table["reason"], strict=True))
+    assert list(table["status"] == "ok") == [True, False, True, False, False, False, True, False, True]
+    assert reasons[1] == reasons[7] == "workload.batch must be >= 1 (got 0)"
+    assert all("hbm_bandwidth_GBps must be a finite number > 0" in reasons[i] for i in (3, 4, 5))

@@ -27,9 +27,10 @@ import numpy as np
 from hwmodels.energy import SRAM_PASSES_PER_HBM_BYTE, SRAM_TILE_M, SRAM_TILE_N
 from hwmodels.numerics import DType
 from sim.batch.run import MemoryUse, RunResult, check_fits, memory_use, passes, simulate
-from sim.config.schema import Fidelity, RunConfig, RunError, check_run
+from sim.batch.vector_checks import WHY_PARTS, PartCodes, check_points, per_combination, structures
+from sim.config.schema import Fidelity, RunConfig, RunError
 from sim.engine.records import HostCosts
-from sim.engine.vector_chips import ChipRows, chip_arrays, shape_key
+from sim.engine.vector_chips import ChipArrays, ChipRows
 from sim.engine.vector_cost import Unsupported, VectorCosts, cost_ops
 from sim.engine.vector_replay import OpTable, VectorTimeline, op_table, replay_points, resource_work
 
@@ -47,7 +48,7 @@ class Group:
     energy_parts: dict[str, np.ndarray]  # dynamic J by part per point (all instances; host transfers added)
     by_phase_J: dict
     memory: MemoryUse  # weights, KV and activations (capacity per point: cfgs' hardware)
-    econ: list  # per point: (area, energy) of its chip
+    chips: ChipArrays  # the points' chips: the distinct ones (``unique``) and each point's (``where``)
     rows: ChipRows  # the batch's per-chip figures (shared by its groups)
     wall_s: float
 
@@ -88,40 +89,26 @@ def why_scalar(cfg: RunConfig) -> str | None:
     return None
 
 
-def _structure(cfg: RunConfig, seen: dict) -> tuple:
-    """What points must share to be costed together: the passes' inputs and the chip's discrete fields.
-
-    Computed once per distinct set of part objects (points built in place share them): the parts
-    other than the chip by their text, the chip by ``shape_key`` and the one figure of it the
-    passes depend on (the overlap's smallest chunk, sim/config/schema.py)."""
-    rest = (cfg.model, cfg.workload, cfg.parallel, cfg.precision, cfg.attention, cfg.runtime, cfg.system, cfg.memory,
-            cfg.power)
-    ids = tuple(map(id, rest))
-    if ids not in seen:
-        seen[ids] = (tuple(map(repr, rest)), rest)
-    chip_key = ("chip", id(cfg.hardware))
-    if chip_key not in seen:
-        seen[chip_key] = ((shape_key(cfg.hardware), cfg._overlap_min_chunk_bytes()), cfg.hardware)
-    return seen[ids][0], seen[chip_key][0]
+def scalar_reasons(cfgs: list[RunConfig]) -> list[str | None]:
+    """``why_scalar`` of each config, once per distinct set of the parts it reads (points built in place share them)."""
+    return per_combination(PartCodes(cfgs), WHY_PARTS, why_scalar)
 
 
 def simulate_points(cfgs: list[RunConfig]) -> PointsResult:
     """Simulate every config of ``cfgs`` (single-batch runs); vectorised where the model allows."""
     out = PointsResult(len(cfgs))
-    groups: dict[tuple, list[int]] = {}
-    seen: dict = {}
     rows = ChipRows()
-    for i, cfg in enumerate(cfgs):
-        why = why_scalar(cfg)
+    codes = PartCodes(cfgs)
+    reasons = per_combination(codes, WHY_PARTS, why_scalar)
+    for i, (cfg, why) in enumerate(zip(cfgs, reasons, strict=True)):
         if why:
             _scalar(out, i, cfg, why)
-            continue
-        try:
-            check_run(cfg)
-        except Exception as err:  # noqa: BLE001 - the scalar path's checks; its error is the point's
+    errors = check_points(codes)
+    for i, (err, why) in enumerate(zip(errors, reasons, strict=True)):
+        if err is not None and not why:
             out.failed[i] = err
-            continue
-        groups.setdefault(_structure(cfg, seen), []).append(i)
+    ok = np.flatnonzero([err is None and not why for err, why in zip(errors, reasons, strict=True)])
+    groups = {key: members.tolist() for key, members in structures(codes, ok).items()}
     built = _PASSES  # passes by what they depend on: groups that differ only in the chip's shape share them
     for key, members in groups.items():
         try:
@@ -150,47 +137,65 @@ def _run_group(out: PointsResult, members: list[int], cfgs: list[RunConfig], row
         built[pass_key] = list(passes(first))
     all_passes = built[pass_key]
     mem = memory_use(first, all_passes[0])
-    fits = [m for m, c in zip(members, cfgs, strict=True) if mem.used <= c.hardware.hbm_capacity_bytes]
-    for m, c in zip(members, cfgs, strict=True):
-        if mem.used > c.hardware.hbm_capacity_bytes:
-            try:
-                check_fits(c, MemoryUse(mem.weights, mem.kv_cache, mem.activations, c.hardware.hbm_capacity_bytes))
-            except RunError as err:
-                out.failed[m] = err
-    if not fits:
+    chips = rows.arrays([c.hardware for c in cfgs], first.power.cap)
+    capacity = rows.once("capacity", chips.unique, lambda u: np.array([c.hbm_capacity_bytes for c in u], dtype=float))
+    fit = mem.used <= capacity[chips.where]
+    for j in np.flatnonzero(~fit):
+        c = cfgs[j]
+        try:
+            check_fits(c, MemoryUse(mem.weights, mem.kv_cache, mem.activations, c.hardware.hbm_capacity_bytes))
+        except RunError as err:
+            out.failed[members[j]] = err
+    if not fit.any():
         return
-    cfgs = [cfgs[members.index(m)] for m in fits] if len(fits) < len(members) else cfgs
+    if not fit.all():
+        members = [m for m, f in zip(members, fit, strict=True) if f]
+        cfgs = [c for c, f in zip(cfgs, fit, strict=True) if f]
+        chips = rows.arrays([c.hardware for c in cfgs], first.power.cap)
     table = op_table(all_passes)
-    chips = chip_arrays([c.hardware for c in cfgs], rows, first.power.cap)
     costs = cost_ops(chips, table.ops, first.runtime.in_switch_reduction)
-    econ = [rows.economics(c.hardware) for c in cfgs]
-    dyn, parts = _dynamic_energy(table, costs, econ)
+    energy = rows.once("energy", chips.unique, lambda u: _energy_columns([rows.economics(c)[1] for c in u]))
+    dyn, parts = _dynamic_energy(table, costs, energy, chips.where)
     timeline = replay_points(all_passes, table, costs, HostCosts.of(first.runtime, first.system.host), dyn)
     w = first.workload
     host_bytes = 4 * w.batch * (w.prompt_tokens + w.decode_tokens)  # TOKEN_ID_BYTES: metrics/shared.py
-    parts["host_J"] = parts["host_J"] + host_bytes * np.array([e[1].host_J_per_byte for e in econ])
+    parts["host_J"] = parts["host_J"] + host_bytes * energy["host_J_per_byte"][chips.where]
     by_phase = {p: dyn @ n for p, n in table.count_by_phase.items()}
-    out.groups.append(Group(np.array(fits), cfgs, table, costs, timeline, resource_work(table, costs), parts,
-                            by_phase, mem, econ, rows, time.perf_counter() - started))
+    out.groups.append(Group(np.array(members), cfgs, table, costs, timeline, resource_work(table, costs), parts,
+                            by_phase, mem, chips, rows, time.perf_counter() - started))
 
 
-def _dynamic_energy(table: OpTable, costs: VectorCosts, econ: list) -> tuple[np.ndarray, dict]:
-    """(one instance's dynamic J per point and op, run totals by part per point): sim/engine/op_energy.py."""
-    energies = [e[1] for e in econ]
-    vj = np.array([e.vector_J_per_flop for e in energies])[:, None]
-    sram_j = np.array([e.sram_J_per_byte for e in energies])[:, None]
-    hbm_j = np.array([e.hbm_J_per_byte for e in energies])[:, None]
-    link_j = np.array([e.link_J_per_byte for e in energies])[:, None]
+def _energy_columns(energies: list) -> dict:
+    """The energy coefficients (hwmodels/energy.py) of each distinct chip, as arrays; ``mac_J`` by format."""
+    def of(fn) -> np.ndarray:
+        return np.array([fn(e) for e in energies], dtype=float)
+
+    names = ("vector_J_per_flop", "sram_J_per_byte", "hbm_J_per_byte", "link_J_per_byte", "host_J_per_byte")
+    columns = {name: of(lambda e, name=name: getattr(e, name)) for name in names}
+    columns["mac_J"] = {d: of(lambda e, d=d: e.mac_J[d]) for d in energies[0].mac_J}
+    return columns
+
+
+def _dynamic_energy(table: OpTable, costs: VectorCosts, energy: dict, where: np.ndarray) -> tuple[np.ndarray, dict]:
+    """(one instance's dynamic J per point and op, run totals by part per point): sim/engine/op_energy.py.
+
+    ``energy``: ``_energy_columns`` of the distinct chips; ``where``: each point's chip among them."""
+    vj = energy["vector_J_per_flop"][where]
+    sram_j, hbm_j = energy["sram_J_per_byte"][where][:, None], energy["hbm_J_per_byte"][where][:, None]
+    link_j = energy["link_J_per_byte"][where][:, None]
+    mac_j: dict = {}
     compute, sram_bytes = np.zeros(costs.hbm_bytes.shape), SRAM_PASSES_PER_HBM_BYTE * costs.hbm_bytes
     for j, op in enumerate(table.ops):
         matrix = op.flops if op.unit.value == "matrix" else 0.0
-        col = (op.flops - matrix) * vj[:, 0]
+        col = (op.flops - matrix) * vj
         dtype = costs.dtype_run[j]
         if matrix and dtype is None:
-            col = col + matrix * vj[:, 0]
+            col = col + matrix * vj
         elif matrix:
             macs = matrix / 2
-            col = col + macs * np.array([e.mac_J[dtype] for e in energies])
+            if dtype not in mac_j:
+                mac_j[dtype] = energy["mac_J"][dtype][where]
+            col = col + macs * mac_j[dtype]
             sram_bytes[:, j] = sram_bytes[:, j] + macs * dtype.bytes * (1 / SRAM_TILE_M + 1 / SRAM_TILE_N)
         compute[:, j] = col
     sram = sram_bytes * sram_j
@@ -202,7 +207,7 @@ def _dynamic_energy(table: OpTable, costs: VectorCosts, econ: list) -> tuple[np.
     hbm, link = costs.hbm_bytes * hbm_j, costs.link_bytes * link_j
     n = table.count
     parts = {"compute_J": compute @ n, "sram_J": sram @ n, "hbm_J": hbm @ n, "link_J": link @ n,
-             "host_J": np.zeros(len(energies))}
+             "host_J": np.zeros(len(where))}
     return compute + sram + hbm + link, parts
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import sim.studies.sweep.grid as _study
 from sim.cli.common import ArgumentParser, one_line_errors
 from sim.config.compose import compose_dict
-from sim.studies.kinds import workload
+from sim.config.schema import WorkloadKind
 from sim.studies.sweep import ReportError
 from sim.studies.sweep.grid import run_grid, split_arguments
 from sim.studies.sweep.report import print_written, report_sweep
@@ -23,6 +23,16 @@ def _paths(table) -> str:
     scalar = sum(fallbacks.values())
     why = f" ({', '.join(f'{k}: {v}' for k, v in fallbacks.items())})" if scalar else ""
     return f"; {table.attrs['vectorised']} on the batch path, {scalar} on the scalar path{why}"
+
+
+def _one_config(kind) -> bool:
+    """Whether runs of ``kind`` can be grid points. The registry (sim.studies.kinds) is asked only for a kind
+    other than single-batch runs: it imports every kind's simulator (serving's pulls in scipy.stats, ~1 s)."""
+    if WorkloadKind(getattr(kind, "value", kind)) is WorkloadKind.single_batch:
+        return True
+    from sim.studies.kinds import workload
+
+    return workload(kind).one_config_studies
 
 
 @one_line_errors("llmsim-grid")
@@ -41,12 +51,13 @@ def main(argv: list[str] | None = None) -> None:
         for arg in args.arguments:
             check_override(arg)
         fixed, axes = split_arguments(args.arguments)
-        name = compose_dict(fixed).name
+        composed = compose_dict(fixed)
+        name = composed.name
         out = output_dir(args.out or Path("results/sweeps") / name / (datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
                                                                         + "_grid"))
         if args.jobs < 1:
             raise ReportError(f"--jobs must be >= 1 (got {args.jobs})")
-        if not workload(compose_dict(fixed).workload.kind).one_config_studies:
+        if not _one_config(composed.workload.kind):
             raise ReportError("llmsim-grid sweeps single-batch runs; sweep serving runs with llmsim -m")
         table = run_grid(fixed, axes, out, args.jobs)
         failed = int((table["status"] != "ok").sum())

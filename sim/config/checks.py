@@ -32,8 +32,11 @@ def core_sram_bytes(chip: HardwareConfig) -> float:
 
 def check_run(cfg: RunConfig) -> None:
     """Checks that span several config parts; raises RunError with the fix."""
-    _check_tensor_split(cfg)
-    _check_pipeline(cfg)
+    for check, _parts in CHECKS:
+        check(cfg)
+
+
+def _check_context_length(cfg: RunConfig) -> None:
     model, work = cfg.model, cfg.workload
     tokens = work.prompt_tokens + work.decode_tokens
     if tokens > model.max_context:
@@ -41,9 +44,6 @@ def check_run(cfg: RunConfig) -> None:
             f"workload.prompt_tokens + workload.decode_tokens = {tokens} exceeds {model.name}'s context of "
             f"{model.max_context} tokens; shorten the prompt or the generation"
         )
-    _check_chip(cfg)
-    _check_power(cfg)
-    _check_context_parallel(cfg)
 
 
 def _check_context_parallel(cfg: RunConfig) -> None:
@@ -160,3 +160,16 @@ def _check_chip(cfg: RunConfig) -> None:
             f"precision.activations={act.value}: {chip.name} has no {act.value} matrix units and "
             "sub-8-bit activations cannot be converted; use bf16 or fp8/int8 activations"
         )
+
+
+# check_run's checks in order, each with the parts of the run config it reads: a batch of points
+# (sim/batch/vector.py) runs each check once per distinct set of those parts' objects.
+# tests/test_check_parts.py records what each check reads and fails on a part missing here.
+CHECKS = (
+    (_check_tensor_split, ("model", "parallel")),
+    (_check_pipeline, ("model", "parallel", "workload", "fidelity", "speculative", "runtime")),
+    (_check_context_length, ("model", "workload")),
+    (_check_chip, ("parallel", "hardware", "system", "attention", "runtime", "model", "precision")),
+    (_check_power, ("power", "hardware")),
+    (_check_context_parallel, ("model", "parallel", "hardware", "attention", "runtime", "workload")),
+)

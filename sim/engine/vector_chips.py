@@ -47,6 +47,8 @@ class ChipArrays:
     """The chips of a batch: ``rep`` for the shared discrete fields, arrays (one entry per point) for the rest."""
 
     rep: HardwareConfig
+    unique: list[HardwareConfig]  # the distinct chips (by object), in first-seen order
+    where: np.ndarray  # each point's chip: its position in ``unique``
     values: dict[str, np.ndarray]
     peak: dict[DType, np.ndarray]  # peak matrix FLOP/s by requested format (after conversion)
     rate: dict[str, np.ndarray]  # matmul_dtype_rate by format name
@@ -73,9 +75,18 @@ class ChipRows:
     def __init__(self) -> None:
         self._rows: dict[int, tuple] = {}
         self._other: dict[tuple, object] = {}
+        self._arrays: dict[tuple, tuple] = {}
 
-    def once(self, what: str, chip: HardwareConfig, fn):
-        """``fn(chip)``, computed once per chip for the figure named ``what``."""
+    def arrays(self, chips: list[HardwareConfig], cap: bool) -> ChipArrays:
+        """``chip_arrays(chips)``, made once per list of chip objects (a grid's groups of each batch share it)."""
+        key = (tuple(map(id, chips)), cap)
+        found = self._arrays.get(key)
+        if found is None:
+            found = self._arrays[key] = (chip_arrays(chips, self, cap), chips)
+        return found[0]
+
+    def once(self, what: str, chip, fn):
+        """``fn(chip)``, computed once per chip (or per list of chips: a column of them) for the figure ``what``."""
         key = (what, id(chip))
         found = self._other.get(key)
         if found is None:
@@ -93,9 +104,16 @@ class ChipRows:
         """(field values, power budget, the chip itself: kept alive so its id stays its own)."""
         found = self._rows.get((id(chip), cap))
         if found is None:
-            found = self._rows[(id(chip), cap)] = ([float(getattr(chip, n)) for n in FIELDS],
-                                                   PowerBudget.of(chip, cap), chip)
+            found = self._rows[(id(chip), cap)] = ([float(getattr(chip, n)) for n in FIELDS], self.budget(chip, cap),
+                                                   chip)
         return found
+
+    def budget(self, chip: HardwareConfig, cap: bool) -> PowerBudget:
+        """``PowerBudget.of(chip, cap)`` from the chip's ``economics`` (its area and energy models run once
+        per chip; tests/test_vector.py holds the two equal)."""
+        energy = self.economics(chip)[1]
+        return PowerBudget(chip.board_power_W if cap and not chip.ideal else 0.0, energy.static_W, energy.mac_J,
+                           energy.sram_J_per_byte, energy.hbm_J_per_byte)
 
 
 class _Peaks(dict):
@@ -134,5 +152,5 @@ def chip_arrays(chips: list[HardwareConfig], rows: ChipRows | None = None, cap: 
         return np.array([fn(b) for b in budgets], dtype=float)[where]
 
     mac = {d: of(lambda b, d=d: b.mac_J[d]) for d in budgets[0].mac_J}
-    return ChipArrays(rep, values, _Peaks(unique, where), rate, of(lambda b: b.budget_W), of(lambda b: b.static_W),
-                      mac, of(lambda b: b.sram_J_per_byte), of(lambda b: b.hbm_J_per_byte))
+    return ChipArrays(rep, unique, where, values, _Peaks(unique, where), rate, of(lambda b: b.budget_W),
+                      of(lambda b: b.static_W), mac, of(lambda b: b.sram_J_per_byte), of(lambda b: b.hbm_J_per_byte))

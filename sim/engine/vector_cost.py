@@ -31,8 +31,8 @@ from sim.engine.vector_parts import (
     matmul_traffic,
     memory_J,
     overlapped,
-    tile_matmul,
 )
+from sim.engine.vector_tiling import choose_tiles
 from workloads.ops import Op, OpKind, Unit
 
 UNITS = (Unit.matrix, Unit.vector, Unit.link)
@@ -109,7 +109,7 @@ def _tilings(chips: ChipArrays, ops: list[Op]) -> dict[int, tuple[np.ndarray, np
         return np.array([getattr(op, name) for op in mm], dtype=np.int64)
 
     rates = np.stack([chips.rate[chips.rep.matmul_dtype(op.dtype).value] for op in mm], axis=1)
-    seconds, partial = tile_matmul(chips, ints("m"), ints("n"), ints("k"), ints("groups"),
+    seconds, partial = choose_tiles(chips, ints("m"), ints("n"), ints("k"), ints("groups"),
                                    np.array([op.dtype.bytes for op in mm], dtype=float),
                                    np.array([_stored_width(op) for op in mm], dtype=float), rates)
     return {j: (seconds[:, i], partial[:, i]) for i, j in enumerate(cols)}

@@ -141,12 +141,18 @@ def clock_ratio(chips: ChipArrays, core_J, memory_J, compute_s, memory_s) -> np.
     free = free | (power(1.0) <= budget)
     floor = ~free & (power(MIN_RATIO) >= budget)
     search = ~(free | floor)
-    low, high = np.full(compute_s.shape, MIN_RATIO), np.ones(compute_s.shape)
-    if np.any(search):
+    low = np.full(compute_s.shape, MIN_RATIO)
+    if np.any(search):  # bisect only the entries that need it (the same arithmetic on each)
+        at = np.nonzero(search)
+        b, st = np.broadcast_to(budget, search.shape)[at], np.broadcast_to(static, search.shape)[at]
+        cj, mj, cs, ms = (np.broadcast_to(x, search.shape)[at] for x in (core_J, memory_J, compute_s, memory_s))
+        lo, hi = np.full(len(b), MIN_RATIO), np.ones(len(b))
         for _ in range(ITERATIONS):
-            mid = 0.5 * (low + high)
-            fits = power(mid) <= budget
-            low, high = np.where(fits, mid, low), np.where(fits, high, mid)
+            mid = 0.5 * (lo + hi)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fits = st + (cj * mid * mid + mj) / np.maximum(cs / mid, ms) <= b
+            lo, hi = np.where(fits, mid, lo), np.where(fits, hi, mid)
+        low[at] = lo
     return np.where(free, 1.0, np.where(floor, MIN_RATIO, low))
 
 

@@ -32,18 +32,33 @@ def flatten_arrays(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def _per_chip(group: Group, fn, what: str = "") -> list:
-    """``fn(cfg)`` for each point, computed once per distinct chip (per batch when ``what`` names it)."""
-    if what:
-        return [group.rows.once(what, cfg.hardware, lambda _chip, cfg=cfg: fn(cfg)) for cfg in group.cfgs]
-    seen: dict[int, object] = {}
-    out = []
-    for cfg in group.cfgs:
-        key = id(cfg.hardware)
-        if key not in seen:
-            seen[key] = fn(cfg)
-        out.append(seen[key])
-    return out
+def _first_of_each(group: Group) -> list:
+    """A config of each distinct chip of the group (``group.chips.unique``): the first point with it."""
+    _, first = np.unique(group.chips.where, return_index=True)  # every distinct chip has a point
+    return [group.cfgs[i] for i in first]
+
+
+def _per_chip(group: Group, fn, what: str = ""):
+    """``fn(cfg)`` of each point, computed once per distinct chip (once per batch when ``what`` names it),
+    stacked as a column (``_stack``) and spread to the points."""
+    if what:  # the batch's groups of the same chips (a grid's batches) share the stacked column
+        column = group.rows.once(what, group.chips.unique, lambda chips: _stack(
+            [group.rows.once(what, chip, lambda _chip, cfg=cfg: fn(cfg)) for chip, cfg in zip(chips, _first_of_each(
+                group), strict=True)]))
+    else:
+        column = _stack([fn(cfg) for cfg in _first_of_each(group)])
+    return _spread(column, group.chips.where)
+
+
+def _spread(column, where: np.ndarray):
+    """A column of the distinct chips' values as one of the points' (dicts recursively)."""
+    if isinstance(column, dict):
+        return {k: _spread(v, where) for k, v in column.items()}
+    if isinstance(column, np.ndarray):
+        return column[where]
+    picked = np.empty(len(column), dtype=object)
+    picked[:] = column
+    return picked[where].tolist()
 
 
 def _chip_columns(group: Group) -> dict:
@@ -64,10 +79,10 @@ def _chip_columns(group: Group) -> dict:
                           "ridge_flop_per_byte": peak / chip.hbm_bandwidth_Bps},
                 "static_W": econ.energy.static_W, "board_W": chip.board_power_W or None,
                 "chip_usd": econ.cost.total_usd, "area_mm2": econ.area.total_mm2,
-                "area": fc.area(), "cost": fc.cost(), "name": chip.name}
+                "area": fc.area(), "cost": fc.cost(), "name": chip.name,
+                "freq_GHz": chip.freq_GHz, "board_power_W": float(chip.board_power_W)}
 
-    rows = _per_chip(group, facts, f"facts {act.value} {group.cfgs[0].cost!r}")
-    return {key: _stack([r[key] for r in rows]) for key in rows[0]}
+    return _per_chip(group, facts, f"facts {act.value} {group.cfgs[0].cost!r}")
 
 
 def _stack(values: list):
@@ -75,7 +90,7 @@ def _stack(values: list):
     first = values[0]
     if isinstance(first, dict):
         return {k: _stack([v[k] for v in values]) for k in first}
-    if isinstance(first, (int, float)) and not isinstance(first, bool) and all(v is not None for v in values):
+    if isinstance(first, (int, float)) and not isinstance(first, bool) and None not in values:
         return np.array(values, dtype=float) if isinstance(first, float) else np.array(values)
     return values
 
@@ -128,11 +143,11 @@ def _energy_and_price(group: Group, c: dict, wall, out_tokens: float, prompt_tok
         seconds = tl.phase_s[phase]
         with np.errstate(divide="ignore", invalid="ignore"):
             value = group.by_phase_J[phase] * share / seconds + c["static_W"]
-        by_phase[phase.value] = [float(v) if s else None for v, s in zip(value, seconds, strict=True)]
+        by_phase[phase.value] = [v if s else None for v, s in zip(value.tolist(), seconds.tolist(), strict=True)]
     price, source = _chip_hour(group, c, avg)
-    freq = np.array([cfg_.hardware.freq_GHz for cfg_ in group.cfgs])
+    freq = c["freq_GHz"]
     lowest, peak = tl.extra["clock_lowest"], tl.peak_J_per_s + c["static_W"]
-    board = np.array([cfg_.hardware.board_power_W for cfg_ in group.cfgs], dtype=float)
+    board = c["board_power_W"]
     clock = {"sustained_clock_GHz": freq * tl.extra["clock_mean"], "min_clock_GHz": freq * lowest,
              "boost_clock_GHz": freq, "power_limited": list(lowest < 1.0),
              "power_cap": [cfg.power.cap] * len(freq)}
@@ -176,13 +191,12 @@ def _run(group: Group) -> dict:
     own = {"replicas": cfg.parallel.dp, "batch": w.batch, "prompt_tokens": w.prompt_tokens,
            "decode_tokens": w.decode_tokens, "fidelity": cfg.fidelity.value, "passes": group.timeline.passes}
     wall = group.wall_s / len(group.cfgs)
-    infos = _per_chip(group, lambda c: run_info(c, c.parallel.tp, own, 0, len(group.table.ops), wall))
-    return _stack(infos)
+    return _per_chip(group, lambda c: run_info(c, c.parallel.tp, own, 0, len(group.table.ops), wall))
 
 
 def _kinds_and_bound(group: Group, bounds: dict) -> dict:
     """``time_by_op_s.<kind>`` (prefill and decode together) and the dominant bound of each point."""
     cols = {f"time_by_op_s.{kind}": group.timeline.kind_s[:, i] for i, kind in enumerate(group.table.kinds)}
     stacked = np.stack([bounds[b] for b in BOUND_NAMES])
-    cols["bound"] = [BOUND_NAMES[i] for i in np.argmax(stacked, axis=0)]
+    cols["bound"] = np.array(BOUND_NAMES, dtype=object)[np.argmax(stacked, axis=0)].tolist()
     return cols

@@ -70,8 +70,9 @@ def slices(ops: pd.DataFrame, decode_steps: int = 2, resources: tuple[Resource, 
             # back to back before the next segment (whose records already start after them).
             seg = rows[rows["segment"] == segment]
             span = float(seg["end_s"].max() - seg["start_s"].min())
+            records = list(seg.itertuples(index=False))  # read once, laid out once per layer
             for layer in range(int(seg["count"].max())):
-                for r in seg.itertuples(index=False):
+                for r in records:
                     out.extend(_op_slices(r, phase, step, segment, layer, r.start_s + layer * span, tracks))
     return out
 

@@ -24,17 +24,18 @@ BOUND_KEYS = PARTS  # compute, memory, interconnect, overhead, idle (sim/engine/
 
 def ordered_points(df: pd.DataFrame, swept: list[str], max_bars: int) -> tuple[pd.DataFrame, bool]:
     """The points sorted by their swept values (first key slowest), sampled to ``max_bars``."""
-    frame = df.copy()
-    keys = []
+    orders = {}
     for key in swept:
-        order = {v: i for i, v in enumerate(axis_values(frame[key]))}
-        frame[f"_order_{key}"] = frame[key].map(order)
-        keys.append(f"_order_{key}")
-    frame = frame.sort_values(keys or ["point"], kind="stable")
-    if len(frame) <= max_bars:
-        return frame, False
-    pick = np.unique(np.linspace(0, len(frame) - 1, max_bars).round().astype(int))
-    return frame.iloc[pick], True
+        order = {v: i for i, v in enumerate(axis_values(df[key]))}
+        orders[f"_order_{key}"] = df[key].map(order)
+    keys = pd.DataFrame(orders, index=df.index) if orders else df[["point"]]
+    # positions in sorted order, found on the sort keys alone (not a copy of the whole table)
+    rows = keys.reset_index(drop=True).sort_values(list(keys.columns), kind="stable").index.to_numpy()
+    sampled = len(df) > max_bars
+    if sampled:
+        rows = rows[np.unique(np.linspace(0, len(rows) - 1, max_bars).round().astype(int))]
+    frame = df.iloc[rows].assign(**{k: v.iloc[rows].to_numpy() for k, v in orders.items()})
+    return frame, sampled
 
 
 def point_label(row: pd.Series, swept: list[str]) -> str:

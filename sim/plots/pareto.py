@@ -22,25 +22,22 @@ def pareto_mask(values: np.ndarray, maximize: tuple[bool, bool]) -> np.ndarray:
     """Which rows of ``values`` (n x 2) are not dominated by any other row.
 
     Exact ties are kept together (neither of two equal points dominates the other). Sorts by
-    the first metric (best first, ties broken by the second), then sweeps once keeping the
-    running best of the second metric: O(n log n).
+    the first metric (best first, ties broken by the second); a run of equal first metrics keeps
+    its lowest second metric where it beats every run before it: O(n log n), in numpy.
     """
     pts = np.asarray(values, dtype=float).reshape(-1, 2)
     signed = pts * np.where(np.asarray(maximize), -1.0, 1.0)  # now lower is better on both
     order = np.lexsort((signed[:, 1], signed[:, 0]))
     keep = np.zeros(len(pts), dtype=bool)
-    best_second = np.inf
-    i = 0
-    while i < len(order):
-        j = i  # the run of points with the same first metric
-        while j + 1 < len(order) and signed[order[j + 1], 0] == signed[order[i], 0]:
-            j += 1
-        group = order[i:j + 1]
-        lowest = signed[group, 1].min()  # within the run only the lowest second metric survives
-        if lowest < best_second:
-            keep[group[signed[group, 1] == lowest]] = True
-            best_second = lowest
-        i = j + 1
+    if not len(pts):
+        return keep
+    first, second = signed[order, 0], signed[order, 1]
+    starts = np.flatnonzero(np.r_[True, first[1:] != first[:-1]])  # runs of points with the same first metric
+    lowest = np.minimum.reduceat(second, starts)  # within a run only the lowest second metric survives
+    counted = np.where(np.isnan(lowest), np.inf, lowest)  # a run with a missing value keeps nothing
+    best_before = np.r_[np.inf, np.minimum.accumulate(counted)[:-1]]  # the best second metric of the runs before
+    run = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
+    keep[order] = (lowest < best_before)[run] & (second == lowest[run])
     return keep
 
 
@@ -53,7 +50,9 @@ def plot_pareto(df: pd.DataFrame, x: str, y: str, swept: list[str], path: Path, 
             (``sim.metrics.catalog.UnknownMetric`` for a name it lacks).
     """
     goals = maximize if maximize is not None else (higher_is_better(x), higher_is_better(y))
-    frame = df[np.isfinite(pd.to_numeric(df[x], errors="coerce")) & np.isfinite(pd.to_numeric(df[y], errors="coerce"))]
+    used = df[list(dict.fromkeys([x, y, *swept]))]  # the columns drawn, not a copy of the whole table
+    frame = used[np.isfinite(pd.to_numeric(used[x], errors="coerce"))
+                 & np.isfinite(pd.to_numeric(used[y], errors="coerce"))]
     values = frame[[x, y]].to_numpy(dtype=float)
     front = pareto_mask(values, goals) if len(frame) else np.zeros(0, dtype=bool)
     fig, ax = new_figure(8.0, 5.8)

@@ -54,24 +54,39 @@ def regime_grid(df: pd.DataFrame, x: str, y: str | None, metric: str) -> dict:
     bound = np.full((len(ys), len(xs)), None, dtype=object)
     values = np.full((len(ys), len(xs)), np.nan)
     ratio = np.full((len(ys), len(xs)), np.nan)
-    x_index = {v: i for i, v in enumerate(xs)}
-    y_index = {v: i for i, v in enumerate(ys)}
-    for _, row in df.iterrows():
-        i = y_index.get(row[y]) if y else 0
-        j = x_index.get(row[x])
-        if i is None or j is None or bound[i, j] is not None:
-            continue
-        bound[i, j] = row.get("bound")
-        if metric in row and _finite(row[metric]):
-            values[i, j] = row[metric]
-        compute, memory = row.get("time_by_bound_s.compute"), row.get("time_by_bound_s.memory")
-        if _finite(compute) and _finite(memory):
-            ratio[i, j] = math.log10(max(compute, 1e-30) / max(memory, 1e-30))
+    j = _positions(df[x], xs)
+    i = _positions(df[y], ys) if y else np.zeros(len(df))
+    placed = np.flatnonzero(~(np.isnan(i) | np.isnan(j)))
+    cell = i[placed].astype(np.int64) * len(xs) + j[placed].astype(np.int64)
+    named = df["bound"].to_numpy(dtype=object) if "bound" in df else np.full(len(df), None, dtype=object)
+    missing = np.array([b is None for b in named[placed]], dtype=bool)
+    # each cell shows its first point with a bound (the last one where none has)
+    order = np.lexsort((np.where(missing, -placed, placed), missing, cell))
+    _, first = np.unique(cell[order], return_index=True)
+    rows = placed[order[first]]
+    at = np.unravel_index(cell[order[first]], bound.shape)
+    bound[at] = named[rows]
+    if metric in df:
+        values[at] = _finite(df[metric])[rows]
+    if "time_by_bound_s.compute" in df and "time_by_bound_s.memory" in df:
+        compute, memory = _finite(df["time_by_bound_s.compute"])[rows], _finite(df["time_by_bound_s.memory"])[rows]
+        quotient = np.maximum(compute, 1e-30) / np.maximum(memory, 1e-30)
+        ratio[at] = [math.log10(q) if q == q else math.nan for q in quotient.tolist()]  # per cell, as drawn
     return {"xs": xs, "ys": ys, "bound": bound, "metric": values, "ratio": ratio}
 
 
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _positions(column: pd.Series, values: list) -> np.ndarray:
+    """Each row's position among the axis ``values`` (NaN where it has none)."""
+    index = {v: k for k, v in enumerate(values)}
+    return np.array([index.get(v, np.nan) for v in column.tolist()], dtype=float)
+
+
+def _finite(column: pd.Series) -> np.ndarray:
+    """The column's numbers as floats, NaN where a value is not a finite number (text, a flag, missing)."""
+    if pd.api.types.is_bool_dtype(column):
+        return np.full(len(column), np.nan)
+    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+    return np.where(np.isfinite(numbers), numbers, np.nan)
 
 
 def plot_regime(df: pd.DataFrame, x: str, y: str | None, metric: str, path: Path, title: str) -> Path:

@@ -10,6 +10,13 @@
   software option, ranked by what it does to a metric.
 """
 
+from hwmodels.chip import HardwareError
+from sim.config.schema import RunError
+from workloads.model import ModelError
+
 
 class ReportError(ValueError):
     """Bad input to a report (unknown metric or axis, an empty sweep folder): one line for the user."""
+
+
+FAILURES = (HardwareError, ModelError, RunError)  # what a point that cannot run raises (a failed row, not a crash)

@@ -33,9 +33,8 @@ from sim.batch.run import simulate
 from sim.config.compose import compose_dict, to_run_config, with_resolved_model, without_hydra
 from sim.metrics.summary import breakdown_by_kind, ops_columns, summarize
 from sim.output.files import atomic_write, code_version, remove_stale_temps, write_run
-from sim.studies.sweep import ReportError
+from sim.studies.sweep import FAILURES, ReportError
 from sim.studies.sweep.report import EXAMPLE_POINT, GRID_FILE
-from sim.studies.sweep.sensitivity import FAILURES
 from sim.studies.sweep.table import failed_bound, make_table, summary_row, write_table
 from sim.studies.sweep.vector_grid import run_vectorised
 
@@ -149,7 +148,6 @@ def run_grid(fixed: list[str], axes: dict[str, list], out: Path | None = None, j
     recipe = {k: axis_values(k, str(v)) or [v] for k, v in params.items() if k not in pinned}
     axes = {**recipe, **axes}
     base = without_hydra(base_h)
-    points = grid_points(axes)
     group_axes = [k for k in axes if is_group(k)]
     groups = {}
     for combo in itertools.product(*(axes[k] for k in group_axes)) if group_axes else []:
@@ -157,8 +155,9 @@ def run_grid(fixed: list[str], axes: dict[str, list], out: Path | None = None, j
         composed = compose_dict(fixed + extra)
         groups[tuple(zip(group_axes, combo, strict=True))] = composed
     started = time.perf_counter()
-    table = run_vectorised(base, points, groups, list(axes))
+    table = run_vectorised(base, axes, groups, list(axes))
     if table is None:  # a grid the batch path cannot build in place: a config per point, as before
+        points = grid_points(axes)
         rows = _run_all(base, points, groups, jobs, progress)
         table = make_table([{"point": i, **r} for i, r in enumerate(rows)], list(axes))
     wall = time.perf_counter() - started

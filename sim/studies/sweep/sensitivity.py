@@ -26,17 +26,15 @@ from pathlib import Path
 import pandas as pd
 
 from hwmodels.area import die_area
-from hwmodels.chip import HardwareError
 from hwmodels.cost import chip_cost
 from hwmodels.energy import chip_energy
 from hwmodels.numerics import DType
-from sim.config.schema import RunConfig, RunError, WorkloadKind
+from sim.config.schema import RunConfig, WorkloadKind
 from sim.metrics.catalog import UnknownMetric, higher_is_better
 from sim.studies.kinds import WORKLOADS
-from sim.studies.sweep import ReportError
+from sim.studies.sweep import FAILURES, ReportError
 from sim.studies.sweep.table import flatten
 from workloads.graph import AttentionKernel
-from workloads.model import ModelError
 
 HARDWARE = (  # (config key, what it is)
     ("hardware.num_cores", "compute (cores of arrays)"),
@@ -51,7 +49,6 @@ HARDWARE = (  # (config key, what it is)
 )
 NARROWER = {DType.fp32: DType.bf16, DType.tf32: DType.bf16, DType.bf16: DType.fp8, DType.fp16: DType.fp8,
             DType.fp8: DType.int4, DType.int8: DType.int4}
-FAILURES = (HardwareError, ModelError, RunError)
 
 
 def _scaled(value, factor: float):
@@ -77,10 +74,10 @@ def hardware_variants(cfg: RunConfig, step: float) -> list[dict]:
             new = _scaled(base, 1 + sign * step)
             if new == base:
                 continue
-            hw = dataclasses.replace(cfg.hardware, **{field: new})
             out.append({"parameter": key, "what": what, "kind": "hardware", "change": f"{sign * step:+.0%}",
-                        "base_value": base, "new_value": new,
-                        "make": lambda hw=hw: dataclasses.replace(cfg, hardware=hw)})
+                        "base_value": base, "new_value": new,  # a chip its checks reject is a failed row
+                        "make": lambda field=field, new=new: dataclasses.replace(
+                            cfg, hardware=dataclasses.replace(cfg.hardware, **{field: new}))})
     return out
 
 

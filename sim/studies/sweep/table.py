@@ -139,7 +139,14 @@ def make_table(rows: list[dict] | pd.DataFrame, params: list[str]) -> pd.DataFra
 
 def swept(df: pd.DataFrame) -> list[str]:
     """Parameters that take more than one value across the points, in override order."""
-    return [p for p in df.attrs.get("params", []) if df[p].astype(str).nunique() > 1]
+    return [p for p in df.attrs.get("params", []) if _varies(df[p])]
+
+
+def _varies(column: pd.Series) -> bool:
+    """Whether the column holds more than one value as text (numbers that differ do; a cheap check first)."""
+    if pd.api.types.is_numeric_dtype(column) and column.nunique() > 1:
+        return True
+    return column.astype(str).nunique() > 1
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
@@ -173,6 +180,20 @@ def numeric(values) -> bool:
 LARGE_TABLE = 2_000  # rows from which the CSV is written by Arrow's C++ writer (pandas' takes minutes)
 
 
+def write_table(df: pd.DataFrame, out_dir: Path, stem: str = "points") -> tuple[Path, Path]:
+    """``<stem>.parquet`` and ``<stem>.csv`` in ``out_dir``, atomically.
+
+    Columns that mix types (a swept group of numbers and names) are written as text; the table is not
+    copied otherwise. A large table's CSV is written by Arrow's C++ writer."""
+    parquet, csv = Path(out_dir) / f"{stem}.parquet", Path(out_dir) / f"{stem}.csv"
+    mixed = {col: df[col].map(lambda v: None if v is None else str(v)) for col in df.columns
+             if df[col].dtype == object and df[col].map(type).nunique() > 1}
+    frame = df.assign(**mixed) if mixed else df
+    atomic_write(parquet, lambda p: frame.to_parquet(p, index=False))
+    atomic_write(csv, lambda p: _to_csv(frame, p))
+    return parquet, csv
+
+
 def _to_csv(frame: pd.DataFrame, path: Path) -> None:
     if len(frame) < LARGE_TABLE:
         frame.to_csv(path, index=False)
@@ -181,15 +202,3 @@ def _to_csv(frame: pd.DataFrame, path: Path) -> None:
     import pyarrow.csv as pacsv
 
     pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), path)
-
-
-def write_table(df: pd.DataFrame, out_dir: Path, stem: str = "points") -> tuple[Path, Path]:
-    """``<stem>.parquet`` and ``<stem>.csv`` in ``out_dir``, atomically."""
-    parquet, csv = Path(out_dir) / f"{stem}.parquet", Path(out_dir) / f"{stem}.csv"
-    frame = df.copy()
-    for col in frame.columns:  # mixed columns (a swept group of numbers and names) as text for Parquet
-        if frame[col].dtype == object and frame[col].map(type).nunique() > 1:
-            frame[col] = frame[col].map(lambda v: None if v is None else str(v))
-    atomic_write(parquet, lambda p: frame.to_parquet(p, index=False))
-    atomic_write(csv, lambda p: _to_csv(frame, p))
-    return parquet, csv
