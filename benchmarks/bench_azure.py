@@ -40,7 +40,8 @@ def main() -> None:
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(f"in-process: {s['completed_requests']:,} of {s['requests']:,} requests in {wall:.1f} s wall, "
           f"{cpu:.1f} s CPU "
-          f"(target < {TARGET_S:.0f} s) | {s['steps']:,} steps, {s['run']['distinct_steps']:,} distinct steps costed, "
+          f"(target < {TARGET_S:.0f} s: {'met' if cpu < TARGET_S else 'NOT met'}) | "
+          f"{s['steps']:,} steps, {s['run']['distinct_steps']:,} distinct steps costed, "
           f"{s['run']['events']:,} events | TTFT p99 {s['ttft_p99_s']:.3g} s, TPOT p99 {s['tpot_p99_s']:.3g} s, "
           f"{s['output_tokens_per_s']:,.0f} output tokens/s | {s['run']['traffic']}")
     exe = Path(sys.executable).parent / "llmsim"
@@ -51,7 +52,8 @@ def main() -> None:
         cpu = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
         done = json.loads((Path(tmp) / "summary.json").read_text())["completed_requests"]
         files = sorted(p.name for p in Path(tmp).iterdir() if p.is_file())
-        print(f"llmsim command, start to finish: {done:,} requests in {wall:.1f} s wall, {cpu:.1f} s CPU; "
+        print(f"llmsim command, start to finish: {done:,} requests in {wall:.1f} s wall, {cpu:.1f} s CPU "
+              f"(target < {TARGET_S:.0f} s: {'met' if cpu < TARGET_S else 'NOT met'}); "
               f"files: {', '.join(files)}")
 
 

@@ -48,7 +48,9 @@ def main() -> None:
             runs = [timed(cfg) for _ in range(3 if n <= 1000 else 1)]
             wall, cpu, s = min(runs, key=lambda r: r[0])
             run = s["run"]
-            print(f"{n:>6,} requests at {rate:>3}/s: {wall:6.2f} s wall, {cpu:6.2f} s CPU (target < {target:.0f} s) | "
+            verdict = "met" if cpu < target else "NOT met"
+            print(f"{n:>6,} requests at {rate:>3}/s: {wall:6.2f} s wall, {cpu:6.2f} s CPU "
+                  f"(target < {target:.0f} s: {verdict}) | "
                   f"{s['steps']:,} steps, "
                   f"{run['distinct_steps']:,} distinct steps costed, {run['events']:,} events | "
                   f"{s['output_tokens_per_s']:,.0f} output tokens/s, TTFT p99 {s['ttft_p99_s']:.3g} s, "

@@ -88,6 +88,8 @@ class Scheduler:
         self.running: list[Request] = []  # admitted, in admission order
         self.preemptions = 0
         self._plain = not model.sliding_window and not ex.kv_block_tokens
+        # a decode attends to its whole context (``decode_keys`` is the identity)
+        self._whole = bool(model.global_layer_period) or not (model.attention_chunk or model.sliding_window)
         self.prefix = cfg.prefix_caching  # sim/serving/kv_cache.py: the cached shared prefix
         self.k, self.acceptance, self.rng = 0, 0.0, None  # speculative decoding (``speculate``)
         self.made = 0  # tokens the last completed step produced
@@ -123,7 +125,19 @@ class Scheduler:
             if req.prefilled >= req.prefill_target:
                 req.state = State.decoding
                 self._token(req, now, done)
-        for req in plan.decodes:
+        if not self.k:  # one token per decode: ``_token`` inlined (the loop of every step)
+            self.made += len(plan.decodes)
+            for req in plan.decodes:
+                req.kv_tokens += 1
+                req.generated += 1
+                if req.generated == 1:
+                    req.first_token_s = now
+                if req.generated >= req.output_tokens:
+                    req.state = State.done
+                    req.finish_s = now
+                    self._release_finished(req)
+                    done.append(req)
+        for req in plan.decodes if self.k else ():
             for _ in range(self._accepted(req)):
                 req.kv_tokens += 1
                 self._token(req, now, done)
@@ -274,6 +288,10 @@ class Scheduler:
         total = sum(contexts)
         if self._plain:
             return StepShape(chunks, len(contexts), total, total, total, samples)
+        block = self.ex.kv_block_tokens
+        if self._whole:  # the loop below without its calls: keys are the contexts, read in whole blocks
+            cached = sum([-(-c // block) for c in contexts]) * block if block else total
+            return StepShape(chunks, len(contexts), total, cached, total, samples)
         keys = [decode_keys(c, self.model) for c in contexts]
         return StepShape(chunks, len(contexts), sum(keys), sum(cached_keys(k, self.ex) for k in keys), total, samples)
 

@@ -101,6 +101,9 @@ class Server:
         self._next_at = 0.0  # when the next arrival comes (inf: no more); decode runs stop at it
         if traffic.turns > 1:
             self.runs = False  # a turn's follow-up may arrive in the middle of any run: step by step
+        self._arrival_times: list[float] | None = None  # event times of open-loop arrivals, beside other instances
+        if len(instances) > 1 and not traffic.users:
+            self._arrival_times = _event_times(traffic.arrival_s)
 
     def run(self) -> None:
         """Simulate until every request has completed."""
@@ -175,9 +178,15 @@ class Server:
                 self.handoff.after_step(inst, plan)
 
     def _decode_run(self, inst: Instance) -> DecodeRun | None:
-        """The decode-only steps the instance can advance together now, if any."""
+        """The decode-only steps the instance can advance together now, if any. Beside other instances, with
+        open-loop arrivals, a run may span arrivals: one routed to this instance ends it after the step it
+        came in (``_advance_run``), as the step-by-step engine would replan then."""
         if not self.runs or self.pipeline is not None or self.handoff is not None or not can_run(inst.scheduler):
             return None
+        if self._arrival_times is not None:
+            if self._next_at <= self.env.now:
+                return None
+            return plan_run(inst.scheduler, self.env.now, float("inf"), self.cost, self._arrival_times)
         return plan_run(inst.scheduler, self.env.now, self._next_at, self.cost)
 
     def _completed(self, done: list[Request]) -> None:
@@ -205,52 +214,65 @@ class Server:
         step completed. Alone, the instance waits once; beside others it waits for each step's end (and
         shows each step's KV use to the router), so that the steps of all instances are recorded and
         summed in the step-by-step order."""
-        k = run.steps
+        ran = yield from self._run_steps(inst, run)
+        if ran.pending:
+            self.cost.commit(ran.pending, ran.costs)
+        done = apply_run(inst.scheduler, ran)
+        self._account(inst, ran, ran.steps - 1 if len(self.instances) > 1 else 0, ran.steps)
+        return done
+
+    def _run_steps(self, inst: Instance, run: DecodeRun) -> Iterator[simpy.Event]:
+        """Wait to the end of the run's last step, accounting the steps before it; the run as it ran (cut
+        after the step in which a request came to this instance: the step-by-step engine replans then)."""
         if len(self.instances) == 1:
             yield self.env.at(run.ends[-1])
-            done = apply_run(inst.scheduler, run)
-            self._account(inst, run, 0, k)
-            return done
+            return run
         for j, end in enumerate(run.ends[:-1]):
             inst.scheduler.kv.used = run.used[j]
             yield self.env.at(end)
+            if len(inst.scheduler.waiting) != run.waiting:
+                return run.cut(j + 1)
             self._account(inst, run, j, j + 1)
         inst.scheduler.kv.used = run.used[-1]
         yield self.env.at(run.ends[-1])
-        done = apply_run(inst.scheduler, run)
-        self._account(inst, run, k - 1, k)
-        return done
+        return run
 
     def _account(self, inst: Instance, run: DecodeRun, first: int, last: int) -> None:
         """Steps ``first`` to ``last - 1`` of a run: time, energy and work summed in order, and their rows (the
         run's last step is recorded after it was applied, as the engine records a step after completing it)."""
-        busy = self.busy_by[inst.name]
+        busy_s, busy, dynamic, matrix, hbm = (self.busy_s, self.busy_by[inst.name], self.dynamic_J,
+                                              self.matrix_flops, self.hbm_bytes)
+        energy = []
         for cost in run.costs[first:last]:
             duration = cost.time_s  # a decode-only step copies nothing first: 0.0 + time_s
-            self.busy_s += duration
+            busy_s += duration
             busy += duration
-            self.dynamic_J += cost.dynamic_J
-            self.matrix_flops += cost.matrix_flops
-            self.hbm_bytes += cost.hbm_bytes
-        self.busy_by[inst.name] = busy
+            dynamic += cost.dynamic_J
+            matrix += cost.matrix_flops
+            hbm += cost.hbm_bytes
+            energy.append(cost.dynamic_J)
+        self.busy_s, self.busy_by[inst.name], self.dynamic_J, self.matrix_flops, self.hbm_bytes = \
+            busy_s, busy, dynamic, matrix, hbm
         scheduler, s, k = inst.scheduler, self.steps, last - first
         n, tail = run.decodes, last == run.steps  # the run's last step is among these rows
         used = run.used[first:last]
         if tail:
             used[-1] = scheduler.kv.used
         s["instance"] += [inst.name] * k
-        s["start_s"] += ([run.start] + run.ends)[first:last]
+        s["start_s"] += [run.start, *run.ends[:last - 1]] if first == 0 else run.ends[first - 1:last - 1]
         s["end_s"] += run.ends[first:last]
+        zeros, decodes = [0] * k, [n] * k
         for key in ("prefill_sequences", "prefill_tokens", "preempted"):
-            s[key] += [0] * k
+            s[key] += zeros
         for key in ("decode_sequences", "batch_size", "tokens_made"):
-            s[key] += [n] * k
+            s[key] += decodes
         s["kv_blocks_used"] += used
-        s["kv_cache_use"] += [u / scheduler.kv.blocks for u in used]
+        blocks = scheduler.kv.blocks
+        s["kv_cache_use"] += [u / blocks for u in used]
         s["waiting"] += [run.waiting] * (k - tail) + [len(scheduler.waiting)] * tail
         s["running"] += [n] * (k - tail) + [len(scheduler.running)] * tail
         s["swap_s"] += [0.0] * k
-        s["energy_J"] += [cost.dynamic_J for cost in run.costs[first:last]]
+        s["energy_J"] += energy
 
     def _through_stages(self, inst: Instance, plan: StepPlan, cost: StepCost) -> Iterator[simpy.Event]:
         """A step of a virtual engine through the pipeline: each stage in turn, one step at a time per
@@ -310,3 +332,13 @@ class Server:
         s["preempted"].append(plan.preempted)
         s["swap_s"].append(plan.swap_s)
         s["energy_J"].append(cost.dynamic_J if cost else 0.0)
+
+
+def _event_times(arrival_s) -> list[float]:
+    """The times SimPy fires the arrivals at: ``_arrivals`` waits ``at - now`` from the previous one's time."""
+    times, now = [], 0.0
+    for at in arrival_s.tolist():
+        if at > now:
+            now = now + (at - now)
+        times.append(now)
+    return times

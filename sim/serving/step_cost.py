@@ -21,9 +21,11 @@ gives the same numbers, bit for bit, as building and replaying the pass (a test 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import networkx as nx
+import numpy as np
 
 from hwmodels.area import die_area
 from hwmodels.energy import ChipEnergy, chip_energy
@@ -33,6 +35,7 @@ from sim.engine.analytic import simulate_analytic
 from sim.engine.costing import Coster
 from sim.engine.op_energy import op_energy, record_energy
 from sim.engine.records import HostCosts
+from sim.serving.decode_prices import price_decodes
 from sim.serving.schedulers import StepShape
 from workloads.graph import AttentionKernel, Execution, PassGraph
 from workloads.ops import Unit
@@ -69,6 +72,11 @@ class StepCoster:
         self._cache: dict[tuple, StepCost] = {}
         self._frames: dict[tuple, list[tuple[int, list[Node]]]] = {}  # (tokens, samples, attention names) ->
         # segments as (repeat, nodes in topological order)
+        self._ahead: dict[int, dict[tuple[int, int], tuple[tuple, int]]] = {}  # decodes -> (pairs, cached) in
+        # blocks -> (prices over arrays, index): decode-only signatures priced ahead (sim/serving/decode_prices.py)
+        self._unfused = ex.attention is AttentionKernel.unfused
+        self.recent_s = 0.0  # the last decode-only step priced, seconds (how far a run's steps reach: decode_runs.py)
+        self.array_ops = 0  # attention ops costed over arrays (each signature priced ahead, used or not)
 
     @property
     def distinct_steps(self) -> int:
@@ -89,16 +97,72 @@ class StepCoster:
             cost = self._cache[key] = self.cost_key(key)
         return cost
 
-    def decode_step(self, decodes: int, pairs: int, cached: int) -> StepCost:
+    def decode_step(self, decodes: int, pairs: int, cached: int,
+                    ahead: Callable[[], tuple[np.ndarray, np.ndarray] | None] | None = None,
+                    pending: dict[tuple, StepCost] | None = None) -> StepCost:
         """``self(StepShape((), decodes, pairs, cached, pairs, decodes))`` without building the shape (the
-        inner loop of sim/serving/decode_runs.py)."""
+        inner loop of sim/serving/decode_runs.py). ``ahead``: on a miss, the (pairs, cached) of this and the
+        next steps of the run, whose signatures are then priced together over arrays (the same bits).
+        ``pending``: where a new signature goes instead of the cache, for a run that may be cut short
+        (``commit`` takes those of the steps it ran)."""
         b = self.block
-        scores = round(pairs / b) if self.ex.attention is AttentionKernel.unfused else 0
-        key = ((), decodes, round(pairs / b), round(cached / b), scores, decodes)
+        p, c = round(pairs / b), round(cached / b)
+        key = ((), decodes, p, c, p if self._unfused else 0, decodes)
         cost = self._cache.get(key)
         if cost is None:
-            cost = self._cache[key] = self.cost_key(key)
+            scores = key[4]
+            if pending is not None and key in pending:
+                return pending[key]
+            cost = self._from_ahead(decodes, p, c, ahead) if not scores else None
+            if cost is None:
+                cost = self.cost_key(key)
+            if pending is None:
+                self._cache[key] = cost
+            else:
+                pending[key] = cost
+            self.recent_s = cost.time_s
         return cost
+
+    def commit(self, pending: dict[tuple, StepCost], ran: list[StepCost]) -> None:
+        """Cache the pending signatures of the steps that ran (``ran``: their costs), as a step-by-step run
+        would have: ``distinct_steps`` counts the signatures of steps run."""
+        ids = {id(c) for c in ran}
+        for key, cost in pending.items():
+            if id(cost) in ids:
+                self._cache.setdefault(key, cost)
+
+    def _from_ahead(self, decodes: int, p: int, c: int, ahead) -> StepCost | None:
+        """A decode-only signature's price from those priced ahead over arrays (pricing them now if ``ahead``
+        gives the steps), or None."""
+        found = self._ahead.get(decodes, {}).get((p, c))
+        steps = ahead() if found is None and ahead is not None else None
+        if steps is not None:
+            pairs, cached = steps
+            pairs, cached = np.rint(pairs / self.block).astype(np.int64), np.rint(cached / self.block).astype(np.int64)
+            keep = np.ones(len(pairs), dtype=bool)  # each signature once (a few decodes share one for some steps)
+            keep[1:] = (pairs[1:] != pairs[:-1]) | (cached[1:] != cached[:-1])
+            pairs, cached = pairs[keep], cached[keep]
+            prices = price_decodes(self, decodes, pairs, cached)
+            if prices is None:
+                return None
+            self.array_ops += len(pairs)
+            rows = [tuple(x.tolist()) for x in prices]
+            self._ahead[decodes] = table = dict(zip(zip(pairs.tolist(), cached.tolist(), strict=True),
+                                                    ((rows, i) for i in range(len(pairs))), strict=True))
+            found = table.get((p, c))
+        if found is None:
+            return None
+        rows, i = found
+        return StepCost(rows[0][i], rows[1][i], rows[2][i], rows[3][i], rows[4][i], tuple(r[i] for r in rows[5:]))
+
+    def frame_for(self, key: tuple, attention: list) -> list[tuple[int, list[Node]]] | None:
+        """The frame of a signature whose attention ops are ``attention`` (built, and the signature priced
+        and cached, if none was stored yet), or None (several layer kinds, or a frame that cannot be stored)."""
+        chunks, decodes, _, _, _, samples = key
+        frame_key = (sum(new for new, _ in chunks) + decodes, max(1, samples), tuple(op.name for op in attention))
+        if frame_key not in self._frames and self.one_kind:
+            self._cache.setdefault(key, self.cost_key(key))
+        return self._frames.get(frame_key)
 
     def _args(self, key: tuple) -> tuple:
         """``build_step_totals``'s arguments after the model and execution, from a signature."""
@@ -127,8 +191,10 @@ class StepCoster:
         if frame is None:
             graph = self.graph(key)
             frame = self._frame(graph, {op.name: i for i, op in enumerate(attention)})
-            if sum(node[2] >= 0 for _, nodes in frame for node in nodes) == len(attention):  # every slot found
+            own = {node[2]: node for _, nodes in frame for node in nodes if node[2] >= 0}
+            if len(own) == len(attention):  # every slot found: the frame's replay is the pass's (bit for bit)
                 self._frames[frame_key] = frame
+                return self._replay(frame, [own[i] for i in range(len(attention))])
             return self.cost_graph(graph)
         return self._replay(frame, [self._node((), op) for op in attention])
 
