@@ -155,3 +155,16 @@ def test_labels_carry_units():
     assert label("chip_cost_usd") == "chip cost (USD)"
     assert label("avg_power_W") == "avg power (W)"
     assert label("time_by_bound_s.memory") == "time by bound (s): memory"
+
+
+def test_chrome_trace_shows_one_step_of_a_closed_form_segment(config):
+    """A closed-form decode segment (one mean step standing for many) is laid out as one step's layers."""
+    cfg = config("workload.prompt_tokens=64", "workload.decode_tokens=64")
+    ops = pd.DataFrame(ops_columns(simulate(cfg)))
+    decode = ops[ops["phase"] == "decode"]
+    assert decode.groupby("step")["steps"].first().max() > 1  # some segment stands for several steps
+    events = [e for e in chrome_trace(ops)["traceEvents"] if e["ph"] == "X" and e["pid"] == 2]
+    for step in {e["args"]["step"] for e in events if e["args"]["phase"] == "decode"}:
+        qkv = [e for e in events if e["name"] == "qkv_proj" and e["args"]["phase"] == "decode"
+               and e["args"]["step"] == step]
+        assert len(qkv) == cfg.model.num_layers

@@ -71,7 +71,9 @@ def slices(ops: pd.DataFrame, decode_steps: int = 2, resources: tuple[Resource, 
             seg = rows[rows["segment"] == segment]
             span = float(seg["end_s"].max() - seg["start_s"].min())
             records = list(seg.itertuples(index=False))  # read once, laid out once per layer
-            for layer in range(int(seg["count"].max())):
+            # A closed-form segment's count covers every step its mean step stands for: lay out one step.
+            stands = int(seg["steps"].max()) if "steps" in seg else 1
+            for layer in range(int(seg["count"].max()) // max(1, stands)):
                 for r in records:
                     out.extend(_op_slices(r, phase, step, segment, layer, r.start_s + layer * span, tracks))
     return out
