@@ -50,3 +50,9 @@ def test_bad_values_fail_their_points_and_the_rest_run():
     assert list(table["status"] == "ok") == [True, False, True, False, False, False, True, False, True]
     assert reasons[1] == reasons[7] == "workload.batch must be >= 1 (got 0)"
     assert all("hbm_bandwidth_GBps must be a finite number > 0" in reasons[i] for i in (3, 4, 5))
+
+
+def test_a_discrete_event_grid_counts_its_points_on_the_scalar_path():
+    fixed = ["model=llama2_7b", "hardware=a100_80gb", "fidelity=des", "workload.decode_tokens=2"]
+    table = grid.run_grid(fixed, {"workload.batch": [1, 2]})
+    assert table.attrs["vectorised"] == 0 and table.attrs["fallbacks"] == {"discrete-event fidelity": 2}
