@@ -160,7 +160,8 @@ def run_grid(fixed: list[str], axes: dict[str, list], out: Path | None = None, j
         points = grid_points(axes)
         rows = _run_all(base, points, groups, jobs, progress)
         table = make_table([{"point": i, **r} for i, r in enumerate(rows)], list(axes))
-        why = "discrete-event fidelity" if getattr(base.get("fidelity"), "value", None) == "des" else "built and run point by point"
+        des = getattr(base.get("fidelity"), "value", None) == "des"
+        why = "discrete-event fidelity" if des else "built and run point by point"
         table.attrs.update({"vectorised": 0, "fallbacks": {why: len(points)}})
     wall = time.perf_counter() - started
     if out is not None:
