@@ -4,6 +4,7 @@ reports infeasible designs, is reproducible from its seed, and rejects bad input
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sim.studies.search import SearchError
 from sim.studies.search.report import pareto_mask, pareto_set, write_report
 from sim.studies.search.runner import _plain, _run_part
 from sim.studies.search.space import grid
@@ -114,3 +116,13 @@ def test_nothing_feasible_names_the_constraint(tmp_path):
     assert "no feasible design: chip_area_mm2 <= 100 rules out all" in done.stderr
     assert "vs limit 100" in done.stderr
     assert (tmp_path / "s" / "trials.csv").exists()  # the infeasible trials are still written
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"hardware.freq_GHz": {"choices": ["abc", 2]}}, "search.space.hardware.freq_GHz: Value 'abc'"),
+    ({"hardware.num_corez": {"low": 8, "high": 64, "step": 8}}, "(did you mean 'hardware.num_cores'?)"),
+])
+def test_a_space_key_or_value_the_config_refuses_stops_the_search_before_any_trial(entry, message):
+    base = {"hardware": {"num_cores": 132, "freq_GHz": 1.83}}
+    with pytest.raises(SearchError, match=re.escape(message)):
+        Search(base, {"space": entry, "objectives": ["output_tokens_per_s"]})

@@ -7,7 +7,8 @@ flattened to dotted names, plus figures of the design itself:
 * ``max_power_W``: static power plus the larger of the arrays at their sustained rate (peak x
   ``matmul_efficiency``, in the activation format) and HBM at its sustained bandwidth: a TDP-like
   figure of the design, the same for every workload (a run's ``peak_power_W`` is only what its
-  own ops reached). It gives 697 W for h100_sxm (board power 700 W) and 398 W for a100_80gb (400 W);
+  own ops reached). It gives 733 W for h100_sxm (board power 700 W: sustained clocks are held to the
+  board power in a run, ``power.cap``) and 416 W for a100_80gb (400 W);
 * ``chips`` and ``system_cost_usd`` (chips x chip cost).
 
 A design the model code rejects (a die over the reticle, a model that does not fit, a
@@ -61,6 +62,32 @@ def build(base: dict, overrides: dict, template: Template | None = None) -> RunC
         raise Infeasible(str(err)) from None
     except OmegaConfBaseException as err:
         raise Infeasible(str(err).splitlines()[0]) from None
+
+
+def space_errors(values: dict[str, list], base: dict) -> str | None:
+    """Why a searched config key or one of its values (choices, or a range's ends) cannot be set in the
+    config's schema (an unknown key, a value of the wrong type), before any trial runs; None when all can.
+    ``base`` (the composed config, plain) offers the close key names."""
+    import difflib
+
+    schema = OmegaConf.structured(AppConfig)
+    for key, candidates in values.items():
+        for value in candidates:
+            tree: dict = {}
+            set_key(tree, key, value)
+            try:
+                OmegaConf.merge(schema, tree)
+            except OmegaConfBaseException as err:
+                first = str(err).splitlines()[0]
+                parent, _, leaf = key.rpartition(".")
+                node = base
+                for part in parent.split(".") if parent else []:
+                    node = node.get(part) if isinstance(node, dict) else None
+                names = list(node) if isinstance(node, dict) else []
+                close = difflib.get_close_matches(leaf, names, n=1) if leaf not in names else []
+                hint = f" (did you mean '{parent}.{close[0]}'?)" if close else ""
+                return f"search.space.{key}: {first}{hint}"
+    return None
 
 
 def design_metrics(cfg: RunConfig) -> dict:

@@ -39,8 +39,8 @@ from sim.config.template import Template
 from sim.engine.model_version import MODEL_VERSION
 from sim.metrics.catalog import UnknownMetric, higher_is_better
 from sim.studies.search import SearchError
-from sim.studies.search.evaluate import Infeasible, evaluate
-from sim.studies.search.space import Param, check_derived, config_overrides, parse_space, resolve
+from sim.studies.search.evaluate import Infeasible, evaluate, space_errors
+from sim.studies.search.space import Param, check_derived, config_overrides, is_config_key, parse_space, resolve
 from sim.studies.sweep.points import input_digests
 
 STUDY = "search"
@@ -111,6 +111,11 @@ class Search:
         self.params: list[Param] = parse_space(self.search.get("space") or {})
         self.derived: dict = dict(self.search.get("derived") or {})
         check_derived(self.derived, self.params)
+        ends = {p.key: list(p.choices) if p.choices is not None else [p.low, p.high] for p in self.params
+                if is_config_key(p.key)}
+        why = space_errors(ends, self.base)
+        if why:
+            raise SearchError(why)
         self.objectives = parse_objectives(list(self.search.get("objectives") or []))
         self.constraints = parse_constraints(self.search.get("constraints") or {})
         self._cache: dict = {}
