@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
@@ -232,17 +233,12 @@ class ModelConfig:
         return self.ssm_dt_rank or -(-self.hidden_size // 16)
 
     def layer_kinds(self) -> tuple[LayerKind, ...]:
-        """Each layer's kind, in order."""
-        kinds, attention_layers = [], 0
-        for i in range(self.num_layers):
-            ssm = self.ssm_state_size > 0 and i % self.attn_layer_period != self.attn_layer_offset
-            moe = self.is_moe and i >= self.first_dense_layers and i % self.moe_layer_period == self.moe_layer_offset
-            local = not ssm and not (self.global_layer_period and (i + 1) % self.global_layer_period == 0)
-            owner = ssm or attention_layers % self.kv_share_layers == 0
-            attention_layers += not ssm
-            kinds.append(LayerKind(ssm, self.sliding_window if local else 0, self.attention_chunk if local else 0,
-                                   moe, self.ffn_size if moe else (self.dense_ffn_size or self.ffn_size), owner))
-        return tuple(kinds)
+        """Each layer's kind, in order (one tuple per distinct set of the fields it depends on: a serving
+        run asks for it at every new step shape, and an 80-layer model's kinds are 80 objects)."""
+        return _layer_kinds(self.num_layers, self.ssm_state_size, self.attn_layer_period, self.attn_layer_offset,
+                            self.is_moe, self.first_dense_layers, self.moe_layer_period, self.moe_layer_offset,
+                            self.global_layer_period, self.kv_share_layers, self.sliding_window, self.attention_chunk,
+                            self.ffn_size, self.dense_ffn_size)
 
     # Parameters ------------------------------------------------------------------------------
     def expert_params(self) -> int:
@@ -368,3 +364,21 @@ def hf_config_file(path: str | Path) -> Path:
     return path / "config.json" if path.is_dir() else path
 
 
+
+
+@lru_cache(maxsize=256)
+def _layer_kinds(num_layers: int, ssm_state_size: int, attn_layer_period: int, attn_layer_offset: int, is_moe: bool,
+                 first_dense_layers: int, moe_layer_period: int, moe_layer_offset: int, global_layer_period: int,
+                 kv_share_layers: int, sliding_window: int, attention_chunk: int, ffn_size: int,
+                 dense_ffn_size: int) -> tuple[LayerKind, ...]:
+    """``ModelConfig.layer_kinds`` from the fields it reads."""
+    kinds, attention_layers = [], 0
+    for i in range(num_layers):
+        ssm = ssm_state_size > 0 and i % attn_layer_period != attn_layer_offset
+        moe = is_moe and i >= first_dense_layers and i % moe_layer_period == moe_layer_offset
+        local = not ssm and not (global_layer_period and (i + 1) % global_layer_period == 0)
+        owner = ssm or attention_layers % kv_share_layers == 0
+        attention_layers += not ssm
+        kinds.append(LayerKind(ssm, sliding_window if local else 0, attention_chunk if local else 0,
+                               moe, ffn_size if moe else (dense_ffn_size or ffn_size), owner))
+    return tuple(kinds)
