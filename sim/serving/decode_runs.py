@@ -141,7 +141,7 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         c = (cache and cache.get(((), n, p, round(cached / kb), p if unfused else 0, n))) or \
             decode(n, pairs, cached, ahead, pending)
         last = c.time_s
-        end = now + c.time_s
+        end = now + last
         if end == until:  # which comes first at the same instant is SimPy's order: step by step
             break
         if end >= tie:
