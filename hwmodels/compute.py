@@ -32,6 +32,7 @@ small GEMM on a huge array wastes it and a large one runs close to peak.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -82,11 +83,15 @@ class Tiling:
 
 def core_tiles(chip: HardwareConfig) -> list[tuple[int, int]]:
     """Candidate core tiles: multiples of the array that keep every array of a core busy."""
-    rows, cols, arrays = chip.array_rows, chip.array_cols, chip.arrays_per_core
+    return list(_core_tiles(chip.array_rows, chip.array_cols, chip.arrays_per_core))
+
+
+@functools.lru_cache(maxsize=256)
+def _core_tiles(rows: int, cols: int, arrays: int) -> tuple[tuple[int, int], ...]:
     limit_m, limit_n = max(MAX_TILE, 4 * rows), max(MAX_TILE, 4 * cols)
     found = [(rows * i, cols * j) for i in TILE_MULTIPLES for j in TILE_MULTIPLES
              if i * j >= arrays and rows * i <= limit_m and cols * j <= limit_n]
-    return found or [(rows * arrays, cols)]
+    return tuple(found or [(rows * arrays, cols)])
 
 
 def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, groups: int = 1,
@@ -95,33 +100,42 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
 
     ``operand_bytes`` is the width of A's elements as they stream from SRAM, ``b_bytes`` of B's
     (packed quantized weights are widened only inside the core); None: the same as A's.
+    Each candidate is timed with the same float operations as :meth:`Tiling.choice_s`; only the
+    best becomes a Tiling (a serving search tiles a few hundred distinct matmuls per chip).
     """
     b_bytes = operand_bytes if b_bytes is None else b_bytes
-    rows, cols, arrays = chip.array_rows, chip.array_cols, chip.arrays_per_core
+    rows, cols, arrays, cores = chip.array_rows, chip.array_cols, chip.arrays_per_core, chip.num_cores
     cycle_s = 1.0 / (chip.freq_Hz * chip.matmul_dtype_rate[dtype.value] * chip.matmul_efficiency)
-    best: Tiling | None = None
-    for tm, tn in core_tiles(chip):
+    sram_bps, hbm_bps, ideal = chip.sram_bandwidth_Bps, chip.hbm_bandwidth_Bps * chip.hbm_efficiency, chip.ideal
+    fill = rows + cols
+    best: tuple | None = None
+    best_s = 0.0
+    for tm, tn in _core_tiles(rows, cols, arrays):
         out_tiles = math.ceil(m / tm) * math.ceil(n / tn) * groups
         passes = math.ceil((tm // rows) * (tn // cols) / arrays)
+        panel = tm * operand_bytes + tn * b_bytes
         for split in SPLIT_K:
-            if split > 1 and (out_tiles >= chip.num_cores or k < split * MIN_SPLIT_DEPTH):
+            if split > 1 and (out_tiles >= cores or k < split * MIN_SPLIT_DEPTH):
                 break  # enough tiles already, or too little depth to share
             tiles = out_tiles * split
-            waves = math.ceil(tiles / chip.num_cores)
-            compute = waves * passes * (math.ceil(k / split) + rows + cols) * cycle_s
+            waves = math.ceil(tiles / cores)
+            depth = math.ceil(k / split)
+            compute = waves * passes * (depth + fill) * cycle_s
             partials = split * m * n * groups * 4 * 2 if split > 1 else 0.0  # fp32 slices written, then read
-            sram = tiles * (tm * operand_bytes + tn * b_bytes) * math.ceil(k / split) / chip.sram_bandwidth_Bps
-            if chip.ideal:  # an idealised chip adds the partial sums on chip, through SRAM, in the same kernel
-                sram += (split - 1) * m * n * groups * 4 * 2 / chip.sram_bandwidth_Bps
+            sram = tiles * panel * depth / sram_bps
+            if ideal:  # an idealised chip adds the partial sums on chip, through SRAM, in the same kernel
+                sram += (split - 1) * m * n * groups * 4 * 2 / sram_bps
                 partials = 0.0
-            candidate = Tiling(tm, tn, tiles, waves, compute, sram, partials)
-            if best is None or candidate.choice_s(chip) < best.choice_s(chip):
-                best = candidate
-        if chip.gemm_schedule is GemmSchedule.stream_k and out_tiles % chip.num_cores:
-            candidate = _stream_k(chip, tm, tn, out_tiles, passes, k, cycle_s, operand_bytes, b_bytes)
-            if candidate.choice_s(chip) < best.choice_s(chip):
-                best = candidate
-    return best
+            choice = max(compute, sram) + partials / hbm_bps  # Tiling.choice_s
+            if best is None or choice < best_s:
+                best, best_s = (tm, tn, tiles, waves, compute, sram, partials), choice
+        if chip.gemm_schedule is GemmSchedule.stream_k and out_tiles % cores:
+            tiles, waves, compute, sram = _stream_k_parts(chip, tm, tn, out_tiles, passes, k, cycle_s,
+                                                          operand_bytes, b_bytes)
+            choice = max(compute, sram) + 0.0 / hbm_bps  # Tiling.choice_s: stream-K has no split-K partials
+            if choice < best_s:
+                best, best_s = (tm, tn, tiles, waves, compute, sram), choice
+    return Tiling(*best)
 
 
 def _stream_k(chip: HardwareConfig, tm: int, tn: int, out_tiles: int, passes: int, k: int, cycle_s: float,
@@ -129,6 +143,12 @@ def _stream_k(chip: HardwareConfig, tm: int, tn: int, out_tiles: int, passes: in
     """Stream-K: every busy core runs ``out_tiles * k / cores`` k-steps, over at most ``ceil(out_tiles / cores) + 1``
     tile segments (each with its fill and drain); tiles cut between two cores add their fp32 partials.
     Fewer cores are busy when the work has fewer units of ``SK_MIN_ITERS`` k-tiles than the chip has cores."""
+    return Tiling(tm, tn, *_stream_k_parts(chip, tm, tn, out_tiles, passes, k, cycle_s, operand_bytes, b_bytes))
+
+
+def _stream_k_parts(chip: HardwareConfig, tm: int, tn: int, out_tiles: int, passes: int, k: int, cycle_s: float,
+                    operand_bytes: float, b_bytes: float) -> tuple[int, int, float, float]:
+    """_stream_k's (tiles, waves, compute_s, sram_s)."""
     depth = SK_MIN_ITERS * max(1, SK_K_TILE_BYTES // max(1, int(operand_bytes)))  # k-steps a unit gets at least
     cores = min(chip.num_cores, max(out_tiles, out_tiles * k // depth))
     steps = math.ceil(out_tiles * k / cores)
@@ -136,7 +156,7 @@ def _stream_k(chip: HardwareConfig, tm: int, tn: int, out_tiles: int, passes: in
     compute = passes * (steps + segments * (chip.array_rows + chip.array_cols)) * cycle_s
     shared = cores if out_tiles % cores else 0  # at most one cut tile per core boundary
     sram = (out_tiles * (tm * operand_bytes + tn * b_bytes) * k + shared * tm * tn * 4 * 2) / chip.sram_bandwidth_Bps
-    return Tiling(tm, tn, out_tiles, math.ceil(out_tiles / cores), compute, sram)
+    return out_tiles, math.ceil(out_tiles / cores), compute, sram
 
 
 def matmul_time(

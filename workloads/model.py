@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
@@ -233,12 +233,11 @@ class ModelConfig:
         return self.ssm_dt_rank or -(-self.hidden_size // 16)
 
     def layer_kinds(self) -> tuple[LayerKind, ...]:
-        """Each layer's kind, in order (one tuple per distinct set of the fields it depends on: a serving
-        run asks for it at every new step shape, and an 80-layer model's kinds are 80 objects)."""
+        """Each layer's kind, in order (the same tuple for the same fields: a serving run asks often)."""
         return _layer_kinds(self.num_layers, self.ssm_state_size, self.attn_layer_period, self.attn_layer_offset,
                             self.is_moe, self.first_dense_layers, self.moe_layer_period, self.moe_layer_offset,
-                            self.global_layer_period, self.kv_share_layers, self.sliding_window, self.attention_chunk,
-                            self.ffn_size, self.dense_ffn_size)
+                            self.global_layer_period, self.kv_share_layers, self.sliding_window,
+                            self.attention_chunk, self.ffn_size, self.dense_ffn_size)
 
     # Parameters ------------------------------------------------------------------------------
     def expert_params(self) -> int:
@@ -364,14 +363,12 @@ def hf_config_file(path: str | Path) -> Path:
     return path / "config.json" if path.is_dir() else path
 
 
-
-
-@lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)
 def _layer_kinds(num_layers: int, ssm_state_size: int, attn_layer_period: int, attn_layer_offset: int, is_moe: bool,
                  first_dense_layers: int, moe_layer_period: int, moe_layer_offset: int, global_layer_period: int,
                  kv_share_layers: int, sliding_window: int, attention_chunk: int, ffn_size: int,
                  dense_ffn_size: int) -> tuple[LayerKind, ...]:
-    """``ModelConfig.layer_kinds`` from the fields it reads."""
+    """ModelConfig.layer_kinds of the fields it reads (LayerKind is frozen: the tuple is shared)."""
     kinds, attention_layers = [], 0
     for i in range(num_layers):
         ssm = ssm_state_size > 0 and i % attn_layer_period != attn_layer_offset

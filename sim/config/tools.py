@@ -35,8 +35,8 @@ class SearchConfig:
     """A design-space search (``llmsim-search +search=<recipe>``, sim/studies/search/); nothing here changes a run."""
 
     trials: int = 50  # designs evaluated in all (a resumed search runs only the ones missing)
-    seed: int = 0  # sampler seed: same seed, same space, jobs=1 -> same trials
-    jobs: int = 1  # worker processes sharing the study (jobs > 1: faster, trial order not reproducible)
+    seed: int = 0  # sampler seed: same seed, same space -> same trials (TPE with jobs > 1 excepted)
+    jobs: int = 1  # processes simulating each batch's designs (the same trials); TPE: workers sharing the study
     sampler: str = "nsga2"  # nsga2 | tpe
     batch: int = 0  # trials asked and evaluated together (ask/tell); 0: an NSGA-II generation, 1 for TPE
     out: Optional[str] = None  # output folder; null: results/search/<name>

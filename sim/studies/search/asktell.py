@@ -2,7 +2,9 @@
 
 A batch of designs is built, then simulated together: single-batch designs on the vectorised
 analytic path (``sim.batch.vector.simulate_points``; a design it does not vectorise runs on the
-scalar path inside it), other kinds one by one as before. Each design's metrics are what
+scalar path inside it), other kinds (serving) one by one, on ``search.jobs`` worker processes
+where that is more than one. Designs are built from the base config's Template
+(sim/config/template.py), not through OmegaConf each. Each design's metrics are what
 ``evaluate`` gives it (tests/test_search_batch.py compares them). The batch is one NSGA-II
 generation (its population: the sampler breeds a generation from the ones before it) and one trial
 for TPE, whose proposals depend on every earlier result; ``search.batch`` sets it. The trials are
@@ -13,16 +15,53 @@ one-at-a-time asking (Optuna's NSGA-II sees the batch's trials still running whe
 from __future__ import annotations
 
 import math
+import multiprocessing
+import signal
 
 import numpy as np
 import optuna
 
 from hwmodels.chip import HardwareError
 from sim.config.schema import RunError, WorkloadKind
-from sim.studies.search.evaluate import Infeasible, build, design_metrics, evaluate
+from sim.config.template import Template
+from sim.plots.charts import CHARTS, Chart
+from sim.studies.search.evaluate import Infeasible, build, design_metrics, evaluate, evaluate_config
 from workloads.model import ModelError
 
 FAILURES = (HardwareError, ModelError, RunError)
+_WORKER: dict = {}  # in a pool's worker process: the base config and its Template
+
+
+def _start_worker(base: dict) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: one line, no traceback
+    _WORKER.update(base=base, template=Template(base))
+
+
+def _evaluate_in_worker(overrides: dict) -> dict | Infeasible:
+    try:
+        return evaluate(_WORKER["base"], overrides, _WORKER["template"])
+    except Infeasible as err:
+        return err
+
+
+def _while_workers_run() -> None:
+    """What this process does while its workers simulate: import the Pareto chart's module
+    (matplotlib, about a second) that the report would import at the end. Once per process."""
+    import importlib
+
+    importlib.import_module(CHARTS[Chart.pareto].target.split(":")[0])
+
+
+def worker_pool(base: dict, jobs: int):
+    """``jobs`` worker processes that evaluate designs of ``base`` (forked where the system can:
+    they start with everything imported), or None for one job."""
+    if jobs <= 1:
+        return None
+    from concurrent.futures import ProcessPoolExecutor
+
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_start_worker, initargs=(base,))
 
 
 def batch_size(search_node: dict, trials: int) -> int:
@@ -48,27 +87,38 @@ def _metrics(row: dict, cfg) -> dict:
     return metrics
 
 
-def evaluate_many(base: dict, overrides: list[dict]) -> list[dict | Infeasible]:
-    """Metrics (or the Infeasible reason) of each design ``overrides[i]`` applied to ``base``."""
+def evaluate_many(base: dict, overrides: list[dict], template: Template | None = None,
+                  pool=None) -> list[dict | Infeasible]:
+    """Metrics (or the Infeasible reason) of each design ``overrides[i]`` applied to ``base``
+    (built through ``template`` where given; designs other than single batches simulated in
+    ``pool``'s processes where given, each as ``evaluate`` would)."""
     from sim.batch.vector import simulate_points
     from sim.studies.sweep.vector_table import result_table
 
     out: list = [None] * len(overrides)
-    cfgs, where = [], []
+    cfgs, where, apart = [], [], []
     for i, ov in enumerate(overrides):
         try:
-            cfg = build(base, ov)
+            cfg = build(base, ov, template)
         except Infeasible as err:
             out[i] = err
             continue
         if cfg.workload.kind is not WorkloadKind.single_batch:
-            try:
-                out[i] = evaluate(base, ov)
-            except Infeasible as err:
-                out[i] = err
+            apart.append((i, cfg))
             continue
         cfgs.append(cfg)
         where.append(i)
+    if pool is not None and len(apart) > 1:
+        running = pool.map(_evaluate_in_worker, [overrides[i] for i, _ in apart])  # submitted: the workers run them
+        _while_workers_run()
+        for (i, _), got in zip(apart, running, strict=True):
+            out[i] = got
+    else:
+        for i, cfg in apart:
+            try:
+                out[i] = evaluate_config(cfg)
+            except Infeasible as err:
+                out[i] = err
     if not cfgs:
         return out
     result = simulate_points(cfgs)
@@ -83,16 +133,33 @@ def evaluate_many(base: dict, overrides: list[dict]) -> list[dict | Infeasible]:
     return out
 
 
-def optimize_batched(study: optuna.Study, search, trials: int, size: int, finished) -> None:
-    """Ask ``size`` trials, evaluate their designs together, tell each; until ``trials`` have finished."""
-    while (left := trials - finished(study)) > 0:
-        asked = [study.ask() for _ in range(min(size, left))]
-        values = [{p.key: p.suggest(t) for p in search.params} for t in asked]
-        outcomes = search.designs(values)
-        for trial, value, (metrics, reason) in zip(asked, values, outcomes, strict=True):
-            try:
-                objectives = search.record(trial, value, metrics, reason)
-            except Infeasible:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                continue
-            study.tell(trial, objectives)
+def optimize_batched(study: optuna.Study, search, trials: int, size: int, finished, jobs: int = 1) -> None:
+    """Ask ``size`` trials, evaluate their designs together (on ``jobs`` processes), tell each; until
+    ``trials`` have finished.
+
+    The trials are asked and told on an in-memory copy of ``study`` (its finished trials, the
+    same sampler and seed: the same proposals) and each finished batch is then stored in
+    ``study`` at once (``add_trials``): a trial asked on the stored study costs some twenty
+    writes, its parameters and attributes one by one. A run stopped mid-batch loses that batch.
+    """
+    mem = optuna.create_study(directions=study.directions, sampler=study.sampler)
+    mem.add_trials(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                            optuna.trial.TrialState.FAIL)))
+    pool = worker_pool(search.base, jobs)
+    try:
+        while (left := trials - finished(study)) > 0:
+            asked = [mem.ask() for _ in range(min(size, left))]
+            values = [{p.key: p.suggest(t) for p in search.params} for t in asked]
+            outcomes = search.designs(values, pool)
+            for trial, value, (metrics, reason) in zip(asked, values, outcomes, strict=True):
+                try:
+                    objectives = search.record(trial, value, metrics, reason)
+                except Infeasible:
+                    mem.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    continue
+                mem.tell(trial, objectives)
+            done = mem.get_trials(deepcopy=False)
+            study.add_trials([done[t.number] for t in asked])
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)

@@ -27,6 +27,7 @@ from hwmodels.cost import chip_cost
 from hwmodels.energy import chip_energy
 from sim.config.compose import to_run_config
 from sim.config.schema import AppConfig, RunConfig, RunError
+from sim.config.template import Template
 from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep.table import flatten
 from workloads.model import ModelError
@@ -44,13 +45,17 @@ def set_key(tree: dict, key: str, value) -> None:
     node[leaf] = value
 
 
-def build(base: dict, overrides: dict) -> RunConfig:
+def build(base: dict, overrides: dict, template: Template | None = None) -> RunConfig:
     """The typed RunConfig of ``base`` (the run's part of a plain composed config, interpolations
-    kept) with ``overrides`` (dotted keys) set."""
-    tree = copy.deepcopy(base)
-    for key, value in overrides.items():
-        set_key(tree, key, value)
+    kept) with ``overrides`` (dotted keys) set; through ``template`` (a Template of ``base``: the
+    same config, without OmegaConf per design) where it can."""
     try:
+        cfg = template.build(overrides) if template is not None else None
+        if cfg is not None:
+            return cfg
+        tree = copy.deepcopy(base)
+        for key, value in overrides.items():
+            set_key(tree, key, value)
         return to_run_config(OmegaConf.merge(OmegaConf.structured(AppConfig), tree))  # tool keys allowed, dropped
     except (HardwareError, ModelError, RunError) as err:
         raise Infeasible(str(err)) from None
@@ -72,9 +77,13 @@ def design_metrics(cfg: RunConfig) -> dict:
             "max_power_W": full + energy.static_W, "peak_matrix_TFLOPS": chip.peak_flops(act) / 1e12}
 
 
-def evaluate(base: dict, overrides: dict) -> dict:
+def evaluate(base: dict, overrides: dict, template: Template | None = None) -> dict:
     """Metrics of the design ``overrides`` applied to ``base``; raises Infeasible."""
-    cfg = build(base, overrides)
+    return evaluate_config(build(base, overrides, template))
+
+
+def evaluate_config(cfg: RunConfig) -> dict:
+    """Metrics of the built design ``cfg``; raises Infeasible."""
     kind = WORKLOADS[cfg.workload.kind]  # the simulation and summary of the run's kind
     try:
         result = kind.simulate(cfg)

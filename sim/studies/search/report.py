@@ -138,6 +138,8 @@ def write_report(out: Path, df: pd.DataFrame, search, reference: dict | None, re
 
 def render(summary: dict, front: pd.DataFrame, search, out: Path) -> str:
     """The console summary of a search."""
+    from sim.studies.search.study import store_file  # the study's file: study.journal, or an earlier study.db
+
     ref = summary["reference"]
     lines = [f"llmsim-search: {summary['trials']} trials, {summary['feasible']} feasible, "
              f"{summary['infeasible']} infeasible; {summary['pareto']} Pareto-optimal designs",
@@ -150,7 +152,7 @@ def render(summary: dict, front: pd.DataFrame, search, out: Path) -> str:
                 refv = f"  vs {_fmt(e['reference'])}" if ref and e["reference"] is not None else ""
                 lines.append(f"    {key:<34} {_fmt(e['design']):>12}{refv}{ratio}")
     lines.append(f"  outputs      {out}/ (pareto.csv, trials.csv, best.json"
-                 + (", pareto.png" if summary["files"]["chart"] else "") + ", study.db)")
+                 + (", pareto.png" if summary["files"]["chart"] else "") + f", {store_file(Path(out)).name})")
     return "\n".join(lines)
 
 

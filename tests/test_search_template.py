@@ -1,0 +1,156 @@
+"""The search's fast path (sim/config/template.py, batched ask/tell on a journal file, designs on
+worker processes) gives what the plain path gives: the same configs, metrics, trials and resume."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim.config.template import Template
+from sim.studies.search.asktell import evaluate_many, worker_pool
+from sim.studies.search.evaluate import Infeasible, build, evaluate
+from sim.studies.search.runner import _plain, _run_part, flat_derived, flat_space
+from sim.studies.search.space import config_overrides, resolve
+from sim.studies.search.study import JOURNAL, LEGACY, Search, run_study, trial_rows
+
+RECIPE = ["+search=decode_chip_llama2_70b", "workload.num_requests=12", "workload.decode_tokens=16"]
+
+
+def recipe_search(*extra: str, trials: int = 8) -> Search:
+    tree = _plain([*RECIPE, *extra])
+    node = tree.pop("search")
+    node["space"], node["derived"] = flat_space(node["space"]), flat_derived(node["derived"])
+    node.update(trials=trials, reference=None)
+    return Search(_run_part(tree), node, int(node["seed"]))
+
+
+SEARCH = recipe_search()
+
+
+def _plain_or_error(base: dict, overrides: dict, template=None):
+    try:
+        return build(base, overrides, template)
+    except Infeasible as err:
+        return f"Infeasible: {err}"
+
+
+def _same_config(a, b) -> None:
+    assert a == b
+    if not isinstance(a, str):
+        assert vars(a.hardware) == vars(b.hardware)  # attributes set in __post_init__ too (hbm_stacks_note)
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.data())
+def test_template_builds_what_the_plain_merge_builds(data):
+    values = {p.key: data.draw(st.sampled_from(p.values()), label=p.key) for p in SEARCH.params}
+    overrides = config_overrides(resolve(values, SEARCH.derived))
+    _same_config(_plain_or_error(SEARCH.base, overrides), _plain_or_error(SEARCH.base, overrides, SEARCH.template))
+
+
+@pytest.mark.parametrize("overrides", [
+    {"hardware.link_bandwidth_GBps": 200.0, "system.scale_up.link_bandwidth_GBps": 300},  # explicit: onto the chip
+    {"system.scale_up.chips": 4, "hardware.max_chips": 16},
+    {"hardware.topology": "ring"},  # a name for an enum: declined, built the plain way
+    {"hardware.no_such_field": 1},  # the plain path's error
+    {"hardware.num_cores": 1.5},  # not a whole number: the plain path's error
+    {"hardware.freq_GHz": 9, "parallel.tp": 4},  # int for a float field; the chip's limit
+])
+def test_template_edge_cases_match_the_plain_merge(overrides):
+    _same_config(_plain_or_error(SEARCH.base, overrides), _plain_or_error(SEARCH.base, overrides, SEARCH.template))
+
+
+def _outcome(base: dict, overrides: dict, template=None):
+    try:
+        return build(base, overrides, template)
+    except Exception as err:  # whatever the plain path raises, the template path raises alike
+        return f"{type(err).__name__}: {err}"
+
+
+ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-4, 300), st.floats(-2.0, 5000.0),
+                      st.sampled_from(["ring", "switch", "x", "${parallel.pp}"]))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.dictionaries(st.sampled_from(["hardware.num_cores", "hardware.freq_GHz", "hardware.topology",
+                                        "hardware.hbm_stacks", "hardware.link_bandwidth_GBps", "parallel.tp",
+                                        "system.scale_up.chips", "workload.rate_per_s", "precision.weights"]),
+                       ANY_VALUE, max_size=3))
+def test_any_values_give_what_the_plain_merge_gives(overrides):
+    _same_config(_outcome(SEARCH.base, overrides), _outcome(SEARCH.base, overrides, SEARCH.template))
+
+
+def test_template_declines_what_it_cannot_follow():
+    tpl = Template(SEARCH.base)
+    assert tpl.build({"hardware.topology": "ring"}) is None
+    assert tpl.build({"hardware.matmul_dtype_rate": {"bf16": 1.0}}) is None
+    assert tpl.build({"parallel.tp": "${parallel.pp}"}) is None
+    assert tpl.build({"parallel.tp": 4}).parallel.tp == 4
+
+
+DESIGNS = [{"hardware.num_cores": 96, "hardware.freq_GHz": 1.5, "parallel.tp": 8},
+           {"hardware.num_cores": 160, "hardware.hbm_bandwidth_GBps": 4800, "hardware.hbm_stacks": 6,
+            "hardware.hbm_capacity_GB": 96, "parallel.tp": 4},
+           {"parallel.tp": 2}]  # 70B in bf16 on two 80 GB chips: does not fit
+
+
+def test_fast_path_metrics_equal_the_plain_path():
+    pool = worker_pool(SEARCH.base, 2)
+    try:
+        together = evaluate_many(SEARCH.base, DESIGNS, SEARCH.template, pool)
+    finally:
+        pool.shutdown()
+    for design, got in zip(DESIGNS, together, strict=True):
+        try:
+            want = evaluate(SEARCH.base, design)
+        except Infeasible as err:
+            assert isinstance(got, Infeasible) and str(got) == str(err)
+            continue
+        assert set(got) == set(want)
+        for key, value in want.items():
+            assert math.isclose(got[key], value, rel_tol=1e-9, abs_tol=1e-15), key
+
+
+@pytest.mark.slow
+def test_jobs_give_the_same_trials_and_a_journal_resumes(tmp_path):
+    tables = {}
+    for jobs in (1, 2):
+        search = recipe_search("search.batch=4")
+        study = run_study(search, tmp_path / f"j{jobs}", trials=8, jobs=jobs)
+        tables[jobs] = pd.DataFrame(trial_rows(search, study))
+    pd.testing.assert_frame_equal(tables[1], tables[2])
+    assert (tmp_path / "j1" / JOURNAL).exists() and not (tmp_path / "j1" / LEGACY).exists()
+    search = recipe_search("search.batch=4")
+    resumed = pd.DataFrame(trial_rows(search, run_study(search, tmp_path / "j1", trials=12)))
+    assert len(resumed) == 12
+    pd.testing.assert_frame_equal(resumed.iloc[:8][tables[1].columns], tables[1])
+
+
+@pytest.mark.slow
+def test_a_sqlite_study_of_an_earlier_version_is_resumed(tmp_path):
+    search = recipe_search("search.batch=4")
+    out = tmp_path / "s"
+    out.mkdir()
+    old = optuna.create_study(storage=f"sqlite:///{out / LEGACY}", study_name="search",
+                              directions=["maximize", "minimize", "maximize"])
+    old.set_user_attr("fingerprint", search.fingerprint())
+    study = run_study(search, out, trials=4)
+    assert len(trial_rows(search, study)) == 4
+    assert not (out / JOURNAL).exists()
+    assert len(optuna.load_study(storage=f"sqlite:///{out / LEGACY}", study_name="search").trials) == 4
+
+
+@pytest.mark.parametrize("composed", [["system=gb200_nvl72"],
+                                      ["system=dgx_a100", "system.scale_up.link_bandwidth_GBps=100"],
+                                      ["hardware=tpu_v5p", "workload=serving", "model=llama2_7b"]])
+def test_template_follows_other_compositions(composed):
+    base = _run_part(_plain(composed))
+    template = Template(base)
+    for overrides in ({}, {"hardware.freq_GHz": 1.2, "hardware.link_bandwidth_GBps": 300.0, "parallel.tp": 2}):
+        assert template.build(overrides) is not None  # built by the template, not handed back
+        _same_config(_plain_or_error(base, overrides), _plain_or_error(base, overrides, template))

@@ -1,0 +1,53 @@
+"""hwmodels.compute.tile_matmul picks, bit for bit, the first candidate tiling with the least
+``Tiling.choice_s``: the autotuner's rule, checked here against every candidate built as a Tiling."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwmodels.compute import MIN_SPLIT_DEPTH, SPLIT_K, Tiling, _stream_k, core_tiles, tile_matmul
+from hwmodels.numerics import DType
+from tests.conftest import make_config
+
+CHIPS = {name: make_config(f"hardware={name}").hardware for name in ("h100_sxm", "teaching_npu", "tpu_v5e")}
+
+
+def candidates(chip, m, n, k, dtype, groups, a_bytes, b_bytes):
+    """Every tiling the autotuner weighs, in its order, each built as a Tiling."""
+    cycle_s = 1.0 / (chip.freq_Hz * chip.matmul_dtype_rate[dtype.value] * chip.matmul_efficiency)
+    for tm, tn in core_tiles(chip):
+        out_tiles = math.ceil(m / tm) * math.ceil(n / tn) * groups
+        passes = math.ceil((tm // chip.array_rows) * (tn // chip.array_cols) / chip.arrays_per_core)
+        for split in SPLIT_K:
+            if split > 1 and (out_tiles >= chip.num_cores or k < split * MIN_SPLIT_DEPTH):
+                break
+            tiles, depth = out_tiles * split, math.ceil(k / split)
+            waves = math.ceil(tiles / chip.num_cores)
+            compute = waves * passes * (depth + chip.array_rows + chip.array_cols) * cycle_s
+            partials = split * m * n * groups * 4 * 2 if split > 1 else 0.0
+            sram = tiles * (tm * a_bytes + tn * b_bytes) * depth / chip.sram_bandwidth_Bps
+            if chip.ideal:
+                sram += (split - 1) * m * n * groups * 4 * 2 / chip.sram_bandwidth_Bps
+                partials = 0.0
+            yield Tiling(tm, tn, tiles, waves, compute, sram, partials)
+        if chip.gemm_schedule.value == "stream_k" and out_tiles % chip.num_cores:
+            yield _stream_k(chip, tm, tn, out_tiles, passes, k, cycle_s, a_bytes, b_bytes)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(CHIPS)), st.sampled_from(["waves", "stream_k"]), st.booleans(),
+       st.integers(1, 9000), st.integers(1, 30000), st.integers(1, 9000), st.sampled_from([1, 8, 64]),
+       st.sampled_from([1.0, 2.0]), st.sampled_from([0.5, 1.0, 2.0]))
+def test_the_fastest_candidate_first_in_order(name, schedule, ideal, m, n, k, groups, a_bytes, b_bytes):
+    chip = dataclasses.replace(CHIPS[name], gemm_schedule=schedule, ideal=ideal)
+    dtype = chip.matmul_dtype(DType.bf16)
+    got = tile_matmul(chip, m, n, k, dtype, groups, a_bytes, b_bytes)
+    best = None
+    for cand in candidates(chip, m, n, k, dtype, groups, a_bytes, b_bytes):
+        if best is None or cand.choice_s(chip) < best.choice_s(chip):
+            best = cand
+    assert got == best
