@@ -178,9 +178,22 @@ class PassGraph:
         return full
 
 
+_NAMES: dict[int, tuple[tuple[LayerKind, ...], dict[LayerKind, str]]] = {}  # id(kinds) -> (kinds, their names)
+
+
 def segment_names(kinds: tuple[LayerKind, ...]) -> dict[LayerKind, str]:
     """A segment name per distinct layer kind: ``layer`` for the most common (the first on a tie),
-    ``layer_<what>`` for the others (ssm or attention window, moe or mlp, kvshared)."""
+    ``layer_<what>`` for the others (ssm or attention window, moe or mlp, kvshared). Found once per
+    tuple of kinds (``ModelConfig.layer_kinds`` gives the same tuple each time); a copy is returned."""
+    found = _NAMES.get(id(kinds))
+    if found is None or found[0] is not kinds:
+        if len(_NAMES) > 256:
+            _NAMES.clear()
+        found = _NAMES[id(kinds)] = (kinds, _segment_names(kinds))
+    return dict(found[1])
+
+
+def _segment_names(kinds: tuple[LayerKind, ...]) -> dict[LayerKind, str]:
     counts: dict[LayerKind, int] = {}
     for kind in kinds:
         counts[kind] = counts.get(kind, 0) + 1

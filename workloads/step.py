@@ -89,18 +89,22 @@ def build_step(model: ModelConfig, ex: Execution, prefill_chunks: Sequence[tuple
 
 def build_step_totals(model: ModelConfig, ex: Execution, prefill_chunks: tuple[tuple[int, int], ...], decodes: int,
                       decode_pairs: int, decode_cached: int, samples: int | None = None, step: int = 0,
-                      decode_contexts: int | None = None) -> PassGraph:
+                      decode_contexts: int | None = None, attention: tuple[LayerKind, list[Op]] | None = None
+                      ) -> PassGraph:
     """``build_step`` from the decodes' totals: ``decodes`` sequences attending to ``decode_pairs``
     keys together (``decode_keys``) and reading ``decode_cached`` of them from the cache
     (``cached_keys``); an unfused kernel computes scores over their whole contexts,
     ``decode_contexts`` (default ``decode_pairs``: no sliding window). What a step costs depends
-    only on these numbers and the chunks."""
+    only on these numbers and the chunks. ``attention``: a layer kind and its attention ops from
+    ``step_attention`` with these arguments, already built (they are used as they are)."""
     if not prefill_chunks and not decodes:
         raise ValueError("a step needs at least one prefill chunk or one decode")
     if any(new < 1 or context < new for new, context in prefill_chunks):
         raise ValueError(f"prefill chunks need 1 <= new tokens <= context (got {prefill_chunks})")
 
     def attention_for(kind: LayerKind) -> list[Op]:
+        if attention is not None and attention[0] is kind:
+            return attention[1]
         return step_attention(model, ex, prefill_chunks, decodes, decode_pairs, decode_cached, decode_contexts, kind)
 
     tokens = sum(new for new, _ in prefill_chunks) + decodes

@@ -113,8 +113,7 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
     grow, late, cross, total, pages, steps = _counts(reqs, b, page)
     ends, costs, useds, start = [], [], [], now
     pending = {} if arrivals and hasattr(cost, "commit") else None
-    decode = getattr(cost, "decode_step", None) or \
-        (lambda n, pairs, cached, _, __: cost(StepShape((), n, pairs, cached, pairs, n)))
+    decode, cache, kb, unfused = _lookups(cost)
     j, last = 0, getattr(cost, "recent_s", 0.0)  # the last step's time (before the first: the coster's last one)
     a = bisect_left(arrivals, now) if arrivals else 0  # the next arrival from now on
     tie = arrivals[a] if arrivals and a < len(arrivals) else float("inf")
@@ -137,9 +136,12 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         pairs = total + n * (j + 1)
         if page:
             pages += cross[j % page]
-        c = decode(n, pairs, pages * page if page else pairs, ahead, pending)
+        cached = pages * page if page else pairs
+        p = round(pairs / kb)  # StepCoster.decode_step's cache lookup inline (the inner loop); a miss goes through it
+        c = (cache and cache.get(((), n, p, round(cached / kb), p if unfused else 0, n))) or \
+            decode(n, pairs, cached, ahead, pending)
         last = c.time_s
-        end = now + c.time_s
+        end = now + last
         if end == until:  # which comes first at the same instant is SimPy's order: step by step
             break
         if end >= tie:
@@ -152,6 +154,15 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         useds.append(used)
         now = end
     return DecodeRun(start, ends, costs, useds, len(s.waiting), n, pending) if ends else None
+
+
+def _lookups(cost: Callable[[StepShape], StepCost]) -> tuple[Callable, dict | None, int, bool]:
+    """How a run prices a decode-only step: the coster's ``decode_step`` (or a shape through ``cost``), and
+    its signature cache, block and unfused flag to look up first (None: no cache to look up)."""
+    decode = getattr(cost, "decode_step", None) or \
+        (lambda n, pairs, cached, _, __: cost(StepShape((), n, pairs, cached, pairs, n)))
+    cache, kb, unfused = cost.decode_cache() if hasattr(cost, "decode_cache") else (None, 1, False)
+    return decode, cache, kb, unfused
 
 
 def _coming(j: int, m: int, n: int, total: int, page: int, pages: int, cross: list[int]) -> tuple[np.ndarray, ...]:

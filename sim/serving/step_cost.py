@@ -123,6 +123,11 @@ class StepCoster:
             self.recent_s = cost.time_s
         return cost
 
+    def decode_cache(self) -> tuple[dict[tuple, StepCost], int, bool]:
+        """The signature cache, the block keys are rounded to and whether scores are keyed (an unfused kernel):
+        what ``decode_step`` looks up first, for a caller that looks up itself."""
+        return self._cache, self.block, self._unfused
+
     def commit(self, pending: dict[tuple, StepCost], ran: list[StepCost]) -> None:
         """Cache the pending signatures of the steps that ran (``ran``: their costs), as a step-by-step run
         would have: ``distinct_steps`` counts the signatures of steps run."""
@@ -172,11 +177,12 @@ class StepCoster:
         contexts = max(decodes, scores * b) if scores else pairs
         return chunks, decodes, pairs, max(0, cached * b), samples, contexts
 
-    def graph(self, key: tuple) -> PassGraph:
-        """The pass of a signature."""
+    def graph(self, key: tuple, attention: list | None = None) -> PassGraph:
+        """The pass of a signature (``attention``: its attention ops in a layer of ``self.kind``, already built)."""
         chunks, decodes, pairs, cached, samples, contexts = self._args(key)
+        given = None if attention is None else (self.kind, attention)
         return build_step_totals(self.model, self.ex, chunks, decodes, pairs, cached, samples,
-                                 decode_contexts=contexts)
+                                 decode_contexts=contexts, attention=given)
 
     def cost_key(self, key: tuple) -> StepCost:
         """The cost of a signature: from its frame when one was stored, else by building and replaying the
@@ -189,7 +195,7 @@ class StepCoster:
         frame_key = (tokens, max(1, samples), tuple(op.name for op in attention))
         frame = self._frames.get(frame_key)
         if frame is None:
-            graph = self.graph(key)
+            graph = self.graph(key, attention)
             frame = self._frame(graph, {op.name: i for i, op in enumerate(attention)})
             own = {node[2]: node for _, nodes in frame for node in nodes if node[2] >= 0}
             if len(own) == len(attention):  # every slot found: the frame's replay is the pass's (bit for bit)
