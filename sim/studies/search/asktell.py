@@ -52,6 +52,16 @@ def _while_workers_run() -> None:
     importlib.import_module(CHARTS[Chart.pareto].target.split(":")[0])
 
 
+def stop_workers(pool) -> None:
+    """End ``pool`` now: queued designs dropped, the worker processes terminated, not waited for."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # the executor has no public handle
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+
+
 def worker_pool(base: dict, jobs: int):
     """``jobs`` worker processes that evaluate designs of ``base`` (forked where the system can:
     they start with everything imported), or None for one job."""
@@ -160,6 +170,9 @@ def optimize_batched(study: optuna.Study, search, trials: int, size: int, finish
                 mem.tell(trial, objectives)
             done = mem.get_trials(deepcopy=False)
             study.add_trials([done[t.number] for t in asked])
-    finally:
+    except BaseException:  # Ctrl-C or an error: the workers' designs are not waited for (a wait could hang)
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            stop_workers(pool)
+        raise
+    if pool is not None:
+        pool.shutdown(cancel_futures=True)
