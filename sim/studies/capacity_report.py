@@ -51,7 +51,8 @@ def render_capacity(found: Capacity) -> str:
     """The closing lines: capacity, bracket, figures at capacity, the search's own cost."""
     off = found.offline.summary
     lines = [f"  offline throughput       {off['requests_per_s']:,.3g} requests/s, "
-             f"{off['output_tokens_per_s']:,.0f} output tokens/s (the most the system pushes through)"]
+             f"{off['output_tokens_per_s']:,.0f} output tokens/s (every request at t = 0, over the makespan: "
+             "the drain of the last long outputs included)"]
     if found.low is None:
         lines.append(f"  capacity                 0: even {found.high.rate:.3g} requests/s misses the targets")
     else:
