@@ -125,19 +125,7 @@ class Scheduler:
             if req.prefilled >= req.prefill_target:
                 req.state = State.decoding
                 self._token(req, now, done)
-        if not self.k:  # one token per decode: ``_token`` inlined (the loop of every step)
-            self.made += len(plan.decodes)
-            for req in plan.decodes:
-                req.kv_tokens += 1
-                req.generated += 1
-                if req.generated == 1:
-                    req.first_token_s = now
-                if req.generated >= req.output_tokens:
-                    req.state = State.done
-                    req.finish_s = now
-                    self._release_finished(req)
-                    done.append(req)
-        for req in plan.decodes if self.k else ():
+        for req in plan.decodes:
             for _ in range(self._accepted(req)):
                 req.kv_tokens += 1
                 self._token(req, now, done)
