@@ -15,8 +15,12 @@ DESIGNS = [{"hardware.num_cores": 96, "hardware.freq_GHz": 1.5}, {"hardware.num_
 def test_designs_evaluated_together_match_one_by_one():
     base = _run_part(_plain(["model=llama2_7b", "hardware=h100_sxm", "fidelity=analytic", "workload.batch=8",
                              "workload.decode_tokens=3"]))
-    together = evaluate_many(base, DESIGNS)
-    for design, got in zip(DESIGNS, together, strict=True):
+    assert_as_one_by_one(base, DESIGNS, evaluate_many(base, DESIGNS))
+
+
+def assert_as_one_by_one(base: dict, designs: list[dict], together: list) -> None:
+    """Each design's metrics (or its reason for being infeasible) are what ``evaluate`` gives it alone."""
+    for design, got in zip(designs, together, strict=True):
         try:
             want = evaluate(base, design)
         except Infeasible as err:

@@ -3,8 +3,6 @@ worker processes) gives what the plain path gives: the same configs, metrics, tr
 
 from __future__ import annotations
 
-import math
-
 import optuna
 import pandas as pd
 import pytest
@@ -13,10 +11,11 @@ from hypothesis import strategies as st
 
 from sim.config.template import Template
 from sim.studies.search.asktell import evaluate_many, worker_pool
-from sim.studies.search.evaluate import Infeasible, build, evaluate
+from sim.studies.search.evaluate import Infeasible, build
 from sim.studies.search.runner import _plain, _run_part, flat_derived, flat_space
 from sim.studies.search.space import config_overrides, resolve
 from sim.studies.search.study import JOURNAL, LEGACY, Search, run_study, trial_rows
+from tests.test_search_batch import assert_as_one_by_one
 
 RECIPE = ["+search=decode_chip_llama2_70b", "workload.num_requests=12", "workload.decode_tokens=16"]
 
@@ -105,15 +104,7 @@ def test_fast_path_metrics_equal_the_plain_path():
         together = evaluate_many(SEARCH.base, DESIGNS, SEARCH.template, pool)
     finally:
         pool.shutdown()
-    for design, got in zip(DESIGNS, together, strict=True):
-        try:
-            want = evaluate(SEARCH.base, design)
-        except Infeasible as err:
-            assert isinstance(got, Infeasible) and str(got) == str(err)
-            continue
-        assert set(got) == set(want)
-        for key, value in want.items():
-            assert math.isclose(got[key], value, rel_tol=1e-9, abs_tol=1e-15), key
+    assert_as_one_by_one(SEARCH.base, DESIGNS, together)
 
 
 @pytest.mark.slow
