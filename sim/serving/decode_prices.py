@@ -102,7 +102,16 @@ def _attention(sc: StepCoster, op, decodes: int, pairs: np.ndarray, cached: np.n
 
 def _replay(sc: StepCoster, frame: list, attention: Arrays) -> Arrays:
     """``StepCoster._replay`` over arrays: the attention slot's figures are arrays, every other op's scalars."""
-    host = sc.host
+    time_s, energy, op_flops, op_hbm = attention
+    end_s, *sums = replay_frame(sc.host, frame, [(time_s, energy, op_flops, True, op_hbm)])
+    return tuple(np.broadcast_to(np.asarray(x, dtype=np.float64), np.shape(time_s)) for x in (end_s, *sums))
+
+
+def replay_frame(host, frame: list, attention: list) -> tuple:
+    """A frame's analytic replay: each op starting at the later of its stream and its predecessors, repeated
+    layers back to back, the host's costs (``HostCosts.pass_time``); energy, FLOPs and bytes summed op by op.
+    ``attention[slot]``: the (time s, dynamic J, FLOPs, matrix?, HBM bytes) of each attention slot, floats or
+    arrays. Returns (end s, dynamic J, matrix FLOPs, FLOPs, HBM bytes, one span per segment)."""
     now = host.step_s if host.step_s > 0 else 0.0
     device_start = now
     dynamic = matrix = flops = hbm = 0.0
@@ -113,10 +122,7 @@ def _replay(sc: StepCoster, frame: list, attention: Arrays) -> Arrays:
         free = {False: seg_start, True: seg_start}
         end: list = []
         for preds, link, slot, *own in nodes:
-            if slot < 0:
-                time_s, energy, op_flops, is_matrix, op_hbm = own
-            else:
-                (time_s, energy, op_flops, op_hbm), is_matrix = attention, True
+            time_s, energy, op_flops, is_matrix, op_hbm = own if slot < 0 else attention[slot]
             start = end[preds[0]] if preds else seg_start  # max((end[p] for p in preds), default=seg_start)
             for p in preds[1:]:
                 start = _max(start, end[p])
@@ -133,9 +139,7 @@ def _replay(sc: StepCoster, frame: list, attention: Arrays) -> Arrays:
         spans.append(first_end - seg_start)
         kernels += len(nodes) * repeat
     end_s = host.step_s + _max(now - device_start, kernels * host.dispatch_s)  # HostCosts.pass_time
-    shape = np.shape(attention[0])
-    return tuple(np.broadcast_to(np.asarray(x, dtype=np.float64), shape)
-                 for x in (_max(end_s, now), dynamic, matrix, flops, hbm, *spans))
+    return (_max(end_s, now), dynamic, matrix, flops, hbm, *spans)
 
 
 def _max(a, b):

@@ -35,7 +35,7 @@ from sim.engine.analytic import simulate_analytic
 from sim.engine.costing import Coster
 from sim.engine.op_energy import op_energy, record_energy
 from sim.engine.records import HostCosts
-from sim.serving.decode_prices import price_decodes
+from sim.serving.decode_prices import price_decodes, replay_frame
 from sim.serving.schedulers import StepShape
 from workloads.graph import AttentionKernel, Execution, PassGraph
 from workloads.ops import Unit
@@ -225,31 +225,8 @@ class StepCoster:
 
     def _replay(self, frame: list[tuple[int, list[Node]]], attention: list[Node]) -> StepCost:
         """``cost_graph``'s numbers from a frame: the analytic replay's arithmetic in its order."""
-        now = self.host.step_s if self.host.step_s > 0 else 0.0
-        device_start = now
-        dynamic = matrix = flops = hbm = 0.0
-        kernels = 0
-        spans = []
-        for repeat, nodes in frame:
-            seg_start = first_end = now
-            free = {False: seg_start, True: seg_start}
-            end: list[float] = []
-            for preds, link, slot, *own in nodes:
-                time_s, energy, op_flops, is_matrix, op_hbm = own if slot < 0 else attention[slot][3:]
-                start = max(free[link], max((end[p] for p in preds), default=seg_start))
-                finish = free[link] = start + time_s
-                end.append(finish)
-                first_end = max(first_end, finish)
-                dynamic += energy * repeat
-                flops += op_flops * repeat
-                if is_matrix:
-                    matrix += op_flops * repeat
-                hbm += op_hbm * repeat
-            now = seg_start + (first_end - seg_start) * repeat
-            spans.append(first_end - seg_start)
-            kernels += len(nodes) * repeat
-        end_s = self.host.pass_time(kernels, now - device_start)
-        return StepCost(max(end_s, now), dynamic, matrix, flops, hbm, tuple(spans))
+        end_s, dynamic, matrix, flops, hbm, *spans = replay_frame(self.host, frame, [node[3:] for node in attention])
+        return StepCost(end_s, dynamic, matrix, flops, hbm, tuple(spans))
 
     def cost_graph(self, graph: PassGraph) -> StepCost:
         """Time and energy of a pass on the analytic path."""
