@@ -95,19 +95,31 @@ def _core_tiles(rows: int, cols: int, arrays: int) -> tuple[tuple[int, int], ...
 
 
 def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, groups: int = 1,
-                operand_bytes: float = 2.0, b_bytes: float | None = None) -> Tiling:
+                operand_bytes: float = 2.0, b_bytes: float | None = None, memo: dict | None = None) -> Tiling:
     """The fastest tiling of ``groups x (m x k) @ (k x n)`` on the arrays (dtype must be supported).
 
     ``operand_bytes`` is the width of A's elements as they stream from SRAM, ``b_bytes`` of B's
     (packed quantized weights are widened only inside the core); None: the same as A's.
     Each candidate is timed with the same float operations as :meth:`Tiling.choice_s`; only the
     best becomes a Tiling (a serving search tiles a few hundred distinct matmuls per chip).
+    ``memo`` (one chip's, kept by the caller): a matmul's tiling depends on ``m`` only through its row tiles
+    ``ceil(m / tile_m)``, which ``ceil(m / g)`` fixes for ``g`` the common divisor of the candidate tile heights,
+    unless a split-K candidate is weighed (its partial sums grow with ``m`` itself); such a tiling is stored under
+    ``ceil(m / g)`` and given again, the same in every field, to any ``m`` with the same row tiles (a serving
+    run prices steps of thousands of distinct token counts).
     """
     b_bytes = operand_bytes if b_bytes is None else b_bytes
     rows, cols, arrays, cores = chip.array_rows, chip.array_cols, chip.arrays_per_core, chip.num_cores
     cycle_s = 1.0 / (chip.freq_Hz * chip.matmul_dtype_rate[dtype.value] * chip.matmul_efficiency)
     sram_bps, hbm_bps, ideal = chip.sram_bandwidth_Bps, chip.hbm_bandwidth_Bps * chip.hbm_efficiency, chip.ideal
     fill = rows + cols
+    key = None
+    if memo is not None:
+        key = (-(-m // _tile_step(rows, cols, arrays)), n, k, dtype, groups, operand_bytes, b_bytes)
+        found = memo.get(key)
+        if found is not None:
+            return found
+    split_seen = False  # a split-K candidate weighed: the tiling then depends on m itself
     best: tuple | None = None
     best_s = 0.0
     for tm, tn in _core_tiles(rows, cols, arrays):
@@ -117,6 +129,7 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
         for split in SPLIT_K:
             if split > 1 and (out_tiles >= cores or k < split * MIN_SPLIT_DEPTH):
                 break  # enough tiles already, or too little depth to share
+            split_seen = split_seen or split > 1
             tiles = out_tiles * split
             waves = math.ceil(tiles / cores)
             depth = math.ceil(k / split)
@@ -135,7 +148,16 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
             choice = max(compute, sram) + 0.0 / hbm_bps  # Tiling.choice_s: stream-K has no split-K partials
             if choice < best_s:
                 best, best_s = (tm, tn, tiles, waves, compute, sram), choice
-    return Tiling(*best)
+    tiling = Tiling(*best)
+    if key is not None and not split_seen:
+        memo[key] = tiling
+    return tiling
+
+
+@functools.lru_cache(maxsize=256)
+def _tile_step(rows: int, cols: int, arrays: int) -> int:
+    """The greatest common divisor of the candidate core tiles' heights."""
+    return math.gcd(*(tm for tm, _ in _core_tiles(rows, cols, arrays)))
 
 
 def _stream_k(chip: HardwareConfig, tm: int, tn: int, out_tiles: int, passes: int, k: int, cycle_s: float,
@@ -161,14 +183,14 @@ def _stream_k_parts(chip: HardwareConfig, tm: int, tn: int, out_tiles: int, pass
 
 def matmul_time(
     chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, groups: int = 1, flops: float | None = None,
-    operand_bytes: float = 2.0, b_bytes: float | None = None,
+    operand_bytes: float = 2.0, b_bytes: float | None = None, memo: dict | None = None,
 ) -> ComputeCost:
     """Time of ``groups`` matmuls of ``(m x k) @ (k x n)`` in ``dtype`` on the matrix arrays.
 
     ``flops`` defaults to ``2*m*n*k*groups``; kernels that skip work (causal attention skips
     masked blocks) pass what they execute, and the time shrinks in proportion.
     ``operand_bytes`` and ``b_bytes`` are the widths of A and B elements as they stream from
-    SRAM (B defaults to A's width).
+    SRAM (B defaults to A's width). ``memo``: one chip's store of tilings (``tile_matmul``).
     """
     dense = 2.0 * m * n * k * groups
     if flops is None:
@@ -178,7 +200,7 @@ def matmul_time(
         return ComputeCost(0.0, 1.0, run_as)
     if run_as is None:  # no matrix format fits: the vector unit does the multiply-adds
         return ComputeCost(flops / (chip.vector_flops * chip.vector_efficiency), chip.vector_efficiency, None)
-    tiling = tile_matmul(chip, m, n, k, run_as, groups, operand_bytes, b_bytes)
+    tiling = tile_matmul(chip, m, n, k, run_as, groups, operand_bytes, b_bytes, memo)
     seconds = tiling.seconds * (flops / dense)
     return ComputeCost(seconds, flops / (chip.peak_flops(run_as) * seconds), run_as, tiling.partial_bytes)
 

@@ -327,9 +327,11 @@ def test_a_step_costed_from_its_frame_is_the_built_pass_bit_for_bit(overrides):
                        [rng.choice([1, 17, 300]) for _ in range(rng.choice([0, 0, 1, 2]))])
         decodes = rng.choice([0, 1, 3]) if chunks else rng.choice([1, 3])
         pairs = decodes * rng.choice([20, 64, 500]) // 16
-        key = (chunks, decodes, pairs, pairs, pairs if unfused else 0, len(chunks) + decodes)
+        samples = rng.choice([len(chunks) + decodes, 1])  # a chunk short of its prompt's end samples nothing
+        key = (chunks, decodes, pairs, pairs, pairs if unfused else 0, samples)
         assert coster.cost_key(key) == coster.cost_graph(coster.graph(key))
     assert 0 < len(coster._frames) < 60  # most keys were costed from a frame
+    assert len(coster._layers) < len(coster._frames)  # frames of one token count share a layer (other samples)
 
 
 @pytest.mark.parametrize("scheduler", ["continuous", "chunked_prefill"])

@@ -51,3 +51,28 @@ def test_the_fastest_candidate_first_in_order(name, schedule, ideal, m, n, k, gr
         if best is None or cand.choice_s(chip) < best.choice_s(chip):
             best = cand
     assert got == best
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(CHIPS)), st.sampled_from(["waves", "stream_k"]), st.booleans(),
+       st.lists(st.integers(1, 9000), min_size=2, max_size=12), st.integers(1, 30000), st.integers(1, 9000),
+       st.sampled_from([1, 8]), st.sampled_from([1.0, 2.0]))
+def test_a_tiling_given_again_from_the_memo_is_the_one_found_afresh(name, schedule, ideal, ms, n, k, groups,
+                                                                   a_bytes):
+    """tile_matmul's memo (one per Coster) stores a tiling under its row tiles: every m it gives one to, in any
+    order, gets exactly the tiling found without the memo; row counts that round alike share one entry."""
+    chip = dataclasses.replace(CHIPS[name], gemm_schedule=schedule, ideal=ideal)
+    dtype = chip.matmul_dtype(DType.bf16)
+    memo: dict = {}
+    step = math.gcd(*(tm for tm, _ in core_tiles(chip)))
+    for m in ms + [m - 1 for m in ms if m > 1] + [-(-m // step) * step for m in ms]:
+        assert tile_matmul(chip, m, n, k, dtype, groups, a_bytes, None, memo) == \
+            tile_matmul(chip, m, n, k, dtype, groups, a_bytes, None)
+
+
+def test_the_memo_skips_the_search_for_token_counts_with_the_same_row_tiles():
+    chip = CHIPS["h100_sxm"]
+    memo: dict = {}
+    for m in range(4097, 4097 + 64):
+        tile_matmul(chip, m, 4096, 4096, DType.bf16, memo=memo)
+    assert 1 <= len(memo) <= 64 // math.gcd(*(tm for tm, _ in core_tiles(chip))) + 1

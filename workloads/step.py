@@ -27,7 +27,9 @@ from workloads.attention import (
     mla_absorbed,
 )
 from workloads.blocks import _act
-from workloads.graph import Execution, PassGraph, _post, _pre, build_layers
+import networkx as nx
+
+from workloads.graph import Execution, PassGraph, _layer, _post, _pre, build_layers
 from workloads.mla import mla_attention
 from workloads.model import LayerKind, ModelConfig
 from workloads.ops import Op, Role, Tensor
@@ -116,6 +118,21 @@ def build_step_totals(model: ModelConfig, ex: Execution, prefill_chunks: tuple[t
     ssm = (tuple(new for new, _ in prefill_chunks), sum(1 for new, c in prefill_chunks if c > new), decodes)
     return PassGraph(phase, step, seqs, longest, context, model.num_layers, _pre(model, ex, tokens),
                      post=_post(model, ex, logits, tokens), **build_layers(model, ex, tokens, attention_for, ssm))
+
+
+def step_segment(model: ModelConfig, ex: Execution, segment: str, tokens: int, samples: int = 1,
+                 kind: LayerKind | None = None, attention: Sequence[Op] = ()) -> nx.DiGraph:
+    """One segment of ``build_step_totals``'s pass, for a model whose layers are all of ``kind`` (not Mamba):
+    ``pre`` depends only on the step's ``tokens``, ``layer`` on them and its attention ops (``step_attention``'s),
+    ``post`` on them and the ``samples`` that get logits. It is the DAG the pass holds, so a caller that stores
+    segments (sim/serving/step_cost.py) builds only those it has not seen."""
+    if segment == "pre":
+        return _pre(model, ex, tokens)
+    if segment == "post":
+        return _post(model, ex, max(1, samples), tokens)
+    if segment == "layer" and kind is not None and not kind.ssm:
+        return _layer(model, ex, tokens, attention, kind)
+    raise ValueError(f"no step segment {segment!r} for layer kind {kind}")
 
 
 def step_attention(model: ModelConfig, ex: Execution, prefill_chunks: tuple[tuple[int, int], ...], decodes: int,

@@ -120,6 +120,7 @@ class Coster:
         self.extra = tuple(r for r in resources if r.price is not None)
         self.power = PowerBudget.of(chip, cap)
         self._cache: dict[Op, OpCost] = {}
+        self._tilings: dict = {}  # this chip's tilings by row tiles (hwmodels.compute.tile_matmul)
 
     def __call__(self, op: Op) -> OpCost:
         cost = self._cache.get(op)
@@ -150,7 +151,7 @@ class Coster:
             c = ComputeCost(op.flops / (chip.peak_flops(op.dtype) * published), published, run_as)
         elif op.unit is Unit.matrix:
             c = matmul_time(chip, op.m, op.n, op.k, op.dtype, op.groups, op.flops, op.dtype.bytes,
-                            _stored_width(op))
+                            _stored_width(op), self._tilings)
             if op.dequant_flops:  # weight-only quantization: widen the weights, then multiply
                 c = replace(c, seconds=c.seconds + vector_time(chip, op.dequant_flops).seconds)
         else:

@@ -17,6 +17,10 @@ ops are costed, and the analytic replay's arithmetic (each op starting at the la
 stream and its predecessors, repeated layers back to back, the host's costs; energy, FLOPs and
 bytes summed record by record) runs over the frame's stored op costs in the same order, so it
 gives the same numbers, bit for bit, as building and replaying the pass (a test holds them to it).
+A frame is assembled from its segments, each stored on its own: the pre segment by token count, a layer
+by token count and attention op names, the post segment by token count and samples (a trace's steps
+have a few thousand token counts but several times as many frames); a segment's topological order is
+found once per DAG shape, and a GEMM's tiling once per row-tile count (``hwmodels.compute.tile_matmul``).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from sim.serving.decode_prices import price_decodes, replay_frame
 from sim.serving.schedulers import StepShape
 from workloads.graph import AttentionKernel, Execution, PassGraph
 from workloads.ops import Unit
-from workloads.step import build_step_totals, step_attention
+from workloads.step import build_step_totals, step_attention, step_segment
 
 # One op of a frame: (predecessor positions, link stream?, attention slot or -1, time s, dynamic J, FLOPs,
 # matrix?, HBM bytes)
@@ -71,7 +75,12 @@ class StepCoster:
         self.energy: ChipEnergy = chip_energy(cfg.hardware, die_area(cfg.hardware).total_mm2)
         self._cache: dict[tuple, StepCost] = {}
         self._frames: dict[tuple, list[tuple[int, list[Node]]]] = {}  # (tokens, samples, attention names) ->
-        # segments as (repeat, nodes in topological order)
+        # segments as (repeat, nodes in topological order), assembled from the stores of each segment:
+        self._pres: dict[int, list[Node]] = {}  # tokens -> the pre segment
+        self._layers: dict[tuple, list[Node]] = {}  # (tokens, attention names) -> a layer
+        self._posts: dict[tuple[int, int], list[Node]] = {}  # (tokens, samples) -> the post segment
+        self._orders: dict[tuple, list] = {}  # a DAG's (nodes, edges) -> its nodes in topological order, with preds
+        self._op_nodes: dict = {}  # op -> its node's costs (time s, dynamic J, FLOPs, matrix?, HBM bytes)
         self._ahead: dict[int, dict[tuple[int, int], tuple[tuple, int]]] = {}  # decodes -> (pairs, cached) in
         # blocks -> (prices over arrays, index): decode-only signatures priced ahead (sim/serving/decode_prices.py)
         self._unfused = ex.attention is AttentionKernel.unfused
@@ -185,43 +194,63 @@ class StepCoster:
                                  decode_contexts=contexts, attention=given)
 
     def cost_key(self, key: tuple) -> StepCost:
-        """The cost of a signature: from its frame when one was stored, else by building and replaying the
-        pass (and storing its frame)."""
+        """The cost of a signature: its frame's replay with its own attention ops (the frame assembled from stored
+        segments, building only those not seen yet), or, with several layer kinds or Mamba layers (whose
+        work depends on more than the token count), by building and replaying the pass."""
         chunks, decodes, pairs, cached, samples, contexts = self._args(key)
-        if not self.one_kind:  # layers of several kinds attend differently: no shared frame to replay
+        if not self.one_kind or self.kind.ssm:
             return self.cost_graph(self.graph(key))
         attention = step_attention(self.model, self.ex, chunks, decodes, pairs, cached, contexts, self.kind)
         tokens = sum(new for new, _ in chunks) + decodes
         frame_key = (tokens, max(1, samples), tuple(op.name for op in attention))
         frame = self._frames.get(frame_key)
         if frame is None:
-            graph = self.graph(key, attention)
-            frame = self._frame(graph, {op.name: i for i, op in enumerate(attention)})
-            own = {node[2]: node for _, nodes in frame for node in nodes if node[2] >= 0}
-            if len(own) == len(attention):  # every slot found: the frame's replay is the pass's (bit for bit)
-                self._frames[frame_key] = frame
-                return self._replay(frame, [own[i] for i in range(len(attention))])
-            return self.cost_graph(graph)
+            frame = self._assemble(tokens, max(1, samples), attention)
+            if frame is None:  # an attention op not found by name in its layer: no frame to replay
+                return self.cost_graph(self.graph(key, attention))
+            self._frames[frame_key] = frame
         return self._replay(frame, [self._node((), op) for op in attention])
 
-    def _node(self, preds: tuple[int, ...], op, slot: int = -1) -> Node:
-        c = self.coster(op)
-        energy = op_energy(op, c, self.energy).total_J
-        return preds, op.unit is Unit.link, slot, c.time_s, energy, op.flops, op.unit is Unit.matrix, c.hbm_bytes
+    def _assemble(self, tokens: int, samples: int, attention: list) -> list[tuple[int, list[Node]]] | None:
+        """The frame of a step of ``tokens`` tokens, ``samples`` sampled, with these attention ops: its pre, layer
+        and post segments, each from its own store (the pre depends on the tokens, the layer on them and the
+        attention ops' names, the post on them and the samples), built (``step_segment``) and costed if new."""
+        names = tuple(op.name for op in attention)
+        layer = self._layers.get((tokens, names))
+        if layer is None:
+            dag = step_segment(self.model, self.ex, "layer", tokens, kind=self.kind, attention=attention)
+            layer = self._segment(dag, {name: i for i, name in enumerate(names)})
+            if len({node[2] for node in layer if node[2] >= 0}) != len(attention):
+                return None
+            self._layers[(tokens, names)] = layer
+        pre = self._pres.get(tokens)
+        if pre is None:
+            pre = self._pres[tokens] = self._segment(step_segment(self.model, self.ex, "pre", tokens), {})
+        post = self._posts.get((tokens, samples))
+        if post is None:
+            post = self._posts[(tokens, samples)] = self._segment(
+                step_segment(self.model, self.ex, "post", tokens, samples), {})
+        return [(1, pre), (self.model.num_layers, layer), (1, post)]
 
-    def _frame(self, graph: PassGraph, slots: dict[str, int]) -> list[tuple[int, list[Node]]]:
-        """The pass's segments with each op's costs, its attention ops as slots (by name)."""
-        segments = []
-        for segment, dag, repeat in graph.segments():
-            order = list(nx.topological_sort(dag))
-            where = {node: i for i, node in enumerate(order)}
-            nodes = []
-            for node in order:
-                op = dag.nodes[node]["op"]
-                preds = tuple(where[p] for p in dag.predecessors(node))
-                nodes.append(self._node(preds, op, slots.get(op.name, -1) if segment == "layer" else -1))
-            segments.append((repeat, nodes))
-        return segments
+    def _node(self, preds: tuple[int, ...], op, slot: int = -1) -> Node:
+        costs = self._op_nodes.get(op)
+        if costs is None:
+            c = self.coster(op)
+            energy = op_energy(op, c, self.energy).total_J
+            costs = self._op_nodes[op] = (c.time_s, energy, op.flops, op.unit is Unit.matrix, c.hbm_bytes)
+        return (preds, op.unit is Unit.link, slot, *costs)
+
+    def _segment(self, dag: nx.DiGraph, slots: dict[str, int]) -> list[Node]:
+        """A segment's ops with their costs in topological order, each with its predecessors' positions; an op
+        named in ``slots`` is that attention slot. The order is found once per shape of DAG (its nodes and edges)."""
+        shape = (tuple(dag), tuple(dag.edges))
+        order = self._orders.get(shape)
+        if order is None:
+            nodes = list(nx.topological_sort(dag))
+            where = {node: i for i, node in enumerate(nodes)}
+            order = self._orders[shape] = [(node, tuple(where[p] for p in dag.predecessors(node))) for node in nodes]
+        ops = dag.nodes
+        return [self._node(preds, ops[node]["op"], slots.get(node, -1)) for node, preds in order]
 
     def _replay(self, frame: list[tuple[int, list[Node]]], attention: list[Node]) -> StepCost:
         """``cost_graph``'s numbers from a frame: the analytic replay's arithmetic in its order."""
