@@ -16,7 +16,6 @@ target; a target left null is not checked.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import bootstrap
 
 from sim.config.schema import SloConfig
 
@@ -47,6 +46,8 @@ def p99_with_interval(values: np.ndarray) -> dict:
     if np.ptp(values) == 0:
         low = high = value
     else:
+        from scipy.stats import bootstrap  # imported here: scipy.stats takes about a second to import
+
         ci = bootstrap((values,), lambda x, axis: np.percentile(x, PERCENTILE, axis=axis), vectorized=True,
                        n_resamples=RESAMPLES, confidence_level=CI_LEVEL, method="percentile",
                        random_state=np.random.default_rng(0)).confidence_interval

@@ -37,10 +37,13 @@ def plot_serving(summary: dict, steps: dict[str, list], path: Path) -> Path:
             values = np.asarray(steps[key], dtype=float)[sel]
             if key == "waiting" and name.startswith("decode") and not values.any():
                 continue  # a decode instance's queue holds only its recomputes
-            batch.step(t, np.append(values, values[-1:]), where="post", color=colour, linestyle=style,
+            keep = _pixels(t, np.append(values, values[-1:]))
+            batch.step(t[keep], np.append(values, values[-1:])[keep], where="post", color=colour, linestyle=style,
                        linewidth=1.0, label=label + suffix)
         use = 100 * np.asarray(steps["kv_cache_use"], dtype=float)[sel]
-        kv.step(t, np.append(use, use[-1:]), where="post", color=OKABE_ITO["bluish_green"], linestyle=style,
+        use = np.append(use, use[-1:])
+        keep = _pixels(t, use)
+        kv.step(t[keep], use[keep], where="post", color=OKABE_ITO["bluish_green"], linestyle=style,
                 linewidth=1.0, label="KV cache used" + suffix)
     batch.set_ylabel("requests")
     batch.set_title("batch and queue over time", fontsize=11)
@@ -65,6 +68,24 @@ def plot_serving(summary: dict, steps: dict[str, list], path: Path) -> Path:
                  f"{summary['requests']:,} requests, {summary['output_tokens_per_s']:,.0f} output tokens/s",
                  fontsize=12)
     return save(fig, path)
+
+
+BINS = 2048  # time bins across a panel: about twice its width in pixels
+
+
+def _pixels(t: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The points of a step line that can show at the figure's resolution: in each of ``BINS`` equal time bins its
+    first, last, lowest and highest (the line drawn through them covers the same pixels; a trace replay has
+    hundreds of thousands of steps, which would take seconds to draw). All of them when there are few."""
+    if len(t) <= 4 * BINS or not t[-1] > t[0]:
+        return np.arange(len(t))
+    bins = np.minimum(((t - t[0]) / (t[-1] - t[0]) * BINS).astype(np.int64), BINS - 1)
+    by_value = np.lexsort((values, bins))  # within each bin (bins never decrease with t): lowest first
+    starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])  # the first point of each bin, in time
+    ends = np.r_[starts[1:], len(t)] - 1
+    firsts = np.flatnonzero(np.r_[True, bins[by_value][1:] != bins[by_value][:-1]])
+    lasts = np.r_[firsts[1:], len(t)] - 1
+    return np.unique(np.concatenate([starts, ends, by_value[firsts], by_value[lasts]]))
 
 
 def _latency_panel(ax, summary: dict) -> None:

@@ -1,0 +1,28 @@
+"""The serving plot draws long runs thinned to what its pixels can show (sim/plots/serving_timeline.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim.plots.serving_timeline import BINS, _pixels
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31), st.integers(1, 40_000))
+def test_thinning_keeps_each_bins_first_last_lowest_and_highest_point(seed, n):
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.exponential(1.0, n) * (rng.random(n) < 0.9))  # with ties in time
+    values = rng.integers(0, 50, n).astype(float)
+    keep = _pixels(t, values)
+    assert np.all(np.diff(keep) > 0) and keep[0] == 0 and keep[-1] == n - 1
+    if n <= 4 * BINS or t[-1] == t[0]:
+        assert len(keep) == n
+        return
+    assert len(keep) <= 4 * BINS
+    bins = np.minimum(((t - t[0]) / (t[-1] - t[0]) * BINS).astype(np.int64), BINS - 1)
+    for b in np.unique(bins)[:: max(1, BINS // 64)]:
+        every, kept = np.flatnonzero(bins == b), keep[bins[keep] == b]
+        assert kept[0] == every[0] and kept[-1] == every[-1]
+        assert values[kept].min() == values[every].min() and values[kept].max() == values[every].max()
