@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import networkx as nx
+
 from workloads.attention import (
     AttentionKernel,
     Phase,
@@ -27,8 +29,6 @@ from workloads.attention import (
     mla_absorbed,
 )
 from workloads.blocks import _act
-import networkx as nx
-
 from workloads.graph import Execution, PassGraph, _layer, _post, _pre, build_layers
 from workloads.mla import mla_attention
 from workloads.model import LayerKind, ModelConfig

@@ -20,7 +20,6 @@ import numpy as np
 from sim.config.schema import LengthDistribution, RunError, WorkloadConfig
 from sim.serving.traces import TRACE_OF, shipped_trace
 
-
 Z99 = NormalDist().inv_cdf(0.99)  # the standard normal's 99th percentile (scipy.stats.norm.ppf gives the same bits)
 
 
