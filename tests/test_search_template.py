@@ -110,11 +110,12 @@ def test_fast_path_metrics_equal_the_plain_path():
 @pytest.mark.slow
 def test_jobs_give_the_same_trials_and_a_journal_resumes(tmp_path):
     tables = {}
-    for jobs in (1, 2):
+    for jobs in (1, 2, 0):  # 0: one process per core
         search = recipe_search("search.batch=4")
         study = run_study(search, tmp_path / f"j{jobs}", trials=8, jobs=jobs)
         tables[jobs] = pd.DataFrame(trial_rows(search, study))
     pd.testing.assert_frame_equal(tables[1], tables[2])
+    pd.testing.assert_frame_equal(tables[1], tables[0])
     assert (tmp_path / "j1" / JOURNAL).exists() and not (tmp_path / "j1" / LEGACY).exists()
     search = recipe_search("search.batch=4")
     resumed = pd.DataFrame(trial_rows(search, run_study(search, tmp_path / "j1", trials=12)))

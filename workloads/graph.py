@@ -343,12 +343,17 @@ def _mla_mixer(dag: _Dag, model: ModelConfig, ex: Execution, tokens: int, attent
                          _act("y", tokens * d, ex)))
 
 
+def final_norm(model: ModelConfig, ex: Execution, tokens: int) -> Op:
+    """The final norm over the pass's ``tokens`` (with the last layer's residual add when elementwise ops are fused)."""
+    return _norm_op("final_norm", model, ex, tokens, add_residual=ex.fused_elementwise)
+
+
 def _post(model: ModelConfig, ex: Execution, batch: int, tokens: int) -> nx.DiGraph:
     """Final norm over ``tokens``, then LM head, gather and sampling for ``batch`` rows of logits."""
     d, t, vocab = model.hidden_size, ex.tp, model.vocab_size
     shard = -(-vocab // t)  # vocabulary rows per chip, the last shard padded
     dag = _Dag()
-    dag.add(_norm_op("final_norm", model, ex, tokens, add_residual=ex.fused_elementwise))
+    dag.add(final_norm(model, ex, tokens))  # the post's first op, and the only one that depends on ``tokens``
     dag.add(matmul("lm_head", OpKind.lm_head, batch, shard, d, ex.activations,
                    [_act("h_last", batch * d, ex), _dense("w_vocab", d * shard, ex)],
                    [_act("logits", batch * shard, ex)]))

@@ -36,7 +36,8 @@ class SearchConfig:
 
     trials: int = 50  # designs evaluated in all (a resumed search runs only the ones missing)
     seed: int = 0  # sampler seed: same seed, same space -> same trials (TPE with jobs > 1 excepted)
-    jobs: int = 1  # processes simulating each batch's designs (the same trials); TPE: workers sharing the study
+    jobs: int = 0  # processes simulating each batch's designs (the same trials; 0: one per core); TPE: workers
+    # sharing the study (0: one, so that the trials follow from the seed)
     sampler: str = "nsga2"  # nsga2 | tpe
     batch: int = 0  # trials asked and evaluated together (ask/tell); 0: an NSGA-II generation, 1 for TPE
     out: Optional[str] = None  # output folder; null: results/search/<name>

@@ -112,6 +112,8 @@ def replay_frame(host, frame: list, attention: list) -> tuple:
     layers back to back, the host's costs (``HostCosts.pass_time``); energy, FLOPs and bytes summed op by op.
     ``attention[slot]``: the (time s, dynamic J, FLOPs, matrix?, HBM bytes) of each attention slot, floats or
     arrays. Returns (end s, dynamic J, matrix FLOPs, FLOPs, HBM bytes, one span per segment)."""
+    arrays = any(isinstance(x, np.ndarray) for slot in attention for x in slot)
+    _max = _array_max if arrays else max  # max on two floats: Python's (cheaper; the same value)
     now = host.step_s if host.step_s > 0 else 0.0
     device_start = now
     dynamic = matrix = flops = hbm = 0.0
@@ -142,7 +144,7 @@ def replay_frame(host, frame: list, attention: list) -> tuple:
     return (_max(end_s, now), dynamic, matrix, flops, hbm, *spans)
 
 
-def _max(a, b):
+def _array_max(a, b):
     """``max(a, b)`` of floats or arrays (Python's on two floats: cheaper, and the same value)."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return np.maximum(a, b)

@@ -18,7 +18,8 @@ stream and its predecessors, repeated layers back to back, the host's costs; ene
 bytes summed record by record) runs over the frame's stored op costs in the same order, so it
 gives the same numbers, bit for bit, as building and replaying the pass (a test holds them to it).
 A frame is assembled from its segments, each stored on its own: the pre segment by token count, a layer
-by token count and attention op names, the post segment by token count and samples (a trace's steps
+by token count and attention op names, the post segment by samples after its first op, the final norm over the
+tokens (``workloads.step.step_segment``; a trace's steps
 have a few thousand token counts but several times as many frames); a segment's topological order is
 found once per DAG shape, and a GEMM's tiling once per row-tile count (``hwmodels.compute.tile_matmul``).
 """
@@ -78,7 +79,7 @@ class StepCoster:
         # segments as (repeat, nodes in topological order), assembled from the stores of each segment:
         self._pres: dict[int, list[Node]] = {}  # tokens -> the pre segment
         self._layers: dict[tuple, list[Node]] = {}  # (tokens, attention names) -> a layer
-        self._posts: dict[tuple[int, int], list[Node]] = {}  # (tokens, samples) -> the post segment
+        self._heads: dict[int, list[Node]] = {}  # samples -> the post segment after its final norm (by tokens)
         self._orders: dict[tuple, list] = {}  # a DAG's (nodes, edges) -> its nodes in topological order, with preds
         self._op_nodes: dict = {}  # op -> its node's costs (time s, dynamic J, FLOPs, matrix?, HBM bytes)
         self._ahead: dict[int, dict[tuple[int, int], tuple[tuple, int]]] = {}  # decodes -> (pairs, cached) in
@@ -206,7 +207,7 @@ class StepCoster:
         frame = self._frames.get(frame_key)
         if frame is None:
             frame = self._assemble(tokens, max(1, samples), attention)
-            if frame is None:  # an attention op not found by name in its layer: no frame to replay
+            if frame is None:  # an attention op not found by name in its layer (or a post not led by its final norm)
                 return self.cost_graph(self.graph(key, attention))
             self._frames[frame_key] = frame
         return self._replay(frame, [self._node((), op) for op in attention])
@@ -226,10 +227,16 @@ class StepCoster:
         pre = self._pres.get(tokens)
         if pre is None:
             pre = self._pres[tokens] = self._segment(step_segment(self.model, self.ex, "pre", tokens), {})
-        post = self._posts.get((tokens, samples))
-        if post is None:
-            post = self._posts[(tokens, samples)] = self._segment(
-                step_segment(self.model, self.ex, "post", tokens, samples), {})
+        head = self._heads.get(samples)
+        if head is None:  # the post is built whole once per samples count (its first op, the final norm, by tokens)
+            dag = step_segment(self.model, self.ex, "post", tokens, samples)
+            post = self._segment(dag, {})
+            if self._orders[(tuple(dag), tuple(dag.edges))][0] != ("final_norm", ()):
+                return None
+            self._heads[samples] = post[1:]
+        else:
+            norm = step_segment(self.model, self.ex, "final_norm", tokens)
+            post = [*self._segment(norm, {}), *head]
         return [(1, pre), (self.model.num_layers, layer), (1, post)]
 
     def _node(self, preds: tuple[int, ...], op, slot: int = -1) -> Node:

@@ -103,6 +103,8 @@ def run_search(overrides: list[str], out: Path | None = None) -> tuple[dict, pd.
                           f"{', '.join(presets('search'))}) or give search.space")
     if int(node["trials"]) < 1:
         raise SearchError(f"search.trials must be >= 1 (got {node['trials']})")
+    if int(node["jobs"]) < 0:
+        raise SearchError(f"search.jobs must be >= 0 (0: one process per core; got {node['jobs']})")
     search = Search(_run_part(tree), node, int(node["seed"]))
     reference, ref_name = None, node.get("reference")
     if ref_name:

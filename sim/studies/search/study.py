@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import multiprocessing
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,6 +280,14 @@ def _worker(args) -> None:
     _optimize(open_study(search, Path(out), False, trials, worker), search, trials)
 
 
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no affinity on this system
+        return max(1, os.cpu_count() or 1)
+
+
 def run_study(search: Search, out: Path, trials: int, jobs: int = 1, fresh: bool = False) -> optuna.Study:
     """Run (or resume) the study in ``out`` until it holds ``trials`` finished trials."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -286,7 +295,10 @@ def run_study(search: Search, out: Path, trials: int, jobs: int = 1, fresh: bool
     study = open_study(search, out, fresh, trials)
     from sim.studies.search.asktell import batch_size
 
-    if jobs <= 1 or batch_size(search.search, trials) > 1:  # a batch's designs go to `jobs` processes
+    batched = batch_size(search.search, trials) > 1
+    if jobs == 0:  # a batch's designs on every core (the same trials as one process); TPE in one process
+        jobs = cores() if batched else 1
+    if jobs <= 1 or batched:  # a batch's designs go to `jobs` processes
         _optimize(study, search, trials, jobs)
         return study
     ctx = multiprocessing.get_context("spawn")
