@@ -16,6 +16,7 @@ from sim.batch.run import simulate
 from sim.config.schema import RunError
 from sim.engine.analytic import simulate_analytic
 from sim.engine.costing import Coster
+from sim.metrics.serving_summary import summarize_serving
 from sim.metrics.summary import summarize
 from sim.serving.run import simulate_serving
 from sim.serving.step_cost import StepCoster
@@ -346,3 +347,20 @@ def test_guaranteed_admission_never_preempts_where_max_utilization_does(schedule
     fits = safe["kv_cache"]["sequences_fit_at_mean_lengths"]
     assert fits == result.cache.blocks // -(-round(np.mean(result.traffic.prompt_tokens +
                                                            result.traffic.output_tokens)) // 16)
+
+
+def test_a_run_after_another_of_the_same_model_gives_the_same_numbers_and_counts():
+    """Step costers of one model and execution share their segments' ops (SegmentShapes): a run's numbers and
+    counts do not depend on which runs came before it in the process (a search simulates many chips in one)."""
+    from sim.serving.step_cost import SegmentShapes
+
+    args = ("workload=serving", "workload.num_requests=60", "workload.rate_per_s=40", "workload.lengths=lognormal")
+    SegmentShapes._shared.clear()
+    alone = summarize_serving(simulate_serving(make_config(*args, "hardware=h100_sxm")))
+    shapes = len(SegmentShapes._shared)
+    simulate_serving(make_config(*args, "hardware=h100_sxm", "hardware.hbm_bandwidth_GBps=2000", "seed=3"))  # another chip
+    after = summarize_serving(simulate_serving(make_config(*args, "hardware=h100_sxm")))
+    assert len(SegmentShapes._shared) == shapes == 1  # one model and execution: one set of shapes, shared
+    for summary in (alone, after):
+        summary["run"].pop("sim_wall_s", None)
+    assert after == alone

@@ -29,7 +29,7 @@ from workloads.attention import (
     mla_absorbed,
 )
 from workloads.blocks import _act
-from workloads.graph import Execution, PassGraph, _layer, _post, _pre, build_layers, final_norm
+from workloads.graph import Execution, PassGraph, _layer, _post, _pre, build_layers
 from workloads.mla import mla_attention
 from workloads.model import LayerKind, ModelConfig
 from workloads.ops import Op, Role, Tensor
@@ -124,17 +124,13 @@ def step_segment(model: ModelConfig, ex: Execution, segment: str, tokens: int, s
                  kind: LayerKind | None = None, attention: Sequence[Op] = ()) -> nx.DiGraph:
     """One segment of ``build_step_totals``'s pass, for a model whose layers are all of ``kind`` (not Mamba):
     ``pre`` depends only on the step's ``tokens``, ``layer`` on them and its attention ops (``step_attention``'s),
-    ``post`` on them and the ``samples`` that get logits; ``final_norm`` is the post's first op, the only one of it
-    that depends on ``tokens`` (the rest depend on ``samples``), built alone. It is the DAG the pass holds, so a
+    ``post`` on them and the ``samples`` that get logits (its first op, ``workloads.graph.final_norm``, is the only
+    one that depends on ``tokens``). It is the DAG the pass holds, so a
     caller that stores segments (sim/serving/step_cost.py) builds only those it has not seen."""
     if segment == "pre":
         return _pre(model, ex, tokens)
     if segment == "post":
         return _post(model, ex, max(1, samples), tokens)
-    if segment == "final_norm":
-        dag = nx.DiGraph()
-        dag.add_node("final_norm", op=final_norm(model, ex, tokens))
-        return dag
     if segment == "layer" and kind is not None and not kind.ssm:
         return _layer(model, ex, tokens, attention, kind)
     raise ValueError(f"no step segment {segment!r} for layer kind {kind}")

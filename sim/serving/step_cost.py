@@ -42,7 +42,7 @@ from sim.engine.op_energy import op_energy, record_energy
 from sim.engine.records import HostCosts
 from sim.serving.decode_prices import price_decodes, replay_frame
 from sim.serving.schedulers import StepShape
-from workloads.graph import AttentionKernel, Execution, PassGraph
+from workloads.graph import AttentionKernel, Execution, PassGraph, final_norm
 from workloads.ops import Unit
 from workloads.step import build_step_totals, step_attention, step_segment
 
@@ -63,6 +63,67 @@ class StepCost:
     spans: tuple[float, ...] = ()  # one instance of each segment (pre, one layer, post), seconds
 
 
+class SegmentShapes:
+    """The ops of a step's segments in topological order, each with its predecessors' positions: what a frame
+    needs of the pass apart from the chip's costs. They depend only on the model, the execution and the
+    segment's key, so the step costers of one model and execution share them (a serving search simulates
+    hundreds of chips, each with its own ``StepCoster``, on the same few layouts)."""
+
+    _shared: dict[str, SegmentShapes] = {}  # repr of (model, execution) -> its shapes; the last few kept
+    KEEP = 16
+
+    def __init__(self, model, ex: Execution, kind) -> None:
+        self.model, self.ex, self.kind = model, ex, kind
+        self.layers: dict[tuple, list] = {}  # (tokens, attention op names) -> a layer's ops
+        self.pres: dict[int, list] = {}  # tokens -> the pre segment's ops
+        self.heads: dict[int, list | None] = {}  # samples -> the post's ops after its final norm (None: not led by it)
+        self._orders: dict[tuple, list] = {}  # a DAG's (nodes, edges) -> its nodes in topological order, with preds
+
+    @classmethod
+    def of(cls, model, ex: Execution, kind) -> SegmentShapes:
+        key = repr((model, ex))  # every field of both (a model is mutable, so not hashed itself)
+        found = cls._shared.get(key)
+        if found is None:
+            if len(cls._shared) >= cls.KEEP:
+                cls._shared.pop(next(iter(cls._shared)))
+            found = cls._shared[key] = cls(model, ex, kind)
+        return found
+
+    def layer(self, tokens: int, attention: list) -> list:
+        """A layer's ops over ``tokens`` tokens with attention ops named as ``attention``'s (those of the first
+        step that needed it: a frame costs its steps' own attention ops in their slots)."""
+        key = (tokens, tuple(op.name for op in attention))
+        ops = self.layers.get(key)
+        if ops is None:
+            ops = self.layers[key] = self._ops(step_segment(self.model, self.ex, "layer", tokens, kind=self.kind,
+                                                            attention=attention))
+        return ops
+
+    def pre(self, tokens: int) -> list:
+        ops = self.pres.get(tokens)
+        if ops is None:
+            ops = self.pres[tokens] = self._ops(step_segment(self.model, self.ex, "pre", tokens))
+        return ops
+
+    def head(self, samples: int) -> list | None:
+        """The post's ops after its first, the final norm (built whole once, over one token)."""
+        if samples not in self.heads:
+            ops = self._ops(step_segment(self.model, self.ex, "post", 1, samples))
+            self.heads[samples] = ops[1:] if ops[0][0] == "final_norm" and not ops[0][2] else None
+        return self.heads[samples]
+
+    def _ops(self, dag: nx.DiGraph) -> list[tuple[str, object, tuple[int, ...]]]:
+        """The DAG's (name, op, predecessors' positions) in topological order (the order found once per shape)."""
+        shape = (tuple(dag), tuple(dag.edges))
+        order = self._orders.get(shape)
+        if order is None:
+            nodes = list(nx.topological_sort(dag))
+            where = {node: i for i, node in enumerate(nodes)}
+            order = self._orders[shape] = [(node, tuple(where[p] for p in dag.predecessors(node))) for node in nodes]
+        ops = dag.nodes
+        return [(node, ops[node]["op"], preds) for node, preds in order]
+
+
 class StepCoster:
     """Costs steps for one run (each distinct signature once, each distinct op once)."""
 
@@ -80,7 +141,7 @@ class StepCoster:
         self._pres: dict[int, list[Node]] = {}  # tokens -> the pre segment
         self._layers: dict[tuple, list[Node]] = {}  # (tokens, attention names) -> a layer
         self._heads: dict[int, list[Node]] = {}  # samples -> the post segment after its final norm (by tokens)
-        self._orders: dict[tuple, list] = {}  # a DAG's (nodes, edges) -> its nodes in topological order, with preds
+        self.shapes = SegmentShapes.of(cfg.model, ex, self.kind) if self.one_kind and not self.kind.ssm else None
         self._op_nodes: dict = {}  # op -> its node's costs (time s, dynamic J, FLOPs, matrix?, HBM bytes)
         self._ahead: dict[int, dict[tuple[int, int], tuple[tuple, int]]] = {}  # decodes -> (pairs, cached) in
         # blocks -> (prices over arrays, index): decode-only signatures priced ahead (sim/serving/decode_prices.py)
@@ -215,29 +276,26 @@ class StepCoster:
     def _assemble(self, tokens: int, samples: int, attention: list) -> list[tuple[int, list[Node]]] | None:
         """The frame of a step of ``tokens`` tokens, ``samples`` sampled, with these attention ops: its pre, layer
         and post segments, each from its own store (the pre depends on the tokens, the layer on them and the
-        attention ops' names, the post on them and the samples), built (``step_segment``) and costed if new."""
+        attention ops' names, the post on the samples after its first op, the final norm over the tokens),
+        costed if new (their ops from ``self.shapes``, shared by the step costers of this model and execution)."""
         names = tuple(op.name for op in attention)
         layer = self._layers.get((tokens, names))
         if layer is None:
-            dag = step_segment(self.model, self.ex, "layer", tokens, kind=self.kind, attention=attention)
-            layer = self._segment(dag, {name: i for i, name in enumerate(names)})
+            layer = self._cost_ops(self.shapes.layer(tokens, attention), {name: i for i, name in enumerate(names)})
             if len({node[2] for node in layer if node[2] >= 0}) != len(attention):
                 return None
             self._layers[(tokens, names)] = layer
         pre = self._pres.get(tokens)
         if pre is None:
-            pre = self._pres[tokens] = self._segment(step_segment(self.model, self.ex, "pre", tokens), {})
+            pre = self._pres[tokens] = self._cost_ops(self.shapes.pre(tokens))
         head = self._heads.get(samples)
-        if head is None:  # the post is built whole once per samples count (its first op, the final norm, by tokens)
-            dag = step_segment(self.model, self.ex, "post", tokens, samples)
-            post = self._segment(dag, {})
-            if self._orders[(tuple(dag), tuple(dag.edges))][0] != ("final_norm", ()):
+        if head is None:
+            ops = self.shapes.head(samples)
+            if ops is None:
                 return None
-            self._heads[samples] = post[1:]
-        else:
-            norm = step_segment(self.model, self.ex, "final_norm", tokens)
-            post = [*self._segment(norm, {}), *head]
-        return [(1, pre), (self.model.num_layers, layer), (1, post)]
+            head = self._heads[samples] = self._cost_ops(ops)
+        return [(1, pre), (self.model.num_layers, layer), (1, [self._node((), final_norm(self.model, self.ex, tokens)),
+                                                              *head])]
 
     def _node(self, preds: tuple[int, ...], op, slot: int = -1) -> Node:
         costs = self._op_nodes.get(op)
@@ -247,17 +305,14 @@ class StepCoster:
             costs = self._op_nodes[op] = (c.time_s, energy, op.flops, op.unit is Unit.matrix, c.hbm_bytes)
         return (preds, op.unit is Unit.link, slot, *costs)
 
-    def _segment(self, dag: nx.DiGraph, slots: dict[str, int]) -> list[Node]:
-        """A segment's ops with their costs in topological order, each with its predecessors' positions; an op
-        named in ``slots`` is that attention slot. The order is found once per shape of DAG (its nodes and edges)."""
-        shape = (tuple(dag), tuple(dag.edges))
-        order = self._orders.get(shape)
-        if order is None:
-            nodes = list(nx.topological_sort(dag))
-            where = {node: i for i, node in enumerate(nodes)}
-            order = self._orders[shape] = [(node, tuple(where[p] for p in dag.predecessors(node))) for node in nodes]
-        ops = dag.nodes
-        return [self._node(preds, ops[node]["op"], slots.get(node, -1)) for node, preds in order]
+    def _cost_ops(self, ops: list[tuple[str, object, tuple[int, ...]]], slots: dict[str, int] | None = None
+                  ) -> list[Node]:
+        """A segment's nodes from its ops in topological order (name, op, predecessors' positions). An op named in
+        ``slots`` is that attention slot, left uncosted: a replay takes its figures from the step's own attention
+        ops (the layer's may be another run's)."""
+        slots = slots or {}
+        return [(preds, op.unit is Unit.link, slots[name], 0.0, 0.0, 0.0, True, 0.0) if name in slots
+                else self._node(preds, op) for name, op, preds in ops]
 
     def _replay(self, frame: list[tuple[int, list[Node]]], attention: list[Node]) -> StepCost:
         """``cost_graph``'s numbers from a frame: the analytic replay's arithmetic in its order."""
