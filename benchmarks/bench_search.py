@@ -55,8 +55,9 @@ def main() -> None:
                                         f"search.jobs={jobs}"], Path(tmp) / "search")
         wall = time.perf_counter() - started
         cpu = time.process_time() - cpu + _children_cpu() - children
+    how = f"{jobs or cores()} job(s){' (search.jobs=0: one per core)' if not jobs else ''}"
     print(f"bench_search: {summary['trials']} trials ({summary['feasible']} feasible, {summary['pareto']} Pareto) "
-          f"with {jobs or cores()} job(s){' (search.jobs=0: one per core)' if not jobs else ''} in {wall:.1f} s wall, {cpu:.1f} s CPU ({wall / summary['trials'] * 1e3:.0f} ms "
+          f"with {how} in {wall:.1f} s wall, {cpu:.1f} s CPU ({wall / summary['trials'] * 1e3:.0f} ms "
           "per trial)")
     if trials == 200:
         print(f"  target (issue 16): 200 trials under {TARGET_S:.0f} s: {'met' if wall < TARGET_S else 'not met'}")
