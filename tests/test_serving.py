@@ -358,7 +358,7 @@ def test_a_run_after_another_of_the_same_model_gives_the_same_numbers_and_counts
     SegmentShapes._shared.clear()
     alone = summarize_serving(simulate_serving(make_config(*args, "hardware=h100_sxm")))
     shapes = len(SegmentShapes._shared)
-    simulate_serving(make_config(*args, "hardware=h100_sxm", "hardware.hbm_bandwidth_GBps=2000", "seed=3"))  # other chip
+    simulate_serving(make_config(*args, "hardware=h100_sxm", "hardware.hbm_bandwidth_GBps=2000", "seed=3"))  # another
     after = summarize_serving(simulate_serving(make_config(*args, "hardware=h100_sxm")))
     assert len(SegmentShapes._shared) == shapes == 1  # one model and execution: one set of shapes, shared
     for summary in (alone, after):
