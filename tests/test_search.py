@@ -127,3 +127,28 @@ def test_a_space_key_or_value_the_config_refuses_stops_the_search_before_any_tri
     base = {"hardware": {"num_cores": 132, "freq_GHz": 1.83}}
     with pytest.raises(SearchError, match=re.escape(message)):
         Search(base, {"space": entry, "objectives": ["output_tokens_per_s"]})
+
+
+@pytest.mark.parametrize("key, value", [
+    ("hardware.freq_GHz", "abc"), ("hardware.num_corez", 8), ("hardware.num_cores", 2.5), ("nosection.x", 1),
+    ("parallel.tp", 2), ("parallel.tpp", 2), ("precision.weights", "int3"), ("hardware.topology", "blob"),
+    ("hardware", 3), ("seed", "a"), ("power.cap", "maybe"), ("slo.ttft_p99_s", None),
+])
+def test_a_value_checked_in_its_section_is_refused_or_taken_as_in_the_whole_schema(key, value):
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from sim.config.schema import AppConfig
+    from sim.studies.search.evaluate import _section, set_key
+
+    schema = OmegaConf.structured(AppConfig)
+    said = []
+    for node, k in ((schema, key), _section(schema, key)):
+        tree: dict = {}
+        set_key(tree, k, value)
+        try:
+            OmegaConf.merge(node, tree)
+            said.append("taken")
+        except OmegaConfBaseException as err:
+            said.append(str(err).splitlines()[0])
+    assert said[0] == said[1]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hwmodels.area import die_area
@@ -72,11 +72,12 @@ def space_errors(values: dict[str, list], base: dict) -> str | None:
 
     schema = OmegaConf.structured(AppConfig)
     for key, candidates in values.items():
+        node, leaf_key = _section(schema, key)
         for value in candidates:
             tree: dict = {}
-            set_key(tree, key, value)
+            set_key(tree, leaf_key, value)
             try:
-                OmegaConf.merge(schema, tree)
+                OmegaConf.merge(node, tree)
             except OmegaConfBaseException as err:
                 first = str(err).splitlines()[0]
                 parent, _, leaf = key.rpartition(".")
@@ -88,6 +89,20 @@ def space_errors(values: dict[str, list], base: dict) -> str | None:
                 hint = f" (did you mean '{parent}.{close[0]}'?)" if close else ""
                 return f"search.space.{key}: {first}{hint}"
     return None
+
+
+def _section(schema, key: str) -> tuple:
+    """The schema's section holding ``key`` and the key within it (merging a value into the section alone checks
+    it as merging it into the whole schema does, at a fraction of the cost); the whole schema for a key whose
+    sections are not all there (its merge then says which is missing)."""
+    parts = key.split(".")
+    node = schema
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part) if isinstance(node, DictConfig) and part in node else None
+        if not isinstance(child, DictConfig):
+            return (schema, key) if i == 0 else (node, ".".join(parts[i:]))
+        node = child
+    return node, parts[-1]
 
 
 def design_metrics(cfg: RunConfig) -> dict:
