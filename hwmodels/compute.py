@@ -102,26 +102,24 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
     (packed quantized weights are widened only inside the core); None: the same as A's.
     Each candidate is timed with the same float operations as :meth:`Tiling.choice_s`; only the
     best becomes a Tiling (a serving search tiles a few hundred distinct matmuls per chip).
-    ``memo`` (one chip's, kept by the caller): a matmul's tiling depends on ``m`` only through its row tiles
-    ``ceil(m / tile_m)``, which ``ceil(m / g)`` fixes for ``g`` the common divisor of the candidate tile heights,
-    unless a split-K candidate is weighed (its partial sums grow with ``m`` itself); such a tiling is stored under
-    ``ceil(m / g)`` and given again, the same in every field, to any ``m`` with the same row tiles (a serving
-    run prices steps of thousands of distinct token counts).
+    ``memo`` (one chip's, kept by the caller): a candidate's tiles, waves and times depend on ``m`` only through
+    its row tiles ``ceil(m / tile_m)``, which ``ceil(m / g)`` fixes for ``g`` the common divisor of the candidate
+    tile heights; only split-K partial sums grow with ``m`` itself. So the candidates are stored under ``ceil(m / g)``
+    (the tiling itself where none splits K) and weighed again for another ``m`` of the same row tiles, with the
+    same float operations (a serving run prices steps of thousands of distinct token counts).
     """
     b_bytes = operand_bytes if b_bytes is None else b_bytes
     rows, cols, arrays, cores = chip.array_rows, chip.array_cols, chip.arrays_per_core, chip.num_cores
-    cycle_s = 1.0 / (chip.freq_Hz * chip.matmul_dtype_rate[dtype.value] * chip.matmul_efficiency)
     sram_bps, hbm_bps, ideal = chip.sram_bandwidth_Bps, chip.hbm_bandwidth_Bps * chip.hbm_efficiency, chip.ideal
-    fill = rows + cols
     key = None
     if memo is not None:
         key = (-(-m // _tile_step(rows, cols, arrays)), n, k, dtype, groups, operand_bytes, b_bytes)
         found = memo.get(key)
         if found is not None:
-            return found
-    split_seen = False  # a split-K candidate weighed: the tiling then depends on m itself
-    best: tuple | None = None
-    best_s = 0.0
+            return found if isinstance(found, Tiling) else _best(found, m, n, groups, ideal, sram_bps, hbm_bps)
+    cycle_s = 1.0 / (chip.freq_Hz * chip.matmul_dtype_rate[dtype.value] * chip.matmul_efficiency)
+    fill = rows + cols
+    candidates = []  # (tile m, tile n, tiles, waves, compute s, SRAM s, split; 0 for stream-K), in the search order
     for tm, tn in _core_tiles(rows, cols, arrays):
         out_tiles = math.ceil(m / tm) * math.ceil(n / tn) * groups
         passes = math.ceil((tm // rows) * (tn // cols) / arrays)
@@ -129,29 +127,39 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
         for split in SPLIT_K:
             if split > 1 and (out_tiles >= cores or k < split * MIN_SPLIT_DEPTH):
                 break  # enough tiles already, or too little depth to share
-            split_seen = split_seen or split > 1
             tiles = out_tiles * split
             waves = math.ceil(tiles / cores)
             depth = math.ceil(k / split)
             compute = waves * passes * (depth + fill) * cycle_s
-            partials = split * m * n * groups * 4 * 2 if split > 1 else 0.0  # fp32 slices written, then read
-            sram = tiles * panel * depth / sram_bps
-            if ideal:  # an idealised chip adds the partial sums on chip, through SRAM, in the same kernel
-                sram += (split - 1) * m * n * groups * 4 * 2 / sram_bps
-                partials = 0.0
-            choice = max(compute, sram) + partials / hbm_bps  # Tiling.choice_s
-            if best is None or choice < best_s:
-                best, best_s = (tm, tn, tiles, waves, compute, sram, partials), choice
+            candidates.append((tm, tn, tiles, waves, compute, tiles * panel * depth / sram_bps, split))
         if chip.gemm_schedule is GemmSchedule.stream_k and out_tiles % cores:
-            tiles, waves, compute, sram = _stream_k_parts(chip, tm, tn, out_tiles, passes, k, cycle_s,
-                                                          operand_bytes, b_bytes)
-            choice = max(compute, sram) + 0.0 / hbm_bps  # Tiling.choice_s: stream-K has no split-K partials
+            candidates.append((tm, tn, *_stream_k_parts(chip, tm, tn, out_tiles, passes, k, cycle_s, operand_bytes,
+                                                        b_bytes), 0))
+    tiling = _best(candidates, m, n, groups, ideal, sram_bps, hbm_bps)
+    if key is not None:
+        memo[key] = candidates if any(c[6] > 1 for c in candidates) else tiling
+    return tiling
+
+
+def _best(candidates: list[tuple], m: int, n: int, groups: int, ideal: bool, sram_bps: float, hbm_bps: float
+          ) -> Tiling:
+    """The first candidate with the least ``Tiling.choice_s``, the split-K partial sums added for this ``m``."""
+    best: tuple | None = None
+    best_s = 0.0
+    for tm, tn, tiles, waves, compute, sram, split in candidates:
+        if not split:  # stream-K: no split-K partials
+            choice = max(compute, sram) + 0.0 / hbm_bps  # Tiling.choice_s
             if choice < best_s:
                 best, best_s = (tm, tn, tiles, waves, compute, sram), choice
-    tiling = Tiling(*best)
-    if key is not None and not split_seen:
-        memo[key] = tiling
-    return tiling
+            continue
+        partials = split * m * n * groups * 4 * 2 if split > 1 else 0.0  # fp32 slices written, then read
+        if ideal:  # an idealised chip adds the partial sums on chip, through SRAM, in the same kernel
+            sram += (split - 1) * m * n * groups * 4 * 2 / sram_bps
+            partials = 0.0
+        choice = max(compute, sram) + partials / hbm_bps  # Tiling.choice_s
+        if best is None or choice < best_s:
+            best, best_s = (tm, tn, tiles, waves, compute, sram, partials), choice
+    return Tiling(*best)
 
 
 @functools.lru_cache(maxsize=256)
