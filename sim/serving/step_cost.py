@@ -69,8 +69,8 @@ class SegmentShapes:
     segment's key, so the step costers of one model and execution share them (a serving search simulates
     hundreds of chips, each with its own ``StepCoster``, on the same few layouts)."""
 
-    _shared: dict[str, SegmentShapes] = {}  # repr of (model, execution) -> its shapes; the last few kept
-    KEEP = 16
+    _shared: dict[str, SegmentShapes] = {}  # repr of (model, execution) -> its shapes; the last few used kept
+    KEEP = 4
 
     def __init__(self, model, ex: Execution, kind) -> None:
         self.model, self.ex, self.kind = model, ex, kind
@@ -82,11 +82,10 @@ class SegmentShapes:
     @classmethod
     def of(cls, model, ex: Execution, kind) -> SegmentShapes:
         key = repr((model, ex))  # every field of both (a model is mutable, so not hashed itself)
-        found = cls._shared.get(key)
-        if found is None:
-            if len(cls._shared) >= cls.KEEP:
-                cls._shared.pop(next(iter(cls._shared)))
-            found = cls._shared[key] = cls(model, ex, kind)
+        found = cls._shared.pop(key, None) or cls(model, ex, kind)
+        cls._shared[key] = found  # the most recently used last
+        while len(cls._shared) > cls.KEEP:
+            cls._shared.pop(next(iter(cls._shared)))
         return found
 
     def layer(self, tokens: int, attention: list) -> list:

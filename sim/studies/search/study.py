@@ -284,7 +284,7 @@ def cores() -> int:
     """The cores this process may run on."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # no affinity on this system
+    except (AttributeError, OSError):  # no affinity on this system
         return max(1, os.cpu_count() or 1)
 
 
@@ -295,9 +295,10 @@ def run_study(search: Search, out: Path, trials: int, jobs: int = 1, fresh: bool
     study = open_study(search, out, fresh, trials)
     from sim.studies.search.asktell import batch_size
 
-    batched = batch_size(search.search, trials) > 1
+    size = batch_size(search.search, trials)
+    batched = size > 1
     if jobs == 0:  # a batch's designs on every core (the same trials as one process); TPE in one process
-        jobs = cores() if batched else 1
+        jobs = min(cores(), size) if batched else 1
     if jobs <= 1 or batched:  # a batch's designs go to `jobs` processes
         _optimize(study, search, trials, jobs)
         return study
