@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,3 +27,24 @@ def test_thinning_keeps_each_bins_first_last_lowest_and_highest_point(seed, n):
         every, kept = np.flatnonzero(bins == b), keep[bins[keep] == b]
         assert kept[0] == every[0] and kept[-1] == every[-1]
         assert values[kept].min() == values[every].min() and values[kept].max() == values[every].max()
+
+
+class _Chart:
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+
+    def draw(self, summary, steps, path):
+        if self.fail:
+            raise ValueError("no room on the canvas")
+        path.write_text(str(summary["n"]))
+
+
+def test_the_chart_drawn_aside_is_there_once_waited_for_and_its_failure_is_raised_here(tmp_path):
+    from sim.studies.serving_job import draw_aside
+
+    wait = draw_aside(_Chart(False), {"n": 7}, {}, tmp_path / "ok.png")
+    wait()
+    assert (tmp_path / "ok.png").read_text() == "7"
+    wait = draw_aside(_Chart(True), {"n": 7}, {}, tmp_path / "bad.png")
+    with pytest.raises(RuntimeError, match="drawing bad.png failed: ValueError: no room on the canvas"):
+        wait()
