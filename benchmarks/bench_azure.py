@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_azure.py
 
 Issue 15 asks that all 19,366 requests of the shipped conversation trace complete in under 20 s
-of wall time, with the per-request table and the serving plot. This runs the ``llmsim`` command
-itself (files and plot included) and, separately, the simulation and summary in-process.
+of wall time, with the per-request table and the serving plot. This runs the simulation and summary
+in-process, then the ``llmsim`` command itself (files and plot included; its verdict is on wall time,
+which on a shared machine moves by 20-30 % from minute to minute).
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def main() -> None:
         cpu = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
         done = json.loads((Path(tmp) / "summary.json").read_text())["completed_requests"]
         files = sorted(p.name for p in Path(tmp).iterdir() if p.is_file())
-        print(f"llmsim command, start to finish: {done:,} requests in {wall:.1f} s wall, {cpu:.1f} s CPU "
-              f"(target < {TARGET_S:.0f} s: {'met' if cpu < TARGET_S else 'NOT met'}); "
+        print(f"llmsim command, start to finish: {done:,} requests in {wall:.1f} s wall, {cpu:.1f} s CPU (its "
+              f"chart drawn in a second process) (target < {TARGET_S:.0f} s of wall time: "
+              f"{'met' if wall < TARGET_S else 'NOT met'}); "
               f"files: {', '.join(files)}")
 
 
