@@ -168,3 +168,12 @@ def test_chrome_trace_shows_one_step_of_a_closed_form_segment(config):
         qkv = [e for e in events if e["name"] == "qkv_proj" and e["args"]["phase"] == "decode"
                and e["args"]["step"] == step]
         assert len(qkv) == cfg.model.num_layers
+
+
+def test_the_sensitivity_command_prints_why_a_row_failed(tmp_path, capsys):
+    from sim.cli.sensitivity import main
+
+    main(["hardware=a100_80gb", "model=llama2_7b", "fidelity=analytic", "workload.decode_tokens=2",
+          "--out", str(tmp_path / "s")])
+    out = capsys.readouterr().out
+    assert "failed  hardware.num_cores +10%: " in out and "reticle limit" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -184,3 +185,14 @@ def test_a_plain_value_on_the_command_line_pins_a_recipe_axis(tmp_path):
                                    "hardware.freq_GHz=1"])
     table = run_grid(fixed, axes)
     assert len(table) == 2 and "hardware.freq_GHz" not in table  # one clock: not an axis
+
+
+@pytest.mark.parametrize("text, message", [
+    ("geomspace(250,8000)", "geomspace(start, stop, num) takes three numbers (got 2)"),
+    ("linspace(1,2,3,4)", "linspace(start, stop, num) takes three numbers (got 4)"),
+    ("geomspace(0,8000,4)", "geomspace needs num >= 1 and positive ends"),
+    ("linspace(a,2,3)", "linspace(start, stop, num) needs numbers and a whole count"),
+])
+def test_a_space_function_with_wrong_arguments_says_what_it_takes(text, message):
+    with pytest.raises(ReportError, match=re.escape(message)):
+        split_arguments([f"hardware.hbm_bandwidth_GBps={text}"])

@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     shown = table[["parameter", "change", "new_value", "gain_pct", "d_area_mm2", "d_power_W", "d_cost_usd",
                    "gain_per_kusd", "gain_per_100mm2", "status"]]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:+.2f}", na_rep="-"))
+    for row in table[table["status"] == "failed"].itertuples():
+        print(f"  failed  {row.parameter} {row.change}: {row.reason}")
     print("\n  gain_pct: % better; d_*: what the change costs (die area, maximum power, cost to make);"
           "\n  gain_per_kusd / gain_per_100mm2: % gained per $1,000 / per 100 mm^2 it costs")
     for name, rows in rankings(table).items():

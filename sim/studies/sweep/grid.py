@@ -38,7 +38,7 @@ from sim.studies.sweep.report import EXAMPLE_POINT, GRID_FILE
 from sim.studies.sweep.table import failed_bound, make_table, summary_row, write_table
 from sim.studies.sweep.vector_grid import run_vectorised
 
-SPACES = re.compile(r"^(linspace|geomspace)\(([^,]+),([^,]+),([^,]+)\)$")
+SPACES = re.compile(r"^(linspace|geomspace)\((.*)\)$")
 
 
 def is_group(key: str) -> bool:
@@ -54,7 +54,11 @@ def axis_values(key: str, text: str) -> list | None:
 
     match = SPACES.match(text.replace(" ", ""))
     if match:
-        fn, start, stop, num = match.groups()
+        fn, inside = match.groups()
+        parts = inside.split(",")
+        if len(parts) != 3:
+            raise ReportError(f"{key}={text}: {fn}(start, stop, num) takes three numbers (got {len(parts)})")
+        start, stop, num = parts
         try:
             first, last, count = float(start), float(stop), int(num)
         except ValueError:
