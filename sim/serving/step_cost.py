@@ -17,11 +17,12 @@ ops are costed, and the analytic replay's arithmetic (each op starting at the la
 stream and its predecessors, repeated layers back to back, the host's costs; energy, FLOPs and
 bytes summed record by record) runs over the frame's stored op costs in the same order, so it
 gives the same numbers, bit for bit, as building and replaying the pass (a test holds them to it).
-A frame is assembled from its segments, each stored on its own: the pre segment by token count, a layer
-by token count and attention op names, the post segment by samples after its first op, the final norm over the
-tokens (``workloads.step.step_segment``; a trace's steps
-have a few thousand token counts but several times as many frames); a segment's topological order is
-found once per DAG shape, and a GEMM's tiling once per row-tile count (``hwmodels.compute.tile_matmul``).
+A frame is assembled from its segments, each stored on its own: the pre segment by token count, a
+layer by token count and attention op names, the post segment by samples after its first op (the
+final norm over the tokens, made per step); a trace's steps have a few thousand token counts but
+several times as many frames. The segments' ops and topological orders (``SegmentShapes``) depend on
+the model and execution only, so the step costers of one layout share them; their costs are each
+coster's own. A GEMM's tiling is found once per row-tile count (``hwmodels.compute.tile_matmul``).
 """
 
 from __future__ import annotations
