@@ -364,3 +364,11 @@ def test_a_run_after_another_of_the_same_model_gives_the_same_numbers_and_counts
     for summary in (alone, after):
         summary["run"].pop("sim_wall_s", None)
     assert after == alone
+
+
+def test_a_serving_run_restores_the_garbage_collector_thresholds():
+    import gc
+
+    before = gc.get_threshold()
+    simulate_serving(make_config("workload=serving", "workload.num_requests=20"))
+    assert gc.get_threshold() == before

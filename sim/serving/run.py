@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -98,6 +99,9 @@ def simulate_serving(cfg: RunConfig, coster: StepCoster | SpeculativeCoster | No
 
 
 YOUNG_OBJECTS = 20_000  # allocations between two collections of the youngest generation while a server runs
+_RUNNING: list = []  # one entry per server running now, on any thread
+_SAVED: list = []  # the thresholds before the first of them
+_RUNNING_LOCK = threading.Lock()
 
 
 @contextmanager
@@ -106,12 +110,18 @@ def fewer_collections() -> Iterator[None]:
     Python's 700 while a server runs: a run allocates millions of short-lived tuples and floats, nearly none in
     cycles, and each collection walks every young object (about a tenth of a serving search's time at 700). The
     older generations keep their thresholds; the previous ones are restored after."""
-    old = gc.get_threshold()
-    gc.set_threshold(max(old[0], YOUNG_OBJECTS), *old[1:])
+    with _RUNNING_LOCK:  # runs on several threads (the explorer): the first sets, the last restores
+        if not _RUNNING:
+            _SAVED[:] = gc.get_threshold()
+            gc.set_threshold(max(_SAVED[0], YOUNG_OBJECTS), *_SAVED[1:])
+        _RUNNING.append(None)
     try:
         yield
     finally:
-        gc.set_threshold(*old)
+        with _RUNNING_LOCK:
+            _RUNNING.pop()
+            if not _RUNNING:
+                gc.set_threshold(*_SAVED)
 
 
 def plan_memory(cfg: RunConfig) -> tuple[Traffic, CacheSize]:
