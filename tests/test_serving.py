@@ -372,3 +372,13 @@ def test_a_serving_run_restores_the_garbage_collector_thresholds():
     before = gc.get_threshold()
     simulate_serving(make_config("workload=serving", "workload.num_requests=20"))
     assert gc.get_threshold() == before
+
+
+def test_the_summary_without_intervals_differs_only_in_its_steady_state_block():
+    result = simulate_serving(make_config("workload=serving", "workload.num_requests=40"))
+    full, quick = summarize_serving(result), summarize_serving(result, intervals=False)
+    assert full["steady_state"]["ttft_p99_ci_s"] and quick["steady_state"] == {}
+    full.pop("steady_state"), quick.pop("steady_state")
+    for summary in (full, quick):
+        summary["run"].pop("sim_wall_s", None)
+    assert quick == full

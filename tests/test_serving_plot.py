@@ -29,22 +29,17 @@ def test_thinning_keeps_each_bins_first_last_lowest_and_highest_point(seed, n):
         assert values[kept].min() == values[every].min() and values[kept].max() == values[every].max()
 
 
-class _Chart:
-    def __init__(self, fail: bool) -> None:
-        self.fail = fail
+def test_work_done_aside_is_there_once_waited_for_and_its_failure_is_raised_here(tmp_path):
+    from sim.studies.serving_job import aside
 
-    def draw(self, summary, steps, path):
-        if self.fail:
-            raise ValueError("no room on the canvas")
-        path.write_text(str(summary["n"]))
+    def write():
+        (tmp_path / "ok.png").write_text("7")
 
+    def fail():
+        raise ValueError("no room on the canvas")
 
-def test_the_chart_drawn_aside_is_there_once_waited_for_and_its_failure_is_raised_here(tmp_path):
-    from sim.studies.serving_job import draw_aside
-
-    wait = draw_aside(_Chart(False), {"n": 7}, {}, tmp_path / "ok.png")
-    wait()
+    aside(write, "drawing ok.png")()
     assert (tmp_path / "ok.png").read_text() == "7"
-    wait = draw_aside(_Chart(True), {"n": 7}, {}, tmp_path / "bad.png")
+    wait = aside(fail, "drawing bad.png")
     with pytest.raises(RuntimeError, match="drawing bad.png failed: ValueError: no room on the canvas"):
         wait()

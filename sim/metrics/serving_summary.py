@@ -74,12 +74,15 @@ def request_columns(result: ServingResult) -> dict[str, np.ndarray]:
     return {k: v[order] for k, v in col.items()}
 
 
-def summarize_serving(result: ServingResult, cols: dict[str, np.ndarray] | None = None) -> dict:
-    """The run's headline numbers, as written to summary.json."""
-    return serving_summary(result, cols).as_dict()
+def summarize_serving(result: ServingResult, cols: dict[str, np.ndarray] | None = None,
+                      intervals: bool = True) -> dict:
+    """The run's headline numbers, as written to summary.json (``intervals=False``: without the steady-state
+    p99s and their bootstrap intervals, which import scipy.stats; for the chart, which does not show them)."""
+    return serving_summary(result, cols, intervals).as_dict()
 
 
-def serving_summary(result: ServingResult, cols: dict[str, np.ndarray] | None = None) -> Summary:
+def serving_summary(result: ServingResult, cols: dict[str, np.ndarray] | None = None,
+                    intervals: bool = True) -> Summary:
     """The typed summary of a serving run (shared parts from sim/metrics/shared.py)."""
     cfg = result.cfg
     cols = request_columns(result) if cols is None else cols
@@ -94,12 +97,13 @@ def serving_summary(result: ServingResult, cols: dict[str, np.ndarray] | None = 
     run_energy = energy(cfg, econ, work, span)
     extra = {"steps_and_moves_dynamic_J_per_group_chip": result.dynamic_J, "host_J_per_group_chip": host,
              "static_J_per_chip": run_energy.by_component_J_per_chip["static_J"]}
-    return Summary(WorkloadKind.serving, _figures(result, cols, duration), utilisation(cfg, work, result.chips),
+    return Summary(WorkloadKind.serving, _figures(result, cols, duration, intervals),
+                   utilisation(cfg, work, result.chips),
                    run_energy, pricing(cfg, econ, run_energy.avg_power_W, span), ChipFacts(econ, cfg),
                    _run_info(result), energy_extra=extra)
 
 
-def _figures(result: ServingResult, cols: dict[str, np.ndarray], duration: float) -> dict:
+def _figures(result: ServingResult, cols: dict[str, np.ndarray], duration: float, intervals: bool = True) -> dict:
     """The serving run's own headline figures: requests, latencies, rates, queues, steps."""
     n = len(cols["request_id"])
     completed = int(np.sum(~np.isnan(cols["finish_s"])))
@@ -117,7 +121,7 @@ def _figures(result: ServingResult, cols: dict[str, np.ndarray], duration: float
         "goodput_requests_per_s": good / duration,
         "slo_attainment": good / n,
         "slo": {"ttft_s": result.cfg.slo.ttft_s, "tpot_s": result.cfg.slo.tpot_s},
-        "steady_state": steady_p99(cols, result.cfg.slo),
+        "steady_state": steady_p99(cols, result.cfg.slo) if intervals else {},
         "preemptions": result.preemptions,
         "overloaded": bool(growth > OVERLOAD_GROWTH),
         "queue_growth_s_per_s": growth,

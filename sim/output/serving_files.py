@@ -13,7 +13,6 @@ round-trip form (Arrow's: ``1`` for 1.0, ``0.00001`` for 1e-05; NaN as an empty 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,17 +25,23 @@ from sim.output.files import _finite, atomic_write, provenance
 FILES = ("summary.json", "requests.parquet", "requests.csv", "steps.parquet", "steps.csv", "config.yaml")
 
 
-def write_serving(out_dir: Path, summary: dict, requests: dict, steps: dict, config_yaml: str, seed: int,
-                  before_summary: Callable[[], None] | None = None) -> None:
-    """Write a serving run's files under ``out_dir`` (summary.json last: its presence means done;
-    ``before_summary`` is called just before it, e.g. to wait for the chart)."""
+def write_serving(out_dir: Path, summary: dict, requests: dict, steps: dict, config_yaml: str, seed: int) -> None:
+    """Write a serving run's files under ``out_dir`` (summary.json last: its presence means done)."""
+    write_tables(out_dir, requests, steps, config_yaml)
+    write_summary(out_dir, summary, config_yaml, seed)
+
+
+def write_tables(out_dir: Path, requests: dict, steps: dict, config_yaml: str) -> None:
+    """config.yaml and the two tables (each as Parquet and CSV)."""
     atomic_write(out_dir / "config.yaml", lambda p: p.write_text(config_yaml))
     for name, columns in (("requests", requests), ("steps", steps)):
         table = _table(columns)
         atomic_write(out_dir / f"{name}.parquet", lambda p, t=table: pq.write_table(t, p))
         atomic_write(out_dir / f"{name}.csv", lambda p, t=table: write_csv(t, p))
-    if before_summary is not None:
-        before_summary()
+
+
+def write_summary(out_dir: Path, summary: dict, config_yaml: str, seed: int) -> None:
+    """summary.json with the run's provenance: written last, its presence means the run's files are done."""
     body = _finite({**summary, "provenance": provenance(config_yaml, seed)})
     atomic_write(out_dir / "summary.json", lambda p: p.write_text(json.dumps(body, indent=2, allow_nan=False) + "\n"))
 

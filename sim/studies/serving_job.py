@@ -11,25 +11,26 @@ from omegaconf import DictConfig, OmegaConf
 
 from sim.metrics.serving_summary import request_columns, summarize_serving
 from sim.output.serving_console import render_serving
-from sim.output.serving_files import FILES, write_serving
+from sim.output.serving_files import FILES, write_summary, write_tables
 from sim.plots.charts import CHARTS, Chart
 from sim.serving.run import ServingResult
 
 
-def draw_aside(chart, summary: dict, steps: dict, path: Path) -> Callable[[], None]:
-    """Draw the chart in a forked process while this one writes the tables (Linux: a trace replay's plot and
-    tables take a second or two each, on two cores at once); return the wait for it, which raises what went
-    wrong there. Where processes are not forked, the chart is drawn now and the wait does nothing."""
+def aside(work: Callable[[], None], what: str) -> Callable[[], None]:
+    """Do ``work`` in a forked process while this one goes on (Linux: a trace replay's chart, tables and p99
+    intervals take a second or two each, on two cores at once); return the wait for it, which raises what went
+    wrong there (``what`` names the work). Where processes are not forked, the work is done now and the wait
+    does nothing."""
     if not sys.platform.startswith("linux"):
-        chart.draw(summary, steps, path)
+        work()
         return lambda: None
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: draw, say what went wrong, and leave without the parent's exit handlers
+    if pid == 0:  # the child: work, say what went wrong, and leave without the parent's exit handlers
         os.close(read)
         code = 0
         try:
-            chart.draw(summary, steps, path)
+            work()
         except BaseException as err:  # noqa: BLE001 - reported by the parent
             os.write(write, f"{type(err).__name__}: {err}".encode()[:4096])
             code = 1
@@ -41,7 +42,7 @@ def draw_aside(chart, summary: dict, steps: dict, path: Path) -> Callable[[], No
             message = said.read().decode(errors="replace")
         _, status = os.waitpid(pid, 0)
         if status:
-            raise RuntimeError(f"drawing {path.name} failed: {message or f'exit status {status}'}")
+            raise RuntimeError(f"{what} failed: {message or f'exit status {status}'}")
 
     return wait
 
@@ -60,13 +61,19 @@ def report_serving(result: ServingResult, dcfg: DictConfig, out_dir: Path,
     """
     cfg = result.cfg
     requests = request_columns(result)
-    summary = summarize_serving(result, requests)
     output = dcfg.output  # the tool's settings, beside the run's config
-    if output.write_files:
-        chart = CHARTS[Chart.serving]
-        drawn = draw_aside(chart, summary, result.steps, out_dir / chart.file())
-        write_serving(out_dir, summary, requests, result.steps, OmegaConf.to_yaml(dcfg, resolve=True), cfg.seed,
-                      before_summary=drawn)  # the chart before summary.json, whose presence means done
+    config_yaml = OmegaConf.to_yaml(dcfg, resolve=True)
+    chart = CHARTS[Chart.serving]
+
+    def files() -> None:  # the chart (it shows no p99 interval) and the tables, beside the summary's intervals
+        chart.draw(summarize_serving(result, requests, intervals=False), result.steps, out_dir / chart.file())
+        write_tables(out_dir, requests, result.steps, config_yaml)
+
+    written = aside(files, f"writing {chart.file()} and the tables") if output.write_files else None
+    summary = summarize_serving(result, requests)
+    if written is not None:
+        written()
+        write_summary(out_dir, summary, config_yaml, cfg.seed)  # last: its presence means done
         if finished is not None:
             finished()
     if output.print_summary and not quiet:
