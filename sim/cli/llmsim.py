@@ -31,7 +31,7 @@ def main() -> None:
     """Console entry point."""
     register_configs()
     args = sys.argv[1:]
-    multirun = any(a in ("-m", "--multirun") or a.startswith("+experiment=") for a in args)
+    multirun = is_multirun(args)
     try:
         for arg in args:
             check_not_search(arg)
@@ -44,8 +44,6 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors to us instead of printing them and exiting 1
     try:
         _hydra_main()
-        if not multirun:
-            leave_now()
     except KeyboardInterrupt as err:  # sim/studies/sweep/callbacks.Interrupted carries a multirun's count
         interrupted("llmsim", err, multirun)
     except (HydraException, OmegaConfBaseException) as err:
@@ -57,9 +55,21 @@ def main() -> None:
         sys.exit(EXIT_BAD_INPUT)
 
 
+def console() -> None:
+    """The ``llmsim`` console script: ``main``; then a single run exits at once (``leave_now``)."""
+    main()
+    if not is_multirun(sys.argv[1:]):
+        leave_now()
+
+
+def is_multirun(args: list[str]) -> bool:
+    return any(a in ("-m", "--multirun") or a.startswith("+experiment=") for a in args)
+
+
 def leave_now() -> None:
     """Exit with status 0 at once, the output flushed and the log closed, without freeing the run's objects one
-    by one (a trace replay's millions of them take about a second to tear down). Not after a multirun, whose
+    by one (a trace replay's millions of them take about a second to tear down). Only from the console script
+    (``main`` called in a process that goes on, as a test does, returns), and not after a multirun, whose
     launcher may still have exit handlers to run."""
     logging.shutdown()
     sys.stdout.flush()
