@@ -7,9 +7,19 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.config.schema import RunError
-from sim.metrics.slo import meets_p99, p99_with_interval, steady_state
+from sim.metrics.slo import (
+    CI_LEVEL,
+    PERCENTILE,
+    RESAMPLES,
+    bootstrap_interval,
+    meets_p99,
+    p99_with_interval,
+    steady_state,
+)
 from sim.studies.capacity import Prober, find_capacity
 from tests.conftest import make_config
 
@@ -41,6 +51,21 @@ def test_a_p99_is_precise_only_with_enough_requests():
     assert low <= large["p99_s"] <= high and high - low < small["ci_s"][1] - small["ci_s"][0]
     with_nan = p99_with_interval(np.array([np.nan, 1.0, 2.0, 3.0]))
     assert with_nan["samples"] == 3
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 3000), st.floats(0.05, 2.0), st.integers(0, 2**32 - 1), st.booleans())
+def test_the_bootstrap_interval_is_scipys_percentile_bootstrap(n, sigma, seed, ties):
+    """The interval without importing scipy.stats (a second at every run's end) is scipy.stats.bootstrap's
+    percentile method with the same resamples and seed, bit for bit, ties included."""
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 5, n).astype(float) if ties else rng.lognormal(0.0, sigma, n)
+    ci = bootstrap((values,), lambda x, axis: np.percentile(x, PERCENTILE, axis=axis), vectorized=True,
+                   n_resamples=RESAMPLES, confidence_level=CI_LEVEL, method="percentile",
+                   random_state=np.random.default_rng(0)).confidence_interval
+    assert bootstrap_interval(values) == (float(ci.low), float(ci.high))
 
 
 def test_meeting_p99_targets():

@@ -27,7 +27,7 @@ def _paths(table) -> str:
 
 def _one_config(kind) -> bool:
     """Whether runs of ``kind`` can be grid points. The registry (sim.studies.kinds) is asked only for a kind
-    other than single-batch runs: it imports every kind's simulator (serving's pulls in scipy.stats, ~1 s)."""
+    other than single-batch runs: it imports every kind's simulator (about 0.8 s)."""
     if WorkloadKind(getattr(kind, "value", kind)) is WorkloadKind.single_batch:
         return True
     from sim.studies.kinds import workload

@@ -77,7 +77,8 @@ def request_columns(result: ServingResult) -> dict[str, np.ndarray]:
 def summarize_serving(result: ServingResult, cols: dict[str, np.ndarray] | None = None,
                       intervals: bool = True) -> dict:
     """The run's headline numbers, as written to summary.json (``intervals=False``: without the steady-state
-    p99s and their bootstrap intervals, which import scipy.stats; for the chart, which does not show them)."""
+    p99s and their bootstrap intervals, a few tenths of a second on a trace replay; for the chart, which does
+    not show them)."""
     return serving_summary(result, cols, intervals).as_dict()
 
 

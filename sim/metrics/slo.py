@@ -6,8 +6,10 @@ server scenario; the same rules as issue 15 states them):
   and the last ``WARMUP_FRACTION`` of the arrival span are left out (warm-up and drain); with
   every request at t = 0 (offline) all count;
 * a p99 is *precise* when its bootstrap ``CI_LEVEL`` interval lies within ``CI_HALF_WIDTH`` of
-  it (scipy.stats.bootstrap, percentile method, ``RESAMPLES`` resamples from a fixed seed, so the
-  same run gives the same interval); otherwise more requests are needed (llmsim-capacity runs them).
+  it (Efron's percentile bootstrap: ``RESAMPLES`` resamples from a fixed seed, so the same run gives
+  the same interval; the interval's ends are Hyndman and Fan's type-7 quantiles of the resampled
+  p99s; tests/test_capacity.py holds it to scipy.stats.bootstrap's percentile method bit for bit, which
+  takes a second to import); otherwise more requests are needed (llmsim-capacity runs them).
 
 A run meets its p99 targets (``slo.ttft_p99_s``, ``slo.tpot_p99_s``) when each p99 is within its
 target; a target left null is not checked.
@@ -43,17 +45,28 @@ def p99_with_interval(values: np.ndarray) -> dict:
         value = float(values[0]) if values.size else None
         return {"p99_s": value, "ci_s": [value, value], "samples": int(values.size), "precise": False}
     value = float(np.percentile(values, PERCENTILE))
-    if np.ptp(values) == 0:
-        low = high = value
-    else:
-        from scipy.stats import bootstrap  # imported here: scipy.stats takes about a second to import
-
-        ci = bootstrap((values,), lambda x, axis: np.percentile(x, PERCENTILE, axis=axis), vectorized=True,
-                       n_resamples=RESAMPLES, confidence_level=CI_LEVEL, method="percentile",
-                       random_state=np.random.default_rng(0)).confidence_interval
-        low, high = float(ci.low), float(ci.high)
+    low, high = (value, value) if np.ptp(values) == 0 else bootstrap_interval(values)
     precise = low >= value * (1 - CI_HALF_WIDTH) and high <= value * (1 + CI_HALF_WIDTH)
     return {"p99_s": value, "ci_s": [low, high], "samples": int(values.size), "precise": bool(precise)}
+
+
+def bootstrap_interval(values: np.ndarray) -> tuple[float, float]:
+    """The ``CI_LEVEL`` percentile-bootstrap interval of the p99 of ``values``: the p99 of each of ``RESAMPLES``
+    resamples (drawn with replacement, from seed 0), then the two-sided interval's ends as type-7 quantiles
+    (Hyndman and Fan 1996: h = p (n - 1), interpolated between the sorted values around it)."""
+    picks = np.random.default_rng(0).integers(0, values.size, (RESAMPLES, values.size))
+    resampled = np.sort(np.percentile(values[picks], PERCENTILE, axis=-1))
+    alpha = (1 - CI_LEVEL) / 2
+    p = np.array([alpha, 1 - alpha])
+    n = resampled.size
+    h = p * n + (1 - p)  # one more than the 0-based position p (n - 1)
+    above = h // 1
+    below = above - 1
+    frac = h % 1
+    frac[below < 0] = 0
+    below, above = (np.clip(x, 0, n - 1).astype(np.int64) for x in (below, above))
+    low, high = (1 - frac) * resampled[below] + frac * resampled[above]
+    return float(low), float(high)
 
 
 def steady_p99(cols: dict[str, np.ndarray], slo: SloConfig) -> dict:

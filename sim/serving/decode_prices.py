@@ -103,8 +103,11 @@ def _attention(sc: StepCoster, op, decodes: int, pairs: np.ndarray, cached: np.n
 def _replay(sc: StepCoster, frame: list, attention: Arrays) -> Arrays:
     """``StepCoster._replay`` over arrays: the attention slot's figures are arrays, every other op's scalars."""
     time_s, energy, op_flops, op_hbm = attention
-    end_s, *sums = replay_frame(sc.host, frame, [(time_s, energy, op_flops, True, op_hbm)])
-    return tuple(np.broadcast_to(np.asarray(x, dtype=np.float64), np.shape(time_s)) for x in (end_s, *sums))
+    shape = np.shape(time_s)
+    replay = _replay_arrays if np.all(time_s >= 0) else replay_frame  # the shortcuts take times >= 0
+    end_s, *sums = replay(sc.host, frame, [(time_s, energy, op_flops, True, op_hbm)])
+    return tuple(x if isinstance(x, np.ndarray) and x.shape == shape else np.full(shape, x, dtype=np.float64)
+                 for x in (end_s, *sums))
 
 
 def replay_frame(host, frame: list, attention: list) -> tuple:
@@ -142,6 +145,53 @@ def replay_frame(host, frame: list, attention: list) -> tuple:
         kernels += len(nodes) * repeat
     end_s = host.step_s + _max(now - device_start, kernels * host.dispatch_s)  # HostCosts.pass_time
     return (_max(end_s, now), dynamic, matrix, flops, hbm, *spans)
+
+
+def _replay_arrays(host, frame: list, attention: list) -> tuple:
+    """``replay_frame`` with array attention slots whose times are >= 0 and finite: the same operations on the
+    same values, less the maxima whose result is known. ``max(x, x)`` is ``x``; and where the segment's latest
+    end so far (``first_end``) is among the values an op starts after, the op ends at or after it (its time is
+    >= 0), so the new latest end is the op's end. Those maxima are skipped (each would cost a numpy call on
+    arrays); every other one is taken as ``replay_frame`` takes it, in its order."""
+    now = host.step_s if host.step_s > 0 else 0.0
+    device_start = now
+    dynamic = matrix = flops = hbm = 0.0
+    kernels = 0
+    spans = []
+    for repeat, nodes in frame:
+        seg_start = first_end = now
+        free = {False: seg_start, True: seg_start}
+        end: list = []
+        for preds, link, slot, *own in nodes:
+            time_s, energy, op_flops, is_matrix, op_hbm = own if slot < 0 else attention[slot]
+            if preds:
+                start = end[preds[0]]
+                covers = start is first_end
+                for p in preds[1:]:
+                    e = end[p]
+                    covers = covers or e is first_end
+                    if e is not start:
+                        start = _array_max(start, e)
+            else:
+                start = seg_start
+                covers = start is first_end
+            f = free[link]
+            if f is not start:
+                covers = covers or f is first_end
+                start = _array_max(f, start)
+            finish = free[link] = start + time_s
+            end.append(finish)
+            first_end = finish if covers and (slot >= 0 or time_s >= 0) else _array_max(first_end, finish)
+            dynamic = dynamic + energy * repeat
+            flops = flops + op_flops * repeat
+            if is_matrix:
+                matrix = matrix + op_flops * repeat
+            hbm = hbm + op_hbm * repeat
+        now = seg_start + (first_end - seg_start) * repeat
+        spans.append(first_end - seg_start)
+        kernels += len(nodes) * repeat
+    end_s = host.step_s + _array_max(now - device_start, kernels * host.dispatch_s)  # HostCosts.pass_time
+    return (_array_max(end_s, now), dynamic, matrix, flops, hbm, *spans)
 
 
 def _array_max(a, b):

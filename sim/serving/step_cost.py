@@ -143,8 +143,8 @@ class StepCoster:
         self._heads: dict[int, list[Node]] = {}  # samples -> the post segment after its final norm (by tokens)
         self.shapes = SegmentShapes.of(cfg.model, ex, self.kind) if self.one_kind and not self.kind.ssm else None
         self._op_nodes: dict = {}  # op -> its node's costs (time s, dynamic J, FLOPs, matrix?, HBM bytes)
-        self._ahead: dict[int, dict[tuple[int, int], tuple[tuple, int]]] = {}  # decodes -> (pairs, cached) in
-        # blocks -> (prices over arrays, index): decode-only signatures priced ahead (sim/serving/decode_prices.py)
+        self._ahead: dict[int, dict[tuple[int, int], StepCost]] = {}  # decodes -> (pairs, cached) in blocks ->
+        # price: decode-only signatures priced ahead over arrays (sim/serving/decode_prices.py)
         self._unfused = ex.attention is AttentionKernel.unfused
         self.recent_s = 0.0  # the last decode-only step priced, seconds (how far a run's steps reach: decode_runs.py)
         self.array_ops = 0  # attention ops costed over arrays (each signature priced ahead, used or not)
@@ -210,7 +210,8 @@ class StepCoster:
     def _from_ahead(self, decodes: int, p: int, c: int, ahead) -> StepCost | None:
         """A decode-only signature's price from those priced ahead over arrays (pricing them now if ``ahead``
         gives the steps), or None."""
-        found = self._ahead.get(decodes, {}).get((p, c))
+        table = self._ahead.get(decodes)
+        found = table.get((p, c)) if table is not None else None
         steps = ahead() if found is None and ahead is not None else None
         if steps is not None:
             pairs, cached = steps
@@ -222,14 +223,11 @@ class StepCoster:
             if prices is None:
                 return None
             self.array_ops += len(pairs)
-            rows = [tuple(x.tolist()) for x in prices]
-            self._ahead[decodes] = table = dict(zip(zip(pairs.tolist(), cached.tolist(), strict=True),
-                                                    ((rows, i) for i in range(len(pairs))), strict=True))
+            costs = [StepCost(*row[:5], row[5:]) for row in zip(*(x.tolist() for x in prices), strict=True)]
+            keys = zip(pairs.tolist(), cached.tolist(), strict=True)
+            self._ahead[decodes] = table = dict(zip(keys, costs, strict=True))
             found = table.get((p, c))
-        if found is None:
-            return None
-        rows, i = found
-        return StepCost(rows[0][i], rows[1][i], rows[2][i], rows[3][i], rows[4][i], tuple(r[i] for r in rows[5:]))
+        return found
 
     def frame_for(self, key: tuple, attention: list) -> list[tuple[int, list[Node]]] | None:
         """The frame of a signature whose attention ops are ``attention`` (built, and the signature priced

@@ -17,9 +17,9 @@ from sim.serving.run import ServingResult
 
 
 def aside(work: Callable[[], None], what: str) -> Callable[[], None]:
-    """Do ``work`` in a forked process while this one goes on (Linux: a trace replay's chart, tables and p99
-    intervals take a second or two each, on two cores at once); return the wait for it, which raises what went
-    wrong there (``what`` names the work). Where processes are not forked, the work is done now and the wait
+    """Do ``work`` in a forked process while this one goes on (Linux: a trace replay's chart takes a second or
+    two, while this process computes the summary and writes the tables); return the wait for it, which raises
+    what went wrong there (``what`` names the work). Where processes are not forked, the work is done now and the wait
     does nothing."""
     if not sys.platform.startswith("linux"):
         work()
@@ -65,14 +65,14 @@ def report_serving(result: ServingResult, dcfg: DictConfig, out_dir: Path,
     config_yaml = OmegaConf.to_yaml(dcfg, resolve=True)
     chart = CHARTS[Chart.serving]
 
-    def files() -> None:  # the chart (it shows no p99 interval) and the tables, beside the summary's intervals
+    def draw() -> None:  # the chart shows no p99 interval: its summary skips the bootstrap
         chart.draw(summarize_serving(result, requests, intervals=False), result.steps, out_dir / chart.file())
-        write_tables(out_dir, requests, result.steps, config_yaml)
 
-    written = aside(files, f"writing {chart.file()} and the tables") if output.write_files else None
+    drawn = aside(draw, f"drawing {chart.file()}") if output.write_files else None
     summary = summarize_serving(result, requests)
-    if written is not None:
-        written()
+    if drawn is not None:
+        write_tables(out_dir, requests, result.steps, config_yaml)
+        drawn()
         write_summary(out_dir, summary, config_yaml, cfg.seed)  # last: its presence means done
         if finished is not None:
             finished()
