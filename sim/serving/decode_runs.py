@@ -222,10 +222,12 @@ def apply_run(s: Scheduler, run: DecodeRun) -> list[Request]:
     k, b = run.steps, s.kv.block_tokens
     done: list[Request] = []
     for req in s.running:
-        req.kv_tokens += k
-        req.blocks = max(req.blocks, -(-req.kv_tokens // b) - req.shared_blocks)
-        req.generated += k
-        if req.generated >= req.output_tokens:
+        kv = req.kv_tokens = req.kv_tokens + k
+        held = -(-kv // b) - req.shared_blocks
+        if held > req.blocks:
+            req.blocks = held
+        made = req.generated = req.generated + k
+        if made >= req.output_tokens:
             done.append(req)
     s.kv.used = run.used[-1]
     s.made = len(s.running)

@@ -125,10 +125,20 @@ class Scheduler:
             if req.prefilled >= req.prefill_target:
                 req.state = State.decoding
                 self._token(req, now, done)
-        for req in plan.decodes:
-            for _ in range(self._accepted(req)):
+        if self.k:
+            for req in plan.decodes:
+                for _ in range(self._accepted(req)):
+                    req.kv_tokens += 1
+                    self._token(req, now, done)
+        else:  # one token per decode: ``_token`` inline (a saturated batch holds hundreds of decodes)
+            self.made += len(plan.decodes)
+            for req in plan.decodes:
                 req.kv_tokens += 1
-                self._token(req, now, done)
+                req.generated += 1
+                if req.generated >= req.output_tokens or req.generated == 1:
+                    self.made -= 1
+                    req.generated -= 1
+                    self._token(req, now, done)
         if done:
             self.running = [r for r in self.running if r.state is not State.done]
         return done
@@ -165,9 +175,12 @@ class Scheduler:
         preempted, swap_s = 0, 0.0
         block = self.kv.block_tokens
         ahead = 1 + self.k  # tokens a decode writes to the cache: its own, and the drafts it verifies
-        for req in list(self.running):
+        decoding = State.decoding
+        short = [r for r in self.running
+                 if r.state is decoding and r.kv_tokens + ahead > (r.blocks + r.shared_blocks) * block]
+        for req in short:  # decodes whose next tokens do not fit in the blocks they hold, in admission order
             if req.state is not State.decoding or req.kv_tokens + ahead <= (req.blocks + req.shared_blocks) * block:
-                continue  # not decoding, or its next tokens fit in the blocks it holds
+                continue  # preempted meanwhile, or its blocks grew
             need = self.kv.needed(req, req.kv_tokens + ahead)
             while need > self.kv.free:
                 if self.kv.evict_unused():  # a cached prefix nobody reads goes before any running request
