@@ -91,3 +91,15 @@ def test_multirun_sweeps_and_records_failed_points(tmp_path):
     fast, slow = (json.loads((tmp_path / n / "summary.json").read_text()) for n in done)
     totals = sorted([fast["total_s"], slow["total_s"]])
     assert totals[0] < totals[1]
+
+
+@pytest.mark.parametrize("blocked", ["steps.csv", "serving.png"])
+def test_a_file_that_cannot_be_written_is_one_line(tmp_path, blocked):
+    """A folder where a table (written here) or the chart (written by the forked drawing process) should go: one
+    line naming the folder and the file, exit 2, no summary.json (its presence would mean the run's files are done)."""
+    (tmp_path / blocked / "inside").mkdir(parents=True)
+    proc = run_cli(f"hydra.run.dir={tmp_path}", "workload=serving", "workload.num_requests=20")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "could not be written" in lines[0] and blocked in lines[0], proc.stderr
+    assert not (tmp_path / "summary.json").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.output.serving_files import write_serving
+from sim.output.serving_files import write_tables
 
 
 def test_tables_read_back_to_the_same_values(tmp_path):
@@ -15,7 +15,7 @@ def test_tables_read_back_to_the_same_values(tmp_path):
              "swap_s": [0.0] * 49 + [1e-5], "preempted": [0, 1] * 25}
     requests = {"request_id": np.arange(50, dtype=np.int64), "tpot_s": np.where(x > 1, x, np.nan),
                 "meets_slo": x > 1, "instance": np.array(["r0", "r1"] * 25, dtype=object)}
-    write_serving(tmp_path, {"a": 1}, requests, steps, "x: 1\n", 0)
+    write_tables(tmp_path, requests, steps, "x: 1\n")
     for name, columns in (("requests", requests), ("steps", steps)):
         expected = pd.DataFrame(columns)
         for read in (pd.read_parquet(tmp_path / f"{name}.parquet"), pd.read_csv(tmp_path / f"{name}.csv")):

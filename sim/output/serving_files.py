@@ -25,12 +25,6 @@ from sim.output.files import _finite, atomic_write, provenance
 FILES = ("summary.json", "requests.parquet", "requests.csv", "steps.parquet", "steps.csv", "config.yaml")
 
 
-def write_serving(out_dir: Path, summary: dict, requests: dict, steps: dict, config_yaml: str, seed: int) -> None:
-    """Write a serving run's files under ``out_dir`` (summary.json last: its presence means done)."""
-    write_tables(out_dir, requests, steps, config_yaml)
-    write_summary(out_dir, summary, config_yaml, seed)
-
-
 def write_tables(out_dir: Path, requests: dict, steps: dict, config_yaml: str) -> None:
     """config.yaml and the two tables (each as Parquet and CSV)."""
     atomic_write(out_dir / "config.yaml", lambda p: p.write_text(config_yaml))

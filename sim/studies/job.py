@@ -88,7 +88,10 @@ def _run_point(dcfg: DictConfig) -> dict | None:
             raise
         return _fail(out_dir, f"internal error: {type(err).__name__}: {err}")
     done = (lambda: mark_finished(key, Path(hc.sweep.dir), out_dir)) if key else None
-    return kind.report(result, dcfg, out_dir, done, multirun)
+    try:
+        return kind.report(result, dcfg, out_dir, done, multirun)
+    except OSError as err:  # a file of the run could not be written (a folder in its place, a full disk)
+        return _fail(out_dir, f"the run's files could not be written under {out_dir}: {err}")
 
 
 def _fail(out_dir: Path, reason: str) -> None:

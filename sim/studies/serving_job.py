@@ -19,7 +19,8 @@ from sim.serving.run import ServingResult
 def aside(work: Callable[[], None], what: str) -> Callable[[], None]:
     """Do ``work`` in a forked process while this one goes on (Linux: a trace replay's chart takes a second or
     two, while this process computes the summary and writes the tables); return the wait for it, which raises
-    what went wrong there (``what`` names the work). Where processes are not forked, the work is done now and the wait
+    what went wrong there (``what`` names the work): an OSError for a file that could not be written, a
+    RuntimeError for anything else. Where processes are not forked, the work is done now and the wait
     does nothing."""
     if not sys.platform.startswith("linux"):
         work()
@@ -33,7 +34,7 @@ def aside(work: Callable[[], None], what: str) -> Callable[[], None]:
             work()
         except BaseException as err:  # noqa: BLE001 - reported by the parent
             os.write(write, f"{type(err).__name__}: {err}".encode()[:4096])
-            code = 1
+            code = 3 if isinstance(err, OSError) else 1
         os._exit(code)
     os.close(write)
 
@@ -42,7 +43,8 @@ def aside(work: Callable[[], None], what: str) -> Callable[[], None]:
             message = said.read().decode(errors="replace")
         _, status = os.waitpid(pid, 0)
         if status:
-            raise RuntimeError(f"{what} failed: {message or f'exit status {status}'}")
+            failed = OSError if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3 else RuntimeError
+            raise failed(f"{what} failed: {message or f'exit status {status}'}")
 
     return wait
 
@@ -71,8 +73,10 @@ def report_serving(result: ServingResult, dcfg: DictConfig, out_dir: Path,
     drawn = aside(draw, f"drawing {chart.file()}") if output.write_files else None
     summary = summarize_serving(result, requests)
     if drawn is not None:
-        write_tables(out_dir, requests, result.steps, config_yaml)
-        drawn()
+        try:
+            write_tables(out_dir, requests, result.steps, config_yaml)
+        finally:
+            drawn()  # the chart's process waited for, whatever happened here
         write_summary(out_dir, summary, config_yaml, cfg.seed)  # last: its presence means done
         if finished is not None:
             finished()
