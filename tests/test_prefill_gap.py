@@ -94,7 +94,9 @@ def test_validate_prefill_gap_on_a_users_rows_notes_what_vidur_did_not_measure(t
     main(["--prefill-gap", str(path), "--out", str(tmp_path / "gap.csv")])
     out = capsys.readouterr().out
     assert "kernel_sum_ms" in out and "skipped 1 prefill rows" in out
-    assert list(pd.read_csv(tmp_path / "gap.csv").columns) == list(COLUMNS)
+    written = pd.read_csv(tmp_path / "gap.csv")
+    assert list(written.columns) == list(COLUMNS)
+    assert (tmp_path / "gap.csv").read_text().splitlines()[1].startswith("8,2,1024,300")  # counts as integers
     path.write_text(head + "b,a100_80gb,prefill,fp16,,,,,8,llama2_70b,1,3000,500\n")
     with pytest.raises(SystemExit) as stop:
         main(["--prefill-gap", str(path)])

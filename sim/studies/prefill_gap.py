@@ -84,8 +84,8 @@ def prefill_gap(frame: pd.DataFrame | None = None) -> pd.DataFrame:
         attention_ms = sum(coster(op).time_s * n for op, n in graph.ops() if op.kind is OpKind.attention) * 1e3
         device_ms = model.num_layers * layer_ms + attention_ms + measured["time_stats.emb.median"]
         sums.append(host.pass_time(graph.kernels, device_ms / 1e3) * 1e3)
-    out = rows[["devices", "batch", "seq_len", "measured_ms"]].assign(predicted_ms=predicted.to_numpy(),
-                                                                     kernel_sum_ms=sums)
+    out = rows[["devices", "batch", "seq_len", "measured_ms"]].astype({"devices": int, "batch": int, "seq_len": int})
+    out = out.assign(predicted_ms=predicted.to_numpy(), kernel_sum_ms=sums)  # counts as integers in gap.csv
     out["measured_over_kernels"] = out["measured_ms"] / out["kernel_sum_ms"]
     out["predicted_over_kernels"] = out["predicted_ms"] / out["kernel_sum_ms"]
     out["unattributed_ms"] = out["measured_ms"] - out["kernel_sum_ms"]
