@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -103,3 +106,24 @@ def test_a_file_that_cannot_be_written_is_one_line(tmp_path, blocked):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "could not be written" in lines[0] and blocked in lines[0], proc.stderr
     assert not (tmp_path / "summary.json").exists()
+
+
+def test_a_result_file_that_cannot_be_written_names_itself(tmp_path):
+    """atomic_write: a folder where the file goes is an OutputWriteError naming the file (every command prints it as
+    one line, exit 2), and nothing is left behind: no temporary file, the folder as it was."""
+    from sim.output.files import OutputWriteError, atomic_write
+
+    (tmp_path / "grid.json" / "inside").mkdir(parents=True)
+    with pytest.raises(OutputWriteError, match="grid.json could not be written: Is a directory"):
+        atomic_write(tmp_path / "grid.json", lambda p: p.write_text("{}"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.json"]
+
+
+def test_other_commands_say_so_in_one_line(tmp_path):
+    """llmsim-grid (as each command wrapped by ``one_line_errors``): a file it cannot write is one line, exit 2."""
+    (tmp_path / "grid.json" / "inside").mkdir(parents=True)
+    exe = Path(sys.executable).parent / "llmsim-grid"
+    proc = subprocess.run([str(exe), "hardware.hbm_bandwidth_GBps=1000,2000", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"llmsim-grid: error: {tmp_path}/grid.json could not be " \
+        "written: Is a directory", proc.stderr

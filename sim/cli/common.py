@@ -16,8 +16,9 @@ from sim.config.overrides import EXIT_BAD_INPUT, EXIT_INTERRUPTED, hydra_error_l
 
 def one_line_errors(prog: str, resumable: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Wrap a command's ``main``: Ctrl-C prints ``<prog>: interrupted`` and exits 130; an error of Hydra or
-    OmegaConf that the command did not catch itself (a bad override, a missing preset) prints one line
-    and exits 2.
+    OmegaConf that the command did not catch itself (a bad override, a missing preset), or a file that could
+    not be read or written (an OSError: a folder where a result file goes, a full disk), prints one line and
+    exits 2.
 
     Args:
         prog: the command's name, the start of its lines.
@@ -34,6 +35,9 @@ def one_line_errors(prog: str, resumable: bool = False) -> Callable[[Callable[..
                 if interrupted_by(err) is not None:
                     interrupted(prog, interrupted_by(err), resumable)
                 print(f"{prog}: error: {hydra_error_line(err)}", file=sys.stderr)
+                sys.exit(EXIT_BAD_INPUT)
+            except OSError as err:  # a file that could not be read or written (sim.output.files.OutputWriteError)
+                print(f"{prog}: error: {err}", file=sys.stderr)
                 sys.exit(EXIT_BAD_INPUT)
         return guarded
     return wrap

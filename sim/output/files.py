@@ -38,20 +38,33 @@ VOLATILE_FIELDS = ("run.sim_wall_s", "wall_s")
 VOLATILE_FILES = (".hydra/*", "*.log", "multirun.yaml")
 
 
+class OutputWriteError(OSError):
+    """A result file that could not be written (a folder in its place, a full disk, no permission); its text
+    names the file. The commands print it as one line and exit 2 (sim/cli/common.py ``one_line_errors``)."""
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
 
     The file ends with mode 0666 less the process umask (``mkstemp`` alone would leave 0600).
+
+    Raises:
+        OutputWriteError: the file could not be written (nothing is left of it: no temporary file, and
+            whatever was at ``path`` before is still there).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+        os.close(fd)
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, OutputWriteError):
+            raise OutputWriteError(f"{path} could not be written: {err.strerror or err}") from err
         raise
 
 

@@ -170,7 +170,9 @@ def spread_labels(ax: plt.Axes, points: list[tuple[float, float, str, str]], gap
 
 def save(fig: Figure, path: Path) -> Path:
     """Write ``fig`` as a PNG at ``path`` atomically (never a half-written file) and close it."""
-    fig.tight_layout()
-    atomic_write(Path(path), lambda p: fig.savefig(p, format="png"))
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        atomic_write(Path(path), lambda p: fig.savefig(p, format="png"))
+    finally:
+        plt.close(fig)
     return Path(path)

@@ -91,7 +91,7 @@ def _run_point(dcfg: DictConfig) -> dict | None:
     try:
         return kind.report(result, dcfg, out_dir, done, multirun)
     except OSError as err:  # a file of the run could not be written (a folder in its place, a full disk)
-        return _fail(out_dir, f"the run's files could not be written under {out_dir}: {err}")
+        return _fail(out_dir, str(err))
 
 
 def _fail(out_dir: Path, reason: str) -> None:

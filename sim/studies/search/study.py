@@ -39,6 +39,7 @@ from omegaconf import OmegaConf
 from sim.config.template import Template
 from sim.engine.model_version import MODEL_VERSION
 from sim.metrics.catalog import UnknownMetric, higher_is_better
+from sim.output.files import OutputWriteError
 from sim.studies.search import SearchError
 from sim.studies.search.evaluate import Infeasible, evaluate, space_errors
 from sim.studies.search.space import Param, check_derived, config_overrides, is_config_key, parse_space, resolve
@@ -230,7 +231,10 @@ def storage(out: Path) -> optuna.storages.BaseStorage | str:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    return JournalStorage(JournalFileBackend(str(path)))
+    try:
+        return JournalStorage(JournalFileBackend(str(path)))
+    except OSError as err:  # a folder in its place: one line (sim/cli/common.py)
+        raise OutputWriteError(f"{path} could not be opened: {err.strerror or err}") from err
 
 
 def open_study(search: Search, out: Path, fresh: bool, trials: int, worker: int = 0) -> optuna.Study:
