@@ -127,3 +127,16 @@ def test_other_commands_say_so_in_one_line(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and proc.stderr.strip() == f"llmsim-grid: error: {tmp_path}/grid.json could not be " \
         "written: Is a directory", proc.stderr
+
+
+def test_a_refused_run_leaves_no_folder_behind(tmp_path):
+    """A config the simulator refuses: its one line, exit 2, and the run folder Hydra made (with only its records
+    in it) is gone; a folder that held something of the user's keeps it."""
+    proc = run_cli("parallel.tp=3", cwd=tmp_path)  # the default folder, results/runs/<time> under the cwd
+    assert proc.returncode == 2 and proc.stderr.startswith("llmsim: error: parallel.tp=3"), proc.stderr
+    assert not list((tmp_path / "results" / "runs").iterdir())
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert run_cli(f"hydra.run.dir={mine}", "parallel.tp=3").returncode == 2
+    assert (mine / "notes.txt").read_text() == "keep"

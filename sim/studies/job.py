@@ -100,6 +100,7 @@ def _fail(out_dir: Path, reason: str) -> None:
     hc = HydraConfig.get()
     if hc.mode != RunMode.MULTIRUN:
         print(f"llmsim: error: {reason}", file=sys.stderr)
+        drop_records_only(out_dir)
         sys.exit(EXIT_BAD_INPUT)
     start_point(out_dir)  # no earlier summary.json beside the failure
     body = {"point": hc.job.num, "overrides": list(hc.overrides.task), "reason": reason}
@@ -107,3 +108,20 @@ def _fail(out_dir: Path, reason: str) -> None:
     return None
 
 
+def drop_records_only(out_dir: Path) -> None:
+    """Remove the run folder Hydra made for a refused single run when it holds nothing but Hydra's records
+    (``.hydra/`` and an empty log): a refusal leaves no folder behind. A folder with anything else in it (an
+    earlier run's files, the user's own) is left as it is."""
+    try:
+        entries = {p.name: p for p in out_dir.iterdir()}
+        logs = [p for name, p in entries.items() if name != ".hydra"]
+        if ".hydra" not in entries or any(not p.is_file() or p.suffix != ".log" or p.stat().st_size for p in logs):
+            return
+        for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+            (entries[".hydra"] / name).unlink(missing_ok=True)
+        entries[".hydra"].rmdir()  # fails (and stops here) if it held anything else
+        for log in logs:
+            log.unlink()
+        out_dir.rmdir()
+    except OSError:
+        pass  # best effort: the refusal's line is what matters
