@@ -140,3 +140,14 @@ def test_a_refused_run_leaves_no_folder_behind(tmp_path):
     (mine / "notes.txt").write_text("keep")
     assert run_cli(f"hydra.run.dir={mine}", "parallel.tp=3").returncode == 2
     assert (mine / "notes.txt").read_text() == "keep"
+
+
+def test_a_sweep_point_whose_files_cannot_be_written_fails_alone(tmp_path):
+    """In a multirun the point records its reason (failed.json, listed at the end) and the sweep goes on."""
+    (tmp_path / "0" / "steps.csv" / "inside").mkdir(parents=True)
+    proc = run_cli("-m", f"hydra.sweep.dir={tmp_path}", "workload=serving", "workload.num_requests=20",
+                   "workload.rate_per_s=5,10")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    failed = json.loads((tmp_path / "0" / "failed.json").read_text())
+    assert failed["reason"] == f"{tmp_path}/0/steps.csv could not be written: Is a directory"
+    assert "1 of 2 points failed" in proc.stdout + proc.stderr and (tmp_path / "1" / "summary.json").exists()

@@ -43,3 +43,15 @@ def test_work_done_aside_is_there_once_waited_for_and_its_failure_is_raised_here
     wait = aside(fail, "drawing bad.png")
     with pytest.raises(RuntimeError, match="drawing bad.png failed: ValueError: no room on the canvas"):
         wait()
+
+    def full():
+        raise OSError(28, "No space left on device")
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(OSError, match="drawing full.png failed: OSError: .*No space left on device"):
+        aside(full, "drawing full.png")()
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C there is Ctrl-C here: the command's "interrupted", exit 130
+        aside(interrupted, "drawing stopped.png")()
+    aside(fail, "drawing bad.png")(check=False)  # something already failed here: that is what gets reported

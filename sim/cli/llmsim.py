@@ -53,6 +53,9 @@ def main() -> None:
             raise
         print(f"llmsim: error: {hydra_error_line(err)}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    except OSError as err:  # a file Hydra or a sweep's bookkeeping could not write (a run's own: sim/studies/job.py)
+        print(f"llmsim: error: {err}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 def console() -> None:

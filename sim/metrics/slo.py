@@ -8,8 +8,9 @@ server scenario; the same rules as issue 15 states them):
 * a p99 is *precise* when its bootstrap ``CI_LEVEL`` interval lies within ``CI_HALF_WIDTH`` of
   it (Efron's percentile bootstrap: ``RESAMPLES`` resamples from a fixed seed, so the same run gives
   the same interval; the interval's ends are Hyndman and Fan's type-7 quantiles of the resampled
-  p99s; tests/test_capacity.py holds it to scipy.stats.bootstrap's percentile method bit for bit, which
-  takes a second to import); otherwise more requests are needed (llmsim-capacity runs them).
+  p99s; tests/test_capacity.py holds it to scipy.stats.bootstrap's percentile method, bit for bit since
+  scipy 1.17, which takes a second to import); otherwise more requests are needed (llmsim-capacity
+  runs them).
 
 A run meets its p99 targets (``slo.ttft_p99_s``, ``slo.tpot_p99_s``) when each p99 is within its
 target; a target left null is not checked.

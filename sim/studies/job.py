@@ -51,6 +51,8 @@ def run_job(dcfg: DictConfig) -> dict | None:
     remove_stale_temps(Path(hc.runtime.output_dir))
     try:
         return _run_point(dcfg)
+    except OSError as err:  # a file of the point's folder could not be cleared, copied or written
+        return _fail(Path(hc.runtime.output_dir), str(err))
     except KeyboardInterrupt as err:
         if multirun and not isinstance(err, Interrupted):
             raise Interrupted(interrupted_line(Path(hc.sweep.dir))) from None
@@ -102,9 +104,13 @@ def _fail(out_dir: Path, reason: str) -> None:
         print(f"llmsim: error: {reason}", file=sys.stderr)
         drop_records_only(out_dir)
         sys.exit(EXIT_BAD_INPUT)
-    start_point(out_dir)  # no earlier summary.json beside the failure
     body = {"point": hc.job.num, "overrides": list(hc.overrides.task), "reason": reason}
-    atomic_write(out_dir / "failed.json", lambda p: p.write_text(json.dumps(body) + "\n"))
+    try:
+        start_point(out_dir)  # no earlier summary.json beside the failure
+        atomic_write(out_dir / "failed.json", lambda p: p.write_text(json.dumps(body) + "\n"))
+    except OSError as err:  # its folder cannot take even that (a full disk): the reason goes to stderr
+        also = "" if str(err) == reason else f" (and {err})"
+        print(f"llmsim: point {hc.job.num} failed: {reason}{also}", file=sys.stderr)
     return None
 
 

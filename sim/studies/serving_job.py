@@ -15,13 +15,15 @@ from sim.output.serving_files import FILES, write_summary, write_tables
 from sim.plots.charts import CHARTS, Chart
 from sim.serving.run import ServingResult
 
+_OS_ERROR, _INTERRUPTED = 3, 130  # the forked work's exit codes: a file it could not write, Ctrl-C
 
-def aside(work: Callable[[], None], what: str) -> Callable[[], None]:
+
+def aside(work: Callable[[], None], what: str) -> Callable[..., None]:
     """Do ``work`` in a forked process while this one goes on (Linux: a trace replay's chart takes a second or
     two, while this process computes the summary and writes the tables); return the wait for it, which raises
     what went wrong there (``what`` names the work): an OSError for a file that could not be written, a
-    RuntimeError for anything else. Where processes are not forked, the work is done now and the wait
-    does nothing."""
+    KeyboardInterrupt for Ctrl-C, a RuntimeError for anything else. Where processes are not forked, the work is
+    done now and the wait does nothing."""
     if not sys.platform.startswith("linux"):
         work()
         return lambda: None
@@ -34,16 +36,21 @@ def aside(work: Callable[[], None], what: str) -> Callable[[], None]:
             work()
         except BaseException as err:  # noqa: BLE001 - reported by the parent
             os.write(write, f"{type(err).__name__}: {err}".encode()[:4096])
-            code = 3 if isinstance(err, OSError) else 1
+            code = _INTERRUPTED if isinstance(err, KeyboardInterrupt) else _OS_ERROR if isinstance(err, OSError) else 1
         os._exit(code)
     os.close(write)
 
-    def wait() -> None:
+    def wait(check: bool = True) -> None:
+        """Wait for the work; ``check``: raise what went wrong there (False: something already went wrong here,
+        which is what gets reported)."""
         with os.fdopen(read, "rb") as said:
             message = said.read().decode(errors="replace")
         _, status = os.waitpid(pid, 0)
-        if status:
-            failed = OSError if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3 else RuntimeError
+        if status and check:
+            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+            if code == _INTERRUPTED:
+                raise KeyboardInterrupt
+            failed = OSError if code == _OS_ERROR else RuntimeError
             raise failed(f"{what} failed: {message or f'exit status {status}'}")
 
     return wait
@@ -71,12 +78,16 @@ def report_serving(result: ServingResult, dcfg: DictConfig, out_dir: Path,
         chart.draw(summarize_serving(result, requests, intervals=False), result.steps, out_dir / chart.file())
 
     drawn = aside(draw, f"drawing {chart.file()}") if output.write_files else None
-    summary = summarize_serving(result, requests)
-    if drawn is not None:
-        try:
+    try:
+        summary = summarize_serving(result, requests)
+        if drawn is not None:
             write_tables(out_dir, requests, result.steps, config_yaml)
-        finally:
-            drawn()  # the chart's process waited for, whatever happened here
+    except BaseException:
+        if drawn is not None:
+            drawn(check=False)  # the chart's process waited for; what went wrong here is what is reported
+        raise
+    if drawn is not None:
+        drawn()
         write_summary(out_dir, summary, config_yaml, cfg.seed)  # last: its presence means done
         if finished is not None:
             finished()
