@@ -110,6 +110,8 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
     used = s.kv.used
     if stays is None and not _head_blocked(s, used + n):  # admitted at the first step (a step takes <= n blocks)
         return None
+    if used + n > blocks and sum([r.kv_tokens >= (r.blocks + r.shared_blocks) * b for r in reqs]) > blocks - used:
+        return None  # the first step's new blocks do not fit: it preempts (a saturated cache, step after step)
     grow, late, cross, total, pages, steps = _counts(reqs, b, page)
     ends, costs, useds, start = [], [], [], now
     pending = {} if arrivals and hasattr(cost, "commit") else None
