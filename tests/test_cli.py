@@ -151,3 +151,13 @@ def test_a_sweep_point_whose_files_cannot_be_written_fails_alone(tmp_path):
     failed = json.loads((tmp_path / "0" / "failed.json").read_text())
     assert failed["reason"] == f"{tmp_path}/0/steps.csv could not be written: Is a directory"
     assert "1 of 2 points failed" in proc.stdout + proc.stderr and (tmp_path / "1" / "summary.json").exists()
+
+
+def test_a_closed_output_pipe_ends_quietly():
+    """``llmsim-grid ... | head``: the reader went away; no error line, no traceback, exit 1 (a subprocess: standard
+    output is pointed at /dev/null on the way out)."""
+    code = ("from sim.cli.common import one_line_errors\n"
+            "def main():\n    raise BrokenPipeError(32, 'Broken pipe')\n"
+            "one_line_errors('llmsim-grid')(main)()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stderr == "", proc.stderr

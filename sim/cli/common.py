@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -36,11 +37,20 @@ def one_line_errors(prog: str, resumable: bool = False) -> Callable[[Callable[..
                     interrupted(prog, interrupted_by(err), resumable)
                 print(f"{prog}: error: {hydra_error_line(err)}", file=sys.stderr)
                 sys.exit(EXIT_BAD_INPUT)
+            except BrokenPipeError:  # the reader of the output went away (``| head``): end quietly
+                output_closed()
             except OSError as err:  # a file that could not be read or written (sim.output.files.OutputWriteError)
                 print(f"{prog}: error: {err}", file=sys.stderr)
                 sys.exit(EXIT_BAD_INPUT)
         return guarded
     return wrap
+
+
+def output_closed() -> None:
+    """The process's output was a pipe whose reader closed it: exit 1 without a word (what Python's docs advise:
+    standard output pointed at /dev/null, so that flushing it at exit does not fail again)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(1)
 
 
 def interrupted(prog: str, err: KeyboardInterrupt, resumable: bool) -> None:

@@ -20,7 +20,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from sim.cli.common import interrupted, interrupted_by
+from sim.cli.common import interrupted, interrupted_by, output_closed
 from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override, hydra_error_line
 from sim.config.paths import CONF_DIR, OutputDirError, output_dir
 from sim.config.schema import register_configs
@@ -53,6 +53,8 @@ def main() -> None:
             raise
         print(f"llmsim: error: {hydra_error_line(err)}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    except BrokenPipeError:  # ``llmsim ... | head``: the files are written; the console's reader went away
+        output_closed()
     except OSError as err:  # a file Hydra or a sweep's bookkeeping could not write (a run's own: sim/studies/job.py)
         print(f"llmsim: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

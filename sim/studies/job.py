@@ -51,6 +51,8 @@ def run_job(dcfg: DictConfig) -> dict | None:
     remove_stale_temps(Path(hc.runtime.output_dir))
     try:
         return _run_point(dcfg)
+    except BrokenPipeError:
+        raise
     except OSError as err:  # a file of the point's folder could not be cleared, copied or written
         return _fail(Path(hc.runtime.output_dir), str(err))
     except KeyboardInterrupt as err:
@@ -92,6 +94,8 @@ def _run_point(dcfg: DictConfig) -> dict | None:
     done = (lambda: mark_finished(key, Path(hc.sweep.dir), out_dir)) if key else None
     try:
         return kind.report(result, dcfg, out_dir, done, multirun)
+    except BrokenPipeError:
+        raise  # the console's reader went away: not the run's files (sim/cli/llmsim.py)
     except OSError as err:  # a file of the run could not be written (a folder in its place, a full disk)
         return _fail(out_dir, str(err))
 
