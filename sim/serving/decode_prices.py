@@ -104,8 +104,7 @@ def _replay(sc: StepCoster, frame: list, attention: Arrays) -> Arrays:
     """``StepCoster._replay`` over arrays: the attention slot's figures are arrays, every other op's scalars."""
     time_s, energy, op_flops, op_hbm = attention
     shape = np.shape(time_s)
-    replay = _replay_arrays if np.all(time_s >= 0) else replay_frame  # the shortcuts take times >= 0
-    end_s, *sums = replay(sc.host, frame, [(time_s, energy, op_flops, True, op_hbm)])
+    end_s, *sums = replay_frame(sc.host, frame, [(time_s, energy, op_flops, True, op_hbm)])
     return tuple(x if isinstance(x, np.ndarray) and x.shape == shape else np.full(shape, x, dtype=np.float64)
                  for x in (end_s, *sums))
 
@@ -114,9 +113,15 @@ def replay_frame(host, frame: list, attention: list) -> tuple:
     """A frame's analytic replay: each op starting at the later of its stream and its predecessors, repeated
     layers back to back, the host's costs (``HostCosts.pass_time``); energy, FLOPs and bytes summed op by op.
     ``attention[slot]``: the (time s, dynamic J, FLOPs, matrix?, HBM bytes) of each attention slot, floats or
-    arrays. Returns (end s, dynamic J, matrix FLOPs, FLOPs, HBM bytes, one span per segment)."""
+    arrays. Returns (end s, dynamic J, matrix FLOPs, FLOPs, HBM bytes, one span per segment).
+
+    The maxima whose result is known are skipped (on arrays each is a numpy call): ``max(x, x)`` is ``x``; and
+    where the segment's latest end so far (``first_end``) is among the values an op starts after, the op ends at
+    or after it when its time is >= 0, so the new latest end is the op's end. The values are those of taking
+    every maximum, bit for bit."""
     arrays = any(isinstance(x, np.ndarray) for slot in attention for x in slot)
     _max = _array_max if arrays else max  # max on two floats: Python's (cheaper; the same value)
+    sure = all(bool(np.all(slot[0] >= 0)) if isinstance(slot[0], np.ndarray) else slot[0] >= 0 for slot in attention)
     now = host.step_s if host.step_s > 0 else 0.0
     device_start = now
     dynamic = matrix = flops = hbm = 0.0
@@ -128,13 +133,24 @@ def replay_frame(host, frame: list, attention: list) -> tuple:
         end: list = []
         for preds, link, slot, *own in nodes:
             time_s, energy, op_flops, is_matrix, op_hbm = own if slot < 0 else attention[slot]
-            start = end[preds[0]] if preds else seg_start  # max((end[p] for p in preds), default=seg_start)
-            for p in preds[1:]:
-                start = _max(start, end[p])
-            start = _max(free[link], start)
+            if preds:  # max((end[p] for p in preds), default=seg_start)
+                start = end[preds[0]]
+                covers = start is first_end
+                for p in preds[1:]:
+                    e = end[p]
+                    covers = covers or e is first_end
+                    if e is not start:
+                        start = _max(start, e)
+            else:
+                start = seg_start
+                covers = start is first_end
+            f = free[link]
+            if f is not start:
+                covers = covers or f is first_end
+                start = _max(f, start)
             finish = free[link] = start + time_s
             end.append(finish)
-            first_end = _max(first_end, finish)
+            first_end = finish if covers and (sure if slot >= 0 else time_s >= 0) else _max(first_end, finish)
             dynamic = dynamic + energy * repeat
             flops = flops + op_flops * repeat
             if is_matrix:
@@ -145,53 +161,6 @@ def replay_frame(host, frame: list, attention: list) -> tuple:
         kernels += len(nodes) * repeat
     end_s = host.step_s + _max(now - device_start, kernels * host.dispatch_s)  # HostCosts.pass_time
     return (_max(end_s, now), dynamic, matrix, flops, hbm, *spans)
-
-
-def _replay_arrays(host, frame: list, attention: list) -> tuple:
-    """``replay_frame`` with array attention slots whose times are >= 0 and finite: the same operations on the
-    same values, less the maxima whose result is known. ``max(x, x)`` is ``x``; and where the segment's latest
-    end so far (``first_end``) is among the values an op starts after, the op ends at or after it (its time is
-    >= 0), so the new latest end is the op's end. Those maxima are skipped (each would cost a numpy call on
-    arrays); every other one is taken as ``replay_frame`` takes it, in its order."""
-    now = host.step_s if host.step_s > 0 else 0.0
-    device_start = now
-    dynamic = matrix = flops = hbm = 0.0
-    kernels = 0
-    spans = []
-    for repeat, nodes in frame:
-        seg_start = first_end = now
-        free = {False: seg_start, True: seg_start}
-        end: list = []
-        for preds, link, slot, *own in nodes:
-            time_s, energy, op_flops, is_matrix, op_hbm = own if slot < 0 else attention[slot]
-            if preds:
-                start = end[preds[0]]
-                covers = start is first_end
-                for p in preds[1:]:
-                    e = end[p]
-                    covers = covers or e is first_end
-                    if e is not start:
-                        start = _array_max(start, e)
-            else:
-                start = seg_start
-                covers = start is first_end
-            f = free[link]
-            if f is not start:
-                covers = covers or f is first_end
-                start = _array_max(f, start)
-            finish = free[link] = start + time_s
-            end.append(finish)
-            first_end = finish if covers and (slot >= 0 or time_s >= 0) else _array_max(first_end, finish)
-            dynamic = dynamic + energy * repeat
-            flops = flops + op_flops * repeat
-            if is_matrix:
-                matrix = matrix + op_flops * repeat
-            hbm = hbm + op_hbm * repeat
-        now = seg_start + (first_end - seg_start) * repeat
-        spans.append(first_end - seg_start)
-        kernels += len(nodes) * repeat
-    end_s = host.step_s + _array_max(now - device_start, kernels * host.dispatch_s)  # HostCosts.pass_time
-    return (_array_max(end_s, now), dynamic, matrix, flops, hbm, *spans)
 
 
 def _array_max(a, b):

@@ -52,7 +52,7 @@ def run_job(dcfg: DictConfig) -> dict | None:
     try:
         return _run_point(dcfg)
     except BrokenPipeError:
-        raise
+        raise  # the console's reader went away, not a file of the point (sim/cli/llmsim.py)
     except OSError as err:  # a file of the point's folder could not be cleared, copied or written
         return _fail(Path(hc.runtime.output_dir), str(err))
     except KeyboardInterrupt as err:
@@ -92,12 +92,7 @@ def _run_point(dcfg: DictConfig) -> dict | None:
             raise
         return _fail(out_dir, f"internal error: {type(err).__name__}: {err}")
     done = (lambda: mark_finished(key, Path(hc.sweep.dir), out_dir)) if key else None
-    try:
-        return kind.report(result, dcfg, out_dir, done, multirun)
-    except BrokenPipeError:
-        raise  # the console's reader went away: not the run's files (sim/cli/llmsim.py)
-    except OSError as err:  # a file of the run could not be written (a folder in its place, a full disk)
-        return _fail(out_dir, str(err))
+    return kind.report(result, dcfg, out_dir, done, multirun)  # a file it cannot write: run_job's OSError
 
 
 def _fail(out_dir: Path, reason: str) -> None:
