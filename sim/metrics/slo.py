@@ -60,13 +60,10 @@ def bootstrap_interval(values: np.ndarray) -> tuple[float, float]:
     alpha = (1 - CI_LEVEL) / 2
     p = np.array([alpha, 1 - alpha])
     n = resampled.size
-    h = p * n + (1 - p)  # one more than the 0-based position p (n - 1)
-    above = h // 1
-    below = above - 1
+    h = p * n + (1 - p)  # one more than the 0-based position p (n - 1): within [1, n) for 0 < p < 1
+    above = (h // 1).astype(np.int64)
     frac = h % 1
-    frac[below < 0] = 0
-    below, above = (np.clip(x, 0, n - 1).astype(np.int64) for x in (below, above))
-    low, high = (1 - frac) * resampled[below] + frac * resampled[above]
+    low, high = (1 - frac) * resampled[above - 1] + frac * resampled[above]
     return float(low), float(high)
 
 

@@ -130,14 +130,13 @@ class Scheduler:
                 for _ in range(self._accepted(req)):
                     req.kv_tokens += 1
                     self._token(req, now, done)
-        else:  # one token per decode: ``_token`` inline (a saturated batch holds hundreds of decodes)
-            self.made += len(plan.decodes)
+        else:  # one token per decode: ``_token`` inline but for a first or last token (a batch holds hundreds)
             for req in plan.decodes:
                 req.kv_tokens += 1
-                req.generated += 1
-                if req.generated >= req.output_tokens or req.generated == 1:
-                    self.made -= 1
-                    req.generated -= 1
+                if req.generated and req.generated + 1 < req.output_tokens:
+                    req.generated += 1
+                    self.made += 1
+                else:
                     self._token(req, now, done)
         if done:
             self.running = [r for r in self.running if r.state is not State.done]
