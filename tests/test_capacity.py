@@ -16,6 +16,7 @@ from sim.metrics.slo import (
     PERCENTILE,
     RESAMPLES,
     bootstrap_interval,
+    resampled_percentiles,
     meets_p99,
     p99_with_interval,
     steady_state,
@@ -72,6 +73,19 @@ def test_the_bootstrap_interval_is_scipys_percentile_bootstrap(n, sigma, seed, t
         assert ours == theirs
     else:  # np.percentile's interpolation: the last bits may differ
         assert np.allclose(ours, theirs, rtol=1e-12, atol=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 5000), st.integers(1, 40), st.integers(0, 2**32 - 1), st.sampled_from(["lognormal", "ties", "low"]))
+def test_resampled_p99s_are_numpys(n, resamples, seed, kind):
+    """Each resample's p99 from the order statistics near its top is ``np.percentile``'s, bit for bit: with ties,
+    and with resamples drawn from the lowest values (too few picks above the cut: the partition fallback)."""
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 5, n).astype(float) if kind == "ties" else rng.lognormal(0.0, 1.0, n)
+    picks = rng.integers(0, n, (resamples, n))
+    if kind == "low":
+        picks[::2] = np.argsort(values)[rng.integers(0, max(1, n // 3), (len(picks[::2]), n))]
+    assert np.array_equal(resampled_percentiles(values, picks), np.percentile(values[picks], PERCENTILE, axis=-1))
 
 
 def test_meeting_p99_targets():

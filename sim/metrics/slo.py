@@ -18,6 +18,8 @@ target; a target left null is not checked.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from sim.config.schema import SloConfig
@@ -56,7 +58,7 @@ def bootstrap_interval(values: np.ndarray) -> tuple[float, float]:
     resamples (drawn with replacement, from seed 0), then the two-sided interval's ends as type-7 quantiles
     (Hyndman and Fan 1996: h = p (n - 1), interpolated between the sorted values around it)."""
     picks = np.random.default_rng(0).integers(0, values.size, (RESAMPLES, values.size))
-    resampled = np.sort(np.percentile(values[picks], PERCENTILE, axis=-1))
+    resampled = np.sort(resampled_percentiles(values, picks))
     alpha = (1 - CI_LEVEL) / 2
     p = np.array([alpha, 1 - alpha])
     n = resampled.size
@@ -65,6 +67,38 @@ def bootstrap_interval(values: np.ndarray) -> tuple[float, float]:
     frac = h % 1
     low, high = (1 - frac) * resampled[above - 1] + frac * resampled[above]
     return float(low), float(high)
+
+
+def resampled_percentiles(values: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """``np.percentile(values[picks], PERCENTILE, axis=-1)`` for resamples of ``values`` (NaN-free) of its own size,
+    bit for bit, without sorting or partitioning every resample: a resample's p99 lies between two of its
+    order statistics near its top, which are found among the picks above a rank that about ``8 sqrt(m) + 16``
+    more than the ``m`` needed clear (a resample with too few falls back to partitioning it), then
+    interpolated as numpy's linear method does (from the nearer end when the weight is at least 1/2)."""
+    n = values.size
+    order = np.argsort(values, kind="stable")
+    rank = np.empty(n, dtype=np.int32)  # each value's position in sorted order
+    rank[order] = np.arange(n, dtype=np.int32)
+    ranks = rank[picks]
+    h = (n - 1) * (PERCENTILE / 100)  # numpy's virtual index of the linear method
+    k = int(h)
+    gamma = h - k
+    top = n - k  # order statistics k .. n - 1 of a resample
+    mask = ranks >= max(0, n - math.ceil(top + 8 * math.sqrt(top) + 16))
+    counts = np.count_nonzero(mask, axis=1)
+    rows = np.repeat(np.arange(len(picks), dtype=np.int64), counts)
+    kept = np.sort(ranks[mask] + rows * n) - rows * n  # each resample's picks above the rank, in order
+    at = np.cumsum(counts) - counts + k - (n - counts)  # where its order statistic k is among them
+    short = counts < top
+    low, high = np.zeros(len(picks), dtype=np.int64), np.zeros(len(picks), dtype=np.int64)
+    low[~short], high[~short] = kept[at[~short]], kept[at[~short] + 1]
+    for i in np.flatnonzero(short):
+        part = np.partition(ranks[i], [k, k + 1])
+        low[i], high[i] = part[k], part[k + 1]
+    ordered = values[order]
+    a, b = ordered[low], ordered[high]
+    diff = b - a
+    return a + diff * gamma if gamma < 0.5 else b - diff * (1 - gamma)
 
 
 def steady_p99(cols: dict[str, np.ndarray], slo: SloConfig) -> dict:
