@@ -21,7 +21,10 @@ What a run may contain (anything else is simulated step by step):
   a chunked step has no token budget left, or its blocks do not fit; never with prefix caching,
   whose lookups are counted);
 * the cache holds every decode's growth without preempting; the run ends with the first step that
-  makes some request's last token (``apply_run`` completes it as ``Scheduler._token`` does);
+  makes some request's last token (``apply_run`` completes it as ``Scheduler._token`` does), except
+  on a lone instance with open-loop arrivals and an empty queue: a completion there sends no new
+  request and nothing waits for its room, so the run goes on with the requests left (out of the
+  counts, their blocks freed) and the server counts each completion at its step's end;
 * every step starts before the next arrival (``until``); the last step may span it, since the
   arrival only joins the queue and the step does not look at the queue. The router sees the
   instance's outstanding requests, which a run does not change, and (several instances) its KV
@@ -40,7 +43,7 @@ import numpy as np
 
 from sim.serving.request import Request, State
 from sim.serving.schedulers import ChunkedPrefillScheduler, ContinuousScheduler, Scheduler, StepShape
-from sim.serving.step_cost import StepCost
+from sim.serving.step_cost import KEY, StepCost
 
 MAX_RUN = 4096  # steps planned at most at once (a longer run continues in the next)
 AHEAD = 1024  # decode-only signatures priced together at most (sim/serving/decode_prices.py)
@@ -50,14 +53,17 @@ MIN_AHEAD = 6  # fewer are priced one at a time (cheaper than the arrays' fixed 
 
 @dataclass
 class DecodeRun:
-    """Steps advanced together: each one's end time, cost and KV blocks in use after its growth."""
+    """Steps advanced together: each one's end time and cost, the KV blocks in use during it (after its growth),
+    the requests decoding in it and those running after it, and the requests it completed."""
 
     start: float
     ends: list[float]
     costs: list[StepCost]
     used: list[int]
+    decodes: list[int]
+    running: list[int]
+    finished: list[tuple[int, list[Request], int]]  # (step, requests it completed in running order, their blocks)
     waiting: int  # the queue's length during the run (before the arrival its last step may span)
-    decodes: int  # requests decoding in every step
     pending: dict | None = None  # signatures first priced for this run, cached once its steps ran (StepCoster.commit)
 
     @property
@@ -65,9 +71,9 @@ class DecodeRun:
         return len(self.ends)
 
     def cut(self, k: int) -> DecodeRun:
-        """The run's first ``k`` steps (none of which makes a request's last token before its last step)."""
-        return DecodeRun(self.start, self.ends[:k], self.costs[:k], self.used[:k], self.waiting, self.decodes,
-                         self.pending)
+        """The run's first ``k`` steps."""
+        return DecodeRun(self.start, self.ends[:k], self.costs[:k], self.used[:k], self.decodes[:k], self.running[:k],
+                         [f for f in self.finished if f[0] < k], self.waiting, self.pending)
 
 
 _DECODING = {State.decoding}
@@ -90,6 +96,16 @@ def _queue_stays(s: Scheduler) -> bool | None:
     return False if s.prefix else None
 
 
+def _may_start(s: Scheduler, stays: bool | None) -> bool:
+    """Whether a run's first step is decode-only: nobody admitted (a step takes <= n blocks), nobody preempted (its
+    new blocks fit; a saturated cache preempts step after step)."""
+    n, b, used, blocks = len(s.running), s.kv.block_tokens, s.kv.used, s.kv.blocks
+    if stays is None and not _head_blocked(s, used + n):
+        return False
+    return used + n <= blocks or sum([r.kv_tokens >= (r.blocks + r.shared_blocks) * b for r in s.running]) <= \
+        blocks - used
+
+
 def _head_blocked(s: Scheduler, used: int) -> bool:
     """The queue's head cannot be admitted with ``used`` blocks in use."""
     head = s.waiting[0]
@@ -97,28 +113,21 @@ def _head_blocked(s: Scheduler, used: int) -> bool:
 
 
 def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape], StepCost],
-             arrivals: list[float] | None = None) -> DecodeRun | None:
-    """The decode-only steps the scheduler runs from ``now`` (all but the last ending before ``until``; the
-    last may make some requests' last tokens), or None when there are none. ``arrivals``: the arrivals'
-    event times, in order (an instance beside others, whose run may span arrivals routed elsewhere): no
-    step of the run ends at one of them (which comes first at one instant is SimPy's order)."""
-    reqs = s.running
-    stays = _queue_stays(s)
-    if now >= until or stays is False:
+             arrivals: list[float] | None = None, through: bool = False) -> DecodeRun | None:
+    """The decode-only steps the scheduler runs from ``now`` (all but the last ending before ``until``), or None.
+    It ends with the first step making some requests' last tokens, unless ``through`` (a lone instance whose
+    completions send no request) and the queue is empty. ``arrivals``: arrivals' event times, in order (a run
+    beside other instances may span arrivals routed elsewhere; no step ends at one: SimPy orders the tie)."""
+    if now >= until or (stays := _queue_stays(s)) is False or not _may_start(s, stays):
         return None
-    n, b, page, blocks = len(reqs), s.kv.block_tokens, s.ex.kv_block_tokens, s.kv.blocks
-    used = s.kv.used
-    if stays is None and not _head_blocked(s, used + n):  # admitted at the first step (a step takes <= n blocks)
-        return None
-    if used + n > blocks and sum([r.kv_tokens >= (r.blocks + r.shared_blocks) * b for r in reqs]) > blocks - used:
-        return None  # the first step's new blocks do not fit: it preempts (a saturated cache, step after step)
-    grow, late, cross, total, pages, steps = _counts(reqs, b, page)
-    ends, costs, useds, start = [], [], [], now
-    pending = {} if arrivals and hasattr(cost, "commit") else None
-    decode, cache, kb, unfused = _lookups(cost)
-    j, last = 0, getattr(cost, "recent_s", 0.0)  # the last step's time (before the first: the coster's last one)
-    a = bisect_left(arrivals, now) if arrivals else 0  # the next arrival from now on
-    tie = arrivals[a] if arrivals and a < len(arrivals) else float("inf")
+    n, b, page, blocks, used = len(s.running), s.kv.block_tokens, s.ex.kv_block_tokens, s.kv.blocks, s.kv.used
+    grow, late, cross, total, pages, steps = _counts(s.running, b, page)
+    through = through and not s.waiting  # completions end the run when their room could admit the queue's head
+    ends, costs, useds, decodes, running, finished, start, alive = [], [], [], [], [], [], now, s.running
+    decode, index, kb, pending = _lookups(cost, arrivals)
+    prices = index.setdefault(n, {})
+    last = getattr(cost, "recent_s", 0.0)  # the last step's time (before the first: the coster's last one)
+    a, tie = _next_arrival(arrivals, now, 0)
     if tie == now:  # one at this very instant, perhaps not yet routed: step by step
         return None
     cap = SPAN_AHEAD if arrivals else AHEAD
@@ -129,7 +138,7 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         m = min(steps - j, cap if until == float("inf") else int((until - now) / last) + 2, cap) if last > 0 else 0
         return _coming(j, m, n, total, page, pages, cross) if m >= MIN_AHEAD else None
 
-    for j in range(steps):
+    for j in range(MAX_RUN if through else min(steps, MAX_RUN)):
         if late and j in late:
             grow[j % b] += late.pop(j)
         used += grow[j % b]
@@ -139,32 +148,75 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         if page:
             pages += cross[j % page]
         cached = pages * page if page else pairs
-        p = round(pairs / kb)  # StepCoster.decode_step's cache lookup inline (the inner loop); a miss goes through it
-        c = (cache and cache.get(((), n, p, round(cached / kb), p if unfused else 0, n))) or \
-            decode(n, pairs, cached, ahead, pending)
+        # StepCoster.decode_step's cache lookup inline (the inner loop); a miss goes through it
+        c = prices.get(round(pairs / kb) * KEY + round(cached / kb)) or decode(n, pairs, cached, ahead, pending)
         last = c.time_s
         end = now + last
         if end == until:  # which comes first at the same instant is SimPy's order: step by step
             break
         if end >= tie:
-            a = bisect_left(arrivals, end, a)
-            tie = arrivals[a] if a < len(arrivals) else float("inf")
+            a, tie = _next_arrival(arrivals, end, a)
             if end == tie:
                 break
         ends.append(end)
         costs.append(c)
         useds.append(used)
+        decodes.append(n)
         now = end
-    return DecodeRun(start, ends, costs, useds, len(s.waiting), n, pending) if ends else None
+        if last_tokens := j + 1 == steps:  # some requests' last tokens: out of the counts, their blocks freed
+            group, alive, steps, (keys, read, freed) = _drop(alive, steps, j, b, page, grow, late, cross)
+            total, pages, used, n = total - keys, pages - read, used - freed, n - len(group)
+            finished.append((j, group, freed))
+            prices = index.setdefault(n, {})
+        running.append(n)
+        if last_tokens and (not through or not n):
+            break
+    return DecodeRun(start, ends, costs, useds, decodes, running, finished, len(s.waiting), pending) if ends else None
 
 
-def _lookups(cost: Callable[[StepShape], StepCost]) -> tuple[Callable, dict | None, int, bool]:
-    """How a run prices a decode-only step: the coster's ``decode_step`` (or a shape through ``cost``), and
-    its signature cache, block and unfused flag to look up first (None: no cache to look up)."""
+def _next_arrival(arrivals: list[float] | None, now: float, a: int) -> tuple[int, float]:
+    """The position of the first of ``arrivals`` at or after ``now`` (searched from ``a``) and its time (inf: none)."""
+    if not arrivals:
+        return 0, float("inf")
+    a = bisect_left(arrivals, now, a)
+    return a, arrivals[a] if a < len(arrivals) else float("inf")
+
+
+def _drop(alive: list[Request], steps: int, j: int, b: int, page: int, grow: list[int], late: dict[int, int],
+          cross: list[int]) -> tuple[list[Request], list[Request], int, tuple[int, int, int]]:
+    """Take the requests that made their last tokens at step ``j`` (the ``steps``-th) out of a run's block and page
+    counts (``_counts``): those requests, the others, the steps to the others' next last token, and the keys of the
+    taken at the run's start, their pages and their blocks after step ``j`` (as ``apply_run`` sets them, and
+    ``Scheduler._release_finished`` frees them)."""
+    group = [r for r in alive if r.output_tokens - r.generated == steps]
+    rest = [r for r in alive if r.output_tokens - r.generated != steps]
+    keys = read = freed = 0
+    for r in group:
+        k = r.kv_tokens
+        keys += k
+        f = (r.blocks + r.shared_blocks) * b - k
+        if f < b:
+            grow[f] -= 1
+        elif f <= j:  # joined ``grow`` at step f
+            grow[f % b] -= 1
+        else:
+            late[f] -= 1
+        if page:
+            cross[-k % page] -= 1
+            read -= -(k + j + 1) // page
+        freed += max(r.blocks, -(-(k + j + 1) // b) - r.shared_blocks)
+    return group, rest, min([r.output_tokens - r.generated for r in rest], default=0), (keys, read, freed)
+
+
+def _lookups(cost: Callable[[StepShape], StepCost], arrivals: list[float] | None
+             ) -> tuple[Callable, dict[int, dict[int, StepCost]], int, dict | None]:
+    """How a run prices a decode-only step: the coster's ``decode_step`` (or a shape through ``cost``), its cached
+    decode-only prices to look up first with the block their keys are rounded to (none: an empty index), and where
+    a run that may be cut short (spanning ``arrivals``) keeps the signatures it priced first (None: the cache)."""
     decode = getattr(cost, "decode_step", None) or \
         (lambda n, pairs, cached, _, __: cost(StepShape((), n, pairs, cached, pairs, n)))
-    cache, kb, unfused = cost.decode_cache() if hasattr(cost, "decode_cache") else (None, 1, False)
-    return decode, cache, kb, unfused
+    index, kb = cost.decode_index() if hasattr(cost, "decode_index") else ({}, 1)
+    return decode, index, kb, {} if arrivals and hasattr(cost, "commit") else None
 
 
 def _coming(j: int, m: int, n: int, total: int, page: int, pages: int, cross: list[int]) -> tuple[np.ndarray, ...]:
@@ -180,11 +232,11 @@ def _coming(j: int, m: int, n: int, total: int, page: int, pages: int, cross: li
 def _counts(reqs: list[Request], b: int, page: int) -> tuple[list[int], dict[int, int], list[int], int, int, int]:
     """Per run: requests taking a block at step j (``grow[j % b]``, joined from step j on by ``late[j]``),
     decodes whose keys reach a new page at step j (``cross[j % page]``), the summed keys, the pages read
-    and the steps before the first request's last token (at most MAX_RUN)."""
+    and the steps to the first request's last token."""
     if len(reqs) < 48:  # few requests: a loop is cheaper than numpy
         return _loop_counts(reqs, b, page)
     kvs = [r.kv_tokens for r in reqs]
-    steps = min(MAX_RUN, min([r.output_tokens - r.generated for r in reqs]))
+    steps = min([r.output_tokens - r.generated for r in reqs])
     kv = np.array(kvs, dtype=np.int64)
     first = np.array([r.blocks + r.shared_blocks for r in reqs], dtype=np.int64) * b - kv  # step j writes kv + j + 1
     if first.min() < 0:  # blocks that do not hold the tokens (never seen): the loop's list indexing decides
@@ -204,7 +256,7 @@ def _counts(reqs: list[Request], b: int, page: int) -> tuple[list[int], dict[int
 
 def _loop_counts(reqs: list[Request], b: int, page: int) -> tuple[list[int], dict[int, int], list[int], int, int, int]:
     """``_counts`` one request at a time."""
-    grow, late, cross, total, pages, steps = [0] * b, {}, [0] * max(1, page), 0, 0, MAX_RUN
+    grow, late, cross, total, pages, steps = [0] * b, {}, [0] * max(1, page), 0, 0, 1 << 62
     for r in reqs:
         k = r.kv_tokens
         total += k
@@ -220,22 +272,31 @@ def _loop_counts(reqs: list[Request], b: int, page: int) -> tuple[list[int], dic
     return grow, late, cross, total, pages, steps
 
 def apply_run(s: Scheduler, run: DecodeRun) -> list[Request]:
-    """The requests and the cache after the run's steps; the requests its last step completed."""
-    k, b = run.steps, s.kv.block_tokens
+    """The requests and the cache after the run's steps; the requests it completed, step by step (each step's in
+    running order, as ``Scheduler._token`` completes them)."""
+    k, b, ends = run.steps, s.kv.block_tokens, run.ends
     done: list[Request] = []
+    for j, group, _ in run.finished:
+        for req in group:
+            kv = req.kv_tokens = req.kv_tokens + j + 1
+            held = -(-kv // b) - req.shared_blocks
+            if held > req.blocks:
+                req.blocks = held
+            req.generated += j + 1
+            req.state = State.done
+            req.finish_s = ends[j]
+            done.append(req)
     for req in s.running:
+        if req.state is State.done:
+            continue
         kv = req.kv_tokens = req.kv_tokens + k
         held = -(-kv // b) - req.shared_blocks
         if held > req.blocks:
             req.blocks = held
-        made = req.generated = req.generated + k
-        if made >= req.output_tokens:
-            done.append(req)
-    s.kv.used = run.used[-1]
-    s.made = len(s.running)
+        req.generated += k
+    s.kv.used = run.used[-1] + sum([f[2] for f in run.finished if f[0] < k - 1])  # freed below, as they completed
+    s.made = run.decodes[-1]
     for req in done:  # as ``Scheduler._token`` completes a request
-        req.state = State.done
-        req.finish_s = run.ends[-1]
         s._release_finished(req)
     if done:
         s.running = [r for r in s.running if r.state is not State.done]

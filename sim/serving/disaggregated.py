@@ -102,7 +102,7 @@ class KvMover:
             yield self.env.timeout(cost.delay_s)
         if cost.link_transfer_s > 0:
             yield self.links[source.name].submit(cost.link_transfer_s)
-        self.server.dynamic_J += self.coster.energy.work(link_bytes=cost.link_bytes).total_J
+        self.server.log.energy(self.coster.energy.work(link_bytes=cost.link_bytes).total_J)
         self.moved_bytes += nbytes
         self.moves += 1
         self.move_s += self.env.now - start

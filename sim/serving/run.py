@@ -30,7 +30,7 @@ class ServingResult:
     cfg: RunConfig
     traffic: Traffic
     requests: list[Request]
-    steps: dict[str, list]
+    steps: dict[str, np.ndarray]  # the step table (sim/serving/step_log.py)
     cache: CacheSize  # per instance
     instances: int  # tensor-parallel groups serving (disaggregated: prefill plus decode)
     preemptions: int

@@ -21,11 +21,11 @@ the system (Little's law), and records one row per step (instance, time, batch, 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import simpy
 
 from sim.engine.des import CountingEnvironment
@@ -34,6 +34,7 @@ from sim.serving.request import Request
 from sim.serving.routers import Route, outstanding
 from sim.serving.schedulers import Scheduler, StepPlan, StepShape
 from sim.serving.step_cost import StepCost
+from sim.serving.step_log import RunRows, StepLog
 from sim.serving.traffic import Traffic
 
 
@@ -83,20 +84,23 @@ class Server:
         self.traffic, self.instances, self.cost = traffic, instances, cost
         self.front = [i for i in instances if i.role != "decode"]  # where new requests queue
         self.route = route or (lambda front: min(front, key=outstanding))
-        self.busy_by: dict[str, float] = {i.name: 0.0 for i in instances}  # step time of each instance
         self.pipeline: Pipeline | None = None  # pipeline parallelism (its stages are shared per ``pipe``)
         self._stages: dict[str, list[simpy.Resource]] = {}
         self.env = CountingEnvironment()
         self.handoff: Handoff | None = None
         self.requests: list[Request] = []
         self.completed = 0
-        self.steps: dict[str, list] = defaultdict(list)
+        self.log = StepLog()  # the steps as they end; when the run ends, the table and its totals:
+        self._codes = {inst.name: i for i, inst in enumerate(instances)}  # an instance's code in the log
+        self.steps: dict[str, np.ndarray] = {}
         self.busy_s = 0.0  # instance time spent in steps (copies included), summed over instances
-        self.dynamic_J = 0.0  # per chip of a group, summed over every instance's steps
+        self.busy_by: dict[str, float] = {}  # the same, per instance
+        self.dynamic_J = 0.0  # per chip of a group, summed over every instance's steps and KV moves
         self.matrix_flops = self.hbm_bytes = 0.0
         self.queue_area = self.system_area = 0.0  # request-seconds waiting for admission / in the system
         self._queued = self._in_system = 0
         self._last_change = 0.0
+        self._due: list[tuple[float, int]] = []  # completions inside a run, not yet counted: (time, requests)
         self._next_closed = 0
         self._next_at = 0.0  # when the next arrival comes (inf: no more); decode runs stop at it
         if traffic.turns > 1:
@@ -119,6 +123,9 @@ class Server:
             self.env.process(self._engine(inst))
         self.env.run()
         self._count(0, 0)  # close the time integrals
+        self.steps, totals = self.log.finish([i.name for i in self.instances])
+        self.busy_s, self.busy_by, self.dynamic_J = totals.busy_s, totals.busy_by, totals.dynamic_J
+        self.matrix_flops, self.hbm_bytes = totals.matrix_flops, totals.hbm_bytes
 
     @property
     def events(self) -> int:
@@ -165,14 +172,7 @@ class Server:
                 duration = plan.swap_s + (cost.time_s if cost else 0.0)
                 yield env.timeout(duration)
             done = scheduler.complete(plan, env.now)
-            made = scheduler.made
-            self.busy_s += duration
-            self.busy_by[inst.name] += duration
-            if cost:
-                self.dynamic_J += cost.dynamic_J
-                self.matrix_flops += cost.matrix_flops
-                self.hbm_bytes += cost.hbm_bytes
-            self._record(inst, start, plan, made, cost)
+            self._record(inst, start, plan, scheduler.made, cost, duration)
             self._completed(done)
             if self.handoff is not None:
                 self.handoff.after_step(inst, plan)
@@ -187,7 +187,8 @@ class Server:
             if self._next_at <= self.env.now:
                 return None
             return plan_run(inst.scheduler, self.env.now, float("inf"), self.cost, self._arrival_times)
-        return plan_run(inst.scheduler, self.env.now, self._next_at, self.cost)
+        # alone, with open-loop arrivals a completion sends no request: the run goes on past it
+        return plan_run(inst.scheduler, self.env.now, self._next_at, self.cost, through=not self.traffic.users)
 
     def _completed(self, done: list[Request]) -> None:
         """Count completions; in a closed loop each sends the next request."""
@@ -214,12 +215,19 @@ class Server:
         step completed. Alone, the instance waits once; beside others it waits for each step's end (and
         shows each step's KV use to the router), so that the steps of all instances are recorded and
         summed in the step-by-step order."""
+        last = run.steps - 1
+        self._due += [(run.ends[j], len(group)) for j, group, _ in run.finished if j < last]
         ran = yield from self._run_steps(inst, run)
         if ran.pending:
             self.cost.commit(ran.pending, ran.costs)
         done = apply_run(inst.scheduler, ran)
         self._account(inst, ran, ran.steps - 1 if len(self.instances) > 1 else 0, ran.steps)
-        return done
+        if ran.finished and ran.finished[-1][0] == ran.steps - 1:  # the last step's completions: the engine's
+            tail = len(ran.finished[-1][1])
+            self.completed += len(done) - tail
+            return done[-tail:]
+        self.completed += len(done)
+        return []
 
     def _run_steps(self, inst: Instance, run: DecodeRun) -> Iterator[simpy.Event]:
         """Wait to the end of the run's last step, accounting the steps before it; the run as it ran (cut
@@ -238,41 +246,20 @@ class Server:
         return run
 
     def _account(self, inst: Instance, run: DecodeRun, first: int, last: int) -> None:
-        """Steps ``first`` to ``last - 1`` of a run: time, energy and work summed in order, and their rows (the
-        run's last step is recorded after it was applied, as the engine records a step after completing it)."""
-        busy_s, busy, dynamic, matrix, hbm = (self.busy_s, self.busy_by[inst.name], self.dynamic_J,
-                                              self.matrix_flops, self.hbm_bytes)
-        energy = []
-        for cost in run.costs[first:last]:
-            duration = cost.time_s  # a decode-only step copies nothing first: 0.0 + time_s
-            busy_s += duration
-            busy += duration
-            dynamic += cost.dynamic_J
-            matrix += cost.matrix_flops
-            hbm += cost.hbm_bytes
-            energy.append(cost.dynamic_J)
-        self.busy_s, self.busy_by[inst.name], self.dynamic_J, self.matrix_flops, self.hbm_bytes = \
-            busy_s, busy, dynamic, matrix, hbm
-        scheduler, s, k = inst.scheduler, self.steps, last - first
-        n, tail = run.decodes, last == run.steps  # the run's last step is among these rows
-        used = run.used[first:last]
-        if tail:
-            used[-1] = scheduler.kv.used
-        s["instance"] += [inst.name] * k
-        s["start_s"] += [run.start, *run.ends[:last - 1]] if first == 0 else run.ends[first - 1:last - 1]
-        s["end_s"] += run.ends[first:last]
-        zeros, decodes = [0] * k, [n] * k
-        for key in ("prefill_sequences", "prefill_tokens", "preempted"):
-            s[key] += zeros
-        for key in ("decode_sequences", "batch_size", "tokens_made"):
-            s[key] += decodes
-        s["kv_blocks_used"] += used
-        blocks = scheduler.kv.blocks
-        s["kv_cache_use"] += [u / blocks for u in used]
-        s["waiting"] += [run.waiting] * (k - tail) + [len(scheduler.waiting)] * tail
-        s["running"] += [n] * (k - tail) + [len(scheduler.running)] * tail
-        s["swap_s"] += [0.0] * k
-        s["energy_J"] += energy
+        """Log steps ``first`` to ``last - 1`` of a run (its last step after the run was applied, as the engine logs
+        a step after completing it)."""
+        scheduler = inst.scheduler
+        tail = (len(scheduler.waiting), len(scheduler.running), scheduler.kv.used) if last == run.steps else None
+        freed = [(j - first, blocks) for j, _, blocks in run.finished if first <= j < last] if run.finished else []
+        code = self._codes[inst.name]
+        if first == 0 and last == run.steps:
+            rows = RunRows(code, run.start, run.ends, run.costs, run.used, run.decodes, run.running, run.waiting,
+                           scheduler.kv.blocks, freed, tail)
+        else:
+            rows = RunRows(code, run.ends[first - 1] if first else run.start, run.ends[first:last],
+                           run.costs[first:last], run.used[first:last], run.decodes[first:last],
+                           run.running[first:last], run.waiting, scheduler.kv.blocks, freed, tail)
+        self.log.run(rows)
 
     def _through_stages(self, inst: Instance, plan: StepPlan, cost: StepCost) -> Iterator[simpy.Event]:
         """A step of a virtual engine through the pipeline: each stage in turn, one step at a time per
@@ -307,7 +294,13 @@ class Server:
         self.wake(inst)
 
     def _count(self, queued: int, in_system: int) -> None:
-        now = self.env.now
+        if self._due:  # completions inside a run come before any other change (an arrival its last step spans)
+            due, self._due = self._due, []
+            for at, requests in due:
+                self._change(at, 0, -requests)
+        self._change(self.env.now, queued, in_system)
+
+    def _change(self, now: float, queued: int, in_system: int) -> None:
         elapsed = now - self._last_change
         self.queue_area += self._queued * elapsed
         self.system_area += self._in_system * elapsed
@@ -315,23 +308,15 @@ class Server:
         self._queued += queued
         self._in_system += in_system
 
-    def _record(self, inst: Instance, start: float, plan: StepPlan, made: int, cost: StepCost | None) -> None:
-        s, shape, scheduler = self.steps, plan.shape, inst.scheduler
-        s["instance"].append(inst.name)
-        s["start_s"].append(start)
-        s["end_s"].append(self.env.now)
-        s["prefill_sequences"].append(len(shape.chunks) if shape else 0)
-        s["prefill_tokens"].append(sum(new for new, _ in shape.chunks) if shape else 0)
-        s["decode_sequences"].append(shape.decodes if shape else 0)
-        s["batch_size"].append(len(shape.chunks) + shape.decodes if shape else 0)
-        s["tokens_made"].append(made)
-        s["kv_blocks_used"].append(scheduler.kv.used)
-        s["kv_cache_use"].append(scheduler.kv.used / scheduler.kv.blocks)
-        s["waiting"].append(len(scheduler.waiting))
-        s["running"].append(len(scheduler.running))
-        s["preempted"].append(plan.preempted)
-        s["swap_s"].append(plan.swap_s)
-        s["energy_J"].append(cost.dynamic_J if cost else 0.0)
+    def _record(self, inst: Instance, start: float, plan: StepPlan, made: int, cost: StepCost | None,
+                duration: float) -> None:
+        shape, scheduler, kv = plan.shape, inst.scheduler, inst.scheduler.kv
+        prefill = (len(shape.chunks), sum(new for new, _ in shape.chunks)) if shape else (0, 0)
+        decodes = shape.decodes if shape else 0
+        work = (cost.dynamic_J, duration, cost.matrix_flops, cost.hbm_bytes) if cost else (0.0, duration, 0.0, 0.0)
+        self.log.step((self._codes[inst.name], start, self.env.now, *prefill, decodes, prefill[0] + decodes, made,
+                       kv.used, kv.used / kv.blocks, len(scheduler.waiting), len(scheduler.running), plan.preempted,
+                       plan.swap_s, *work))
 
 
 def _event_times(arrival_s) -> list[float]:

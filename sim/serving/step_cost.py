@@ -47,6 +47,8 @@ from workloads.graph import AttentionKernel, Execution, PassGraph, final_norm
 from workloads.ops import Unit
 from workloads.step import build_step_totals, step_attention, step_segment
 
+KEY = 1 << 32  # a decode-only signature's pairs and cached blocks as one int: pairs * KEY + cached
+
 # One op of a frame: (predecessor positions, link stream?, attention slot or -1, time s, dynamic J, FLOPs,
 # matrix?, HBM bytes)
 Node = tuple[tuple[int, ...], bool, int, float, float, float, bool, float]
@@ -146,6 +148,8 @@ class StepCoster:
         self._ahead: dict[int, dict[tuple[int, int], StepCost]] = {}  # decodes -> (pairs, cached) in blocks ->
         # price: decode-only signatures priced ahead over arrays (sim/serving/decode_prices.py)
         self._unfused = ex.attention is AttentionKernel.unfused
+        self._decodes: dict[int, dict[int, StepCost]] = {}  # decodes -> pairs * KEY + cached (in blocks) -> a cached
+        # decode-only signature's price: the inner loop's lookup (sim/serving/decode_runs.py), by ints, not tuples
         self.recent_s = 0.0  # the last decode-only step priced, seconds (how far a run's steps reach: decode_runs.py)
         self.array_ops = 0  # attention ops costed over arrays (each signature priced ahead, used or not)
 
@@ -187,17 +191,20 @@ class StepCoster:
             cost = self._from_ahead(decodes, p, c, ahead) if not scores else None
             if cost is None:
                 cost = self.cost_key(key)
-            if pending is None:
-                self._cache[key] = cost
-            else:
+            if pending is not None:
                 pending[key] = cost
+                self.recent_s = cost.time_s
+                return cost
+            self._cache[key] = cost
             self.recent_s = cost.time_s
+        self._decodes.setdefault(decodes, {})[p * KEY + c] = cost
         return cost
 
-    def decode_cache(self) -> tuple[dict[tuple, StepCost], int, bool]:
-        """The signature cache, the block keys are rounded to and whether scores are keyed (an unfused kernel):
-        what ``decode_step`` looks up first, for a caller that looks up itself."""
-        return self._cache, self.block, self._unfused
+    def decode_index(self) -> tuple[dict[int, dict[int, StepCost]], int]:
+        """The cached decode-only signatures by decodes, then by ``pairs * KEY + cached`` (in blocks), and the block
+        keys are rounded to: what ``decode_step`` finds, for a caller that looks up itself first (a signature
+        cached by ``__call__`` shows here once ``decode_step`` has been asked for it)."""
+        return self._decodes, self.block
 
     def commit(self, pending: dict[tuple, StepCost], ran: list[StepCost]) -> None:
         """Cache the pending signatures of the steps that ran (``ran``: their costs), as a step-by-step run
