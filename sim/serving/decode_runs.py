@@ -54,14 +54,13 @@ MIN_AHEAD = 6  # fewer are priced one at a time (cheaper than the arrays' fixed 
 @dataclass
 class DecodeRun:
     """Steps advanced together: each one's end time and cost, the KV blocks in use during it (after its growth),
-    the requests decoding in it and those running after it, and the requests it completed."""
+    the requests decoding in the first, and the steps that completed requests."""
 
     start: float
     ends: list[float]
     costs: list[StepCost]
     used: list[int]
-    decodes: list[int]
-    running: list[int]
+    decodes: int
     finished: list[tuple[int, list[Request], int]]  # (step, requests it completed in running order, their blocks)
     waiting: int  # the queue's length during the run (before the arrival its last step may span)
     pending: dict | None = None  # signatures first priced for this run, cached once its steps ran (StepCoster.commit)
@@ -72,8 +71,12 @@ class DecodeRun:
 
     def cut(self, k: int) -> DecodeRun:
         """The run's first ``k`` steps."""
-        return DecodeRun(self.start, self.ends[:k], self.costs[:k], self.used[:k], self.decodes[:k], self.running[:k],
+        return DecodeRun(self.start, self.ends[:k], self.costs[:k], self.used[:k], self.decodes,
                          [f for f in self.finished if f[0] < k], self.waiting, self.pending)
+
+    def decoding(self, j: int) -> int:
+        """Requests decoding in step ``j``."""
+        return self.decodes - sum([len(group) for i, group, _ in self.finished if i < j])
 
 
 _DECODING = {State.decoding}
@@ -123,7 +126,7 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
     n, b, page, blocks, used = len(s.running), s.kv.block_tokens, s.ex.kv_block_tokens, s.kv.blocks, s.kv.used
     grow, late, cross, total, pages, steps = _counts(s.running, b, page)
     through = through and not s.waiting  # completions end the run when their room could admit the queue's head
-    ends, costs, useds, decodes, running, finished, start, alive = [], [], [], [], [], [], now, s.running
+    ends, costs, useds, finished, start, alive, first_n = [], [], [], [], now, s.running, n
     decode, index, kb, pending = _lookups(cost, arrivals)
     prices = index.setdefault(n, {})
     last = getattr(cost, "recent_s", 0.0)  # the last step's time (before the first: the coster's last one)
@@ -161,17 +164,15 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         ends.append(end)
         costs.append(c)
         useds.append(used)
-        decodes.append(n)
         now = end
-        if last_tokens := j + 1 == steps:  # some requests' last tokens: out of the counts, their blocks freed
+        if j + 1 == steps:  # some requests' last tokens: out of the counts, their blocks freed
             group, alive, steps, (keys, read, freed) = _drop(alive, steps, j, b, page, grow, late, cross)
             total, pages, used, n = total - keys, pages - read, used - freed, n - len(group)
             finished.append((j, group, freed))
             prices = index.setdefault(n, {})
-        running.append(n)
-        if last_tokens and (not through or not n):
-            break
-    return DecodeRun(start, ends, costs, useds, decodes, running, finished, len(s.waiting), pending) if ends else None
+            if not through or not n:
+                break
+    return DecodeRun(start, ends, costs, useds, first_n, finished, len(s.waiting), pending) if ends else None
 
 
 def _next_arrival(arrivals: list[float] | None, now: float, a: int) -> tuple[int, float]:
@@ -295,7 +296,7 @@ def apply_run(s: Scheduler, run: DecodeRun) -> list[Request]:
             req.blocks = held
         req.generated += k
     s.kv.used = run.used[-1] + sum([f[2] for f in run.finished if f[0] < k - 1])  # freed below, as they completed
-    s.made = run.decodes[-1]
+    s.made = run.decoding(k - 1)
     for req in done:  # as ``Scheduler._token`` completes a request
         s._release_finished(req)
     if done:

@@ -250,15 +250,16 @@ class Server:
         a step after completing it)."""
         scheduler = inst.scheduler
         tail = (len(scheduler.waiting), len(scheduler.running), scheduler.kv.used) if last == run.steps else None
-        freed = [(j - first, blocks) for j, _, blocks in run.finished if first <= j < last] if run.finished else []
+        completed = [(j - first, len(group), blocks) for j, group, blocks in run.finished if first <= j < last] \
+            if run.finished else []
         code = self._codes[inst.name]
         if first == 0 and last == run.steps:
-            rows = RunRows(code, run.start, run.ends, run.costs, run.used, run.decodes, run.running, run.waiting,
-                           scheduler.kv.blocks, freed, tail)
+            rows = RunRows(code, run.start, run.ends, run.costs, run.used, run.decodes, run.waiting,
+                           scheduler.kv.blocks, completed, tail)
         else:
             rows = RunRows(code, run.ends[first - 1] if first else run.start, run.ends[first:last],
-                           run.costs[first:last], run.used[first:last], run.decodes[first:last],
-                           run.running[first:last], run.waiting, scheduler.kv.blocks, freed, tail)
+                           run.costs[first:last], run.used[first:last], run.decoding(first), run.waiting,
+                           scheduler.kv.blocks, completed, tail)
         self.log.run(rows)
 
     def _through_stages(self, inst: Instance, plan: StepPlan, cost: StepCost) -> Iterator[simpy.Event]:

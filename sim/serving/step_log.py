@@ -28,20 +28,20 @@ _FLOATS = {"start_s", "end_s", "kv_cache_use", "swap_s", "energy_J", *_HIDDEN}
 
 @dataclass(slots=True)
 class RunRows:
-    """Consecutive steps of a decode run (sim/serving/decode_runs.py), each list one per step. The last step's
-    row, when it is the run's, shows the queue, the running requests and the blocks in use after the run was
-    applied (``tail``); a step that completed requests shows their blocks freed (``freed``: (step, blocks))."""
+    """Consecutive steps of a decode run (sim/serving/decode_runs.py), each list one per step. A step that
+    completed requests shows them gone and their blocks freed (``completed``: (step, requests, blocks)); the
+    last step's row, when it is the run's, shows the queue, the running requests and the blocks in use after the
+    run was applied (``tail``)."""
 
     instance: int  # its position among the server's instances
     start: float  # the first step's start
     ends: list[float]
     costs: list  # StepCost: (time_s, dynamic_J, matrix_flops, flops, hbm_bytes, spans)
     used: list[int]  # blocks in use during the step
-    decodes: list[int]
-    running: list[int]
+    decodes: int  # requests decoding in the first step
     waiting: int
     blocks: int  # the instance's cache, in blocks
-    freed: list[tuple[int, int]]
+    completed: list[tuple[int, int, int]]
     tail: tuple[int, int, int] | None  # (waiting, running, blocks in use) after the run's last step
 
 
@@ -129,13 +129,18 @@ def _run_columns(runs: list[RunRows], lengths: np.ndarray) -> dict[str, np.ndarr
     starts = np.empty(count)
     starts[1:] = ends[:-1]  # a step starts when the one before it ends, the first at the run's start
     starts[row0] = np.fromiter(map(attrgetter("start"), runs), np.float64, len(runs))
-    decodes, running, used = (_joined(runs, f, np.int64, count) for f in ("decodes", "running", "used"))
+    used = _joined(runs, "used", np.int64, count)
     waiting = np.repeat(np.fromiter(map(attrgetter("waiting"), runs), np.int64, len(runs)), lengths)
-    freed = [(int(r0) + j, blocks) for r0, r in zip(row0.tolist(), runs, strict=True) if r.freed
-             for j, blocks in r.freed]
-    if freed:  # a step that completed requests shows their blocks freed
-        at, blocks = np.array(freed, dtype=np.int64).T
+    gone = np.zeros(count, dtype=np.int64)  # requests each step completed
+    completed = [(r0 + j, requests, blocks) for r0, r in zip(row0.tolist(), runs, strict=True) if r.completed
+                 for j, requests, blocks in r.completed]
+    if completed:  # a step that completed requests shows them gone and their blocks freed
+        at, gone[at], blocks = np.array(completed, dtype=np.int64).T
         used[at] -= blocks
+    before = np.cumsum(gone) - gone  # completed in the rows before, over all runs
+    decodes = np.repeat(np.fromiter(map(attrgetter("decodes"), runs), np.int64, len(runs)), lengths) - \
+        (before - np.repeat(before[row0], lengths))
+    running = decodes - gone
     tails = [(r0 + n - 1, *r.tail) for r0, n, r in zip(row0.tolist(), lengths.tolist(), runs, strict=True) if r.tail]
     if tails:
         at, waiting[at], running[at], used[at] = np.array(tails, dtype=np.int64).T
