@@ -142,9 +142,10 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         return _coming(j, m, n, total, page, pages, cross) if m >= MIN_AHEAD else None
 
     for j in range(MAX_RUN if through else min(steps, MAX_RUN)):
+        jb = j % b
         if late and j in late:
-            grow[j % b] += late.pop(j)
-        used += grow[j % b]
+            grow[jb] += late.pop(j)
+        used += grow[jb]
         if used > blocks or now >= until or (stays is None and not _head_blocked(s, used)):
             break
         pairs = total + n * (j + 1)
@@ -153,7 +154,7 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         cached = pages * page if page else pairs
         # StepCoster.decode_step's cache lookup inline (the inner loop); a miss goes through it
         c = prices.get(round(pairs / kb) * KEY + round(cached / kb)) or decode(n, pairs, cached, ahead, pending)
-        last = c.time_s
+        last = c[0]  # time_s
         end = now + last
         if end == until:  # which comes first at the same instant is SimPy's order: step by step
             break
