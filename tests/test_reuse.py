@@ -255,3 +255,16 @@ def test_numbers_change_only_with_a_new_model_version():
     moved = [f"{run}.{key}: {old!r} -> {now[run][key]!r}" for run, keys in record["runs"].items()
              for key, old in keys.items() if now[run][key] != pytest.approx(old, rel=1e-9)]
     assert not moved, f"the model's numbers changed under the same version; {fix}:\n" + "\n".join(moved)
+
+
+def test_a_reused_point_whose_files_went_missing_is_simulated(tmp_path):
+    """A finished point found for reuse whose summary.json is gone by the time it is copied (its folder removed while
+    the sweep ran) leaves nothing in the new point's folder and returns None: the point is simulated, and no error
+    names the new folder's summary.json."""
+    source, out = tmp_path / "old", tmp_path / "new"
+    source.mkdir()
+    (source / "config.yaml").write_text("x: 1\n")
+    assert points.reuse(source, out) is None
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]  # the copy of a file that was there; no outcome
+    (source / "summary.json").write_text('{"a": 1}\n')
+    assert points.reuse(source, out) == {"a": 1} and (out / "reused.json").exists()

@@ -79,8 +79,9 @@ def _run_point(dcfg: DictConfig) -> dict | None:
         start_point(out_dir)  # an earlier outcome in this folder goes: it counts as done only when rewritten
     if key and not dcfg.sweep.rerun:  # finished in an earlier sweep beside this one: reuse it
         source = finished_dir(key, Path(hc.sweep.dir), out_dir, trace=dcfg.output.trace)
-        if source is not None:
-            return reuse(source, out_dir)
+        summary = reuse(source, out_dir) if source is not None else None
+        if summary is not None:
+            return summary
     try:
         cfg: RunConfig = to_run_config(dcfg)  # the run's part; the tools' settings stay in dcfg
         kind = WORKLOADS[cfg.workload.kind]  # single batch (sim/batch/) or serving (sim/serving/)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -118,15 +119,33 @@ def finished_here(key: str, sweep_dir: Path, out_dir: Path, config_yaml: str) ->
     return named == out_dir.resolve() and (out_dir / "summary.json").exists() and written == config_yaml
 
 
-def reuse(source: Path, out_dir: Path) -> dict:
-    """Copy a finished point's files from ``source`` into ``out_dir``; return its summary."""
+def reuse(source: Path, out_dir: Path) -> dict | None:
+    """Copy a finished point's files from ``source`` into ``out_dir``; return its summary, or None when the source's
+    summary.json went missing meanwhile (a folder removed while this sweep ran: the point is simulated)."""
     note = {"reused_from": str(source)}
     atomic_write(out_dir / "reused.json", lambda p: p.write_text(json.dumps(note) + "\n"))
-    for name in RESULT_FILES:  # summary.json last
-        src = source / name
-        if src.exists():
-            atomic_write(out_dir / name, lambda p, s=src: shutil.copyfile(s, p))
-    return json.loads((out_dir / "summary.json").read_text())
+    try:
+        for name in RESULT_FILES:  # summary.json last
+            src = source / name
+            if src.exists() or name == "summary.json":
+                atomic_write(out_dir / name, lambda p, s=src: _copy(s, p))
+        return json.loads((out_dir / "summary.json").read_text())
+    except SourceGone:
+        start_point(out_dir)  # nothing copied counts as this point's outcome
+        return None
+
+
+class SourceGone(Exception):
+    """A file of the point being reused is not there (not an OSError: ``atomic_write`` would blame its target)."""
+
+
+def _copy(source: Path, target: Path) -> None:
+    try:
+        shutil.copyfile(source, target)
+    except FileNotFoundError as err:
+        if err.filename != os.fspath(source):
+            raise
+        raise SourceGone(str(source)) from err
 
 
 # Files whose presence says how a point ended; an earlier run's are removed before a point runs again.
