@@ -60,3 +60,17 @@ def test_runs_of_decode_steps_are_the_step_by_step_simulation(monkeypatch, overr
 ])
 def test_runs_match_step_by_step_under_every_scheduler_and_router(monkeypatch, overrides):
     assert_same(*both(monkeypatch, *overrides))
+
+
+def test_a_run_stops_where_simpy_fires_an_arrival_not_at_its_written_time(monkeypatch, tmp_path):
+    """SimPy fires an arrival at ``previous + (at - previous)``, here an ulp below the trace's 0.22020180105052686
+    and exactly where a decode step ends: step by step the arrival comes first and joins that step's successor, so
+    the run must stop at the firing time, not at the written one (found by an independent review)."""
+    trace = tmp_path / "tie.csv"
+    trace.write_text("arrival_s,prompt_tokens,output_tokens\n0.0,10,3000\n0.016501801776355254,10,2000\n"
+                     "0.22020180105052686,10,5\n")
+    assert 0.016501801776355254 + (0.22020180105052686 - 0.016501801776355254) != 0.22020180105052686
+    slow, fast = both(monkeypatch, "workload.arrival=trace", f"workload.trace_path={trace}",
+                      "workload.num_requests=null")
+    assert_same(slow, fast)
+    assert slow.steps["prefill_tokens"].tolist().count(10) == 3  # the third request's prefill: its own step

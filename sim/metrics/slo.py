@@ -74,8 +74,11 @@ def resampled_percentiles(values: np.ndarray, picks: np.ndarray) -> np.ndarray:
     bit for bit, without sorting or partitioning every resample: a resample's p99 lies between two of its
     order statistics near its top, which are found among the picks above a rank that about ``8 sqrt(m) + 16``
     more than the ``m`` needed clear (a resample with too few falls back to partitioning it), then
-    interpolated as numpy's linear method does (from the nearer end when the weight is at least 1/2)."""
+    interpolated as numpy's linear method does (from the nearer end when the weight is at least 1/2). Where
+    0.0 and -0.0 tie, which one numpy's partition picks is its own: the zero's sign may differ."""
     n = values.size
+    if n < 2:
+        return np.percentile(values[picks], PERCENTILE, axis=-1)
     order = np.argsort(values, kind="stable")
     rank = np.empty(n, dtype=np.int32)  # each value's position in sorted order
     rank[order] = np.arange(n, dtype=np.int32)

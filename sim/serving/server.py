@@ -142,7 +142,9 @@ class Server:
         for i in range(len(t)):
             if t.follows(i):
                 continue  # a later turn: it arrives after the turn before it (``_completed``)
-            at = self._next_at = float(t.arrival_s[i])
+            at = float(t.arrival_s[i])
+            # runs stop at the time SimPy fires the arrival: now + (at - now), which may be an ulp off ``at``
+            self._next_at = env.now + (at - env.now) if at > env.now else env.now
             if at > env.now:
                 yield env.timeout(at - env.now)
             self._arrive(self._make(i, at))
