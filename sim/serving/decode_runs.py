@@ -100,13 +100,15 @@ def _queue_stays(s: Scheduler) -> bool | None:
 
 
 def _may_start(s: Scheduler, stays: bool | None) -> bool:
-    """Whether a run's first step is decode-only: nobody admitted (a step takes <= n blocks), nobody preempted (its
-    new blocks fit; a saturated cache preempts step after step)."""
+    """Whether a run's first step is decode-only: its new blocks fit (a saturated cache preempts step after step)
+    and the queue's head is not admitted with them in use (``stays`` None: that depends on the free blocks)."""
     n, b, used, blocks = len(s.running), s.kv.block_tokens, s.kv.used, s.kv.blocks
     if stays is None and not _head_blocked(s, used + n):
-        return False
-    return used + n <= blocks or sum([r.kv_tokens >= (r.blocks + r.shared_blocks) * b for r in s.running]) <= \
-        blocks - used
+        return False  # admitted even if every decode takes a block
+    if stays and used + n <= blocks:
+        return True
+    new = sum([r.kv_tokens >= (r.blocks + r.shared_blocks) * b for r in s.running])  # the first step's new blocks
+    return used + new <= blocks and (stays or _head_blocked(s, used + new))
 
 
 def _head_blocked(s: Scheduler, used: int) -> bool:
