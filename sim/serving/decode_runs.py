@@ -278,28 +278,24 @@ def _loop_counts(reqs: list[Request], b: int, page: int) -> tuple[list[int], dic
 def apply_run(s: Scheduler, run: DecodeRun) -> list[Request]:
     """The requests and the cache after the run's steps; the requests it completed, step by step (each step's in
     running order, as ``Scheduler._token`` completes them)."""
-    k, b, ends = run.steps, s.kv.block_tokens, run.ends
-    done: list[Request] = []
-    for j, group, _ in run.finished:
-        for req in group:
-            kv = req.kv_tokens = req.kv_tokens + j + 1
-            held = -(-kv // b) - req.shared_blocks
-            if held > req.blocks:
-                req.blocks = held
-            req.generated += j + 1
-            req.state = State.done
-            req.finish_s = ends[j]
-            done.append(req)
+    b = s.kv.block_tokens
+    taken = {id(req): j + 1 for j, group, _ in run.finished for req in group}  # steps of those that completed
     for req in s.running:
-        if req.state is State.done:
-            continue
+        k = taken.get(id(req), run.steps) if taken else run.steps
         kv = req.kv_tokens = req.kv_tokens + k
         held = -(-kv // b) - req.shared_blocks
         if held > req.blocks:
             req.blocks = held
         req.generated += k
-    s.kv.used = run.used[-1] + sum([f[2] for f in run.finished if f[0] < k - 1])  # freed below, as they completed
-    s.made = run.decoding(k - 1)
+    done: list[Request] = []
+    for j, group, _ in run.finished:
+        for req in group:
+            req.state = State.done
+            req.finish_s = run.ends[j]
+            done.append(req)
+    # the blocks in use during the last step, with those freed earlier in the run back: released below as they were
+    s.kv.used = run.used[-1] + sum([f[2] for f in run.finished if f[0] < run.steps - 1])
+    s.made = run.decoding(run.steps - 1)
     for req in done:  # as ``Scheduler._token`` completes a request
         s._release_finished(req)
     if done:

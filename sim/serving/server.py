@@ -217,19 +217,16 @@ class Server:
         step completed. Alone, the instance waits once; beside others it waits for each step's end (and
         shows each step's KV use to the router), so that the steps of all instances are recorded and
         summed in the step-by-step order."""
-        last = run.steps - 1
-        self._due += [(run.ends[j], len(group)) for j, group, _ in run.finished if j < last]
+        earlier = [(run.ends[j], len(group)) for j, group, _ in run.finished if j < run.steps - 1]
+        self._due += earlier  # counted in the time integrals at their steps' ends (a lone instance's run only)
         ran = yield from self._run_steps(inst, run)
         if ran.pending:
             self.cost.commit(ran.pending, ran.costs)
         done = apply_run(inst.scheduler, ran)
         self._account(inst, ran, ran.steps - 1 if len(self.instances) > 1 else 0, ran.steps)
-        if ran.finished and ran.finished[-1][0] == ran.steps - 1:  # the last step's completions: the engine's
-            tail = len(ran.finished[-1][1])
-            self.completed += len(done) - tail
-            return done[-tail:]
-        self.completed += len(done)
-        return []
+        before = sum(requests for _, requests in earlier)
+        self.completed += before
+        return done[before:]  # the last step's: the engine completes them as a step's
 
     def _run_steps(self, inst: Instance, run: DecodeRun) -> Iterator[simpy.Event]:
         """Wait to the end of the run's last step, accounting the steps before it; the run as it ran (cut
