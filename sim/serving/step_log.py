@@ -68,16 +68,16 @@ class StepLog:
 
     def step(self, row: tuple) -> None:
         self.singles.append(row)
-        self.order.append(0)
+        self.order.append(self.SINGLE)
 
     def run(self, rows: RunRows) -> None:
         self.runs.append(rows)
-        self.order.append(1)
+        self.order.append(self.RUN)
 
     def energy(self, joules: float) -> None:
         """Dynamic energy outside any step (a KV move), added to the total where it happens."""
         self.moves.append(joules)
-        self.order.append(2)
+        self.order.append(self.MOVE)
 
     def finish(self, names: list[str]) -> tuple[dict[str, np.ndarray], Totals]:
         """The step table (``COLUMNS``, one array each) and the totals; ``names``: every instance, in order."""
