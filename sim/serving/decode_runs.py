@@ -272,16 +272,18 @@ def _loop_counts(reqs: list[Request], b: int, page: int) -> tuple[list[int], dic
         if page:
             cross[-k % page] += 1
             pages -= -k // page
-        steps = min(steps, r.output_tokens - r.generated)
+        left = r.output_tokens - r.generated
+        if left < steps:
+            steps = left
     return grow, late, cross, total, pages, steps
 
 def apply_run(s: Scheduler, run: DecodeRun) -> list[Request]:
     """The requests and the cache after the run's steps; the requests it completed, step by step (each step's in
     running order, as ``Scheduler._token`` completes them)."""
-    b = s.kv.block_tokens
+    b, steps = s.kv.block_tokens, run.steps
     taken = {id(req): j + 1 for j, group, _ in run.finished for req in group}  # steps of those that completed
     for req in s.running:
-        k = taken.get(id(req), run.steps) if taken else run.steps
+        k = taken.get(id(req), steps) if taken else steps
         kv = req.kv_tokens = req.kv_tokens + k
         held = -(-kv // b) - req.shared_blocks
         if held > req.blocks:
@@ -294,8 +296,8 @@ def apply_run(s: Scheduler, run: DecodeRun) -> list[Request]:
             req.finish_s = run.ends[j]
             done.append(req)
     # the blocks in use during the last step, with those freed earlier in the run back: released below as they were
-    s.kv.used = run.used[-1] + sum([f[2] for f in run.finished if f[0] < run.steps - 1])
-    s.made = run.decoding(run.steps - 1)
+    s.kv.used = run.used[-1] + sum([f[2] for f in run.finished if f[0] < steps - 1])
+    s.made = run.decoding(steps - 1)
     for req in done:  # as ``Scheduler._token`` completes a request
         s._release_finished(req)
     if done:

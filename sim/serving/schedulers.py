@@ -30,7 +30,8 @@ A step that preempts admits nobody new. No request is ever dropped.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sim.config.schema import Admission, Preemption, SchedulerConfig
 from sim.serving.kv_cache import KvCache
@@ -40,9 +41,9 @@ from workloads.model import ModelConfig
 from workloads.step import cached_keys, decode_keys
 
 
-@dataclass(frozen=True, slots=True)
-class StepShape:
-    """What a step computes, in the terms of ``workloads.step.build_step_totals``."""
+class StepShape(NamedTuple):
+    """What a step computes, in the terms of ``workloads.step.build_step_totals`` (a named tuple: one is made
+    for nearly every step, in a fraction of a frozen dataclass's time)."""
 
     chunks: tuple[tuple[int, int], ...]  # (new tokens, context) of each prefill chunk
     decodes: int
@@ -281,7 +282,7 @@ class Scheduler:
             k = self.k
             verify = tuple((k + 1, req.kv_tokens + k + 1) for req in decodes)
             shape = self._shape_of(chunks + verify, [], samples + k * len(decodes))
-            return replace(shape, drafts=len(decodes), draft_contexts=sum(req.kv_tokens + 1 for req in decodes))
+            return shape._replace(drafts=len(decodes), draft_contexts=sum(req.kv_tokens + 1 for req in decodes))
         return self._shape_of(chunks, [req.kv_tokens + 1 for req in decodes], samples)
 
     def _shape_of(self, chunks: tuple[tuple[int, int], ...], contexts: list[int], samples: int) -> StepShape:

@@ -217,7 +217,8 @@ class Server:
         step completed. Alone, the instance waits once; beside others it waits for each step's end (and
         shows each step's KV use to the router), so that the steps of all instances are recorded and
         summed in the step-by-step order."""
-        earlier = [(run.ends[j], len(group)) for j, group, _ in run.finished if j < run.steps - 1]
+        last = run.steps - 1
+        earlier = [(run.ends[j], len(group)) for j, group, _ in run.finished if j < last]
         self._due += earlier  # counted in the time integrals at their steps' ends (a lone instance's run only)
         ran = yield from self._run_steps(inst, run)
         if ran.pending:
