@@ -3,8 +3,9 @@
 Matmul model (one kernel computing ``groups`` independent ``m x k @ k x n`` products), the way
 a GEMM library tiles it:
 
-* each core computes output tiles of ``tm x tn``, a multiple of its arrays' ``R x C`` and big
-  enough to keep all ``arrays_per_core`` arrays busy; ``m`` and ``n`` are padded up to the tile;
+* each core computes output tiles of ``tm x tn``, a multiple of its arrays' ``R x C`` (those that keep
+  all ``arrays_per_core`` arrays busy and, for a small GEMM, those that leave some idle rather than pad
+  it); ``m`` and ``n`` are padded up to the tile;
 * a tile takes ``ceil(array tiles / arrays_per_core) * (k + R + C)`` cycles: k multiply-
   accumulate steps plus the systolic pipeline's fill and drain;
 * tiles are spread over the cores in waves; the last wave may be partly idle; when the output
@@ -82,16 +83,21 @@ class Tiling:
 
 
 def core_tiles(chip: HardwareConfig) -> list[tuple[int, int]]:
-    """Candidate core tiles: multiples of the array that keep every array of a core busy."""
+    """Candidate core tiles: multiples of the array, first those that keep every array of a core busy, then those
+    that leave some idle."""
     return list(_core_tiles(chip.array_rows, chip.array_cols, chip.arrays_per_core))
 
 
 @functools.lru_cache(maxsize=256)
 def _core_tiles(rows: int, cols: int, arrays: int) -> tuple[tuple[int, int], ...]:
+    """Every tile of whole arrays up to the size limit. A tile of fewer arrays than the core has leaves the others
+    idle, yet it may be the fastest: a GEMM of a few rows on a core of 5 arrays pads half its work into a tile of 8
+    (2 x 4) but none into one of 4 (1 x 4). With every tile offered, more arrays per core never slow a GEMM. Those
+    that fill the core come first, so a tie keeps one of them."""
     limit_m, limit_n = max(MAX_TILE, 4 * rows), max(MAX_TILE, 4 * cols)
-    found = [(rows * i, cols * j) for i in TILE_MULTIPLES for j in TILE_MULTIPLES
-             if i * j >= arrays and rows * i <= limit_m and cols * j <= limit_n]
-    return tuple(found or [(rows * arrays, cols)])
+    found = [(i, j) for i in TILE_MULTIPLES for j in TILE_MULTIPLES if rows * i <= limit_m and cols * j <= limit_n]
+    ordered = [t for t in found if t[0] * t[1] >= arrays] + [t for t in found if t[0] * t[1] < arrays]
+    return tuple((rows * i, cols * j) for i, j in ordered)
 
 
 def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, groups: int = 1,

@@ -76,3 +76,27 @@ def test_the_memo_skips_the_search_for_token_counts_with_the_same_row_tiles():
     for m in range(4097, 4097 + 64):
         tile_matmul(chip, m, 4096, 4096, DType.bf16, memo=memo)
     assert 1 <= len(memo) <= 64 // math.gcd(*(tm for tm, _ in core_tiles(chip))) + 1
+
+
+def test_a_few_rows_on_five_arrays_leave_one_idle_rather_than_pad():
+    """8 rows x 4096 x 4096 on one core of five 128 x 128 arrays: a tile of 1 x 4 arrays (one idle) computes the
+    8 output tiles of 128 x 512 in one pass each; a tile that fills the core (2 x 4 at most, the side limit being
+    4 arrays) pads the 8 rows to 256 and takes two passes for each of its 8 tiles, twice the time (found by an
+    independent review: decode on a TPU went 65 % slower with a fifth array)."""
+    chip = dataclasses.replace(CHIPS["teaching_npu"], num_cores=1, arrays_per_core=5, array_rows=128,
+                               array_cols=128, gemm_schedule="waves", ideal=False)
+    got = tile_matmul(chip, 8, 4096, 4096, chip.matmul_dtype(DType.bf16))
+    assert (got.tile_m, got.tile_n) == (128, 512)
+    cycle_s = 1.0 / (chip.freq_Hz * chip.matmul_dtype_rate["bf16"] * chip.matmul_efficiency)
+    assert got.compute_s == 8 * 1 * (4096 + 256) * cycle_s  # waves x passes x (k + fill and drain) cycles
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from(sorted(CHIPS)), st.sampled_from(["waves", "stream_k"]), st.integers(1, 15),
+       st.integers(1, 4096), st.integers(1, 16384), st.integers(1, 8192), st.sampled_from([1, 8]))
+def test_more_arrays_per_core_never_slow_a_gemm(name, schedule, arrays, m, n, k, groups):
+    chip = dataclasses.replace(CHIPS[name], gemm_schedule=schedule, arrays_per_core=arrays, num_dies=8)  # in reticles
+    more = dataclasses.replace(chip, arrays_per_core=arrays + 1)
+    dtype = chip.matmul_dtype(DType.bf16)
+    assert tile_matmul(more, m, n, k, dtype, groups).choice_s(more) <= tile_matmul(chip, m, n, k, dtype,
+                                                                                   groups).choice_s(chip)
