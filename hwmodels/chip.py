@@ -87,14 +87,15 @@ class HardwareConfig:
     freq_GHz: float = 1.0  # clock at which the datasheet peak is quoted
     # MACs per cycle of each format relative to bf16; a format not listed is not supported.
     matmul_dtype_rate: dict[str, float] = field(default_factory=lambda: {"bf16": 1.0})
-    # The vector unit (elementwise, reductions, softmax, norms): FP32 FMA lanes, the hardware; its
-    # peak is 2 x lanes x clock. vector_TFLOPS (at freq_GHz) may be given instead; it is turned into
-    # lanes once, so a later clock change moves the peak, not the silicon. Neither: 10 TFLOP/s.
+    # Per cycle, the silicon; each may be given instead at freq_GHz (the second field), turned into the first once,
+    # so a later clock change moves the rate, not the silicon. The vector unit (elementwise, reductions, softmax,
+    # norms): FP32 FMA lanes, 2 FLOP each per cycle (neither given: 10 TFLOP/s). The on-chip SRAM's bytes per cycle
+    # (an L2, shared memory or VMEM runs in the cores' clock domain; neither given: 10 TB/s).
     vector_lanes: float | None = None
     vector_TFLOPS: float | None = None
-    # Memory.
+    sram_bytes_per_cycle: float | None = None
+    sram_bandwidth_TBps: float | None = None
     sram_MiB: float = 32.0  # on-chip SRAM (L2 / shared memory / VMEM) usable for tiles
-    sram_bandwidth_TBps: float = 10.0
     hbm_capacity_GB: float = 32.0
     hbm_bandwidth_GBps: float = 1000.0
     # Links.
@@ -178,7 +179,6 @@ class HardwareConfig:
         for key in (
             "freq_GHz",
             "sram_MiB",
-            "sram_bandwidth_TBps",
             "hbm_capacity_GB",
             "hbm_bandwidth_GBps",
             "link_bandwidth_GBps",
@@ -198,26 +198,28 @@ class HardwareConfig:
             value = getattr(self, key)
             if not 0 < value <= 1:
                 raise HardwareError(f"{where}: hardware.{key} must be in (0, 1] (got {value})")
-        self._resolve_vector(where)
+        self._per_cycle(where, "vector_lanes", "vector_TFLOPS", 2.0, "the peak is 2 x lanes x freq_GHz")
+        self._per_cycle(where, "sram_bytes_per_cycle", "sram_bandwidth_TBps", 1.0,
+                        "a preset gives bytes per cycle: to set the bandwidth, add hardware.sram_bytes_per_cycle=null")
         for key in LIMITS:
             if key != "matmul_dtype_rate" and getattr(self, key, None) is not None:
                 check_limit(where, key, getattr(self, key))
 
-    def _resolve_vector(self, where: str) -> None:
-        """Vector lanes from vector_TFLOPS at freq_GHz when only that is given; then vector_TFLOPS is None."""
-        given = {key: getattr(self, key) for key in ("vector_lanes", "vector_TFLOPS") if getattr(self, key) is not None}
+    def _per_cycle(self, where: str, silicon: str, at_clock: str, per: float, hint: str) -> None:
+        """``silicon`` (a count per cycle) from ``at_clock`` (tera-units per second at freq_GHz, ``per`` units per
+        count and cycle) when only that is given, else 10 tera-units per second; then ``at_clock`` is None."""
+        given = {key: getattr(self, key) for key in (silicon, at_clock) if getattr(self, key) is not None}
         if len(given) == 2:
-            raise HardwareError(f"{where}: set hardware.vector_lanes or hardware.vector_TFLOPS, not both (got "
-                                f"{given['vector_lanes']:g} lanes and {given['vector_TFLOPS']:g} TFLOP/s); "
-                                "the peak is 2 x lanes x freq_GHz")
+            raise HardwareError(f"{where}: set hardware.{silicon} or hardware.{at_clock}, not both (got "
+                                f"{given[silicon]:g} and {given[at_clock]:g}); {hint}")
         for key, value in given.items():
             if not (value > 0 and math.isfinite(value)):
                 raise HardwareError(f"{where}: hardware.{key} must be a finite number > 0 (got {value})")
-        if self.vector_lanes is None:
-            tflops = given.get("vector_TFLOPS", 10.0)
-            check_limit(where, "vector_TFLOPS", tflops)
-            self.vector_lanes = tflops * 1e12 / (2 * self.freq_Hz)
-        self.vector_TFLOPS = None
+        if getattr(self, silicon) is None:
+            rate = given.get(at_clock, 10.0)
+            check_limit(where, at_clock, rate)
+            setattr(self, silicon, rate * 1e12 / (per * self.freq_Hz))
+        setattr(self, at_clock, None)
 
     def _validate_formats(self, where: str) -> None:
         """The matrix arrays' formats: at least one, each a known format with a rate > 0."""
@@ -358,7 +360,7 @@ class HardwareConfig:
 
     @property
     def sram_bandwidth_Bps(self) -> float:
-        return self.sram_bandwidth_TBps * 1e12
+        return self.sram_bytes_per_cycle * self.freq_Hz  # bytes per cycle x cycles per second
 
     @property
     def hbm_capacity_bytes(self) -> float:

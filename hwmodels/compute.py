@@ -14,7 +14,7 @@ a GEMM library tiles it:
   split-K reduction), so the autotuner weighs that HBM traffic and launch against the cores it
   gains (an ``ideal`` chip adds them on chip, through SRAM);
 * every tile streams its A and B panels, ``(tm + tn) * k`` elements, from on-chip SRAM at
-  ``sram_bandwidth_TBps``; small tiles can be SRAM-bandwidth-bound;
+  ``sram_bytes_per_cycle`` x the clock; small tiles can be SRAM-bandwidth-bound;
 * a perfectly tiled matmul reaches ``matmul_efficiency`` of the format's peak at the boost
   clock (the sustained clock under the power budget is applied by the caller, hwmodels/power.py);
 * with ``gemm_schedule = stream_k`` (persistent kernels, CUTLASS 3 / cuBLAS on Hopper) the

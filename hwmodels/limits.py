@@ -25,6 +25,7 @@ LIMITS: Mapping[str, tuple[float, str]] = MappingProxyType({
     "vector_lanes": (1e9, "a billion FMA lanes; an H100 has 16,896"),
     "sram_MiB": (1e6, "a wafer-scale engine holds 44 GB of SRAM (Cerebras WSE-3)"),
     "sram_bandwidth_TBps": (1e6, "a wafer-scale engine reaches 21,000 TB/s (Cerebras WSE-3)"),
+    "sram_bytes_per_cycle": (1e9, "a wafer-scale engine's 21,000 TB/s is about 2e7 bytes per cycle (Cerebras WSE-3)"),
     "hbm_capacity_GB": (1e5, "100 TB; the largest packages hold 288 GB (MI325X)"),
     "hbm_bandwidth_GBps": (1e6, "1 PB/s; the fastest packages reach 8,000 GB/s (B200)"),
     "link_bandwidth_GBps": (1e6, "1 PB/s per direction; NVLink 5 gives 900 GB/s"),

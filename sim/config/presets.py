@@ -28,6 +28,8 @@ def load_hardware(name: str, **changes) -> HardwareConfig:
     if changes:
         if "vector_TFLOPS" in changes:  # a new peak replaces the preset's lanes
             changes = {"vector_lanes": None, **changes}
+        if "sram_bandwidth_TBps" in changes:  # a new bandwidth replaces the preset's bytes per cycle
+            changes = {"sram_bytes_per_cycle": None, **changes}
         chip = dataclasses.replace(chip, **changes)
     return chip
 

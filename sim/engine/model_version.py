@@ -26,8 +26,12 @@ History:
      costs energy (V ~ f) and area above the node's nominal clock; HBM PHYs need die edge.
   7: the A100 fit re-run on the model of versions 4-6 (the power cap's SRAM passes moved large A100 GEMMs):
      matmul_efficiency 0.8114 -> 0.8158, matmul_overlap_loss 0.3756 -> 0.363, and the eager host costs.
+  8: the SRAM's bandwidth is bytes per cycle, so a clock override moves it (stock presets keep theirs, H100 and
+     H200 to a last bit); tiles of fewer arrays than a core has are candidates (a core of 5 arrays no longer pads
+     a few rows into 8). Stock chips at their own clocks give the same numbers. A batch run's energy, chips and
+     dollars cover its parallel.dp replicas, as its throughput does (per-token and per-chip figures unchanged).
 """
 
 from __future__ import annotations
 
-MODEL_VERSION = 7
+MODEL_VERSION = 8
