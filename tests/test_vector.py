@@ -155,3 +155,20 @@ def test_an_empty_batch_is_an_empty_result():
 
     result = simulate_points([])
     assert result.size == 0 and not result.groups and not result.failed and scalar_reasons([]) == []
+
+
+def test_replicas_count_in_energy_chips_and_dollars_as_in_throughput():
+    """parallel.dp: throughput covered every replica while energy, chips and the run's dollars covered one, so
+    energy_J / (output_tokens_per_s x total_s) was half the J per token at dp = 2 (independent review). Now the span
+    covers them all on both paths: the run's totals double, its per-token and per-chip figures stay."""
+    one = base("llama2_7b", "a100_80gb", 1, "bf16")
+    two = dataclasses.replace(one, parallel=dataclasses.replace(one.parallel, dp=2))
+    a, b = summarize(simulate(one)), summarize(simulate(two))
+    assert b["energy_J"] == 2 * a["energy_J"] and b["run"]["chips"] == 2 * a["run"]["chips"] == 2
+    assert b["cost"]["run_usd"] == 2 * a["cost"]["run_usd"]
+    for key in ("joules_per_output_token", "avg_power_W", "usd_per_million_output_tokens", "output_tokens_per_s_per_W",
+                "output_tokens_per_s_per_usd"):
+        assert b[key] == a[key], key
+    assert b["energy_J"] / (b["output_tokens_per_s"] * b["total_s"]) == pytest.approx(b["joules_per_output_token"],
+                                                                                      rel=1e-12)
+    assert_twin([one, two])

@@ -6,7 +6,8 @@ Every figure is a sum over op records, so each traces back to ops, resources and
 * ``tpot_s``: ``(total_s - ttft_s) / tokens after the first`` (``decode_tokens - 1``, or the expected
   yield of the speculative steps); null with one token;
 * ``output_tokens_per_s``: ``batch * (1 + tokens after the first) / total_s`` times ``parallel.dp``
-  replicas (every other figure is per replica);
+  replicas; the energy, the chips (``run.chips``) and the run's dollars cover every replica too, as a
+  serving run's do, so per-token and per-chip figures are those of one replica;
 * ``time_by_bound_s``: each chip's wall time split into exclusive intervals (compute, memory,
   interconnect, overhead, idle) by the rule stated in sim/engine/bounds.py; it adds up to ``total_s``;
 * ``time_by_tier_s``, ``time_by_part_s`` (mixture-of-experts models and runs over the scale-out
@@ -46,8 +47,9 @@ def batch_summary(result: RunResult) -> Summary:
     econ = chip_economics(cfg)
     totals = record_energy_totals(result, econ)
     work = chip_work(result, totals.parts_J)
-    span = Span(tl.end_s, result.chips, result.group_chips, w.batch * (1 + result.decode_tokens),
-                w.batch * w.prompt_tokens)
+    dp = cfg.parallel.dp  # replicas: the span covers them all (energy, chips, dollars), as a serving run's does
+    span = Span(tl.end_s, result.chips * dp, result.group_chips * dp, w.batch * (1 + result.decode_tokens) * dp,
+                w.batch * w.prompt_tokens * dp)
     run_energy = energy(cfg, econ, work, span)
     peak, by_phase = batch_power(result, totals, econ.energy.static_W)
     return Summary(WorkloadKind.single_batch, _figures(result), utilisation(cfg, work, result.chips), run_energy,
@@ -96,7 +98,7 @@ def _host_s(result: RunResult) -> float:
 
 
 def _figures(result: RunResult) -> dict:
-    """The batch's own headline figures (per replica; throughput times ``parallel.dp``)."""
+    """The batch's own headline figures (per chip or per replica; throughput times ``parallel.dp``)."""
     cfg, tl, w = result.cfg, result.timeline, result.cfg.workload
     total, produced, dp = tl.end_s, result.decode_tokens, cfg.parallel.dp
     ttft = max(p.end_s for p in tl.passes if p.phase is Phase.prefill)  # target and draft prefills
@@ -161,7 +163,7 @@ def _run(result: RunResult) -> dict:
     own = {"replicas": cfg.parallel.dp, "batch": w.batch, "prompt_tokens": w.prompt_tokens,
            "decode_tokens": w.decode_tokens, "fidelity": cfg.fidelity.value,
            "passes": sum(p.steps for p in tl.passes)}
-    return run_info(cfg, result.chips, own, tl.events, result.distinct_ops, result.sim_wall_s)
+    return run_info(cfg, result.chips * cfg.parallel.dp, own, tl.events, result.distinct_ops, result.sim_wall_s)
 
 
 def breakdown_by_kind(result: RunResult) -> list[dict]:

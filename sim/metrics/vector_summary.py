@@ -131,8 +131,10 @@ def group_columns(group: Group) -> dict:
 
 def _energy_and_price(group: Group, c: dict, wall, out_tokens: float, prompt_tokens: float) -> dict:
     cfg, tl = group.cfgs[0], group.timeline
-    chips = cfg.parallel.tp
-    share = cfg.parallel.tp / chips
+    dp = cfg.parallel.dp  # shared.energy and pricing over a span of every replica (sim/metrics/summary.py)
+    chips = cfg.parallel.tp * dp
+    share = cfg.parallel.tp * dp / chips
+    out_tokens, prompt_tokens = out_tokens * dp, prompt_tokens * dp
     parts = {name: joules * share for name, joules in group.energy_parts.items()}
     parts["static_J"] = c["static_W"] * wall
     per_chip = parts["compute_J"] + parts["sram_J"] + parts["hbm_J"] + parts["link_J"] + parts["host_J"] \
@@ -191,7 +193,7 @@ def _run(group: Group) -> dict:
     own = {"replicas": cfg.parallel.dp, "batch": w.batch, "prompt_tokens": w.prompt_tokens,
            "decode_tokens": w.decode_tokens, "fidelity": cfg.fidelity.value, "passes": group.timeline.passes}
     wall = group.wall_s / len(group.cfgs)
-    return _per_chip(group, lambda c: run_info(c, c.parallel.tp, own, 0, len(group.table.ops), wall))
+    return _per_chip(group, lambda c: run_info(c, c.parallel.tp * c.parallel.dp, own, 0, len(group.table.ops), wall))
 
 
 def _kinds_and_bound(group: Group, bounds: dict) -> dict:
