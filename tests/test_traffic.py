@@ -106,6 +106,9 @@ def test_offline_sends_everything_at_once():
     (["workload.lengths=chat"], "gives output lengths only"),
     (["workload.arrival=trace", "workload.trace=azure_code", "workload.trace_path=x.csv"], "both name a trace"),
     (["workload.trace_scale=0"], "workload.trace_scale must be > 0"),
+    # a trace named without arrival=trace was silently not replayed: Poisson arrivals reported instead (review)
+    (["workload.trace_path=x.csv"], "add workload.arrival=trace to replay it"),
+    (["workload.trace=azure_code", "workload.arrival=gamma"], "workload.arrival=gamma draws the requests"),
     (["workload.num_requests=0"], "workload.num_requests must be >= 1"),
 ])
 def test_bad_traffic_settings_are_one_line(args, words):

@@ -96,6 +96,10 @@ class WorkloadConfig:
         if self.trace and self.trace_path:
             raise RunError(f"workload.trace={self.trace.value} and workload.trace_path={self.trace_path} both name a "
                            "trace; set one of them to null")
+        if (self.trace or self.trace_path) and self.arrival is not ArrivalProcess.trace:
+            named = f"workload.trace={self.trace.value}" if self.trace else f"workload.trace_path={self.trace_path}"
+            raise RunError(f"{named} names a trace, but workload.arrival={self.arrival.value} draws the requests: add "
+                           "workload.arrival=trace to replay it (and workload=serving), or drop the trace")
         if self.lengths is LengthDistribution.chat:
             raise RunError("workload.lengths=chat gives output lengths only; set workload.output_lengths=chat and "
                            "lengths for the prompts (fixed, uniform, lognormal or a dataset)")
