@@ -102,3 +102,8 @@ def test_validate_prefill_gap_on_a_users_rows_notes_what_vidur_did_not_measure(t
         main(["--prefill-gap", str(path)])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and len(err.strip().splitlines()) == 1 and "no llama2_70b prefill row" in err
+    path.write_text(head + "g,a100_80gb,gemm,fp16,16,4096,4096,,1,,,,0.05\n")  # no prefill row at all: a traceback
+    with pytest.raises(SystemExit) as stop:  # once (an empty list selected no columns; independent review)
+        main(["--prefill-gap", str(path)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and len(err.strip().splitlines()) == 1 and "no llama2_70b prefill row" in err

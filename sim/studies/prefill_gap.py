@@ -66,7 +66,8 @@ def prefill_gap(frame: pd.DataFrame | None = None) -> pd.DataFrame:
     measured_alone = [(tp, n) in kernels.index and (tp == 1 or (tp, n * hidden * 2) in reduce.index)
                       for tp, n in zip(rows["devices"], rows["batch"] * rows["seq_len"], strict=True)]
     skipped = len(rows) - sum(measured_alone)
-    rows = rows[measured_alone].reset_index(drop=True)  # token counts and TP degrees Vidur measured
+    # token counts and TP degrees Vidur measured (a boolean mask, even when empty: an empty list selects columns)
+    rows = rows[pd.Series(measured_alone, index=rows.index, dtype=bool)].reset_index(drop=True)
     predicted = validate(rows)[0]["predicted_ms"] if len(rows) else pd.Series(dtype=float)
     runtime, chip = load_runtime("vllm_eager"), load_hardware("a100_80gb")
     coster, host = Coster(chip, in_switch=runtime.in_switch_reduction), HostCosts.of(runtime, usual_host(chip.name))
