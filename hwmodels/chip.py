@@ -198,7 +198,8 @@ class HardwareConfig:
             value = getattr(self, key)
             if not 0 < value <= 1:
                 raise HardwareError(f"{where}: hardware.{key} must be in (0, 1] (got {value})")
-        self._per_cycle(where, "vector_lanes", "vector_TFLOPS", 2.0, "the peak is 2 x lanes x freq_GHz")
+        self._per_cycle(where, "vector_lanes", "vector_TFLOPS", 2.0,
+                        "a preset gives lanes: to set the peak, add hardware.vector_lanes=null")
         self._per_cycle(where, "sram_bytes_per_cycle", "sram_bandwidth_TBps", 1.0,
                         "a preset gives bytes per cycle: to set the bandwidth, add hardware.sram_bytes_per_cycle=null")
         for key in LIMITS:
@@ -206,8 +207,7 @@ class HardwareConfig:
                 check_limit(where, key, getattr(self, key))
 
     def _per_cycle(self, where: str, silicon: str, at_clock: str, per: float, hint: str) -> None:
-        """``silicon`` (a count per cycle) from ``at_clock`` (tera-units per second at freq_GHz, ``per`` units per
-        count and cycle) when only that is given, else 10 tera-units per second; then ``at_clock`` is None."""
+        """``silicon`` (per cycle) from ``at_clock`` (tera-units/s at freq_GHz, ``per`` units each per cycle)."""
         given = {key: getattr(self, key) for key in (silicon, at_clock) if getattr(self, key) is not None}
         if len(given) == 2:
             raise HardwareError(f"{where}: set hardware.{silicon} or hardware.{at_clock}, not both (got "
