@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import typing
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from omegaconf import OmegaConf
@@ -268,3 +271,27 @@ def test_a_reused_point_whose_files_went_missing_is_simulated(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]  # the copy of a file that was there; no outcome
     (source / "summary.json").write_text('{"a": 1}\n')
     assert points.reuse(source, out) == {"a": 1} and (out / "reused.json").exists()
+
+
+@pytest.mark.slow
+def test_a_truncated_summary_is_simulated_again_and_fails_only_its_point_in_a_report(tmp_path):
+    """A finished point's summary.json cut short (or edited by hand) was copied into the next sweep as reused, which
+    then failed with a traceback, and ``llmsim-report`` failed as a whole (independent review)."""
+    args = ["-m", *QUICK, "workload.batch=1,2"]
+    first = run_cli(*args, f"hydra.sweep.dir={tmp_path / 'first'}")
+    assert first.returncode == 0, first.stderr
+    (tmp_path / "first" / "1" / "summary.json").write_text('{"ttft_s": ')
+    second = run_cli(*args, f"hydra.sweep.dir={tmp_path / 'second'}")
+    assert second.returncode == 0, second.stderr
+    assert (tmp_path / "second" / "0" / "reused.json").exists()  # the readable one is still reused
+    assert not (tmp_path / "second" / "1" / "reused.json").exists() and _tpot(tmp_path / "second" / "1") > 0
+    report = run_cli_tool("llmsim-report", str(tmp_path / "first"))
+    assert report.returncode == 0, report.stderr
+    table = pd.read_csv(tmp_path / "first" / "report" / "points.csv").set_index("point")
+    assert table.loc[0, "status"] == "ok" and table.loc[1, "status"] == "failed"
+    assert "could not be read" in table.loc[1, "reason"]
+
+
+def run_cli_tool(name: str, *args: str):
+    exe = Path(sys.executable).parent / name
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300)

@@ -68,6 +68,16 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def read_json_object(path: Path) -> dict | None:
+    """The JSON object in ``path``, or None when it is missing, not a file, unreadable or not a JSON object (a file
+    truncated or edited by hand: a sweep then counts its point as not finished, a report as failed)."""
+    try:
+        body = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def current_umask() -> int:
     """The process's file-mode creation mask (read from /proc where it can be, without changing it)."""
     try:

@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sim.config.schema import run_fields
 from sim.engine.model_version import MODEL_VERSION
-from sim.output.files import TEMP_SUFFIX, atomic_write, code_version, remove_stale_temps
+from sim.output.files import TEMP_SUFFIX, atomic_write, code_version, read_json_object, remove_stale_temps
 from workloads.model import hf_config_file
 
 MARKERS = ".finished"
@@ -95,8 +95,8 @@ def finished_dir(key: str, sweep_dir: Path, out_dir: Path, trace: bool = False) 
         source = Path(json.loads(marker.read_text())["dir"])
     except (OSError, ValueError, KeyError):
         return None
-    if source == Path(out_dir).resolve() or not (source / "summary.json").exists():
-        return None
+    if source == Path(out_dir).resolve() or read_json_object(source / "summary.json") is None:
+        return None  # gone, or not a summary one can read: the point is simulated, not copied
     if trace and not (source / "trace.json").exists():
         return None
     return source
@@ -116,7 +116,8 @@ def finished_here(key: str, sweep_dir: Path, out_dir: Path, config_yaml: str) ->
         written = (out_dir / "config.yaml").read_text()
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    return named == out_dir.resolve() and (out_dir / "summary.json").exists() and written == config_yaml
+    return named == out_dir.resolve() and read_json_object(out_dir / "summary.json") is not None \
+        and written == config_yaml
 
 
 def reuse(source: Path, out_dir: Path) -> dict | None:

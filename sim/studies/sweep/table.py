@@ -13,14 +13,13 @@ added to the summary later becomes a column with no change here. A point that fa
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from sim.output.files import atomic_write
+from sim.output.files import atomic_write, read_json_object
 from sim.studies.sweep import ReportError
 
 BOUNDS = ("compute", "memory", "interconnect", "overhead")
@@ -89,10 +88,14 @@ def read_point(point_dir: Path) -> dict:
         row.update(parse_overrides(yaml.safe_load(overrides_file.read_text()) or []))
     summary, failed = point_dir / "summary.json", point_dir / "failed.json"
     if summary.exists():
-        row["status"] = "ok"
-        row.update(summary_row(json.loads(summary.read_text())))
+        body = read_json_object(summary)
+        if body is not None:
+            row["status"] = "ok"
+            row.update(summary_row(body))
+        else:  # one point's file truncated or replaced by hand: that point fails, the report goes on
+            row.update(status="failed", reason=f"{summary} could not be read as a run's summary", bound="invalid")
     elif failed.exists():
-        reason = json.loads(failed.read_text()).get("reason", "")
+        reason = (read_json_object(failed) or {}).get("reason", f"{failed} could not be read")
         row.update(status="failed", reason=reason, bound=failed_bound(reason))
     else:
         row["status"] = "missing"  # still running, or the job died before writing anything
