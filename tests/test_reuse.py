@@ -295,3 +295,16 @@ def test_a_truncated_summary_is_simulated_again_and_fails_only_its_point_in_a_re
 def run_cli_tool(name: str, *args: str):
     exe = Path(sys.executable).parent / name
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_a_run_folder_with_a_file_cut_short_is_one_line_from_llmsim_report(tmp_path):
+    run = run_cli(*QUICK, f"hydra.run.dir={tmp_path / 'run'}")
+    assert run.returncode == 0, run.stderr
+    ops = tmp_path / "run" / "ops.parquet"
+    ops.write_bytes(ops.read_bytes()[:100])
+    for broken in ("ops.parquet", "summary.json"):
+        if broken == "summary.json":
+            (tmp_path / "run" / "summary.json").write_text("[1]")
+        out = run_cli_tool("llmsim-report", str(tmp_path / "run"))
+        assert out.returncode == 2 and out.stderr.count("\n") == 1 and f"{broken} could not be read" in out.stderr

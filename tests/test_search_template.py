@@ -124,6 +124,24 @@ def test_jobs_give_the_same_trials_and_a_journal_resumes(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_journal_cut_mid_line_resumes_and_one_that_is_not_a_journal_is_one_error(tmp_path):
+    """A write killed mid-line leaves the journal's last line unfinished; Optuna appended the next record to it and
+    the journal could not be read again (independent review). The unfinished record is dropped on resume."""
+    from sim.studies.search import SearchError
+    search = recipe_search("search.batch=4")
+    first = pd.DataFrame(trial_rows(search, run_study(search, tmp_path / "j", trials=4, jobs=1)))
+    journal = tmp_path / "j" / JOURNAL
+    journal.write_bytes(journal.read_bytes()[:-20])  # the last record, cut
+    resumed = pd.DataFrame(trial_rows(search, run_study(search, tmp_path / "j", trials=6, jobs=1)))
+    assert len(resumed) == 6 and len(pd.DataFrame(trial_rows(search, run_study(search, tmp_path / "j", trials=6,
+                                                                                 jobs=1)))) == 6
+    pd.testing.assert_frame_equal(resumed.iloc[:3][first.columns], first.iloc[:3])  # the records before it stay
+    journal.write_text("not a journal\n")
+    with pytest.raises(SearchError, match="could not be read as this search's study.*search.fresh=true"):
+        run_study(search, tmp_path / "j", trials=6, jobs=1)
+
+
+@pytest.mark.slow
 def test_a_sqlite_study_of_an_earlier_version_is_resumed(tmp_path):
     search = recipe_search("search.batch=4")
     out = tmp_path / "s"

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import optuna
 from omegaconf import OmegaConf
+from sqlalchemy.exc import SQLAlchemyError
 
 from sim.config.template import Template
 from sim.engine.model_version import MODEL_VERSION
@@ -232,9 +233,19 @@ def storage(out: Path) -> optuna.storages.BaseStorage | str:
     from optuna.storages.journal import JournalFileBackend
 
     try:
+        _drop_partial_line(path)
         return JournalStorage(JournalFileBackend(str(path)))
     except OSError as err:  # a folder in its place: one line (sim/cli/common.py)
         raise OutputWriteError(f"{path} could not be opened: {err.strerror or err}") from err
+
+
+def _drop_partial_line(path: Path) -> None:
+    """Cut a journal's last line if a killed write left it unfinished (no newline): that record was never
+    committed, and Optuna would append the next one to it, leaving a line that no later run can read."""
+    data = path.read_bytes() if path.is_file() else b""
+    if data and not data.endswith(b"\n"):
+        with open(path, "rb+") as f:
+            f.truncate(data.rfind(b"\n") + 1)
 
 
 def open_study(search: Search, out: Path, fresh: bool, trials: int, worker: int = 0) -> optuna.Study:
@@ -245,8 +256,12 @@ def open_study(search: Search, out: Path, fresh: bool, trials: int, worker: int 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         db = store_file(out)
-        study = optuna.create_study(storage=storage(out), study_name=STUDY, directions=directions,
-                                    sampler=search.sampler(trials, worker), load_if_exists=True)
+        try:
+            study = optuna.create_study(storage=storage(out), study_name=STUDY, directions=directions,
+                                        sampler=search.sampler(trials, worker), load_if_exists=True)
+        except (ValueError, SQLAlchemyError) as err:  # a journal cut short mid-line, a file that is no database
+            raise SearchError(f"{db} could not be read as this search's study ({str(err).splitlines()[0][:120]}); "
+                              "use search.fresh=true to start over or search.out=<another folder>") from None
     mark = study.user_attrs.get("fingerprint")
     if mark is None and worker == 0:
         study.set_user_attr("fingerprint", search.fingerprint())

@@ -18,7 +18,6 @@ config (``sweep.x``, ``sweep.y``, ``sweep.metric``, ``sweep.pareto``), then to t
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hwmodels.chip import HardwareConfig, HardwareError
 from sim.metrics import catalog
-from sim.output.files import remove_stale_temps
+from sim.output.files import read_json_object, remove_stale_temps
 from sim.output.trace import write_trace
 from sim.plots.charts import CHARTS, Chart
 from sim.plots.regime import axis_values
@@ -52,11 +51,26 @@ def load_hardware(config_yaml: Path) -> HardwareConfig:
         raise ReportError(f"cannot read the chip of {config_yaml}: {str(err).splitlines()[0]}") from None
 
 
+def _json(path: Path) -> dict:
+    """The JSON object in ``path``; a file cut short or edited by hand is one line (ReportError), not a traceback."""
+    body = read_json_object(path)
+    if body is None:
+        raise ReportError(f"{path} could not be read as JSON; run the sweep or the run again to rewrite it")
+    return body
+
+
+def _parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        raise ReportError(f"{path} could not be read: {str(err).splitlines()[0]}") from None
+
+
 def sweep_options(sweep_dir: Path) -> dict:
     """The ``sweep`` node of the sweep's own config (multirun.yaml or grid.json), or {}."""
     grid = sweep_dir / GRID_FILE
     if grid.exists():
-        return json.loads(grid.read_text()).get("sweep", {})
+        return _json(grid).get("sweep", {})
     multirun = sweep_dir / "multirun.yaml"
     if multirun.exists():
         node = OmegaConf.load(multirun).get("sweep")
@@ -68,8 +82,8 @@ def load_table(sweep_dir: Path) -> pd.DataFrame:
     """The sweep's table: collected from its point folders, or a grid's own table."""
     grid = sweep_dir / GRID_FILE
     if grid.exists():
-        df = pd.read_parquet(sweep_dir / "report" / "points.parquet")
-        df.attrs["params"] = json.loads(grid.read_text())["params"]
+        df = _parquet(sweep_dir / "report" / "points.parquet")
+        df.attrs["params"] = _json(grid).get("params", {})
         return df
     return collect(sweep_dir)
 
@@ -180,8 +194,8 @@ def report_run(run_dir: Path, out: Path | None = None, tag: str = "") -> dict[st
     """Roofline, decode-step Gantt and Chrome trace of the run in ``run_dir`` (written to ``out``)."""
     run_dir = Path(run_dir)
     out = out or run_dir
-    summary = json.loads((run_dir / "summary.json").read_text())
-    ops = pd.read_parquet(run_dir / "ops.parquet")
+    summary = _json(run_dir / "summary.json")
+    ops = _parquet(run_dir / "ops.parquet")
     run = summary.get("run", {})
     what = f"{run.get('model', '?')} on {run.get('hardware', '?')}, batch {run.get('batch', '?')}"
     chip = load_hardware(run_dir / "config.yaml")
