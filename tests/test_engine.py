@@ -118,3 +118,16 @@ def test_bound_is_the_largest_need():
     cost = Coster(CHIP)(_stream("a", 1e3))  # 1 ns of memory, 1 us of launch
     assert cost.bound is Bound.overhead
     assert Coster(CHIP)(_stream("a", 1e9)).bound is Bound.memory
+
+
+def test_a_run_of_days_on_a_very_slow_chip_ends():
+    """At 1 MB/s of HBM a decode step takes hours: the processor-sharing server's last sliver of work came out
+    below the clock's resolution at that time, so time never advanced and the run looped for ever (independent
+    review). It ends, and the DES agrees with the analytic path."""
+    from sim.batch.run import simulate
+    from sim.metrics.summary import summarize
+    from tests.conftest import make_config
+    slow = ("hardware.hbm_bandwidth_GBps=0.001", "workload.batch=1", "workload.prompt_tokens=16",
+            "workload.decode_tokens=2")
+    des, analytic = (summarize(simulate(make_config(*slow, f"fidelity={f}"))) for f in ("des", "analytic"))
+    assert des["total_s"] > 3600 and des["total_s"] == pytest.approx(analytic["total_s"], rel=1e-6)

@@ -21,6 +21,7 @@ changes n, a fresh timeout is scheduled and the stale one is ignored when it fir
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -169,7 +170,9 @@ class SharedServer:
         if token != self._token:
             return  # superseded by a later arrival or departure
         self._advance()
-        tolerance = 1e-12 * max(1.0, self._vtime)
+        # done within rounding; or within the clock's resolution at ``now``: a job whose rest would end less than an
+        # ulp of ``now`` later never lets time advance (a run of days on a very slow chip looped here for ever)
+        tolerance = max(1e-12 * max(1.0, self._vtime), math.ulp(self.env.now) * 2 / max(1, len(self._heap)))
         while self._heap and self._heap[0][0] <= self._vtime + tolerance:
             heapq.heappop(self._heap)[2].succeed()
         self._schedule()
