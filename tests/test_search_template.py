@@ -164,3 +164,17 @@ def test_template_follows_other_compositions(composed):
     for overrides in ({}, {"hardware.freq_GHz": 1.2, "hardware.link_bandwidth_GBps": 300.0, "parallel.tp": 2}):
         assert template.build(overrides) is not None  # built by the template, not handed back
         _same_config(_plain_or_error(base, overrides), _plain_or_error(base, overrides, template))
+
+
+def test_a_derived_key_is_replaced_added_or_removed_from_the_command_line():
+    """``search.derived.<key>=<expr>`` (README): the schema held derived values as strings, so the override's nested
+    node was refused before it could be flattened (independent review)."""
+    from sim.cli.search import _composable
+
+    def derived(arg: str) -> dict:
+        return recipe_search(_composable(arg, recipe=True)).derived
+
+    assert derived("search.derived.hardware.spare_cores=hardware.num_cores // 10")["hardware.spare_cores"] == \
+        "hardware.num_cores // 10"
+    assert "hardware.spare_cores" not in derived("search.derived.hardware.spare_cores=null")
+    assert derived("search.derived.hardware.vector_lanes=4096")["hardware.vector_lanes"] == 4096

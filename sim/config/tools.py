@@ -45,6 +45,6 @@ class SearchConfig:
     objectives: list[str] = field(default_factory=lambda: ["output_tokens_per_s_per_usd", "tpot_s"])
     constraints: dict[str, Any] = field(default_factory=dict)  # metric: "<= limit" | ">= limit"
     space: dict[str, Any] = field(default_factory=dict)  # key: {choices: [..]} | {low, high, step, log}
-    derived: dict[str, str] = field(default_factory=dict)  # key: arithmetic over space keys
+    derived: dict[str, Any] = field(default_factory=dict)  # key: arithmetic over space keys (nested from the CLI)
     reference: Optional[str] = "h100_sxm"  # hardware preset to compare with; null: none
     reference_overrides: list[str] = field(default_factory=list)  # e.g. [parallel.tp=8]
