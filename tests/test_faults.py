@@ -184,3 +184,24 @@ def test_an_error_raised_while_a_ctrl_c_unwinds_is_an_interrupt(capsys):
     assert ended.value.code == 130
     assert capsys.readouterr().err == "llmsim: interrupted: 3 of 20 points finished; re-run to resume\n"
     assert interrupted_by(ValidationError("plain")) is None
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_command_in_one_line_and_leaves_no_temporary_file(tmp_path):
+    """``kill``, ``timeout`` or a job scheduler's stop (SIGTERM) ended every command without a word, and a write in
+    flight left its temporary file (independent review): now the line, its clean-up, exit 143 (128 + SIGTERM); a
+    sweep stops as at Ctrl-C, with its count and exit 130."""
+    exe = Path(sys.executable).parent
+    runs = {"search": ([str(exe / "llmsim-search"), "+search=decode_chip_llama2_70b_batch", "search.trials=2000",
+                        f"search.out={tmp_path / 's'}"], 143, "llmsim-search: terminated; re-run to resume\n"),
+            "sweep": ([str(exe / "llmsim"), "-m", "workload.batch=1,2,4,8,16,32,64", "fidelity=des",
+                       f"hydra.sweep.dir={tmp_path / 'w'}"], 130, "points finished; re-run to resume\n")}
+    for name, (cmd, code, line) in runs.items():
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                                preexec_fn=_default_sigint)
+        time.sleep(6)
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=60)[1]
+        assert proc.returncode == code and err.endswith(line) and err.count("\n") == 1, (name, err)
+    assert not list(tmp_path.rglob(f"*{TEMP_SUFFIX}"))
+

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from sim.config.overrides import EXIT_BAD_INPUT, EXIT_INTERRUPTED, hydra_error_line
+from sim.config.errors import interrupted_by
+from sim.config.overrides import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, hydra_error_line
 
 
 def one_line_errors(prog: str, resumable: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -29,7 +33,8 @@ def one_line_errors(prog: str, resumable: bool = False) -> Callable[[Callable[..
         @functools.wraps(main)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             try:
-                return main(*args, **kwargs)
+                with sigterm_as_interrupt():
+                    return main(*args, **kwargs)
             except KeyboardInterrupt as err:
                 interrupted(prog, err, resumable)
             except (HydraException, OmegaConfBaseException) as err:
@@ -54,29 +59,33 @@ def output_closed() -> None:
 
 
 def interrupted(prog: str, err: KeyboardInterrupt, resumable: bool) -> None:
-    """Print ``<prog>: interrupted`` (or the interrupt's own line) and exit 130."""
-    plain = "interrupted; re-run to resume" if resumable else "interrupted"
+    """Print ``<prog>: interrupted`` (or ``terminated``, or the interrupt's own line) and exit 130 (143 for SIGTERM)."""
+    word = "terminated" if isinstance(err, Terminated) else "interrupted"
+    plain = f"{word}; re-run to resume" if resumable else word
     print(f"{prog}: {str(err) or plain}", file=sys.stderr)
-    sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_TERMINATED if isinstance(err, Terminated) else EXIT_INTERRUPTED)
 
 
-def interrupted_by(err: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl-C that ``err`` arose from, or None.
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, as Ctrl-C raises KeyboardInterrupt."""
 
-    Ctrl-C raises KeyboardInterrupt wherever the program is; landing inside OmegaConf or Hydra, their
-    clean-up can fail on the half-done change and raise their own error, which then holds the
-    KeyboardInterrupt as its context (or its cause's). That is an interrupt, not bad input.
-    """
-    todo, seen = [err], set()
-    while todo:
-        cur = todo.pop()
-        if cur is None or id(cur) in seen:
-            continue
-        if isinstance(cur, KeyboardInterrupt):
-            return cur
-        seen.add(id(cur))
-        todo += [cur.__cause__, cur.__context__]
-    return None
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, ``timeout``, a job scheduler's stop) ends a command as Ctrl-C does: its one line, and the
+    clean-up on the way out (no temporary file left behind); Python's default ends it at once, without a word."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class ArgumentParser(argparse.ArgumentParser):

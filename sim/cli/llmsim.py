@@ -20,7 +20,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from sim.cli.common import interrupted, interrupted_by, output_closed
+from sim.cli.common import interrupted, interrupted_by, output_closed, sigterm_as_interrupt
 from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override, hydra_error_line
 from sim.config.paths import CONF_DIR, OutputDirError, output_dir
 from sim.config.schema import register_configs
@@ -43,7 +43,8 @@ def main() -> None:
     debugging = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors to us instead of printing them and exiting 1
     try:
-        _hydra_main()
+        with sigterm_as_interrupt():
+            _hydra_main()
     except KeyboardInterrupt as err:  # sim/studies/sweep/callbacks.Interrupted carries a multirun's count
         interrupted("llmsim", err, multirun)
     except (HydraException, OmegaConfBaseException) as err:

@@ -20,6 +20,7 @@ GROUPS = ("hardware", "model", "workload", "runtime", "scheduler", "router", "sy
 MOVED = {"scheduler.kv_block_tokens": "attention.kv_block_tokens"}
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 # Lines of Hydra's messages that are advice about Hydra itself, not about the input.
 _HYDRA_NOISE = ("See https://", "Set the environment variable", "Config search path", "provider=",
                 "The above exception", "full_key:", "object_type=", "reference_type=")

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from hwmodels.calibration import CalibrationError
 from hwmodels.chip import HardwareError
 from sim.config.compose import to_run_config, with_calibration, with_resolved_model
+from sim.config.errors import interrupted_by
 from sim.config.overrides import EXIT_BAD_INPUT
 from sim.config.schema import RunConfig, RunError
 from sim.config.system import apply_scale_up
@@ -51,10 +52,17 @@ def run_job(dcfg: DictConfig) -> dict | None:
     remove_stale_temps(Path(hc.runtime.output_dir))
     try:
         return _run_point(dcfg)
-    except BrokenPipeError:
-        raise  # the console's reader went away, not a file of the point (sim/cli/llmsim.py)
-    except OSError as err:  # a file of the point's folder could not be cleared, copied or written
-        return _fail(Path(hc.runtime.output_dir), str(err))
+    except Exception as err:
+        # Ctrl-C inside a library (a plot drawn aside, pyarrow) whose clean-up then failed: an interrupt, raised as
+        # one (Hydra would print its "Error executing job" line for the other error)
+        stop = interrupted_by(err)
+        if stop is not None:
+            raise (Interrupted(interrupted_line(Path(hc.sweep.dir))) if multirun else stop) from None
+        if isinstance(err, BrokenPipeError):
+            raise  # the console's reader went away, not a file of the point (sim/cli/llmsim.py)
+        if isinstance(err, OSError):  # a file of the point's folder could not be cleared, copied or written
+            return _fail(Path(hc.runtime.output_dir), str(err))
+        raise
     except KeyboardInterrupt as err:
         if multirun and not isinstance(err, Interrupted):
             raise Interrupted(interrupted_line(Path(hc.sweep.dir))) from None

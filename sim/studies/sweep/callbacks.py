@@ -169,9 +169,10 @@ class SweepCallback(Callback):
         self._swept: list[str] = []
         self._multirun = False  # Hydra calls on_job_end for a single run too: that one prints its summary
         self._sigint: Any = None  # the SIGINT handler before the sweep's, put back at its end
+        self._sigterm: Any = None  # the same, SIGTERM's
 
     def __getstate__(self) -> dict:  # parallel launchers pickle callbacks: the bar and handlers stay here
-        return {**self.__dict__, "_bar": None, "_launcher_log_level": logging.NOTSET, "_sigint": None}
+        return {**self.__dict__, "_bar": None, "_launcher_log_level": logging.NOTSET, "_sigint": None, "_sigterm": None}
 
     def _catch_interrupt(self, sweep_dir: Path) -> None:
         """Ctrl-C from now on raises Interrupted with the sweep's count (main thread only, as signals are)."""
@@ -182,6 +183,7 @@ class SweepCallback(Callback):
             raise Interrupted(interrupted_line(sweep_dir))
 
         self._sigint = signal.signal(signal.SIGINT, interrupted)
+        self._sigterm = signal.signal(signal.SIGTERM, interrupted)  # kill, timeout, a scheduler's stop: the same
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         problem = check_sweep(config)
@@ -235,7 +237,8 @@ class SweepCallback(Callback):
             LAUNCHER_LOG.removeFilter(_no_job_lines)
             if self._sigint is not None:
                 signal.signal(signal.SIGINT, self._sigint)
-                self._sigint = None
+                signal.signal(signal.SIGTERM, self._sigterm)
+                self._sigint = self._sigterm = None
 
     def _end(self, config: DictConfig) -> None:
         if self._bar is not None:
