@@ -181,17 +181,19 @@ def composed(dcfg: DictConfig, point: dict, is_group) -> RunConfig:
 
 
 def equivalent(builder: ConfigBuilder, dcfg: DictConfig, points: list[dict], is_group) -> bool:
-    """Whether building the first and last point in place gives the composed configs."""
-    for point in {0: points[0], 1: points[-1]}.values():
+    """Whether building in place gives the composed config for the first of ``points`` that either path accepts
+    (one that both refuse, a bad value on an axis, says nothing and the next is tried; None accepted: False)."""
+    for point in points:
         fields = {k: v for k, v in point.items() if not is_group(k)}
         try:
             fast = builder.build(fields)
-        except Exception:  # noqa: BLE001 - a point that fails either way is checked by composing
-            return False
+        except Exception:  # noqa: BLE001 - refused in place: composing must refuse it too
+            fast = None
         try:
             slow = composed(dcfg, point, is_group)
         except Exception:  # noqa: BLE001
-            return False
-        if fast != slow:
-            return False
-    return True
+            slow = None
+        if fast is None and slow is None:
+            continue
+        return fast == slow
+    return False

@@ -52,6 +52,9 @@ def _builders(base: DictConfig, axes: dict, groups: dict, keys: list[str], is_gr
     return out, codes
 
 
+CHECKED = 16  # points tried at each end of the grid for one that builds, to hold building in place to composing
+
+
 def run_vectorised(base: DictConfig, axes: dict[str, list], groups: dict, params: list[str]) -> pd.DataFrame | None:
     """The grid's table over the product of ``axes``, or None when a swept key cannot be set in place exactly."""
     from sim.batch.vector import scalar_reasons, simulate_points
@@ -68,8 +71,10 @@ def run_vectorised(base: DictConfig, axes: dict[str, list], groups: dict, params
         return None
     builders, codes = made
     first, last = next(iter(builders)), list(builders)[-1]  # the keys map alike in every group
-    for key, i in ((first, builders[first][1][0]), (last, builders[last][1][-1])):
-        if not equivalent(builders[key][0], groups.get(key, base), [_point(axes, keys, int(i))], is_group):
+    # checked at both ends, on the first points either path accepts (a bad value on an axis fails its points only)
+    for key, order in ((first, builders[first][1][:CHECKED]), (last, builders[last][1][::-1][:CHECKED])):
+        if not equivalent(builders[key][0], groups.get(key, base), [_point(axes, keys, int(i)) for i in order],
+                          is_group):
             return None
     fields = [k for k in keys if not is_group(k)]
     field_codes = codes[[keys.index(k) for k in fields]]
