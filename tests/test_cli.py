@@ -63,6 +63,9 @@ def test_the_issue_example_overrides(tmp_path):
     (["~hardware"], "removing a key is not supported"),
     (["hardware.matmul_dtype_rate.fp9=1"], "unknown number format 'fp9'"),
     (["hardware.freq_GHz=inf"], "must be a finite number > 0"),
+    # found by an independent review: an empty folder wrote into the working directory; the message named cv too
+    (["hydra.run.dir="], "hydra.run.dir is empty: give a folder"),
+    (["workload.length_cv=-1"], "workload.length_cv must be >= 0 (got -1.0)"),
 ])
 def test_bad_input_is_one_line_and_no_traceback(tmp_path, args, words):
     proc = run_cli(f"hydra.run.dir={tmp_path}", *args)

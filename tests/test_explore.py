@@ -148,6 +148,10 @@ def test_a_port_that_cannot_be_served_is_one_line(capsys):
             main(["--port", str(taken.getsockname()[1])])
     err = capsys.readouterr().err
     assert done.value.code == 2 and "choose another --port" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit) as done:  # not an address: the host is the fix, not the port (review)
+        main(["--host", "999.1.1.1"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "check --host" in err and err.count("\n") == 1
 
 
 def test_a_serving_point_is_placed_by_whether_the_server_keeps_up():

@@ -102,6 +102,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     (("+search=area_compute_vs_sram", "search.objectives=[tokens_per_banana]"), "is not a metric"),
     (("+search=nope",), "unknown search recipe 'nope'"),
     (("+search=area_compute_vs_sram", "search.jobs=-1"), "search.jobs must be >= 0"),
+    (("+search=area_compute_vs_sram", "search.batch=-5"), "search.batch must be >= 0"),  # was the default (review)
 ])
 def test_bad_input_is_one_line(args, message, tmp_path):
     done = _cli(*args, f"search.out={tmp_path}/s")

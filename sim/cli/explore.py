@@ -10,6 +10,7 @@ with no network.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import socket
 import sys
@@ -42,8 +43,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         port = free_port(args.host, args.port)
     except OSError as err:
-        print(f"llmsim-explore: error: cannot serve on {args.host}:{args.port}: {err.strerror or err}; "
-              "choose another --port", file=sys.stderr)
+        fix = "choose another --port" if isinstance(err, PermissionError) or err.errno == errno.EADDRINUSE else \
+            "check --host (an address of this machine, such as 127.0.0.1)"
+        print(f"llmsim-explore: error: cannot serve on {args.host}:{args.port}: {err.strerror or err}; {fix}",
+              file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     from sim.studies.explore.app import make_app
 

@@ -37,6 +37,7 @@ def main() -> None:
             check_not_search(arg)
             check_override(arg, multirun)
             check_output_dir(arg)
+        check_default_output(args)
     except (InputError, OutputDirError) as err:
         print(f"llmsim: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
@@ -97,8 +98,18 @@ def check_output_dir(arg: str) -> None:
         OutputDirError: the folder is a file, or lies under one, or cannot be written.
     """
     key, _, value = arg.partition("=")
-    if key in ("hydra.run.dir", "hydra.sweep.dir") and value and "$" not in value:  # ${now:...}: Hydra's
+    if key in ("hydra.run.dir", "hydra.sweep.dir") and not value.strip():
+        raise OutputDirError(f"{key} is empty: give a folder (an empty one wrote the results into the working "
+                             "directory itself)")
+    if key in ("hydra.run.dir", "hydra.sweep.dir") and "$" not in value:  # ${now:...}: Hydra's
         output_dir(value, create=False)  # relative to the working directory, as Hydra resolves it
+
+
+def check_default_output(args: list[str]) -> None:
+    """Without an output folder named, the results go under ./results (conf/config.yaml): checked before Hydra starts
+    too, so that a read-only working directory is one line naming the folder, not a bare errno."""
+    if not any(a.partition("=")[0] in ("hydra.run.dir", "hydra.sweep.dir") for a in args):
+        output_dir("results", create=False)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

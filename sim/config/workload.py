@@ -85,8 +85,10 @@ class WorkloadConfig:
                 raise RunError(f"workload.{key} must be >= 1 (got {value})")
         if not self.rate_per_s > 0:
             raise RunError(f"workload.rate_per_s must be > 0 requests per second (got {self.rate_per_s})")
-        if not self.cv > 0 or not self.length_cv >= 0:
-            raise RunError(f"workload.cv must be > 0 and workload.length_cv >= 0 (got {self.cv}, {self.length_cv})")
+        if not self.cv > 0:
+            raise RunError(f"workload.cv must be > 0 (got {self.cv})")
+        if not self.length_cv >= 0:
+            raise RunError(f"workload.length_cv must be >= 0 (got {self.length_cv})")
         if not self.trace_scale > 0:
             raise RunError(f"workload.trace_scale must be > 0 (got {self.trace_scale}); 2 replays twice as fast")
         self._check_tops()

@@ -105,6 +105,8 @@ def run_search(overrides: list[str], out: Path | None = None) -> tuple[dict, pd.
         raise SearchError(f"search.trials must be >= 1 (got {node['trials']})")
     if int(node["jobs"]) < 0:
         raise SearchError(f"search.jobs must be >= 0 (0: one process per core; got {node['jobs']})")
+    if int(node.get("batch") or 0) < 0:
+        raise SearchError(f"search.batch must be >= 0 (0: an NSGA-II generation, 1 for TPE; got {node['batch']})")
     search = Search(_run_part(tree), node, int(node["seed"]))
     reference, ref_name = None, node.get("reference")
     if ref_name:
