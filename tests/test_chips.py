@@ -104,6 +104,16 @@ def test_a_bad_measured_file_is_refused(tmp_path, text, match):
         read_achievable(path)
 
 
+def test_a_measured_figure_for_a_quantity_the_chip_lacks_is_refused_not_dropped(tmp_path, capsys):
+    """H100's arrays run no fp4: its measured fp4 row was dropped without a word (independent review)."""
+    path = tmp_path / "m.csv"
+    path.write_text("chip,quantity,value,source,note\nh100_sxm,gemm_fp4_TFLOPS,100,x,\n")
+    with pytest.raises(SystemExit) as done:
+        main(["--measured", str(path)])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.count("\n") == 1 and "h100_sxm has no gemm_fp4_TFLOPS" in err
+
+
 def test_the_command_prints_every_preset_and_writes_the_csv(tmp_path, capsys):
     out = tmp_path / "sub" / "chips.csv"
     main(["--csv", str(out)])

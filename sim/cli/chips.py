@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> None:
                 raise study.ChipsInputError(f"--csv {args.csv} is a folder; give the CSV file to write")
             output_dir(args.csv.parent, create=False)
         measured = study.read_achievable(args.measured or study.ACHIEVABLE)
+        table = study.chip_table(achievable=measured)
     except (study.ChipsInputError, OutputDirError) as err:
         _fail(str(err))
-    table = study.chip_table(achievable=measured)
     print(study.format_table(table))
     if args.csv is not None:
         output_dir(args.csv.parent)

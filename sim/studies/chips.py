@@ -144,6 +144,11 @@ def chip_table(names: Iterable[str] | None = None, achievable: pd.DataFrame | No
             value = found.get("value", math.nan)
             rows.append((name, q.name, sheet, predicted, predicted / sheet * 100, value,
                          (predicted - value) / value * 100, found.get("source", ""), found.get("note", "")))
+    shown = {(r[0], r[1]) for r in rows}
+    for chip, quantity in index:  # a measured figure for a quantity the chip lacks was dropped without a word
+        if chip in names and (chip, quantity) not in shown:
+            raise ChipsInputError(f"{chip} has no {quantity} (not in the preset: a format its arrays do not run, or "
+                                  "fewer chips than the all-reduce's); remove that measured row")
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
