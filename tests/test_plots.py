@@ -112,6 +112,9 @@ def test_sensitivity_records_variants_that_cannot_run(config):
     with pytest.raises(ReportError, match=r"^'tokens' is not a metric \(did you mean 'prompt_tokens'\?\); "
                                           r"known: ttft_s, "):
         sensitivities(cfg, "tokens")
+    with pytest.raises(ReportError, match=r"^'ttft_p99_s' is not a metric of this single_batch run \(a metric of "
+                                          r"workload=serving runs\); known: ttft_s, "):  # said only "not a metric"
+        sensitivities(cfg, "ttft_p99_s")
 
 
 def test_a_variant_chip_its_checks_reject_is_a_failed_row(config):

@@ -30,7 +30,7 @@ from hwmodels.cost import chip_cost
 from hwmodels.energy import chip_energy
 from hwmodels.numerics import DType
 from sim.config.schema import RunConfig, WorkloadKind
-from sim.metrics.catalog import UnknownMetric, higher_is_better
+from sim.metrics.catalog import CATALOG, UnknownMetric, higher_is_better
 from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep import FAILURES, ReportError
 from sim.studies.sweep.table import flatten
@@ -140,9 +140,17 @@ def metric_of(cfg: RunConfig, metric: str) -> float:
     flat = flatten(kind.summarize(kind.simulate(cfg)).as_dict())
     value = flat.get(metric)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        known = [k for k, v in flat.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        raise ReportError(f"'{metric}' is not a metric; known: {', '.join(known)}")
+        raise _not_a_metric(metric, cfg, [k for k, v in flat.items()
+                                          if isinstance(v, (int, float)) and not isinstance(v, bool)])
     return float(value)
+
+
+def _not_a_metric(metric: str, cfg: RunConfig, known: list[str]) -> ReportError:
+    """The one line for a metric this run has not: the run's numeric figures, and where a known one comes from."""
+    other = "serving" if cfg.workload.kind is WorkloadKind.single_batch else "single_batch"
+    elsewhere = f" (a metric of workload={other} runs)" if metric in CATALOG else ""
+    return ReportError(f"'{metric}' is not a metric of this {cfg.workload.kind.value} run{elsewhere}; known: "
+                       f"{', '.join(known)}")
 
 
 def metric_of_many(cfg: RunConfig, makers: list, metric: str) -> tuple[list, list]:
@@ -160,9 +168,10 @@ def metric_of_many(cfg: RunConfig, makers: list, metric: str) -> tuple[list, lis
     ok = [i for i, c in enumerate(built) if not isinstance(c, Exception)]
     result = simulate_points([built[i] for i in ok])
     table = result_table(result)
-    known = [c for c in table.columns if c not in ("status", "reason", "bound") and not c.startswith("time_by_op_s.")]
+    known = [c for c in table.columns if c not in ("status", "reason", "bound") and not c.startswith("time_by_op_s.")
+             and pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])]
     if metric not in known:
-        raise ReportError(f"'{metric}' is not a metric; known: {', '.join(known)}")
+        raise _not_a_metric(metric, cfg, known)
     out = list(built)
     for j, i in enumerate(ok):
         err = result.failed.get(j)
