@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     try:
-        out_dir = output_dir(args.out or Path("results/calibration") / stamp, create=not args.dry_run)
+        out_dir = output_dir(args.out or Path("results/calibration") / stamp, create=False)  # made when written:
+        print("llmsim-calibrate: fitting the shared parameters on the A100 measurements of data/calibration "
+              "(a few minutes)", flush=True)  # an interrupted fit leaves no empty folder
         cal = study.calibrate()
     except (OutputDirError, study.FitError) as err:
         print(f"llmsim-calibrate: error: {err}", file=sys.stderr)

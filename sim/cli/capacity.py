@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     if not any(o.partition("=")[0].lstrip("+") == "workload" for o in overrides):
         overrides.insert(0, "workload=serving")
     try:
+        if args.max_layouts < 1:  # before the search's banner, as every argument is checked before any work
+            raise InputError(f"--max-layouts must be >= 1 (got {args.max_layouts})")
         if not 1 <= args.requests <= args.max_requests:
             raise InputError(f"--requests must be >= 1 and at most --max-requests (got {args.requests}, "
                              f"{args.max_requests})")

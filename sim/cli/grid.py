@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         composed = compose_dict(fixed)
         name = composed.name
         out = output_dir(args.out or Path("results/sweeps") / name / (datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-                                                                        + "_grid"))
+                                                                        + "_grid"), create=False)  # made as written
         if args.jobs < 1:
             raise ReportError(f"--jobs must be >= 1 (got {args.jobs})")
         if not _one_config(composed.workload.kind):
