@@ -189,6 +189,9 @@ def test_check_sweep():
     assert "'tokens_per_sec' is not a metric" in check_sweep(_sweep_config(["a=1,2"], metric="tokens_per_sec"))
     assert "'nope' is not a metric" in check_sweep(_sweep_config(["a=1,2"], pareto=["ttft_s", "nope"]))
     assert check_sweep(_sweep_config(["a=1,2"], metric="nope", report=False)) is None
+    # the report's axes too: an unknown sweep.x failed only after every point had run (independent review)
+    assert "sweep.x=nosuch is not a parameter of this sweep" in check_sweep(_sweep_config(["a=1,2"], x="nosuch"))
+    assert check_sweep(_sweep_config(["a=1,2", "b=3"], x="b", y="a")) is None
 
 
 def test_the_sweep_metric_default_and_summary_keys_are_in_the_catalog():

@@ -155,6 +155,11 @@ def check_sweep(config: DictConfig) -> str | None:
             catalog.metric(str(name))
         except catalog.UnknownMetric as err:
             return f"sweep.metric / sweep.pareto: {err}"
+    given = {str(o).split("=", 1)[0].lstrip("+~") for o in OmegaConf.select(config, "hydra.overrides.task") or []}
+    for axis in ("x", "y"):  # the report's axes: checked before the points run, as the metric is
+        key = OmegaConf.select(config, f"sweep.{axis}")
+        if key and given and key not in given:
+            return f"sweep.{axis}={key} is not a parameter of this sweep; swept: {', '.join(swept_keys(config))}"
     return None
 
 
