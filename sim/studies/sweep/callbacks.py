@@ -155,7 +155,10 @@ def check_sweep(config: DictConfig) -> str | None:
             catalog.metric(str(name))
         except catalog.UnknownMetric as err:
             return f"sweep.metric / sweep.pareto: {err}"
-    given = {str(o).split("=", 1)[0].lstrip("+~") for o in OmegaConf.select(config, "hydra.overrides.task") or []}
+    try:  # every key a point's overrides name: the recipe's sweeper params and the command line's
+        given = {o.key_or_group for o in _sweep_overrides(config)}
+    except Exception:  # noqa: BLE001 - overrides we cannot parse: the report checks its axes itself
+        given = set()
     for axis in ("x", "y"):  # the report's axes: checked before the points run, as the metric is
         key = OmegaConf.select(config, f"sweep.{axis}")
         if key and given and key not in given:
