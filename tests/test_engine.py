@@ -129,5 +129,16 @@ def test_a_run_of_days_on_a_very_slow_chip_ends():
     from tests.conftest import make_config
     slow = ("hardware.hbm_bandwidth_GBps=0.001", "workload.batch=1", "workload.prompt_tokens=16",
             "workload.decode_tokens=2")
-    des, analytic = (summarize(simulate(make_config(*slow, f"fidelity={f}"))) for f in ("des", "analytic"))
+    import signal
+
+    def stalled(signum, frame):
+        raise TimeoutError("the DES did not end within 60 s: the run stalls")
+
+    before = signal.signal(signal.SIGALRM, stalled)  # a regression fails here rather than hanging the suite
+    signal.alarm(60)
+    try:
+        des, analytic = (summarize(simulate(make_config(*slow, f"fidelity={f}"))) for f in ("des", "analytic"))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
     assert des["total_s"] > 3600 and des["total_s"] == pytest.approx(analytic["total_s"], rel=1e-6)

@@ -61,7 +61,7 @@ class RunResult:
 
     @property
     def chips(self) -> int:
-        """Chips of one replica: max(tp, ep) x cp x pp (summaries report per replica; dp multiplies throughput)."""
+        """Chips of one replica: max(tp, ep) x cp x pp (a summary counts every replica's: times parallel.dp)."""
         return self.group_chips * self.cfg.parallel.pp
 
 

@@ -57,8 +57,9 @@ class Span:
 
     Attributes:
         wall_s: the span static power, prices and throughput are taken over, s.
-        chips: every chip of the run (replicas aside).
-        group_chips: chips of one tensor-parallel group, which all do the work of one record.
+        chips: every chip of the run, every replica's.
+        group_chips: how many chips each do the work of the records: a tensor-parallel group (a batch run's in
+            every replica, its records being one replica's; a serving run's records cover every instance).
         output_tokens: tokens generated in ``wall_s``.
         prompt_tokens: prompt tokens processed in ``wall_s``.
     """

@@ -34,6 +34,7 @@ _WORKER: dict = {}  # in a pool's worker process: the base config and its Templa
 
 def _start_worker(base: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: one line, no traceback
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's (sim/cli/common.py): stop_workers ends it quietly
     _WORKER.update(base=base, template=Template(base))
 
 
@@ -91,7 +92,7 @@ def _metrics(row: dict, cfg) -> dict:
                if isinstance(v, (int, float, np.bool_, np.integer, np.floating)) and not k.startswith(skip)
                and k != "point" and not (isinstance(v, float) and math.isnan(v))}
     metrics.update(design_metrics(cfg))
-    chips = cfg.parallel.tp * cfg.parallel.pp
+    chips = cfg.parallel.tp * cfg.parallel.pp * cfg.parallel.dp  # the summary's run.chips: every replica
     metrics["chips"] = float(chips)
     metrics["system_cost_usd"] = chips * metrics["chip_cost_usd"]
     return metrics

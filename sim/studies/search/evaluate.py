@@ -129,7 +129,8 @@ def evaluate_config(cfg: RunConfig) -> dict:
     kind = WORKLOADS[cfg.workload.kind]  # the simulation and summary of the run's kind
     try:
         result = kind.simulate(cfg)
-        summary, chips = kind.summarize(result).as_dict(), result.chips
+        summary = kind.summarize(result).as_dict()
+        chips = summary["run"]["chips"]  # every replica's (parallel.dp), as the summary's energy and dollars
     except (HardwareError, ModelError, RunError) as err:
         raise Infeasible(str(err)) from None
     metrics = {k: float(v) for k, v in flatten(summary).items()

@@ -233,7 +233,6 @@ def storage(out: Path) -> optuna.storages.BaseStorage | str:
     from optuna.storages.journal import JournalFileBackend
 
     try:
-        _drop_partial_line(path)
         return JournalStorage(JournalFileBackend(str(path)))
     except OSError as err:  # a folder in its place: one line (sim/cli/common.py)
         raise OutputWriteError(f"{path} could not be opened: {err.strerror or err}") from err
@@ -241,7 +240,8 @@ def storage(out: Path) -> optuna.storages.BaseStorage | str:
 
 def _drop_partial_line(path: Path) -> None:
     """Cut a journal's last line if a killed write left it unfinished (no newline): that record was never
-    committed, and Optuna would append the next one to it, leaving a line that no later run can read."""
+    committed, and Optuna would append the next one to it, leaving a line that no later run can read. Only before
+    the study's processes start (``run_study``): a worker writing its record at that moment holds Optuna's lock."""
     data = path.read_bytes() if path.is_file() else b""
     if data and not data.endswith(b"\n"):
         with open(path, "rb+") as f:
@@ -311,6 +311,11 @@ def run_study(search: Search, out: Path, trials: int, jobs: int = 1, fresh: bool
     """Run (or resume) the study in ``out`` until it holds ``trials`` finished trials."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     out.mkdir(parents=True, exist_ok=True)
+    if not fresh and store_file(out).name == JOURNAL:
+        try:
+            _drop_partial_line(store_file(out))
+        except OSError as err:  # a folder in its place: one line (sim/cli/common.py)
+            raise OutputWriteError(f"{store_file(out)} could not be opened: {err.strerror or err}") from err
     study = open_study(search, out, fresh, trials)
     from sim.studies.search.asktell import batch_size
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from hwmodels.area import die_area
@@ -169,7 +170,7 @@ def metric_of_many(cfg: RunConfig, makers: list, metric: str) -> tuple[list, lis
     result = simulate_points([built[i] for i in ok])
     table = result_table(result)
     known = [c for c in table.columns if c not in ("status", "reason", "bound") and not c.startswith("time_by_op_s.")
-             and pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])]
+             and not any(isinstance(v, (str, bool, np.bool_)) for v in table[c].dropna())]  # all None: a metric
     if metric not in known:
         raise _not_a_metric(metric, cfg, known)
     out = list(built)

@@ -17,7 +17,7 @@ import itertools
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from sim.config.compose import to_run_config
 from sim.studies.sweep.point_configs import ConfigBuilder, PartTable, equivalent, settable
@@ -52,6 +52,19 @@ def _builders(base: DictConfig, axes: dict, groups: dict, keys: list[str], is_gr
     return out, codes
 
 
+RATES_AT_CLOCK = ("hardware.sram_bandwidth_TBps", "hardware.vector_TFLOPS")  # made per cycle at the point's clock
+
+
+def _rate_at_clock(base: DictConfig, axes: dict, groups: dict) -> bool:
+    """Whether a point's chip takes a rate given at its clock (turned into a per-cycle figure when the chip is
+    made): swept itself, or given with a swept clock. Setting fields one after another on a made chip would keep
+    the base clock's figure (independent review), so such grids are composed point by point."""
+    if any(k in axes for k in RATES_AT_CLOCK):
+        return True
+    return "hardware.freq_GHz" in axes and any(OmegaConf.select(cfg, k) is not None
+                                               for cfg in [base, *groups.values()] for k in RATES_AT_CLOCK)
+
+
 CHECKED = 16  # points tried at each end of the grid for one that builds, to hold building in place to composing
 
 
@@ -61,6 +74,8 @@ def run_vectorised(base: DictConfig, axes: dict[str, list], groups: dict, params
     from sim.studies.sweep.grid import is_group as group_key
 
     keys = list(axes)
+    if _rate_at_clock(base, axes, groups):
+        return None
     groups_of = {k for k in keys if group_key(k)}
 
     def is_group(key: str) -> bool:
