@@ -54,6 +54,7 @@ class CollectiveAlgorithm(str, Enum):
 # NCCL's per-NVLink bandwidth constants over the link's datasheet rate: 20.0 GB/s for sm_80 and
 # 20.6 GB/s for sm_90 per 25 GB/s NVLink 3/4 link (NVIDIA/nccl src/graph/topo.h, 2.22.3+), 0.80-0.82;
 # the default for a chip whose preset names no figure of its own.
+AT_CLOCK = {"vector_TFLOPS": "vector_lanes", "sram_bandwidth_TBps": "sram_bytes_per_cycle"}  # rate -> per cycle
 LINK_EFFICIENCY = 0.80
 # The defaults of an ``ideal`` chip's fitted fields: peak rates, no fixed costs, no collective ramp.
 IDEAL: Mapping[str, float] = MappingProxyType({
@@ -87,10 +88,9 @@ class HardwareConfig:
     freq_GHz: float = 1.0  # clock at which the datasheet peak is quoted
     # MACs per cycle of each format relative to bf16; a format not listed is not supported.
     matmul_dtype_rate: dict[str, float] = field(default_factory=lambda: {"bf16": 1.0})
-    # Per cycle, the silicon; each may be given instead at freq_GHz (the second field), turned into the first once,
-    # so a later clock change moves the rate, not the silicon. The vector unit (elementwise, reductions, softmax,
-    # norms): FP32 FMA lanes, 2 FLOP each per cycle (neither given: 10 TFLOP/s). The on-chip SRAM's bytes per cycle
-    # (an L2, shared memory or VMEM runs in the cores' clock domain; neither given: 10 TB/s).
+    # Per cycle, the silicon; each may be given instead at freq_GHz (AT_CLOCK), turned into it once, so a clock change
+    # moves the rate, not the silicon. The vector unit's FP32 FMA lanes, 2 FLOP each per cycle (neither given: 10
+    # TFLOP/s); the on-chip SRAM's bytes per cycle (it runs in the cores' clock domain; neither given: 10 TB/s).
     vector_lanes: float | None = None
     vector_TFLOPS: float | None = None
     sram_bytes_per_cycle: float | None = None

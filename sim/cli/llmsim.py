@@ -20,7 +20,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from sim.cli.common import interrupted, interrupted_by, output_closed, sigterm_as_interrupt
+from sim.cli.common import interrupted, output_closed, sigterm_as_interrupt
+from sim.config.errors import interrupted_by
 from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override, hydra_error_line
 from sim.config.paths import CONF_DIR, OutputDirError, output_dir
 from sim.config.schema import register_configs

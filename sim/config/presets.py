@@ -6,7 +6,7 @@ import dataclasses
 
 from omegaconf import OmegaConf
 
-from hwmodels.chip import HardwareConfig
+from hwmodels.chip import AT_CLOCK, HardwareConfig
 from sim.config.paths import CONF_DIR, presets
 from workloads.model import ModelConfig
 
@@ -26,10 +26,9 @@ def load_hardware(name: str, **changes) -> HardwareConfig:
     """The chip preset ``name`` with any fields replaced by ``changes``."""
     chip = _load("hardware", name, HardwareConfig)
     if changes:
-        if "vector_TFLOPS" in changes:  # a new peak replaces the preset's lanes
-            changes = {"vector_lanes": None, **changes}
-        if "sram_bandwidth_TBps" in changes:  # a new bandwidth replaces the preset's bytes per cycle
-            changes = {"sram_bytes_per_cycle": None, **changes}
+        for rate, silicon in AT_CLOCK.items():  # a rate at the clock replaces the preset's per-cycle figure
+            if rate in changes:
+                changes = {silicon: None, **changes}
         chip = dataclasses.replace(chip, **changes)
     return chip
 

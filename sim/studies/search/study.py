@@ -242,10 +242,13 @@ def _drop_partial_line(path: Path) -> None:
     """Cut a journal's last line if a killed write left it unfinished (no newline): that record was never
     committed, and Optuna would append the next one to it, leaving a line that no later run can read. Only before
     the study's processes start (``run_study``): a worker writing its record at that moment holds Optuna's lock."""
-    data = path.read_bytes() if path.is_file() else b""
-    if data and not data.endswith(b"\n"):
-        with open(path, "rb+") as f:
-            f.truncate(data.rfind(b"\n") + 1)
+    try:
+        data = path.read_bytes() if path.is_file() else b""
+        if data and not data.endswith(b"\n"):
+            with open(path, "rb+") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+    except OSError as err:  # one line (sim/cli/common.py)
+        raise OutputWriteError(f"{path} could not be opened: {err.strerror or err}") from err
 
 
 def open_study(search: Search, out: Path, fresh: bool, trials: int, worker: int = 0) -> optuna.Study:
@@ -312,10 +315,7 @@ def run_study(search: Search, out: Path, trials: int, jobs: int = 1, fresh: bool
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     out.mkdir(parents=True, exist_ok=True)
     if not fresh and store_file(out).name == JOURNAL:
-        try:
-            _drop_partial_line(store_file(out))
-        except OSError as err:  # a folder in its place: one line (sim/cli/common.py)
-            raise OutputWriteError(f"{store_file(out)} could not be opened: {err.strerror or err}") from err
+        _drop_partial_line(store_file(out))
     study = open_study(search, out, fresh, trials)
     from sim.studies.search.asktell import batch_size
 

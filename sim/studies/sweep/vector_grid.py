@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from hwmodels.chip import AT_CLOCK
 from sim.config.compose import to_run_config
 from sim.studies.sweep.point_configs import ConfigBuilder, PartTable, equivalent, settable
 from sim.studies.sweep.table import failed_bound, make_table
@@ -52,7 +53,7 @@ def _builders(base: DictConfig, axes: dict, groups: dict, keys: list[str], is_gr
     return out, codes
 
 
-RATES_AT_CLOCK = ("hardware.sram_bandwidth_TBps", "hardware.vector_TFLOPS")  # made per cycle at the point's clock
+RATES_AT_CLOCK = tuple(f"hardware.{rate}" for rate in AT_CLOCK)  # made per cycle at the point's clock
 
 
 def _rate_at_clock(base: DictConfig, axes: dict, groups: dict) -> bool:
