@@ -6,8 +6,11 @@ tree, a run can point at its own fit (``calibration=<path>``), and output folder
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import json
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -34,6 +37,28 @@ def test_every_package_in_the_tree_is_listed_in_pyproject():
     found = {".".join(p.parent.relative_to(REPO).parts) for top in ("sim", "hwmodels", "workloads")
              for p in (REPO / top).rglob("__init__.py")}
     assert found | {"sim.conf", "sim.data"} == listed
+
+
+def test_every_library_the_package_imports_is_a_declared_dependency():
+    """A module imported by name must come from a distribution pyproject.toml names, not only from one that a
+    declared dependency happens to pull in today (sqlalchemy came with optuna, omegaconf with hydra-core)."""
+    imported = set()
+    for root in ("sim", "hwmodels", "workloads"):
+        for path in (REPO / root).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    imported |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                    imported.add(node.module.split(".")[0])
+    own = {"sim", "hwmodels", "workloads"}
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m not in own}
+    assert {"numpy", "simpy", "optuna"} <= third_party  # the walk sees the package's imports
+    declared = {re.split(r"[<>=!~\[; ]", dep, maxsplit=1)[0].lower().replace("_", "-")
+                for dep in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]}
+    providers = importlib.metadata.packages_distributions()
+    undeclared = {m: providers.get(m) for m in third_party
+                  if not {d.lower().replace("_", "-") for d in providers.get(m, [m])} & declared}
+    assert not undeclared, f"imported but not in pyproject.toml's dependencies: {undeclared}"
 
 
 def test_package_files_are_found_through_the_package():
