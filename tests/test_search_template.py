@@ -124,6 +124,16 @@ def test_jobs_give_the_same_trials_and_a_journal_resumes(tmp_path):
 
 
 @pytest.mark.slow
+def test_tpe_on_two_processes_runs_exactly_the_trials_asked_for(tmp_path):
+    """Each worker runs its share of the trials left; a stop rule counting finished trials let two workers that
+    finished at once both go on, one trial too many (five asked, six run)."""
+    search = recipe_search("search.sampler=tpe")
+    assert len(trial_rows(search, run_study(search, tmp_path / "t", trials=5, jobs=2))) == 5
+    assert len(trial_rows(search, run_study(search, tmp_path / "t", trials=8, jobs=2))) == 8  # resumed: 3 more
+    assert len(trial_rows(search, run_study(search, tmp_path / "t", trials=8, jobs=2))) == 8  # nothing left
+
+
+@pytest.mark.slow
 def test_a_journal_cut_mid_line_resumes_and_one_that_is_not_a_journal_is_one_error(tmp_path):
     """A write killed mid-line leaves the journal's last line unfinished; Optuna appended the next record to it and
     the journal could not be read again (independent review). The unfinished record is dropped on resume."""

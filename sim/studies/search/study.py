@@ -296,10 +296,15 @@ def _optimize(study: optuna.Study, search: Search, trials: int, jobs: int = 1) -
 
 
 def _worker(args) -> None:
-    base, search_node, seed, out, trials, worker = args
+    """One process of a TPE study run on several: exactly its ``share`` of the trials left (no stop rule that
+    counts the others' finished trials: two workers finishing at once both went on, one trial too many)."""
+    base, search_node, seed, out, trials, worker, share = args
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     search = Search(base, search_node, seed)
-    _optimize(open_study(search, Path(out), False, trials, worker), search, trials)
+    study = open_study(search, Path(out), False, trials, worker)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.optimize(search.objective, n_trials=share, catch=(Infeasible,))
 
 
 def cores() -> int:
@@ -326,8 +331,13 @@ def run_study(search: Search, out: Path, trials: int, jobs: int = 1, fresh: bool
     if jobs <= 1 or batched:  # a batch's designs go to `jobs` processes
         _optimize(study, search, trials, jobs)
         return study
+    left = trials - finished(study)
+    if left <= 0:
+        return study
+    jobs = min(jobs, left)
     ctx = multiprocessing.get_context("spawn")
-    args = [(search.base, search.search, search.seed, str(out), trials, w) for w in range(jobs)]
+    args = [(search.base, search.search, search.seed, str(out), trials, w, left // jobs + (w < left % jobs))
+            for w in range(jobs)]
     with ctx.Pool(jobs) as pool:
         pool.map(_worker, args)
     return open_study(search, out, False, trials)
