@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -142,6 +143,22 @@ def test_llama2_70b_capacity_on_an_8_chip_box(system):
 def test_bad_capacity_input_is_one_line(args, words):
     with pytest.raises(RunError, match=words):
         find_capacity(make_config(*TINY, *args))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["hardware.hbm_bandwidth_GBps=-1"], "hbm_bandwidth_GBps must be a finite number > 0"),
+    (["--offline", "hardware.hbm_bandwidth_GBps=-1"], "hbm_bandwidth_GBps must be a finite number > 0"),
+    (["model.num_layers=0", "slo.ttft_p99_s=2"], "num_layers must be a whole number >= 1"),
+    (["model=hf", "model.hf_config_path=/nonexistent", "slo.ttft_p99_s=2"], "no file at"),
+    (["workload.batch"], "missing EQUAL.*an override is key=value"),
+])
+def test_a_bad_chip_model_or_override_is_one_line_and_exit_2_from_the_command(args, words, capsys):
+    """The chip's and the model's own errors, raised while the config is built, were a traceback (review)."""
+    from sim.cli.capacity import main
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1 and re.search(words, err), err
 
 
 @pytest.mark.slow

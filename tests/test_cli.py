@@ -164,3 +164,27 @@ def test_a_closed_output_pipe_ends_quietly():
             "one_line_errors('llmsim-grid')(main)()\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and proc.stderr == "", proc.stderr
+
+
+@pytest.mark.parametrize("module, args", [
+    ("capacity", ["slo.ttft_p99_s=2"]), ("sensitivity", []), ("grid", []), ("search", ["+search=area_compute_vs_sram"]),
+])
+def test_an_override_without_a_value_is_hydras_one_line_from_every_command(module, args, capsys):
+    """Each command passes Hydra's parse error through ``hydra_error_line``: capacity and sensitivity printed its
+    three lines (review)."""
+    import importlib
+    main = importlib.import_module(f"sim.cli.{module}").main
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "workload.batch"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1, err
+    assert "missing EQUAL" in err and "key=value" in err, err
+
+
+@pytest.mark.parametrize("module", ["llmsim", "grid", "report", "sensitivity", "search", "capacity", "chips",
+                                    "calibrate", "validate", "explore"])
+def test_python_dash_m_runs_each_command(module):
+    """``python -m sim.cli.<command>`` is the command, not a silent no-op (review: it printed nothing, exit 0)."""
+    proc = subprocess.run([sys.executable, "-m", f"sim.cli.{module}", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "llmsim" in proc.stdout and len(proc.stdout.splitlines()) > 3, proc

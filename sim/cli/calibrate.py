@@ -56,3 +56,7 @@ def _holdout(cal: study.Calibration, out_dir: Path | None) -> None:
     if out_dir is not None:
         atomic_write(out_dir / "holdout.csv", lambda p: report.to_csv(p, index=False))
         print(f"wrote holdout.csv in {out_dir}/")
+
+
+if __name__ == "__main__":
+    main()

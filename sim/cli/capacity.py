@@ -17,7 +17,6 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from sim.cli.common import ArgumentParser, one_line_errors
@@ -28,9 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     from sim.config.compose import compose_config
     from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
     from sim.config.paths import OutputDirError, output_dir
-    from sim.config.schema import RunError
     from sim.studies import capacity as study
     from sim.studies.capacity_report import FILES, describe, probe_line, render_capacity, write_capacity
+    from sim.studies.sweep import FAILURES
 
     parser = ArgumentParser(prog="llmsim-capacity", description=study.__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the serving configuration")
@@ -76,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         found = study.find_capacity(cfg, args.requests, args.max_requests,
                                     progress=lambda p: print(probe_line(p), flush=True))
         out = output_dir(out)
-    except (InputError, OutputDirError, RunError, HydraException) as err:
+    except (InputError, OutputDirError, *FAILURES) as err:  # Hydra's own errors: one_line_errors
         print(f"llmsim-capacity: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     print(f"  system                   {describe(found)}")
@@ -101,3 +100,7 @@ def _search(cfg, base: int, most: int, max_layouts: int) -> None:
           f"(plus {len(cands) - len(ran)} candidates not probed), at most "
           f"{max((p.requests for c in ran for p in c.found.probes), default=0):,} requests per probe, "
           f"{sum(c.found.wall_s for c in ran):.1f} s wall")
+
+
+if __name__ == "__main__":
+    main()

@@ -47,3 +47,7 @@ def main(argv: list[str] | None = None) -> None:
 def _fail(message: str) -> None:
     print(f"llmsim-chips: error: {message}", file=sys.stderr)
     sys.exit(EXIT_BAD_INPUT)
+
+
+if __name__ == "__main__":
+    main()

@@ -58,3 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     # says so here, in one line and with the status every command gives an interrupt.
     print("llmsim-explore: interrupted", file=sys.stderr)
     sys.exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()

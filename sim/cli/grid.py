@@ -69,3 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     except (InputError, ReportError, OutputDirError) as err:  # Hydra's own: one_line_errors
         print(f"llmsim-grid: error: {str(err).splitlines()[0]}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+
+
+if __name__ == "__main__":
+    main()

@@ -116,3 +116,7 @@ def check_default_output(args: list[str]) -> None:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(dcfg: DictConfig) -> dict | None:
     return run_job(dcfg)
+
+
+if __name__ == "__main__":
+    console()

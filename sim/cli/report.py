@@ -37,3 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"llmsim-report: error: {err}", file=sys.stderr)
         sys.exit(2)
     print_written(written)
+
+
+if __name__ == "__main__":
+    main()

@@ -25,7 +25,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from sim.cli.common import one_line_errors
-from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
+from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override, hydra_error_line
 from sim.config.paths import OutputDirError, presets
 from sim.studies.search import SearchError
 from sim.studies.search.report import render
@@ -86,10 +86,17 @@ def main(argv: list[str] | None = None) -> None:
         recipe = any(a.partition("=")[0].lstrip("+") == "search" for a in args)
         args = [c for c in (_composable(a, recipe) for a in args) if c is not None]
         summary, front, out = run_search(args, out)
-    except (InputError, SearchError, OutputDirError, OmegaConfBaseException, HydraException) as err:
+    except (OmegaConfBaseException, HydraException) as err:  # Hydra's parse errors run over several lines
+        print(f"llmsim-search: error: {hydra_error_line(err)}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except (InputError, SearchError, OutputDirError) as err:
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         hint = f"; {lines[1]}" if len(lines) > 1 and lines[1].startswith("To append") else ""
         print(f"llmsim-search: error: {lines[0] if lines else err}{hint}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     print(render(summary, front, None, out))
     print(f"  wall time    {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -7,8 +7,6 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from hydra.errors import HydraException
-
 import sim.studies.sweep.sensitivity as _study
 from sim.cli.common import ArgumentParser, one_line_errors
 from sim.studies.kinds import WORKLOADS
@@ -43,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         table = sensitivities(cfg, args.metric, args.step)
         out = output_dir(out)  # made once there is something to write
         remove_stale_temps(out)  # a run killed mid-write into this folder before
-    except (InputError, ReportError, OutputDirError, HydraException, *FAILURES) as err:
+    except (InputError, ReportError, OutputDirError, *FAILURES) as err:  # Hydra's own errors: one_line_errors
         print(f"llmsim-sensitivity: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     write_sensitivity(table, out, cfg)
@@ -58,3 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         listed = ", ".join(f"{r.parameter.removeprefix('hardware.')} {r.change}" for r in rows.itertuples())
         print(f"  best by {name}: {listed or '-'}")
     print(f"\n  outputs  {out}/ (sensitivity.csv, sensitivity.parquet, sensitivity.png)")
+
+
+if __name__ == "__main__":
+    main()

@@ -80,3 +80,7 @@ def _print_gap(frame: pd.DataFrame | None) -> pd.DataFrame:
 def _fail(message: str) -> None:
     print(f"llmsim-validate: error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
