@@ -60,3 +60,38 @@ def test_acceptance_is_drawn_from_the_seed_and_every_request_completes():
 def test_speculation_where_it_is_not_modelled_is_one_line(args, words):
     with pytest.raises(RunError, match=words):
         simulate_serving(make_config(*TARGET, *DRAFT, *args))
+
+
+def test_a_request_whose_drafts_outgrow_the_cache_is_refused_not_left_unfinished():
+    """Its last step writes k draft tokens beyond its prompt and output: 1,400 + 88 fill the 93 blocks exactly, so
+    with k = 8 the lone request preempted itself, the others were never scheduled and the run ended with 0 of 3
+    completed, exit 0 (review)."""
+    args = ("workload=serving", "model=llama2_13b", "speculative.draft_model=llama2_7b", "speculative.acceptance=0",
+            "workload.num_requests=3", "workload.rate_per_s=1", "workload.decode_tokens=88", "scheduler.kv_cache_GB=2",
+            "speculative.k=8")
+    with pytest.raises(RunError, match="the 8 draft tokens a speculative step verifies, 1,496 tokens, need more"):
+        simulate_serving(make_config(*args, "workload.prompt_tokens=1400"))
+    fits = simulate_serving(make_config(*args, "workload.prompt_tokens=1392"))  # 1,392 + 88 + 8: the 93 blocks
+    assert all(r.finish_s > 0 for r in fits.requests)
+
+
+def test_guaranteed_admission_reserves_the_drafts_too_so_nobody_is_preempted():
+    """251 + 21 tokens fill 17 blocks exactly; a speculative step's drafts need an 18th, and with only the prompt and
+    output reserved 10 requests were preempted in a cache of 34 blocks."""
+    result = simulate_serving(make_config(*TARGET, *DRAFT, "speculative.acceptance=0.5", "workload.rate_per_s=50",
+                                          "workload.prompt_tokens=251", "scheduler.admission=guaranteed",
+                                          "scheduler.kv_cache_GB=0.74"))
+    assert result.cache.blocks == 34
+    assert result.preemptions == 0 and all(r.finish_s > 0 for r in result.requests)
+    steps = result.steps  # verify chunks are decodes in the step table, not prefills
+    assert steps["prefill_tokens"].sum() == sum(r.prompt_tokens for r in result.requests)
+    assert steps["decode_sequences"].sum() > 0
+    assert np.array_equal(steps["batch_size"], steps["prefill_sequences"] + steps["decode_sequences"])
+
+
+def test_a_run_that_stalls_with_requests_left_is_an_error_not_a_result(monkeypatch):
+    from sim.serving.schedulers import ContinuousScheduler
+    plan = ContinuousScheduler.plan
+    monkeypatch.setattr(ContinuousScheduler, "plan", lambda self, now: plan(self, now) if now < 20 else None)
+    with pytest.raises(RunError, match=r"stalled with \d+ of 12 requests unfinished \(request \d+: "):
+        simulate_serving(make_config(*TARGET))

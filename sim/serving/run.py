@@ -152,7 +152,8 @@ def plan_memory(cfg: RunConfig) -> tuple[Traffic, CacheSize]:
                       f"{model.name}{f' with draft {draft.name}' if draft else ''} on {chip.name}")
     if pp > 1:  # the stage's cache is shared out among its pp virtual engines
         size = replace(size, blocks=size.blocks // pp, kv=size.blocks // pp * size.bytes_per_block)
-    check_requests_fit(traffic, KvCache(size.blocks, block, size.bytes_per_block, chip.host_link_Bps), size)
+    ahead = cfg.speculative.k if draft else 0  # a speculative decode writes its k drafts' KV beside its own token's
+    check_requests_fit(traffic, KvCache(size.blocks, block, size.bytes_per_block, chip.host_link_Bps), size, ahead)
     return traffic, size
 
 
@@ -213,9 +214,11 @@ def check_serving(cfg: RunConfig) -> None:
     check_run(replace(cfg, parallel=replace(par, pp=1)) if par.pp > 1 else cfg)  # no micro-batches of a batch
 
 
-def check_requests_fit(traffic: Traffic, kv: KvCache, size: CacheSize) -> None:
-    """Every request must fit in the whole KV cache on its own, or it could never complete."""
-    need = -(-(traffic.prompt_tokens + traffic.output_tokens) // kv.block_tokens)
+def check_requests_fit(traffic: Traffic, kv: KvCache, size: CacheSize, ahead: int = 0) -> None:
+    """Every request must fit in the whole KV cache on its own, or it could never complete (a lone request that
+    outgrew the cache would preempt itself step after step). ``ahead``: tokens a decode writes beyond its own (the
+    drafts a speculative step verifies)."""
+    need = -(-(traffic.prompt_tokens + traffic.output_tokens + ahead) // kv.block_tokens)
     too_big = np.flatnonzero(need > kv.blocks)
     if not too_big.size:
         return
@@ -225,6 +228,7 @@ def check_requests_fit(traffic: Traffic, kv: KvCache, size: CacheSize) -> None:
     if -(-prompt // kv.block_tokens) > kv.blocks:
         what = f"its prompt of {prompt:,} tokens is longer than {whole}"
     else:
-        what = f"its prompt and output, {prompt + output:,} tokens, need more than {whole}"
+        drafts = f" and the {ahead} draft tokens a speculative step verifies" if ahead else ""
+        what = f"its prompt and output{drafts}, {prompt + output + ahead:,} tokens, need more than {whole}"
     raise RunError(f"{traffic.where(i)}: {what}; raise scheduler.kv_cache_GB, hardware.hbm_capacity_GB or "
                    "parallel.tp, or shorten it")

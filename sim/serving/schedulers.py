@@ -97,8 +97,9 @@ class Scheduler:
         self.guaranteed = cfg.admission is Admission.guaranteed
 
     def _reserve(self, req: Request) -> int:
-        """Tokens whose blocks admission takes: the prefill, or with ``guaranteed`` the whole request."""
-        return req.prompt_tokens + req.output_tokens if self.guaranteed else req.prefill_target
+        """Tokens whose blocks admission takes: the prefill, or with ``guaranteed`` the whole request (with
+        speculative decoding, and the ``k`` drafts its last step verifies: it never needs another block)."""
+        return req.prompt_tokens + req.output_tokens + self.k if self.guaranteed else req.prefill_target
 
     def speculate(self, k: int, acceptance: float, rng) -> None:
         """Decode speculatively: each step a draft model proposes ``k`` tokens per decoding sequence, the

@@ -28,9 +28,10 @@ from typing import Protocol
 import numpy as np
 import simpy
 
+from sim.config.schema import RunError
 from sim.engine.des import CountingEnvironment
 from sim.serving.decode_runs import DecodeRun, apply_run, can_run, plan_run
-from sim.serving.request import Request
+from sim.serving.request import Request, State
 from sim.serving.routers import Route, outstanding
 from sim.serving.schedulers import Scheduler, StepPlan, StepShape
 from sim.serving.step_cost import StepCost
@@ -122,6 +123,12 @@ class Server:
         for inst in self.instances:
             self.env.process(self._engine(inst))
         self.env.run()
+        if self.completed < len(self.traffic):  # every instance asleep with requests left: never a silent result
+            left = next(r for r in self.requests if r.state is not State.done) if self.requests else None
+            raise RunError(f"the serving run stalled with {len(self.traffic) - self.completed:,} of "
+                           f"{len(self.traffic):,} requests unfinished"
+                           f"{f' ({self.traffic.where(left.rid)}: {left.state.value})' if left else ''}; "
+                           "please report the config (a scheduler that cannot place a request it holds)")
         self._count(0, 0)  # close the time integrals
         self.steps, totals = self.log.finish([i.name for i in self.instances])
         self.busy_s, self.busy_by, self.dynamic_J = totals.busy_s, totals.busy_by, totals.dynamic_J
@@ -312,8 +319,10 @@ class Server:
     def _record(self, inst: Instance, start: float, plan: StepPlan, made: int, cost: StepCost | None,
                 duration: float) -> None:
         shape, scheduler, kv = plan.shape, inst.scheduler, inst.scheduler.kv
-        prefill = (len(shape.chunks), sum(new for new, _ in shape.chunks)) if shape else (0, 0)
-        decodes = shape.decodes if shape else 0
+        verify = shape.drafts if shape else 0  # speculative decoding: the last chunks verify that many decodes
+        prompts = shape.chunks[:len(shape.chunks) - verify] if shape else ()
+        prefill = (len(prompts), sum(new for new, _ in prompts))
+        decodes = shape.decodes + verify if shape else 0
         work = (cost.dynamic_J, duration, cost.matrix_flops, cost.hbm_bytes) if cost else (0.0, duration, 0.0, 0.0)
         self.log.step((self._codes[inst.name], start, self.env.now, *prefill, decodes, prefill[0] + decodes, made,
                        kv.used, kv.used / kv.blocks, len(scheduler.waiting), len(scheduler.running), plan.preempted,
