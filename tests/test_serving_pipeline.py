@@ -49,3 +49,13 @@ def test_two_stages_carry_more_than_one_chip_and_every_request_completes():
 def test_pipelines_where_they_are_not_modelled_are_one_line(args, words):
     with pytest.raises(RunError, match=words):
         simulate_serving(make_config(*LOW, "parallel.pp=2", *args))
+
+
+@pytest.mark.parametrize("pp", [1, 2, 4])
+def test_the_kv_cache_per_chip_is_what_each_chip_holds_beside_its_weights(pp):
+    """A chip of a stage holds the caches of the stage's pp virtual engines: reported as one engine's, the cache took
+    half the HBM at pp = 2 (review)."""
+    kv = serve(*LOW, f"parallel.pp={pp}")[2]["kv_cache"]
+    used = kv["GB_per_chip"] + kv["weights_GB_per_chip"] + kv["activations_GB_per_chip"]
+    assert kv["engines_per_chip"] == pp
+    assert kv["hbm_GB_per_chip"] - 0.1 < used <= kv["hbm_GB_per_chip"]

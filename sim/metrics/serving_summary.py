@@ -182,7 +182,10 @@ def _steps(result: ServingResult, duration: float) -> dict:
         "kv_cache": {"per_instance": True, "blocks": result.cache.blocks,
                      "sequences_fit_at_mean_lengths": _fits(result),
                      "block_tokens": result.cfg.attention.kv_block_tokens,
-                     "GB_per_chip": result.cache.kv / 1e9, "weights_GB_per_chip": result.cache.weights / 1e9,
+                     # with pipeline parallelism a chip holds the caches of its stage's pp virtual engines
+                     "engines_per_chip": result.cfg.parallel.pp,
+                     "GB_per_chip": result.cache.kv * result.cfg.parallel.pp / 1e9,
+                     "weights_GB_per_chip": result.cache.weights / 1e9,
                      "activations_GB_per_chip": result.cache.activations / 1e9,
                      "hbm_GB_per_chip": result.cache.hbm / 1e9},
         "swapped_GB_per_chip": result.swapped_bytes / 1e9,

@@ -39,7 +39,9 @@ def render_serving(summary: dict) -> str:
         f"  load                    {_load(summary)}",
         f"  batch                   mean {summary['batch_size_mean']:.1f}, max {summary['batch_size_max']} sequences "
         f"per step over {summary['steps']:,} steps; chip busy {summary['busy_fraction']:.0%} of the time",
-        f"  KV cache                {kv['blocks']:,} blocks of {kv['block_tokens']} tokens ({kv['GB_per_chip']:.3g} GB "
+        f"  KV cache                {kv['blocks']:,} blocks of {kv['block_tokens']} tokens"
+        f"{f' per virtual engine, {e} on each chip' if (e := kv.get('engines_per_chip', 1)) > 1 else ''} "
+        f"({kv['GB_per_chip']:.3g} GB "
         f"per chip beside {kv['weights_GB_per_chip']:.3g} GB of weights): mean {summary['kv_cache_use_mean']:.0%}, "
         f"peak {summary['kv_cache_use_max']:.0%} used (holds {kv['sequences_fit_at_mean_lengths']:,} sequences of mean "
         f"length); {summary['preemptions']:,} preemptions"
