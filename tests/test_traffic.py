@@ -97,6 +97,13 @@ def test_trace_lengths_drive_poisson_arrivals_at_any_rate():
     assert all((p, o) in pairs for p, o in zip(t.prompt_tokens[:200], t.output_tokens[:200], strict=True))
 
 
+@pytest.mark.parametrize("cv", [0.2, 0.5, 0.572])  # 0.572: about the widest for outputs of mean 128
+def test_uniform_lengths_have_the_mean_and_cv_asked_for(cv):
+    t = traffic("workload.lengths=uniform", f"workload.length_cv={cv}", "workload.num_requests=20000")
+    for drawn, mean in ((t.prompt_tokens, 512), (t.output_tokens, 128)):
+        assert drawn.min() >= 1 and abs(drawn.mean() / mean - 1) < 0.01 and abs(drawn.std() / drawn.mean() - cv) < 0.01
+
+
 def test_offline_sends_everything_at_once():
     t = traffic("workload.arrival=offline", "workload.num_requests=30")
     assert len(t) == 30 and not t.arrival_s.any()
@@ -110,6 +117,9 @@ def test_offline_sends_everything_at_once():
     (["workload.trace_path=x.csv"], "add workload.arrival=trace to replay it"),
     (["workload.trace=azure_code", "workload.arrival=gamma"], "workload.arrival=gamma draws the requests"),
     (["workload.num_requests=0"], "workload.num_requests must be >= 1"),
+    # clipped at 1 token, cv 5 drew prompts of mean 2,509 and cv 0.51 under a header saying mean 512, cv 5 (review)
+    (["workload.lengths=uniform", "workload.length_cv=5"], r"uniform prompt lengths of mean 512 .* cv 0\.576"),
+    (["workload.output_lengths=uniform", "workload.length_cv=0.6"], r"uniform output lengths of mean 128 .*decode_tok"),
 ])
 def test_bad_traffic_settings_are_one_line(args, words):
     with pytest.raises(RunError, match=words):
