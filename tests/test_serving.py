@@ -130,6 +130,21 @@ def test_littles_law_holds(rate):
         assert law["L_time_average"] == pytest.approx(law["lambda_W"], rel=0.02)
 
 
+def test_littles_law_is_taken_over_the_busy_span_of_a_trace_that_starts_late(tmp_path):
+    """Averaged from t = 0, a trace whose first request comes at 1,000 s showed L = 1.26 in the system where the busy
+    span holds about 54, and an arrival rate unlike requests_per_s (review)."""
+    trace = tmp_path / "late.csv"
+    rows = "".join(f"{1000 + i / 50},200,40\n" for i in range(60))
+    trace.write_text("arrival_s,prompt_tokens,output_tokens\n" + rows)
+    _, cols, s = serve("workload=serving", "workload.arrival=trace", f"workload.trace_path={trace}",
+                       "workload.num_requests=null")
+    law = s["littles_law"]
+    assert law["horizon_s"] == pytest.approx(cols["finish_s"].max() - 1000)
+    assert law["arrival_rate_per_s"] == pytest.approx(s["requests_per_s"])
+    assert law["system"]["L_time_average"] == pytest.approx(law["system"]["lambda_W"], rel=1e-9)
+    assert law["system"]["L_time_average"] > 5
+
+
 @pytest.mark.slow
 def test_continuous_batching_beats_static_at_the_same_latency_target():
     best = {}

@@ -129,7 +129,7 @@ def _figures(result: ServingResult, cols: dict[str, np.ndarray], duration: float
         "duration_s": duration,
         "output_tokens": out_tokens,
         "prompt_tokens": prompt_tokens,
-        "littles_law": _littles_law(result, cols),
+        "littles_law": _littles_law(result, cols, duration),
         **_steps(result, duration),
         "load": _load(result, cols, duration),
         "prefix_cache": _prefix_cache(result, cols),
@@ -154,8 +154,10 @@ def _growth(arrival: np.ndarray, delay: np.ndarray) -> float:
     return float(np.dot(x, delay - delay.mean()) / np.dot(x, x))
 
 
-def _littles_law(result: ServingResult, cols: dict[str, np.ndarray]) -> dict:
-    horizon = result.end_s
+def _littles_law(result: ServingResult, cols: dict[str, np.ndarray], horizon: float) -> dict:
+    """L (time averages of the request-seconds waiting and in the system) against lambda W, over the run's span from
+    its first arrival to its last completion, the span ``requests_per_s`` is taken over (the system is empty
+    before: from t = 0 a trace starting late diluted both sides)."""
     rate = len(cols["arrival_s"]) / horizon
     return {
         "horizon_s": horizon,
