@@ -151,6 +151,8 @@ def test_bad_capacity_input_is_one_line(args, words):
     (["model.num_layers=0", "slo.ttft_p99_s=2"], "num_layers must be a whole number >= 1"),
     (["model=hf", "model.hf_config_path=/nonexistent", "slo.ttft_p99_s=2"], "no file at"),
     (["workload.batch"], "missing EQUAL.*an override is key=value"),
+    # the offline probe kept the trace while drawing its requests: "add workload.arrival=trace", already there
+    (["--offline", "workload.arrival=trace", "workload.trace=azure_code"], "workload.arrival=trace has no rate"),
 ])
 def test_a_bad_chip_model_or_override_is_one_line_and_exit_2_from_the_command(args, words, capsys):
     """The chip's and the model's own errors, raised while the config is built, were a traceback (review)."""

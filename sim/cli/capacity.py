@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         out = output_dir(args.out or Path("results/capacity") / dcfg.name / stamp, create=False)
         if args.offline:
+            study.check_capacity_config(cfg, targets=False)
             probe = study.Prober(cfg, args.requests, args.requests)(0.0)
             print(probe_line(probe))
             s = probe.summary

@@ -155,15 +155,15 @@ def long_enough(rate: float, n: int, summary: dict) -> bool:
     return n / rate >= MIN_SPAN_LIFETIMES * (summary.get("e2e_mean_s") or 0.0)
 
 
-def check_capacity_config(cfg: RunConfig) -> None:
-    """What a capacity search needs of its config.
+def check_capacity_config(cfg: RunConfig, targets: bool = True) -> None:
+    """What a capacity search (``targets``: with its p99 targets; False: the offline probe alone) needs of its config.
 
     Raises:
         RunError: not a serving run, no p99 target, or an arrival process it cannot scale.
     """
     if cfg.workload.kind is not WorkloadKind.serving:
         raise RunError("llmsim-capacity searches serving runs: add workload=serving")
-    if not cfg.slo.has_p99:
+    if targets and not cfg.slo.has_p99:
         raise RunError("llmsim-capacity needs a p99 target: set slo.ttft_p99_s and/or slo.tpot_p99_s (seconds), "
                        "e.g. slo.ttft_p99_s=2 slo.tpot_p99_s=0.2")
     if cfg.workload.arrival not in (ArrivalProcess.poisson, ArrivalProcess.gamma):
