@@ -105,8 +105,9 @@ def _side(dist: LengthDistribution, side: str, mean: int, cv: float, n: int,
         widest = (mean - 1) / (math.sqrt(3.0) * mean)  # the cv of uniform lengths from 1 to 2 mean - 1
         if cv > widest * (1 + 1e-12):  # clipped at 1 token, the draws would have another mean and cv
             key = "decode_tokens" if side == "output" else "prompt_tokens"
+            top = math.floor(widest * 1000) / 1000
             raise RunError(f"workload.length_cv={cv:g}: uniform {side} lengths of mean {mean} (workload.{key}) spread "
-                           f"at most to cv {math.floor(widest * 1000) / 1000:g} (from 1 to {2 * mean - 1} tokens); lower it or use "
+                           f"at most to cv {top:g} (from 1 to {2 * mean - 1} tokens); lower it or use "
                            "workload.lengths=lognormal for a wider spread")
         half = math.sqrt(3.0) * cv * mean
         draws = rng.uniform(max(1.0, mean - half), mean + half, n)
