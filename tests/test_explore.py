@@ -230,3 +230,15 @@ def test_the_map_waits_for_good_input_and_for_axes_the_run_reads(state):
     serving["presets"]["workload"] = "serving"
     _, _, err, _ = map_outputs(serving, "hardware.freq_GHz", "workload.batch")
     assert err == "a serving run does not read batch: choose another axis"
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6 on this machine")
+def test_an_ipv6_host_is_bound_as_ipv6():
+    """``--host ::1`` was refused ("Address family not supported"): the port check opened IPv4 sockets only."""
+    from sim.cli.explore import free_port
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("IPv6 loopback not configured")
+    assert 0 < free_port("::1", 0) < 65536 and 0 < free_port("127.0.0.1", 0) < 65536

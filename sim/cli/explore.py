@@ -27,9 +27,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def free_port(host: str, port: int) -> int:
-    """``port`` if it can be bound on ``host`` (0: any free one); OSError otherwise."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, port))
+    """``port`` if it can be bound on ``host`` (0: any free one), an IPv4 or IPv6 address or name; OSError otherwise."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind(address)
         return sock.getsockname()[1]
 
 
