@@ -30,8 +30,11 @@ History:
      H200 to a last bit); tiles of fewer arrays than a core has are candidates (a core of 5 arrays no longer pads
      a few rows into 8). Stock chips at their own clocks give the same numbers. A batch run's energy, chips and
      dollars cover its parallel.dp replicas, as its throughput does (per-token and per-chip figures unchanged).
+  9: serving summaries take Little's law over the span from the first arrival (as requests_per_s), report the KV
+     cache a chip holds with pipeline parallelism (pp engines' caches), and log speculative verify chunks as
+     decodes; guaranteed admission reserves the drafts' blocks of a speculative request. Step costs unchanged.
 """
 
 from __future__ import annotations
 
-MODEL_VERSION = 8
+MODEL_VERSION = 9
