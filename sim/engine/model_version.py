@@ -32,7 +32,8 @@ History:
      dollars cover its parallel.dp replicas, as its throughput does (per-token and per-chip figures unchanged).
   9: serving summaries take Little's law over the span from the first arrival (as requests_per_s), report the KV
      cache a chip holds with pipeline parallelism (pp engines' caches), and log speculative verify chunks as
-     decodes; guaranteed admission reserves the drafts' blocks of a speculative request. Step costs unchanged.
+     decodes; guaranteed admission reserves the drafts' blocks of a speculative request, and a speculative run's
+     activation workspace holds the k verified tokens of every decode a step may have. Step costs unchanged.
 """
 
 from __future__ import annotations

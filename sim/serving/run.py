@@ -140,10 +140,12 @@ def plan_memory(cfg: RunConfig) -> tuple[Traffic, CacheSize]:
     entry = SCHEDULERS[sched.kind]
     if entry.whole_prompts:  # a longer prompt (or recompute) runs alone
         step_tokens = max(step_tokens, longest)
+    draft = draft_model(cfg)
+    if draft:  # the budget counts one token per decode; a speculative step verifies k more for each
+        step_tokens += cfg.speculative.k * min(sched.max_batch, sched.token_budget)
     workspace = activation_bytes(build_step(model, ex, [(step_tokens, step_tokens)], []))
     # a hybrid's Mamba state: one fixed slot per sequence a step may hold, set aside up front (as vLLM does)
     workspace += model.ssm_state_bytes_per_seq(ex.kv_cache.bytes) * sched.max_batch / ex.tp
-    draft = draft_model(cfg)
     models = [model] + ([draft] if draft else [])  # a draft model's weights and KV cache sit beside the target's
     pp = cfg.parallel.pp
     share = max(split(model.num_layers, pp)) / model.num_layers  # a pipeline stage's chips hold its layers
