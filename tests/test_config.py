@@ -145,3 +145,24 @@ def test_execution_is_built_by_keyword_only():
         Execution("bf16")  # a positional argument: refused
     ex = make_config("parallel.tp=2", "precision.group_size=64").execution()
     assert (ex.tp, ex.group_size, ex.ep, ex.kv_block_tokens) == (2, 64, 1, 16)
+
+
+@pytest.mark.parametrize("arg, words", [
+    # ``++`` adds or overrides: a misspelt key was added, ignored by the run, and the run exited 0 (review)
+    ("++hardware.freq_GHzz=1.0", r"unknown key 'hardware.freq_GHzz'.*did you mean 'freq_GHz'"),
+    ("++workload.batchh=64", r"unknown key 'workload.batchh'"),
+    ("++fidelty=analytic", r"unknown key 'fidelty'.*did you mean 'fidelity'"),
+    ("++hardware.freq_GHz=abc", "expected a number"),
+    # ``+`` on a key nobody has: "part of the config already" sent the user to an unknown key (review)
+    ("+hardware.foo=1", r"unknown key 'hardware.foo'"),
+    ("+hardware.freq_GHz=1.0", "part of the config already; override it with hardware.freq_GHz=1.0"),
+])
+def test_added_keys_are_checked_like_overridden_ones(arg, words):
+    with pytest.raises(InputError, match=words):
+        check_override(arg)
+
+
+def test_a_well_spelt_forced_override_still_takes_effect():
+    check_override("++hardware.freq_GHz=1.0")
+    check_override("++hardware.matmul_dtype_rate.fp8=2")  # a map's entry may be new
+    assert make_config("++hardware.freq_GHz=1.0").hardware.freq_GHz == 1.0

@@ -43,14 +43,16 @@ def check_override(arg: str, multirun: bool = True) -> None:
     moved = MOVED.get(key.lstrip("+"))
     if moved:
         raise InputError(f"{key.lstrip('+')} is now {moved} (one KV block size for every run): use {moved}={value}")
-    if key.startswith("+") and not key.startswith(("++", "+hydra", "+experiment", "+search")):
+    if key.startswith("+") and not key.lstrip("+").startswith(("hydra", "experiment", "search")):
         path = key.lstrip("+")
         top = path.split(".")[0]
         names = [f.name for f in dataclasses.fields(AppConfig)]
         if top not in names:
             raise InputError(f"unknown key '{path}'{_did_you_mean(top, names)}; the config has: {', '.join(names)}")
-        if typing.get_origin(_parent_hint(path)) is not dict:
-            raise InputError(f"{arg}: '{path}' is part of the config already; override it with {path}={value}")
+        if typing.get_origin(_parent_hint(path)) is not dict:  # not a new entry of a map: the key must exist
+            field_type(path)  # an unknown key: one line (``++`` added a misspelt key the run then ignored)
+            if not key.startswith("++"):
+                raise InputError(f"{arg}: '{path}' is part of the config already; override it with {path}={value}")
         key = path
     if not multirun and not key.startswith("hydra") and "," in value and not any(ch in value for ch in "[]{}()"):
         raise InputError(f"{key}={value} is a sweep over {len(value.split(','))} values; add -m to run it: "
