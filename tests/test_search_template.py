@@ -188,3 +188,12 @@ def test_a_derived_key_is_replaced_added_or_removed_from_the_command_line():
         "hardware.num_cores // 10"
     assert "hardware.spare_cores" not in derived("search.derived.hardware.spare_cores=null")
     assert derived("search.derived.hardware.vector_lanes=4096")["hardware.vector_lanes"] == 4096
+
+
+def test_a_derived_formula_that_fails_for_a_trial_makes_it_infeasible_with_its_reason(tmp_path):
+    """A division by zero in search.derived was a traceback, exit 1 (review): each trial is infeasible with the
+    formula named (a search with no feasible design then ends in llmsim-search's one-line error)."""
+    search = recipe_search("search.sampler=tpe", "+search.derived.hardware.spare_cores=hardware.num_cores // 0")
+    rows = pd.DataFrame(trial_rows(search, run_study(search, tmp_path / "z", trials=2, jobs=1)))
+    assert set(rows["reason"]) == {"ZeroDivisionError: search.derived.hardware.spare_cores = hardware.num_cores // 0: "
+                                   "integer division or modulo by zero"}

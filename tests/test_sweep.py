@@ -196,3 +196,15 @@ def test_a_plain_value_on_the_command_line_pins_a_recipe_axis(tmp_path):
 def test_a_space_function_with_wrong_arguments_says_what_it_takes(text, message):
     with pytest.raises(ReportError, match=re.escape(message)):
         split_arguments([f"hardware.hbm_bandwidth_GBps={text}"])
+
+
+def test_a_range_with_a_step_of_zero_is_one_line():
+    """Hydra's range() raised a bare ValueError deep in its sweeper: a traceback, exit 1 (review)."""
+    from sim.config.overrides import InputError, check_override
+    from sim.studies.sweep import ReportError
+    from sim.studies.sweep.grid import axis_values
+    with pytest.raises(InputError, match=r"workload.batch=range\(1,2,0\): .* a step other than 0"):
+        check_override("workload.batch=range(1,2,0)")
+    with pytest.raises(ReportError, match=r"range\(1,2,0\)"):
+        axis_values("hardware.freq_GHz", "range(1,2,0)")
+    check_override("workload.batch=range(1,5,2)")

@@ -70,6 +70,15 @@ def check_override(arg: str, multirun: bool = True) -> None:
     if value.startswith("[") and key.split(".")[0] not in ("sweep", "search"):
         raise InputError(f"{key}={value}: a list is not a value of this key; to sweep it use -m "
                          f"{key}={value.strip('[]')}")
+    if "range(" in value:  # Hydra's range() raises a bare ValueError (a step of 0) from deep in its sweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        try:
+            override = OverridesParser.create().parse_override(arg.lstrip("+"))
+            if override.is_sweep_override():
+                list(override.sweep_iterator())
+        except ValueError as err:
+            raise InputError(f"{key}={value}: {err}; range(start, stop, step) takes a step other than 0") from None
     if any(ch in value for ch in "()[]{}$"):
         return  # sweep functions, interpolations: left to Hydra
     values = [v.strip() for v in value.split(",")] if value else [value]

@@ -122,7 +122,10 @@ def resolve(values: dict, derived: dict) -> dict:
     out = dict(values)
     for key, expr in derived.items():
         scope = {_name(k): v for k, v in out.items()}
-        out[key] = eval(_name_expr(str(expr), list(out)), {"__builtins__": {}, **SAFE_FUNCS}, scope)  # noqa: S307
+        try:
+            out[key] = eval(_name_expr(str(expr), list(out)), {"__builtins__": {}, **SAFE_FUNCS}, scope)  # noqa: S307
+        except (ArithmeticError, TypeError, ValueError) as err:  # for these values: the trial's reason names the key
+            raise type(err)(f"search.derived.{key} = {expr}: {err}") from None
     return out
 
 

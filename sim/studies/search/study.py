@@ -188,7 +188,10 @@ class Search:
 
     def record(self, trial: optuna.Trial, values: dict, metrics: dict | None, reason: str | None) -> tuple:
         """Set the trial's attributes and constraints from its design's outcome; its objectives (or Infeasible)."""
-        full = resolve(values, self.derived) if self.derived else values
+        try:
+            full = resolve(values, self.derived) if self.derived else values
+        except (ArithmeticError, TypeError, ValueError):  # a formula that fails for these values: the reason says so
+            full = values
         for key in self.derived:
             trial.set_user_attr(f"derived:{key}", full.get(key))
         if metrics is None:

@@ -75,7 +75,10 @@ def axis_values(key: str, text: str) -> list | None:
         return None
     if not override.is_discrete_sweep():
         raise ReportError(f"{key}={text}: only lists, range(), linspace() and geomspace() can be swept here")
-    values = list(override.sweep_iterator())
+    try:
+        values = list(override.sweep_iterator())
+    except ValueError as err:  # range() with a step of 0
+        raise ReportError(f"{key}={text}: {err}") from None
     if not values:
         raise ReportError(f"{key}={text} sweeps no values: range(start, stop, step) needs start < stop for a "
                           "step > 0 (start > stop for a step < 0)")
