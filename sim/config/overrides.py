@@ -44,16 +44,7 @@ def check_override(arg: str, multirun: bool = True) -> None:
     if moved:
         raise InputError(f"{key.lstrip('+')} is now {moved} (one KV block size for every run): use {moved}={value}")
     if key.startswith("+") and not key.lstrip("+").startswith(("hydra", "experiment", "search")):
-        path = key.lstrip("+")
-        top = path.split(".")[0]
-        names = [f.name for f in dataclasses.fields(AppConfig)]
-        if top not in names:
-            raise InputError(f"unknown key '{path}'{_did_you_mean(top, names)}; the config has: {', '.join(names)}")
-        if typing.get_origin(_parent_hint(path)) is not dict:  # not a new entry of a map: the key must exist
-            field_type(path)  # an unknown key: one line (``++`` added a misspelt key the run then ignored)
-            if not key.startswith("++"):
-                raise InputError(f"{arg}: '{path}' is part of the config already; override it with {path}={value}")
-        key = path
+        key = _added_key(arg, key, value)
     if not multirun and not key.startswith("hydra") and "," in value and not any(ch in value for ch in "[]{}()"):
         raise InputError(f"{key}={value} is a sweep over {len(value.split(','))} values; add -m to run it: "
                          f"llmsim -m {key}={value}")
@@ -70,15 +61,8 @@ def check_override(arg: str, multirun: bool = True) -> None:
     if value.startswith("[") and key.split(".")[0] not in ("sweep", "search"):
         raise InputError(f"{key}={value}: a list is not a value of this key; to sweep it use -m "
                          f"{key}={value.strip('[]')}")
-    if "range(" in value:  # Hydra's range() raises a bare ValueError (a step of 0) from deep in its sweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
-        try:
-            override = OverridesParser.create().parse_override(arg.lstrip("+"))
-            if override.is_sweep_override():
-                list(override.sweep_iterator())
-        except ValueError as err:
-            raise InputError(f"{key}={value}: {err}; range(start, stop, step) takes a step other than 0") from None
+    if "range(" in value:
+        _check_range(arg, key, value)
     if any(ch in value for ch in "()[]{}$"):
         return  # sweep functions, interpolations: left to Hydra
     values = [v.strip() for v in value.split(",")] if value else [value]
@@ -98,6 +82,34 @@ def check_override(arg: str, multirun: bool = True) -> None:
     hint = field_type(key)
     for v in values:
         _check_value(key, v, hint)
+
+
+def _added_key(arg: str, key: str, value: str) -> str:
+    """The key of ``+key=value`` or ``++key=value`` (add; add or override), checked: an entry of a map may be new,
+    any other key must exist (``++`` added a misspelt key that the run then ignored), and ``+`` may not add one that
+    exists."""
+    path = key.lstrip("+")
+    top = path.split(".")[0]
+    names = [f.name for f in dataclasses.fields(AppConfig)]
+    if top not in names:
+        raise InputError(f"unknown key '{path}'{_did_you_mean(top, names)}; the config has: {', '.join(names)}")
+    if typing.get_origin(_parent_hint(path)) is not dict:
+        field_type(path)  # an unknown key: one line
+        if not key.startswith("++"):
+            raise InputError(f"{arg}: '{path}' is part of the config already; override it with {path}={value}")
+    return path
+
+
+def _check_range(arg: str, key: str, value: str) -> None:
+    """Hydra's range() raises a bare ValueError (a step of 0) from deep in its sweeper: one line here instead."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        override = OverridesParser.create().parse_override(arg.lstrip("+"))
+        if override.is_sweep_override():
+            list(override.sweep_iterator())
+    except ValueError as err:
+        raise InputError(f"{key}={value}: {err}; range(start, stop, step) takes a step other than 0") from None
 
 
 def hydra_error_line(err: BaseException) -> str:
