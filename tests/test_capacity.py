@@ -152,7 +152,7 @@ def test_bad_capacity_input_is_one_line(args, words):
     (["model=hf", "model.hf_config_path=/nonexistent", "slo.ttft_p99_s=2"], "no file at"),
     (["workload.batch"], "missing EQUAL.*an override is key=value"),
     # the offline probe kept the trace while drawing its requests: "add workload.arrival=trace", already there
-    (["--offline", "workload.arrival=trace", "workload.trace=azure_code"], "workload.arrival=trace has no rate"),
+    (["--offline", "workload.arrival=trace", "workload.trace=azure_code"], "a trace's arrival times would be dropped"),
 ])
 def test_a_bad_chip_model_or_override_is_one_line_and_exit_2_from_the_command(args, words, capsys):
     """The chip's and the model's own errors, raised while the config is built, were a traceback (review)."""
@@ -255,3 +255,11 @@ def test_a_search_with_no_layouts_to_probe_is_one_line(capsys):
         main([*TINY[1:], "--search", "--max-layouts", "0"])
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(err) == 1 and "--max-layouts must be >= 1" in err[0]
+
+
+@pytest.mark.parametrize("arrival", ["offline", "closed", "poisson"])
+def test_the_offline_probe_runs_whatever_arrivals_the_config_names(arrival, capsys):
+    """It sends every request at t = 0; the rate search's checks refused offline and closed configs (review)."""
+    from sim.cli.capacity import main
+    main(["--offline", "--requests", "20", *TINY[1:5], f"workload.arrival={arrival}"])
+    assert "offline throughput" in capsys.readouterr().out

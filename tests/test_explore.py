@@ -242,3 +242,4 @@ def test_an_ipv6_host_is_bound_as_ipv6():
     except OSError:
         pytest.skip("IPv6 loopback not configured")
     assert 0 < free_port("::1", 0) < 65536 and 0 < free_port("127.0.0.1", 0) < 65536
+    assert 0 < free_port("", 0) < 65536  # every interface, as before

@@ -28,7 +28,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def free_port(host: str, port: int) -> int:
     """``port`` if it can be bound on ``host`` (0: any free one), an IPv4 or IPv6 address or name; OSError otherwise."""
-    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    family, _, _, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                  flags=socket.AI_PASSIVE)[0]  # "": every interface
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind(address)
         return sock.getsockname()[1]
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
 
     app = make_app()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request is noise here
-    print(f"llmsim-explore: serving on http://{args.host}:{port}/ (Ctrl-C to stop)", flush=True)
+    where = f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address in a URL is bracketed
+    print(f"llmsim-explore: serving on http://{where}:{port}/ (Ctrl-C to stop)", flush=True)
     app.run(host=args.host, port=port, debug=False)
     # The server returns only when stopped: Flask's server takes the Ctrl-C itself, so the command
     # says so here, in one line and with the status every command gives an interrupt.

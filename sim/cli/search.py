@@ -91,8 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_BAD_INPUT)
     except (InputError, SearchError, OutputDirError) as err:
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        hint = f"; {lines[1]}" if len(lines) > 1 and lines[1].startswith("To append") else ""
-        print(f"llmsim-search: error: {lines[0] if lines else err}{hint}", file=sys.stderr)
+        print(f"llmsim-search: error: {lines[0] if lines else err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     print(render(summary, front, None, out))
     print(f"  wall time    {time.perf_counter() - started:.1f} s")

@@ -107,7 +107,7 @@ def _check_range(arg: str, key: str, value: str) -> None:
     try:
         override = OverridesParser.create().parse_override(arg.lstrip("+"))
         if override.is_sweep_override():
-            list(override.sweep_iterator())
+            next(iter(override.sweep_iterator()), None)  # the first value is enough to raise (not the whole sweep)
     except ValueError as err:
         raise InputError(f"{key}={value}: {err}; range(start, stop, step) takes a step other than 0") from None
 

@@ -141,8 +141,8 @@ def plan_memory(cfg: RunConfig) -> tuple[Traffic, CacheSize]:
     if entry.whole_prompts:  # a longer prompt (or recompute) runs alone
         step_tokens = max(step_tokens, longest)
     draft = draft_model(cfg)
-    if draft:  # the budget counts one token per decode; a speculative step verifies k more for each
-        step_tokens += cfg.speculative.k * min(sched.max_batch, sched.token_budget)
+    if draft:  # every running decode joins a step, past the budget; a speculative step verifies k more for each
+        step_tokens += cfg.speculative.k * sched.max_batch
     workspace = activation_bytes(build_step(model, ex, [(step_tokens, step_tokens)], []))
     # a hybrid's Mamba state: one fixed slot per sequence a step may hold, set aside up front (as vLLM does)
     workspace += model.ssm_state_bytes_per_seq(ex.kv_cache.bytes) * sched.max_batch / ex.tp

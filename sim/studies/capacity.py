@@ -163,7 +163,13 @@ def check_capacity_config(cfg: RunConfig, targets: bool = True) -> None:
     """
     if cfg.workload.kind is not WorkloadKind.serving:
         raise RunError("llmsim-capacity searches serving runs: add workload=serving")
-    if targets and not cfg.slo.has_p99:
+    if not targets:  # the offline probe: every request at t = 0, whatever arrival process the config names
+        if cfg.workload.arrival is ArrivalProcess.trace:
+            raise RunError("llmsim-capacity --offline sends every request at t = 0, so a trace's arrival times would "
+                           "be dropped: use its lengths with drawn arrivals (workload.lengths=azure_code|azure_conv), "
+                           "or replay it with llmsim workload=serving workload.arrival=trace")
+        return
+    if not cfg.slo.has_p99:
         raise RunError("llmsim-capacity needs a p99 target: set slo.ttft_p99_s and/or slo.tpot_p99_s (seconds), "
                        "e.g. slo.ttft_p99_s=2 slo.tpot_p99_s=0.2")
     if cfg.workload.arrival not in (ArrivalProcess.poisson, ArrivalProcess.gamma):
