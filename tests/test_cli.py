@@ -188,3 +188,10 @@ def test_python_dash_m_runs_each_command(module):
     proc = subprocess.run([sys.executable, "-m", f"sim.cli.{module}", "--help"], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and "llmsim" in proc.stdout and len(proc.stdout.splitlines()) > 3, proc
+
+
+def test_a_setting_the_run_does_not_read_is_noted_in_one_line(tmp_path):
+    proc = run_cli(f"hydra.run.dir={tmp_path}", "fidelity=analytic", "workload.decode_tokens=4",
+                   "workload.shared_prefix_tokens=400")
+    assert proc.returncode == 0 and proc.stderr.strip() == \
+        "llmsim: note: this run does not read workload.shared_prefix_tokens=400 (workload=serving only)", proc.stderr

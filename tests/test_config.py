@@ -166,3 +166,15 @@ def test_a_well_spelt_forced_override_still_takes_effect():
     check_override("++hardware.freq_GHz=1.0")
     check_override("++hardware.matmul_dtype_rate.fp8=2")  # a map's entry may be new
     assert make_config("++hardware.freq_GHz=1.0").hardware.freq_GHz == 1.0
+
+
+def test_settings_a_run_does_not_read_are_named():
+    """A single-batch run with a serving setting ran as if it were not there, without a word (review)."""
+    from sim.config.checks import ignored_settings
+    assert ignored_settings(make_config()) == [] and ignored_settings(make_config("workload=serving")) == []
+    assert ignored_settings(make_config("workload.shared_prefix_tokens=400", "speculative.k=8")) == [
+        "workload.shared_prefix_tokens=400 (workload=serving only)", "speculative.k=8 (no speculative.draft_model)"]
+    assert ignored_settings(make_config("workload=serving", "workload.batch=8", "workload.lengths=uniform")) == [
+        "workload.batch=8 (single-batch runs only)"]
+    drafted = make_config("speculative.draft_model=llama2_7b", "speculative.k=8", "model=llama2_70b")
+    assert ignored_settings(drafted) == []

@@ -173,3 +173,31 @@ CHECKS = (
     (_check_power, ("power", "hardware")),
     (_check_context_parallel, ("model", "parallel", "hardware", "attention", "runtime", "workload")),
 )
+
+
+# Workload settings only a serving run reads (a single batch is ``batch`` sequences of ``prompt_tokens`` and
+# ``decode_tokens``); ``batch`` is the one a serving run does not read.
+SERVING_ONLY = ("num_requests", "arrival", "rate_per_s", "cv", "concurrency", "trace", "trace_path", "trace_scale",
+                "lengths", "output_lengths", "length_cv", "shared_prefix_tokens", "turns", "think_s")
+
+
+def ignored_settings(cfg: RunConfig) -> list[str]:
+    """Settings away from their defaults that this run does not read, each with why: the serving workload's in a
+    single-batch run, ``workload.batch`` in a serving run, the speculative knobs without a draft model. The run
+    goes on; the console says so (a setting that changes nothing should not pass unnoticed)."""
+    from sim.config.execution import SpeculativeConfig
+    from sim.config.workload import WorkloadConfig, WorkloadKind
+
+    w, plain = cfg.workload, WorkloadConfig()
+    serving = w.kind is WorkloadKind.serving
+    keys, why = (("batch",), "single-batch runs only") if serving else (SERVING_ONLY, "workload=serving only")
+    ignored = [f"workload.{k}={_shown(getattr(w, k))} ({why})" for k in keys if getattr(w, k) != getattr(plain, k)]
+    spec, off = cfg.speculative, SpeculativeConfig()
+    if not spec.draft_model:
+        ignored += [f"speculative.{k}={getattr(spec, k)} (no speculative.draft_model)" for k in ("k", "acceptance")
+                    if getattr(spec, k) != getattr(off, k)]
+    return ignored
+
+
+def _shown(value) -> str:
+    return value.value if hasattr(value, "value") else str(value)

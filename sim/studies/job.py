@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hwmodels.calibration import CalibrationError
 from hwmodels.chip import HardwareError
+from sim.config.checks import ignored_settings
 from sim.config.compose import to_run_config, with_calibration, with_resolved_model
 from sim.config.errors import interrupted_by
 from sim.config.overrides import EXIT_BAD_INPUT
@@ -100,6 +101,9 @@ def _run_point(dcfg: DictConfig) -> dict | None:
         if not multirun:
             raise
         return _fail(out_dir, f"internal error: {type(err).__name__}: {err}")
+    ignored = ignored_settings(cfg)
+    if ignored and not multirun:  # one line before the summary (a sweep's points would repeat it)
+        print(f"llmsim: note: this run does not read {', '.join(ignored)}", file=sys.stderr, flush=True)
     done = (lambda: mark_finished(key, Path(hc.sweep.dir), out_dir)) if key else None
     return kind.report(result, dcfg, out_dir, done, multirun)  # a file it cannot write: run_job's OSError
 
