@@ -29,10 +29,9 @@ MiB = 2**20
 class Topology(str, Enum):
     """How the chips of one group are connected."""
 
-    switch = "switch"  # every chip one hop from a switch (NVSwitch, Infinity Fabric switchless mesh)
-    ring = "ring"  # chips in a ring; collectives use the ring algorithm
-    torus2d = "torus2d"
-    torus3d = "torus3d"
+    switch = "switch"  # every chip one hop from a switch, each able to drive all its links to any peer (NVSwitch)
+    mesh = "mesh"  # one direct link from every chip to each of the other max_chips - 1 (MI300X, Gaudi 3 boards)
+    ring, torus2d, torus3d = "ring", "torus2d", "torus3d"  # a ring; tori of 2 or 3 dimensions (hwmodels/links.py)
 
 
 class GemmSchedule(str, Enum):

@@ -23,7 +23,7 @@ chip's average power at the electricity price.
 
 System cost per chip (``system_cost``): the chip, its share of the host node (CPUs, DRAM,
 storage, chassis, power supplies: ``HOST_NODE_USD / chips_per_node``), of the scale-up fabric
-(switch silicon behind a switched fabric, cables on a direct ring or torus) and, where the system
+(switch silicon behind a switched fabric, cables or board traces on a direct mesh, ring or torus) and, where the system
 has one, of the scale-out network (NIC, switch ports, optics). Every price is an ESTIMATE with
 its range beside it.
 """
@@ -59,7 +59,7 @@ HOURS_PER_YEAR = 8766.0  # 365.25 days
 # ESTIMATES for the system around the chips (public 2023-24 bill-of-materials analyses of 8-GPU
 # HGX servers and 400G networks): a host node without its accelerators ~$30,000 (range
 # $20,000-50,000); a switched scale-up fabric's switch chips and boards ~$1,500 per chip (range
-# $500-3,000); direct ring/torus cabling ~$200 per chip (range $100-500); a scale-out port (NIC,
+# $500-3,000); direct mesh/ring/torus cabling ~$200 per chip (range $100-500); a scale-out port (NIC,
 # switch port share, two optical transceivers) ~$3,000 per chip (range $2,000-6,000).
 HOST_NODE_USD = 30000.0
 SWITCHED_FABRIC_USD_PER_CHIP = 1500.0

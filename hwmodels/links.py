@@ -17,6 +17,11 @@ How a group sits on each topology (``Group``):
 
 * switch: every chip one hop from every other; a chip can drive all of W towards the switch.
   Ring algorithms use the ring order of the group at full W.
+* mesh (fully connected, no switch: an 8-GPU MI300X or Gaudi 3 board): W is split evenly over
+  the links to the other N - 1 chips of the fabric (N = ``max_chips``), one per peer, so a group
+  of p reaches its peers over p - 1 of them, ``W (p-1)/(N-1)``, and costs as a switch with that
+  bandwidth (every peer one hop); a send to one peer has one link, ``W/(N-1)``. The collective
+  libraries (RCCL, HCCL) run their rings over every link to the group, so p = N reaches W.
 * ring: the group is (part of) the physical ring with wraparound; a chip has 2 links, W/2 per
   direction each; ring algorithms run a bidirectional ring (half the data each way), so they
   reach W.
@@ -56,8 +61,8 @@ Other collectives:
   store-and-forward along each side: sum(k-1) steps; side d carries
   ``B * S(k_d) / k_d`` with ``S(k) = sum_c min(c, k-c)`` (shortest-path hops), transfer
   max_d of that over W/D (ring: D = 1).
-* send/receive to a neighbour: 1 step, B over one link's share: W on a switch, W/(2D) on a
-  ring (D = 1) or torus.
+* send/receive to a neighbour: 1 step, B over one link's share: W on a switch, W/(N-1) on a
+  mesh, W/(2D) on a ring (D = 1) or torus.
 
 A collective over one chip, or of zero bytes, is a no-op and costs nothing (``NO_OP``).
 """
@@ -137,9 +142,10 @@ class Group:
     switched: bool  # every chip one hop from every other (a switch)
     sides: tuple[int, ...]  # ring sizes along each used dimension (one ring of p on a switch or ring)
     dims: int  # physical dimensions sharing the chip's links (switch and ring: 1)
-    chip_Bps: float  # usable per-direction bandwidth of the whole chip, W
+    chip_Bps: float  # usable per-direction bandwidth of the chip towards the group (W; a mesh: its links to the group)
     hop_s: float  # latency of one step (one hop)
     base_s: float  # fixed software latency per collective
+    mesh: bool = False  # one direct link to each peer (``chip_Bps`` is the group's p - 1 of them)
 
     @property
     def side_Bps(self) -> float:
@@ -149,6 +155,8 @@ class Group:
     @property
     def link_Bps(self) -> float:
         """Per-direction bandwidth of the link to one neighbour (the whole W through a switch)."""
+        if self.mesh:
+            return self.chip_Bps / (self.chips - 1)
         return self.chip_Bps if self.switched else self.chip_Bps / (2 * self.dims)
 
     def distance(self, rank: int) -> int:
@@ -173,7 +181,15 @@ def group_of(chip: HardwareConfig, chips: int) -> Group:
     if topology in TORUS_DIMS:
         dims = TORUS_DIMS[topology]
         return Group(chips, False, torus_shape(chips, dims), dims, usable, chip.link_latency_s, base)
+    if topology is Topology.mesh:
+        share = mesh_share(chips, chip.max_chips)
+        return Group(chips, True, (chips,), 1, usable * share, chip.link_latency_s, base, mesh=True)
     return Group(chips, topology is Topology.switch, (chips,), 1, usable, chip.link_latency_s, base)
+
+
+def mesh_share(chips: int, max_chips: int) -> float:
+    """The share of a mesh chip's links that join it to the other chips of a group of ``chips``: p-1 of N-1."""
+    return (chips - 1) / (max_chips - 1) if max_chips > 1 else 1.0
 
 
 # Algorithms ---------------------------------------------------------------------------------
@@ -233,7 +249,7 @@ def allreduce_options(chip: HardwareConfig, nbytes: float, chips: int,
         CollectiveAlgorithm.ring: _half_ring(g, nbytes, twice=True),
         CollectiveAlgorithm.tree: _tree(g, nbytes),
     }
-    if g.switched and chip.switch_reduction and in_switch:
+    if g.switched and not g.mesh and chip.switch_reduction and in_switch:
         options[CollectiveAlgorithm.in_switch] = _in_switch(g, nbytes)
     return {name: _ramped(chip, nbytes, option) for name, option in options.items()}
 

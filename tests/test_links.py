@@ -21,6 +21,7 @@ from hwmodels.links import (
     Collective,
     CollectiveError,
     allreduce_options,
+    bandwidth_ramp,
     collective_time,
     torus_shape,
 )
@@ -100,6 +101,33 @@ def test_torus_allreduce_is_dimension_ordered():
     check(cost(fabric("torus2d"), "allreduce", 8, algorithm="ring"), 8, 9 / 4 * B)
     # prime group: one ring along one dimension, with that dimension's W/2
     check(cost(fabric("torus2d"), "allreduce", 7, algorithm="ring"), 12, 2 * 2 * 6 / 7 * B)
+
+
+@pytest.mark.parametrize("p", [2, 4, 8])
+def test_a_mesh_reaches_a_group_over_its_links_to_the_group(p):
+    """Fully connected 8 chips (MI300X): W over 7 peer links; a group of p uses p-1 of them."""
+    mesh, switch = fabric("mesh", chips=8), fabric("switch", chips=8)
+    share = (p - 1) / 7
+    check(cost(mesh, "allreduce", p, algorithm="ring"), 2 * (p - 1), 2 * (p - 1) / p * B / share, "ring")
+    check(cost(mesh, "allreduce", p, algorithm="tree"), 2 * math.ceil(math.log2(p)), 2 * B / share, "tree")
+    check(cost(mesh, "allgather", p), p - 1, (p - 1) / p * B / share, "ring")
+    check(cost(mesh, "alltoall", p), p - 1, B / p * 7, "pairwise")  # B/p to each peer over its own link
+    check(cost(mesh, "sendrecv", p), 1, 7 * B, "p2p")  # one link, whatever the group
+    if p == 8:  # the whole mesh drives every link, as a switch would
+        assert cost(mesh, "allreduce", 8).seconds == pytest.approx(cost(switch, "allreduce", 8).seconds)
+    assert "in_switch" not in [a.value for a in allreduce_options(fabric("mesh", chips=8, switch_reduction=True), B, p)]
+
+
+def test_the_amd_and_gaudi_boards_are_meshes():
+    """One peer gets one link: 64 GB/s per direction on MI300X, 3 x 25 GB/s on Gaudi 3 (their presets' sources)."""
+    from sim.config.compose import compose_config
+
+    for name, peer_GBps in (("mi300x", 64.0), ("mi325x", 64.0), ("mi355x", 76.8), ("gaudi3", 75.0)):
+        chip = compose_config([f"hardware={name}"])[1].hardware
+        assert chip.topology is Topology.mesh
+        one = collective_time(chip, "sendrecv", 1e9, 2)
+        assert one.algorithm == "p2p"
+        assert 1e9 / one.transfer_s == pytest.approx(peer_GBps * 1e9 * chip.link_efficiency / bandwidth_ramp(chip, 1e9))
 
 
 @pytest.mark.parametrize("kind", ["allgather", "reducescatter"])

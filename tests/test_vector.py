@@ -26,7 +26,7 @@ from sim.studies.sweep.vector_table import result_table
 
 TOL = 1e-9
 PRESETS = [("llama2_7b", "a100_80gb", 1), ("llama2_13b", "h100_sxm", 2), ("mistral_7b", "tpu_v5p", 4),
-           ("llama2_70b", "h100_sxm", 8), ("llama3_8b", "mi300x", 1), ("mixtral_8x7b", "h200", 2)]
+           ("llama2_70b", "h100_sxm", 8), ("llama3_8b", "mi300x", 2), ("mixtral_8x7b", "h200", 2)]
 
 
 @functools.cache

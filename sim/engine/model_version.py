@@ -34,8 +34,12 @@ History:
      cache a chip holds with pipeline parallelism (pp engines' caches), and log speculative verify chunks as
      decodes; guaranteed admission reserves the drafts' blocks of a speculative request, and a speculative run's
      activation workspace holds the k verified tokens of every decode a step may have. Step costs unchanged.
+  10: fully connected boards (MI300X, MI325X, MI355X, Gaudi 3) are a ``mesh``, not a switch: a group of p of the
+     N chips reaches its peers over p-1 of the N-1 links and a send to one peer has one link, so their tp < 8
+     collectives and pipeline sends are slower (8-chip collectives unchanged); their scale-up fabric is priced
+     as direct links, not switch silicon.
 """
 
 from __future__ import annotations
 
-MODEL_VERSION = 9
+MODEL_VERSION = 10

@@ -18,7 +18,7 @@ import dataclasses
 
 import numpy as np
 
-from hwmodels.chip import CollectiveAlgorithm, GemmSchedule
+from hwmodels.chip import CollectiveAlgorithm, GemmSchedule, Topology
 from hwmodels.compute import MIN_SPLIT_DEPTH, SK_K_TILE_BYTES, SK_MIN_ITERS, SPLIT_K, core_tiles
 from hwmodels.energy import SRAM_PASSES_PER_HBM_BYTE
 from hwmodels.links import Collective, _alltoall, _half_ring, _in_switch, _sendrecv, _tree, group_of
@@ -183,7 +183,7 @@ def _options(chips: ChipArrays, kind: Collective, nbytes: float, p: int, in_swit
     if kind is Collective.allreduce:
         found = [(CollectiveAlgorithm.ring, _terms(g, _half_ring, nbytes, "ring", True)),
                  (CollectiveAlgorithm.tree, _terms(g, _tree, nbytes))]
-        if g.switched and rep.switch_reduction and in_switch:
+        if g.switched and not g.mesh and rep.switch_reduction and in_switch:
             found.append((CollectiveAlgorithm.in_switch, _terms(g, _in_switch, nbytes)))
         choice = CollectiveAlgorithm(rep.allreduce_algorithm)
         if choice is CollectiveAlgorithm.auto:
@@ -204,6 +204,7 @@ def collective_columns(chips: ChipArrays, ops: list, in_switch: bool):
     lat, transfer, wire = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     usable = chips.link_bandwidth_Bps * chips.link_efficiency
     base, hop = chips.collective_latency_us * 1e-6, chips.link_latency_s
+    mesh = Topology(chips.rep.topology) is Topology.mesh
     for j, op in enumerate(ops):
         nbytes, p = op.comm_bytes, op.comm_chips
         if np.any(p > chips.max_chips):
@@ -214,12 +215,14 @@ def collective_columns(chips: ChipArrays, ops: list, in_switch: bool):
             ramp = np.sqrt(1.0 + np.exp(2 * chips.link_ramp_exponent * (np.log(chips.link_saturation_MB * 1e6)
                                                                         - np.log(nbytes))))
         ramp = np.where(chips.link_ramp_exponent == 0, 1.0, ramp)
+        # a mesh reaches the group over p - 1 of its max_chips - 1 links (hwmodels/links.py group_of)
+        group_Bps = usable * ((p - 1) / (chips.max_chips - 1)) if mesh else usable  # p <= max_chips, checked
         best_s = None
         for const, steps, unit_t, bytes_, _ in _options(chips, _COLLECTIVE[op.kind], nbytes, p, in_switch):
             latency = base + steps * hop
             if const:
                 latency = latency + const
-            moved = unit_t / usable * ramp
+            moved = unit_t / group_Bps * ramp
             seconds = latency + moved
             take = np.ones(chips.size, bool) if best_s is None else seconds < best_s
             best_s = seconds if best_s is None else np.where(take, seconds, best_s)
