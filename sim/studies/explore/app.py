@@ -85,7 +85,8 @@ def run_outputs(chosen: list, raw: list) -> tuple:
         return (state, None, [], command(out.overrides) if out.overrides else "", note, note, note,
                 out.errors.get(GENERAL, ""), *errors, *readouts)
     rows = headline(out.summary, kind)
-    current = {"headline": rows, "overrides": out.overrides, "command": command(out.overrides)}
+    current = {"headline": rows, "overrides": out.overrides, "command": command(out.overrides),
+               "values": {key: format_value(value) for key, value in state["values"].items()}}
     if out.records:
         cfg = out.result.cfg
         title = f"roofline: {cfg.model.name} on {cfg.hardware.name}, batch {cfg.workload.batch}"
@@ -196,7 +197,8 @@ def _other_callbacks(app: dash.Dash) -> None:
     def _compare(pinned, current):
         if not pinned or not current:
             return compare_table([], [])
-        return compare_table(compare(pinned, current), changed_settings(pinned["overrides"], current["overrides"]))
+        return compare_table(compare(pinned, current), changed_settings(pinned["overrides"], current["overrides"],
+                                                                        pinned.get("values"), current.get("values")))
 
 
 def _download_callbacks(app: dash.Dash) -> None:

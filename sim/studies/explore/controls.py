@@ -56,11 +56,11 @@ class Control:
 CONTROLS: tuple[Control, ...] = (
     Control("hardware.hbm_bandwidth_GBps", "HBM bandwidth", "GB/s", "slider", 100, 16000, log=True),
     Control("hardware.freq_GHz", "clock", "GHz", "slider", 0.25, 4.0, 0.05),
-    Control("hardware.num_cores", "cores", "cores", "slider", 1, 256, integer=True, log=True),
+    Control("hardware.num_cores", "cores", "cores", "slider", 1, 1024, integer=True, log=True),
     Control("hardware.sram_MiB", "on-chip SRAM", "MiB", "slider", 1, 1024, log=True),
     Control("hardware.link_bandwidth_GBps", "link bandwidth (per direction)", "GB/s", "slider", 10, 2000, log=True),
     Control("workload.batch", "batch", "sequences", "box", 1, 4096, integer=True, batch_only=True),
-    Control("workload.prompt_tokens", "prompt length", "tokens", "box", 1, 131072, integer=True),
+    Control("workload.prompt_tokens", "prompt length", "tokens", "box", 1, 1 << 20, integer=True),
     Control("workload.decode_tokens", "output length", "tokens", "box", 1, 32768, integer=True),
     Control("parallel.tp", "tensor parallelism", "chips", "box", 1, 64, integer=True),
     Control("workload.rate_per_s", "request rate", "requests/s", "box", 0.01, 1e6, serving=True),
@@ -162,7 +162,8 @@ def slider_position(control: Control, value: float) -> float:
 
 
 def slider_value(control: Control, position: float) -> float | int:
-    """The value at a slider ``position``, rounded to 3 significant figures (whole for integers)."""
+    """The value at a slider ``position``, rounded to 4 significant figures (whole for integers): a preset's
+    datasheet value (1555 GB/s, 537.6 GB/s) comes back as itself, not as a nearby round number."""
     value = 10 ** position if control.log else position
-    value = float(f"{value:.3g}") if control.log else round(value, 6)
+    value = float(f"{value:.4g}") if control.log else round(value, 6)
     return int(round(value)) if control.integer else value

@@ -72,12 +72,20 @@ def compare(pinned: dict, current: dict) -> list[dict]:
     return rows
 
 
-def changed_settings(pinned_overrides: list[str], current_overrides: list[str]) -> list[str]:
-    """What differs between two designs, as override texts (``key: pinned -> current``)."""
+def changed_settings(pinned_overrides: list[str], current_overrides: list[str], pinned_values: dict | None = None,
+                     current_values: dict | None = None) -> list[str]:
+    """What differs between two designs, as override texts (``key: pinned -> current``). A setting one design
+    leaves at its preset shows the preset's value from that design's ``*_values`` (control key -> value as
+    written in an override), else the word preset."""
     a = dict(o.split("=", 1) for o in pinned_overrides)
     b = dict(o.split("=", 1) for o in current_overrides)
     keys = list(dict.fromkeys([*a, *b]))
-    return [f"{k}: {a.get(k, 'preset')} -> {b.get(k, 'preset')}" for k in keys if a.get(k) != b.get(k)]
+
+    def shown(over: dict, values: dict | None, key: str) -> str:
+        return over.get(key) or (values or {}).get(key) or "preset"
+
+    return [f"{k}: {shown(a, pinned_values, k)} -> {shown(b, current_values, k)}" for k in keys
+            if a.get(k) != b.get(k)]
 
 
 def csv_text(frame: pd.DataFrame) -> str:
