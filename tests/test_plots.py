@@ -126,6 +126,25 @@ def test_a_variant_chip_its_checks_reject_is_a_failed_row(config):
     assert (table["status"] == "ok").sum() == len(table) - 1
 
 
+def test_rankings_list_free_gains_apart_from_changes_worth_their_price():
+    """A change that costs nothing cannot be ranked per $ (its gain per $ is infinite): it gets its own list, and
+    a tiny gain at a tiny price does not hide a large one at a moderate price."""
+    from sim.studies.sweep.sensitivity import rankings
+
+    row = dict(status="ok", kind="hardware", change="+10%", gain_per_kusd=None, gain_per_100mm2=None)
+    table = pd.DataFrame([
+        {**row, "parameter": "hbm", "gain_pct": 7.5, "d_cost_usd": 83.0, "d_area_mm2": 0.0, "gain_per_kusd": 90.4},
+        {**row, "parameter": "cores", "gain_pct": 0.05, "d_cost_usd": 64.0, "d_area_mm2": 51.0, "gain_per_kusd": 0.75,
+         "gain_per_100mm2": 0.09},
+        {**row, "parameter": "clock", "gain_pct": 1.1, "d_cost_usd": 0.0, "d_area_mm2": 0.0},
+        {**row, "parameter": "sram", "gain_pct": -0.1, "d_cost_usd": 0.0, "d_area_mm2": 0.0},
+        {**row, "parameter": "batch", "kind": "software", "gain_pct": 90.0, "d_cost_usd": None, "d_area_mm2": None},
+    ])
+    ranked = {name: list(rows["parameter"]) for name, rows in rankings(table).items()}
+    assert ranked == {"gain": ["batch", "hbm", "clock", "cores"], "per $1,000": ["hbm", "cores"],
+                      "per 100 mm^2": ["cores"], "gain at no extra cost or area": ["clock"]}
+
+
 @pytest.mark.slow
 def test_chrome_trace_lays_out_every_layer(config, tmp_path):
     cfg = config("hardware=teaching_npu", "workload.prompt_tokens=64", "workload.decode_tokens=5")

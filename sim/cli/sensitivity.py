@@ -51,9 +51,11 @@ def main(argv: list[str] | None = None) -> None:
     for row in table[table["status"] == "failed"].itertuples():
         print(f"  failed  {row.parameter} {row.change}: {row.reason}")
     print("\n  gain_pct: % better; d_*: what the change costs (die area, maximum power, cost to make);"
-          "\n  gain_per_kusd / gain_per_100mm2: % gained per $1,000 / per 100 mm^2 it costs")
+          "\n  gain_per_kusd / gain_per_100mm2: % gained per $1,000 / per 100 mm^2 it costs; each best-by list gives "
+          "the gain in brackets")
     for name, rows in rankings(table).items():
-        listed = ", ".join(f"{r.parameter.removeprefix('hardware.')} {r.change}" for r in rows.itertuples())
+        listed = ", ".join(f"{r.parameter.removeprefix('hardware.')} {r.change} ({r.gain_pct:+.3g} %)"
+                           for r in rows.itertuples())
         print(f"  best by {name}: {listed or '-'}")
     print(f"\n  outputs  {out}/ (sensitivity.csv, sensitivity.parquet, sensitivity.png)")
 
