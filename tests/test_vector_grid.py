@@ -74,3 +74,13 @@ def test_a_rate_given_at_the_clock_with_a_swept_clock_is_composed_point_by_point
     assert table.attrs["vectorised"] == 0
     composed = summarize(simulate(make_config(*given, "hardware.freq_GHz=2.0")))["ttft_s"]
     assert table["ttft_s"].tolist()[1] == composed
+
+
+def test_the_grid_command_says_why_points_failed(tmp_path, capsys):
+    """'(1 failed)' alone left the user to open the table; the command names a reason."""
+    from sim.cli.grid import main
+
+    main(["model=llama2_70b", "hardware=a100_80gb", "fidelity=analytic", "workload.decode_tokens=2",
+          "parallel.tp=1,2", "--no-report", "--out", str(tmp_path / "g")])
+    out = capsys.readouterr().out
+    assert "2 points (1 failed)" in out and "why, e.g. point 0: " in out and "does not fit" in out

@@ -62,6 +62,11 @@ def main(argv: list[str] | None = None) -> None:
         table = run_grid(fixed, axes, out, args.jobs)
         failed = int((table["status"] != "ok").sum())
         print(f"llmsim-grid: {len(table)} points ({failed} failed) in {out}/{_paths(table)}")
+        if failed and failed < len(table):
+            reasons = table.loc[table["status"] != "ok", "reason"].astype(str)
+            print(f"  why, e.g. point {reasons.index[0]}: {reasons.iloc[0].splitlines()[0]}"
+                  f"{f' ({reasons.nunique()} distinct reasons)' if reasons.nunique() > 1 else ''}; every point's "
+                  "reason is in the table's reason column")
         if failed == len(table):
             raise ReportError(f"every point failed; first reason: {table['reason'].iloc[0]}")
         if not args.no_report:
