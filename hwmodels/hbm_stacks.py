@@ -70,4 +70,4 @@ def stacks_note(given: int | None, needed: int, generation: HbmGeneration, bandw
     count = f"{needed} stack{'s' if needed != 1 else ''}"
     if given is None:
         return f"{count} derived from {why}"
-    return f"{count} derived from {why} (hardware.hbm_stacks={given} cannot deliver them)"
+    return f"{count} derived from {why} (the chip's {given}, hardware.hbm_stacks, cannot deliver them)"

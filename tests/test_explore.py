@@ -261,3 +261,16 @@ def test_an_ipv6_host_is_bound_as_ipv6():
         pytest.skip("IPv6 loopback not configured")
     assert 0 < free_port("::1", 0) < 65536 and 0 < free_port("127.0.0.1", 0) < 65536
     assert 0 < free_port("", 0) < 65536  # every interface, as before
+
+
+def test_a_bandwidth_that_needs_more_hbm_stacks_says_so_beside_the_area(state):
+    """The console prints the derived stack count; the page showed the area double without a word (review)."""
+    from sim.studies.explore.layout import headline_cards
+    from sim.studies.explore.readouts import headline
+
+    out = evaluate(_with(state, hardware__hbm_bandwidth_GBps=2000.0))
+    area = next(r for r in headline(out.summary, "single_batch") if r["name"] == "chip_area_mm2")
+    assert "stacks derived from 2,000 GB/s" in area["note"]
+    assert "note-chip_area_mm2" in str(headline_cards([area]))
+    plain = evaluate(state)
+    assert all(not r["note"] for r in headline(plain.summary, "single_batch"))

@@ -50,7 +50,7 @@ def test_stacks_follow_bandwidth_and_capacity_and_the_summary_says_so():
     # teaching chip, HBM2 (at most 311.04 GB/s and 8 GiB = 8.59 GB per stack): 2,000 GB/s needs
     # ceil(2000 / 311.04) = 7 stacks, more than the preset's 4.
     chip = load_hardware("teaching_npu", hbm_bandwidth_GBps=2000.0)
-    assert chip.hbm_stacks == 7 and "hardware.hbm_stacks=4 cannot deliver them" in chip.hbm_stacks_note
+    assert chip.hbm_stacks == 7 and "the chip's 4, hardware.hbm_stacks, cannot deliver them" in chip.hbm_stacks_note
     assert load_hardware("teaching_npu").hbm_stacks_note == ""
     # 60 GB needs ceil(60 / 8.59) = 7 stacks; HBM3e (38.65 GB): 2
     assert load_hardware("teaching_npu", hbm_capacity_GB=60.0).hbm_stacks == 7

@@ -120,7 +120,10 @@ def page(state: dict) -> html.Div:
 def headline_cards(rows: list[dict]) -> list[html.Div]:
     """One card per headline figure; each value's id is ``out-<metric>`` for tests and screen readers."""
     return [html.Div([html.Div(r["label"], style={"fontSize": "12px", "color": "#555"}),
-                      html.Div(r["text"], id=f"out-{r['name']}", style={"fontSize": "20px"})], style=CARD)
+                      html.Div(r["text"], id=f"out-{r['name']}", style={"fontSize": "20px"}),
+                      *([html.Div(f"HBM: {r['note']}", id=f"note-{r['name']}", style={"fontSize": "11px",
+                                                                                       "color": "#555"})]
+                        if r.get("note") else [])], style=CARD)
             for r in rows]
 
 

@@ -43,9 +43,11 @@ def fmt_metric(name: str, value) -> str:
 
 
 def headline(summary: dict, kind: str) -> list[dict]:
-    """One row per headline figure: ``name``, ``label``, ``value`` (raw) and ``text`` (formatted)."""
+    """One row per headline figure: ``name``, ``label``, ``value`` (raw), ``text`` (formatted) and ``note`` (what
+    the console prints beside it: the chip area's HBM stacks when they were derived, as a bandwidth slider may)."""
+    notes = {"chip_area_mm2": (summary.get("area") or {}).get("hbm_stacks_note") or ""}
     return [{"name": n, "label": SHORT.get(n, metric(n).title), "value": summary.get(n),
-             "text": fmt_metric(n, summary.get(n))} for n in HEADLINE[kind] if n in summary]
+             "text": fmt_metric(n, summary.get(n)), "note": notes.get(n, "")} for n in HEADLINE[kind] if n in summary]
 
 
 def compare(pinned: dict, current: dict) -> list[dict]:
