@@ -232,7 +232,10 @@ def test_the_search_prunes_what_does_not_fit_before_probing_and_caps_the_probes(
     assert knobs == [(16, cfg.scheduler.token_budget), (64, cfg.scheduler.token_budget // 4)]
     assert cands[0].capacity == max(c.capacity for c in cands) and cands[0].found is not None
     assert any(c.failure.startswith("not probed: over --max-layouts=3") for c in cands)
-    assert "pruned before probing" in cs.render_search(cands)
+    text = cs.render_search(cands)
+    assert "pruned before probing" in text
+    unrun = next(line for line in text.splitlines() if "not probed" in line)  # no capacity, not a capacity of 0
+    assert re.search(r"\s-\s+-\s+-\s", unrun) and " 0 " not in unrun
     with pytest.raises(RunError, match="max-layouts"):
         cs.search_layouts(cfg, 50, 50, max_layouts=0)
 

@@ -201,9 +201,11 @@ def why(c: Candidate, best: Candidate) -> str:
 def render_search(cands: list[Candidate]) -> str:
     """The ranking, with capacity per dollar and per watt, and why each loser loses."""
     best = cands[0]
-    lines = [f"  {'layout':<52} capacity/s  per $/h of chips  per kW   why it carries less"]
+    lines = [f"  {'layout':<52} {'requests/s':>10}  {'req/s per $/h':>16}  {'per kW':>6}   why it carries less "
+             "(-: not run)"]
     for c in cands:
         reason = "best" if c is best and c.found else why(c, best)
-        lines.append(f"  {c.name:<52} {c.capacity:>10.3g}  {c.per_usd_hour():>16.3g}  {c.per_watt() * 1e3:>6.3g}"
-                     f"   {reason}")
+        figures = (f"{c.capacity:>10.3g}  {c.per_usd_hour():>16.3g}  {c.per_watt() * 1e3:>6.3g}" if c.found
+                   else f"{'-':>10}  {'-':>16}  {'-':>6}")  # not probed or cannot run: no capacity, not zero
+        lines.append(f"  {c.name:<52} {figures}   {reason}")
     return "\n".join(lines)
