@@ -27,8 +27,10 @@ a GEMM library tiles it:
   2023); a core's share is at least ``SK_MIN_ITERS`` k-tiles of ``SK_K_TILE_BYTES``, so a
   shallow GEMM spreads over fewer cores.
 
-The tile size is chosen as an autotuner would: the candidate with the shortest time, so a
-small GEMM on a huge array wastes it and a large one runs close to peak.
+The tile size is chosen as an autotuner would: the candidate whose kernel runs shortest, the
+longer of its arrays' time and its operands' HBM time, plus a split-K reduction's HBM time and
+launch, so a small GEMM on a huge array wastes it, a large one runs close to peak, and a
+memory-bound one does not split k (ties between memory-bound candidates go to the faster arrays).
 """
 
 from __future__ import annotations
@@ -77,9 +79,16 @@ class Tiling:
     def seconds(self) -> float:
         return max(self.compute_s, self.sram_s)
 
-    def choice_s(self, chip: HardwareConfig) -> float:
-        """What an autotuner compares: the arrays' time plus the split-K reduction's HBM time."""
-        return self.seconds + self.partial_bytes / (chip.hbm_bandwidth_Bps * chip.hbm_efficiency)
+    def choice(self, chip: HardwareConfig, own_bytes: float) -> tuple[float, float]:
+        """What an autotuner compares, first to last: the kernel's time, the longer of its arrays' time and the HBM
+        time of ``own_bytes`` (the operands and output, moved however it is tiled), plus a split-K reduction's HBM
+        time and launch; then the arrays' time plus that HBM time (which breaks ties of memory-bound candidates:
+        the same kernel time, however fast their arrays)."""
+        hbm_bps = chip.hbm_bandwidth_Bps * chip.hbm_efficiency
+        floor = chip.hbm_latency_s + own_bytes / hbm_bps
+        launch = chip.kernel_overhead_s if self.partial_bytes else 0.0
+        reduce = self.partial_bytes / hbm_bps
+        return max(self.seconds, floor) + reduce + launch, self.seconds + reduce
 
 
 def core_tiles(chip: HardwareConfig) -> list[tuple[int, int]]:
@@ -106,23 +115,25 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
 
     ``operand_bytes`` is the width of A's elements as they stream from SRAM, ``b_bytes`` of B's
     (packed quantized weights are widened only inside the core); None: the same as A's.
-    Each candidate is timed with the same float operations as :meth:`Tiling.choice_s`; only the
-    best becomes a Tiling (a serving search tiles a few hundred distinct matmuls per chip).
+    Each candidate is timed with the same float operations as :meth:`Tiling.choice` (the operands and the output
+    moved once, ``own_bytes``, its HBM floor); only the best becomes a Tiling (a serving search tiles a few
+    hundred distinct matmuls per chip).
     ``memo`` (one chip's, kept by the caller): a candidate's tiles, waves and times depend on ``m`` only through
     its row tiles ``ceil(m / tile_m)``, which ``ceil(m / g)`` fixes for ``g`` the common divisor of the candidate
-    tile heights; only split-K partial sums grow with ``m`` itself. So the candidates are stored under ``ceil(m / g)``
+    tile heights; only split-K partial sums and the HBM floor grow with ``m`` itself (the floor ranks candidates
+    without partial sums as their arrays' time does). So the candidates are stored under ``ceil(m / g)``
     (the tiling itself where none splits K) and weighed again for another ``m`` of the same row tiles, with the
     same float operations (a serving run prices steps of thousands of distinct token counts).
     """
     b_bytes = operand_bytes if b_bytes is None else b_bytes
     rows, cols, arrays, cores = chip.array_rows, chip.array_cols, chip.arrays_per_core, chip.num_cores
-    sram_bps, hbm_bps, ideal = chip.sram_bandwidth_Bps, chip.hbm_bandwidth_Bps * chip.hbm_efficiency, chip.ideal
+    sram_bps = chip.sram_bandwidth_Bps
     key = None
     if memo is not None:
         key = (-(-m // _tile_step(rows, cols, arrays)), n, k, dtype, groups, operand_bytes, b_bytes)
         found = memo.get(key)
         if found is not None:
-            return found if isinstance(found, Tiling) else _best(found, m, n, groups, ideal, sram_bps, hbm_bps)
+            return found if isinstance(found, Tiling) else _best(found, chip, m, n, k, groups, operand_bytes, b_bytes)
     cycle_s = 1.0 / (chip.freq_Hz * chip.matmul_dtype_rate[dtype.value] * chip.matmul_efficiency)
     fill = rows + cols
     candidates = []  # (tile m, tile n, tiles, waves, compute s, SRAM s, split; 0 for stream-K), in the search order
@@ -141,30 +152,38 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
         if chip.gemm_schedule is GemmSchedule.stream_k and out_tiles % cores:
             candidates.append((tm, tn, *_stream_k_parts(chip, tm, tn, out_tiles, passes, k, cycle_s, operand_bytes,
                                                         b_bytes), 0))
-    tiling = _best(candidates, m, n, groups, ideal, sram_bps, hbm_bps)
+    tiling = _best(candidates, chip, m, n, k, groups, operand_bytes, b_bytes)
     if key is not None:
         memo[key] = candidates if any(c[6] > 1 for c in candidates) else tiling
     return tiling
 
 
-def _best(candidates: list[tuple], m: int, n: int, groups: int, ideal: bool, sram_bps: float, hbm_bps: float
-          ) -> Tiling:
-    """The first candidate with the least ``Tiling.choice_s``, the split-K partial sums added for this ``m``."""
+def own_bytes(m: int, n: int, k: int, groups: int, a_bytes: float, b_bytes: float) -> float:
+    """HBM bytes a matmul moves however it is tiled: A and B read and the output written once (in A's width)."""
+    return groups * (m * k * a_bytes + k * n * b_bytes + m * n * a_bytes)
+
+
+def _best(candidates: list[tuple], chip: HardwareConfig, m: int, n: int, k: int, groups: int, a_bytes: float,
+          b_bytes: float) -> Tiling:
+    """The first candidate with the least ``Tiling.choice``, the split-K partial sums added for this ``m``. A
+    memory-bound matmul gains nothing from splitting k (its arrays already wait for HBM) and would pay the
+    partial sums' traffic and a second launch, so it keeps its cores' tiles (an independent review found split-K
+    chosen for decode GEMMs, 1-3 % slower, and more cores or arrays making decode slower)."""
+    ideal, sram_bps, hbm_bps = chip.ideal, chip.sram_bandwidth_Bps, chip.hbm_bandwidth_Bps * chip.hbm_efficiency
+    latency, launch = chip.hbm_latency_s, chip.kernel_overhead_s
+    floor = latency + own_bytes(m, n, k, groups, a_bytes, b_bytes) / hbm_bps
     best: tuple | None = None
-    best_s = 0.0
+    best_key = (0.0, 0.0)
     for tm, tn, tiles, waves, compute, sram, split in candidates:
-        if not split:  # stream-K: no split-K partials
-            choice = max(compute, sram) + 0.0 / hbm_bps  # Tiling.choice_s
-            if choice < best_s:
-                best, best_s = (tm, tn, tiles, waves, compute, sram), choice
-            continue
         partials = split * m * n * groups * 4 * 2 if split > 1 else 0.0  # fp32 slices written, then read
-        if ideal:  # an idealised chip adds the partial sums on chip, through SRAM, in the same kernel
+        if ideal and split > 1:  # an idealised chip adds the partial sums on chip, through SRAM, in the same kernel
             sram += (split - 1) * m * n * groups * 4 * 2 / sram_bps
             partials = 0.0
-        choice = max(compute, sram) + partials / hbm_bps  # Tiling.choice_s
-        if best is None or choice < best_s:
-            best, best_s = (tm, tn, tiles, waves, compute, sram, partials), choice
+        seconds = max(compute, sram)
+        reduce = partials / hbm_bps
+        key = (max(seconds, floor) + reduce + (launch if partials else 0.0), seconds + reduce)  # Tiling.choice
+        if best is None or key < best_key:
+            best, best_key = (tm, tn, tiles, waves, compute, sram, partials), key
     return Tiling(*best)
 
 

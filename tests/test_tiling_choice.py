@@ -1,5 +1,5 @@
 """hwmodels.compute.tile_matmul picks, bit for bit, the first candidate tiling with the least
-``Tiling.choice_s``: the autotuner's rule, checked here against every candidate built as a Tiling."""
+``Tiling.choice``: the autotuner's rule, checked here against every candidate built as a Tiling."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwmodels.compute import MIN_SPLIT_DEPTH, SPLIT_K, Tiling, _stream_k, core_tiles, tile_matmul
+from hwmodels.compute import MIN_SPLIT_DEPTH, SPLIT_K, Tiling, _stream_k, core_tiles, own_bytes, tile_matmul
 from hwmodels.numerics import DType
 from tests.conftest import make_config
 
@@ -46,9 +46,10 @@ def test_the_fastest_candidate_first_in_order(name, schedule, ideal, m, n, k, gr
     chip = dataclasses.replace(CHIPS[name], gemm_schedule=schedule, ideal=ideal)
     dtype = chip.matmul_dtype(DType.bf16)
     got = tile_matmul(chip, m, n, k, dtype, groups, a_bytes, b_bytes)
+    own = own_bytes(m, n, k, groups, a_bytes, b_bytes)
     best = None
     for cand in candidates(chip, m, n, k, dtype, groups, a_bytes, b_bytes):
-        if best is None or cand.choice_s(chip) < best.choice_s(chip):
+        if best is None or cand.choice(chip, own) < best.choice(chip, own):
             best = cand
     assert got == best
 
@@ -98,5 +99,17 @@ def test_more_arrays_per_core_never_slow_a_gemm(name, schedule, arrays, m, n, k,
     chip = dataclasses.replace(CHIPS[name], gemm_schedule=schedule, arrays_per_core=arrays, num_dies=8)  # in reticles
     more = dataclasses.replace(chip, arrays_per_core=arrays + 1)
     dtype = chip.matmul_dtype(DType.bf16)
-    assert tile_matmul(more, m, n, k, dtype, groups).choice_s(more) <= tile_matmul(chip, m, n, k, dtype,
-                                                                                   groups).choice_s(chip)
+    own = own_bytes(m, n, k, groups, 2.0, 2.0)
+    assert tile_matmul(more, m, n, k, dtype, groups).choice(more, own)[0] <= \
+        tile_matmul(chip, m, n, k, dtype, groups).choice(chip, own)[0] * (1 + 1e-12)
+
+
+def test_a_memory_bound_decode_gemm_does_not_split_k():
+    """Batch-1 decode's 4096 x 11008 projection on H100 is HBM-bound: splitting k would idle no array less of
+    the time that matters and add the partial sums' traffic and a reduction launch (review: TPOT 1 % slower)."""
+    chip = CHIPS["h100_sxm"]
+    got = tile_matmul(chip, 1, 11008, 4096, DType.bf16)
+    assert got.partial_bytes == 0.0
+    # a compute-bound small-output GEMM with a deep k still shares k out over the cores
+    wide = dataclasses.replace(chip, gemm_schedule="waves")
+    assert tile_matmul(wide, 128, 128, 65536, DType.bf16).partial_bytes > 0

@@ -38,8 +38,12 @@ History:
      N chips reaches its peers over p-1 of the N-1 links and a send to one peer has one link, so their tp < 8
      collectives and pipeline sends are slower (8-chip collectives unchanged); their scale-up fabric is priced
      as direct links, not switch silicon.
+  11: the tile chooser weighs what the kernel costs: the longer of its arrays' and its operands' HBM time, plus a
+     split-K reduction's HBM time and launch (it compared the arrays' time alone, so memory-bound decode GEMMs split
+     k and paid the partial sums and a second launch for nothing: 1-3 % slower decode, and more cores or arrays
+     could slow it); the A100 fit re-run on it (hbm_latency_us 0.937 -> 0, kernel_overhead_us 0.926 -> 1.881).
 """
 
 from __future__ import annotations
 
-MODEL_VERSION = 10
+MODEL_VERSION = 11

@@ -64,24 +64,46 @@ def tile_matmul(chips: ChipArrays, m, n, k, groups, a_bytes, b_bytes, rates) -> 
         sram = sram + (split - 1) * m * n * groups * 4 * 2 / sram_bw
         partials = np.zeros(partials.shape)
     seconds = np.maximum(compute, sram)
-    choice = seconds + partials / (chips.hbm_bandwidth_Bps * chips.hbm_efficiency)[:, None]
-    choice = np.where(valid, choice, np.inf)
     if rep.gemm_schedule is GemmSchedule.stream_k:
         sk_compute, sk_sram = _stream_k(chips, tm[:, 0], tn[:, 0], out_tiles[:, 0], passes[:, 0], k, cycle_s,
                                         a_bytes, b_bytes)
         sk_seconds = np.maximum(sk_compute, sk_sram)[:, None]
-        sk_choice = np.where(out_tiles % cores != 0, sk_seconds, np.inf)
-        seconds = np.concatenate([seconds, sk_seconds], axis=1)
-        choice = np.concatenate([choice, sk_choice], axis=1)
-        partials = np.concatenate([np.broadcast_to(partials, choice[:, :-1].shape),
-                                   np.zeros(sk_choice.shape)], axis=1)
-    shape = choice.shape
-    flat = choice.reshape(shape[0] * shape[1], *shape[2:])
-    best = np.argmin(flat, axis=0)[None]
+        shape = np.broadcast_shapes(seconds.shape, partials.shape, valid.shape)
+        seconds = np.concatenate([np.broadcast_to(seconds, shape), sk_seconds], axis=1)
+        partials = np.concatenate([np.broadcast_to(partials, shape), np.zeros(sk_seconds.shape)], axis=1)
+        valid = np.concatenate([np.broadcast_to(valid, shape), out_tiles % cores != 0], axis=1)
+    first, second = tiling_choice(chips, seconds, partials, own_bytes(m, n, k, groups, a_bytes, b_bytes))
+    shape = np.broadcast_shapes(first.shape, valid.shape)
+    first, second = (np.where(valid, x, np.inf).reshape(shape[0] * shape[1], *shape[2:]) for x in (first, second))
+    best = lexical_argmin(first, second)[None]
     pick = np.take_along_axis
-    seconds = pick(np.broadcast_to(seconds, shape).reshape(flat.shape), best, axis=0)[0]
-    partial = pick(np.broadcast_to(partials, shape).reshape(flat.shape), best, axis=0)[0]
+    seconds = pick(np.broadcast_to(seconds, shape).reshape(first.shape), best, axis=0)[0]
+    partial = pick(np.broadcast_to(partials, shape).reshape(first.shape), best, axis=0)[0]
     return seconds, partial
+
+
+def tiling_choice(chips: ChipArrays, seconds: np.ndarray, partials: np.ndarray, own, on=slice(None)
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """hwmodels.compute.Tiling.choice of candidates whose last two axes are (points ``on``, matmuls): the kernel's
+    time (the longer of the arrays' and the HBM time of ``own`` bytes per matmul, plus a split's partial sums'
+    HBM time and launch), then the arrays' time plus that HBM time, with the same float operations."""
+    hbm = (chips.hbm_bandwidth_Bps * chips.hbm_efficiency)[on][:, None]
+    floor = chips.hbm_latency_s[on][:, None] + own / hbm
+    reduce = partials / hbm
+    first = np.maximum(seconds, floor) + reduce + np.where(partials != 0, chips.kernel_overhead_s[on][:, None], 0.0)
+    return first, seconds + reduce
+
+
+def lexical_argmin(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Along axis 0: the first position with the least ``first``, ties broken by the least ``second`` (the scalar
+    loop's "a strictly smaller (first, second) replaces")."""
+    least = first.min(axis=0)
+    return np.argmin(np.where(first == least, second, np.inf), axis=0)
+
+
+def own_bytes(m, n, k, groups, a_bytes, b_bytes):
+    """hwmodels.compute.own_bytes per matmul."""
+    return groups * (m * k * a_bytes + k * n * b_bytes + m * n * a_bytes)
 
 
 def _stream_k(chips, tm, tn, out_tiles, passes, k, cycle_s, a_bytes, b_bytes):

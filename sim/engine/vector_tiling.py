@@ -2,9 +2,10 @@
 
 ``vector_parts.tile_matmul`` costs every candidate tiling (core tile x split-K, and stream-K) of every
 matmul on every chip: arrays of candidates x points x matmuls, most of which never win. A candidate's
-cost on a chip is ``max(C x cycle_s, S / sram_bw) + Q / hbm_bw`` with ``C`` (cycles), ``S`` (SRAM
-bytes) and ``Q`` (split-K partial bytes) fixed by the matmul, the tile and the chip's core count
-alone. So for each distinct core count this module computes ``C, S, Q`` once per candidate, drops
+cost on a chip is ``Tiling.choice``, a function of ``max(C x cycle_s, S / sram_bw)`` and ``Q`` that grows
+with each (the kernel's time, its HBM traffic overlapped; then the arrays' time plus ``Q / hbm_bw``), with
+``C`` (cycles), ``S`` (SRAM bytes) and ``Q`` (split-K partial bytes) fixed by the matmul, the tile and the
+chip's core count alone. So for each distinct core count this module computes ``C, S, Q`` once per candidate, drops
 each candidate that an *earlier* valid one beats or ties on all three (rounding is monotone, so on
 every chip the earlier one costs no more, and the scalar loop's "strictly faster replaces" keeps the
 earlier of equals), and costs the few left on the chips. The winner and its figures are the dense
@@ -20,7 +21,7 @@ import numpy as np
 from hwmodels.chip import GemmSchedule
 from hwmodels.compute import MIN_SPLIT_DEPTH, SK_K_TILE_BYTES, SK_MIN_ITERS, SPLIT_K, core_tiles
 from sim.engine.vector_chips import ChipArrays
-from sim.engine.vector_parts import _ceil_div, tile_matmul
+from sim.engine.vector_parts import _ceil_div, lexical_argmin, own_bytes, tile_matmul, tiling_choice
 
 
 def _candidates(rep, cores: np.float64, m, n, k, groups, a_bytes, b_bytes) -> tuple:
@@ -76,10 +77,12 @@ def choose_tiles(chips: ChipArrays, m, n, k, groups, a_bytes, b_bytes, rates) ->
         c, s, q, valid = _candidates(rep, cores, m, n, k, groups, a_bytes, b_bytes)
         if not all(np.all(np.isfinite(x)) for x in (c, s, q)):
             return tile_matmul(chips, m, n, k, groups, a_bytes, b_bytes, rates)
+        own = own_bytes(m, n, k, groups, a_bytes, b_bytes)
         for j in range(c.shape[1]):
             keep = _undominated(c[:, j], s[:, j], q[:, j], valid[:, j])
             sec = np.maximum(c[keep, j][:, None] * cycle_s[on, j], s[keep, j][:, None] / sram_bw[on])
-            best = np.argmin(sec + q[keep, j][:, None] / hbm[on], axis=0)
+            first, second = tiling_choice(chips, sec[:, :, None], q[keep, j][:, None, None], own[j], on)
+            best = lexical_argmin(first[:, :, 0], second[:, :, 0])
             seconds[on, j] = np.take_along_axis(sec, best[None], axis=0)[0]
             partial[on, j] = q[keep, j][best]
     return seconds, partial
