@@ -167,6 +167,22 @@ def test_an_edited_trace_is_simulated_again_not_reused(tmp_path):
         assert new != old
 
 
+def test_the_key_follows_the_contents_of_a_shipped_trace_named_by_workload_trace(tmp_path, monkeypatch):
+    """workload.trace=azure_code names a file in data/traces/; editing it reused the old results (review)."""
+    import shutil
+
+    import sim.serving.traces as traces
+
+    shutil.copytree(traces.DATA_DIR / "traces", tmp_path / "traces")
+    monkeypatch.setattr(traces, "DATA_DIR", tmp_path)
+    raw = compose_dict(["workload=serving", "workload.arrival=trace", "workload.trace=azure_code"])
+    before = point_key(raw)
+    assert point_key(raw) == before
+    shipped = tmp_path / "traces" / traces.TRACE_FILES[traces.TraceName.azure_code]
+    shipped.write_text(shipped.read_text().replace("\n", "\n", 1) + "\n")
+    assert point_key(raw) != before
+
+
 # Invalid Hugging Face configs ------------------------------------------------------------------
 LLAMA_SIZES = {"num_attention_heads": 32, "num_key_value_heads": 8, "hidden_size": 4096}
 BAD_HF = [

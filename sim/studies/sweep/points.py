@@ -38,14 +38,16 @@ from omegaconf import DictConfig, OmegaConf
 from sim.config.schema import run_fields
 from sim.engine.model_version import MODEL_VERSION
 from sim.output.files import TEMP_SUFFIX, atomic_write, code_version, read_json_object, remove_stale_temps
+from sim.serving.traces import trace_path
 from workloads.model import hf_config_file
 
 MARKERS = ".finished"
 # Files of a finished point that a re-run copies; summary.json last (its presence means done).
 RESULT_FILES = ("config.yaml", "ops.parquet", "ops.csv", "trace.json", "requests.parquet", "requests.csv",
                 "steps.parquet", "steps.csv", "serving.png", "summary.json")  # summary last: it marks a point done
-# Config fields that name a file the run reads, each with how to find the file from the value.
-INPUT_FILES = {"model.hf_config_path": hf_config_file, "workload.trace_path": Path}
+# Config fields that name a file the run reads, each with how to find the file from the value (a shipped trace by
+# its name too: editing data/traces/ must not reuse results of the old file).
+INPUT_FILES = {"model.hf_config_path": hf_config_file, "workload.trace_path": Path, "workload.trace": trace_path}
 
 
 def point_key(dcfg: DictConfig) -> str:
