@@ -356,3 +356,15 @@ def test_result_files_are_readable_by_others(tmp_path):
     assert {str(p.relative_to(tmp_path)): oct(mode(p)) for p in files if mode(p) != 0o644} == {}
     assert not [p for p in files if p.name.endswith(".tmp")]
     assert json.loads((sweep / "0" / "summary.json").read_text())["output_tokens_per_s"] > 0
+
+
+def test_a_nan_expert_imbalance_and_a_negative_seed_are_refused_in_words():
+    """parallel.moe_imbalance=nan passed its >= 1 check and failed deep in the MoE graph; seed=-1 reached numpy's
+    generator in a serving run (review): both tracebacks."""
+    from sim.config.checks import check_run
+
+    with pytest.raises(RunError, match=re.escape("parallel.moe_imbalance must be >= 1 (got nan)")):
+        make_config("parallel.moe_imbalance=nan")
+    for seed in (-1, 2**32):
+        with pytest.raises(RunError, match=re.escape(f"seed must be a whole number from 0 to 2^32 - 1 (got {seed})")):
+            check_run(make_config(f"seed={seed}"))

@@ -120,6 +120,19 @@ def test_nothing_feasible_names_the_constraint(tmp_path):
     assert (tmp_path / "s" / "trials.csv").exists()  # the infeasible trials are still written
 
 
+@pytest.mark.parametrize("spec, message", [
+    ({"low": 1.0, "high": float("inf")}, "search.space.hardware.freq_GHz.high must be a finite number (got inf)"),
+    ({"low": float("nan"), "high": 2.0}, "search.space.hardware.freq_GHz.low must be a finite number (got nan)"),
+    ({"low": 1.0, "high": 2.0, "step": float("inf")}, ".step must be a finite number"),
+])
+def test_a_range_end_that_is_not_finite_is_refused_in_words(spec, message):
+    """{low: 1, high: inf} ended in an Optuna traceback; {low: nan} read as 'the range is empty' (review)."""
+    from sim.studies.search.space import parse_space
+
+    with pytest.raises(SearchError, match=re.escape(message)):
+        parse_space({"hardware.freq_GHz": spec})
+
+
 @pytest.mark.parametrize("entry, message", [
     ({"hardware.freq_GHz": {"choices": ["abc", 2]}}, "search.space.hardware.freq_GHz: Value 'abc'"),
     ({"hardware.num_corez": {"low": 8, "high": 64, "step": 8}}, "(did you mean 'hardware.num_cores'?)"),

@@ -85,6 +85,38 @@ def test_rerun_skips_finished_points_and_retries_failed_ones(tmp_path):
     assert (tmp_path / "third" / "0" / "summary.json").exists()
 
 
+@pytest.mark.slow
+def test_a_sweep_folder_used_again_reports_only_the_new_sweep(tmp_path):
+    """A 4-point sweep, then a 2-point one in the same folder: the report held 4 rows, 2 of them the old sweep's,
+    all ok; and with sweep.report=false the old report stayed, describing points no longer there (review)."""
+    sweep = tmp_path / "sweep"
+    first = run_cli("-m", *SMALL, "workload.batch=1,2,3,4", f"hydra.sweep.dir={sweep}")
+    assert first.returncode == 0, first.stderr
+    quiet = run_cli("-m", *SMALL, "workload.batch=7,8", "sweep.report=false", f"hydra.sweep.dir={sweep}")
+    assert quiet.returncode == 0, quiet.stderr
+    assert not (sweep / "report").exists()  # the first sweep's report went with its points
+    second = run_cli("-m", *SMALL, "workload.batch=5,6", f"hydra.sweep.dir={sweep}")
+    assert second.returncode == 0, second.stderr
+    table = pd.read_parquet(sweep / "report" / "points.parquet")
+    assert list(table["workload.batch"]) == [5, 6] and list(table["status"]) == ["ok", "ok"]
+
+
+def test_a_point_a_stopped_sweep_never_started_is_a_missing_row(tmp_path):
+    """multirun.yaml says how many points the sweep has: the report lists those without a folder as missing
+    instead of reading as complete, and leaves out folders numbered past the count (an earlier sweep's)."""
+    from sim.studies.sweep.table import collect
+
+    saved = OmegaConf.create({"hydra": {"sweeper": {"params": {"workload.batch": "1,2,3"}},
+                                        "overrides": {"task": ["hardware=teaching_npu"]}}})
+    OmegaConf.save(saved, tmp_path / "multirun.yaml")
+    for n in (0, 5):  # point 0 finished; 5 is from an earlier, larger sweep
+        (tmp_path / str(n)).mkdir()
+        (tmp_path / str(n) / "failed.json").write_text(json.dumps({"reason": "x does not fit"}))
+    table = collect(tmp_path)
+    assert list(table["point"]) == [0, 1, 2] and list(table["status"]) == ["failed", "missing", "missing"]
+    assert "never started" in table.loc[1, "reason"]
+
+
 def test_point_key_ignores_what_does_not_change_results():
     base = compose_dict(SMALL)
     assert point_key(base) == point_key(compose_dict([*SMALL, "output.print_summary=true", "name=other",

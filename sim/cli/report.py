@@ -37,6 +37,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"llmsim-report: error: {err}", file=sys.stderr)
         sys.exit(2)
     print_written(written)
+    table = next((path for path in written.values() if path.name == "points.parquet"), None)
+    if table is not None:  # a sweep: say how much of it the report covers
+        import pandas as pd
+
+        status = pd.read_parquet(table, columns=["status"])["status"].value_counts()
+        if status.get("ok", 0) < status.sum():
+            parts = [f"{status.get(s, 0)} {what}" for s, what in (("ok", "ok"), ("failed", "failed"),
+                                                                  ("missing", "missing (not finished)"))
+                     if status.get(s, 0)]
+            print(f"llmsim-report: {status.sum()} points: {', '.join(parts)}")
 
 
 if __name__ == "__main__":

@@ -165,7 +165,13 @@ def _check_chip(cfg: RunConfig) -> None:
 # check_run's checks in order, each with the parts of the run config it reads: a batch of points
 # (sim/batch/vector.py) runs each check once per distinct set of those parts' objects.
 # tests/test_check_parts.py records what each check reads and fails on a part missing here.
+def _check_seed(cfg: RunConfig) -> None:
+    if not 0 <= cfg.seed < 2**32:  # numpy's generators take 0 .. 2^32 - 1
+        raise RunError(f"seed must be a whole number from 0 to 2^32 - 1 (got {cfg.seed})")
+
+
 CHECKS = (
+    (_check_seed, ("seed",)),
     (_check_tensor_split, ("model", "parallel")),
     (_check_pipeline, ("model", "parallel", "workload", "fidelity", "speculative", "runtime")),
     (_check_context_length, ("model", "workload")),

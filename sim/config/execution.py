@@ -64,7 +64,7 @@ class ParallelConfig:
                            "set parallel.overlap_comm=true with it, or leave it at 0")
         if self.moe_redundant_experts < 0:
             raise RunError(f"parallel.moe_redundant_experts must be >= 0 (got {self.moe_redundant_experts})")
-        if self.moe_imbalance is not None and self.moe_imbalance < 1:
+        if self.moe_imbalance is not None and not self.moe_imbalance >= 1:  # NaN too
             raise RunError(f"parallel.moe_imbalance must be >= 1 (got {self.moe_imbalance}); 1 means even routing")
         for key, limit, why in (
             ("tp", 1e6, "chips; the largest pods join 8,960"),

@@ -81,6 +81,10 @@ def parse_space(space: dict) -> list[Param]:
         if "low" not in spec or "high" not in spec:
             raise SearchError(f"{where} needs low and high (or choices)")
         low, high, step = spec["low"], spec["high"], spec.get("step")
+        for name, value in (("low", low), ("high", high), ("step", step)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise SearchError(f"{where}.{name} must be a finite number (got {value!r})")
         if not low <= high:
             raise SearchError(f"{where}: low={low} > high={high}: the range is empty")
         if step is not None and not step > 0:

@@ -109,13 +109,37 @@ def point_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(dirs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
 
 
+def expected_points(sweep_dir: Path) -> int | None:
+    """How many points the sweep last started in ``sweep_dir`` has (from Hydra's ``multirun.yaml``), or None."""
+    from omegaconf import OmegaConf
+
+    from sim.studies.sweep.callbacks import count_points
+
+    saved = Path(sweep_dir) / "multirun.yaml"
+    try:
+        return count_points(OmegaConf.load(saved)) if saved.is_file() else None
+    except Exception:  # noqa: BLE001 - an unreadable or foreign file: every point folder counts, as before
+        return None
+
+
 def collect(sweep_dir: Path) -> pd.DataFrame:
-    """The table of the sweep in ``sweep_dir``; ``attrs["params"]`` lists the parameter columns."""
+    """The table of the sweep in ``sweep_dir``; ``attrs["params"]`` lists the parameter columns. With Hydra's
+    ``multirun.yaml`` the table holds that sweep's points only: folders numbered past its count are an earlier
+    sweep's in the same folder (left out), and points it has no folder for were never started (rows "missing")."""
     sweep_dir = Path(sweep_dir)
     dirs = point_dirs(sweep_dir) if sweep_dir.is_dir() else []
+    total = expected_points(sweep_dir) if dirs else None
+    if total is not None:
+        dirs = [d for d in dirs if not d.name.isdigit() or int(d.name) < total]
     if not dirs:
         raise ReportError(f"{sweep_dir} holds no sweep points (folders with summary.json or failed.json)")
     rows = [read_point(d) for d in dirs]
+    if total is not None:
+        started = {row["point"] for row in rows}
+        rows += [{"point": n, "dir": str(n), "status": "missing", "reason": "never started (the sweep was stopped "
+                  "before it; run the same command again to finish)"} for n in range(total) if n not in started]
+        rows.sort(key=lambda row: (not isinstance(row["point"], int), row["point"] if isinstance(row["point"], int)
+                                   else 0, str(row["point"])))
     params: list[str] = []
     for d in dirs:
         overrides_file = d / ".hydra" / "overrides.yaml"
