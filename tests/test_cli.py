@@ -195,3 +195,15 @@ def test_a_setting_the_run_does_not_read_is_noted_in_one_line(tmp_path):
                    "workload.shared_prefix_tokens=400")
     assert proc.returncode == 0 and proc.stderr.strip() == \
         "llmsim: note: this run does not read workload.shared_prefix_tokens=400 (workload=serving only)", proc.stderr
+
+
+@pytest.mark.parametrize("command", ["grid", "sensitivity", "report", "calibrate", "capacity"])
+def test_an_empty_out_folder_is_refused_not_the_working_folder(command, capsys):
+    """--out "" became Path('.'): grid, sensitivity and report wrote into the working folder (review)."""
+    import importlib
+
+    main = importlib.import_module(f"sim.cli.{command}").main
+    with pytest.raises(SystemExit) as exit_:
+        main(["--out", "", *(["somewhere"] if command == "report" else [])])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and "--out: needs a folder, not an empty string" in err[0]

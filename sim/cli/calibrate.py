@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import sim.studies.calibrate as study
-from sim.cli.common import ArgumentParser, one_line_errors
+from sim.cli.common import ArgumentParser, folder_arg, one_line_errors
 from sim.config.paths import OutputDirError, output_dir
 from sim.output.files import atomic_write
 from sim.studies.holdout import holdout_table, leave_one_group_out
@@ -17,7 +17,7 @@ from sim.studies.holdout import holdout_table, leave_one_group_out
 def main(argv: list[str] | None = None) -> None:
     """Console entry point of ``llmsim-calibrate [--out DIR] [--dry-run] [--holdout]``."""
     parser = ArgumentParser(prog="llmsim-calibrate", description=study.__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, help="output folder (default results/calibration/<timestamp>)")
+    parser.add_argument("--out", type=folder_arg, help="output folder (default results/calibration/<timestamp>)")
     parser.add_argument("--dry-run", action="store_true", help="fit and print, write nothing")
     parser.add_argument("--holdout", action="store_true", help="also refit without each source (and each Vidur "
                         "model) and predict it: the leave-one-group-out report, <out>/holdout.csv (takes minutes)")

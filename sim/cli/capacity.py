@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from sim.cli.common import ArgumentParser, one_line_errors
+from sim.cli.common import ArgumentParser, folder_arg, one_line_errors
 
 
 @one_line_errors("llmsim-capacity")
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=study.BASE_REQUESTS, help="requests of a probe at first")
     parser.add_argument("--max-requests", type=int, default=study.MAX_REQUESTS,
                         help="requests of a probe at most (doubled until its p99s are precise)")
-    parser.add_argument("--out", type=Path, help="output folder (default results/capacity/<name>/<timestamp>)")
+    parser.add_argument("--out", type=folder_arg, help="output folder (default results/capacity/<name>/<timestamp>)")
     args = parser.parse_intermixed_args(argv)
     overrides = list(args.overrides)
     if not any(o.partition("=")[0].lstrip("+") == "workload" for o in overrides):

@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from hydra.errors import HydraException
@@ -94,3 +95,10 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+
+
+def folder_arg(text: str) -> Path:
+    """An ``--out`` folder: a path, never the empty string (argparse would make it '.', the working folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("needs a folder, not an empty string")
+    return Path(text)

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import sim.studies.sweep.grid as _study
-from sim.cli.common import ArgumentParser, one_line_errors
+from sim.cli.common import ArgumentParser, folder_arg, one_line_errors
 from sim.config.compose import compose_dict
 from sim.config.schema import WorkloadKind
 from sim.studies.sweep import ReportError
@@ -43,10 +43,10 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = ArgumentParser(prog="llmsim-grid", description=_study.__doc__.split("\n\n")[0])
     parser.add_argument("arguments", nargs="*", help="overrides and swept axes, as for llmsim -m")
-    parser.add_argument("--out", type=Path, help="output folder (default results/sweeps/<name>/<timestamp>_grid)")
+    parser.add_argument("--out", type=folder_arg, help="output folder (default results/sweeps/<name>/<timestamp>_grid)")
     parser.add_argument("--jobs", type=int, default=1, help="processes to spread the points over")
     parser.add_argument("--no-report", action="store_true", help="write the table only, no charts")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     try:
         for arg in args.arguments:
             check_override(arg)

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import sim.studies.sweep.report as _study
-from sim.cli.common import ArgumentParser, one_line_errors
+from sim.cli.common import ArgumentParser, folder_arg, one_line_errors
 from sim.config.paths import OutputDirError, output_dir
 from sim.studies.sweep import ReportError
 from sim.studies.sweep.report import make_report, print_written
@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metric", help="regime-map contours (default: sweep.metric or output_tokens_per_s)")
     parser.add_argument("--pareto", nargs=2, metavar=("X", "Y"), help="the two metrics of the Pareto front")
     parser.add_argument("--point", type=int, help="the point whose roofline and timeline to draw")
-    parser.add_argument("--out", type=Path, help="output folder (default <dir>/report for a sweep, <dir> for a run)")
+    parser.add_argument("--out", type=folder_arg,
+                        help="output folder (default <dir>/report for a sweep, <dir> for a run)")
     args = parser.parse_args(argv)
     try:
         if not args.dir.is_dir():

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import sim.studies.sweep.sensitivity as _study
-from sim.cli.common import ArgumentParser, one_line_errors
+from sim.cli.common import ArgumentParser, folder_arg, one_line_errors
 from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep import ReportError
 from sim.studies.sweep.sensitivity import FAILURES, rankings, sensitivities, write_sensitivity
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the base configuration")
     parser.add_argument("--metric", default="output_tokens_per_s", help="summary metric (dotted for nested keys)")
     parser.add_argument("--step", type=float, default=0.1, help="relative change of each hardware parameter")
-    parser.add_argument("--out", type=Path, help="output folder (default results/sensitivity/<name>/<timestamp>)")
+    parser.add_argument("--out", type=folder_arg, help="output folder (default results/sensitivity/<name>/<timestamp>)")
     args = parser.parse_intermixed_args(argv)
     try:
         for arg in args.overrides:
