@@ -368,3 +368,14 @@ def test_a_nan_expert_imbalance_and_a_negative_seed_are_refused_in_words():
     for seed in (-1, 2**32):
         with pytest.raises(RunError, match=re.escape(f"seed must be a whole number from 0 to 2^32 - 1 (got {seed})")):
             check_run(make_config(f"seed={seed}"))
+
+
+@pytest.mark.parametrize("name", ["../../zz", "", "a/b", ".."])
+def test_a_name_that_is_not_one_folder_is_refused(name):
+    """name=../../zz wrote the sweep outside results/sweeps; name= wrote it with no name level (review)."""
+    from sim.config.compose import compose_dict, to_app_config
+
+    with pytest.raises(RunError, match="must be one folder name"):
+        to_app_config(compose_dict([f"name={name}"]))
+    assert "must be one folder name" in check_sweep(OmegaConf.create({"name": name, "hydra": {
+        "sweeper": {"params": {}}, "overrides": {"task": ["workload.batch=1,2"]}}}))

@@ -131,9 +131,22 @@ class AppConfig(RunConfig):
     sweep: SweepConfig = field(default_factory=SweepConfig)
     search: SearchConfig = field(default_factory=SearchConfig)  # llmsim-search only (sim/studies/search/)
 
+    def __post_init__(self) -> None:
+        if problem := name_problem(self.name):
+            raise RunError(problem)
+
     def run_config(self) -> RunConfig:
         """The run's part of this config (the same part objects, not copies)."""
         return RunConfig(**{name: getattr(self, name) for name in run_fields()})
+
+
+def name_problem(name) -> str | None:
+    """Why ``name`` cannot name a folder under results/ (empty, a path, or '.'/'..'), or None."""
+    text = str(name)
+    if not text.strip() or "/" in text or "\\" in text or text in (".", ".."):
+        return (f"name={text!r} must be one folder name (it names results/sweeps/<name>/...): not empty, without "
+                "'/' and not '.' or '..'")
+    return None
 
 
 def run_fields() -> tuple[str, ...]:

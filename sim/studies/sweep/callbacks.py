@@ -142,6 +142,10 @@ def interrupted_line(sweep_dir: Path) -> str:
 
 def check_sweep(config: DictConfig) -> str | None:
     """Why the sweep of ``config`` should not start (no points, an unknown report metric), or None."""
+    from sim.config.schema import name_problem
+
+    if problem := name_problem(OmegaConf.select(config, "name", default="default")):
+        return problem
     if count_points(config) == 0:
         return "the sweep has no points: a swept value list or range() is empty (range(a,b,step) needs a < b " \
                "for step > 0)"
