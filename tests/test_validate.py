@@ -175,3 +175,23 @@ def test_trtllm_fp8_means_fp8_gemm_inputs_only():
                          _row(id="all8", kind="prefill", dtype="fp8", hardware="h100_sxm", devices=4, seq_len=2048)])
     ms = validate(rows)[0].set_index("id")["predicted_ms"]
     assert ms["all8"] < ms["trt"] < 1.5 * ms["all8"]
+
+
+def test_calibrating_on_unreadable_measurements_is_one_line(monkeypatch):
+    """An emptied or edited file of data/calibration ended llmsim-calibrate in a pandas or scipy traceback
+    (review): a FitError the command prints in one line, before any fit."""
+    import pandas as pd
+
+    import sim.studies.calibrate as study
+
+    def empty():
+        raise pd.errors.EmptyDataError("No columns to parse from file")
+
+    monkeypatch.setattr(study, "build_validation_set", empty)
+    with pytest.raises(study.FitError, match="could not be read as the shipped measurements .EmptyDataError"):
+        study.calibrate()
+    frame = pd.DataFrame([{"source": "vidur:x", "measured_ms": 0.1}, {"source": "llmcompass:matmul",
+                                                                      "measured_ms": float("nan")}])
+    monkeypatch.setattr(study, "build_validation_set", lambda: frame)
+    with pytest.raises(study.FitError, match=r"1 measured time\(s\) .* not finite positive numbers .*llmcompass"):
+        study.calibrate()

@@ -251,9 +251,20 @@ def calibrate() -> Calibration:
     """Build the validation set from data/calibration, fit the shared parameters, then the runtime's.
 
     Raises:
-        FitError: a parameter came out non-finite.
+        FitError: a file of data/calibration that cannot be read as its source's format, a measured time that is
+            not a finite positive number, or a parameter that came out non-finite.
     """
-    frame = build_validation_set()
+    try:
+        frame = build_validation_set()
+    except (OSError, ValueError, KeyError, IndexError, pd.errors.ParserError) as err:  # EmptyDataError: ValueError
+        raise FitError(f"{SOURCE} could not be read as the shipped measurements ({type(err).__name__}: "
+                       f"{str(err).splitlines()[0] if str(err) else err!r}); restore it from the repository") from None
+    measured = pd.to_numeric(frame["measured_ms"], errors="coerce")
+    bad = frame[~(np.isfinite(measured) & (measured > 0))]
+    if len(bad):
+        first = bad.iloc[0]
+        raise FitError(f"{len(bad)} measured time(s) in {SOURCE} are not finite positive numbers (the first: "
+                       f"{first['source']}, {first['measured_ms']!r} ms); restore the files from the repository")
     fitted = fit(frame)
     runtime = fit_runtime(frame, fitted)
     if not all(math.isfinite(v) for v in {**fitted, **runtime}.values()):
