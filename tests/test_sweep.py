@@ -224,10 +224,21 @@ def test_a_plain_value_on_the_command_line_pins_a_recipe_axis(tmp_path):
     ("linspace(1,2,3,4)", "linspace(start, stop, num) takes three numbers (got 4)"),
     ("geomspace(0,8000,4)", "geomspace needs num >= 1 and positive ends"),
     ("linspace(a,2,3)", "linspace(start, stop, num) needs numbers and a whole count"),
+    ("linspace(1000,inf,3)", "linspace(start, stop, num) needs finite ends"),  # was numpy warnings, then a failure
+    ("linspace(nan,2000,3)", "linspace(start, stop, num) needs finite ends"),  # was two failed points
 ])
 def test_a_space_function_with_wrong_arguments_says_what_it_takes(text, message):
     with pytest.raises(ReportError, match=re.escape(message)):
         split_arguments([f"hardware.hbm_bandwidth_GBps={text}"])
+
+
+def test_a_whole_number_axis_says_how_its_values_were_rounded(capsys):
+    from sim.studies.sweep.grid import axis_values
+
+    assert axis_values("workload.batch", "linspace(1,8,4)") == [1, 3, 6, 8]
+    assert "workload.batch takes whole numbers: linspace(1,8,4) runs [1, 3, 6, 8]" in capsys.readouterr().err
+    assert axis_values("workload.batch", "linspace(1,8,8)") == list(range(1, 9))
+    assert capsys.readouterr().err == ""
 
 
 def test_a_range_with_a_step_of_zero_is_one_line():

@@ -72,7 +72,10 @@ def _int(row: dict, key: str) -> int:
 
 
 def _dtype(row: dict) -> DType:
-    name = str(row.get("dtype") or "bf16").strip()
+    value = row.get("dtype")
+    if value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip():
+        raise RowError(f"dtype is empty; give the format it ran in: {', '.join(d.value for d in DType)}")
+    name = str(value).strip()
     try:
         return DType(name)
     except ValueError:
@@ -246,5 +249,8 @@ def read_measurements(path: Path | None) -> pd.DataFrame:
                                    f"{', '.join(COLUMNS)}")
     if frame.empty:
         raise ValidationInputError(f"'{path}' has a header but no rows to validate")
+    if "dtype" not in frame.columns and frame["kind"].isin(("gemm", "prefill", "decode")).any():
+        raise ValidationInputError(f"'{path}' lacks the column dtype, which its gemm, prefill and decode rows need "
+                                   f"(the format they ran in: {', '.join(d.value for d in DType)})")
     return frame
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import re
 import sys
 import time
@@ -63,12 +64,17 @@ def axis_values(key: str, text: str) -> list | None:
             first, last, count = float(start), float(stop), int(num)
         except ValueError:
             raise ReportError(f"{key}={text}: {fn}(start, stop, num) needs numbers and a whole count") from None
+        if not (math.isfinite(first) and math.isfinite(last)):
+            raise ReportError(f"{key}={text}: {fn}(start, stop, num) needs finite ends")
         if count < 1 or (fn == "geomspace" and (first <= 0 or last <= 0)):
             raise ReportError(f"{key}={text}: {fn} needs num >= "
                               f"1" + (" and positive ends" if fn == "geomspace" else ""))
         values = [float(f"{v:.6g}") for v in getattr(np, fn)(first, last, count)]
         if _is_int_field(key):  # whole-number fields (cores, batch, tp) take rounded, distinct values
-            values = list(dict.fromkeys(int(round(v)) for v in values))
+            rounded = list(dict.fromkeys(int(round(v)) for v in values))
+            if rounded != values:
+                print(f"llmsim-grid: note: {key} takes whole numbers: {text} runs {rounded}", file=sys.stderr)
+            values = rounded
         return values
     override = OverridesParser.create().parse_override(f"{key}={text}")
     if not override.is_sweep_override():
