@@ -166,3 +166,14 @@ def test_a_value_checked_in_its_section_is_refused_or_taken_as_in_the_whole_sche
         except OmegaConfBaseException as err:
             said.append(str(err).splitlines()[0])
     assert said[0] == said[1]
+
+
+@pytest.mark.parametrize("seed", [-1, 2**31])
+def test_a_seed_the_sampler_cannot_take_is_refused_before_the_study(seed):
+    """search.seed=-1 surfaced as 'study.journal could not be read as this search's study' and left a journal in
+    a new folder (review)."""
+    base = {"hardware": {"num_cores": 132, "freq_GHz": 1.83}}
+    with pytest.raises(SearchError, match=re.escape(f"search.seed must be a whole number from 0 to 2^31 - 1 "
+                                                    f"(got {seed})")):
+        Search(base, {"space": {"hardware.num_cores": {"low": 8, "high": 64}}, "objectives": ["output_tokens_per_s"]},
+               seed)

@@ -111,6 +111,9 @@ class Search:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**31:
+            raise SearchError(f"search.seed must be a whole number from 0 to 2^31 - 1 (got {self.seed!r}): it seeds "
+                              "the sampler (each worker adds 1,000)")
         self.params: list[Param] = parse_space(self.search.get("space") or {})
         self.derived: dict = dict(self.search.get("derived") or {})
         check_derived(self.derived, self.params)
