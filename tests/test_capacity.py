@@ -266,3 +266,15 @@ def test_the_offline_probe_runs_whatever_arrivals_the_config_names(arrival, caps
     from sim.cli.capacity import main
     main(["--offline", "--requests", "20", *TINY[1:5], f"workload.arrival={arrival}"])
     assert "offline throughput" in capsys.readouterr().out
+
+
+def test_what_the_command_does_not_read_is_named():
+    """--offline and --search write no files and the probes set their own request counts: --out and
+    workload.num_requests went unused without a word (review)."""
+    from argparse import Namespace
+
+    from sim.cli.capacity import _unused
+
+    notes = _unused(Namespace(out="x", offline=True, search=False), ["workload.num_requests=20"])
+    assert notes[0].startswith("--out is not used: --offline prints") and "workload.num_requests" in notes[1]
+    assert _unused(Namespace(out="x", offline=False, search=False), []) == []  # a capacity search writes there

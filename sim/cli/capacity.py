@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         for arg in overrides:
             check_override(arg, multirun=False)
         dcfg, cfg = compose_config(overrides)
+        for note in _unused(args, overrides):
+            print(f"llmsim-capacity: note: {note}", file=sys.stderr)
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         out = output_dir(args.out or Path("results/capacity") / dcfg.name / stamp, create=False)
         if args.offline:
@@ -101,6 +103,18 @@ def _search(cfg, base: int, most: int, max_layouts: int) -> None:
           f"(plus {len(cands) - len(ran)} candidates not probed), at most "
           f"{max((p.requests for c in ran for p in c.found.probes), default=0):,} requests per probe, "
           f"{sum(c.found.wall_s for c in ran):.1f} s wall")
+
+
+def _unused(args, overrides: list[str]) -> list[str]:
+    """What the command was given and does not read, each in words (the run goes on)."""
+    notes = []
+    if args.out is not None and (args.offline or args.search):
+        notes.append(f"--out is not used: --{'offline' if args.offline else 'search'} prints its result and writes "
+                     "no files")
+    if any(o.partition("=")[0].lstrip("+") == "workload.num_requests" for o in overrides):
+        notes.append("workload.num_requests is not used: each probe's requests are --requests (up to "
+                     "--max-requests)")
+    return notes
 
 
 if __name__ == "__main__":
