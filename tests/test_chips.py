@@ -96,6 +96,8 @@ def test_measured_figures_sit_beside_predictions_with_the_difference(table):
     ("chip,quantity,value,source,note\nh200,stream_GBps,1,,\n", "no source"),
     ("chip,quantity,value,source,note\nh200,stream_GBps,1,x,\nh200,stream_GBps,2,y,\n", "twice"),
     ("chip,quantity,value\nh200,stream_GBps,1\n", "lacks the column"),
+    ("chip,quantity,value,source,note\nh200,stream_GBps,1e300,x,\n", "out of range: at most 1e"),  # was printed
+    ("chip,quantity,value,source,note\n", "a header but no measured figures"),  # was a table with none, exit 0
 ])
 def test_a_bad_measured_file_is_refused(tmp_path, text, match):
     path = tmp_path / "m.csv"

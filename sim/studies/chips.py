@@ -89,6 +89,9 @@ QUANTITIES: tuple[Quantity, ...] = (
 QUANTITY_NAMES = tuple(q.name for q in QUANTITIES)
 
 
+MEASURED_LIMIT = 1e7  # TFLOP/s or GB/s: 10 EFLOP/s or 10 PB/s on one chip is a unit slip, not a measurement
+
+
 def read_achievable(path: Path = ACHIEVABLE, chips: Iterable[str] | None = None) -> pd.DataFrame:
     """The measured achievable figures at ``path``, checked: known chips and quantities, a value > 0,
     a source, one row per (chip, quantity).
@@ -106,6 +109,8 @@ def read_achievable(path: Path = ACHIEVABLE, chips: Iterable[str] | None = None)
     if missing:
         raise ChipsInputError(f"'{path}' lacks the column(s) {', '.join(missing)}; the header must name: "
                               f"{', '.join(ACHIEVABLE_COLUMNS)}")
+    if frame.empty:
+        raise ChipsInputError(f"'{path}' has a header but no measured figures")
     known = set(presets("hardware") if chips is None else chips)
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
     for index, row in enumerate(frame.to_dict("records")):
@@ -124,6 +129,9 @@ def _check_row(row: dict, where: str, known: set[str]) -> None:
         raise ChipsInputError(f"{where}: unknown quantity '{row['quantity']}'; known: {', '.join(QUANTITY_NAMES)}")
     if not (isinstance(row["value"], float) and math.isfinite(row["value"]) and row["value"] > 0):
         raise ChipsInputError(f"{where}: value must be a number > 0")
+    if row["value"] > MEASURED_LIMIT:
+        raise ChipsInputError(f"{where}: value {row['value']:g} is out of range: at most {MEASURED_LIMIT:g} "
+                              "(TFLOP/s or GB/s; a unit slip?)")
     if not isinstance(row["source"], str) or not row["source"].strip():
         raise ChipsInputError(f"{where}: no source; every measured figure names where it was published")
 
