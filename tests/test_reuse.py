@@ -107,7 +107,8 @@ def _path_fields(cls, prefix: str = "") -> list[str]:
 
 
 def test_every_file_a_run_reads_is_an_input_of_the_key():
-    assert sorted(_path_fields(RunConfig)) == sorted(INPUT_FILES)
+    """Every ``*_path`` field, and workload.trace (it names a shipped file in data/traces/)."""
+    assert sorted([*_path_fields(RunConfig), "workload.trace"]) == sorted(INPUT_FILES)
 
 
 # The written config ------------------------------------------------------------------------------

@@ -34,9 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = ArgumentParser(prog="llmsim-capacity", description=study.__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the serving configuration")
     parser.add_argument("--offline", action="store_true", help="every request at t = 0: the maximum throughput")
-    parser.add_argument("--search", action="store_true",
-                        help="rank the layouts of the chips (replicas x TP x PP, weight/KV formats), then max "
-                             "sequences and chunk size around the best, by capacity")
+    parser.add_argument("--search", action="store_true", help="rank the layouts of the chips (replicas x TP x PP, "
+                        "weight/KV formats), then max sequences and chunk size around the best, by capacity")
     parser.add_argument("--max-layouts", type=int, default=8,
                         help="--search: layouts probed at most (those that fit in memory, fewest stages first)")
     parser.add_argument("--requests", type=int, default=study.BASE_REQUESTS, help="requests of a probe at first")
@@ -56,8 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         for arg in overrides:
             check_override(arg, multirun=False)
         dcfg, cfg = compose_config(overrides)
-        for note in _unused(args, overrides):
-            print(f"llmsim-capacity: note: {note}", file=sys.stderr)
+        print(*(f"llmsim-capacity: note: {n}\n" for n in _unused(args, overrides)), sep="", end="", file=sys.stderr)
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         out = output_dir(args.out or Path("results/capacity") / dcfg.name / stamp, create=False)
         if args.offline:
