@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 
 from hwmodels.chip import CollectiveAlgorithm, GemmSchedule, Topology
-from hwmodels.compute import MIN_SPLIT_DEPTH, SK_K_TILE_BYTES, SK_MIN_ITERS, SPLIT_K, core_tiles
+from hwmodels.compute import MIN_SPLIT_DEPTH, SK_K_TILE_BYTES, SK_MIN_ITERS, SPLIT_K, core_tiles, own_bytes
 from hwmodels.energy import SRAM_PASSES_PER_HBM_BYTE
 from hwmodels.links import Collective, _alltoall, _half_ring, _in_switch, _sendrecv, _tree, group_of
 from hwmodels.memory import ACCUMULATOR_BYTES, K_CHUNK
@@ -100,10 +100,6 @@ def lexical_argmin(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     least = first.min(axis=0)
     return np.argmin(np.where(first == least, second, np.inf), axis=0)
 
-
-def own_bytes(m, n, k, groups, a_bytes, b_bytes):
-    """hwmodels.compute.own_bytes per matmul."""
-    return groups * (m * k * a_bytes + k * n * b_bytes + m * n * a_bytes)
 
 
 def _stream_k(chips, tm, tn, out_tiles, passes, k, cycle_s, a_bytes, b_bytes):

@@ -3,7 +3,8 @@
 ``vector_parts.tile_matmul`` costs every candidate tiling (core tile x split-K, and stream-K) of every
 matmul on every chip: arrays of candidates x points x matmuls, most of which never win. A candidate's
 cost on a chip is ``Tiling.choice``, a function of ``max(C x cycle_s, S / sram_bw)`` and ``Q`` that grows
-with each (the kernel's time, its HBM traffic overlapped; then the arrays' time plus ``Q / hbm_bw``), with
+with each (the longer of that and the operands' HBM floor, plus ``Q / hbm_bw`` and a split's launch; then the
+arrays' time plus ``Q / hbm_bw``), with
 ``C`` (cycles), ``S`` (SRAM bytes) and ``Q`` (split-K partial bytes) fixed by the matmul, the tile and the
 chip's core count alone. So for each distinct core count this module computes ``C, S, Q`` once per candidate, drops
 each candidate that an *earlier* valid one beats or ties on all three (rounding is monotone, so on
@@ -19,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from hwmodels.chip import GemmSchedule
-from hwmodels.compute import MIN_SPLIT_DEPTH, SK_K_TILE_BYTES, SK_MIN_ITERS, SPLIT_K, core_tiles
+from hwmodels.compute import MIN_SPLIT_DEPTH, SK_K_TILE_BYTES, SK_MIN_ITERS, SPLIT_K, core_tiles, own_bytes
 from sim.engine.vector_chips import ChipArrays
-from sim.engine.vector_parts import _ceil_div, lexical_argmin, own_bytes, tile_matmul, tiling_choice
+from sim.engine.vector_parts import _ceil_div, lexical_argmin, tile_matmul, tiling_choice
 
 
 def _candidates(rep, cores: np.float64, m, n, k, groups, a_bytes, b_bytes) -> tuple:
