@@ -13,7 +13,7 @@ class HardwareError(ValueError):
 # Upper ends of the physical range of each figure: (largest value accepted, why). Generous on
 # purpose, an order of magnitude or more beyond any chip built or announced by 2024, so that a
 # what-if design passes and only a typo or a unit slip (GHz for MHz, 1e30) is stopped before it
-# yields numbers that look like results. Each is checked with the field's lower bound.
+# yields numbers that look like results.
 LIMITS: Mapping[str, tuple[float, str]] = MappingProxyType({
     "num_cores": (1e6, "a wafer-scale engine has 0.9 million cores (Cerebras WSE-3)"),
     "arrays_per_core": (1024, "a GPU SM has 4 tensor cores, a TPU core 4 MXUs"),
@@ -44,14 +44,34 @@ LIMITS: Mapping[str, tuple[float, str]] = MappingProxyType({
     "other_sram_MiB": (1e6, "as sram_MiB"),
     "matmul_dtype_rate": (64, "4-bit formats run at 4 x the bf16 rate"),
 })
+# Lower ends, as generous: a million times below any chip's figure, so that a very slow what-if chip still
+# runs (a test runs one with 1 MB/s of HBM) while 1e-30 (a slip of units or sign of the exponent), whose run
+# would print 0 tokens/s and times of 1e28 s as if they were results, is stopped. Checked after the field's
+# own test (> 0, finite).
+FLOORS: Mapping[str, tuple[float, str]] = MappingProxyType({
+    "freq_GHz": (1e-3, "1 MHz; accelerators clock at 1-3 GHz"),
+    "vector_TFLOPS": (1e-3, "a GFLOP/s; an H100's vector units give 67 TFLOP/s"),
+    "vector_lanes": (1e-2, "a hundredth of an FMA lane per cycle"),
+    "sram_MiB": (1e-3, "a KiB; accelerators hold 32-256 MiB"),
+    "sram_bandwidth_TBps": (1e-3, "a GB/s; on-chip SRAM gives tens of TB/s"),
+    "sram_bytes_per_cycle": (1e-2, "a hundredth of a byte per cycle"),
+    "hbm_capacity_GB": (1e-3, "a MB; packages hold 16-288 GB"),
+    "hbm_bandwidth_GBps": (1e-3, "a MB/s; packages give 800-8,000 GB/s"),
+    "link_bandwidth_GBps": (1e-3, "a MB/s; chip-to-chip links give 100-900 GB/s"),
+    "host_link_GBps": (1e-3, "a MB/s; PCIe 4.0 x16 gives 32 GB/s"),
+    "matmul_dtype_rate": (1e-3, "a thousandth of the bf16 rate"),
+})
 
 
 def check_limit(where: str, key: str, value: float) -> None:
-    """Raise HardwareError when ``hardware.<key>`` is above the top of its physical range (``LIMITS``)."""
+    """Raise HardwareError when ``hardware.<key>`` is outside its physical range (``LIMITS``, ``FLOORS``)."""
     limit, why = LIMITS[key.split(".")[0]]
     if value > limit:
         raise HardwareError(f"{where}: hardware.{key}={plain_number(value)} is out of range: at most "
                             f"{plain_number(limit)} ({why})")
+    floor, why = FLOORS.get(key.split(".")[0], (0.0, ""))
+    if value < floor:
+        raise HardwareError(f"{where}: hardware.{key}={value:g} is out of range: at least {floor:g} ({why})")
 
 
 def plain_number(value: float) -> str:

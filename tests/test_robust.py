@@ -114,6 +114,13 @@ def test_batch_files_end_with_summary_then_the_marker(tmp_path, monkeypatch):
     ("hardware.hbm_capacity_GB=1e9", "hardware.hbm_capacity_GB=1,000,000,000 is out of range"),
     ("hardware.sram_MiB=1e12", "hardware.sram_MiB=1,000,000,000,000 is out of range"),
     ("hardware.matmul_dtype_rate.bf16=1000", "hardware.matmul_dtype_rate.bf16=1,000 is out of range: at most 64"),
+    # the lower ends: a run on a 1e-30 GHz chip printed 0 tokens/s and a TTFT of 1.6e28 s as a result
+    ("hardware.freq_GHz=1e-30", "hardware.freq_GHz=1e-30 is out of range: at least 0.001 (1 MHz"),
+    ("hardware.hbm_bandwidth_GBps=1e-9", "hardware.hbm_bandwidth_GBps=1e-09 is out of range: at least 0.001"),
+    ("hardware.hbm_capacity_GB=1e-12", "hardware.hbm_capacity_GB=1e-12 is out of range: at least 0.001"),
+    ("hardware.link_bandwidth_GBps=1e-20", "hardware.link_bandwidth_GBps=1e-20 is out of range: at least"),
+    ("hardware.sram_MiB=1e-9", "hardware.sram_MiB=1e-09 is out of range: at least 0.001"),
+    ("hardware.matmul_dtype_rate.bf16=1e-6", "hardware.matmul_dtype_rate.bf16=1e-06 is out of range: at least"),
 ])
 @pytest.mark.slow
 def test_hardware_out_of_range(override, words):
