@@ -55,6 +55,7 @@ class CollectiveAlgorithm(str, Enum):
 # the default for a chip whose preset names no figure of its own.
 AT_CLOCK = {"vector_TFLOPS": "vector_lanes", "sram_bandwidth_TBps": "sram_bytes_per_cycle"}  # rate -> per cycle
 LINK_EFFICIENCY = 0.80
+MIN_EFFICIENCY = 1e-3  # an efficiency below it (1e-30) is a slip, whose run would print 0 tokens/s as a result
 # The defaults of an ``ideal`` chip's fitted fields: peak rates, no fixed costs, no collective ramp.
 IDEAL: Mapping[str, float] = MappingProxyType({
     "matmul_efficiency": 1.0, "hbm_latency_us": 0.0, "kernel_overhead_us": 0.0, "matmul_overhead_cycles": 0.0,
@@ -195,8 +196,9 @@ class HardwareConfig:
                                 f"(got {self.matmul_overlap_loss})")
         for key in ("matmul_efficiency", "vector_efficiency", "hbm_efficiency"):
             value = getattr(self, key)
-            if not 0 < value <= 1:
-                raise HardwareError(f"{where}: hardware.{key} must be in (0, 1] (got {value})")
+            if not MIN_EFFICIENCY <= value <= 1:
+                raise HardwareError(f"{where}: hardware.{key} must be in [{MIN_EFFICIENCY:g}, 1] (got {value}); "
+                                    "kernels reach 0.3-0.95 of a peak")
         self._per_cycle(where, "vector_lanes", "vector_TFLOPS", 2.0,
                         "a preset gives lanes: to set the peak, add hardware.vector_lanes=null")
         self._per_cycle(where, "sram_bytes_per_cycle", "sram_bandwidth_TBps", 1.0,
@@ -245,8 +247,9 @@ class HardwareConfig:
         except ValueError as err:
             raise HardwareError(f"{where}: {err}; see hwmodels.chip.Topology, CollectiveAlgorithm and "
                                 "GemmSchedule") from None
-        if not 0 < self.link_efficiency <= 1:
-            raise HardwareError(f"{where}: hardware.link_efficiency must be in (0, 1] (got {self.link_efficiency})")
+        if not MIN_EFFICIENCY <= self.link_efficiency <= 1:
+            raise HardwareError(f"{where}: hardware.link_efficiency must be in [{MIN_EFFICIENCY:g}, 1] "
+                                f"(got {self.link_efficiency})")
         if not (self.link_saturation_MB > 0 and self.link_ramp_exponent >= 0):
             raise HardwareError(f"{where}: hardware.link_saturation_MB must be > 0 and hardware.link_ramp_exponent "
                                 f">= 0 (got {self.link_saturation_MB}, {self.link_ramp_exponent})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -69,7 +70,7 @@ def check_limit(where: str, key: str, value: float) -> None:
     if value > limit:
         raise HardwareError(f"{where}: hardware.{key}={plain_number(value)} is out of range: at most "
                             f"{plain_number(limit)} ({why})")
-    floor, why = FLOORS.get(key.split(".")[0], (0.0, ""))
+    floor, why = FLOORS.get(key.split(".")[0], (-math.inf, ""))
     if value < floor:
         raise HardwareError(f"{where}: hardware.{key}={value:g} is out of range: at least {floor:g} ({why})")
 

@@ -151,3 +151,11 @@ def test_bad_search_space_is_one_line(args, message, tmp_path):
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
+
+
+def test_a_slow_chips_rates_keep_their_figures():
+    """1 MB/s of HBM gives 0.0049 output tokens/s: printed with one decimal it read 0.0, a result of nothing."""
+    from sim.output.console import fmt_count
+
+    assert fmt_count(0.004871, 1) == "0.00487" and fmt_count(0.031, 0) == "0.031"
+    assert fmt_count(178.24, 1) == "178.2" and fmt_count(44462.4, 0) == "44,462" and fmt_count(0.0, 1) == "0.0"

@@ -149,7 +149,8 @@ def test_allreduce_goes_from_latency_bound_to_bandwidth_bound():
         ({"num_cores": 0}, "num_cores must be a whole number >= 1"),
         ({"array_rows": 0}, "array_rows"),
         ({"link_bandwidth_GBps": 0.0}, "link_bandwidth_GBps must be a finite number > 0"),
-        ({"hbm_efficiency": 1.5}, "hbm_efficiency must be in (0, 1]"),
+        ({"hbm_efficiency": 1.5}, "hbm_efficiency must be in [0.001, 1]"),
+        ({"matmul_efficiency": 1e-30}, "matmul_efficiency must be in [0.001, 1]"),  # ran: 0.0 tokens/s
         ({"matmul_dtype_rate": {"bf17": 1.0}}, "unknown number format 'bf17'"),
         ({"matmul_dtype_rate": {}}, "matmul_dtype_rate is empty"),
     ],

@@ -236,8 +236,8 @@ def test_unavailable_algorithms_are_errors():
 
 @pytest.mark.parametrize("change, words", [
     ({"link_bandwidth_GBps": 0.0}, "link_bandwidth_GBps must be a finite number > 0"),
-    ({"link_efficiency": 0.0}, "link_efficiency must be in (0, 1]"),
-    ({"link_efficiency": 1.5}, "link_efficiency must be in (0, 1]"),
+    ({"link_efficiency": 0.0}, "link_efficiency must be in [0.001, 1]"),
+    ({"link_efficiency": 1.5}, "link_efficiency must be in [0.001, 1]"),
     ({"collective_latency_us": -1.0}, "collective_latency_us must be >= 0"),
     ({"topology": Topology.ring, "switch_reduction": True, "allreduce_algorithm": "in_switch"},
      "allreduce_algorithm=in_switch needs hardware.topology=switch"),

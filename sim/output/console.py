@@ -23,6 +23,12 @@ def fmt_rate(value: float, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
+def fmt_count(value: float, decimals: int) -> str:
+    """A count per second with ``decimals`` decimals, or three significant figures below 1 (a very slow chip's
+    0.0049 tokens/s is not 0.0)."""
+    return f"{value:,.{decimals}f}" if value >= 1 or value == 0 else f"{value:.3g}"
+
+
 def render(summary: dict, breakdown: list[dict]) -> str:
     run, peaks, mem, util = summary["run"], summary["peaks"], summary["hbm_GB_per_chip"], summary["utilisation"]
     chips = f"{run['chips']}x " if run["chips"] > 1 else ""
@@ -34,8 +40,8 @@ def render(summary: dict, breakdown: list[dict]) -> str:
         headline(summary, "ttft_s"),
         headline(summary, "tpot_s"),
         headline(summary, "total_s", "total"),
-        f"  output tokens/s         {summary['output_tokens_per_s']:,.1f}"
-        f"   (prefill: {summary['prefill_tokens_per_s']:,.0f} prompt tokens/s)",
+        f"  output tokens/s         {fmt_count(summary['output_tokens_per_s'], 1)}"
+        f"   (prefill: {fmt_count(summary['prefill_tokens_per_s'], 0)} prompt tokens/s)",
     ]
     steps = run["passes"] - 1
     titles = {"prefill": "prefill (1 pass)", "decode": f"decode ({steps} step{'s' if steps != 1 else ''})"}
