@@ -94,9 +94,13 @@ def test_quantized_weight_bytes_closed_form():
     model = ModelConfig(**LLAMA2_7B)
     projections = 32 * (4 * 4096 * 4096 + 3 * 4096 * 11008)
     dense = 2 * 32000 * 4096 + (2 * 32 + 1) * 4096  # embedding table, LM head, norm scales: bf16
-    for dtype, per_weight in ((DType.int8, 1 + 2 / 128), (DType.int4, 0.5 + 2 / 128), (DType.fp8, 1.0)):
-        got = weight_bytes_per_chip(model, Execution(weights=dtype))
-        assert got == pytest.approx(projections * per_weight + dense * 2), dtype
+    # fp4 is MXFP4: one 1-byte scale per 32 weights, whatever group_size (the integer formats' fp16 groups) says
+    for dtype, per_weight in ((DType.int8, 1 + 2 / 128), (DType.int4, 0.5 + 2 / 128), (DType.fp8, 1.0),
+                              (DType.fp4, 0.5 + 1 / 32)):
+        for group in (128, 64):
+            scale = per_weight if dtype is DType.fp4 else per_weight + (2 / group - 2 / 128) * dtype.is_integer
+            got = weight_bytes_per_chip(model, Execution(weights=dtype, activations=DType.bf16, group_size=group))
+            assert got == pytest.approx(projections * scale + dense * 2), (dtype, group)
     # weight-only int4 GEMMs pay dequantization: 2 FLOP per weight per 128-token block
     graph = build_pass(model, Execution(weights=DType.int4), Phase.prefill, 1, 300, 300)
     qkv = next(op for op, _ in graph.ops() if op.name == "qkv_proj")

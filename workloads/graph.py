@@ -48,6 +48,12 @@ __all__ = ["AttentionKernel", "Execution", "MlaForm", "PassGraph", "Phase", "bui
 SsmShape = tuple[tuple[int, ...], int, int]  # (new tokens of each prefilling sequence, of them resumed, decodes)
 
 
+# fp4 weights are OCP MXFP4 (OCP Microscaling Formats (MX) Specification v1.0, 2023): blocks of 32 E2M1 values
+# share one E8M0 (1-byte) scale. It is the fp4 that Blackwell (B200, GB200) and CDNA 4 (MI355X) both run and
+# that gpt-oss ships in. NVIDIA's NVFP4 (16 values per E4M3 scale) carries twice the scale bytes.
+MX_BLOCK = 32
+
+
 @dataclass(frozen=True, kw_only=True)
 class Execution:
     """How the model is run: number formats, attention kernel, tensor-parallel degree.
@@ -62,7 +68,7 @@ class Execution:
     attention: AttentionKernel = AttentionKernel.fused
     tp: int = 1
     fused_elementwise: bool = True  # residual adds fused into the next norm, rotary into attention
-    group_size: int = 128  # weights per scale for integer / fp4 weights (fp16 scales)
+    group_size: int = 128  # weights per fp16 scale for integer weights (fp4 is MXFP4: ``MX_BLOCK``)
     ep: int = 1  # expert-parallel degree: 1 (experts split by width over tp) or a multiple of tp (spread over chips)
     attention_groups: int = 1  # ep / tp when ep > tp: tp-chip groups of the EP group, each with its own tokens
     ep_nodes: int = 1  # scale-up domains the EP group spans (its all-to-alls cross the network when > 1)
@@ -92,9 +98,12 @@ class Execution:
         return self.weights if self.weights.bits >= 16 else DType.bf16
 
     def weight_bytes(self, params: float) -> float:
-        """Bytes of ``params`` projection weights: packed values plus fp16 group scales for
-        integer and fp4 formats (fp8 uses one scale per tensor, negligible)."""
-        scales = 2.0 * params / self.group_size if (self.weights.is_integer or self.weights is DType.fp4) else 0.0
+        """Bytes of ``params`` projection weights: packed values plus their scales: one fp16 scale per
+        ``group_size`` integer weights (GPTQ/AWQ); fp4 is MXFP4, one 8-bit scale per ``MX_BLOCK`` weights
+        (0.25 bit per weight); fp8 uses one scale per tensor, negligible."""
+        if self.weights is DType.fp4:
+            return params * self.weights.bytes + params / MX_BLOCK
+        scales = 2.0 * params / self.group_size if self.weights.is_integer else 0.0
         return params * self.weights.bytes + scales
 
     @property

@@ -118,9 +118,9 @@ class MemoryConfig:
 class PrecisionConfig:
     """Number formats. Weights narrower than activations (int4/int8 weights with 16-bit
     activations, as GPTQ/AWQ) are dequantized in the GEMM; weights and activations both in
-    8 bits (SmoothQuant, FP8 serving) use the chip's 8-bit matrix rate. Integer and fp4
-    weights carry one fp16 scale per ``group_size`` weights; embeddings, LM head and norm
-    scales stay in 16 bits."""
+    8 bits (SmoothQuant, FP8 serving) use the chip's 8-bit matrix rate. Integer weights carry
+    one fp16 scale per ``group_size`` weights; fp4 weights are MXFP4, one 8-bit scale per 32
+    (``workloads.graph.MX_BLOCK``); embeddings, LM head and norm scales stay in 16 bits."""
 
     weights: DType = DType.bf16
     activations: DType = DType.bf16

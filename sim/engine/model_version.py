@@ -42,8 +42,10 @@ History:
      split-K reduction's HBM time and launch (it compared the arrays' time alone, so memory-bound decode GEMMs split
      k and paid the partial sums and a second launch for nothing: 1-3 % slower decode, and more cores or arrays
      could slow it); the A100 fit re-run on it (hbm_latency_us 0.937 -> 0, kernel_overhead_us 0.926 -> 1.881).
+  12: fp4 weights are MXFP4 (one 8-bit scale per 32 weights, 4.25 bits a weight), not int4's fp16 scale per
+     precision.group_size (4.125 bits): fp4 weights read 3 % more bytes, so memory-bound fp4 decode is slower.
 """
 
 from __future__ import annotations
 
-MODEL_VERSION = 11
+MODEL_VERSION = 12
