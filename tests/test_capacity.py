@@ -278,3 +278,32 @@ def test_what_the_command_does_not_read_is_named():
     notes = _unused(Namespace(out="x", offline=True, search=False), ["workload.num_requests=20"])
     assert notes[0].startswith("--out is not used: --offline prints") and "workload.num_requests" in notes[1]
     assert _unused(Namespace(out="x", offline=False, search=False), []) == []  # a capacity search writes there
+
+
+def _probe(rate: float, requests: int, passes: bool, lifetime_s: float = 10.0):
+    from sim.studies.capacity import Probe
+    summary = {"overloaded": False, "e2e_mean_s": lifetime_s, "requests_per_s": rate * 0.9,
+               "output_tokens_per_s": rate * 0.9 * 128, "usd_per_million_output_tokens": 0.01,
+               "usd_per_chip_hour": 0.11, "joules_per_output_token": 0.1, "run": {},
+               "steady_state": {"meets_p99_slo": True, "precise": True, "ttft_p50_s": 0.05, "ttft_p99_s": 0.1,
+                                "ttft_p99_ci_s": (0.09, 0.11), "tpot_p50_s": 0.01, "tpot_p99_s": 0.02,
+                                "tpot_p99_ci_s": (0.018, 0.022)}}
+    return Probe(rate, requests, summary, passes, 0.1)
+
+
+def test_a_capacity_stopped_by_the_probe_length_says_it_is_a_lower_bound():
+    """The bracket's high end met the targets but was too short to pass: the capacity printed as the system's was
+    the probe length's (a review found 82 requests/s at --max-requests 800 and 111 at 2,000, both printed plain)."""
+    from sim.studies.capacity import Capacity
+    from sim.studies.capacity_report import capacity_body, render_capacity
+    cfg = make_config(*TINY)
+    short = Capacity(cfg, _probe(0.0, 100, True), low=_probe(40.0, 2000, True), high=_probe(42.0, 200, False))
+    short.probes = [short.low, short.high]
+    judged = Capacity(cfg, short.offline, low=short.low, high=_probe(42.0, 4000, False))  # long enough: it missed
+    assert short.lower_bound and not judged.lower_bound
+    text = render_capacity(short)
+    assert "capacity                 at least 40 requests/s" in text and "lower bound " in text
+    # the throughput at that rate is the rate times the mean output, not the probe's (its start and drain included)
+    assert "5,120 output tokens/s at that rate (4,608 over the probe" in text and "cost to make" in text
+    body = capacity_body(short)
+    assert body["capacity_is_lower_bound"] and body["output_tokens_per_s_at_capacity"] == pytest.approx(40 * 128)

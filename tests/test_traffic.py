@@ -109,6 +109,17 @@ def test_offline_sends_everything_at_once():
     assert len(t) == 30 and not t.arrival_s.any()
 
 
+def test_an_offline_run_does_not_call_its_load_stable():
+    """Every request at t = 0: the queue only drains, so 'stable (queueing delay grows 0 s per second of arrivals)'
+    beside a 17 s median queueing delay misled (independent review)."""
+    from sim.metrics.serving_summary import summarize_serving
+    from sim.output.serving_console import render_serving
+    from sim.serving.run import simulate_serving
+    text = render_serving(summarize_serving(simulate_serving(make_config(
+        "workload=serving", "workload.arrival=offline", "workload.num_requests=40", "workload.decode_tokens=16"))))
+    assert "offline: every request arrives at t = 0" in text and "stable (queueing delay" not in text
+
+
 @pytest.mark.parametrize("args, words", [
     (["workload.lengths=chat"], "gives output lengths only"),
     (["workload.arrival=trace", "workload.trace=azure_code", "workload.trace_path=x.csv"], "both name a trace"),

@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = ArgumentParser(prog="llmsim-capacity", description=study.__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the serving configuration")
-    parser.add_argument("--offline", action="store_true", help="every request at t = 0: the maximum throughput")
+    parser.add_argument("--offline", action="store_true", help="every request at t = 0: throughput over the "
+                        "makespan, the drain of the last outputs included (not an upper bound on the capacity: a "
+                        "steady stream can exceed it)")
     parser.add_argument("--search", action="store_true", help="rank the layouts of the chips (replicas x TP x PP, "
                         "weight/KV formats), then max sequences and chunk size around the best, by capacity")
     parser.add_argument("--max-layouts", type=int, default=8,
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.search:
             _search(cfg, args.requests, args.max_requests, args.max_layouts)
             return
-        print(f"llmsim-capacity: {cfg.model.name} on {cfg.hardware.name}: searching the highest Poisson rate within "
+        arrivals = "gamma" if cfg.workload.arrival.value == "gamma" else "Poisson"  # the process study.Prober offers
+        print(f"llmsim-capacity: {cfg.model.name} on {cfg.hardware.name}: searching the highest {arrivals} rate within "
               "the p99 targets", flush=True)
         found = study.find_capacity(cfg, args.requests, args.max_requests,
                                     progress=lambda p: print(probe_line(p), flush=True))

@@ -19,7 +19,7 @@ class ArrivalProcess(str, Enum):
     gamma = "gamma"  # gamma inter-arrival times at rate_per_s, coefficient of variation cv (bursty for cv > 1)
     closed = "closed"  # concurrency users, each sending its next request when its last one completes
     trace = "trace"  # arrival times and lengths from a bundled trace (trace) or a CSV (trace_path)
-    offline = "offline"  # every request at time 0: the most the system can push through
+    offline = "offline"  # every request at time 0: a batch job (its throughput includes the drain)
 
 
 class LengthDistribution(str, Enum):

@@ -113,6 +113,8 @@ def _replicas(summary: dict) -> list[str]:
 
 
 def _load(summary: dict) -> str:
+    if summary["run"]["traffic"].startswith("offline"):  # no arrival rate: the queue only drains
+        return "offline: every request arrives at t = 0, so the queue only drains (no rate to be stable at)"
     growth = summary["queue_growth_s_per_s"]
     if summary["overloaded"]:
         return (f"OVERLOADED: requests arrive faster than they complete; the queueing delay grew by "

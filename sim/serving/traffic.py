@@ -7,7 +7,7 @@ Arrival processes (``workload.arrival``):
   (shape ``1 / cv^2``): ``cv > 1`` is bursty, ``cv = 1`` is Poisson;
 * ``closed``: ``concurrency`` users; each sends a request, waits for it to complete and sends
   the next one at once (no think time); the first ``concurrency`` arrive at time 0;
-* ``offline``: every request at time 0 (the most the system can push through);
+* ``offline``: every request at time 0 (a batch job; its throughput includes the drain of the last outputs);
 * ``trace``: a shipped trace (``workload.trace``) or a CSV (``workload.trace_path``,
   sim/serving/traces.py), all its rows or its first ``num_requests``, which also give the lengths;
   ``trace_scale`` divides its arrival times (2: twice as fast).

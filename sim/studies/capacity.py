@@ -96,6 +96,12 @@ class Capacity:
         """The bracket's relative width (None when either end is missing)."""
         return self.high.rate / self.low.rate - 1 if self.low and self.high else None
 
+    @property
+    def lower_bound(self) -> bool:
+        """Whether the capacity is only a lower bound: the bracket's high end met the targets and was not
+        overloaded, but was too short to show a steady state, so the probe length, not the system, stopped it."""
+        return bool(self.low and self.high and too_short(self.high))
+
 
 class Prober:
     """Runs probes of one configuration, sharing the step-cost cache; a rate probed once is not simulated
@@ -153,6 +159,13 @@ def long_enough(rate: float, n: int, summary: dict) -> bool:
     if rate == 0:
         return True
     return n / rate >= MIN_SPAN_LIFETIMES * (summary.get("e2e_mean_s") or 0.0)
+
+
+def too_short(p: Probe) -> bool:
+    """A probe that did not pass only because its arrivals span too few lifetimes (it met the targets, or they
+    were not judged, and it was not overloaded)."""
+    return (p.rate > 0 and not p.passes and not p.summary["overloaded"]
+            and not long_enough(p.rate, p.requests, p.summary) and p.steady.get("meets_p99_slo") is not False)
 
 
 def check_capacity_config(cfg: RunConfig, targets: bool = True) -> None:

@@ -15,7 +15,7 @@ import pandas as pd
 from sim.output.console import fmt_time
 from sim.output.files import _finite, atomic_write, provenance
 from sim.plots.charts import CHARTS, Chart
-from sim.studies.capacity import Capacity, Probe, long_enough
+from sim.studies.capacity import MIN_SPAN_LIFETIMES, Capacity, Probe, too_short
 
 FILES = ("capacity.json", "probes.csv", "probes.parquet", "latency_vs_load.png", "config.yaml")
 
@@ -35,10 +35,9 @@ def probe_line(p: Probe) -> str:
     """One probe as the search prints it."""
     st = p.steady
     what = "offline (every request at t = 0)" if p.rate == 0 else f"{p.rate:9.3f} requests/s"
-    short = not long_enough(p.rate, p.requests, p.summary) and st.get("meets_p99_slo") is not False
     verdict = "" if p.rate == 0 else ("meets the targets" if p.passes else
                                       "overloaded" if p.summary["overloaded"] else
-                                      "too short to show a steady state (raise --max-requests)" if short else
+                                      "too short to show a steady state (raise --max-requests)" if too_short(p) else
                                       "misses the targets")
     precise = "" if st["precise"] or p.rate == 0 else " (p99 interval wider than +-5%)"
     return (f"  {what:>32}  {p.requests:>6,} requests  TTFT p50 {fmt_time(st['ttft_p50_s']):>8} p99 "
@@ -59,12 +58,22 @@ def render_capacity(found: Capacity) -> str:
         s, st = found.low.summary, found.low.steady
         bracket = (f"bracket {found.low.rate:.4g}-{found.high.rate:.4g}, {found.width:.1%} wide" if found.high
                    else f"no probe up to {found.low.rate:.4g} requests/s failed")
+        per_request = s["output_tokens_per_s"] / s["requests_per_s"] if s["requests_per_s"] else 0.0
         lines += [
-            f"  capacity                 {found.capacity:.4g} requests/s ({bracket}): {s['output_tokens_per_s']:,.0f} "
-            f"output tokens/s, p99 TTFT {fmt_time(st['ttft_p99_s'])}, p99 TPOT {fmt_time(st['tpot_p99_s'])}",
-            f"  at capacity              ${s['usd_per_million_output_tokens']:.3g} per million output tokens, "
-            f"{s['joules_per_output_token']:.3g} J per output token",
+            f"  capacity                 {'at least ' if found.lower_bound else ''}{found.capacity:.4g} requests/s "
+            f"({bracket}): {found.capacity * per_request:,.0f} output tokens/s at that rate "
+            f"({s['output_tokens_per_s']:,.0f} over the probe, its start and drain included), "
+            f"p99 TTFT {fmt_time(st['ttft_p99_s'])}, p99 TPOT {fmt_time(st['tpot_p99_s'])}",
+            f"  at capacity              ${s['usd_per_million_output_tokens']:.3g} per million output tokens at "
+            f"${s['usd_per_chip_hour']:.3g} per chip-hour{_priced(found)}, {s['joules_per_output_token']:.3g} J per "
+            "output token (over the probe)",
         ]
+        if found.lower_bound:
+            high = found.high
+            lines.append(f"  lower bound              the probe at {high.rate:.4g} requests/s met the targets, but its "
+                         f"{high.requests:,} requests span under {MIN_SPAN_LIFETIMES} mean request lifetimes, too "
+                         "short to tell its queue from a slowly growing one: the probe length stopped the search, not "
+                         "the system (a larger --max-requests judges it on longer runs)")
     sizes = sorted({p.requests for p in found.probes})
     lines.append(f"  search                   {len(found.probes)} probes (plus the offline run), "
                  f"{'-'.join(f'{n:,}' for n in (sizes[0], sizes[-1]) if n) if len(sizes) > 1 else f'{sizes[0]:,}'} "
@@ -72,11 +81,20 @@ def render_capacity(found: Capacity) -> str:
     return "\n".join(lines)
 
 
+def _priced(found: Capacity) -> str:
+    """Where the chip-hour's price comes from, when it is not the user's."""
+    return "" if found.cfg.cost.usd_per_chip_hour is not None else \
+        " (the chip's cost to make, far below a cloud price: cost.usd_per_chip_hour sets one)"
+
+
 def capacity_body(found: Capacity) -> dict:
     """capacity.json's content (without provenance)."""
     low = found.low.summary if found.low else None
     return {
         "capacity_requests_per_s": found.capacity,
+        "capacity_is_lower_bound": found.lower_bound,  # the probe length, not the system, stopped the search
+        "output_tokens_per_s_at_capacity": found.capacity * low["output_tokens_per_s"] / low["requests_per_s"]
+        if low and low["requests_per_s"] else 0.0,  # the rate times the mean output (at_capacity's is over the probe)
         "bracket_requests_per_s": [found.low.rate if found.low else 0.0, found.high.rate if found.high else None],
         "bracket_width": found.width,
         "slo": {"ttft_p99_s": found.cfg.slo.ttft_p99_s, "tpot_p99_s": found.cfg.slo.tpot_p99_s},

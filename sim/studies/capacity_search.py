@@ -187,8 +187,9 @@ def why(c: Candidate, best: Candidate) -> str:
     elif cfg.tpot_p99_s is not None and st["tpot_p99_s"] is not None and st["tpot_p99_s"] > cfg.tpot_p99_s:
         stop = f"step time: p99 TPOT {st['tpot_p99_s'] * 1e3:.0f} ms at {high.rate:.3g} requests/s"
     elif not long_enough(high.rate, high.requests, high.summary):
-        stop = (f"probe too short: {high.requests:,} requests at {high.rate:.3g} requests/s span under "
-                f"{MIN_SPAN_LIFETIMES} mean lifetimes (raise --max-requests)")
+        stop = (f"not measured: the probe at {high.rate:.3g} requests/s met the targets but its {high.requests:,} "
+                f"requests span under {MIN_SPAN_LIFETIMES} mean lifetimes, so its capacity is a lower bound "
+                "(raise --max-requests to compare it)")
     else:
         stop = f"queue: p99 TTFT {st['ttft_p99_s']:.3g} s at {high.rate:.3g} requests/s"
     s, b = c.at_capacity() or high.summary, best.at_capacity() or best.found.offline.summary
@@ -205,7 +206,9 @@ def render_search(cands: list[Candidate]) -> str:
              "(-: not run)"]
     for c in cands:
         reason = "best" if c is best and c.found else why(c, best)
-        figures = (f"{c.capacity:>10.3g}  {c.per_usd_hour():>16.3g}  {c.per_watt() * 1e3:>6.3g}" if c.found
+        at_least = ">=" if c.found and c.found.lower_bound else ""  # the probe length stopped it (see why)
+        figures = (f"{at_least + format(c.capacity, '.3g'):>10}  {c.per_usd_hour():>16.3g}  {c.per_watt() * 1e3:>6.3g}"
+                   if c.found
                    else f"{'-':>10}  {'-':>16}  {'-':>6}")  # not probed or cannot run: no capacity, not zero
         lines.append(f"  {c.name:<52} {figures}   {reason}")
     return "\n".join(lines)
