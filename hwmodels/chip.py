@@ -19,7 +19,7 @@ from enum import Enum
 from types import MappingProxyType
 
 from hwmodels.calibration import FITTED, FITTED_KEYS
-from hwmodels.limits import LIMITS, HardwareError, check_limit
+from hwmodels.limits import LIMITS, MIN_EFFICIENCY, HardwareError, check_limit
 from hwmodels.numerics import DType, parse_dtype
 
 GB = 1e9
@@ -55,7 +55,6 @@ class CollectiveAlgorithm(str, Enum):
 # the default for a chip whose preset names no figure of its own.
 AT_CLOCK = {"vector_TFLOPS": "vector_lanes", "sram_bandwidth_TBps": "sram_bytes_per_cycle"}  # rate -> per cycle
 LINK_EFFICIENCY = 0.80
-MIN_EFFICIENCY = 1e-3  # an efficiency below it (1e-30) is a slip, whose run would print 0 tokens/s as a result
 # The defaults of an ``ideal`` chip's fitted fields: peak rates, no fixed costs, no collective ramp.
 IDEAL: Mapping[str, float] = MappingProxyType({
     "matmul_efficiency": 1.0, "hbm_latency_us": 0.0, "kernel_overhead_us": 0.0, "matmul_overhead_cycles": 0.0,
@@ -176,14 +175,8 @@ class HardwareConfig:
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
                 raise HardwareError(f"{where}: hardware.{key} must be a whole number >= 1 (got {value})")
-        for key in (
-            "freq_GHz",
-            "sram_MiB",
-            "hbm_capacity_GB",
-            "hbm_bandwidth_GBps",
-            "link_bandwidth_GBps",
-            "host_link_GBps",
-        ):
+        for key in ("freq_GHz", "sram_MiB", "hbm_capacity_GB", "hbm_bandwidth_GBps", "link_bandwidth_GBps",
+                    "host_link_GBps"):
             value = getattr(self, key)
             if not (value > 0 and math.isfinite(value)):
                 raise HardwareError(f"{where}: hardware.{key} must be a finite number > 0 (got {value})")

@@ -62,6 +62,7 @@ FLOORS: Mapping[str, tuple[float, str]] = MappingProxyType({
     "host_link_GBps": (1e-3, "a MB/s; PCIe 4.0 x16 gives 32 GB/s"),
     "matmul_dtype_rate": (1e-3, "a thousandth of the bf16 rate"),
 })
+MIN_EFFICIENCY = 1e-3  # an efficiency below it (1e-30) is a slip, whose run would print 0 tokens/s as a result
 
 
 def check_limit(where: str, key: str, value: float) -> None:

@@ -217,7 +217,7 @@ def test_the_search_prunes_what_does_not_fit_before_probing_and_caps_the_probes(
         asked.append(trial)
         p = trial.parallel
         return SimpleNamespace(capacity=p.tp * 10 + p.pp + trial.scheduler.max_batch / 1000, probes=[], low=None,
-                               high=None, wall_s=0.0)
+                               high=None, wall_s=0.0, lower_bound=False)
     monkeypatch.setattr(cs, "find_capacity", fake)
     cfg = make_config(*CHAT_70B[:2], "hardware=h100_sxm", "parallel.tp=2", "parallel.dp=2", "scheduler.max_batch=64",
                       "workload.num_requests=50")

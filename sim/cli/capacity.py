@@ -61,21 +61,14 @@ def main(argv: list[str] | None = None) -> None:
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         out = output_dir(args.out or Path("results/capacity") / dcfg.name / stamp, create=False)
         if args.offline:
-            study.check_capacity_config(cfg, targets=False)
-            probe = study.Prober(cfg, args.requests, args.requests)(0.0)
-            print(probe_line(probe))
-            s = probe.summary
-            print(f"  offline throughput       {s['requests_per_s']:,.4g} requests/s, {s['output_tokens_per_s']:,.0f} "
-                  f"output tokens/s over {probe.requests:,} requests, ${s['usd_per_million_output_tokens']:.3g} per "
-                  f"million output tokens, {s['joules_per_output_token']:.3g} J per output token")
+            _offline(cfg, args.requests)
             return
         study.check_capacity_config(cfg)
         if args.search:
             _search(cfg, args.requests, args.max_requests, args.max_layouts)
             return
-        arrivals = "gamma" if cfg.workload.arrival.value == "gamma" else "Poisson"  # the process study.Prober offers
-        print(f"llmsim-capacity: {cfg.model.name} on {cfg.hardware.name}: searching the highest {arrivals} rate within "
-              "the p99 targets", flush=True)
+        print(f"llmsim-capacity: {cfg.model.name} on {cfg.hardware.name}: searching the highest "
+              f"{study.offered(cfg)} rate within the p99 targets", flush=True)
         found = study.find_capacity(cfg, args.requests, args.max_requests,
                                     progress=lambda p: print(probe_line(p), flush=True))
         out = output_dir(out)
@@ -86,6 +79,19 @@ def main(argv: list[str] | None = None) -> None:
     print(render_capacity(found))
     write_capacity(found, out, OmegaConf.to_yaml(dcfg, resolve=True))
     print(f"  outputs                  {out}/ ({', '.join(FILES)})")
+
+
+def _offline(cfg, requests: int) -> None:
+    from sim.studies import capacity as study
+    from sim.studies.capacity_report import probe_line
+
+    study.check_capacity_config(cfg, targets=False)
+    probe = study.Prober(cfg, requests, requests)(0.0)
+    print(probe_line(probe))
+    s = probe.summary
+    print(f"  offline throughput       {s['requests_per_s']:,.4g} requests/s, {s['output_tokens_per_s']:,.0f} "
+          f"output tokens/s over {probe.requests:,} requests, ${s['usd_per_million_output_tokens']:.3g} per "
+          f"million output tokens, {s['joules_per_output_token']:.3g} J per output token")
 
 
 def _search(cfg, base: int, most: int, max_layouts: int) -> None:

@@ -161,6 +161,11 @@ def long_enough(rate: float, n: int, summary: dict) -> bool:
     return n / rate >= MIN_SPAN_LIFETIMES * (summary.get("e2e_mean_s") or 0.0)
 
 
+def offered(cfg: RunConfig) -> str:
+    """The arrival process a probe offers its rate as (``Prober``): gamma when the workload says so, else Poisson."""
+    return "gamma" if cfg.workload.arrival is ArrivalProcess.gamma else "Poisson"
+
+
 def too_short(p: Probe) -> bool:
     """A probe that did not pass only because its arrivals span too few lifetimes (it met the targets, or they
     were not judged, and it was not overloaded)."""
