@@ -48,8 +48,8 @@ All-reduce algorithms (``CollectiveAlgorithm``):
   2 of the chip's 2D links: transfer 2B / (W/D).
 * in_switch (NVLink SHARP / NVLS): only on a switch with ``switch_reduction`` and a runtime whose
   library uses it; each chip sends B to the switch and receives the reduced B once: transfer
-  B / (W x ``NVLS_EFFICIENCY``) after a fixed ``NVLS_LATENCY_US`` (NCCL's own tuning constants, so
-  the auto choice leaves small messages to the tree and ring, as NCCL's tuner does).
+  B / (W x the architecture's ``NVLS_EFFICIENCY``) after a fixed ``NVLS_LATENCY_US`` (NCCL's own tuning
+  constants, so the auto choice leaves small messages to the tree and ring, as NCCL's tuner does).
 * auto: the fastest of those available for this size (as NCCL's tuner picks): latency-optimal
   (tree, in-switch) for small messages, bandwidth-optimal (ring, in-switch) for large ones.
 
@@ -73,6 +73,7 @@ import math
 import numbers
 from dataclasses import dataclass, replace
 from enum import Enum
+from types import MappingProxyType
 
 from hwmodels.chip import CollectiveAlgorithm, HardwareConfig, HardwareError, Topology
 
@@ -105,11 +106,13 @@ class CollectiveCost:
 
 NO_OP = CollectiveCost(0.0, 0.0, 0.0)
 
-# In-switch reduction (NVLS) as NCCL's tuner models it on Hopper + NVSwitch 3 (NVIDIA/nccl,
-# src/graph/tuning.cc): a base latency of 25 us for NVLS within one node (2.22.3 - 2.31.2; 23 us in
-# 2.18.3 - 2.20.3) and bus bandwidth scaled by nvlsEfficiency = 0.85 for sm_90 (2.29.2).
+# In-switch reduction (NVLS) as NCCL's tuner models it (NVIDIA/nccl, src/graph/tuning.cc): a base latency
+# of 25 us for NVLS within one node (2.22.3 - 2.31.2; 23 us in 2.18.3 - 2.20.3) and bus bandwidth scaled
+# by nvlsEfficiency, per architecture: 0.85 for Hopper (sm_90) and NVSwitch 3, 0.74 for Blackwell
+# (sm_100) and NVSwitch 4 (its links doubled, the switch's reduction rate less so). Another
+# architecture's switch (a what-if) takes Hopper's.
 NVLS_LATENCY_US = 25.0
-NVLS_EFFICIENCY = 0.85
+NVLS_EFFICIENCY = MappingProxyType({"hopper": 0.85, "blackwell": 0.74})
 
 TORUS_DIMS = {Topology.torus2d: 2, Topology.torus3d: 3}
 
@@ -146,6 +149,7 @@ class Group:
     hop_s: float  # latency of one step (one hop)
     base_s: float  # fixed software latency per collective
     mesh: bool = False  # one direct link to each peer (``chip_Bps`` is the group's p - 1 of them)
+    nvls: float = NVLS_EFFICIENCY["hopper"]  # the switch's in-switch reduction efficiency (``nvls_efficiency``)
 
     @property
     def side_Bps(self) -> float:
@@ -184,7 +188,13 @@ def group_of(chip: HardwareConfig, chips: int) -> Group:
     if topology is Topology.mesh:
         share = mesh_share(chips, chip.max_chips)
         return Group(chips, True, (chips,), 1, usable * share, chip.link_latency_s, base, mesh=True)
-    return Group(chips, topology is Topology.switch, (chips,), 1, usable, chip.link_latency_s, base)
+    return Group(chips, topology is Topology.switch, (chips,), 1, usable, chip.link_latency_s, base,
+                 nvls=nvls_efficiency(chip))
+
+
+def nvls_efficiency(chip: HardwareConfig) -> float:
+    """NCCL's NVLS bandwidth efficiency for the chip's architecture (Hopper's for any other)."""
+    return NVLS_EFFICIENCY.get(chip.architecture, NVLS_EFFICIENCY["hopper"])
 
 
 def mesh_share(chips: int, max_chips: int) -> float:
@@ -216,7 +226,7 @@ def _tree(g: Group, nbytes: float) -> CollectiveCost:
 
 
 def _in_switch(g: Group, nbytes: float) -> CollectiveCost:
-    cost = g.cost(2, nbytes / (g.chip_Bps * NVLS_EFFICIENCY), nbytes, CollectiveAlgorithm.in_switch.value)
+    cost = g.cost(2, nbytes / (g.chip_Bps * g.nvls), nbytes, CollectiveAlgorithm.in_switch.value)
     return replace(cost, latency_s=cost.latency_s + NVLS_LATENCY_US * 1e-6)
 
 

@@ -44,8 +44,10 @@ History:
      could slow it); the A100 fit re-run on it (hbm_latency_us 0.937 -> 0, kernel_overhead_us 0.926 -> 1.881).
   12: fp4 weights are MXFP4 (one 8-bit scale per 32 weights, 4.25 bits a weight), not int4's fp16 scale per
      precision.group_size (4.125 bits): fp4 weights read 3 % more bytes, so memory-bound fp4 decode is slower.
+  13: in-switch (NVLS) all-reduce bandwidth takes NCCL's efficiency for the chip's architecture: 0.74 on
+     Blackwell (B200, GB200), 0.85 on Hopper as before, so large in-switch all-reduces on Blackwell are slower.
 """
 
 from __future__ import annotations
 
-MODEL_VERSION = 12
+MODEL_VERSION = 13
