@@ -325,3 +325,38 @@ def test_a_run_folder_with_a_file_cut_short_is_one_line_from_llmsim_report(tmp_p
             (tmp_path / "run" / "summary.json").write_text("[1]")
         out = run_cli_tool("llmsim-report", str(tmp_path / "run"))
         assert out.returncode == 2 and out.stderr.count("\n") == 1 and f"{broken} could not be read" in out.stderr
+
+
+@pytest.mark.slow
+def test_a_folder_rewritten_by_another_point_is_never_reused_as_the_old_one(tmp_path):
+    """A marker named the folder of its point's first run; the same sweep re-run with its values in another order
+    rewrote that folder with the other point, and the marker then handed those numbers back as the first point's,
+    "reused", exit 0 (independent review). A point's folder now says which point it holds (point.json)."""
+    sweep = tmp_path / "X"
+    args = ["-m", *QUICK, f"hydra.sweep.dir={sweep}"]
+    assert run_cli(*args, "hardware.hbm_bandwidth_GBps=1000,2000").returncode == 0
+    slow, fast = _tpot(sweep / "0"), _tpot(sweep / "1")
+    again = run_cli(*args, "hardware.hbm_bandwidth_GBps=2000,1000")
+    assert again.returncode == 0, again.stderr
+    assert _tpot(sweep / "0") == fast and _tpot(sweep / "1") == slow  # 1000 GB/s simulated again, not 2000's copied
+    assert not (sweep / "1" / "reused.json").exists()
+    assert json.loads((sweep / "1" / "point.json").read_text())["key"] != \
+        json.loads((sweep / "0" / "point.json").read_text())["key"]
+
+
+@pytest.mark.slow
+def test_a_new_sweep_counts_only_the_points_it_wrote_or_kept(tmp_path):
+    """A sweep stopped before its last points left the earlier sweep's results in those folders, and the interrupt
+    line and llmsim-report counted them as this sweep's, "ok" (independent review)."""
+    from sim.studies.sweep.callbacks import finished_points
+    from sim.studies.sweep.table import collect
+    sweep = tmp_path / "X"
+    assert run_cli("-m", *QUICK, f"hydra.sweep.dir={sweep}", "workload.batch=1,2").returncode == 0
+    assert finished_points(sweep) == 2 and set(collect(sweep)["status"]) == {"ok"}
+    points.new_sweep(sweep)  # another multirun started in the folder and was stopped before any point
+    assert finished_points(sweep) == 0
+    table = collect(sweep)
+    assert set(table["status"]) == {"missing"} and table["reason"].str.contains("earlier sweep").all()
+    resumed = run_cli("-m", *QUICK, f"hydra.sweep.dir={sweep}", "workload.batch=1,2")  # the same sweep: kept
+    assert resumed.returncode == 0 and "reused" not in resumed.stdout, resumed.stderr
+    assert finished_points(sweep) == 2 and set(collect(sweep)["status"]) == {"ok"}

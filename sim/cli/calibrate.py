@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--holdout", action="store_true", help="also refit without each source (and each Vidur "
                         "model) and predict it: the leave-one-group-out report, <out>/holdout.csv (takes minutes)")
     args = parser.parse_args(argv)
-    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
     try:
         out_dir = output_dir(args.out or Path("results/calibration") / stamp, create=False)  # made when written:
         print("llmsim-calibrate: fitting the shared parameters on the A100 measurements of data/calibration "

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
             check_override(arg, multirun=False)
         dcfg, cfg = compose_config(overrides)
         print(*(f"llmsim-capacity: note: {n}\n" for n in _unused(args, overrides)), sep="", end="", file=sys.stderr)
-        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
         out = output_dir(args.out or Path("results/capacity") / dcfg.name / stamp, create=False)
         if args.offline:
             _offline(cfg, args.requests)

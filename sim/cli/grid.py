@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         fixed, axes = split_arguments(args.arguments)
         composed = compose_dict(fixed)
         name = composed.name
-        out = output_dir(args.out or Path("results/sweeps") / name / (datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        out = output_dir(args.out or Path("results/sweeps") / name / (datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
                                                                         + "_grid"), create=False)  # made as written
         if args.jobs < 1:
             raise ReportError(f"--jobs must be >= 1 (got {args.jobs})")

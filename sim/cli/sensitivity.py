@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         dcfg, cfg = compose_config(args.overrides)
         if not WORKLOADS[cfg.workload.kind].one_config_studies:
             raise ReportError("llmsim-sensitivity ranks single-batch runs; for serving, sweep with llmsim -m")
-        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
         out = output_dir(args.out or Path("results/sensitivity") / dcfg.name / stamp, create=False)
         table = sensitivities(cfg, args.metric, args.step)
         out = output_dir(out)  # made once there is something to write

@@ -34,8 +34,9 @@ TEMP_SUFFIX = ".tmp"
 # and columns of a sweep's table (points.csv, points.parquet): the wall-clock time a simulation took.
 VOLATILE_FIELDS = ("run.sim_wall_s", "wall_s")
 # Files, as glob patterns under a run's or a sweep's folder: Hydra's own records and logs (they name
-# the folder and the time of each start).
-VOLATILE_FILES = (".hydra/*", "*.log", "multirun.yaml")
+# the folder and the time of each start), and the id of each sweep run with the points it stamps
+# (sim/studies/sweep/points.py).
+VOLATILE_FILES = (".hydra/*", "*.log", "multirun.yaml", ".sweep_id", "point.json")
 
 
 class OutputWriteError(OSError):

@@ -30,12 +30,15 @@ from sim.output.files import atomic_write, remove_stale_temps
 from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep.callbacks import Interrupted, interrupted_line
 from sim.studies.sweep.points import (
+    POINT_FILE,
     finished_dir,
     finished_here,
+    keep_point,
     mark_finished,
     point_key,
     reuse,
     start_point,
+    sweep_id,
 )
 from workloads.model import ModelError
 
@@ -83,13 +86,17 @@ def _run_point(dcfg: DictConfig) -> dict | None:
     key = point_key(dcfg) if multirun and dcfg.output.write_files else None
     if key and not dcfg.sweep.rerun and finished_here(key, Path(hc.sweep.dir), out_dir,
                                                        OmegaConf.to_yaml(dcfg, resolve=True)):
+        keep_point(key, Path(hc.sweep.dir), out_dir)  # kept by this sweep run: its report counts it
         return json.loads((out_dir / "summary.json").read_text())  # a resumed sweep: this point is done
     if key:
         start_point(out_dir)  # an earlier outcome in this folder goes: it counts as done only when rewritten
+    elif dcfg.output.write_files:  # a run into a point's folder replaces that point: no marker may trust it
+        (out_dir / POINT_FILE).unlink(missing_ok=True)
     if key and not dcfg.sweep.rerun:  # finished in an earlier sweep beside this one: reuse it
         source = finished_dir(key, Path(hc.sweep.dir), out_dir, trace=dcfg.output.trace)
         summary = reuse(source, out_dir) if source is not None else None
         if summary is not None:
+            keep_point(key, Path(hc.sweep.dir), out_dir)
             return summary
     try:
         cfg: RunConfig = to_run_config(dcfg)  # the run's part; the tools' settings stay in dcfg
@@ -116,7 +123,8 @@ def _fail(out_dir: Path, reason: str) -> None:
         print(f"llmsim: error: {reason}", file=sys.stderr)
         drop_records_only(out_dir)
         sys.exit(EXIT_BAD_INPUT)
-    body = {"point": hc.job.num, "overrides": list(hc.overrides.task), "reason": reason}
+    body = {"point": hc.job.num, "overrides": list(hc.overrides.task), "reason": reason,
+            "sweep": sweep_id(Path(hc.sweep.dir))}
     try:
         start_point(out_dir)  # no earlier summary.json beside the failure
         atomic_write(out_dir / "failed.json", lambda p: p.write_text(json.dumps(body) + "\n"))

@@ -39,6 +39,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from sim.studies.sweep.points import held_point, new_sweep, sweep_id
+
 LAUNCHER_LOG = logging.getLogger("hydra._internal.core_plugins.basic_launcher")
 EXIT_ALL_FAILED = 2  # as for bad input: every point failed, so the sweep as asked cannot run
 
@@ -114,11 +116,14 @@ class Interrupted(KeyboardInterrupt):
 
 
 def finished_points(sweep_dir: Path) -> int:
-    """Points of the sweep in ``sweep_dir`` whose files are all written (summary.json is written last)."""
+    """Points of the sweep in ``sweep_dir`` whose files are all written (summary.json is written last) by this sweep
+    run or kept by it (a folder still holding an earlier sweep's point does not count)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         return 0
-    return sum(1 for p in sweep_dir.iterdir() if p.is_dir() and (p / "summary.json").exists())
+    current = sweep_id(sweep_dir)
+    return sum(1 for p in sweep_dir.iterdir() if p.is_dir() and (p / "summary.json").exists()
+               and (current is None or held_point(p).get("sweep") == current))
 
 
 def interrupted_line(sweep_dir: Path) -> str:
@@ -212,6 +217,7 @@ class SweepCallback(Callback):
             raise SystemExit(2)  # not an Exception: Hydra would turn that into a warning and go on
         self._catch_interrupt(Path(str(config.hydra.sweep.dir)))
         _drop_stale_report(Path(str(config.hydra.sweep.dir)))
+        new_sweep(Path(str(config.hydra.sweep.dir)))  # its points are told from an earlier sweep's in the folder
         self._multirun, self._total, self._swept = True, count_points(config), swept_keys(config)
         LAUNCHER_LOG.addFilter(_no_job_lines)  # each point prints its own line instead
         progress = OmegaConf.select(config, "sweep.progress")

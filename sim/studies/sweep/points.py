@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -42,6 +43,11 @@ from sim.serving.traces import trace_path
 from workloads.model import hf_config_file
 
 MARKERS = ".finished"
+# In a point's folder, written once its files are: the point it holds (its key) and the sweep run that wrote or
+# kept it. A marker is trusted only when the folder it names still holds its point (a later sweep or run into
+# that folder replaces it), and a sweep's report and interrupt count only the points this sweep run wrote or kept.
+POINT_FILE = "point.json"
+SWEEP_ID = ".sweep_id"  # in the sweep folder: a new id per multirun (sim/studies/sweep/callbacks.py)
 # Files of a finished point that a re-run copies; summary.json last (its presence means done).
 RESULT_FILES = ("config.yaml", "ops.parquet", "ops.csv", "trace.json", "requests.parquet", "requests.csv",
                 "steps.parquet", "steps.csv", "serving.png", "summary.json")  # summary last: it marks a point done
@@ -78,8 +84,34 @@ def marker_dir(sweep_dir: Path) -> Path:
     return Path(sweep_dir).resolve().parent / MARKERS
 
 
+def new_sweep(sweep_dir: Path) -> None:
+    """Give the multirun starting in ``sweep_dir`` its own id (its points are told from an earlier sweep's by it)."""
+    Path(sweep_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write(Path(sweep_dir) / SWEEP_ID, lambda p: p.write_text(uuid.uuid4().hex + "\n"))
+
+
+def sweep_id(sweep_dir: Path) -> str | None:
+    """The id of the multirun last started in ``sweep_dir`` (None: none recorded, as before this file existed)."""
+    try:
+        return (Path(sweep_dir) / SWEEP_ID).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def held_point(folder: Path) -> dict:
+    """``point.json`` of a point folder: its ``key`` and ``sweep`` ({} when missing or unreadable)."""
+    return read_json_object(Path(folder) / POINT_FILE) or {}
+
+
+def keep_point(key: str, sweep_dir: Path, out_dir: Path) -> None:
+    """Say that ``out_dir`` holds point ``key`` for the sweep run now in ``sweep_dir``."""
+    body = {"key": key, "sweep": sweep_id(sweep_dir)}
+    atomic_write(Path(out_dir) / POINT_FILE, lambda p: p.write_text(json.dumps(body) + "\n"))
+
+
 def mark_finished(key: str, sweep_dir: Path, out_dir: Path) -> None:
-    """Record that the point ``key`` finished with its files in ``out_dir``."""
+    """Record that the point ``key`` finished with its files in ``out_dir``: in the folder, then by the marker."""
+    keep_point(key, sweep_dir, out_dir)
     body = {"key": key, "dir": str(Path(out_dir).resolve()), "code_version": code_version(),
             "model_version": MODEL_VERSION}
     marker = marker_dir(sweep_dir) / f"{key}.json"
@@ -99,6 +131,8 @@ def finished_dir(key: str, sweep_dir: Path, out_dir: Path, trace: bool = False) 
         return None
     if source == Path(out_dir).resolve() or read_json_object(source / "summary.json") is None:
         return None  # gone, or not a summary one can read: the point is simulated, not copied
+    if held_point(source).get("key") != key:
+        return None  # the folder now holds another point (a later sweep or run wrote into it)
     if trace and not (source / "trace.json").exists():
         return None
     return source
@@ -119,7 +153,7 @@ def finished_here(key: str, sweep_dir: Path, out_dir: Path, config_yaml: str) ->
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return named == out_dir.resolve() and read_json_object(out_dir / "summary.json") is not None \
-        and written == config_yaml
+        and written == config_yaml and held_point(out_dir).get("key") == key
 
 
 def reuse(source: Path, out_dir: Path) -> dict | None:
@@ -152,7 +186,7 @@ def _copy(source: Path, target: Path) -> None:
 
 
 # Files whose presence says how a point ended; an earlier run's are removed before a point runs again.
-OUTCOME_FILES = ("summary.json", "failed.json", "reused.json")
+OUTCOME_FILES = ("summary.json", "failed.json", "reused.json", POINT_FILE)
 
 
 def start_point(out_dir: Path) -> None:

@@ -21,6 +21,7 @@ import yaml
 
 from sim.output.files import atomic_write, read_json_object
 from sim.studies.sweep import ReportError
+from sim.studies.sweep.points import held_point, sweep_id
 
 BOUNDS = ("compute", "memory", "interconnect", "overhead")
 # Columns that describe a point but are not metrics.
@@ -79,15 +80,20 @@ def failed_bound(reason: str) -> str:
     return "capacity" if "does not fit" in reason else "invalid"
 
 
-def read_point(point_dir: Path) -> dict:
-    """One row: parameters, status and metrics of the point in ``point_dir``."""
+def read_point(point_dir: Path, sweep: str | None = None) -> dict:
+    """One row: parameters, status and metrics of the point in ``point_dir``; with ``sweep`` (the sweep run's id),
+    a result an earlier sweep left in the folder is "missing" (this sweep did not reach the point)."""
     row: dict = {"point": int(point_dir.name) if point_dir.name.isdigit() else point_dir.name,
                  "dir": point_dir.name}
     overrides_file = point_dir / ".hydra" / "overrides.yaml"
     if overrides_file.exists():
         row.update(parse_overrides(yaml.safe_load(overrides_file.read_text()) or []))
     summary, failed = point_dir / "summary.json", point_dir / "failed.json"
-    if summary.exists():
+    stamp = held_point(point_dir).get("sweep") if summary.exists() else (read_json_object(failed) or {}).get("sweep")
+    if sweep is not None and (summary.exists() or failed.exists()) and stamp != sweep:
+        row.update(status="missing", reason="an earlier sweep's result is in its folder; this sweep did not reach "
+                   "the point (run the same command again to finish)")
+    elif summary.exists():
         body = read_json_object(summary)
         if body is not None:
             row["status"] = "ok"
@@ -133,7 +139,8 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
         dirs = [d for d in dirs if not d.name.isdigit() or int(d.name) < total]
     if not dirs:
         raise ReportError(f"{sweep_dir} holds no sweep points (folders with summary.json or failed.json)")
-    rows = [read_point(d) for d in dirs]
+    current = sweep_id(sweep_dir) if total is not None else None
+    rows = [read_point(d, current) for d in dirs]
     if total is not None:
         started = {row["point"] for row in rows}
         rows += [{"point": n, "dir": str(n), "status": "missing", "reason": "never started (the sweep was stopped "
