@@ -27,6 +27,8 @@ from sim.config.paths import DATA_DIR
 from sim.config.schema import LengthDistribution, RunError, TraceName
 
 TRACE_COLUMNS = ("arrival_s", "prompt_tokens", "output_tokens")
+MAX_ARRIVAL_S = 1e8  # three years of trace: times keep a resolution of 15 ns (an epoch time, 1.7e9 s, keeps 240 ns)
+MAX_TOKENS = 10**9  # far beyond any context; a larger count would not fit the step arithmetic's integers
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 TRACE_FILES = {TraceName.azure_code: "azure_llm_2023_code.csv", TraceName.azure_conv: "azure_llm_2023_conv.csv"}
 TRACE_OF = {LengthDistribution.azure_code: TraceName.azure_code, LengthDistribution.azure_conv: TraceName.azure_conv}
@@ -97,10 +99,11 @@ def _read_azure(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lengths = []
     for key in AZURE_COLUMNS[1:]:
         values = pd.to_numeric(frame[key].str.strip(), errors="coerce").to_numpy(dtype=float)
-        wrong = np.flatnonzero(~(np.isfinite(values) & (values >= 1) & (values == np.round(values))))
+        wrong = np.flatnonzero(~(np.isfinite(values) & (values >= 1) & (values <= MAX_TOKENS)
+                                 & (values == np.round(values))))
         if wrong.size:
             raise RunError(f"trace {path} row {wrong[0] + 1}: {key} is '{frame[key][wrong[0]]}'; lengths are whole "
-                           "numbers >= 1")
+                           f"numbers from 1 to {MAX_TOKENS:,}")
         lengths.append(values.astype(np.int64))
     return arrivals, lengths[0], lengths[1]
 
@@ -114,11 +117,14 @@ def _read_own(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             arrival = _number(path, row, record, "arrival_s", float)
             prompt = _number(path, row, record, "prompt_tokens", int)
             output = _number(path, row, record, "output_tokens", int)
-            if not (math.isfinite(arrival) and arrival >= 0):
-                raise RunError(f"trace {path} row {row}: arrival_s is {arrival}; arrival times are seconds >= 0")
+            if not (math.isfinite(arrival) and 0 <= arrival <= MAX_ARRIVAL_S):
+                raise RunError(f"trace {path} row {row}: arrival_s is {arrival:g}; arrival times are seconds from the "
+                               f"trace's start, 0 to {MAX_ARRIVAL_S:g} (a clock's epoch time would leave no precision "
+                               "for the steps: subtract the first arrival)")
             for key, value in (("prompt_tokens", prompt), ("output_tokens", output)):
-                if value < 1:
-                    raise RunError(f"trace {path} row {row}: {key} is {value}; lengths are whole numbers >= 1")
+                if not 1 <= value <= MAX_TOKENS:
+                    raise RunError(f"trace {path} row {row}: {key} is {value}; lengths are whole numbers from 1 to "
+                                   f"{MAX_TOKENS:,}")
             arrivals.append(arrival)
             prompts.append(prompt)
             outputs.append(output)
