@@ -159,6 +159,7 @@ def optimize_batched(study: optuna.Study, search, trials: int, size: int, finish
     pool = worker_pool(search.base, jobs)
     try:
         while (left := trials - finished(study)) > 0:
+            mem.sampler = search.sampler(trials, 0, len(mem.trials))  # resumed or not, the same draws
             asked = [mem.ask() for _ in range(min(size, left))]
             values = [{p.key: p.suggest(t) for p in search.params} for t in asked]
             outcomes = search.designs(values, pool)

@@ -33,6 +33,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import optuna
 from omegaconf import OmegaConf
 from sqlalchemy.exc import SQLAlchemyError
@@ -208,8 +209,12 @@ class Search:
             trial.set_constraint(str(c), v)
         return tuple(metrics[m] for m, _ in self.objectives)
 
-    def sampler(self, trials: int, worker: int = 0) -> optuna.samplers.BaseSampler:
-        seed = self.seed + 1000 * worker
+    def sampler(self, trials: int, worker: int = 0, done: int = 0) -> optuna.samplers.BaseSampler:
+        """The sampler of ``worker``; ``done``: trials the study holds when it starts asking (a batched search takes
+        a sampler seeded afresh per batch from the seed and that count, so a resumed search asks what the run
+        straight through asked: its state is the study's trials and this seed, not the draws of a process)."""
+        seed = self.seed + 1000 * worker if not done else int(np.random.SeedSequence([self.seed, worker, done])
+                                                               .generate_state(1)[0])
         name = str(self.search.get("sampler", "nsga2"))
         if name == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed,
