@@ -268,6 +268,16 @@ def test_the_offline_probe_runs_whatever_arrivals_the_config_names(arrival, caps
     assert "offline throughput" in capsys.readouterr().out
 
 
+def test_the_offline_probe_does_not_check_the_out_it_does_not_use(tmp_path, capsys):
+    """It said '--out is not used' and then refused that --out as a file, exit 2 (independent review)."""
+    from sim.cli.capacity import main
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+    main(["--offline", "--requests", "20", *TINY[1:5], "--out", str(a_file)])
+    out, err = capsys.readouterr()
+    assert "offline throughput" in out and "--out" in err and "error" not in err
+
+
 def test_what_the_command_does_not_read_is_named():
     """--offline and --search write no files and the probes set their own request counts: --out and
     workload.num_requests went unused without a word (review)."""

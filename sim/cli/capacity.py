@@ -58,15 +58,15 @@ def main(argv: list[str] | None = None) -> None:
             check_override(arg, multirun=False)
         dcfg, cfg = compose_config(overrides)
         print(*(f"llmsim-capacity: note: {n}\n" for n in _unused(args, overrides)), sep="", end="", file=sys.stderr)
-        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
-        out = output_dir(args.out or Path("results/capacity") / dcfg.name / stamp, create=False)
-        if args.offline:
+        if args.offline:  # writes nothing: --out is not checked (the note above says it is not used)
             _offline(cfg, args.requests)
             return
         study.check_capacity_config(cfg)
-        if args.search:
+        if args.search:  # writes nothing either
             _search(cfg, args.requests, args.max_requests, args.max_layouts)
             return
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
+        out = output_dir(args.out or Path("results/capacity") / dcfg.name / stamp, create=False)
         print(f"llmsim-capacity: {cfg.model.name} on {cfg.hardware.name}: searching the highest "
               f"{study.offered(cfg)} rate within the p99 targets", flush=True)
         found = study.find_capacity(cfg, args.requests, args.max_requests,
