@@ -84,3 +84,15 @@ def test_the_grid_command_says_why_points_failed(tmp_path, capsys):
           "parallel.tp=1,2", "--no-report", "--out", str(tmp_path / "g")])
     out = capsys.readouterr().out
     assert "2 points (1 failed)" in out and "why, e.g. point 0: " in out and "does not fit" in out
+
+
+def test_a_grid_into_an_earlier_grids_folder_leaves_none_of_its_charts(tmp_path, capsys):
+    """A second grid with --no-report into the same --out kept the first grid's regime map and Pareto chart beside
+    its own table (independent review)."""
+    from sim.cli.grid import main
+    out = tmp_path / "G"
+    main(["fidelity=analytic", "hardware.hbm_bandwidth_GBps=1000,2000", "workload.decode_tokens=4", "--out", str(out)])
+    assert (out / "report" / "regime_map.png").exists()
+    main(["fidelity=analytic", "workload.batch=1,2", "workload.decode_tokens=4", "--out", str(out), "--no-report"])
+    assert sorted(p.name for p in (out / "report").iterdir()) == ["points.csv", "points.parquet"]
+    capsys.readouterr()

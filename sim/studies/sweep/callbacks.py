@@ -175,7 +175,7 @@ def check_sweep(config: DictConfig) -> str | None:
     return None
 
 
-def _drop_stale_report(sweep_dir: Path) -> None:
+def drop_stale_report(sweep_dir: Path) -> None:
     """Remove the report an earlier sweep in ``sweep_dir`` wrote: from now on its points may be replaced, and a
     sweep run with sweep.report=false would leave it describing points that are no longer there."""
     report = sweep_dir / "report"
@@ -216,7 +216,7 @@ class SweepCallback(Callback):
             print(f"llmsim: error: {problem}", file=sys.stderr)
             raise SystemExit(2)  # not an Exception: Hydra would turn that into a warning and go on
         self._catch_interrupt(Path(str(config.hydra.sweep.dir)))
-        _drop_stale_report(Path(str(config.hydra.sweep.dir)))
+        drop_stale_report(Path(str(config.hydra.sweep.dir)))
         new_sweep(Path(str(config.hydra.sweep.dir)))  # its points are told from an earlier sweep's in the folder
         self._multirun, self._total, self._swept = True, count_points(config), swept_keys(config)
         LAUNCHER_LOG.addFilter(_no_job_lines)  # each point prints its own line instead

@@ -35,6 +35,7 @@ from sim.config.compose import compose_dict, to_run_config, with_resolved_model,
 from sim.metrics.summary import breakdown_by_kind, ops_columns, summarize
 from sim.output.files import atomic_write, code_version, remove_stale_temps, write_run
 from sim.studies.sweep import FAILURES, ReportError
+from sim.studies.sweep.callbacks import drop_stale_report
 from sim.studies.sweep.report import EXAMPLE_POINT, GRID_FILE
 from sim.studies.sweep.table import failed_bound, make_table, summary_row, write_table
 from sim.studies.sweep.vector_grid import run_vectorised
@@ -152,9 +153,10 @@ def run_grid(fixed: list[str], axes: dict[str, list], out: Path | None = None, j
     With ``out``, also write ``grid.json``, ``report/points.parquet|csv`` and ``example_point/``.
     ``jobs`` > 1 splits the points over that many processes (joblib).
     """
-    if out is not None:  # a grid killed mid-write into this folder before
+    if out is not None:  # a grid killed mid-write into this folder before; an earlier grid's report and charts
         for folder in (out, out / "report", out / EXAMPLE_POINT):
             remove_stale_temps(folder)
+        drop_stale_report(out)
     base_h = compose_dict(fixed, with_hydra=True)
     params = OmegaConf.select(base_h, "hydra.sweeper.params") or {}
     pinned = {item.split("=", 1)[0].lstrip("+~") for item in fixed if "=" in item}  # a plain value beats an axis
