@@ -118,7 +118,7 @@ def _read_own(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             prompt = _number(path, row, record, "prompt_tokens", int)
             output = _number(path, row, record, "output_tokens", int)
             if not (math.isfinite(arrival) and 0 <= arrival <= MAX_ARRIVAL_S):
-                raise RunError(f"trace {path} row {row}: arrival_s is {arrival:g}; arrival times are seconds from the "
+                raise RunError(f"trace {path} row {row}: arrival_s is {arrival}; arrival times are seconds from the "
                                f"trace's start, 0 to {MAX_ARRIVAL_S:g} (a clock's epoch time would leave no precision "
                                "for the steps: subtract the first arrival)")
             for key, value in (("prompt_tokens", prompt), ("output_tokens", output)):
