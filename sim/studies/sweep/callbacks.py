@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import signal
 import sys
@@ -39,7 +40,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from sim.studies.sweep.points import held_point, new_sweep, sweep_id
+from sim.studies.sweep.points import held_point, marker_dir, new_sweep, sweep_id
 
 LAUNCHER_LOG = logging.getLogger("hydra._internal.core_plugins.basic_launcher")
 EXIT_ALL_FAILED = 2  # as for bad input: every point failed, so the sweep as asked cannot run
@@ -175,6 +176,20 @@ def check_sweep(config: DictConfig) -> str | None:
     return None
 
 
+def _unwritable(sweep_dir: Path) -> str | None:
+    """Give the sweep its id (sim/studies/sweep/points.py) and make sure the markers beside it can be written;
+    why not, or None."""
+    markers = marker_dir(sweep_dir)
+    try:
+        new_sweep(sweep_dir)  # its points are told from an earlier sweep's in the folder by it
+        markers.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"the sweep's records cannot be written: {err}"
+    if not os.access(markers, os.W_OK):
+        return f"{markers} (the finished points' markers) is not writable"
+    return None
+
+
 def drop_stale_report(sweep_dir: Path) -> None:
     """Remove the report an earlier sweep in ``sweep_dir`` wrote: from now on its points may be replaced, and a
     sweep run with sweep.report=false would leave it describing points that are no longer there."""
@@ -217,7 +232,10 @@ class SweepCallback(Callback):
             raise SystemExit(2)  # not an Exception: Hydra would turn that into a warning and go on
         self._catch_interrupt(Path(str(config.hydra.sweep.dir)))
         drop_stale_report(Path(str(config.hydra.sweep.dir)))
-        new_sweep(Path(str(config.hydra.sweep.dir)))  # its points are told from an earlier sweep's in the folder
+        problem = _unwritable(Path(str(config.hydra.sweep.dir)))
+        if problem:  # before any point runs, not after every point has (its marker could not be written)
+            print(f"llmsim: error: {problem}", file=sys.stderr)
+            raise SystemExit(2)
         self._multirun, self._total, self._swept = True, count_points(config), swept_keys(config)
         LAUNCHER_LOG.addFilter(_no_job_lines)  # each point prints its own line instead
         progress = OmegaConf.select(config, "sweep.progress")
