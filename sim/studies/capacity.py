@@ -97,6 +97,13 @@ class Capacity:
         return self.high.rate / self.low.rate - 1 if self.low and self.high else None
 
     @property
+    def output_tokens_per_s(self) -> float:
+        """Output tokens per second at the capacity: the rate times the passing probe's mean output (the probe's own
+        figure, over its start and drain, is lower)."""
+        s = self.low.summary if self.low else None
+        return self.capacity * s["output_tokens_per_s"] / s["requests_per_s"] if s and s["requests_per_s"] else 0.0
+
+    @property
     def lower_bound(self) -> bool:
         """Whether the capacity is only a lower bound: the bracket's high end met the targets and was not
         overloaded, but was too short to show a steady state, so the probe length, not the system, stopped it."""

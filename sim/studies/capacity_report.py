@@ -58,10 +58,9 @@ def render_capacity(found: Capacity) -> str:
         s, st = found.low.summary, found.low.steady
         bracket = (f"bracket {found.low.rate:.4g}-{found.high.rate:.4g}, {found.width:.1%} wide" if found.high
                    else f"no probe up to {found.low.rate:.4g} requests/s failed")
-        per_request = s["output_tokens_per_s"] / s["requests_per_s"] if s["requests_per_s"] else 0.0
         lines += [
             f"  capacity                 {'at least ' if found.lower_bound else ''}{found.capacity:.4g} requests/s "
-            f"({bracket}): {found.capacity * per_request:,.0f} output tokens/s at that rate "
+            f"({bracket}): {found.output_tokens_per_s:,.0f} output tokens/s at that rate "
             f"({s['output_tokens_per_s']:,.0f} over the probe, its start and drain included), "
             f"p99 TTFT {fmt_time(st['ttft_p99_s'])}, p99 TPOT {fmt_time(st['tpot_p99_s'])}",
             f"  at capacity              ${s['usd_per_million_output_tokens']:.3g} per million output tokens at "
@@ -93,8 +92,7 @@ def capacity_body(found: Capacity) -> dict:
     return {
         "capacity_requests_per_s": found.capacity,
         "capacity_is_lower_bound": found.lower_bound,  # the probe length, not the system, stopped the search
-        "output_tokens_per_s_at_capacity": found.capacity * low["output_tokens_per_s"] / low["requests_per_s"]
-        if low and low["requests_per_s"] else 0.0,  # the rate times the mean output (at_capacity's is over the probe)
+        "output_tokens_per_s_at_capacity": found.output_tokens_per_s,  # at_capacity's is over the probe
         "bracket_requests_per_s": [found.low.rate if found.low else 0.0, found.high.rate if found.high else None],
         "bracket_width": found.width,
         "slo": {"ttft_p99_s": found.cfg.slo.ttft_p99_s, "tpot_p99_s": found.cfg.slo.tpot_p99_s},
