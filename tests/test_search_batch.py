@@ -35,3 +35,49 @@ def test_batch_is_a_generation_of_nsga2_and_one_trial_of_tpe():
     assert batch_size({"sampler": "nsga2"}, 200) == 40
     assert batch_size({"sampler": "tpe"}, 200) == 1
     assert batch_size({"sampler": "tpe", "batch": 16}, 200) == 16
+
+
+def test_a_design_whose_own_figures_break_a_constraint_is_not_simulated(monkeypatch):
+    """Area, cost and maximum power are figures of the chip alone: a design over such a limit is ruled out before
+    its run (a third of decode_chip_llama2_70b's simulations were such designs), its reason and figures kept."""
+    import dataclasses
+
+    from sim.config.schema import WorkloadKind
+    from sim.studies.kinds import WORKLOADS
+    from sim.studies.search.evaluate import DESIGN_FIGURES, design_metrics
+    from sim.studies.search.study import Constraint
+
+    base = _run_part(_plain(["model=llama2_7b", "hardware=h100_sxm", "fidelity=analytic", "workload.batch=8",
+                             "workload.decode_tokens=3"]))
+    simulated = evaluate(base, {})
+    assert set(design_metrics(_build(base))) == DESIGN_FIGURES
+    tight = [Constraint("max_power_W", "<=", 100.0), Constraint("ttft_s", "<=", 1.0)]
+    loose = [Constraint("max_power_W", "<=", 1e6)]
+    entry = WORKLOADS[WorkloadKind.single_batch]
+
+    def never(*_):
+        raise AssertionError("a design ruled out by its own figures was simulated")
+
+    monkeypatch.setitem(WORKLOADS, WorkloadKind.single_batch, dataclasses.replace(entry, simulate=never))
+    for got in (_raised(lambda: evaluate(base, {}, limits=tight)), evaluate_many(base, [{}], limits=tight)[0]):
+        assert isinstance(got, Infeasible)
+        assert str(got) == "violates max_power_W <= 100 (a figure of the design itself: not simulated)"
+        assert got.figures["max_power_W"] == simulated["max_power_W"] > 100
+        assert set(got.figures) == DESIGN_FIGURES
+    monkeypatch.setitem(WORKLOADS, WorkloadKind.single_batch, entry)
+    assert evaluate(base, {}, limits=loose) == simulated  # within the limit: simulated as without it
+    assert_as_one_by_one(base, DESIGNS, evaluate_many(base, DESIGNS, limits=loose))
+
+
+def _build(base: dict):
+    from sim.studies.search.evaluate import build
+
+    return build(base, {})
+
+
+def _raised(fn) -> Exception | None:
+    try:
+        fn()
+    except Exception as err:  # noqa: BLE001 - the test looks at what was raised
+        return err
+    return None

@@ -25,7 +25,7 @@ from hwmodels.chip import HardwareError
 from sim.config.schema import RunError, WorkloadKind
 from sim.config.template import Template
 from sim.plots.charts import CHARTS, Chart
-from sim.studies.search.evaluate import Infeasible, build, design_metrics, evaluate, evaluate_config
+from sim.studies.search.evaluate import Infeasible, build, design_metrics, evaluate, evaluate_config, rule_out
 from workloads.model import ModelError
 
 FAILURES = (HardwareError, ModelError, RunError)
@@ -99,10 +99,11 @@ def _metrics(row: dict, cfg) -> dict:
 
 
 def evaluate_many(base: dict, overrides: list[dict], template: Template | None = None,
-                  pool=None) -> list[dict | Infeasible]:
+                  pool=None, limits=()) -> list[dict | Infeasible]:
     """Metrics (or the Infeasible reason) of each design ``overrides[i]`` applied to ``base``
     (built through ``template`` where given; designs other than single batches simulated in
-    ``pool``'s processes where given, each as ``evaluate`` would)."""
+    ``pool``'s processes where given, each as ``evaluate`` would; one that breaks ``limits``,
+    constraints on its own figures, is not simulated: ``rule_out``)."""
     from sim.batch.vector import simulate_points
     from sim.studies.sweep.vector_table import result_table
 
@@ -111,6 +112,7 @@ def evaluate_many(base: dict, overrides: list[dict], template: Template | None =
     for i, ov in enumerate(overrides):
         try:
             cfg = build(base, ov, template)
+            rule_out(cfg, limits)
         except Infeasible as err:
             out[i] = err
             continue

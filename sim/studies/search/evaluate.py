@@ -18,6 +18,7 @@ tensor-parallel degree that does not divide the heads) raises :class:`Infeasible
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -35,7 +36,12 @@ from workloads.model import ModelError
 
 
 class Infeasible(Exception):
-    """A design that cannot be built or run; the message says why."""
+    """A design that cannot be built or run, or that a figure of the design itself rules out; the message says why.
+    ``figures``: the design's own figures (``design_figures``) where they were worked out."""
+
+    def __init__(self, reason: str, figures: dict | None = None) -> None:
+        super().__init__(reason)
+        self.figures = figures
 
 
 def set_key(tree: dict, key: str, value) -> None:
@@ -119,9 +125,29 @@ def design_metrics(cfg: RunConfig) -> dict:
             "max_power_W": full + energy.static_W, "peak_matrix_TFLOPS": chip.peak_flops(act) / 1e12}
 
 
-def evaluate(base: dict, overrides: dict, template: Template | None = None) -> dict:
-    """Metrics of the design ``overrides`` applied to ``base``; raises Infeasible."""
-    return evaluate_config(build(base, overrides, template))
+DESIGN_FIGURES = frozenset({"chip_area_mm2", "die_area_mm2", "chip_cost_usd", "max_power_W", "peak_matrix_TFLOPS"})
+# what ``design_metrics`` gives: figures of the chip alone (the run's chip count is the summary's: disaggregated
+# serving adds its own)
+
+
+def rule_out(cfg: RunConfig, limits: Sequence = ()) -> None:
+    """Raises Infeasible, with the design's own figures (``design_metrics``), when it breaks one of ``limits`` that
+    is on DESIGN_FIGURES (a constraint: ``metric``, ``violation(value)`` > 0 when broken): no run's metrics could
+    make it feasible, so it is not simulated. Constraints on other metrics wait for the run."""
+    if not limits:
+        return
+    figures = design_metrics(cfg)
+    broken = [str(c) for c in limits if c.metric in figures and c.violation(figures[c.metric]) > 0]
+    if broken:
+        raise Infeasible(f"violates {', '.join(broken)} (a figure of the design itself: not simulated)", figures)
+
+
+def evaluate(base: dict, overrides: dict, template: Template | None = None, limits: Sequence = ()) -> dict:
+    """Metrics of the design ``overrides`` applied to ``base``; raises Infeasible (also, unsimulated, for a design
+    that breaks one of ``limits``, constraints on its own figures: ``rule_out``)."""
+    cfg = build(base, overrides, template)
+    rule_out(cfg, limits)
+    return evaluate_config(cfg)
 
 
 def evaluate_config(cfg: RunConfig) -> dict:

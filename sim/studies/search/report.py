@@ -56,7 +56,7 @@ def pareto_set(df: pd.DataFrame, objectives: list[tuple[str, bool]], params: lis
 def no_feasible_reason(df: pd.DataFrame, constraints) -> str:
     """The line that says why nothing is feasible: which constraint rules out everything."""
     n = len(df)
-    ran = df[df["reason"].fillna("").str.startswith("violates")]  # simulated, but over a limit
+    ran = df[df["reason"].fillna("").str.startswith("violates")]  # over a limit (simulated, or by its own figures)
     if ran.empty:
         reasons = df["reason"].fillna("failed").value_counts()
         return (f"no feasible design: every one of the {n} trials was rejected by the model; most often "
@@ -69,7 +69,7 @@ def no_feasible_reason(df: pd.DataFrame, constraints) -> str:
             best = values.min() if c.op == "<=" else values.max()
             failed = n - len(ran)
             extra = f" (and {failed} more were rejected by the model)" if failed else ""
-            return (f"no feasible design: {c} rules out all {len(ran)} simulated trials{extra} "
+            return (f"no feasible design: {c} rules out all {len(ran)} trials measured against it{extra} "
                     f"(best reached {best:.4g} vs limit {c.limit:g})")
     return (f"no feasible design: no trial of {n} meets {' and '.join(str(c) for c in constraints)} together; "
             "each constraint alone is met by some design; relax one or widen the space")

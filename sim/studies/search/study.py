@@ -10,6 +10,9 @@ trial sets its values on the composed config and simulates in-process.
   infeasible design stays in the study, marked, and steers the sampler away;
 * a design the model code rejects (over the reticle, does not fit) is a failed trial whose
   ``reason`` is kept; it is reported as infeasible, never dropped;
+* a design whose own figures (area, cost, maximum power: ``evaluate.DESIGN_FIGURES``) break a
+  constraint is not simulated (no run could make it feasible): a failed trial, its reason naming the
+  constraint, its figures kept for the report;
 * storage: ``<out>/study.journal`` (Optuna's journal file: a trial stored is one appended line,
   where SQLite took some 36 ms of ORM work per trial); a ``study.db`` (SQLite) left by an
   earlier version is resumed as it is. Running the same command again resumes the study and
@@ -43,7 +46,7 @@ from sim.engine.model_version import MODEL_VERSION
 from sim.metrics.catalog import UnknownMetric, higher_is_better
 from sim.output.files import OutputWriteError
 from sim.studies.search import SearchError
-from sim.studies.search.evaluate import Infeasible, evaluate, space_errors
+from sim.studies.search.evaluate import DESIGN_FIGURES, Infeasible, evaluate, space_errors
 from sim.studies.search.space import Param, check_derived, config_overrides, is_config_key, parse_space, resolve
 from sim.studies.sweep.points import input_digests
 
@@ -125,6 +128,7 @@ class Search:
             raise SearchError(why)
         self.objectives = parse_objectives(list(self.search.get("objectives") or []))
         self.constraints = parse_constraints(self.search.get("constraints") or {})
+        self.limits = [c for c in self.constraints if c.metric in DESIGN_FIGURES]  # checked before simulating
         self._cache: dict = {}
         self._template: Template | None = None
 
@@ -148,14 +152,15 @@ class Search:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def design(self, values: dict) -> tuple[dict | None, str | None]:
-        """(metrics, None) or (None, reason) for the space values ``values`` (cached per process)."""
+        """(metrics, None) or (the design's own figures or None, reason) for the space values ``values`` (cached
+        per process)."""
         key = json.dumps(values, sort_keys=True, default=str)
         if key not in self._cache:
             try:
                 full = resolve(values, self.derived)
-                self._cache[key] = (evaluate(self.base, config_overrides(full), self.template), None)
+                self._cache[key] = (evaluate(self.base, config_overrides(full), self.template, self.limits), None)
             except Infeasible as err:
-                self._cache[key] = (None, str(err))
+                self._cache[key] = (err.figures, str(err))
             except (ArithmeticError, TypeError, ValueError) as err:
                 self._cache[key] = (None, f"{type(err).__name__}: {err}")
         return self._cache[key]
@@ -181,8 +186,9 @@ class Search:
                 todo.append(key)
             except (ArithmeticError, TypeError, ValueError) as err:
                 self._cache[key] = (None, f"{type(err).__name__}: {err}")
-        for key, outcome in zip(todo, evaluate_many(self.base, overrides, self.template, pool), strict=True):
-            self._cache[key] = (None, str(outcome)) if isinstance(outcome, Infeasible) else (outcome, None)
+        outcomes = evaluate_many(self.base, overrides, self.template, pool, self.limits)
+        for key, outcome in zip(todo, outcomes, strict=True):
+            self._cache[key] = (outcome.figures, str(outcome)) if isinstance(outcome, Infeasible) else (outcome, None)
         return [self._cache[key] for key in keys]
 
     def objective(self, trial: optuna.Trial) -> tuple[float, ...]:
@@ -191,15 +197,18 @@ class Search:
         return self.record(trial, values, metrics, reason)
 
     def record(self, trial: optuna.Trial, values: dict, metrics: dict | None, reason: str | None) -> tuple:
-        """Set the trial's attributes and constraints from its design's outcome; its objectives (or Infeasible)."""
+        """Set the trial's attributes and constraints from its design's outcome; its objectives (or Infeasible:
+        ``reason`` set, ``metrics`` then the design's own figures where they were worked out, or None)."""
         try:
             full = resolve(values, self.derived) if self.derived else values
         except (ArithmeticError, TypeError, ValueError):  # a formula that fails for these values: the reason says so
             full = values
         for key in self.derived:
             trial.set_user_attr(f"derived:{key}", full.get(key))
-        if metrics is None:
+        if reason is not None:
             trial.set_user_attr("reason", reason)
+            if metrics:
+                trial.set_user_attr("design", metrics)
             raise Infeasible(reason)
         self.check_metrics(metrics)
         trial.set_user_attr("metrics", metrics)
@@ -362,6 +371,7 @@ def trial_rows(search: Search, study: optuna.Study) -> list[dict]:
         metrics = t.user_attrs.get("metrics")
         if metrics is None:
             row.update(status="infeasible", reason=t.user_attrs.get("reason", "failed"))
+            metrics = t.user_attrs.get("design")  # a design its own figures ruled out: those figures
         else:
             violations = t.user_attrs.get("violations", [])  # none recorded: a failed or pruned trial
             broken = [str(c) for c, v in zip(search.constraints, violations, strict=False) if v > 0]
