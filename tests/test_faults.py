@@ -210,8 +210,8 @@ def test_sigterm_ends_a_command_in_one_line_and_leaves_no_temporary_file(tmp_pat
 def test_a_sweep_whose_markers_cannot_be_written_stops_before_any_point(tmp_path):
     """The markers' folder beside the sweep could not be made: every point ran, then each failed writing its
     marker, exit 2 after all the work (independent review). Now one line before any point."""
-    from sim.studies.sweep.callbacks import _unwritable
+    from sim.studies.sweep.callbacks import _claim
     (tmp_path / MARKERS).write_text("")  # a file where the markers' folder goes
-    problem = _unwritable(tmp_path / "sweep")
+    problem = _claim(tmp_path / "sweep")
     assert problem is not None and "cannot be written" in problem and MARKERS in problem
-    assert _unwritable(tmp_path / "other" / "sweep") is None
+    assert _claim(tmp_path / "other" / "sweep") is None

@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     from sim.config.compose import compose_config
     from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
     from sim.config.paths import OutputDirError, output_dir
+    from sim.output.files import holding
     from sim.studies import capacity as study
     from sim.studies.capacity_report import FILES, describe, probe_line, render_capacity, write_capacity
     from sim.studies.sweep import FAILURES
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_BAD_INPUT)
     print(f"  system                   {describe(found)}")
     print(render_capacity(found))
-    write_capacity(found, out, OmegaConf.to_yaml(dcfg, resolve=True))
+    with holding(out):  # another llmsim command writing there meanwhile: one line (FolderInUse)
+        write_capacity(found, out, OmegaConf.to_yaml(dcfg, resolve=True))
     print(f"  outputs                  {out}/ ({', '.join(FILES)})")
 
 

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     """``llmsim-grid [overrides and axes...] [--out DIR] [--jobs N] [--no-report]``."""
     from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
     from sim.config.paths import OutputDirError, output_dir
+    from sim.output.files import holding
 
     parser = ArgumentParser(prog="llmsim-grid", description=_study.__doc__.split("\n\n")[0])
     parser.add_argument("arguments", nargs="*", help="overrides and swept axes, as for llmsim -m")
@@ -59,18 +60,19 @@ def main(argv: list[str] | None = None) -> None:
             raise ReportError(f"--jobs must be >= 1 (got {args.jobs})")
         if not _one_config(composed.workload.kind):
             raise ReportError("llmsim-grid sweeps single-batch runs; sweep serving runs with llmsim -m")
-        table = run_grid(fixed, axes, out, args.jobs)
-        failed = int((table["status"] != "ok").sum())
-        print(f"llmsim-grid: {len(table)} points ({failed} failed) in {out}/{_paths(table)}")
-        if failed and failed < len(table):
-            reasons = table.loc[table["status"] != "ok", "reason"].astype(str)
-            print(f"  why, e.g. point {reasons.index[0]}: {reasons.iloc[0].splitlines()[0]}"
-                  f"{f' ({reasons.nunique()} distinct reasons)' if reasons.nunique() > 1 else ''}; every point's "
-                  "reason is in the table's reason column")
-        if failed == len(table):
-            raise ReportError(f"every point failed; first reason: {table['reason'].iloc[0]}")
-        if not args.no_report:
-            print_written(report_sweep(out))
+        with holding(out):  # another llmsim command writing there meanwhile: one line (FolderInUse)
+            table = run_grid(fixed, axes, out, args.jobs)
+            failed = int((table["status"] != "ok").sum())
+            print(f"llmsim-grid: {len(table)} points ({failed} failed) in {out}/{_paths(table)}")
+            if failed and failed < len(table):
+                reasons = table.loc[table["status"] != "ok", "reason"].astype(str)
+                print(f"  why, e.g. point {reasons.index[0]}: {reasons.iloc[0].splitlines()[0]}"
+                      f"{f' ({reasons.nunique()} distinct reasons)' if reasons.nunique() > 1 else ''}; every point's "
+                      "reason is in the table's reason column")
+            if failed == len(table):
+                raise ReportError(f"every point failed; first reason: {table['reason'].iloc[0]}")
+            if not args.no_report:
+                print_written(report_sweep(out))
     except (InputError, ReportError, OutputDirError) as err:  # Hydra's own: one_line_errors
         print(f"llmsim-grid: error: {str(err).splitlines()[0]}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     from sim.config.compose import compose_config
     from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override
     from sim.config.paths import OutputDirError, output_dir
-    from sim.output.files import remove_stale_temps
+    from sim.output.files import holding, remove_stale_temps
 
     parser = ArgumentParser(prog="llmsim-sensitivity", description=_study.__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the base configuration")
@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     except (InputError, ReportError, OutputDirError, *FAILURES) as err:  # Hydra's own errors: one_line_errors
         print(f"llmsim-sensitivity: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
-    write_sensitivity(table, out, cfg)
+    with holding(out):  # another llmsim command writing there meanwhile: one line (FolderInUse)
+        write_sensitivity(table, out, cfg)
     shown = table[["parameter", "change", "new_value", "gain_pct", "d_area_mm2", "d_power_W", "d_cost_usd",
                    "gain_per_kusd", "gain_per_100mm2", "status"]]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:+.2f}", na_rep="-"))

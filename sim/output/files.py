@@ -17,7 +17,8 @@ import math
 import os
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -42,6 +43,78 @@ VOLATILE_FILES = (".hydra/*", "*.log", "multirun.yaml", ".sweep_id", "point.json
 class OutputWriteError(OSError):
     """A result file that could not be written (a folder in its place, a full disk, no permission); its text
     names the file. The commands print it as one line and exit 2 (sim/cli/common.py ``one_line_errors``)."""
+
+
+class FolderInUse(OutputWriteError):
+    """A folder another process is writing (``hold_folder``)."""
+
+
+_HELD: dict[Path, int] = {}  # folders this process holds: their descriptors
+
+
+def hold_folder(folder: Path) -> None:
+    """Hold ``folder`` (which exists) for this process: an exclusive advisory lock on the folder itself (``flock``
+    on its descriptor: no file is added to it), until ``release_folder`` or the process ends, however it ends.
+    Held already by this process: nothing to do. Where the system has no ``flock`` (Windows), nothing is held.
+
+    Raises:
+        FolderInUse: another process holds it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    folder = Path(folder).absolute()
+    if folder in _HELD:
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise FolderInUse(f"{folder} is being written by another llmsim command: wait for it to end, or write "
+                          "elsewhere") from None
+    _HELD[folder] = fd
+
+
+def release_folder(folder: Path) -> None:
+    """Let ``folder`` go (``hold_folder``); nothing to do if this process does not hold it."""
+    fd = _HELD.pop(Path(folder).absolute(), None)
+    if fd is not None:
+        os.close(fd)
+
+
+@contextmanager
+def holding(folder: Path) -> Iterator[Path]:
+    """``folder``, made if missing and held (``hold_folder``) while the block writes into it; let go after it, and
+    removed again if it was made here and nothing was written (a command refused midway leaves no folder).
+
+    Raises:
+        FolderInUse: another process holds it.
+        OutputWriteError: it cannot be made.
+    """
+    folder = Path(folder)
+    made = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputWriteError(f"output folder {folder} cannot be made: {err.strerror}") from None
+    held = folder.absolute() in _HELD
+    hold_folder(folder)  # FolderInUse: the folder is the other process's (left as it is)
+    try:
+        yield folder
+    finally:
+        if not held:
+            release_folder(folder)
+        if made:
+            _remove_if_empty(folder)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # something was written, or another process made it meanwhile: it stays
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from sim.config.compose import compose_dict, without_hydra
 from sim.config.paths import output_dir, presets
 from sim.config.schema import run_fields
+from sim.output.files import holding
 from sim.studies.search import SearchError
 from sim.studies.search.evaluate import Infeasible, evaluate
 from sim.studies.search.report import pareto_set, write_report
@@ -122,8 +123,9 @@ def run_search(overrides: list[str], out: Path | None = None) -> tuple[dict, pd.
                 if is_config_key(key):
                     reference[key] = OmegaConf.select(OmegaConf.create(ref_tree), key)
     out = output_dir(out or node.get("out") or Path("results/search") / tree["name"])
-    study = run_study(search, out, int(node["trials"]), int(node["jobs"]), bool(node["fresh"]))
-    df = pd.DataFrame(trial_rows(search, study))
-    summary = write_report(out, df, search, reference, ref_name, f"{tree['name']}: {len(df)} designs")
+    with holding(out):  # another search writing there meanwhile: one line (FolderInUse)
+        study = run_study(search, out, int(node["trials"]), int(node["jobs"]), bool(node["fresh"]))
+        df = pd.DataFrame(trial_rows(search, study))
+        summary = write_report(out, df, search, reference, ref_name, f"{tree['name']}: {len(df)} designs")
     params = [p.key for p in search.params] + list(search.derived)
     return summary, pareto_set(df, search.objectives, params), out

@@ -40,6 +40,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from sim.output.files import FolderInUse, hold_folder, release_folder
 from sim.studies.sweep.points import held_point, marker_dir, new_sweep, sweep_id
 
 LAUNCHER_LOG = logging.getLogger("hydra._internal.core_plugins.basic_launcher")
@@ -176,13 +177,20 @@ def check_sweep(config: DictConfig) -> str | None:
     return None
 
 
-def _unwritable(sweep_dir: Path) -> str | None:
-    """Give the sweep its id (sim/studies/sweep/points.py) and make sure the markers beside it can be written;
-    why not, or None."""
+def _claim(sweep_dir: Path) -> str | None:
+    """Make the sweep's folder and hold it for this multirun (``hold_folder``: a second sweep into it meanwhile
+    would replace the first's id and mix its points into the first's report), remove the report an earlier sweep
+    left there, give the sweep its id (sim/studies/sweep/points.py) and make sure the markers beside it can be
+    written; why not, or None."""
     markers = marker_dir(sweep_dir)
     try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        hold_folder(sweep_dir)
+        drop_stale_report(sweep_dir)
         new_sweep(sweep_dir)  # its points are told from an earlier sweep's in the folder by it
         markers.mkdir(parents=True, exist_ok=True)
+    except FolderInUse as err:
+        return f"{err} (a sweep in it has not ended)"
     except OSError as err:
         return f"the sweep's records cannot be written: {err}"
     if not os.access(markers, os.W_OK):
@@ -231,8 +239,7 @@ class SweepCallback(Callback):
             print(f"llmsim: error: {problem}", file=sys.stderr)
             raise SystemExit(2)  # not an Exception: Hydra would turn that into a warning and go on
         self._catch_interrupt(Path(str(config.hydra.sweep.dir)))
-        drop_stale_report(Path(str(config.hydra.sweep.dir)))
-        problem = _unwritable(Path(str(config.hydra.sweep.dir)))
+        problem = _claim(Path(str(config.hydra.sweep.dir)))
         if problem:  # before any point runs, not after every point has (its marker could not be written)
             print(f"llmsim: error: {problem}", file=sys.stderr)
             raise SystemExit(2)
@@ -279,6 +286,7 @@ class SweepCallback(Callback):
         try:
             self._end(config)
         finally:
+            release_folder(Path(str(config.hydra.sweep.dir)))
             LAUNCHER_LOG.removeFilter(_no_job_lines)
             if self._sigint is not None:
                 signal.signal(signal.SIGINT, self._sigint)
