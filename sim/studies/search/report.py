@@ -64,12 +64,12 @@ def no_feasible_reason(df: pd.DataFrame, constraints) -> str:
     for c in constraints:
         if c.metric not in ran:
             continue
-        values = ran[c.metric].astype(float)
-        if (values.apply(c.violation) > 0).all():
+        values = ran[c.metric].dropna().astype(float)  # a design ruled out by its own figures has no run metrics
+        if len(values) and (values.apply(c.violation) > 0).all():
             best = values.min() if c.op == "<=" else values.max()
-            failed = n - len(ran)
-            extra = f" (and {failed} more were rejected by the model)" if failed else ""
-            return (f"no feasible design: {c} rules out all {len(ran)} trials measured against it{extra} "
+            failed = n - len(values)
+            extra = f" (and {failed} more were rejected before it was measured)" if failed else ""
+            return (f"no feasible design: {c} rules out all {len(values)} trials measured against it{extra} "
                     f"(best reached {best:.4g} vs limit {c.limit:g})")
     return (f"no feasible design: no trial of {n} meets {' and '.join(str(c) for c in constraints)} together; "
             "each constraint alone is met by some design; relax one or widen the space")

@@ -10,9 +10,10 @@ trial sets its values on the composed config and simulates in-process.
   infeasible design stays in the study, marked, and steers the sampler away;
 * a design the model code rejects (over the reticle, does not fit) is a failed trial whose
   ``reason`` is kept; it is reported as infeasible, never dropped;
-* a design whose own figures (area, cost, maximum power: ``evaluate.DESIGN_FIGURES``) break a
-  constraint is not simulated (no run could make it feasible): a failed trial, its reason naming the
-  constraint, its figures kept for the report;
+* with NSGA-II, a design whose own figures (area, cost, maximum power: ``evaluate.DESIGN_FIGURES``)
+  break a constraint is not simulated (no run could make it feasible): a failed trial, its reason
+  naming the constraint, its figures kept for the report. TPE simulates every design: it learns
+  where the feasible region lies from the infeasible trials' violations, which a failed trial lacks;
 * storage: ``<out>/study.journal`` (Optuna's journal file: a trial stored is one appended line,
   where SQLite took some 36 ms of ORM work per trial); a ``study.db`` (SQLite) left by an
   earlier version is resumed as it is. Running the same command again resumes the study and
@@ -128,7 +129,11 @@ class Search:
             raise SearchError(why)
         self.objectives = parse_objectives(list(self.search.get("objectives") or []))
         self.constraints = parse_constraints(self.search.get("constraints") or {})
-        self.limits = [c for c in self.constraints if c.metric in DESIGN_FIGURES]  # checked before simulating
+        # constraints checked before simulating (NSGA-II: a design they rule out is a failed trial, which costs its
+        # generations nothing measurable; TPE learns the feasible region from infeasible trials' violations, so
+        # there every design is simulated)
+        nsga2 = str(self.search.get("sampler", "nsga2")) == "nsga2"
+        self.limits = [c for c in self.constraints if c.metric in DESIGN_FIGURES] if nsga2 else []
         self._cache: dict = {}
         self._template: Template | None = None
 
