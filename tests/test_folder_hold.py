@@ -77,6 +77,11 @@ COMMANDS = {
     "llmsim-grid": lambda out: [BIN / "llmsim-grid", *TINY, "hardware.freq_GHz=1.0,1.5", "--out", out],
     "llmsim-search": lambda out: [BIN / "llmsim-search", "+search=area_compute_vs_sram", "search.trials=2",
                                   "--out", out],
+    # held from the start, not only while writing (independent review: a sensitivity run started first was
+    # refused after all its work, and one started later replaced its files)
+    "llmsim-sensitivity": lambda out: [BIN / "llmsim-sensitivity", *TINY, "--out", out],
+    "llmsim-capacity": lambda out: [BIN / "llmsim-capacity", "workload=serving", "slo.ttft_p99_s=2", "--out", out],
+    "llmsim-report": lambda out: [BIN / "llmsim-report", out],  # a sweep still running: its report would be partial
 }
 
 
@@ -95,3 +100,23 @@ def test_a_command_into_a_folder_another_is_writing_stops_in_one_line(command, t
     assert done.returncode == 2, done.stderr
     assert BUSY in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert sorted(os.listdir(out)) == [".sweep_id"] and (out / ".sweep_id").read_text() == "the running sweep's\n"
+
+
+def test_a_sweep_and_a_grid_do_not_share_a_folder(tmp_path, capsys):
+    """A sweep into a grid's folder read the grid's example point and table as its own points (independent
+    review); a grid into a sweep's folder replaced the sweep's report with its own."""
+    from sim.cli.grid import main as grid
+    from sim.studies.sweep.callbacks import _claim
+
+    (tmp_path / "grid").mkdir()
+    (tmp_path / "grid" / "grid.json").write_text("{}\n")
+    assert _claim(tmp_path / "grid") == (f"{tmp_path / 'grid'} holds llmsim-grid's results (grid.json): a sweep "
+                                         "there would mix its points with them; choose another hydra.sweep.dir")
+    assert sorted(os.listdir(tmp_path / "grid")) == ["grid.json"]
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "multirun.yaml").write_text("{}\n")
+    with pytest.raises(SystemExit) as ended:
+        grid([*TINY, "hardware.freq_GHz=1.0,1.5", "--out", str(tmp_path / "sweep")])
+    assert ended.value.code == 2
+    assert "holds an llmsim -m sweep (multirun.yaml)" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path / "sweep")) == ["multirun.yaml"]

@@ -68,18 +68,17 @@ def main(argv: list[str] | None = None) -> None:
             return
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
         out = output_dir(args.out or Path("results/capacity") / dcfg.name / stamp, create=False)
-        print(f"llmsim-capacity: {cfg.model.name} on {cfg.hardware.name}: searching the highest "
-              f"{study.offered(cfg)} rate within the p99 targets", flush=True)
-        found = study.find_capacity(cfg, args.requests, args.max_requests,
-                                    progress=lambda p: print(probe_line(p), flush=True))
-        out = output_dir(out)
+        with holding(out):  # from the start: another llmsim command there meanwhile is refused (FolderInUse)
+            print(f"llmsim-capacity: {cfg.model.name} on {cfg.hardware.name}: searching the highest "
+                  f"{study.offered(cfg)} rate within the p99 targets", flush=True)
+            found = study.find_capacity(cfg, args.requests, args.max_requests,
+                                        progress=lambda p: print(probe_line(p), flush=True))
+            print(f"  system                   {describe(found)}")
+            print(render_capacity(found))
+            write_capacity(found, out, OmegaConf.to_yaml(dcfg, resolve=True))
     except (InputError, OutputDirError, *FAILURES) as err:  # Hydra's own errors: one_line_errors
         print(f"llmsim-capacity: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
-    print(f"  system                   {describe(found)}")
-    print(render_capacity(found))
-    with holding(out):  # another llmsim command writing there meanwhile: one line (FolderInUse)
-        write_capacity(found, out, OmegaConf.to_yaml(dcfg, resolve=True))
     print(f"  outputs                  {out}/ ({', '.join(FILES)})")
 
 

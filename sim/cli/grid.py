@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
             raise ReportError(f"--jobs must be >= 1 (got {args.jobs})")
         if not _one_config(composed.workload.kind):
             raise ReportError("llmsim-grid sweeps single-batch runs; sweep serving runs with llmsim -m")
+        if (out / "multirun.yaml").exists():  # its table and report would replace the sweep's
+            raise ReportError(f"{out} holds an llmsim -m sweep (multirun.yaml): a grid there would replace its "
+                              "report with the grid's; choose another --out")
         with holding(out):  # another llmsim command writing there meanwhile: one line (FolderInUse)
             table = run_grid(fixed, axes, out, args.jobs)
             failed = int((table["status"] != "ok").sum())

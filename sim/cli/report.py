@@ -8,6 +8,7 @@ from pathlib import Path
 import sim.studies.sweep.report as _study
 from sim.cli.common import ArgumentParser, folder_arg, one_line_errors
 from sim.config.paths import OutputDirError, output_dir
+from sim.output.files import holding
 from sim.studies.sweep import ReportError
 from sim.studies.sweep.report import make_report, print_written
 
@@ -32,8 +33,9 @@ def main(argv: list[str] | None = None) -> None:
             raise ReportError(f"{args.dir} is a serving run: its report is serving.png and requests.csv there; "
                               "llmsim-report draws sweeps and single-batch runs")
         out = output_dir(args.out) if args.out else None
-        written = make_report(args.dir, out, x=args.x, y=args.y, metric=args.metric, pareto=args.pareto,
-                              point=args.point)
+        with holding(out or args.dir):  # a sweep still running there holds its folder: one line (FolderInUse)
+            written = make_report(args.dir, out, x=args.x, y=args.y, metric=args.metric, pareto=args.pareto,
+                                  point=args.point)
     except (ReportError, OutputDirError) as err:
         print(f"llmsim-report: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -38,14 +38,13 @@ def main(argv: list[str] | None = None) -> None:
             raise ReportError("llmsim-sensitivity ranks single-batch runs; for serving, sweep with llmsim -m")
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
         out = output_dir(args.out or Path("results/sensitivity") / dcfg.name / stamp, create=False)
-        table = sensitivities(cfg, args.metric, args.step)
-        out = output_dir(out)  # made once there is something to write
-        remove_stale_temps(out)  # a run killed mid-write into this folder before
+        with holding(out):  # from the start: another llmsim command there meanwhile is refused (FolderInUse)
+            table = sensitivities(cfg, args.metric, args.step)  # the folder goes again if this fails
+            remove_stale_temps(out)  # a run killed mid-write into this folder before
+            write_sensitivity(table, out, cfg)
     except (InputError, ReportError, OutputDirError, *FAILURES) as err:  # Hydra's own errors: one_line_errors
         print(f"llmsim-sensitivity: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
-    with holding(out):  # another llmsim command writing there meanwhile: one line (FolderInUse)
-        write_sensitivity(table, out, cfg)
     shown = table[["parameter", "change", "new_value", "gain_pct", "d_area_mm2", "d_power_W", "d_cost_usd",
                    "gain_per_kusd", "gain_per_100mm2", "status"]]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:+.2f}", na_rep="-"))

@@ -104,10 +104,10 @@ def holding(folder: Path) -> Iterator[Path]:
     try:
         yield folder
     finally:
+        if made and not held:
+            _remove_if_empty(folder)  # while still held: nobody else can have taken it meanwhile
         if not held:
             release_folder(folder)
-        if made:
-            _remove_if_empty(folder)
 
 
 def _remove_if_empty(folder: Path) -> None:

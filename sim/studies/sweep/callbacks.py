@@ -183,6 +183,9 @@ def _claim(sweep_dir: Path) -> str | None:
     left there, give the sweep its id (sim/studies/sweep/points.py) and make sure the markers beside it can be
     written; why not, or None."""
     markers = marker_dir(sweep_dir)
+    if (sweep_dir / "grid.json").exists():  # its report would read the grid's example point and table as its own
+        return (f"{sweep_dir} holds llmsim-grid's results (grid.json): a sweep there would mix its points with "
+                "them; choose another hydra.sweep.dir")
     try:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         hold_folder(sweep_dir)
@@ -190,7 +193,7 @@ def _claim(sweep_dir: Path) -> str | None:
         new_sweep(sweep_dir)  # its points are told from an earlier sweep's in the folder by it
         markers.mkdir(parents=True, exist_ok=True)
     except FolderInUse as err:
-        return f"{err} (a sweep in it has not ended)"
+        return str(err)
     except OSError as err:
         return f"the sweep's records cannot be written: {err}"
     if not os.access(markers, os.W_OK):
