@@ -37,7 +37,7 @@ from workloads.model import ModelError
 
 class Infeasible(Exception):
     """A design that cannot be built or run, or that a figure of the design itself rules out; the message says why.
-    ``figures``: the design's own figures (``design_figures``) where they were worked out."""
+    ``figures``: the design's own figures (``design_metrics``) where they were worked out."""
 
     def __init__(self, reason: str, figures: dict | None = None) -> None:
         super().__init__(reason)
