@@ -206,7 +206,6 @@ def test_sigterm_ends_a_command_in_one_line_and_leaves_no_temporary_file(tmp_pat
     assert not list(tmp_path.rglob(f"*{TEMP_SUFFIX}"))
 
 
-
 def test_a_sweep_whose_markers_cannot_be_written_stops_before_any_point(tmp_path):
     """The markers' folder beside the sweep could not be made: every point ran, then each failed writing its
     marker, exit 2 after all the work (independent review). Now one line before any point."""
@@ -215,3 +214,6 @@ def test_a_sweep_whose_markers_cannot_be_written_stops_before_any_point(tmp_path
     problem = _claim(tmp_path / "sweep")
     assert problem is not None and "cannot be written" in problem and MARKERS in problem
     assert _claim(tmp_path / "other" / "sweep") is None
+    from sim.output.files import _HELD, release_folder
+    assert (tmp_path / "sweep").absolute() not in _HELD, "a sweep stopped before its points does not hold its folder"
+    release_folder(tmp_path / "other" / "sweep")

@@ -195,8 +195,10 @@ def _claim(sweep_dir: Path) -> str | None:
     except FolderInUse as err:
         return str(err)
     except OSError as err:
+        release_folder(sweep_dir)  # the sweep stops here: the folder is not held after it
         return f"the sweep's records cannot be written: {err}"
     if not os.access(markers, os.W_OK):
+        release_folder(sweep_dir)
         return f"{markers} (the finished points' markers) is not writable"
     return None
 
