@@ -65,3 +65,24 @@ def test_replica_runs_spanning_arrivals_are_the_step_by_step_simulation(monkeypa
 
     slow, fast = both(monkeypatch, "parallel.dp=2", "workload.num_requests=60", "workload.rate_per_s=30")
     assert_same(slow, fast)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_steps_priced_from_the_closed_form_equal_steps_built_op_by_op(name):
+    """A step's decode attention from its closed form (and its prefill's stored by chunks) prices prefill, mixed and
+    decode-only signatures to the bits of building the step's attention ops."""
+    import random
+
+    cfg = make_config(*CASES[name])
+    closed, built = make_coster(cfg), make_coster(cfg)
+    built._closed = False
+    rng = random.Random(11)
+    for _ in range(80):
+        chunks = tuple((new, new + rng.choice([0, 16, 300])) for new in
+                       [rng.choice([1, 17, 512]) for _ in range(rng.choice([0, 1, 1, 3]))])
+        decodes = rng.choice([1, 2, 9, 64, 200])
+        pairs = decodes * rng.randint(20, 3000) // 16
+        key = (chunks, decodes, pairs, pairs + rng.randint(0, decodes), 0, decodes + len(chunks))
+        assert closed.cost_key(key) == built.cost_key(key), (name, key)
+    forms = [form for form in closed._forms.values() if form is not None]
+    assert bool(forms) == (name != "7b_h100_power_capped")  # covered presets take the closed form

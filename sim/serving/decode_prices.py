@@ -25,7 +25,6 @@ from hwmodels.energy import SRAM_PASSES_PER_HBM_BYTE, SRAM_TILE_M, SRAM_TILE_N
 from hwmodels.kernels import attention_efficiency
 from workloads.attention import AttentionKernel
 from workloads.ops import OpKind, Role, Unit
-from workloads.step import step_attention
 
 if TYPE_CHECKING:
     from sim.serving.step_cost import StepCoster
@@ -48,56 +47,88 @@ def price_decodes(sc: StepCoster, decodes: int, pairs: np.ndarray, cached: np.nd
     b = sc.block
     pair_keys = np.maximum(decodes, pairs.astype(np.int64) * b)  # StepCoster._args
     cached_keys = np.maximum(0, cached.astype(np.int64) * b)
-    ref = step_attention(sc.model, sc.ex, (), decodes, int(pair_keys[0]), int(cached_keys[0]), None, sc.kind)
-    if len(ref) != 1:
+    form = sc.decode_form(decodes, int(pair_keys[0]), int(cached_keys[0]))
+    if form is None:
         return None
-    frame = sc.frame_for(((), decodes, int(pairs[0]), int(cached[0]), 0, decodes), ref)
-    if frame is None:
-        return None
-    node = _attention(sc, ref[0], decodes, pair_keys, cached_keys)
+    frame = sc.frame_for(((), decodes, int(pairs[0]), int(cached[0]), 0, decodes), form.names)
+    node = form(pair_keys, cached_keys) if frame is not None else None
     if node is None:
         return None
     return _replay(sc, frame, node)
 
 
-def _attention(sc: StepCoster, op, decodes: int, pairs: np.ndarray, cached: np.ndarray) -> Arrays | None:
-    """The attention op's (time_s, dynamic J, FLOPs, HBM bytes) per signature: ``Coster._cost`` on its
-    published-efficiency branch and ``op_energy`` with the full clock, in their order of operations."""
-    chip, coster, energy, model, ex = sc.coster.chip, sc.coster, sc.energy, sc.model, sc.ex
-    if op.unit is not Unit.matrix or op.kind is not OpKind.attention or op.groups == 1 or op.dequant_flops:
+class DecodeForm:
+    """A step's decode attention op, for one number of decodes, as a function of its summed keys and the keys it
+    reads from the cache: its (time s, dynamic J, FLOPs, HBM bytes), from ints or int arrays. ``Coster._cost`` on
+    its published-efficiency branch and ``op_energy`` with the full clock, in their order of operations (on ints,
+    Python's ``max`` as theirs; on arrays, numpy's, the same value elementwise). Made from one op built for that
+    number of decodes (``decode_form``), whose own figures it must reproduce; ``names``: the attention ops of a
+    decode-only step."""
+
+    def __init__(self, sc: StepCoster, op, names: tuple[str, ...]) -> None:
+        chip, model, ex, power, energy = sc.coster.chip, sc.model, sc.ex, sc.coster.power, sc.energy
+        self.names = names
+        self.run_as = run_as = chip.matmul_dtype(op.dtype)
+        self.heads, self.kv_heads, self.hd = model.num_heads // ex.tp, model.num_kv_heads // ex.tp, model.head_dim
+        self.kv_bytes = ex.kv_cache.bytes
+        # the reads in order, the KV cache's (None) sized per signature (_decode_attention's kv_cache tensor)
+        self.reads = [None if t.name == "kv_cache" else t.nbytes for t in op.reads if t.role is not Role.kv_host]
+        self.writes = sum(t.nbytes for t in op.writes if t.role is not Role.kv_host)
+        published = attention_efficiency(op.kernel, chip.architecture, run_as or op.dtype)
+        self.peak = chip.peak_flops(op.dtype) * published
+        self.hbm_latency, self.hbm_rate = chip.hbm_latency_s, chip.hbm_bandwidth_Bps * chip.hbm_efficiency
+        self.mac_core_J, self.byte_J = power.matmul_core_J(2.0, run_as), power.memory_J(1.0)
+        self.budget_W, self.spare_W = power.budget_W, power.budget_W - power.static_W
+        self.overhead = chip.kernel_overhead_s + chip.matmul_overhead_s
+        self.mac_J, self.sram_J, self.hbm_J = energy.mac_J[run_as], energy.sram_J_per_byte, energy.hbm_J_per_byte
+        self.link_J, self.host_J = energy.link_J_per_byte, energy.host_J_per_byte
+        self.sram_per_mac = run_as.bytes * (1 / SRAM_TILE_M + 1 / SRAM_TILE_N)
+
+    def __call__(self, pairs, cached) -> Arrays | tuple[float, ...] | None:
+        """(time s, dynamic J, FLOPs, HBM bytes) of the op with ``pairs`` summed keys and ``cached`` read from the
+        cache (ints, or arrays of them), or None where some signature's attention runs below the boost clock."""
+        arrays = isinstance(pairs, np.ndarray)
+        mx = np.maximum if arrays else max
+        flops = 4.0 * self.hd * (pairs.astype(np.float64) if arrays else float(pairs)) * self.heads
+        kv = cached * 2 * self.kv_heads * self.hd * self.kv_bytes
+        reads = 0
+        for nbytes in self.reads:
+            reads = reads + (kv if nbytes is None else nbytes)
+        hbm = ((reads + self.writes).astype(np.float64) if arrays else float(reads + self.writes)) + 0.0
+        compute = flops / self.peak
+        late = self.hbm_latency + hbm / self.hbm_rate
+        memory = np.where(hbm <= 0, 0.0, late) if arrays else (0.0 if hbm <= 0 else late)
+        core_J = flops / 2 * self.mac_core_J  # macs * (per-MAC core energy)
+        memory_J = hbm * self.byte_J
+        seconds = mx(compute, memory)
+        room = self.spare_W * seconds - memory_J
+        fits = (seconds <= 0) | (core_J <= 0) | (room >= core_J)
+        if self.budget_W > 0 and not (np.all(fits) if arrays else fits):
+            return None  # some signature's attention runs below the boost clock
+        time_s = (self.overhead + 0.0) + mx(mx(compute, memory), 0.0)
+        macs = flops / 2  # EnergyParts from ChipEnergy.work, summed as EnergyParts.total_J
+        compute_J = 0.0 + macs * self.mac_J
+        sram_bytes = SRAM_PASSES_PER_HBM_BYTE * hbm + macs * self.sram_per_mac
+        total_J = compute_J + sram_bytes * self.sram_J + hbm * self.hbm_J
+        total_J = total_J + 0.0 * self.link_J + 0 * self.host_J
+        return time_s, total_J, flops, hbm
+
+
+def decode_form(sc: StepCoster, op, names: tuple[str, ...], pairs: int, cached: int, node: tuple) -> DecodeForm | None:
+    """The closed form of ``op``, the decode attention of a decode-only step with ``pairs`` summed keys and ``cached``
+    read from the cache, whose attention ops are ``names``; or None where not covered, or where the form does not
+    reproduce ``node``, the op's (time s, dynamic J, FLOPs, matrix?, HBM bytes) as the step coster costs it."""
+    chip = sc.coster.chip
+    if not supported(sc) or op.unit is not Unit.matrix or op.kind is not OpKind.attention or op.groups == 1 \
+            or op.dequant_flops or op.host_bytes or sum(t.name == "kv_cache" for t in op.reads) != 1:
         return None
     run_as = chip.matmul_dtype(op.dtype)
-    published = attention_efficiency(op.kernel, chip.architecture, run_as or op.dtype)
-    if published is None or run_as is None:
+    if run_as is None or attention_efficiency(op.kernel, chip.architecture, run_as) is None:
         return None
-    heads, kv_heads, hd = model.num_heads // ex.tp, model.num_kv_heads // ex.tp, model.head_dim
-    flops = 4.0 * hd * pairs.astype(np.float64) * heads  # workloads/attention.py attention_kernel (fused)
-    kv = cached * 2 * kv_heads * hd * ex.kv_cache.bytes  # _decode_attention's kv_cache tensor
-    reads = 0
-    for t in op.reads:
-        if t.role is not Role.kv_host:
-            reads = reads + (kv if t.name == "kv_cache" else t.nbytes)
-    writes = sum(t.nbytes for t in op.writes if t.role is not Role.kv_host)
-    hbm = (reads + writes).astype(np.float64) + 0.0  # Op.hbm_bytes, then + ComputeCost.partial_bytes
-    if float(flops[0]) != op.flops or float(hbm[0]) != op.hbm_bytes + 0.0 or op.host_bytes:
+    form = DecodeForm(sc, op, names)
+    if form(pairs, cached) != (node[0], node[1], node[2], node[4]) or not node[3]:
         return None  # the op's formula moved away from this copy: price one at a time
-    compute = flops / (chip.peak_flops(op.dtype) * published)
-    memory = np.where(hbm <= 0, 0.0, chip.hbm_latency_s + hbm / (chip.hbm_bandwidth_Bps * chip.hbm_efficiency))
-    power = coster.power
-    core_J = flops / 2 * power.matmul_core_J(2.0, run_as)  # macs * (per-MAC core energy)
-    memory_J = hbm * power.memory_J(1.0)
-    seconds = np.maximum(compute, memory)
-    room = (power.budget_W - power.static_W) * seconds - memory_J
-    if power.budget_W > 0 and not np.all((seconds <= 0) | (core_J <= 0) | (room >= core_J)):
-        return None  # some signature's attention runs below the boost clock
-    overhead = chip.kernel_overhead_s + chip.matmul_overhead_s
-    time_s = (overhead + 0.0) + np.maximum(np.maximum(compute, memory), 0.0)
-    macs = flops / 2  # EnergyParts from ChipEnergy.work, summed as EnergyParts.total_J
-    compute_J = 0.0 + macs * energy.mac_J[run_as]
-    sram_bytes = SRAM_PASSES_PER_HBM_BYTE * hbm + macs * run_as.bytes * (1 / SRAM_TILE_M + 1 / SRAM_TILE_N)
-    total_J = compute_J + sram_bytes * energy.sram_J_per_byte + hbm * energy.hbm_J_per_byte
-    total_J = total_J + 0.0 * energy.link_J_per_byte + 0 * energy.host_J_per_byte
-    return time_s, total_J, flops, hbm
+    return form
 
 
 def _replay(sc: StepCoster, frame: list, attention: Arrays) -> Arrays:

@@ -130,7 +130,7 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
     through = through and not s.waiting  # completions end the run when their room could admit the queue's head
     ends, costs, useds, finished, start, alive, first_n = [], [], [], [], now, s.running, n
     decode, index, kb, pending = _lookups(cost, arrivals)
-    prices = index.setdefault(n, {})
+    prices, same = index.setdefault(n, {}), page and page == kb
     last = getattr(cost, "recent_s", 0.0)  # the last step's time (before the first: the coster's last one)
     a, tie = _next_arrival(arrivals, now, 0)
     if tie == now:  # one at this very instant, perhaps not yet routed: step by step
@@ -154,8 +154,9 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         if page:
             pages += cross[j % page]
         cached = pages * page if page else pairs
-        # StepCoster.decode_step's cache lookup inline (the inner loop); a miss goes through it
-        c = prices.get(round(pairs / kb) * KEY + round(cached / kb)) or decode(n, pairs, cached, ahead, pending)
+        # StepCoster.decode_step's lookup inline (its block's pages: round(cached / kb) is ``pages``); a miss: via it
+        c = prices.get(round(pairs / kb) * KEY + (pages if same else round(cached / kb))) or \
+            decode(n, pairs, cached, ahead, pending)
         last = c[0]  # time_s
         end = now + last
         if end == until:  # which comes first at the same instant is SimPy's order: step by step

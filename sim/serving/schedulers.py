@@ -133,13 +133,16 @@ class Scheduler:
                     req.kv_tokens += 1
                     self._token(req, now, done)
         else:  # one token per decode: ``_token`` inline but for a first or last token (a batch holds hundreds)
+            made = 0
             for req in plan.decodes:
                 req.kv_tokens += 1
-                if req.generated and req.generated + 1 < req.output_tokens:
-                    req.generated += 1
-                    self.made += 1
+                generated = req.generated
+                if generated and generated + 1 < req.output_tokens:
+                    req.generated = generated + 1
+                    made += 1
                 else:
                     self._token(req, now, done)
+            self.made += made
         if done:
             self.running = [r for r in self.running if r.state is not State.done]
         return done
@@ -173,10 +176,8 @@ class Scheduler:
 
     def _reserve_decodes(self) -> tuple[int, float]:
         """A cache slot for every decode's next token, preempting the newest requests if needed."""
-        preempted, swap_s = 0, 0.0
-        block = self.kv.block_tokens
+        preempted, swap_s, block, decoding = 0, 0.0, self.kv.block_tokens, State.decoding
         ahead = 1 + self.k  # tokens a decode writes to the cache: its own, and the drafts it verifies
-        decoding = State.decoding
         short = [r for r in self.running
                  if r.state is decoding and r.kv_tokens + ahead > (r.blocks + r.shared_blocks) * block]
         for req in short:  # decodes whose next tokens do not fit in the blocks they hold, in admission order
@@ -191,8 +192,9 @@ class Scheduler:
                 preempted += 1
                 if victim is req:
                     break
-            if req.state is State.decoding:
-                self.kv.grow(req, req.kv_tokens + ahead)
+            if req.state is decoding:  # the loop made room: ``KvCache.grow`` without its search for it
+                self.kv.used += need
+                req.blocks += need
         return preempted, swap_s
 
     def _preempt(self, victim: Request) -> float:
@@ -251,8 +253,8 @@ class Scheduler:
     def _decodes_for_step(self) -> tuple[int, float, list[Request]]:
         """(requests preempted, swap seconds, decodes) of the next step: reserve a block for every decode,
         preempting when the cache runs out, and bring swapped requests back when nothing was."""
-        preempted, swap_s = self._reserve_decodes()
-        decodes = [r for r in self.running if r.state is State.decoding]
+        (preempted, swap_s), decoding = self._reserve_decodes(), State.decoding
+        decodes = [r for r in self.running if r.state is decoding]
         if not preempted:
             swap_s += self._resume_swapped(decodes)
         return preempted, swap_s, decodes

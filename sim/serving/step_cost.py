@@ -13,16 +13,16 @@ are arrivals, steps and completions, never ops.
 
 A new signature whose step has the tokens, samples and attention kernels of one costed before
 (a *frame*: every op but the attention is then the same) is not built again: only its attention
-ops are costed, and the analytic replay's arithmetic (each op starting at the later of its
+is costed (a fused decode kernel from its closed form, sim/serving/decode_prices.py; a prefill's
+kept by its chunks), and the analytic replay's arithmetic (each op starting at the later of its
 stream and its predecessors, repeated layers back to back, the host's costs; energy, FLOPs and
-bytes summed record by record) runs over the frame's stored op costs in the same order, so it
-gives the same numbers, bit for bit, as building and replaying the pass (a test holds them to it).
-A frame is assembled from its segments, each stored on its own: the pre segment by token count, a
-layer by token count and attention op names, the post segment by samples after its first op (the
-final norm over the tokens, made per step); a trace's steps have a few thousand token counts but
-several times as many frames. The segments' ops and topological orders (``SegmentShapes``) depend on
-the model and execution only, so the step costers of one layout share them; their costs are each
-coster's own. A GEMM's tiling is found once per row-tile count (``hwmodels.compute.tile_matmul``).
+bytes summed record by record) runs over the frame's op costs in the same order: the same numbers,
+bit for bit, as building and replaying the pass (tests hold them to it). A frame is assembled from
+its segments, each stored on its own: the pre segment by token count, a layer by token count and
+attention op names, the post segment by samples after its first op (the final norm over the tokens,
+made per step). The segments' ops and topological orders (``SegmentShapes``) depend on the model
+and execution only, so the step costers of one layout share them; their costs are each coster's
+own. A GEMM's tiling is found once per row-tile count (``hwmodels.compute.tile_matmul``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from sim.engine.analytic import simulate_analytic
 from sim.engine.costing import Coster
 from sim.engine.op_energy import op_energy, record_energy
 from sim.engine.records import HostCosts
-from sim.serving.decode_prices import price_decodes, replay_frame
+from sim.serving.decode_prices import DecodeForm, decode_form, price_decodes, replay_frame, supported
 from sim.serving.schedulers import StepShape
 from workloads.graph import AttentionKernel, Execution, PassGraph, final_norm
 from workloads.ops import Unit
@@ -148,6 +148,9 @@ class StepCoster:
         self._ahead: dict[int, dict[tuple[int, int], StepCost]] = {}  # decodes -> (pairs, cached) in blocks ->
         # price: decode-only signatures priced ahead over arrays (sim/serving/decode_prices.py)
         self._unfused = ex.attention is AttentionKernel.unfused
+        self._forms: dict[int, DecodeForm | None] = {}  # decodes -> their attention op's closed form (None: none)
+        self._parts: dict[tuple, tuple | None] = {}  # prefill chunks -> (attention names, prefill figures) with decodes
+        self._closed = supported(self)  # decode attention from its closed form (sim/serving/decode_prices.py)
         self._decodes: dict[int, dict[int, StepCost]] = {}  # decodes -> pairs * KEY + cached (in blocks) -> a cached
         # decode-only signature's price: the inner loop's lookup (sim/serving/decode_runs.py), by ints, not tuples
         self.recent_s = 0.0  # the last decode-only step priced, seconds (how far a run's steps reach: decode_runs.py)
@@ -232,15 +235,16 @@ class StepCoster:
             self.array_ops += len(pairs)
             costs = [StepCost(*row[:5], row[5:]) for row in zip(*(x.tolist() for x in prices), strict=True)]
             keys = zip(pairs.tolist(), cached.tolist(), strict=True)
-            self._ahead[decodes] = table = dict(zip(keys, costs, strict=True))
+            table = self._ahead.setdefault(decodes, {})
+            table.update(zip(keys, costs, strict=True))
             found = table.get((p, c))
         return found
 
-    def frame_for(self, key: tuple, attention: list) -> list[tuple[int, list[Node]]] | None:
-        """The frame of a signature whose attention ops are ``attention`` (built, and the signature priced
+    def frame_for(self, key: tuple, names: tuple[str, ...]) -> list[tuple[int, list[Node]]] | None:
+        """The frame of a signature whose attention ops are named ``names`` (built, and the signature priced
         and cached, if none was stored yet), or None (several layer kinds, or a frame that cannot be stored)."""
         chunks, decodes, _, _, _, samples = key
-        frame_key = (sum(new for new, _ in chunks) + decodes, max(1, samples), tuple(op.name for op in attention))
+        frame_key = (sum(new for new, _ in chunks) + decodes, max(1, samples), names)
         if frame_key not in self._frames and self.one_kind:
             self._cache.setdefault(key, self.cost_key(key))
         return self._frames.get(frame_key)
@@ -267,8 +271,13 @@ class StepCoster:
         chunks, decodes, pairs, cached, samples, contexts = self._args(key)
         if not self.one_kind or self.kind.ssm:
             return self.cost_graph(self.graph(key))
-        attention = step_attention(self.model, self.ex, chunks, decodes, pairs, cached, contexts, self.kind)
         tokens = sum(new for new, _ in chunks) + decodes
+        if self._closed and decodes and contexts == pairs:  # the attention's figures without building its ops
+            parts = self._attention_parts(chunks, decodes, pairs, cached)
+            frame = self._frames.get((tokens, max(1, samples), parts[0])) if parts is not None else None
+            if frame is not None:
+                return self._replay(frame, parts[1])
+        attention = step_attention(self.model, self.ex, chunks, decodes, pairs, cached, contexts, self.kind)
         frame_key = (tokens, max(1, samples), tuple(op.name for op in attention))
         frame = self._frames.get(frame_key)
         if frame is None:
@@ -276,7 +285,32 @@ class StepCoster:
             if frame is None:  # an attention op not found by name in its layer (or a post not led by its final norm)
                 return self.cost_graph(self.graph(key, attention))
             self._frames[frame_key] = frame
-        return self._replay(frame, [self._node((), op) for op in attention])
+        return self._replay(frame, [self._node((), op)[3:] for op in attention])
+
+    def _attention_parts(self, chunks: tuple, decodes: int, pairs: int, cached: int) -> tuple | None:
+        """The names of a step's attention ops and their figures (time s, dynamic J, FLOPs, matrix?, HBM bytes), the
+        prefill's stored by chunks, the decodes' from their closed form; None where not covered (or throttled)."""
+        part = self._parts.get(chunks, self)
+        if part is self:  # not seen: the step's ops built once, the prefill's costed
+            ops = step_attention(self.model, self.ex, chunks, decodes, pairs, cached, None, self.kind)
+            alone = step_attention(self.model, self.ex, (), decodes, pairs, cached, None, self.kind)
+            part = self._parts[chunks] = (tuple(op.name for op in ops), [self._node((), op)[3:] for op in ops[:-1]]) \
+                if len(alone) == 1 and (not chunks or len(ops) > 1) else None
+        form = self.decode_form(decodes, pairs, cached) if part is not None else None
+        figures = form(pairs, cached) if form is not None else None
+        if figures is None:
+            return None
+        time_s, energy, flops, hbm = figures
+        return part[0], [*part[1], (time_s, energy, flops, True, hbm)]
+
+    def decode_form(self, decodes: int, pairs: int, cached: int) -> DecodeForm | None:
+        """The closed form of the attention of ``decodes`` decodes (made once, from their op), or None."""
+        form = self._forms.get(decodes, self)
+        if form is self:
+            ops = step_attention(self.model, self.ex, (), decodes, pairs, cached, None, self.kind)
+            form = self._forms[decodes] = decode_form(self, ops[0], (ops[0].name,), pairs, cached,
+                                                      self._node((), ops[0])[3:]) if len(ops) == 1 else None
+        return form
 
     def _assemble(self, tokens: int, samples: int, attention: list) -> list[tuple[int, list[Node]]] | None:
         """The frame of a step of ``tokens`` tokens, ``samples`` sampled, with these attention ops: its pre, layer
@@ -319,9 +353,10 @@ class StepCoster:
         return [(preds, op.unit is Unit.link, slots[name], 0.0, 0.0, 0.0, True, 0.0) if name in slots
                 else self._node(preds, op) for name, op, preds in ops]
 
-    def _replay(self, frame: list[tuple[int, list[Node]]], attention: list[Node]) -> StepCost:
-        """``cost_graph``'s numbers from a frame: the analytic replay's arithmetic in its order."""
-        end_s, dynamic, matrix, flops, hbm, *spans = replay_frame(self.host, frame, [node[3:] for node in attention])
+    def _replay(self, frame: list[tuple[int, list[Node]]], attention: list[tuple]) -> StepCost:
+        """``cost_graph``'s numbers from a frame and its attention slots' figures (time s, dynamic J, FLOPs, matrix?,
+        HBM bytes): the analytic replay's arithmetic in its order."""
+        end_s, dynamic, matrix, flops, hbm, *spans = replay_frame(self.host, frame, attention)
         return StepCost(end_s, dynamic, matrix, flops, hbm, tuple(spans))
 
     def cost_graph(self, graph: PassGraph) -> StepCost:

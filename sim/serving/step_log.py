@@ -93,11 +93,12 @@ class StepLog:
         at_runs = first + np.arange(first.size, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         at_singles = offsets[kind == self.SINGLE]
         by_run = _run_columns(self.runs, lengths)
-        by_single = list(zip(*self.singles, strict=True)) if self.singles else [()] * (len(COLUMNS) + len(_HIDDEN))
+        # one array of every single row (its int fields are exact as floats: far below 2**53), a column per field
+        by_single = np.array(self.singles, dtype=np.float64).reshape(len(self.singles), len(COLUMNS) + len(_HIDDEN))
         columns: dict[str, np.ndarray] = {}
         for i, name in enumerate(COLUMNS + _HIDDEN):
             col = np.empty(total, dtype=np.float64 if name in _FLOATS else np.int64)
-            col[at_singles] = by_single[i]
+            col[at_singles] = by_single[:, i]
             col[at_runs] = by_run[name]
             columns[name] = col
         codes = columns.pop("instance")
@@ -146,8 +147,8 @@ def _run_columns(runs: list[RunRows], lengths: np.ndarray) -> dict[str, np.ndarr
         at, waiting[at], running[at], used[at] = np.array(tails, dtype=np.int64).T
     blocks = np.repeat(np.fromiter(map(attrgetter("blocks"), runs), np.int64, len(runs)), lengths)
     zeros = np.zeros(count, dtype=np.int64)
-    time_s, energy, matrix, hbm = (np.fromiter(map(itemgetter(k), chain.from_iterable(map(attrgetter("costs"), runs))),
-                                               np.float64, count) for k in (0, 1, 2, 4))
+    costs = list(chain.from_iterable(map(attrgetter("costs"), runs)))
+    time_s, energy, matrix, hbm = (np.fromiter(map(itemgetter(k), costs), np.float64, count) for k in (0, 1, 2, 4))
     return {"instance": np.repeat(np.fromiter(map(attrgetter("instance"), runs), np.int64, len(runs)), lengths),
             "start_s": starts, "end_s": ends, "prefill_sequences": zeros, "prefill_tokens": zeros,
             "decode_sequences": decodes, "batch_size": decodes, "tokens_made": decodes, "kv_blocks_used": used,
