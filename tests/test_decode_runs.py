@@ -74,3 +74,19 @@ def test_a_run_stops_where_simpy_fires_an_arrival_not_at_its_written_time(monkey
                       "workload.num_requests=null")
     assert_same(slow, fast)
     assert slow.steps["prefill_tokens"].tolist().count(10) == 3  # the third request's prefill: its own step
+
+
+def test_an_instance_rests_from_runs_too_short_for_their_batch_with_the_same_numbers(monkeypatch):
+    """Over a wide batch a run of a few steps costs more than stepping, so after one the instance goes step by step
+    for a while (``Instance.rest``); every number stays the step-by-step simulation's."""
+    rests = []
+    real = Server._decode_run
+
+    def spy(self, inst):
+        rests.append(inst.rest)
+        return real(self, inst)
+
+    monkeypatch.setattr(Server, "_decode_run", spy)
+    slow, fast = both(monkeypatch, "workload.rate_per_s=300", "workload.num_requests=500")
+    assert max(rests) > 0 and 0 in rests  # it rested, and tried runs again
+    assert_same(slow, fast)
