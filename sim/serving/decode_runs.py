@@ -46,9 +46,6 @@ from sim.serving.schedulers import ChunkedPrefillScheduler, ContinuousScheduler,
 from sim.serving.step_cost import KEY, StepCost
 
 MAX_RUN = 4096  # steps planned at most at once (a longer run continues in the next)
-AHEAD = 1024  # decode-only signatures priced together at most (sim/serving/decode_prices.py)
-SPAN_AHEAD = 128  # at most, for a run that may span arrivals (where the next one here is unknown)
-MIN_AHEAD = 6  # fewer are priced one at a time (cheaper than the arrays' fixed cost)
 
 
 @dataclass
@@ -131,18 +128,9 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
     ends, costs, useds, finished, start, alive, first_n = [], [], [], [], now, s.running, n
     decode, index, kb, pending = _lookups(cost, arrivals)
     prices, same = index.setdefault(n, {}), page and page == kb
-    last = getattr(cost, "recent_s", 0.0)  # the last step's time (before the first: the coster's last one)
     a, tie = _next_arrival(arrivals, now, 0)
     if tie == now:  # one at this very instant, perhaps not yet routed: step by step
         return None
-    cap = SPAN_AHEAD if arrivals else AHEAD
-
-    def ahead() -> tuple[np.ndarray, np.ndarray] | None:
-        """Step ``j``'s and the coming steps' keys that the run may reach (judged by the last step's time), or
-        None when that is too few to price together."""
-        m = min(steps - j, cap if until == float("inf") else int((until - now) / last) + 2, cap) if last > 0 else 0
-        return _coming(j, m, n, total, page, pages, cross) if m >= MIN_AHEAD else None
-
     for j in range(MAX_RUN if through else min(steps, MAX_RUN)):
         jb = j % b
         if late and j in late:
@@ -156,9 +144,8 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
         cached = pages * page if page else pairs
         # StepCoster.decode_step's lookup inline (its block's pages: round(cached / kb) is ``pages``); a miss: via it
         c = prices.get(round(pairs / kb) * KEY + (pages if same else round(cached / kb))) or \
-            decode(n, pairs, cached, ahead, pending)
-        last = c[0]  # time_s
-        end = now + last
+            decode(n, pairs, cached, pending)
+        end = now + c[0]  # its time_s
         if end == until:  # which comes first at the same instant is SimPy's order: step by step
             break
         if end >= tie:
@@ -219,19 +206,9 @@ def _lookups(cost: Callable[[StepShape], StepCost], arrivals: list[float] | None
     decode-only prices to look up first with the block their keys are rounded to (none: an empty index), and where
     a run that may be cut short (spanning ``arrivals``) keeps the signatures it priced first (None: the cache)."""
     decode = getattr(cost, "decode_step", None) or \
-        (lambda n, pairs, cached, _, __: cost(StepShape((), n, pairs, cached, pairs, n)))
+        (lambda n, pairs, cached, _: cost(StepShape((), n, pairs, cached, pairs, n)))
     index, kb = cost.decode_index() if hasattr(cost, "decode_index") else ({}, 1)
     return decode, index, kb, {} if arrivals and hasattr(cost, "commit") else None
-
-
-def _coming(j: int, m: int, n: int, total: int, page: int, pages: int, cross: list[int]) -> tuple[np.ndarray, ...]:
-    """(summed keys, keys read from whole pages) of steps ``j .. j + m - 1`` of a run (``pages``: step j's)."""
-    js = np.arange(j, j + m, dtype=np.int64)
-    pairs = total + n * (js + 1)
-    if not page:
-        return pairs, pairs
-    later = np.cumsum(np.asarray(cross, dtype=np.int64)[(js[1:]) % page])
-    return pairs, (pages + np.concatenate(([0], later))) * page
 
 
 def _counts(reqs: list[Request], b: int, page: int) -> tuple[list[int], dict[int, int], list[int], int, int, int]:

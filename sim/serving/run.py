@@ -93,7 +93,7 @@ def simulate_serving(cfg: RunConfig, coster: StepCoster | SpeculativeCoster | No
         server.system_area, server.env.now, server.events, dict(server.busy_by),
         {key: sum(getattr(s.kv, key) for s in schedulers) for key in ("lookups", "hits", "saved_tokens", "evictions")},
         coster.distinct_steps,
-        coster.coster.distinct_ops + getattr(coster, "array_ops", 0),  # attention ops priced over arrays too
+        coster.coster.distinct_ops + getattr(coster, "closed_ops", 0),  # decode attention priced in closed form too
         time.perf_counter() - started,
     )
 

@@ -27,11 +27,9 @@ own. A GEMM's tiling is found once per row-tile count (``hwmodels.compute.tile_m
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import networkx as nx
-import numpy as np
 
 from hwmodels.area import die_area
 from hwmodels.energy import ChipEnergy, chip_energy
@@ -41,7 +39,7 @@ from sim.engine.analytic import simulate_analytic
 from sim.engine.costing import Coster
 from sim.engine.op_energy import op_energy, record_energy
 from sim.engine.records import HostCosts
-from sim.serving.decode_prices import DecodeForm, decode_form, price_decodes, replay_frame, supported
+from sim.serving.decode_prices import DecodeForm, decode_form, replay_frame, supported
 from sim.serving.schedulers import StepShape
 from workloads.graph import AttentionKernel, Execution, PassGraph, final_norm
 from workloads.ops import Unit
@@ -145,16 +143,13 @@ class StepCoster:
         self._heads: dict[int, list[Node]] = {}  # samples -> the post segment after its final norm (by tokens)
         self.shapes = SegmentShapes.of(cfg.model, ex, self.kind) if self.one_kind and not self.kind.ssm else None
         self._op_nodes: dict = {}  # op -> its node's costs (time s, dynamic J, FLOPs, matrix?, HBM bytes)
-        self._ahead: dict[int, dict[tuple[int, int], StepCost]] = {}  # decodes -> (pairs, cached) in blocks ->
-        # price: decode-only signatures priced ahead over arrays (sim/serving/decode_prices.py)
         self._unfused = ex.attention is AttentionKernel.unfused
         self._forms: dict[int, DecodeForm | None] = {}  # decodes -> their attention op's closed form (None: none)
         self._parts: dict[tuple, tuple | None] = {}  # prefill chunks -> (attention names, prefill figures) with decodes
         self._closed = supported(self)  # decode attention from its closed form (sim/serving/decode_prices.py)
         self._decodes: dict[int, dict[int, StepCost]] = {}  # decodes -> pairs * KEY + cached (in blocks) -> a cached
         # decode-only signature's price: the inner loop's lookup (sim/serving/decode_runs.py), by ints, not tuples
-        self.recent_s = 0.0  # the last decode-only step priced, seconds (how far a run's steps reach: decode_runs.py)
-        self.array_ops = 0  # attention ops costed over arrays (each signature priced ahead, used or not)
+        self.closed_ops = 0  # decode attention ops priced from their closed form (not built, so not the Coster's)
 
     @property
     def distinct_steps(self) -> int:
@@ -175,31 +170,22 @@ class StepCoster:
             cost = self._cache[key] = self.cost_key(key)
         return cost
 
-    def decode_step(self, decodes: int, pairs: int, cached: int,
-                    ahead: Callable[[], tuple[np.ndarray, np.ndarray] | None] | None = None,
-                    pending: dict[tuple, StepCost] | None = None) -> StepCost:
+    def decode_step(self, decodes: int, pairs: int, cached: int, pending: dict[tuple, StepCost] | None = None
+                    ) -> StepCost:
         """``self(StepShape((), decodes, pairs, cached, pairs, decodes))`` without building the shape (the
-        inner loop of sim/serving/decode_runs.py). ``ahead``: on a miss, the (pairs, cached) of this and the
-        next steps of the run, whose signatures are then priced together over arrays (the same bits).
-        ``pending``: where a new signature goes instead of the cache, for a run that may be cut short
-        (``commit`` takes those of the steps it ran)."""
+        inner loop of sim/serving/decode_runs.py). ``pending``: where a new signature goes instead of the cache,
+        for a run that may be cut short (``commit`` takes those of the steps it ran)."""
         b = self.block
         p, c = round(pairs / b), round(cached / b)
         key = ((), decodes, p, c, p if self._unfused else 0, decodes)
         cost = self._cache.get(key)
         if cost is None:
-            scores = key[4]
-            if pending is not None and key in pending:
-                return pending[key]
-            cost = self._from_ahead(decodes, p, c, ahead) if not scores else None
-            if cost is None:
-                cost = self.cost_key(key)
             if pending is not None:
-                pending[key] = cost
-                self.recent_s = cost.time_s
+                cost = pending.get(key)
+                if cost is None:
+                    cost = pending[key] = self.cost_key(key)
                 return cost
-            self._cache[key] = cost
-            self.recent_s = cost.time_s
+            cost = self._cache[key] = self.cost_key(key)
         self._decodes.setdefault(decodes, {})[p * KEY + c] = cost
         return cost
 
@@ -216,38 +202,6 @@ class StepCoster:
         for key, cost in pending.items():
             if id(cost) in ids:
                 self._cache.setdefault(key, cost)
-
-    def _from_ahead(self, decodes: int, p: int, c: int, ahead) -> StepCost | None:
-        """A decode-only signature's price from those priced ahead over arrays (pricing them now if ``ahead``
-        gives the steps), or None."""
-        table = self._ahead.get(decodes)
-        found = table.get((p, c)) if table is not None else None
-        steps = ahead() if found is None and ahead is not None else None
-        if steps is not None:
-            pairs, cached = steps
-            pairs, cached = np.rint(pairs / self.block).astype(np.int64), np.rint(cached / self.block).astype(np.int64)
-            keep = np.ones(len(pairs), dtype=bool)  # each signature once (a few decodes share one for some steps)
-            keep[1:] = (pairs[1:] != pairs[:-1]) | (cached[1:] != cached[:-1])
-            pairs, cached = pairs[keep], cached[keep]
-            prices = price_decodes(self, decodes, pairs, cached)
-            if prices is None:
-                return None
-            self.array_ops += len(pairs)
-            costs = [StepCost(*row[:5], row[5:]) for row in zip(*(x.tolist() for x in prices), strict=True)]
-            keys = zip(pairs.tolist(), cached.tolist(), strict=True)
-            table = self._ahead.setdefault(decodes, {})
-            table.update(zip(keys, costs, strict=True))
-            found = table.get((p, c))
-        return found
-
-    def frame_for(self, key: tuple, names: tuple[str, ...]) -> list[tuple[int, list[Node]]] | None:
-        """The frame of a signature whose attention ops are named ``names`` (built, and the signature priced
-        and cached, if none was stored yet), or None (several layer kinds, or a frame that cannot be stored)."""
-        chunks, decodes, _, _, _, samples = key
-        frame_key = (sum(new for new, _ in chunks) + decodes, max(1, samples), names)
-        if frame_key not in self._frames and self.one_kind:
-            self._cache.setdefault(key, self.cost_key(key))
-        return self._frames.get(frame_key)
 
     def _args(self, key: tuple) -> tuple:
         """``build_step_totals``'s arguments after the model and execution, from a signature."""
@@ -300,6 +254,7 @@ class StepCoster:
         figures = form(pairs, cached) if form is not None else None
         if figures is None:
             return None
+        self.closed_ops += 1
         time_s, energy, flops, hbm = figures
         return part[0], [*part[1], (time_s, energy, flops, True, hbm)]
 
@@ -308,8 +263,8 @@ class StepCoster:
         form = self._forms.get(decodes, self)
         if form is self:
             ops = step_attention(self.model, self.ex, (), decodes, pairs, cached, None, self.kind)
-            form = self._forms[decodes] = decode_form(self, ops[0], (ops[0].name,), pairs, cached,
-                                                      self._node((), ops[0])[3:]) if len(ops) == 1 else None
+            form = self._forms[decodes] = decode_form(self, ops[0], pairs, cached, self._node((), ops[0])[3:]) \
+                if len(ops) == 1 else None
         return form
 
     def _assemble(self, tokens: int, samples: int, attention: list) -> list[tuple[int, list[Node]]] | None:
