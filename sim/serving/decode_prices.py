@@ -58,7 +58,7 @@ class DecodeForm:
         self.overhead = chip.kernel_overhead_s + chip.matmul_overhead_s
         self.mac_J, self.sram_J, self.hbm_J = energy.mac_J[run_as], energy.sram_J_per_byte, energy.hbm_J_per_byte
         self.link_J, self.host_J = energy.link_J_per_byte, energy.host_J_per_byte
-        self.sram_per_mac = run_as.bytes * (1 / SRAM_TILE_M + 1 / SRAM_TILE_N)
+        self.width, self.tiles = run_as.bytes, 1 / SRAM_TILE_M + 1 / SRAM_TILE_N
 
     def __call__(self, pairs: int, cached: int) -> tuple[float, float, float, float] | None:
         """(time s, dynamic J, FLOPs, HBM bytes) of the op with ``pairs`` summed keys and ``cached`` read from the
@@ -79,7 +79,7 @@ class DecodeForm:
         time_s = (self.overhead + 0.0) + max(max(compute, memory), 0.0)
         macs = flops / 2  # EnergyParts from ChipEnergy.work, summed as EnergyParts.total_J
         compute_J = 0.0 + macs * self.mac_J
-        sram_bytes = SRAM_PASSES_PER_HBM_BYTE * hbm + macs * self.sram_per_mac
+        sram_bytes = SRAM_PASSES_PER_HBM_BYTE * hbm + macs * self.width * self.tiles  # op_energy's grouping
         total_J = compute_J + sram_bytes * self.sram_J + hbm * self.hbm_J
         total_J = total_J + 0.0 * self.link_J + 0 * self.host_J
         return time_s, total_J, flops, hbm

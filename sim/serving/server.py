@@ -54,7 +54,7 @@ class Instance:
     scheduler: Scheduler
     wake_event: simpy.Event | None = None
     pipe: str = ""  # the pipeline whose stages its steps pass through (a virtual engine); "": none
-    rest: int = 0  # steps it goes step by step before trying a run again (its last runs were too short to pay)
+    rest: int = 0  # times it goes step by step where it could try a run (its last run was too short to pay)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from workloads.graph import AttentionKernel, Execution, PassGraph, final_norm
 from workloads.ops import Unit
 from workloads.step import build_step_totals, step_attention, step_segment
 
+_MISSING = object()  # not looked for yet
 KEY = 1 << 32  # a decode-only signature's pairs and cached blocks as one int: pairs * KEY + cached
 
 # One op of a frame: (predecessor positions, link stream?, attention slot or -1, time s, dynamic J, FLOPs,
@@ -244,12 +245,11 @@ class StepCoster:
     def _attention_parts(self, chunks: tuple, decodes: int, pairs: int, cached: int) -> tuple | None:
         """The names of a step's attention ops and their figures (time s, dynamic J, FLOPs, matrix?, HBM bytes), the
         prefill's stored by chunks, the decodes' from their closed form; None where not covered (or throttled)."""
-        part = self._parts.get(chunks, self)
-        if part is self:  # not seen: the step's ops built once, the prefill's costed
+        part = self._parts.get(chunks, _MISSING)
+        if part is _MISSING:  # the step's ops built once, the prefill's costed (the decodes' last: one op, if formed)
             ops = step_attention(self.model, self.ex, chunks, decodes, pairs, cached, None, self.kind)
-            alone = step_attention(self.model, self.ex, (), decodes, pairs, cached, None, self.kind)
             part = self._parts[chunks] = (tuple(op.name for op in ops), [self._node((), op)[3:] for op in ops[:-1]]) \
-                if len(alone) == 1 and (not chunks or len(ops) > 1) else None
+                if not chunks or len(ops) > 1 else None
         form = self.decode_form(decodes, pairs, cached) if part is not None else None
         figures = form(pairs, cached) if form is not None else None
         if figures is None:
@@ -260,8 +260,8 @@ class StepCoster:
 
     def decode_form(self, decodes: int, pairs: int, cached: int) -> DecodeForm | None:
         """The closed form of the attention of ``decodes`` decodes (made once, from their op), or None."""
-        form = self._forms.get(decodes, self)
-        if form is self:
+        form = self._forms.get(decodes, _MISSING)
+        if form is _MISSING:
             ops = step_attention(self.model, self.ex, (), decodes, pairs, cached, None, self.kind)
             form = self._forms[decodes] = decode_form(self, ops[0], pairs, cached, self._node((), ops[0])[3:]) \
                 if len(ops) == 1 else None
