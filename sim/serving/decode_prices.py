@@ -44,14 +44,13 @@ class DecodeForm:
 
     def __init__(self, sc: StepCoster, op) -> None:
         chip, model, ex, power, energy = sc.coster.chip, sc.model, sc.ex, sc.coster.power, sc.energy
-        self.run_as = run_as = chip.matmul_dtype(op.dtype)
+        run_as = chip.matmul_dtype(op.dtype)
         self.heads, self.kv_heads, self.hd = model.num_heads // ex.tp, model.num_kv_heads // ex.tp, model.head_dim
         self.kv_bytes = ex.kv_cache.bytes
         # the reads in order, the KV cache's (None) sized per signature (_decode_attention's kv_cache tensor)
         self.reads = [None if t.name == "kv_cache" else t.nbytes for t in op.reads if t.role is not Role.kv_host]
         self.writes = sum(t.nbytes for t in op.writes if t.role is not Role.kv_host)
-        published = attention_efficiency(op.kernel, chip.architecture, run_as or op.dtype)
-        self.peak = chip.peak_flops(op.dtype) * published
+        self.peak = chip.peak_flops(op.dtype) * attention_efficiency(op.kernel, chip.architecture, run_as)
         self.hbm_latency, self.hbm_rate = chip.hbm_latency_s, chip.hbm_bandwidth_Bps * chip.hbm_efficiency
         self.mac_core_J, self.byte_J = power.matmul_core_J(2.0, run_as), power.memory_J(1.0)
         self.budget_W, self.spare_W = power.budget_W, power.budget_W - power.static_W
@@ -87,10 +86,10 @@ class DecodeForm:
 
 def decode_form(sc: StepCoster, op, pairs: int, cached: int, node: tuple) -> DecodeForm | None:
     """The closed form of ``op``, the decode attention of a decode-only step with ``pairs`` summed keys and ``cached``
-    read from the cache; or None where not covered, or where the form does not reproduce ``node``, the op's (time s,
-    dynamic J, FLOPs, matrix?, HBM bytes) as the step coster costs it."""
+    read from the cache, for a step coster ``supported`` admits; or None where not covered, or where the form does
+    not reproduce ``node``, the op's (time s, dynamic J, FLOPs, matrix?, HBM bytes) as the step coster costs it."""
     chip = sc.coster.chip
-    if not supported(sc) or op.unit is not Unit.matrix or op.kind is not OpKind.attention or op.groups == 1 \
+    if op.unit is not Unit.matrix or op.kind is not OpKind.attention or op.groups == 1 \
             or op.dequant_flops or op.host_bytes or sum(t.name == "kv_cache" for t in op.reads) != 1:
         return None
     run_as = chip.matmul_dtype(op.dtype)
@@ -98,7 +97,7 @@ def decode_form(sc: StepCoster, op, pairs: int, cached: int, node: tuple) -> Dec
         return None
     form = DecodeForm(sc, op)
     if form(pairs, cached) != (node[0], node[1], node[2], node[4]) or not node[3]:
-        return None  # the op's formula moved away from this copy: price one at a time
+        return None  # the op's formula moved away from this copy: its steps are priced by building their ops
     return form
 
 

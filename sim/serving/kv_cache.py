@@ -109,9 +109,13 @@ class KvCache:
             pass
         if more > self.free:
             return False
-        self.used += more
-        req.blocks += more
+        self.take(req, more)
         return True
+
+    def take(self, req: Request, blocks: int) -> None:
+        """Give ``req`` ``blocks`` more blocks, known to be free (``grow`` once it found the room)."""
+        self.used += blocks
+        req.blocks += blocks
 
     def release(self, req: Request) -> None:
         """Free every block ``req`` holds on the chip (and drop its reference to the cached prefix)."""

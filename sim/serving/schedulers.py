@@ -192,9 +192,8 @@ class Scheduler:
                 preempted += 1
                 if victim is req:
                     break
-            if req.state is decoding:  # the loop made room: ``KvCache.grow`` without its search for it
-                self.kv.used += need
-                req.blocks += need
+            if req.state is decoding:  # the loop made room: no search for it again (``KvCache.grow``)
+                self.kv.take(req, need)
         return preempted, swap_s
 
     def _preempt(self, victim: Request) -> float:
