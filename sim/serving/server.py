@@ -114,6 +114,9 @@ class Server:
         if traffic.turns > 1:
             self.runs = False  # a turn's follow-up may arrive in the middle of any run: step by step
         self._arrival_times: list[float] | None = None  # event times of open-loop arrivals, beside other instances
+        # each request's (prompt, output, row) as Python ints, read once (a numpy scalar per field costs more)
+        self._fields = list(zip(traffic.prompt_tokens.tolist(), traffic.output_tokens.tolist(), traffic.rows.tolist(),
+                                strict=True))
         if len(instances) > 1 and not traffic.users:
             self._arrival_times = _event_times(traffic.arrival_s)
 
@@ -298,8 +301,8 @@ class Server:
     # Bookkeeping --------------------------------------------------------------------------------
     def _make(self, i: int, at: float) -> Request:
         t = self.traffic
-        req = Request(i, at, int(t.prompt_tokens[i]), int(t.output_tokens[i]), int(t.rows[i]),
-                      shared=min(t.shared_prefix, int(t.prompt_tokens[i])))
+        prompt, output, row = self._fields[i]
+        req = Request(i, at, prompt, output, row, shared=min(t.shared_prefix, prompt))
         if t.turns > 1:
             req.conv, req.context = i // t.turns, int(t.context[i])
             req.last_turn = not (i + 1 < len(t) and t.follows(i + 1))
