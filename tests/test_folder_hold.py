@@ -73,6 +73,8 @@ def test_a_folder_held_elsewhere_is_named_in_the_error(tmp_path):
 TINY = ["hardware=teaching_npu", "fidelity=analytic", "model.num_layers=2", "workload.prompt_tokens=16",
         "workload.decode_tokens=4", "output.print_summary=false"]
 COMMANDS = {
+    # a single run into a named folder: held from before Hydra writes its records there
+    "llmsim": lambda out: [BIN / "llmsim", *TINY, f"hydra.run.dir={out}"],
     "llmsim -m": lambda out: [BIN / "llmsim", "-m", *TINY, "hardware.freq_GHz=1.0,1.5", f"hydra.sweep.dir={out}"],
     "llmsim-grid": lambda out: [BIN / "llmsim-grid", *TINY, "hardware.freq_GHz=1.0,1.5", "--out", out],
     "llmsim-search": lambda out: [BIN / "llmsim-search", "+search=area_compute_vs_sram", "search.trials=2",

@@ -11,9 +11,11 @@ Hydra's full traceback, for debugging.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.errors import HydraException
@@ -25,6 +27,7 @@ from sim.config.errors import interrupted_by
 from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override, hydra_error_line
 from sim.config.paths import CONF_DIR, OutputDirError, output_dir
 from sim.config.schema import register_configs
+from sim.output.files import OutputWriteError, holding
 from sim.studies.job import run_job
 
 
@@ -45,8 +48,11 @@ def main() -> None:
     debugging = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors to us instead of printing them and exiting 1
     try:
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt(), _holding_run_dir(args, multirun):
             _hydra_main()
+    except OutputWriteError as err:  # the named run folder is another llmsim command's (FolderInUse)
+        print(f"llmsim: error: {err}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt as err:  # sim/studies/sweep/callbacks.Interrupted carries a multirun's count
         interrupted("llmsim", err, multirun)
     except (HydraException, OmegaConfBaseException) as err:
@@ -111,6 +117,16 @@ def check_default_output(args: list[str]) -> None:
     too, so that a read-only working directory is one line naming the folder, not a bare errno."""
     if not any(a.partition("=")[0] in ("hydra.run.dir", "hydra.sweep.dir") for a in args):
         output_dir("results", create=False)
+
+
+def _holding_run_dir(args: list[str], multirun: bool):
+    """A single run into a folder named by ``hydra.run.dir=`` holds it (sim/output/files.py) from before Hydra writes
+    its records there, so that a second run into it meanwhile stops in one line instead of mixing its files with the
+    first's; any other run's folder is its own (a sweep's is held by its callback, a default one is new)."""
+    named = [value for key, _, value in (a.partition("=") for a in args) if key == "hydra.run.dir"]
+    if multirun or not named or "$" in named[-1]:
+        return contextlib.nullcontext()
+    return holding(Path(named[-1]))
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
