@@ -80,10 +80,9 @@ _DECODING = {State.decoding}
 
 
 def can_run(s: Scheduler) -> bool:
-    """Whether the scheduler's state allows a run at all (before looking at lengths and blocks)."""
+    """Whether the scheduler allows a run at all (before looking at its requests' states, lengths and blocks)."""
     return (type(s) in (ContinuousScheduler, ChunkedPrefillScheduler) and not s.k and not s.swapped
-            and bool(s.running) and not s.model.sliding_window and not s.model.attention_chunk
-            and {r.state for r in s.running} == _DECODING)
+            and bool(s.running) and not s.model.sliding_window and not s.model.attention_chunk)
 
 
 def _queue_stays(s: Scheduler) -> bool | None:
@@ -120,7 +119,8 @@ def plan_run(s: Scheduler, now: float, until: float, cost: Callable[[StepShape],
     It ends with the first step making some requests' last tokens, unless ``through`` (a lone instance whose
     completions send no request) and the queue is empty. ``arrivals``: arrivals' event times, in order (a run
     beside other instances may span arrivals routed elsewhere; no step ends at one: SimPy orders the tie)."""
-    if now >= until or (stays := _queue_stays(s)) is False or not _may_start(s, stays):
+    if now >= until or (stays := _queue_stays(s)) is False or not _may_start(s, stays) or \
+            {r.state for r in s.running} != _DECODING:  # last: a walk of the batch, where the queue's head is cheaper
         return None
     n, b, page, blocks, used = len(s.running), s.kv.block_tokens, s.ex.kv_block_tokens, s.kv.blocks, s.kv.used
     grow, late, cross, total, pages, steps = _counts(s.running, b, page)
