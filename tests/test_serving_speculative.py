@@ -89,6 +89,22 @@ def test_guaranteed_admission_reserves_the_drafts_too_so_nobody_is_preempted():
     assert np.array_equal(steps["batch_size"], steps["prefill_sequences"] + steps["decode_sequences"])
 
 
+@pytest.mark.parametrize("scheduler", ["continuous", "chunked_prefill"])
+def test_a_request_swapped_out_with_its_drafts_room_comes_back_with_every_block_it_holds(scheduler):
+    """Swapped out, a request may hold the blocks of its next k + 1 tokens, more than its next token needs; it came
+    back only once that one fitted, its copy in then found too few free blocks, and the run failed (independent
+    review). Now it waits until all of them fit and takes room for its drafts too: every request completes and
+    every block is freed."""
+    result = simulate_serving(make_config(
+        "workload=serving", "model.num_layers=2", "workload.num_requests=20", "workload.rate_per_s=80",
+        "workload.prompt_tokens=64", "workload.decode_tokens=400", "scheduler.preemption=swap",
+        f"scheduler={scheduler}", *DRAFT, "scheduler.kv_cache_GB=0.6"))
+    assert result.preemptions > 0 and result.swapped_bytes > 0
+    assert all(r.finish_s > 0 and r.generated == r.output_tokens for r in result.requests)
+    assert result.steps["kv_blocks_used"][-1] == 0
+    assert result.steps["kv_blocks_used"].max() <= result.cache.blocks
+
+
 def test_a_run_that_stalls_with_requests_left_is_an_error_not_a_result(monkeypatch):
     from sim.serving.schedulers import ContinuousScheduler
     plan = ContinuousScheduler.plan

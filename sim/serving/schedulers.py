@@ -212,13 +212,13 @@ class Scheduler:
         return 0.0
 
     def _resume_swapped(self, decodes: list[Request]) -> float:
-        swap_s = 0.0
+        swap_s, ahead = 0.0, 1 + self.k
         while self.swapped and len(self.running) < self.cfg.max_batch:
-            req = self.swapped[0]
-            if self.kv.blocks_for(req.kv_tokens + 1) > self.kv.free:
+            req = self.swapped[0]  # back with its blocks, and any more its next tokens need (``_reserve_decodes``)
+            if max(req.host_blocks, self.kv.blocks_for(req.kv_tokens + ahead)) > self.kv.free:
                 break
             swap_s += self.kv.swap_in(req)
-            self.kv.grow(req, req.kv_tokens + 1)
+            self.kv.grow(req, req.kv_tokens + ahead)
             self.swapped.popleft()
             req.state = State.decoding
             self.running.append(req)
