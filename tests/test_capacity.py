@@ -260,6 +260,20 @@ def test_a_search_with_no_layouts_to_probe_is_one_line(capsys):
     assert exit_.value.code == 2 and len(err) == 1 and "--max-layouts must be >= 1" in err[0]
 
 
+@pytest.mark.parametrize("args, words", [
+    (["workload.decode_tokens=5000"], "no split of the 1 chips can serve this config: .* exceeds llama2_7b's context"),
+    (["attention.kv_block_tokens=0"], "no split of the 1 chips can serve this config: attention.kv_block_tokens=0"),
+])
+def test_a_search_where_no_layout_can_serve_says_why_in_one_line(args, words, capsys):
+    """Every layout refused by the serving checks left nothing to rank, and the table's first row was an IndexError
+    (independent review)."""
+    from sim.cli.capacity import main
+    with pytest.raises(SystemExit) as exit_:
+        main(["model.num_layers=2", "slo.ttft_p99_s=0.05", "--search", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and re.search(words, err[0]), err
+
+
 @pytest.mark.parametrize("arrival", ["offline", "closed", "poisson"])
 def test_the_offline_probe_runs_whatever_arrivals_the_config_names(arrival, capsys):
     """It sends every request at t = 0; the rate search's checks refused offline and closed configs (review)."""

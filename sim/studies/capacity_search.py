@@ -94,17 +94,28 @@ class Candidate:
 
 def layouts(cfg: RunConfig) -> list[tuple[int, int, int]]:
     """(tp, pp, dp) of every split of the config's chips that passes the serving checks, fewest
-    pipeline stages first, then fewest chips per replica."""
-    chips, found = cfg.parallel.tp * cfg.parallel.pp * cfg.parallel.dp, []
+    pipeline stages first, then fewest chips per replica.
+
+    Raises:
+        RunError: no split passes them (the reason the config's own layout fails, else the first split's).
+    """
+    chips, found, refused = cfg.parallel.tp * cfg.parallel.pp * cfg.parallel.dp, [], []
     for pp in range(1, chips + 1):
         for tp in range(1, chips // pp + 1):
             if chips % (tp * pp):
                 continue
             try:
                 check_serving(replace(cfg, parallel=replace(cfg.parallel, tp=tp, pp=pp, dp=chips // (tp * pp))))
-            except RunError:
+            except RunError as err:
+                refused.append(err)
                 continue
             found.append((tp, pp, chips // (tp * pp)))
+    if not found:  # nothing to search: why, as the config's own layout gets it (or the first split's)
+        try:
+            check_serving(cfg)
+        except RunError as err:
+            raise RunError(f"no split of the {chips} chips can serve this config: {err}") from None
+        raise RunError(f"no split of the {chips} chips can serve this config: {refused[0]}")
     return found
 
 
