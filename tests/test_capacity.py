@@ -331,3 +331,15 @@ def test_a_capacity_stopped_by_the_probe_length_says_it_is_a_lower_bound():
     assert "5,120 output tokens/s at that rate (4,608 over the probe" in text and "cost to make" in text
     body = capacity_body(short)
     assert body["capacity_is_lower_bound"] and body["output_tokens_per_s_at_capacity"] == pytest.approx(40 * 128)
+
+
+def test_the_latency_chart_is_drawn_when_a_panel_has_nothing_measured(tmp_path):
+    """A prefill-only workload has no TPOT at any load, and a probe of two requests measures none: the chart's log
+    axis found no positive value and the command failed before writing capacity.json (independent review)."""
+    from sim.plots.latency_load import plot_latency_load
+    rows = [{"offered_rate_per_s": rate, "ttft_p50_s": ttft, "ttft_p99_s": ttft, "tpot_p50_s": None,
+             "tpot_p99_s": None, "passes": True} for rate, ttft in ((1.0, 0.01), (2.0, None))]
+    path = plot_latency_load(rows, 1.0, 2.0, {"ttft_p99_s": 0.05, "tpot_p99_s": None}, "t", tmp_path / "c.png")
+    assert path.stat().st_size > 0
+    none = [{**r, "ttft_p50_s": None, "ttft_p99_s": None} for r in rows]
+    assert plot_latency_load(none, 0.0, 2.0, {}, "t", tmp_path / "d.png").stat().st_size > 0

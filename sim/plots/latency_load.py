@@ -33,7 +33,12 @@ def plot_latency_load(rows: list[dict], capacity: float, offline_rate: float, ta
                        label=f"knee: capacity {capacity:.3g} requests/s")
         ax.axvline(offline_rate, color=OKABE_ITO["orange"], linestyle=":", linewidth=1.5,
                    label=f"offline throughput {offline_rate:.3g} requests/s")
-        ax.set_yscale("log")
+        if any(v is not None and v > 0 for r in rows for v in (r[f"{key}_p50_s"], r[f"{key}_p99_s"])):
+            ax.set_yscale("log")
+        else:  # every request made one token (no TPOT), or no probe measured any request
+            ax.text(0.5, 0.5, "not measured at any load\n(no request measured made a second token)",
+                    transform=ax.transAxes, ha="center", va="center", color=OKABE_ITO["black"])
+            ax.set_yticks([])
         ax.set_xlabel("offered load (requests/s)")
         ax.set_ylabel(words)
         ax.grid(True, which="major", color="#E5E5E5", linewidth=0.8)
