@@ -94,6 +94,20 @@ def test_meeting_p99_targets():
     slo = make_config(*TINY).slo
     assert meets_p99(0.1, 0.01, slo) and not meets_p99(0.1001, 0.01, slo) and not meets_p99(0.05, 0.02, slo)
     assert meets_p99(5.0, 0.01, replace(slo, ttft_p99_s=None)) and meets_p99(0.05, None, slo)
+    assert meets_p99(None, None, slo) is None, "nothing measured: not judged (it was 'met' against any target)"
+
+
+def test_a_run_with_no_steady_state_request_is_not_judged_met():
+    """Two requests leave none between the first and last 10 % of arrivals: the p99s are n/a, and the verdict was
+    'met' against a 1 ns target (independent review)."""
+    from sim.output.serving_console import render_serving
+    from tests.conftest import serve
+    result, _, s = serve("workload=serving", "model.num_layers=2", "workload.num_requests=2",
+                         "slo.ttft_p99_s=1e-9", "slo.tpot_p99_s=1e-9")
+    st = s["steady_state"]
+    assert st["measured_requests"] == 0 and st["meets_p99_slo"] is None
+    assert "p99 SLO                 not judged" in render_serving(s)
+    assert not Prober(make_config(*TINY, "workload.num_requests=2"), 2, 2)(1.0).passes
 
 
 # The search -----------------------------------------------------------------------------------------

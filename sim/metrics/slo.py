@@ -116,9 +116,12 @@ def steady_p99(cols: dict[str, np.ndarray], slo: SloConfig) -> dict:
             "targets": {"ttft_p99_s": slo.ttft_p99_s, "tpot_p99_s": slo.tpot_p99_s}, "meets_p99_slo": meets}
 
 
-def meets_p99(ttft_p99: float | None, tpot_p99: float | None, slo: SloConfig) -> bool:
-    """Whether the p99s meet the p99 targets of ``slo`` (a null target always holds; a missing p99,
-    as TPOT when every request made one token, meets any target)."""
+def meets_p99(ttft_p99: float | None, tpot_p99: float | None, slo: SloConfig) -> bool | None:
+    """Whether the p99s meet the p99 targets of ``slo`` (a null target always holds; a missing TPOT p99, when every
+    request made one token, meets any target); None, not judged, when nothing was measured (no TTFT p99: every
+    request has one)."""
+    if ttft_p99 is None:
+        return None
     return all(target is None or value is None or value <= target
                for value, target in ((ttft_p99, slo.ttft_p99_s), (tpot_p99, slo.tpot_p99_s)))
 

@@ -77,7 +77,10 @@ def _moves(summary: dict) -> list[str]:
 def _p99(summary: dict) -> list[str]:
     st = summary["steady_state"]
     if st["meets_p99_slo"] is None:
-        return []
+        if st["measured_requests"] or not any(v is not None for v in st["targets"].values()):
+            return []
+        return ["  p99 SLO                 not judged: no steady-state request to measure (the first and last 10% "
+                "of arrivals are left out): run more requests"]
     parts = []
     for key, words in (("ttft", "TTFT"), ("tpot", "TPOT")):
         low, high = st[f"{key}_p99_ci_s"]

@@ -129,7 +129,7 @@ class Prober:
         n, summary, wall = self.runs[rate]
         st = summary["steady_state"]
         passes = not summary["overloaded"] and long_enough(rate, n, summary) and \
-            meets_p99(st["ttft_p99_s"], st["tpot_p99_s"], slo or self.cfg.slo)
+            meets_p99(st["ttft_p99_s"], st["tpot_p99_s"], slo or self.cfg.slo) is True  # None: nothing measured
         probe = Probe(rate, n, summary, passes, wall)
         if self.progress is not None:
             self.progress(probe)
