@@ -291,10 +291,18 @@ def test_bad_serving_input_is_one_clear_line(args, words):
                                                                              "= 4200 exceeds"),
     ("arrival_s,prompt_tokens,output_tokens\n0,ten,5\n", "row 1: prompt_tokens is 'ten', not a number"),
     ("arrival_s,prompt_tokens,output_tokens\n-1,10,5\n", "row 1: arrival_s is -1.0"),
+    # these were tracebacks (independent review): bytes that are not text, a row longer than the header, a quote
+    # left open; a longer row of the own format was read without a word
+    (b"\xff\xfe\x00garbage", "not a text CSV file (byte 0 is not UTF-8)"),
+    ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n"
+     "2023-11-16 18:15:50.9951690,396,109,7,8\n", "not a readable CSV file: Error tokenizing data. C error: Expected 3 "
+                                                 "fields in line 3, saw 5"),
+    ('TIMESTAMP,ContextTokens,GeneratedTokens\n"2023-11-16 18:15:46.6805900,374,44\n', "EOF inside string"),
+    ("arrival_s,prompt_tokens,output_tokens\n0,10,5\n1,10,5,9\n", "row 2: 4 fields, but the header names 3"),
 ])
 def test_a_bad_trace_names_the_row(tmp_path, text, words):
     trace = tmp_path / "t.csv"
-    trace.write_text(text)
+    trace.write_bytes(text) if isinstance(text, bytes) else trace.write_text(text)
     with pytest.raises(RunError) as err:
         simulate_serving(make_config("workload=serving", "workload.arrival=trace", f"workload.trace_path={trace}"))
     assert words in str(err.value) and "\n" not in str(err.value)

@@ -68,6 +68,17 @@ def read_trace_file(path: Path) -> TraceRows:
     """
     if not path.is_file():
         raise RunError(f"workload.trace_path: no file at {path}")
+    try:
+        return _read(path)
+    except UnicodeDecodeError as err:
+        raise RunError(f"trace {path}: not a text CSV file (byte {err.start} is not UTF-8)") from None
+    except (pd.errors.ParserError, csv.Error) as err:  # a malformed row (too many fields, an unclosed quote)
+        raise RunError(f"trace {path}: not a readable CSV file: {str(err).strip().splitlines()[-1]}") from None
+    except OSError as err:
+        raise RunError(f"trace {path}: cannot be read: {err.strerror}") from None
+
+
+def _read(path: Path) -> TraceRows:
     with path.open(newline="") as handle:
         header = [c.strip() for c in next(csv.reader(handle), [])]
     if all(c in header for c in AZURE_COLUMNS):
@@ -114,6 +125,9 @@ def _read_own(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         reader = csv.DictReader(handle, skipinitialspace=True)
         reader.fieldnames = [c.strip() for c in reader.fieldnames or []]
         for row, record in enumerate(reader, start=1):
+            if None in record:  # more fields than the header names (as the Azure reader refuses)
+                raise RunError(f"trace {path} row {row}: {len(reader.fieldnames) + len(record[None])} fields, but the "
+                               f"header names {len(reader.fieldnames)}")
             arrival = _number(path, row, record, "arrival_s", float)
             prompt = _number(path, row, record, "prompt_tokens", int)
             output = _number(path, row, record, "output_tokens", int)
