@@ -308,6 +308,21 @@ def test_a_bad_trace_names_the_row(tmp_path, text, words):
     assert words in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("budget", [600, 400])
+def test_a_continuous_step_stays_within_the_token_budget_but_for_a_prompt_longer_than_it(budget):
+    """A 512-token prompt joined 89-127 decodes in a 600-token budget (independent review): the first prompt of a
+    step was admitted whatever the decodes had left. Now only a prompt longer than the whole budget, which no step
+    could fit, exceeds it, as its step's only prompt; every request still completes."""
+    result, _, s = serve("workload=serving", "model.num_layers=2", "workload.num_requests=300",
+                         "workload.rate_per_s=3000", f"scheduler.token_budget={budget}")
+    steps = result.steps
+    tokens = steps["prefill_tokens"] + steps["decode_sequences"]
+    over = tokens > budget
+    assert s["completed_requests"] == 300
+    assert np.all(steps["prefill_sequences"][over] == 1) and np.all(steps["prefill_tokens"][over] > budget)
+    assert over.any() == (budget < 512)
+
+
 # The command ------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_serving_run_end_to_end(tmp_path):

@@ -259,15 +259,17 @@ class Scheduler:
         return preempted, swap_s, decodes
 
     def _admit_whole_prompts(self, now: float, budget: int) -> tuple[list[tuple[Request, int]], list[Request]]:
-        """Admit waiting requests in order while their whole prompts fit the token budget, the
-        batch limit and the KV cache (the first one even if it alone exceeds the budget)."""
+        """Admit waiting requests in order while their whole prompts fit ``budget`` (what the step's decodes leave of
+        ``token_budget``), the batch limit and the KV cache; a prompt longer than ``token_budget`` itself, which no
+        step could fit, as the step's only prompt."""
         prefills: list[tuple[Request, int]] = []
         admitted: list[Request] = []
         while self.waiting and len(self.running) < self.cfg.max_batch:
             req = self.waiting[0]
             cached = self._lookup(req)
             new = req.prefill_target - cached
-            if (prefills and new > budget) or not self.kv.grow(req, self._reserve(req)):
+            fits = new <= budget or (not prefills and new > self.cfg.token_budget)
+            if not fits or not self.kv.grow(req, self._reserve(req)):
                 self._unlookup(req)
                 break
             self._admit(now, admitted, cached)
