@@ -178,3 +178,20 @@ def test_settings_a_run_does_not_read_are_named():
         "workload.batch=8 (single-batch runs only)"]
     drafted = make_config("speculative.draft_model=llama2_7b", "speculative.k=8", "model=llama2_70b")
     assert ignored_settings(drafted) == []
+    # a serving setting its arrivals, lengths or scheduler leave unread: gamma's cv under Poisson arrivals ran as
+    # Poisson without a word (independent review)
+    assert ignored_settings(make_config("workload=serving", "workload.cv=3", "workload.concurrency=4",
+                                        "workload.think_s=5", "workload.length_cv=0.3", "workload.trace_scale=2",
+                                        "scheduler.decode_instances=2")) == [
+        "workload.cv=3.0 (workload.arrival=gamma only)", "workload.concurrency=4 (workload.arrival=closed only)",
+        "workload.trace_scale=2.0 (workload.arrival=trace only)", "workload.think_s=5.0 (workload.turns > 1 only)",
+        "workload.length_cv=0.3 (uniform and lognormal lengths only)",
+        "scheduler.decode_instances=2 (scheduler=disaggregated only)"]
+    assert ignored_settings(make_config("workload=serving", "workload.arrival=trace", "workload.trace=azure_code",
+                                        "workload.rate_per_s=3", "workload.prompt_tokens=100")) == [
+        "workload.rate_per_s=3.0 (poisson and gamma arrivals only)",
+        "workload.prompt_tokens=100 (a trace gives the lengths)"]
+    read = ("workload=serving", "workload.arrival=gamma", "workload.cv=3", "workload.output_lengths=uniform",
+            "workload.length_cv=0.3", "workload.turns=2", "workload.think_s=5", "scheduler=disaggregated",
+            "scheduler.decode_instances=2")
+    assert ignored_settings(make_config(*read)) == []

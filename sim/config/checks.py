@@ -189,20 +189,53 @@ SERVING_ONLY = ("num_requests", "arrival", "rate_per_s", "cv", "concurrency", "t
 
 def ignored_settings(cfg: RunConfig) -> list[str]:
     """Settings away from their defaults that this run does not read, each with why: the serving workload's in a
-    single-batch run, ``workload.batch`` in a serving run, the speculative knobs without a draft model. The run
-    goes on; the console says so (a setting that changes nothing should not pass unnoticed)."""
+    single-batch run, ``workload.batch`` in a serving run, a serving setting its arrival process, lengths or
+    scheduler leave unread (``workload.cv`` without gamma arrivals, ...), the speculative knobs without a draft
+    model. The run goes on; the console says so (a setting that changes nothing should not pass unnoticed)."""
     from sim.config.execution import SpeculativeConfig
-    from sim.config.workload import WorkloadConfig, WorkloadKind
+    from sim.config.workload import SchedulerConfig, SchedulerKind, WorkloadConfig, WorkloadKind
 
     w, plain = cfg.workload, WorkloadConfig()
     serving = w.kind is WorkloadKind.serving
     keys, why = (("batch",), "single-batch runs only") if serving else (SERVING_ONLY, "workload=serving only")
     ignored = [f"workload.{k}={_shown(getattr(w, k))} ({why})" for k in keys if getattr(w, k) != getattr(plain, k)]
+    if serving:
+        ignored += [f"workload.{k}={_shown(getattr(w, k))} ({why})" for k, why in _unread_serving(w)
+                    if getattr(w, k) != getattr(plain, k)]
+        if cfg.scheduler.kind is not SchedulerKind.disaggregated:
+            ignored += [f"scheduler.{k}={getattr(cfg.scheduler, k)} (scheduler=disaggregated only)"
+                        for k in ("prefill_instances", "decode_instances")
+                        if getattr(cfg.scheduler, k) != getattr(SchedulerConfig(), k)]
     spec, off = cfg.speculative, SpeculativeConfig()
     if not spec.draft_model:
         ignored += [f"speculative.{k}={getattr(spec, k)} (no speculative.draft_model)" for k in ("k", "acceptance")
                     if getattr(spec, k) != getattr(off, k)]
     return ignored
+
+
+def _unread_serving(w) -> list[tuple[str, str]]:
+    """The serving workload's settings its arrival process and lengths leave unread, each with why."""
+    from sim.config.workload import ArrivalProcess, LengthDistribution
+
+    arrival, spread = w.arrival, (LengthDistribution.uniform, LengthDistribution.lognormal)
+    unread = []
+    if arrival is not ArrivalProcess.gamma:
+        unread.append(("cv", "workload.arrival=gamma only"))
+    if arrival is not ArrivalProcess.closed:
+        unread.append(("concurrency", "workload.arrival=closed only"))
+    if arrival in (ArrivalProcess.closed, ArrivalProcess.offline, ArrivalProcess.trace):
+        unread.append(("rate_per_s", "poisson and gamma arrivals only"))
+    if arrival is not ArrivalProcess.trace:
+        unread.append(("trace_scale", "workload.arrival=trace only"))
+    else:  # the trace gives every length
+        unread += [(k, "a trace gives the lengths") for k in ("prompt_tokens", "decode_tokens", "lengths",
+                                                               "output_lengths", "length_cv")]
+    if w.turns == 1:
+        unread.append(("think_s", "workload.turns > 1 only"))
+    drawn = (w.lengths, w.output_lengths or w.lengths)  # prompts', outputs'
+    if arrival is not ArrivalProcess.trace and not any(d in spread for d in drawn):
+        unread.append(("length_cv", "uniform and lognormal lengths only"))
+    return unread
 
 
 def _shown(value) -> str:
