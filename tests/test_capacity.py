@@ -167,6 +167,9 @@ def test_bad_capacity_input_is_one_line(args, words):
     (["workload.batch"], "missing EQUAL.*an override is key=value"),
     # the offline probe kept the trace while drawing its requests: "add workload.arrival=trace", already there
     (["--offline", "workload.arrival=trace", "workload.trace=azure_code"], "a trace's arrival times would be dropped"),
+    # named as given, not as the probes' workload.num_requests, which the user never set (independent review)
+    (["--max-requests", "20000000", "slo.ttft_p99_s=2"], "--max-requests=20,000,000 is out of range: at most "
+                                                          "10,000,000"),
 ])
 def test_a_bad_chip_model_or_override_is_one_line_and_exit_2_from_the_command(args, words, capsys):
     """The chip's and the model's own errors, raised while the config is built, were a traceback (review)."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from sim.cli.common import ArgumentParser, folder_arg, one_line_errors
+from sim.config.workload import MOST_REQUESTS
 
 
 @one_line_errors("llmsim-capacity")
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> None:
         if not 1 <= args.requests <= args.max_requests:
             raise InputError(f"--requests must be >= 1 and at most --max-requests (got {args.requests}, "
                              f"{args.max_requests})")
+        if args.max_requests > MOST_REQUESTS:  # a probe's workload.num_requests: named as the user gave it
+            raise InputError(f"--max-requests={args.max_requests:,} is out of range: at most {MOST_REQUESTS:,} "
+                             "(every request is simulated; 10 million take hours)")
         for arg in overrides:
             check_override(arg, multirun=False)
         dcfg, cfg = compose_config(overrides)
