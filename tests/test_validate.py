@@ -137,7 +137,9 @@ def test_rows_that_do_not_fit_are_skipped_and_nothing_validated_is_an_error(tmp_
     proc = _run_validate(path)
     assert proc.returncode == 2
     assert "row 2 (id big)" in proc.stderr and "does not fit" in proc.stderr
-    assert "no row could be validated" in proc.stderr
+    assert "no row could be validated" in proc.stderr and "(and 1 more row)" in proc.stderr
+    # one line, and no empty tables before it (independent review: two lines, and "Empty DataFrame" printed)
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Empty DataFrame" not in proc.stdout
 
 
 def _row(**fields) -> dict:

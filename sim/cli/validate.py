@@ -42,6 +42,11 @@ def main(argv: list[str] | None = None) -> None:
             atomic_write(args.out, lambda p: gap.to_csv(p, index=False))
         return
     out, problems = validate(frame)
+    if out["error_pct"].dropna().empty:  # nothing to tabulate: one line, with the first row's reason
+        first = problems[0] if problems else next((f"row {i + 1} (id {r['id']}): {r['prediction_note']}" for i, r in
+                                                   enumerate(out.to_dict("records")) if r["prediction_note"]), "")
+        more = f" (and {len(out) - 1:,} more row{'s' if len(out) > 2 else ''})" if len(out) > 1 else ""
+        _fail(f"no row could be validated{f'; skipped {first}' if first else ''}{more}")
     for problem in problems:
         print(f"llmsim-validate: skipped {problem}", file=sys.stderr)
     shown = out.copy()
@@ -63,8 +68,6 @@ def main(argv: list[str] | None = None) -> None:
         for row in noted.to_dict("records"):
             print(f"  {row['id']}: {row['prediction_note']}")
     print(summary_line(out))
-    if out["error_pct"].dropna().empty:
-        _fail("no row could be validated; see the reasons above")
 
 
 def _print_gap(frame: pd.DataFrame | None) -> pd.DataFrame:
