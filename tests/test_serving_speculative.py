@@ -56,6 +56,8 @@ def test_acceptance_is_drawn_from_the_seed_and_every_request_completes():
 @pytest.mark.parametrize("args, words", [
     (["scheduler=static"], "speculative.draft_model is simulated with scheduler=continuous"),
     (["speculative.draft_model=llama3_8b"], "the draft must share the target's tokenizer"),
+    # it said model=hf needs model.hf_config_path, the target's (independent review)
+    (["speculative.draft_model=hf"], "speculative.draft_model=hf is not supported: a draft model is a preset"),
 ])
 def test_speculation_where_it_is_not_modelled_is_one_line(args, words):
     with pytest.raises(RunError, match=words):

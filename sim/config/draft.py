@@ -18,6 +18,9 @@ def draft_model(cfg: RunConfig) -> ModelConfig | None:
     name = cfg.speculative.draft_model
     if not name:
         return None
+    if name == "hf":  # the hf preset reads model.hf_config_path, which is the target's
+        raise RunError("speculative.draft_model=hf is not supported: a draft model is a preset of conf/model/ "
+                       "(llama2_7b, llama3_8b, ...); model.hf_config_path names the target's config only")
     try:
         draft = load_model(name)
     except PresetError as err:
