@@ -327,6 +327,29 @@ def test_a_run_folder_with_a_file_cut_short_is_one_line_from_llmsim_report(tmp_p
         assert out.returncode == 2 and out.stderr.count("\n") == 1 and f"{broken} could not be read" in out.stderr
 
 
+def test_a_run_folder_with_a_file_edited_out_of_shape_is_one_line_from_llmsim_report(tmp_path):
+    """Files that parse but are not a run's (a config.yaml cut mid-list, an ops table of other columns, a summary
+    whose run is a number) were tracebacks; so was --point on a grid's folder (independent review)."""
+    from sim.studies.sweep import ReportError
+    from sim.studies.sweep.report import _example_run, make_report
+    run = run_cli(*QUICK, f"hydra.run.dir={tmp_path / 'run'}")
+    assert run.returncode == 0, run.stderr
+    edits = {"config.yaml": ("hardware: [\n", "cannot read the chip of"),
+             "ops.parquet": (pd.DataFrame({"a": [1]}), "ops.parquet lacks phase, step"),
+             "summary.json": ('{"run": 5}\n', "summary.json is not a run's summary")}
+    for name, (body, words) in edits.items():
+        broken = tmp_path / name.replace(".", "_")
+        shutil.copytree(tmp_path / "run", broken)
+        body.to_parquet(broken / name) if isinstance(body, pd.DataFrame) else (broken / name).write_text(body)
+        with pytest.raises(ReportError, match=words) as err:
+            make_report(broken, tmp_path / f"{name}_report")
+        assert "\n" not in str(err.value)
+    grid = pd.DataFrame({"point": [0], "status": ["ok"]})  # llmsim-grid's table: no run folder per point
+    with pytest.raises(ReportError, match="--point draws a point's own run folder"):
+        _example_run(tmp_path, grid, 0)
+    assert _example_run(tmp_path, grid, None) is None
+
+
 @pytest.mark.slow
 def test_a_folder_rewritten_by_another_point_is_never_reused_as_the_old_one(tmp_path):
     """A marker named the folder of its point's first run; the same sweep re-run with its values in another order

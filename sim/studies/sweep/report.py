@@ -21,6 +21,7 @@ import dataclasses
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -40,9 +41,19 @@ PARETO_X = ("peak_power_W", "avg_power_W", "chip_cost_usd", "ttft_s")  # first o
 PARETO_Y = "output_tokens_per_s"
 
 
+# the ops table's columns the run's charts and trace read (sim/metrics/summary.py ``ops_columns`` writes them)
+OPS_COLUMNS = ("phase", "step", "steps", "segment", "op", "kind", "count", "start_s", "end_s", "duration_s", "flops",
+               "hbm_bytes", "bound")
+
+
 def load_hardware(config_yaml: Path) -> HardwareConfig:
     """The chip of a run, from its ``config.yaml`` (keys the current schema lacks are ignored)."""
-    node = OmegaConf.to_container(OmegaConf.load(config_yaml).hardware, resolve=True)
+    try:
+        node = OmegaConf.to_container(OmegaConf.load(config_yaml).hardware, resolve=True)
+    except (OSError, yaml.YAMLError, OmegaConfBaseException, AttributeError) as err:  # edited, cut short, no chip
+        raise ReportError(f"cannot read the chip of {config_yaml}: {str(err).splitlines()[0]}") from None
+    if not isinstance(node, dict):
+        raise ReportError(f"cannot read the chip of {config_yaml}: its hardware is not a mapping")
     names = {f.name for f in dataclasses.fields(HardwareConfig)}
     try:
         known = OmegaConf.merge(OmegaConf.structured(HardwareConfig), {k: v for k, v in node.items() if k in names})
@@ -183,6 +194,11 @@ def _example_run(sweep_dir: Path, df: pd.DataFrame, point: int | None) -> Path |
         if candidates.empty:
             raise ReportError(f"point {point} did not finish in {sweep_dir}; finished: "
                               f"{', '.join(map(str, df.loc[df['status'] == 'ok', 'point']))}")
+    if "dir" not in df.columns:  # an llmsim-grid table: its points have no run folders of their own
+        if point is not None:
+            raise ReportError(f"--point draws a point's own run folder, which an llmsim -m sweep writes; {sweep_dir} "
+                              "holds llmsim-grid's table (run that point with llmsim to draw it)")
+        return None
     for _, row in candidates.iterrows():
         run_dir = sweep_dir / str(row["dir"])
         if (run_dir / "ops.parquet").exists() and (run_dir / "config.yaml").exists():
@@ -197,6 +213,11 @@ def report_run(run_dir: Path, out: Path | None = None, tag: str = "") -> dict[st
     summary = _json(run_dir / "summary.json")
     ops = _parquet(run_dir / "ops.parquet")
     run = summary.get("run", {})
+    missing = [c for c in OPS_COLUMNS if c not in ops.columns]
+    if not isinstance(run, dict) or not isinstance(summary.get("peaks", {}), dict) or missing:
+        what = f"{run_dir / 'ops.parquet'} lacks {', '.join(missing)}" if missing else \
+            f"{run_dir / 'summary.json'} is not a run's summary"
+        raise ReportError(f"{what}; run it again to rewrite its files")
     what = f"{run.get('model', '?')} on {run.get('hardware', '?')}, batch {run.get('batch', '?')}"
     chip = load_hardware(run_dir / "config.yaml")
     roofline, decode_step = CHARTS[Chart.roofline], CHARTS[Chart.decode_step]
