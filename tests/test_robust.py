@@ -196,6 +196,10 @@ def test_check_sweep():
     assert "'tokens_per_sec' is not a metric" in check_sweep(_sweep_config(["a=1,2"], metric="tokens_per_sec"))
     assert "'nope' is not a metric" in check_sweep(_sweep_config(["a=1,2"], pareto=["ttft_s", "nope"]))
     assert check_sweep(_sweep_config(["a=1,2"], metric="nope", report=False)) is None
+    # a pareto of one or three metrics failed only after every point had run, and the sweep exited 0 (review)
+    for pareto in (["ttft_s"], ["ttft_s", "tpot_s", "total_s"]):
+        assert f"sweep.pareto takes two metrics (x and y), got {len(pareto)}" in \
+            check_sweep(_sweep_config(["a=1,2"], pareto=pareto))
     # the report's axes too: an unknown sweep.x failed only after every point had run (independent review)
     assert "sweep.x=nosuch is not a parameter of this sweep" in check_sweep(_sweep_config(["a=1,2"], x="nosuch"))
     assert check_sweep(_sweep_config(["a=1,2", "b=3"], x="b", y="a")) is None

@@ -14,7 +14,8 @@ line comes from the worker that ran the point, in the order the points end.
 When the multirun ends, the failed points are listed once with their reasons (from each point's
 ``failed.json``), and ``llmsim-report``'s table and charts are written into
 ``<sweep dir>/report/`` (one line) unless ``sweep.report=false``. A sweep with some failed points
-exits 0; one where every point failed has nothing to report: one line and exit 2.
+exits 0; one where every point failed has nothing to report: one line and exit 2, as does one whose report
+cannot be made (its points are kept for ``llmsim-report`` with other settings).
 
 Before the first point runs, the callback stops a sweep that would do nothing useful: one with
 no points (an empty range) or whose report names a metric the catalog lacks (``sweep.metric``,
@@ -160,7 +161,10 @@ def check_sweep(config: DictConfig) -> str | None:
         return None
     from sim.metrics import catalog
 
-    names = [OmegaConf.select(config, "sweep.metric")] + list(OmegaConf.select(config, "sweep.pareto") or [])
+    pareto = list(OmegaConf.select(config, "sweep.pareto") or [])
+    if pareto and len(pareto) != 2:  # as the report would say after every point had run
+        return f"sweep.pareto takes two metrics (x and y), got {len(pareto)}: {', '.join(map(str, pareto))}"
+    names = [OmegaConf.select(config, "sweep.metric"), *pareto]
     for name in (n for n in names if n):
         try:
             catalog.metric(str(name))
@@ -330,6 +334,6 @@ class SweepCallback(Callback):
         except (ReportError, OSError, ValueError) as err:
             print(f"llmsim-report: error: {err} (the points are saved; fix and run llmsim-report {sweep_dir})",
                   file=sys.stderr)
-            return
+            raise SystemExit(EXIT_ALL_FAILED) from None  # the report asked for cannot be made: bad input, exit 2
         folders = ", ".join(sorted({str(p.parent) for p in written.values()}))
         print(f"llmsim-report: wrote {len(written)} files in {folders}: {', '.join(p.name for p in written.values())}")
