@@ -234,13 +234,15 @@ def sensitivities(cfg: RunConfig, metric: str = "output_tokens_per_s", step: flo
 
 
 RANKINGS = {"gain": "gain_pct", "per $1,000": "gain_per_kusd", "per 100 mm^2": "gain_per_100mm2"}
+NOISE_PCT = 1e-6  # a change below this (one part in 1e8) is float rounding between two runs, not a gain
 
 
 def rankings(table: pd.DataFrame, top: int = 5) -> dict[str, pd.DataFrame]:
-    """The ok rows that gain, best first: by raw gain, by gain per $1,000 and by gain per 100 mm^2 (the hardware
-    changes that cost more), and, by gain, the hardware changes that gain at no extra cost to make and no extra
-    area (their gain per unit is infinite, so they are listed apart rather than above a change worth its price)."""
-    gaining = table[(table["status"] == "ok") & (table["gain_pct"] > 0)]
+    """The ok rows that gain (by more than ``NOISE_PCT``), best first: by raw gain, by gain per $1,000 and by gain
+    per 100 mm^2 (the hardware changes that cost more), and, by gain, the hardware changes that gain at no extra cost
+    to make and no extra area (their gain per unit is infinite, so they are listed apart rather than above a change
+    worth its price)."""
+    gaining = table[(table["status"] == "ok") & (table["gain_pct"] > NOISE_PCT)]
     out = {name: gaining.dropna(subset=[column]).sort_values(column, ascending=False, kind="stable").head(top)
            for name, column in RANKINGS.items()}
     priced = gaining.dropna(subset=["d_cost_usd", "d_area_mm2"])
