@@ -203,6 +203,7 @@ def test_check_sweep():
     # the report's axes too: an unknown sweep.x failed only after every point had run (independent review)
     assert "sweep.x=nosuch is not a parameter of this sweep" in check_sweep(_sweep_config(["a=1,2"], x="nosuch"))
     assert check_sweep(_sweep_config(["a=1,2", "b=3"], x="b", y="a")) is None
+    assert "axes are both a" in check_sweep(_sweep_config(["a=1,2", "b=3"], x="a", y="a"))  # a clock x clock map
     recipe = _sweep_config(["+experiment=bandwidth_vs_compute"], x="hardware.freq_GHz")  # axes from a recipe
     recipe.hydra.sweeper.params = {"hardware.freq_GHz": "1.0,2.0"}
     assert check_sweep(recipe) is None

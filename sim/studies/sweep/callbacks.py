@@ -174,6 +174,9 @@ def check_sweep(config: DictConfig) -> str | None:
         given = {o.key_or_group for o in _sweep_overrides(config)}
     except Exception:  # noqa: BLE001 - overrides we cannot parse: the report checks its axes itself
         given = set()
+    x, y = OmegaConf.select(config, "sweep.x"), OmegaConf.select(config, "sweep.y")
+    if x and x == y:
+        return f"the regime map's axes are both {x}: choose two different swept keys for sweep.x and sweep.y"
     for axis in ("x", "y"):  # the report's axes: checked before the points run, as the metric is
         key = OmegaConf.select(config, f"sweep.{axis}")
         if key and given and key not in given:

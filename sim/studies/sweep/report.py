@@ -154,6 +154,8 @@ def report_sweep(sweep_dir: Path, x: str | None = None, y: str | None = None, me
     axes = swept(df)
     x = check_param(df, x) if x else (axes[0] if axes else None)
     y = check_param(df, y) if y else next((a for a in axes if a != x), None)
+    if x is not None and x == y:
+        raise ReportError(f"the regime map's axes are both {x}: choose two different swept keys for --x and --y")
     if df["status"].eq("ok").any():
         check_metric(df, metric)
     what = _what(df)
