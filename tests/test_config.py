@@ -195,3 +195,16 @@ def test_settings_a_run_does_not_read_are_named():
             "workload.length_cv=0.3", "workload.turns=2", "workload.think_s=5", "scheduler=disaggregated",
             "scheduler.decode_instances=2")
     assert ignored_settings(make_config(*read)) == []
+    # execution settings the model, formats or layout leave unread (independent review: all ran without a word)
+    assert ignored_settings(make_config("parallel.microbatches=4", "precision.group_size=64",
+                                        "attention.mla_form=naive", "parallel.moe_imbalance=1.5",
+                                        "memory.host_bandwidth_GBps=450")) == [
+        "parallel.microbatches=4 (single-batch runs with parallel.pp > 1 only)",
+        "parallel.moe_imbalance=1.5 (mixture-of-experts models only)",
+        "attention.mla_form=naive (multi-head latent attention models only)",
+        "memory.host_bandwidth_GBps=450 (memory.kv_offload=host only)",
+        "precision.group_size=64 (int4 and int8 weights only)"]
+    assert ignored_settings(make_config("parallel.pp=2", "parallel.microbatches=2", "workload.batch=2",
+                                        "model=deepseek_v3", "attention.mla_form=naive", "parallel.moe_imbalance=1.5",
+                                        "memory.kv_offload=host", "memory.host_bandwidth_GBps=450",
+                                        "precision.weights=int4", "precision.group_size=64")) == []

@@ -190,8 +190,9 @@ SERVING_ONLY = ("num_requests", "arrival", "rate_per_s", "cv", "concurrency", "t
 def ignored_settings(cfg: RunConfig) -> list[str]:
     """Settings away from their defaults that this run does not read, each with why: the serving workload's in a
     single-batch run, ``workload.batch`` in a serving run, a serving setting its arrival process, lengths or
-    scheduler leave unread (``workload.cv`` without gamma arrivals, ...), the speculative knobs without a draft
-    model. The run goes on; the console says so (a setting that changes nothing should not pass unnoticed)."""
+    scheduler leave unread (``workload.cv`` without gamma arrivals, ...), an execution setting the model, formats or
+    layout leave unread (``parallel.microbatches`` without pipeline stages, ...), the speculative knobs without a
+    draft model. The run goes on; the console says so (a setting that changes nothing should not pass unnoticed)."""
     from sim.config.execution import SpeculativeConfig
     from sim.config.workload import SchedulerConfig, SchedulerKind, WorkloadConfig, WorkloadKind
 
@@ -206,11 +207,31 @@ def ignored_settings(cfg: RunConfig) -> list[str]:
             ignored += [f"scheduler.{k}={getattr(cfg.scheduler, k)} (scheduler=disaggregated only)"
                         for k in ("prefill_instances", "decode_instances")
                         if getattr(cfg.scheduler, k) != getattr(SchedulerConfig(), k)]
+    ignored += _unread_execution(cfg, serving)
     spec, off = cfg.speculative, SpeculativeConfig()
     if not spec.draft_model:
         ignored += [f"speculative.{k}={getattr(spec, k)} (no speculative.draft_model)" for k in ("k", "acceptance")
                     if getattr(spec, k) != getattr(off, k)]
     return ignored
+
+
+def _unread_execution(cfg: RunConfig, serving: bool) -> list[str]:
+    """Execution settings the model, formats or layout leave unread, each with why."""
+    from sim.config.execution import KvOffload, PrecisionConfig
+    from workloads.graph import MlaForm
+
+    p, m, unread = cfg.parallel, cfg.model, []
+    if p.microbatches and (p.pp == 1 or serving):  # 0: one per stage
+        unread.append(f"parallel.microbatches={p.microbatches} (single-batch runs with parallel.pp > 1 only)")
+    if p.moe_imbalance is not None and not m.num_experts:
+        unread.append(f"parallel.moe_imbalance={p.moe_imbalance:g} (mixture-of-experts models only)")
+    if cfg.attention.mla_form is not MlaForm.auto and not m.kv_lora_rank:
+        unread.append(f"attention.mla_form={cfg.attention.mla_form.value} (multi-head latent attention models only)")
+    if cfg.memory.host_bandwidth_GBps is not None and cfg.memory.kv_offload is KvOffload.none:
+        unread.append(f"memory.host_bandwidth_GBps={cfg.memory.host_bandwidth_GBps:g} (memory.kv_offload=host only)")
+    if cfg.precision.group_size != PrecisionConfig().group_size and not cfg.precision.weights.is_integer:
+        unread.append(f"precision.group_size={cfg.precision.group_size} (int4 and int8 weights only)")
+    return unread
 
 
 def _unread_serving(w) -> list[tuple[str, str]]:
