@@ -20,7 +20,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from sim.cli.common import ArgumentParser, folder_arg, one_line_errors
-from sim.config.workload import MOST_REQUESTS
+from sim.config.workload import MOST_REQUESTS, MOST_REQUESTS_WHY
 
 
 @one_line_errors("llmsim-capacity")
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
                              f"{args.max_requests})")
         if args.max_requests > MOST_REQUESTS:  # a probe's workload.num_requests: named as the user gave it
             raise InputError(f"--max-requests={args.max_requests:,} is out of range: at most {MOST_REQUESTS:,} "
-                             "(every request is simulated; 10 million take hours)")
+                             f"({MOST_REQUESTS_WHY})")
         for arg in overrides:
             check_override(arg, multirun=False)
         dcfg, cfg = compose_config(overrides)

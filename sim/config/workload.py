@@ -43,7 +43,8 @@ class TraceName(str, Enum):
 
 
 DRAWN_REQUESTS = 1000  # requests of a drawn (not replayed) workload when num_requests is null
-MOST_REQUESTS = 10_000_000  # requests of a run at most (every request is simulated; 10 million take hours)
+MOST_REQUESTS = 10_000_000  # requests of a run at most (why: ``MOST_REQUESTS_WHY``)
+MOST_REQUESTS_WHY = "every request is simulated; 10 million take hours"
 
 
 @dataclass
@@ -131,7 +132,7 @@ class WorkloadConfig:
             ("batch", 1e6, "serving engines cap a step at a few thousand sequences"),
             ("prompt_tokens", 1e7, "the longest contexts are 1-10 million tokens"),
             ("decode_tokens", 1e7, "the longest contexts are 1-10 million tokens"),
-            ("num_requests", MOST_REQUESTS, "every request is simulated; 10 million take hours"),
+            ("num_requests", MOST_REQUESTS, MOST_REQUESTS_WHY),
             ("rate_per_s", 1e6, "requests per second; a million is beyond what the chips of a run could serve"),
             ("concurrency", 1e6, "users of a closed loop, each with a request in flight"),
             ("cv", 100.0, "a gamma coefficient of variation of 100 is already one burst"),

@@ -99,7 +99,8 @@ def layouts(cfg: RunConfig) -> list[tuple[int, int, int]]:
     Raises:
         RunError: no split passes them (the reason the config's own layout fails, else the first split's).
     """
-    chips, found, refused = cfg.parallel.tp * cfg.parallel.pp * cfg.parallel.dp, [], []
+    chips, found, why = cfg.parallel.tp * cfg.parallel.pp * cfg.parallel.dp, [], None
+    own = (cfg.parallel.tp, cfg.parallel.pp)
     for pp in range(1, chips + 1):
         for tp in range(1, chips // pp + 1):
             if chips % (tp * pp):
@@ -107,15 +108,12 @@ def layouts(cfg: RunConfig) -> list[tuple[int, int, int]]:
             try:
                 check_serving(replace(cfg, parallel=replace(cfg.parallel, tp=tp, pp=pp, dp=chips // (tp * pp))))
             except RunError as err:
-                refused.append(err)
+                if why is None or (tp, pp) == own:  # the first split's reason, unless the config's own layout's
+                    why = err
                 continue
             found.append((tp, pp, chips // (tp * pp)))
-    if not found:  # nothing to search: why, as the config's own layout gets it (or the first split's)
-        try:
-            check_serving(cfg)
-        except RunError as err:
-            raise RunError(f"no split of the {chips} chips can serve this config: {err}") from None
-        raise RunError(f"no split of the {chips} chips can serve this config: {refused[0]}")
+    if not found:  # nothing to search
+        raise RunError(f"no split of the {chips} chips can serve this config: {why}")
     return found
 
 
