@@ -117,6 +117,9 @@ LESSONS["02_batching_and_the_ridge.md"] = {
     "mlp_up_128": Check(lambda r: op(r[2], "decode", "mlp_up") * US,
                         ((KN_UP + 128 * (HIDDEN + UP_N)) * 2 / HBM + LAUNCH) * US, "µs"),
     "mlp_up_129": Check(lambda r: op(r[3], "decode", "mlp_up") * US, (gemv_rows(192, UP_N) + LAUNCH) * US, "µs"),
+    # decode attention: a 64x64 tile per (sequence, head, scores or values), k = head_dim 128 deep, one per core at once
+    "attention_128": Check(lambda r: op(r[2], "decode", "attention") * US,
+                           (2 * 128 * HEADS / 4 * (128 + 64 + 64) / 1e9 + LAUNCH) * US, "µs"),
     "weights_per_token_128": Check(lambda r: r[2].summary["hbm_GB_per_chip"]["weights"] * 1e3 / 128,
                                    (LAYERS * LAYER_WEIGHTS + 2 * VOCAB * HIDDEN + (2 * LAYERS + 1) * HIDDEN) * 2
                                    / 128 / 1e6, "MB"),
