@@ -7,6 +7,7 @@ import copy
 import re
 import socket
 
+import dash
 import pytest
 
 from sim.studies.explore.controls import (
@@ -110,6 +111,25 @@ def test_the_main_callback_answers_every_output_and_never_raises(state):
     raw[CONTROLS.index(BY_KEY["workload.batch"])] = "-3"
     bad = run_outputs(chosen, raw)
     assert bad[1] is None and "batch" in bad[8 + CONTROLS.index(BY_KEY["workload.batch"])]
+
+
+def test_a_preset_no_picker_offers_is_one_line_not_hydras_dump(state):
+    """A hand-made request (the pickers cannot send it) with an unknown preset: the main callback says so in one
+    line, naming the choices; the preset and map callbacks leave the page as it is."""
+    from sim.studies.explore.app import map_outputs, preset_outputs, run_outputs
+    from sim.studies.explore.controls import PRESET_GROUPS
+
+    for group, value in (("hardware", "nochip"), ("model", "../../etc/passwd"), ("workload", "bogus")):
+        bad = copy.deepcopy(state)
+        bad["presets"][group] = value
+        chosen = [bad["presets"][g] for g in PRESET_GROUPS]
+        raw = [slider_position(c, bad["values"][c.key]) if c.kind == "slider" else bad["values"][c.key]
+               for c in CONTROLS]
+        line = run_outputs(chosen, raw)[7]
+        assert line.startswith(f"unknown {group} preset {value!r}; choose one of ") and "\n" not in line
+        assert "internal error" not in line and "search path" not in line.lower()
+        assert all(v is dash.no_update for v in preset_outputs(f"preset-{group}", chosen))
+        assert map_outputs(bad, "hardware.hbm_bandwidth_GBps", "workload.batch")[1:] == ("", "", None)
 
 
 def test_compare_says_which_way_each_figure_moved():

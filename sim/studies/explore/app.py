@@ -40,6 +40,7 @@ from sim.studies.explore.outcome import (
     evaluate,
     overrides_of,
     preset_values,
+    unknown_preset,
 )
 from sim.studies.explore.readouts import changed_settings, compare, csv_text, headline, headline_frame
 
@@ -103,6 +104,8 @@ def preset_outputs(trigger: str | None, chosen: list) -> tuple:
     """Control values reset to the presets' own when a preset changes (only the controls it sets),
     and the controls that the workload does not read hidden."""
     picked = dict(zip(PRESET_GROUPS, chosen, strict=True))
+    if unknown_preset(picked):  # a preset no picker offers: the main callback says what is wrong
+        return tuple(dash.no_update for _ in range(2 * len(CONTROLS) + 2))
     values = preset_values(picked)
     group = (trigger or "").removeprefix("preset-")
     out = []
@@ -126,7 +129,7 @@ def preset_outputs(trigger: str | None, chosen: list) -> tuple:
 
 def map_outputs(state: dict | None, x: str, y: str) -> tuple:
     """The regime-map callback's outputs: figure, its command, its error line, its grid (for the CSV)."""
-    if not state or checked_values(state)[1]:
+    if not state or unknown_preset(state["presets"]) or checked_values(state)[1]:
         return figures.message("fix the input marked in red"), "", "", None
     kind = state["presets"]["workload"]
     metric = "tpot_p50_s" if serving(kind) else "tpot_s"

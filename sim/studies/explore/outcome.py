@@ -30,6 +30,7 @@ from sim.studies.explore.controls import (
     applies,
     group_overrides,
     parse_number,
+    preset_choices,
     serving,
     value_overrides,
 )
@@ -94,6 +95,16 @@ def default_state() -> dict:
     return {"presets": chosen, "values": preset_values(chosen)}
 
 
+def unknown_preset(chosen: dict[str, str]) -> str | None:
+    """What is wrong with a preset that no picker offers (a request made by hand), or None: checked before the
+    presets are composed, so that it is one line, not Hydra's list of every option and its search path."""
+    for group in PRESET_GROUPS:
+        value, known = chosen.get(group), preset_choices(group)
+        if value and value not in known:
+            return f"unknown {group} preset {value!r}; choose one of {', '.join(known)}"
+    return None
+
+
 def checked_values(state: dict) -> tuple[dict, dict[str, str]]:
     """(the state's values as numbers, {control key: what is wrong}) for the controls its run reads."""
     values, errors = {}, {}
@@ -134,6 +145,8 @@ def evaluate(state: dict, tables: bool = True) -> Outcome:
     missing = [g for g in PRESET_GROUPS if not chosen.get(g)]
     if missing:
         return Outcome([], errors={GENERAL: f"choose a {', '.join(missing)} preset"})
+    if unknown := unknown_preset(chosen):
+        return Outcome([], errors={GENERAL: unknown})
     values, errors = checked_values(state)
     if errors:
         return Outcome([], chosen["workload"], errors=errors)
