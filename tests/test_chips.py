@@ -135,6 +135,8 @@ def test_the_command_prints_every_preset_and_writes_the_csv(tmp_path, capsys):
     (["--measured", "/nonexistent/m.csv"], "no file at"),
     (["--csv", "FILE/x.csv"], "is a file"),
     (["--csv", "."], "is a folder"),
+    (["--csv", ""], "--csv: needs a file, not an empty string"),  # not "--csv . is a folder": '.' was never typed
+    (["--measured", ""], "--measured: needs a file, not an empty string"),
 ])
 def test_bad_arguments_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys, argv, match):
     monkeypatch.chdir(tmp_path)

@@ -246,6 +246,30 @@ def test_validate_on_a_header_only_csv(tmp_path, capsys):
     assert err.strip() == f"llmsim-validate: error: '{path}' has a header but no rows to validate"
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["--out", ""], "argument --out: needs a file, not an empty string"),  # argparse alone would say '.'
+    ([""], "argument csv: needs a file, not an empty string"),
+])
+def test_validate_empty_paths_are_named_as_typed(argv, words, capsys):
+    from sim.cli.validate import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1 and words in err, err
+
+
+def test_validate_counts_one_noted_row_in_the_singular(tmp_path, capsys):
+    from sim.cli.validate import main
+
+    path = tmp_path / "rows.csv"
+    path.write_text("id,hardware,kind,dtype,devices,model,batch,seq_len,measured_ms\n"
+                    "p1,a100_80gb,prefill,fp16,1,llama2_7b,1,100000,9000\n")
+    main([str(path)])
+    out = capsys.readouterr().out
+    assert "notes (1 row):" in out, out
+
+
 # The commands, in subprocesses ------------------------------------------------------------------
 def _one_line_exit(proc: subprocess.CompletedProcess, code: int, prefix: str) -> str:
     assert proc.returncode == code, (proc.stdout, proc.stderr)

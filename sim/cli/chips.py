@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import sim.studies.chips as study
-from sim.cli.common import one_line_errors
+from sim.cli.common import file_arg, one_line_errors
 from sim.config.overrides import EXIT_BAD_INPUT
 from sim.config.paths import OutputDirError, output_dir
 from sim.output.files import atomic_write
@@ -24,8 +23,8 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> None:
     """Console entry point of ``llmsim-chips [--csv PATH] [--measured PATH]``."""
     parser = _Parser(prog="llmsim-chips", description=study.__doc__.splitlines()[0].split(": ", 1)[-1])
-    parser.add_argument("--csv", type=Path, help="also write the table to this CSV file")
-    parser.add_argument("--measured", type=Path, help="measured achievable figures (default: the shipped "
+    parser.add_argument("--csv", type=file_arg, help="also write the table to this CSV file")
+    parser.add_argument("--measured", type=file_arg, help="measured achievable figures (default: the shipped "
                         f"data/published/achievable.csv); columns: {', '.join(study.ACHIEVABLE_COLUMNS)}")
     args = parser.parse_args(argv)
     try:

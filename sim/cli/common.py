@@ -97,6 +97,14 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(EXIT_BAD_INPUT)
 
 
+def file_arg(text: str) -> Path:
+    """A file argument (``--out``, ``--csv``, an input CSV): a path, never the empty string (argparse would make it
+    '.', the working folder, and the error would name a '.' the user never typed)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("needs a file, not an empty string")
+    return Path(text)
+
+
 def folder_arg(text: str) -> Path:
     """An ``--out`` folder: a path, never the empty string (argparse would make it '.', the working folder)."""
     if not text.strip():

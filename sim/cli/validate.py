@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-from sim.cli.common import ArgumentParser, one_line_errors
+from sim.cli.common import ArgumentParser, file_arg, one_line_errors
 from sim.config.paths import OutputDirError, output_dir
 from sim.output.files import atomic_write
 from sim.studies.prefill_gap import gap_summary, prefill_gap
@@ -19,10 +18,10 @@ from sim.studies.validate import COLUMNS, ValidationInputError, error_table, rea
 def main(argv: list[str] | None = None) -> None:
     parser = ArgumentParser(prog="llmsim-validate", description="Compare llmsim's predictions with "
                                      "measured rows (gemm, allreduce, memcpy, prefill, decode).")
-    parser.add_argument("csv", type=Path, nargs="?", help="measured rows (default: the shipped A100 set, "
+    parser.add_argument("csv", type=file_arg, nargs="?", help="measured rows (default: the shipped A100 set, "
                         "data/validation/a100.csv); columns: " + ", ".join(COLUMNS)
                         + "; optional: runtime (conf/runtime preset), host (conf/host preset), layers")
-    parser.add_argument("--out", type=Path, help="also write the rows with predictions to this CSV")
+    parser.add_argument("--out", type=file_arg, help="also write the rows with predictions to this CSV")
     parser.add_argument("--prefill-gap", action="store_true", help="instead, put each Llama-2-70B prefill "
                         "row of at most 4096 tokens beside the sum of its kernels as Vidur measured them on A100 "
                         "(--out writes that table)")
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nmedian |error| of GEMMs by M band:\n{medians_table(transfer_medians(gemms))}")
     noted = out[out["prediction_note"].astype(str).str.len() > 0]
     if not noted.empty:
-        print(f"\nnotes ({len(noted)} rows):")
+        print(f"\nnotes ({len(noted)} row{'s' if len(noted) != 1 else ''}):")
         for row in noted.to_dict("records"):
             print(f"  {row['id']}: {row['prediction_note']}")
     print(summary_line(out))
