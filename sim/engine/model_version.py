@@ -46,8 +46,11 @@ History:
      precision.group_size (4.125 bits): fp4 weights read 3 % more bytes, so memory-bound fp4 decode is slower.
   13: in-switch (NVLS) all-reduce bandwidth takes NCCL's efficiency for the chip's architecture: 0.74 on
      Blackwell (B200, GB200), 0.85 on Hopper as before, so large in-switch all-reduces on Blackwell are slower.
+  14: a phase's power (energy.power_W_by_phase) is its energy over the wall time its passes cover; with
+     parallel.pp > 1 the micro-batches' passes overlap and their summed durations counted the overlap twice, so
+     both phases read below the run's average. No time or energy moved; sweeps recompute such points.
 """
 
 from __future__ import annotations
 
-MODEL_VERSION = 13
+MODEL_VERSION = 14

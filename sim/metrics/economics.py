@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from sim.batch.run import RunResult
 from sim.engine.op_energy import record_energy
@@ -84,14 +85,27 @@ def record_energy_totals(result: RunResult, econ: ChipEconomics) -> RecordEnergy
 def batch_power(result: RunResult, totals: RecordEnergy, static_W: float) -> tuple[dict, dict]:
     """The batch's own power figures: (top-level ``peak_power_W``, ``energy.power_W_by_phase``)."""
     share = result.group_chips / result.chips  # stage-summed records, spread over the chips
-    phase_s = {phase: sum(p.duration_s for p in result.timeline.passes if p.phase is phase)
-               for phase in totals.by_phase_J}
+    phase_s = {phase: _wall_s([p for p in result.timeline.passes if p.phase is phase]) for phase in totals.by_phase_J}
     by_phase = {phase.value: (totals.by_phase_J[phase] * share / phase_s[phase] + static_W if phase_s[phase] else None)
                 for phase in totals.by_phase_J}
     clock, peak, board = sustained_clock(result), totals.peak_dynamic_W + static_W, result.cfg.hardware.board_power_W
     over = bool(board) and peak > board * (1 + 1e-9)  # e.g. uncapped, or HBM traffic alone over the budget
     return ({"peak_power_W": peak, "sustained_clock_GHz": clock["sustained_clock_GHz"]},
             {"power_W_by_phase": by_phase, **clock, "over_budget": over})
+
+
+def _wall_s(spans: list) -> float:
+    """The wall time a phase's passes cover: their summed durations, or, where pipeline micro-batches overlap, the
+    union of their spans (summed durations would count the overlap twice and understate the phase's power)."""
+    ordered = sorted(spans, key=lambda p: p.start_s)
+    if all(a.end_s <= b.start_s for a, b in pairwise(ordered)):
+        return sum(p.duration_s for p in spans)
+    total, start, end = 0.0, ordered[0].start_s, ordered[0].end_s
+    for p in ordered[1:]:
+        if p.start_s > end:
+            total, start = total + (end - start), p.start_s
+        end = max(end, p.end_s)
+    return total + (end - start)
 
 
 def sustained_clock(result: RunResult) -> dict:
