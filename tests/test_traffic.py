@@ -147,3 +147,13 @@ def test_a_shipped_trace_is_served_to_the_end():
     s = summarize_serving(simulate_serving(make_config(*SERVING, "workload.arrival=trace", "workload.trace=azure_conv",
                                                        "workload.num_requests=60")))
     assert s["completed_requests"] == 60 and "azure_llm_2023_conv.csv, 60 rows" in s["run"]["traffic"]
+
+
+def test_the_prefix_cache_line_counts_hits_rather_than_rounding_199_of_200_up_to_100_percent():
+    """199 hits of 200 lookups read "100% of 200 admissions hit" beside a mean TTFT "on a miss" (independent review)."""
+    from sim.output.serving_console import _prefix
+
+    pc = {"enabled": True, "lookups": 200, "hits": 199, "hit_rate": 199 / 200, "saved_prefill_tokens": 199_000,
+          "evictions": 0, "ttft_mean_hit_s": 0.02, "ttft_mean_miss_s": 0.05}
+    line = _prefix({"prefix_cache": pc})[0]
+    assert "199 of 200 admissions hit (99.5%)" in line and "100%" not in line

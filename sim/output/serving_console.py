@@ -97,7 +97,7 @@ def _prefix(summary: dict) -> list[str]:
     pc = summary["prefix_cache"]
     if not pc["enabled"]:
         return []
-    return [f"  prefix cache            {pc['hit_rate']:.0%} of {pc['lookups']:,} admissions hit, "
+    return [f"  prefix cache            {pc['hits']:,} of {pc['lookups']:,} admissions hit ({pc['hit_rate']:.1%}), "
             f"{pc['saved_prefill_tokens']:,} prompt tokens not prefilled, {pc['evictions']} evictions; mean TTFT "
             f"{fmt_time(pc['ttft_mean_hit_s'])} on a hit, {fmt_time(pc['ttft_mean_miss_s'])} on a miss"]
 
