@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -386,3 +387,19 @@ def test_the_measured_imbalance_is_the_default_with_expert_parallelism_only():
     rows = [build_pass(model, Execution(tp=8, ep=8, moe_imbalance=x), Phase.prefill, 4, 4096, 4096)
             .layer.nodes["expert_up"]["op"].m for x in (1.0, MOE_IMBALANCE_EP)]
     assert rows[1] == pytest.approx(rows[0] * MOE_IMBALANCE_EP, rel=0.01)
+
+
+@pytest.mark.parametrize("batch, imbalance", [(1, 1.5), (1, 1.0), (2, 1.5), (3, 2.0)])
+def test_no_expert_computes_more_rows_than_there_are_tokens(batch, imbalance):
+    """A token picks an expert once, so the busiest expert's rows are at most the T tokens of the EP group: one
+    decoding sequence on DeepSeek-V3 (tp 8, ep 8) gives its experts 1 row, not the ceil(8/8 x 1.18) = 2 the
+    imbalance rounded up to (twice the FLOPs on the same weights; independent review)."""
+    model = preset("deepseek_v3")
+    ex = Execution(tp=8, ep=8, moe_imbalance=imbalance)
+    layer = build_pass(model, ex, Phase.decode, batch, 1, 1024).layer
+    for name in ("expert_up", "expert_down"):
+        op = layer.nodes[name]["op"]
+        assert 1 <= op.m <= batch * ex.attention_groups
+    many = build_pass(model, ex, Phase.prefill, 4, 4096, 4096).layer.nodes["expert_up"]["op"]
+    mean = 4 * 4096 * model.experts_per_token / model.num_experts  # every local expert hit: T k / E rows each
+    assert many.m == math.ceil(mean * imbalance)  # at scale the imbalance still sets the busiest expert

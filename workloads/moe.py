@@ -31,7 +31,7 @@ def _moe(dag: _Dag, model: ModelConfig, ex: Execution, tokens: int) -> tuple[str
     experts' chips (all-to-all dispatch, on the network tier the group spans: ``ep_nodes``) and gets
     the results back (combine). Of the chip's E_local experts, ``E_local * (1 - (1 - k/E) ** T)``
     receive at least one token (each token picks k of E); only their weights are read. The busiest
-    expert gets ``moe_imbalance`` times the mean load and sets the grouped GEMM's time.
+    expert gets ``moe_imbalance`` times the mean load (at most the ``T`` tokens) and sets the grouped GEMM's time.
     """
     d, t, ep, g = model.hidden_size, ex.tp, ex.ep, ex.attention_groups
     experts, k = model.num_experts, model.experts_per_token
@@ -43,7 +43,8 @@ def _moe(dag: _Dag, model: ModelConfig, ex: Execution, tokens: int) -> tuple[str
     local = (experts + ex.moe_redundant_experts) // ep  # expert slots on this chip, copies included
     hit = max(1, math.ceil(local * (1 - (1 - k / experts) ** (tokens * g))))
     pairs = tokens * g * k / ep  # token-expert pairs this chip computes
-    rows = max(1, math.ceil(pairs / hit * replicated_imbalance(ex)))
+    # the busiest expert's rows; a token picks an expert once, so no expert gets more than the T tokens there are
+    rows = min(tokens * g, max(1, math.ceil(pairs / hit * replicated_imbalance(ex))))
     copies = dispatch_copies(model, ep)
     if ep > 1:
         dag.add(_alltoall("moe_dispatch", ex, -(-(tokens * g) // ep) * copies * d * ex.activations.bytes))

@@ -48,7 +48,9 @@ History:
      Blackwell (B200, GB200), 0.85 on Hopper as before, so large in-switch all-reduces on Blackwell are slower.
   14: a phase's power (energy.power_W_by_phase) is its energy over the wall time its passes cover; with
      parallel.pp > 1 the micro-batches' passes overlap and their summed durations counted the overlap twice, so
-     both phases read below the run's average. No time or energy moved; sweeps recompute such points.
+     both phases read below the run's average. And a MoE expert's rows are at most the tokens there are (a token
+     picks an expert once): at a batch of a few tokens the imbalance no longer rounds them above that, so
+     small-batch MoE decode does fewer FLOPs (its time barely moves: memory-bound).
 """
 
 from __future__ import annotations
