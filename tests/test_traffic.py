@@ -47,6 +47,25 @@ def test_prompts_of_an_azure_trace_are_cut_to_the_context_and_counted():
     assert over > 0 and f"{over:,} prompts cut to the model's 4,096-token context" in t.source
 
 
+@pytest.mark.parametrize("prefix", [0, 100])
+def test_drawn_azure_rows_too_long_keep_their_output_and_cut_their_prompt_as_a_replay_does(prefix):
+    """workload.lengths=azure_code draws whole rows; one longer than the context keeps its output and has its prompt
+    cut, as the trace replay does, and the run says how many (it cut the output to 1 token, silently: the request
+    then left the TPOT percentiles and the output tokens; independent review)."""
+    n = 2000
+    long = traffic("workload.lengths=azure_code", "workload.rate_per_s=5", f"workload.num_requests={n}",
+                   f"workload.shared_prefix_tokens={prefix}", context=1 << 20)
+    cut = traffic("workload.lengths=azure_code", "workload.rate_per_s=5", f"workload.num_requests={n}",
+                  f"workload.shared_prefix_tokens={prefix}", context=4096)
+    over = long.prompt_tokens + long.output_tokens > 4096
+    assert over.sum() > 0 and f"{over.sum():,} prompts cut to the model's 4,096-token context" in cut.source
+    assert np.array_equal(cut.output_tokens, np.minimum(long.output_tokens, 4095 - prefix))
+    assert np.array_equal(cut.prompt_tokens[~over], long.prompt_tokens[~over])
+    assert np.all(cut.prompt_tokens[over] + cut.output_tokens[over] == 4096)
+    assert cut.prompt_tokens.min() > prefix
+    assert "cut" not in long.source
+
+
 def test_a_file_in_azure_format_reads_like_the_shipped_one(tmp_path):
     path = tmp_path / "azure.csv"
     path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\r\n2023-11-16 18:00:01.5000000,100,10\r\n"
@@ -157,3 +176,12 @@ def test_the_prefix_cache_line_counts_hits_rather_than_rounding_199_of_200_up_to
           "evictions": 0, "ttft_mean_hit_s": 0.02, "ttft_mean_miss_s": 0.05}
     line = _prefix({"prefix_cache": pc})[0]
     assert "199 of 200 admissions hit (99.5%)" in line and "100%" not in line
+
+
+@pytest.mark.parametrize("n, words", [(20, "7 conversations of 3 turns (the last of 2)"),
+                                      (21, "7 conversations of 3 turns,")])
+def test_the_header_says_when_the_requests_end_mid_conversation(n, words):
+    """20 requests of 3-turn conversations are 7 conversations, the last of 2 turns; the header said '7 conversations
+    of 3 turns', 21 turns (independent review)."""
+    t = traffic("workload.turns=3", f"workload.num_requests={n}")
+    assert len(t) == n and words in t.source

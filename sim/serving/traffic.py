@@ -102,11 +102,16 @@ def make_traffic(w: WorkloadConfig, seed: int, max_context: int) -> Traffic:
     if prefix >= max_context - 1:
         raise RunError(f"workload.shared_prefix_tokens={prefix} leaves no room in the model's context of "
                        f"{max_context} tokens")
-    prompts = np.minimum(prompts + prefix, max_context - 1)
-    outputs = np.minimum(outputs, max_context - prompts)
+    # a request longer than the context keeps its output (at most what leaves the prefix and a token of prompt) and
+    # has its prompt cut, as a trace replay does (``replay``), and the run says how many were
+    over = int(np.count_nonzero(prompts + prefix + outputs > max_context))
+    outputs = np.minimum(outputs, max_context - 1 - prefix)
+    prompts = np.minimum(prompts + prefix, max_context - outputs)
     users = w.concurrency if w.arrival is ArrivalProcess.closed else 0
     shared = f"; a {prefix:,}-token shared prefix before each prompt" if prefix else ""
-    return Traffic(arrivals, prompts, outputs, np.arange(1, n + 1), users, f"{_how(w)}; {lengths}{shared}", prefix)
+    cut = f"; {over:,} prompts cut to the model's {max_context:,}-token context" if over else ""
+    return Traffic(arrivals, prompts, outputs, np.arange(1, n + 1), users, f"{_how(w)}; {lengths}{shared}{cut}",
+                   prefix)
 
 
 def _conversations(w: WorkloadConfig, seed: int, max_context: int) -> Traffic:
@@ -133,7 +138,8 @@ def _conversations(w: WorkloadConfig, seed: int, max_context: int) -> Traffic:
     arrivals = np.full(n, math.nan)
     arrivals[turn == 0] = starts
     think = np.where(turn > 0, np.random.default_rng(think_ss).exponential(w.think_s, n), 0.0)
-    how = f"{_how(w)}; {-(-n // turns):,} conversations of {turns} turns, think time mean {w.think_s:g} s"
+    last = f" (the last of {n % turns})" if n % turns else ""  # the requests end mid-conversation
+    how = f"{_how(w)}; {-(-n // turns):,} conversations of {turns} turns{last}, think time mean {w.think_s:g} s"
     return Traffic(arrivals, prompts, outputs, np.arange(1, n + 1), 0, f"{how}; {lengths} per turn", 0,
                    turns, context, think)
 
