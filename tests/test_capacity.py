@@ -278,8 +278,8 @@ def test_a_search_with_no_layouts_to_probe_is_one_line(capsys):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["workload.decode_tokens=5000"], "no split of the 1 chips can serve this config: .* exceeds llama2_7b's context"),
-    (["attention.kv_block_tokens=0"], "no split of the 1 chips can serve this config: attention.kv_block_tokens=0"),
+    (["workload.decode_tokens=5000"], "no split of the 1 chip can serve this config: .* exceeds llama2_7b's context"),
+    (["attention.kv_block_tokens=0"], "no split of the 1 chip can serve this config: attention.kv_block_tokens=0"),
 ])
 def test_a_search_where_no_layout_can_serve_says_why_in_one_line(args, words, capsys):
     """Every layout refused by the serving checks left nothing to rank, and the table's first row was an IndexError
@@ -289,6 +289,19 @@ def test_a_search_where_no_layout_can_serve_says_why_in_one_line(args, words, ca
         main(["model.num_layers=2", "slo.ttft_p99_s=0.05", "--search", *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(err) == 1 and re.search(words, err[0]), err
+
+
+def test_a_search_where_no_layout_fits_in_memory_is_one_line_and_exit_2(capsys):
+    """Every layout pruned before probing (DeepSeek-V3 on one H100) printed a table of refusals and exited 0, where
+    the same config without --search is one line and exit 2 (independent review)."""
+    from sim.cli.capacity import main
+    with pytest.raises(SystemExit) as exit_:
+        main(["--search", "model=deepseek_v3", "slo.ttft_p99_s=1", "--requests", "50", "--max-requests", "50",
+              "--max-layouts", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1, err
+    assert re.search(r"no layout of the 1 chip serves deepseek_v3 on h100_sxm: 1 x TP1.*leave no room for a KV cache",
+                     err[0]), err
 
 
 @pytest.mark.parametrize("arrival", ["offline", "closed", "poisson"])

@@ -113,7 +113,7 @@ def layouts(cfg: RunConfig) -> list[tuple[int, int, int]]:
                 continue
             found.append((tp, pp, chips // (tp * pp)))
     if not found:  # nothing to search
-        raise RunError(f"no split of the {chips} chips can serve this config: {why}")
+        raise RunError(f"no split of the {chips} chip{'s' if chips != 1 else ''} can serve this config: {why}")
     return found
 
 
@@ -144,7 +144,12 @@ def _sized(trial: RunConfig) -> str:
 
 def search_layouts(cfg: RunConfig, base_requests: int, max_requests: int, progress=None,
                    max_layouts: int = MAX_LAYOUTS) -> list[Candidate]:
-    """Every candidate, best first (ties: fewer chips per replica, more sequences); the unprobed last."""
+    """Every candidate, best first (ties: fewer chips per replica, more sequences); the unprobed last.
+
+    Raises:
+        RunError: ``max_layouts`` below 1, no split of the chips passes the serving checks (``layouts``), or no
+            layout could be probed (none fits in memory) or served.
+    """
     if max_layouts < 1:
         raise RunError(f"--max-layouts must be >= 1 (got {max_layouts})")
     out, probed = [], []
@@ -166,6 +171,12 @@ def search_layouts(cfg: RunConfig, base_requests: int, max_requests: int, progre
             out.append(Candidate(trial, None, pruned or f"not probed: over --max-layouts={max_layouts}"))
             continue
         probed.append(probe(trial))
+    if not any(c.found for c in probed):  # a table of refusals is no result: one line, the first reason
+        first = (probed + out)[0]
+        chips = cfg.parallel.tp * cfg.parallel.pp * cfg.parallel.dp
+        raise RunError(f"no layout of the {chips} chip{'s' if chips != 1 else ''} serves {cfg.model.name} on "
+                       f"{cfg.hardware.name}: "
+                       f"{first.name}: {first.failure.removeprefix('pruned before probing: ')}")
     best = max(probed, key=lambda c: c.capacity, default=None)
     if best is not None and best.capacity > 0:
         probed += [probe(t) for t in _knobs(best.cfg) if not _sized(t)]
