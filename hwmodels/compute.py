@@ -13,8 +13,10 @@ a GEMM library tiles it:
   fp32 partial sums to a workspace in HBM and a second kernel reads and adds them (cuBLAS's
   split-K reduction), so the autotuner weighs that HBM traffic and launch against the cores it
   gains (an ``ideal`` chip adds them on chip, through SRAM);
-* every tile streams its A and B panels, ``(tm + tn) * k`` elements, from on-chip SRAM at
-  ``sram_bytes_per_cycle`` x the clock; small tiles can be SRAM-bandwidth-bound;
+* every tile streams its A and B panels from on-chip SRAM at ``sram_bytes_per_cycle`` x the clock:
+  ``k`` steps of its rows of A and its columns of B, the ones it holds, not the zeros it pads to
+  fill the arrays (a tile of one row streams one row of A, however tall the arrays); small tiles
+  can be SRAM-bandwidth-bound;
 * a perfectly tiled matmul reaches ``matmul_efficiency`` of the format's peak at the boost
   clock (the sustained clock under the power budget is applied by the caller, hwmodels/power.py);
 * with ``gemm_schedule = stream_k`` (persistent kernels, CUTLASS 3 / cuBLAS on Hopper) the
@@ -118,29 +120,30 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
     Each candidate is timed with the same float operations as :meth:`Tiling.choice` (the operands and the output
     moved once, ``own_bytes``, its HBM floor); only the best becomes a Tiling (a serving search tiles a few
     hundred distinct matmuls per chip).
-    ``memo`` (one chip's, kept by the caller): a candidate's tiles, waves and times depend on ``m`` only through
-    its row tiles ``ceil(m / tile_m)``, which ``ceil(m / g)`` fixes for ``g`` the common divisor of the candidate
-    tile heights; only split-K partial sums and the HBM floor grow with ``m`` itself (the floor ranks candidates
-    without partial sums as their arrays' time does). So the candidates are stored under ``ceil(m / g)``
-    (the tiling itself where none splits K) and weighed again for another ``m`` of the same row tiles, with the
-    same float operations (a serving run prices steps of thousands of distinct token counts).
+    ``memo`` (one chip's, kept by the caller): a candidate's tiles, waves and array time depend on ``m`` only
+    through its row tiles ``ceil(m / tile_m)``, which ``ceil(m / g)`` fixes for ``g`` the common divisor of the
+    candidate tile heights; its SRAM bytes (the rows of A it streams), split-K partial sums and the HBM floor grow
+    with ``m`` itself. So the candidates are stored under ``ceil(m / g)`` with the parts that do not depend on
+    ``m`` and weighed again for another ``m`` of the same row tiles, with the same float operations (a serving run
+    prices steps of thousands of distinct token counts).
     """
     b_bytes = operand_bytes if b_bytes is None else b_bytes
     rows, cols, arrays, cores = chip.array_rows, chip.array_cols, chip.arrays_per_core, chip.num_cores
-    sram_bps = chip.sram_bandwidth_Bps
     key = None
     if memo is not None:
         key = (-(-m // _tile_step(rows, cols, arrays)), n, k, dtype, groups, operand_bytes, b_bytes)
         found = memo.get(key)
         if found is not None:
-            return found if isinstance(found, Tiling) else _best(found, chip, m, n, k, groups, operand_bytes, b_bytes)
+            return _best(found, chip, m, n, k, groups, operand_bytes, b_bytes)
     cycle_s = 1.0 / (chip.freq_Hz * chip.matmul_dtype_rate[dtype.value] * chip.matmul_efficiency)
     fill = rows + cols
-    candidates = []  # (tile m, tile n, tiles, waves, compute s, SRAM s, split; 0 for stream-K), in the search order
+    # (tile m, tile n, tiles, waves, compute s, split (0: stream-K), row tiles, column tiles, SRAM scale, SRAM extra
+    # bytes), in the search order; SRAM bytes = streamed_bytes(...) x scale + extra, made per m (``_best``)
+    candidates = []
     for tm, tn in _core_tiles(rows, cols, arrays):
-        out_tiles = math.ceil(m / tm) * math.ceil(n / tn) * groups
+        row_tiles, col_tiles = math.ceil(m / tm), math.ceil(n / tn)
+        out_tiles = row_tiles * col_tiles * groups
         passes = math.ceil((tm // rows) * (tn // cols) / arrays)
-        panel = tm * operand_bytes + tn * b_bytes
         for split in SPLIT_K:
             if split > 1 and (out_tiles >= cores or k < split * MIN_SPLIT_DEPTH):
                 break  # enough tiles already, or too little depth to share
@@ -148,14 +151,21 @@ def tile_matmul(chip: HardwareConfig, m: int, n: int, k: int, dtype: DType, grou
             waves = math.ceil(tiles / cores)
             depth = math.ceil(k / split)
             compute = waves * passes * (depth + fill) * cycle_s
-            candidates.append((tm, tn, tiles, waves, compute, tiles * panel * depth / sram_bps, split))
+            candidates.append((tm, tn, tiles, waves, compute, split, row_tiles, col_tiles, groups * split * depth, 0))
         if chip.gemm_schedule is GemmSchedule.stream_k and out_tiles % cores:
-            candidates.append((tm, tn, *_stream_k_parts(chip, tm, tn, out_tiles, passes, k, cycle_s, operand_bytes,
-                                                        b_bytes), 0))
-    tiling = _best(candidates, chip, m, n, k, groups, operand_bytes, b_bytes)
+            tiles, waves, compute, scale, extra = _stream_k_parts(chip, tm, tn, out_tiles, passes, k, cycle_s,
+                                                                  operand_bytes, groups)
+            candidates.append((tm, tn, tiles, waves, compute, 0, row_tiles, col_tiles, scale, extra))
     if key is not None:
-        memo[key] = candidates if any(c[6] > 1 for c in candidates) else tiling
-    return tiling
+        memo[key] = candidates
+    return _best(candidates, chip, m, n, k, groups, operand_bytes, b_bytes)
+
+
+def streamed_bytes(m: int, n: int, row_tiles: int, col_tiles: int, a_bytes: float, b_bytes: float) -> float:
+    """Bytes one k-step of every output tile of one group streams from SRAM: each tile its own rows of A and columns
+    of B, never the zeros it pads to fill the arrays (A's ``m`` rows once per column of tiles, B's ``n`` columns once
+    per row of tiles)."""
+    return m * col_tiles * a_bytes + n * row_tiles * b_bytes
 
 
 def own_bytes(m: int, n: int, k: int, groups: int, a_bytes: float, b_bytes: float) -> float:
@@ -174,7 +184,8 @@ def _best(candidates: list[tuple], chip: HardwareConfig, m: int, n: int, k: int,
     floor = latency + own_bytes(m, n, k, groups, a_bytes, b_bytes) / hbm_bps
     best: tuple | None = None
     best_key = (0.0, 0.0)
-    for tm, tn, tiles, waves, compute, sram, split in candidates:
+    for tm, tn, tiles, waves, compute, split, row_tiles, col_tiles, scale, extra in candidates:
+        sram = (streamed_bytes(m, n, row_tiles, col_tiles, a_bytes, b_bytes) * scale + extra) / sram_bps
         partials = split * m * n * groups * 4 * 2 if split > 1 else 0.0  # fp32 slices written, then read
         if ideal and split > 1:  # an idealised chip adds the partial sums on chip, through SRAM, in the same kernel
             sram += (split - 1) * m * n * groups * 4 * 2 / sram_bps
@@ -194,24 +205,27 @@ def _tile_step(rows: int, cols: int, arrays: int) -> int:
 
 
 def _stream_k(chip: HardwareConfig, tm: int, tn: int, out_tiles: int, passes: int, k: int, cycle_s: float,
-              operand_bytes: float, b_bytes: float) -> Tiling:
+              operand_bytes: float, streamed: float, groups: int = 1) -> Tiling:
     """Stream-K: every busy core runs ``out_tiles * k / cores`` k-steps, over at most ``ceil(out_tiles / cores) + 1``
     tile segments (each with its fill and drain); tiles cut between two cores add their fp32 partials.
-    Fewer cores are busy when the work has fewer units of ``SK_MIN_ITERS`` k-tiles than the chip has cores."""
-    return Tiling(tm, tn, *_stream_k_parts(chip, tm, tn, out_tiles, passes, k, cycle_s, operand_bytes, b_bytes))
+    Fewer cores are busy when the work has fewer units of ``SK_MIN_ITERS`` k-tiles than the chip has cores.
+    ``streamed``: ``streamed_bytes`` of one group."""
+    tiles, waves, compute, scale, extra = _stream_k_parts(chip, tm, tn, out_tiles, passes, k, cycle_s, operand_bytes,
+                                                          groups)
+    return Tiling(tm, tn, tiles, waves, compute, (streamed * scale + extra) / chip.sram_bandwidth_Bps)
 
 
 def _stream_k_parts(chip: HardwareConfig, tm: int, tn: int, out_tiles: int, passes: int, k: int, cycle_s: float,
-                    operand_bytes: float, b_bytes: float) -> tuple[int, int, float, float]:
-    """_stream_k's (tiles, waves, compute_s, sram_s)."""
+                    operand_bytes: float, groups: int) -> tuple[int, int, float, int, int]:
+    """_stream_k's (tiles, waves, compute_s) and its SRAM bytes as ``streamed_bytes`` x scale + extra: every group's
+    operands streamed over all ``k`` steps, and the fix-ups' fp32 partials written and read."""
     depth = SK_MIN_ITERS * max(1, SK_K_TILE_BYTES // max(1, int(operand_bytes)))  # k-steps a unit gets at least
     cores = min(chip.num_cores, max(out_tiles, out_tiles * k // depth))
     steps = math.ceil(out_tiles * k / cores)
     segments = math.ceil(out_tiles / cores) + (1 if out_tiles % cores else 0)
     compute = passes * (steps + segments * (chip.array_rows + chip.array_cols)) * cycle_s
     shared = cores if out_tiles % cores else 0  # at most one cut tile per core boundary
-    sram = (out_tiles * (tm * operand_bytes + tn * b_bytes) * k + shared * tm * tn * 4 * 2) / chip.sram_bandwidth_Bps
-    return out_tiles, math.ceil(out_tiles / cores), compute, sram
+    return out_tiles, math.ceil(out_tiles / cores), compute, groups * k, shared * tm * tn * 4 * 2
 
 
 def matmul_time(

@@ -72,7 +72,7 @@ def test_a_stream_k_unit_gets_at_least_eight_k_tiles():
     """k = 1024 in 16-bit is 16 k-tiles of 64: two units of 8, so only 2 of the 4 cores share the tile."""
     from hwmodels.compute import _stream_k
 
-    tiling = _stream_k(npu(gemm_schedule="stream_k"), 128, 128, 1, 1, 1024, 1e-9, 2.0, 2.0)
+    tiling = _stream_k(npu(gemm_schedule="stream_k"), 128, 128, 1, 1, 1024, 1e-9, 2.0, 128 * 2.0 + 128 * 2.0)
     assert tiling.compute_s == pytest.approx((512 + 2 * 256) * 1e-9)
 
 
@@ -171,3 +171,19 @@ def test_units_convert_once():
     assert chip.sram_bytes == 2 * 2**20
     assert chip.hbm_capacity_bytes == 80e9
     assert math.isclose(chip.link_bandwidth_Bps, 100e9)
+
+
+@pytest.mark.parametrize("rows", [16, 64, 128, 256])
+def test_a_tile_streams_the_rows_it_holds_not_its_padding(rows):
+    """A GEMV (m = 1) streams one row of A per column tile and all of B, whatever the arrays' height: its SRAM time
+    is the closed form, the same for every array height (an independent review found the padded rows streamed too,
+    so taller arrays made decode slower: GB200 +0.4 % per doubling)."""
+    chip = npu(array_rows=rows, sram_bytes_per_cycle=64.0)  # a narrow SRAM, so its time shows
+    m, n, k = 1, 4096, 4096
+    got = tile_matmul(chip, m, n, k, DType.bf16)
+    col_tiles, row_tiles = -(-n // got.tile_n), -(-m // got.tile_m)
+    assert row_tiles == 1
+    streamed = (m * col_tiles * 2.0 + n * row_tiles * 2.0) * k  # bytes: A's one row per column tile, B once
+    assert got.sram_s == pytest.approx(streamed / chip.sram_bandwidth_Bps, rel=1e-12)
+    assert got.sram_s == pytest.approx(tile_matmul(npu(array_rows=16, sram_bytes_per_cycle=64.0), m, n, k,
+                                                   DType.bf16).sram_s, rel=0.01)

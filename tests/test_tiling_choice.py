@@ -29,13 +29,16 @@ def candidates(chip, m, n, k, dtype, groups, a_bytes, b_bytes):
             waves = math.ceil(tiles / chip.num_cores)
             compute = waves * passes * (depth + chip.array_rows + chip.array_cols) * cycle_s
             partials = split * m * n * groups * 4 * 2 if split > 1 else 0.0
-            sram = tiles * (tm * a_bytes + tn * b_bytes) * depth / chip.sram_bandwidth_Bps
+            # each tile streams its own rows of A and columns of B, not the padding (a 1-row tile streams 1 row)
+            streamed = m * math.ceil(n / tn) * a_bytes + n * math.ceil(m / tm) * b_bytes
+            sram = (streamed * (groups * split * depth) + 0) / chip.sram_bandwidth_Bps
             if chip.ideal:
                 sram += (split - 1) * m * n * groups * 4 * 2 / chip.sram_bandwidth_Bps
                 partials = 0.0
             yield Tiling(tm, tn, tiles, waves, compute, sram, partials)
         if chip.gemm_schedule.value == "stream_k" and out_tiles % chip.num_cores:
-            yield _stream_k(chip, tm, tn, out_tiles, passes, k, cycle_s, a_bytes, b_bytes)
+            streamed = m * math.ceil(n / tn) * a_bytes + n * math.ceil(m / tm) * b_bytes
+            yield _stream_k(chip, tm, tn, out_tiles, passes, k, cycle_s, a_bytes, streamed, groups)
 
 
 @settings(max_examples=60, deadline=None)

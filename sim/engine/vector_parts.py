@@ -59,14 +59,15 @@ def tile_matmul(chips: ChipArrays, m, n, k, groups, a_bytes, b_bytes, rates) -> 
     depth = _ceil_div(k, split)
     compute = np.ceil(tiles / cores) * passes * (depth + rows + cols) * cycle_s
     partials = np.where(split > 1, split * m * n * groups * 4 * 2, 0).astype(float)
-    sram = tiles * (tm * a_bytes + tn * b_bytes) * depth / sram_bw
+    streamed = m * _ceil_div(n, tn) * a_bytes + n * _ceil_div(m, tm) * b_bytes  # hwmodels.compute.streamed_bytes
+    sram = streamed * (groups * split * depth) / sram_bw
     if rep.ideal:
         sram = sram + (split - 1) * m * n * groups * 4 * 2 / sram_bw
         partials = np.zeros(partials.shape)
     seconds = np.maximum(compute, sram)
     if rep.gemm_schedule is GemmSchedule.stream_k:
         sk_compute, sk_sram = _stream_k(chips, tm[:, 0], tn[:, 0], out_tiles[:, 0], passes[:, 0], k, cycle_s,
-                                        a_bytes, b_bytes)
+                                        a_bytes, streamed[:, 0], groups)
         sk_seconds = np.maximum(sk_compute, sk_sram)[:, None]
         shape = np.broadcast_shapes(seconds.shape, partials.shape, valid.shape)
         seconds = np.concatenate([np.broadcast_to(seconds, shape), sk_seconds], axis=1)
@@ -102,8 +103,9 @@ def lexical_argmin(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 
 
 
-def _stream_k(chips, tm, tn, out_tiles, passes, k, cycle_s, a_bytes, b_bytes):
-    """hwmodels.compute._stream_k: busy cores as many as units of ``SK_MIN_ITERS`` k-tiles allow."""
+def _stream_k(chips, tm, tn, out_tiles, passes, k, cycle_s, a_bytes, streamed, groups):
+    """hwmodels.compute._stream_k: busy cores as many as units of ``SK_MIN_ITERS`` k-tiles allow; ``streamed``: the
+    SRAM bytes of one k-step of one group's tiles (``hwmodels.compute.streamed_bytes``)."""
     rep = chips.rep
     depth = SK_MIN_ITERS * np.maximum(1, SK_K_TILE_BYTES // np.maximum(1, a_bytes.astype(np.int64)))
     cores = np.minimum(chips.num_cores[:, None], np.maximum(out_tiles, out_tiles * k // depth))
@@ -113,7 +115,7 @@ def _stream_k(chips, tm, tn, out_tiles, passes, k, cycle_s, a_bytes, b_bytes):
     compute = passes * (steps + segments * (rep.array_rows + rep.array_cols)) * cycle_s
     shared = np.where(rem != 0, cores, 0)
     sram_bw = chips.sram_bandwidth_Bps[:, None]
-    sram = (out_tiles * (tm * a_bytes + tn * b_bytes) * k + shared * tm * tn * 4 * 2) / sram_bw
+    sram = (streamed * (groups * k) + shared * tm * tn * 4 * 2) / sram_bw
     return compute, sram
 
 

@@ -38,7 +38,8 @@ def _candidates(rep, cores: np.float64, m, n, k, groups, a_bytes, b_bytes) -> tu
     depth = _ceil_div(k, split)
     cycles = np.ceil(tiles / cores) * passes * (depth + rows + cols)
     partials = np.where(split > 1, split * m * n * groups * 4 * 2, 0).astype(float)
-    sram = tiles * (tm * a_bytes + tn * b_bytes) * depth
+    streamed = m * _ceil_div(n, tn) * a_bytes + n * _ceil_div(m, tm) * b_bytes  # hwmodels.compute.streamed_bytes
+    sram = streamed * (groups * split * depth)
     shape = np.broadcast_shapes(cycles.shape, sram.shape, partials.shape, valid.shape)
     parts = [np.broadcast_to(x, shape) for x in (cycles, sram, partials, valid)]
     if rep.gemm_schedule is GemmSchedule.stream_k:
@@ -49,7 +50,7 @@ def _candidates(rep, cores: np.float64, m, n, k, groups, a_bytes, b_bytes) -> tu
         segments = np.ceil(out_tiles / busy) + (rem != 0)
         sk_cycles = passes * (steps + segments * (rows + cols))
         shared = np.where(rem != 0, busy, 0)
-        sk_sram = out_tiles * (tm * a_bytes + tn * b_bytes) * k + shared * tm * tn * 4 * 2
+        sk_sram = streamed * (groups * k) + shared * tm * tn * 4 * 2
         sk = [sk_cycles, sk_sram, np.zeros(sk_cycles.shape), out_tiles % cores != 0]
         parts = [np.concatenate([p, np.broadcast_to(q, (shape[0], 1, shape[2]))], axis=1) for p, q in zip(parts, sk,
                                                                                                        strict=True)]
