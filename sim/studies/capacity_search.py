@@ -174,9 +174,14 @@ def search_layouts(cfg: RunConfig, base_requests: int, max_requests: int, progre
     if not any(c.found for c in probed):  # a table of refusals is no result: one line, the first reason
         first = (probed + out)[0]
         chips = cfg.parallel.tp * cfg.parallel.pp * cfg.parallel.dp
-        raise RunError(f"no layout of the {chips} chip{'s' if chips != 1 else ''} serves {cfg.model.name} on "
-                       f"{cfg.hardware.name}: "
-                       f"{first.name}: {first.failure.removeprefix('pruned before probing: ')}")
+        where = f"{chips} chip{'s' if chips != 1 else ''}"
+        reason = f"{first.name}: {first.failure.removeprefix('pruned before probing: ')}"
+        skipped = sum(c.failure.startswith("not probed") for c in out)
+        if skipped:  # others fit in memory but --max-layouts left them out: say so, not that nothing serves
+            raise RunError(f"no probed layout of the {where} serves {cfg.model.name} on {cfg.hardware.name} "
+                           f"({reason}); {skipped} more fit in memory but were not probed "
+                           f"(--max-layouts={max_layouts}): raise it")
+        raise RunError(f"no layout of the {where} serves {cfg.model.name} on {cfg.hardware.name}: {reason}")
     best = max(probed, key=lambda c: c.capacity, default=None)
     if best is not None and best.capacity > 0:
         probed += [probe(t) for t in _knobs(best.cfg) if not _sized(t)]
