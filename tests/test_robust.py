@@ -259,6 +259,17 @@ def test_validate_empty_paths_are_named_as_typed(argv, words, capsys):
     assert exit_.value.code == 2 and len(err.splitlines()) == 1 and words in err, err
 
 
+def test_report_of_an_empty_folder_argument_is_named_as_typed(capsys):
+    """llmsim-report '' said ". holds no sweep points", a folder the user never typed (second-opinion review)."""
+    from sim.cli.report import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([""])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and err.splitlines() == [
+        "llmsim-report: error: argument dir: needs a folder, not an empty string (see llmsim-report --help)"]
+
+
 def test_validate_counts_one_noted_row_in_the_singular(tmp_path, capsys):
     from sim.cli.validate import main
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import sim.studies.sweep.report as _study
 from sim.cli.common import ArgumentParser, folder_arg, one_line_errors
@@ -17,7 +16,8 @@ from sim.studies.sweep.report import make_report, print_written
 def main(argv: list[str] | None = None) -> None:
     """Console entry point of ``llmsim-report``."""
     parser = ArgumentParser(prog="llmsim-report", description=_study.__doc__.split("\n\n")[0])
-    parser.add_argument("dir", type=Path, help="a sweep folder (results/sweeps/<name>/<timestamp>) or a run folder")
+    parser.add_argument("dir", type=folder_arg,
+                        help="a sweep folder (results/sweeps/<name>/<timestamp>) or a run folder")
     parser.add_argument("--x", help="regime-map x axis (a swept key; default: the first swept)")
     parser.add_argument("--y", help="regime-map y axis (default: the second swept)")
     parser.add_argument("--metric", help="regime-map contours (default: sweep.metric or output_tokens_per_s)")
