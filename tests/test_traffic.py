@@ -179,9 +179,21 @@ def test_the_prefix_cache_line_counts_hits_rather_than_rounding_199_of_200_up_to
 
 
 @pytest.mark.parametrize("n, words", [(20, "7 conversations of 3 turns (the last of 2)"),
-                                      (21, "7 conversations of 3 turns,")])
+                                      (21, "7 conversations of 3 turns,"),
+                                      (2, "1 conversation of 3 turns (its first 2)")])
 def test_the_header_says_when_the_requests_end_mid_conversation(n, words):
     """20 requests of 3-turn conversations are 7 conversations, the last of 2 turns; the header said '7 conversations
     of 3 turns', 21 turns (independent review)."""
     t = traffic("workload.turns=3", f"workload.num_requests={n}")
     assert len(t) == n and words in t.source
+
+
+def test_drawn_outputs_longer_than_the_context_are_counted_too():
+    """An output alone past the context (after the shared prefix and a token of prompt) is shortened: the header
+    counts those beside the prompts cut (second-opinion review: 43 of 300 shortened silently)."""
+    args = ("workload.lengths=lognormal", "workload.prompt_tokens=3000", "workload.decode_tokens=2000",
+            "workload.length_cv=1.0", "workload.num_requests=300", "workload.shared_prefix_tokens=500")
+    long, cut = traffic(*args, context=1 << 20), traffic(*args)
+    shortened = int((long.output_tokens > 4096 - 1 - 500).sum())
+    assert shortened > 0 and int((cut.output_tokens < long.output_tokens).sum()) == shortened
+    assert f"({shortened:,} outputs shortened too, to 3,595 tokens)" in cut.source

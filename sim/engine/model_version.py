@@ -52,7 +52,8 @@ History:
      picks an expert once): at a batch of a few tokens the imbalance no longer rounds them above that, so
      small-batch MoE decode does fewer FLOPs (its time barely moves: memory-bound). And a GEMM's tiles stream
      through SRAM only the rows and columns they hold, not the padding that fills the arrays: decode GEMVs,
-     whose SRAM term sat near their HBM time, are up to 0.5 % faster (H100 default run: TPOT 5.56 -> 5.54 ms).
+     whose SRAM term sat near their HBM time, are up to 0.5 % faster (H100 default run, after the refit it
+     needed: TPOT 5.56 -> 5.55 ms).
      And drawn request lengths longer than the context keep their output and have their prompt cut, as a
      trace replay does (workload.lengths=azure_code cut the output to 1 token), and the run says how many.
 """

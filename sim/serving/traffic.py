@@ -105,11 +105,14 @@ def make_traffic(w: WorkloadConfig, seed: int, max_context: int) -> Traffic:
     # a request longer than the context keeps its output (at most what leaves the prefix and a token of prompt) and
     # has its prompt cut, as a trace replay does (``replay``), and the run says how many were
     over = int(np.count_nonzero(prompts + prefix + outputs > max_context))
+    shortened = int(np.count_nonzero(outputs > max_context - 1 - prefix))  # an output alone past the context
     outputs = np.minimum(outputs, max_context - 1 - prefix)
     prompts = np.minimum(prompts + prefix, max_context - outputs)
     users = w.concurrency if w.arrival is ArrivalProcess.closed else 0
     shared = f"; a {prefix:,}-token shared prefix before each prompt" if prefix else ""
     cut = f"; {over:,} prompts cut to the model's {max_context:,}-token context" if over else ""
+    if shortened:
+        cut += f" ({shortened:,} outputs shortened too, to {max_context - 1 - prefix:,} tokens)"
     return Traffic(arrivals, prompts, outputs, np.arange(1, n + 1), users, f"{_how(w)}; {lengths}{shared}{cut}",
                    prefix)
 
@@ -138,8 +141,10 @@ def _conversations(w: WorkloadConfig, seed: int, max_context: int) -> Traffic:
     arrivals = np.full(n, math.nan)
     arrivals[turn == 0] = starts
     think = np.where(turn > 0, np.random.default_rng(think_ss).exponential(w.think_s, n), 0.0)
-    last = f" (the last of {n % turns})" if n % turns else ""  # the requests end mid-conversation
-    how = f"{_how(w)}; {-(-n // turns):,} conversations of {turns} turns{last}, think time mean {w.think_s:g} s"
+    convs = -(-n // turns)
+    last = "" if not n % turns else f" (the last of {n % turns})" if convs > 1 else f" (its first {n})"  # cut short
+    how = (f"{_how(w)}; {convs:,} conversation{'s' if convs != 1 else ''} of {turns} turns{last}, think time mean "
+           f"{w.think_s:g} s")
     return Traffic(arrivals, prompts, outputs, np.arange(1, n + 1), 0, f"{how}; {lengths} per turn", 0,
                    turns, context, think)
 
