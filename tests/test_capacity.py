@@ -257,6 +257,29 @@ def test_the_search_prunes_what_does_not_fit_before_probing_and_caps_the_probes(
         cs.search_layouts(cfg, 50, 50, max_layouts=0)
 
 
+def test_the_search_sizes_a_layout_for_the_requests_its_probes_draw(monkeypatch):
+    """Pruning sized the cache for ``workload.num_requests`` (1,000 drawn: the longest 1,234 tokens, 78 blocks),
+    while the probes draw ``--requests`` (50: the longest 610 tokens, 39 blocks): a 50-block cache was pruned though
+    every probe fits in it (second opinion, model version 14)."""
+    from types import SimpleNamespace
+
+    from sim.serving.run import plan_memory
+    from sim.studies import capacity_search as cs
+    asked = []
+
+    def fake(trial, base, most):
+        asked.append(trial)
+        return SimpleNamespace(capacity=1.0, probes=[], low=None, high=None, wall_s=0.0, lower_bound=False)
+    monkeypatch.setattr(cs, "find_capacity", fake)
+    cfg = make_config(*TINY, "hardware=h100_sxm", "scheduler.kv_cache_GB=0.42", "workload.num_requests=1000")
+    assert plan_memory(replace(cfg, workload=replace(cfg.workload, num_requests=50)))[1].blocks == 50
+    with pytest.raises(RunError, match="longer than the whole KV cache"):  # the premise: 1,000 requests do not fit
+        plan_memory(cfg)
+    cands = cs.search_layouts(cfg, 50, 50)
+    assert not [c.failure for c in cands if c.failure.startswith("pruned")]
+    assert {(t.parallel.tp, t.precision.weights.value) for t in asked} >= {(1, "bf16"), (1, "fp8")}
+
+
 @pytest.mark.slow
 def test_the_search_ranks_layouts_by_capacity_and_says_why_the_others_lose():
     from sim.studies.capacity_search import render_search, search_layouts
