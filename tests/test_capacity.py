@@ -328,13 +328,14 @@ def test_a_search_where_no_layout_fits_in_memory_is_one_line_and_exit_2(capsys):
 
 
 def test_a_search_whose_probed_layouts_all_fail_names_the_ones_left_unprobed(capsys):
-    """--max-layouts 1 and the one layout probed cannot serve a long request: others fit in memory, so the line says
-    they were not probed and to raise --max-layouts, not that no layout serves (second-opinion review)."""
+    """--max-layouts 1 and the one layout probed cannot serve a long request that its probe draws when it doubles its
+    requests (5 fit, 50 do not): others fit in memory, so the line says they were not probed and to raise
+    --max-layouts, not that no layout serves (second-opinion review)."""
     from sim.cli.capacity import main
     with pytest.raises(SystemExit) as exit_:
         main(["--search", "model=llama2_13b", "parallel.tp=2", "workload.lengths=lognormal", "workload.length_cv=1.0",
-              "workload.num_requests=5", "scheduler.kv_cache_GB=1.0", "slo.ttft_p99_s=1", "--requests", "50",
-              "--max-requests", "50", "--max-layouts", "1"])
+              "scheduler.kv_cache_GB=1.0", "slo.ttft_p99_s=1", "--requests", "5", "--max-requests", "50",
+              "--max-layouts", "1"])
     *notes, err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and all(n.startswith("llmsim-capacity: note: ") for n in notes), notes
     assert re.search(r"no probed layout of the 2 chips serves llama2_13b .*need more than the whole KV cache.*; "
