@@ -23,9 +23,10 @@ chip's average power at the electricity price.
 
 System cost per chip (``system_cost``): the chip, its share of the host node (CPUs, DRAM,
 storage, chassis, power supplies: ``HOST_NODE_USD / chips_per_node``), of the scale-up fabric
-(switch silicon behind a switched fabric, cables or board traces on a direct mesh, ring or torus) and, where the system
-has one, of the scale-out network (NIC, switch ports, optics). Every price is an ESTIMATE with
-its range beside it.
+(switch silicon behind a switched fabric, priced per GB/s of the chip's links; cables or board
+traces on a direct mesh, ring or torus) and, where the system has one, of the scale-out network
+(NIC, switch ports, optics: a fixed part and a part per GB/s of the NIC). Every price is an
+ESTIMATE with its range beside it.
 """
 
 from __future__ import annotations
@@ -58,13 +59,20 @@ HBM_SPEED_PREMIUM = 0.5
 HOURS_PER_YEAR = 8766.0  # 365.25 days
 # ESTIMATES for the system around the chips (public 2023-24 bill-of-materials analyses of 8-GPU
 # HGX servers and 400G networks): a host node without its accelerators ~$30,000 (range
-# $20,000-50,000); a switched scale-up fabric's switch chips and boards ~$1,500 per chip (range
-# $500-3,000); direct mesh/ring/torus cabling ~$200 per chip (range $100-500); a scale-out port (NIC,
-# switch port share, two optical transceivers) ~$3,000 per chip (range $2,000-6,000).
+# $20,000-50,000); a switched scale-up fabric's switch chips and boards ~$1,500 per chip at the
+# H100's 450 GB/s per direction (range $500-3,000), priced per GB/s of the chip's links, since a
+# switch's silicon and boards follow the bandwidth they switch (an NVL72 rack's NVLink switch trays
+# come to about $3,000 per 900-GB/s GPU on the same rate); direct mesh/ring/torus cabling ~$200 per
+# chip (range $100-500), flat: its links' PHYs are on the chip and in its area; a scale-out port (NIC,
+# switch port share, two optical transceivers) ~$3,000 per chip at 400 Gb/s (range $2,000-6,000):
+# ~$1,000 that does not follow the rate (the NIC's board and host interface, cabling) and ~$40 per
+# GB/s per direction that does (NIC silicon, switch ports and optics are sold by the lane and its
+# rate), so 200 Gb/s ~$2,000 and 800 Gb/s ~$5,000.
 HOST_NODE_USD = 30000.0
-SWITCHED_FABRIC_USD_PER_CHIP = 1500.0
+SWITCHED_FABRIC_USD_PER_GBPS = 1500.0 / 450.0
 DIRECT_FABRIC_USD_PER_CHIP = 200.0
-SCALE_OUT_USD_PER_CHIP = 3000.0
+SCALE_OUT_PORT_USD = 1000.0
+SCALE_OUT_USD_PER_GBPS = 40.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +169,10 @@ class SystemCost:
         return self.chip_usd + self.host_usd + self.scale_up_usd + self.scale_out_usd
 
 
-def system_cost(chip_usd: float, chips_per_node: int, switched: bool, scale_out: bool) -> SystemCost:
-    """One chip's system cost (module docstring): the chip plus its shares of host, scale-up and scale-out."""
-    fabric = SWITCHED_FABRIC_USD_PER_CHIP if switched else DIRECT_FABRIC_USD_PER_CHIP
-    return SystemCost(chip_usd, HOST_NODE_USD / chips_per_node, fabric, SCALE_OUT_USD_PER_CHIP if scale_out else 0.0)
+def system_cost(chip_usd: float, chips_per_node: int, switched: bool, link_GBps: float,
+                nic_GBps: float | None) -> SystemCost:
+    """One chip's system cost (module docstring): the chip plus its shares of host, scale-up and scale-out.
+    ``link_GBps``: the chip's scale-up bandwidth per direction; ``nic_GBps``: its NIC's (None: no scale-out)."""
+    fabric = SWITCHED_FABRIC_USD_PER_GBPS * link_GBps if switched else DIRECT_FABRIC_USD_PER_CHIP
+    out = 0.0 if nic_GBps is None else SCALE_OUT_PORT_USD + SCALE_OUT_USD_PER_GBPS * nic_GBps
+    return SystemCost(chip_usd, HOST_NODE_USD / chips_per_node, fabric, out)

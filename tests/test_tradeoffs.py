@@ -243,12 +243,31 @@ def test_bandwidth_vs_compute_prices_every_point_and_has_a_real_front():
 
 
 def test_system_cost_per_chip_closed_form():
-    # DGX H100 (8 chips a node, NVSwitch, no scale-out in the default system): chip + 30,000 / 8 + 1,500
+    # DGX H100: 8 chips a node, NVSwitch at 450 GB/s, a 400 Gb/s (50 GB/s) NIC per chip:
+    # chip + 30,000 / 8 + 1,500 / 450 x 450 + (1,000 + 40 x 50)
     s = summarize(simulate(make_config("model=llama2_7b", "workload.batch=1", "workload.decode_tokens=2")))
     cost = s["cost"]
-    assert cost["host_usd_per_chip"] == 30000 / 8 and cost["scale_up_usd_per_chip"] == 1500.0
-    expected = s["chip_cost_usd"] + 3750 + 1500 + cost["scale_out_usd_per_chip"]
-    assert cost["system_usd_per_chip"] == pytest.approx(expected)
+    assert cost["host_usd_per_chip"] == 30000 / 8 and cost["scale_up_usd_per_chip"] == pytest.approx(1500.0)
+    assert cost["scale_out_usd_per_chip"] == 3000.0
+    assert cost["system_usd_per_chip"] == pytest.approx(s["chip_cost_usd"] + 3750 + 1500 + 3000)
+
+
+@pytest.mark.parametrize("knob, low, high", [("system.scale_out.nic_bandwidth_GBps", 25, 100),
+                                             ("hardware.link_bandwidth_GBps", 300, 900)])
+def test_more_network_bandwidth_costs_more_never_less(knob, low, high):
+    """A faster NIC or scale-up link took no money: a 200 Gb/s and an 800 Gb/s NIC priced the same $3,000, and the
+    NVSwitch share was $1,500 per chip at any link rate (review: a trade-off that costs nothing)."""
+    def cost(value):
+        return summarize(simulate(make_config("model=llama2_7b", "workload.batch=1", "workload.decode_tokens=2",
+                                              "fidelity=analytic", f"{knob}={value}")))["cost"]
+    slow, fast = cost(low), cost(high)
+    part = "scale_out_usd_per_chip" if "nic" in knob else "scale_up_usd_per_chip"
+    assert fast[part] > slow[part] and fast["system_usd_per_chip"] > slow["system_usd_per_chip"]
+    if "nic" in knob:
+        assert (slow[part], fast[part]) == (2000.0, 5000.0)
+    else:  # the chip's own link PHYs cost area too: the system grows by more than the switch share
+        assert fast[part] == pytest.approx(3 * slow[part])
+        assert fast["system_usd_per_chip"] - slow["system_usd_per_chip"] > fast[part] - slow[part]
 
 
 def test_a_board_budget_below_the_static_power_is_one_clear_error():

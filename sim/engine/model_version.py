@@ -56,8 +56,11 @@ History:
      needed: TPOT 5.56 -> 5.55 ms).
      And drawn request lengths longer than the context keep their output and have their prompt cut, as a
      trace replay does (workload.lengths=azure_code cut the output to 1 token), and the run says how many.
+  15: a chip's system cost follows its networks' bandwidth: switch silicon per GB/s of its scale-up links
+     ($1,500 at 450 GB/s, as before; A100 $1,000, GB200 $3,000) and a scale-out port at $1,000 plus $40 per GB/s
+     of its NIC ($3,000 at 400 Gb/s, as before; 200 Gb/s $2,000). Times, energy and chip costs unchanged.
 """
 
 from __future__ import annotations
 
-MODEL_VERSION = 14
+MODEL_VERSION = 15

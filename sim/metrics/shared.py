@@ -215,8 +215,9 @@ class ChipFacts:
 
     def cost(self) -> dict:
         c, cfg = self.econ.cost, self.cfg
+        out = cfg.system.scale_out
         system = system_cost(c.total_usd, cfg.system.chips_per_node, cfg.hardware.topology.value == "switch",
-                             cfg.system.scale_out is not None)
+                             cfg.hardware.link_bandwidth_GBps, None if out is None else out.nic_bandwidth_GBps)
         return {"chip_cost_usd": c.total_usd, "silicon_usd": c.silicon_usd, "hbm_usd": c.hbm_usd,
                 "packaging_usd": c.packaging_usd, "test_usd": c.test_usd, "dies_per_wafer": c.dies_per_wafer,
                 "die_yield": c.die_yield, "system_usd_per_chip": system.total_usd,
