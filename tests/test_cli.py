@@ -207,3 +207,22 @@ def test_an_empty_out_folder_is_refused_not_the_working_folder(command, capsys):
         main(["--out", "", *(["somewhere"] if command == "report" else [])])
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(err) == 1 and "--out: needs a folder, not an empty string" in err[0]
+
+
+@pytest.mark.parametrize("command, args", [
+    ("sim.cli.grid", ["model.num_layers=2", "fidelity=analytic", "workload.decode_tokens=2",
+                      "hardware.freq_GHz=1.0,1.5", "--no-report"]),
+    ("sim.cli.sensitivity", ["model.num_layers=2", "fidelity=analytic", "workload.decode_tokens=2"]),
+    ("sim.cli.capacity", ["--offline", "--requests", "5", "model.num_layers=2"]),
+    ("sim.cli.search", ["+search=decode_chip_llama2_70b", "search.trials=1"]),
+])
+def test_a_hydra_setting_another_command_does_not_use_is_said(command, args, tmp_path, capsys):
+    """hydra.run.dir given to a command that is not a Hydra app was dropped unsaid, its files written elsewhere
+    (review): one note on stderr, and the command's output folder (--out) is where they go."""
+    import importlib
+    out = [] if "capacity" in command else ["--out", str(tmp_path / "out")]
+    importlib.import_module(command).main([*args, "hydra.run.dir=" + str(tmp_path / "asked"), *out])
+    err = capsys.readouterr().err
+    assert f"note: hydra.run.dir is not used: only llmsim runs as a Hydra app; llmsim-{command.split('.')[-1]} " \
+        "takes --out for its output folder" in err, err
+    assert not (tmp_path / "asked").exists() and ("capacity" in command or (tmp_path / "out").is_dir())

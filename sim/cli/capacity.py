@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from sim.cli.common import ArgumentParser, folder_arg, one_line_errors
+from sim.cli.common import ArgumentParser, folder_arg, hydra_notes, one_line_errors
 from sim.config.workload import MOST_REQUESTS, MOST_REQUESTS_WHY
 
 
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         for arg in overrides:
             check_override(arg, multirun=False)
         dcfg, cfg = compose_config(overrides)
+        hydra_notes("llmsim-capacity", overrides)
         print(*(f"llmsim-capacity: note: {n}\n" for n in _unused(args, overrides)), sep="", end="", file=sys.stderr)
         if args.offline:  # writes nothing: --out is not checked (the note above says it is not used)
             _offline(cfg, args.requests)
