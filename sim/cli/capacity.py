@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from sim.cli.common import ArgumentParser, folder_arg, hydra_notes, one_line_errors
+from sim.cli.common import ArgumentParser, folder_arg, hydra_unused, one_line_errors, print_notes
 from sim.config.workload import MOST_REQUESTS, MOST_REQUESTS_WHY
 
 
@@ -62,8 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         for arg in overrides:
             check_override(arg, multirun=False)
         dcfg, cfg = compose_config(overrides)
-        hydra_notes("llmsim-capacity", overrides)
-        print(*(f"llmsim-capacity: note: {n}\n" for n in _unused(args, overrides)), sep="", end="", file=sys.stderr)
+        print_notes("llmsim-capacity", _unused(args, overrides))
         if args.offline:  # writes nothing: --out is not checked (the note above says it is not used)
             _offline(cfg, args.requests)
             return
@@ -120,7 +119,7 @@ def _search(cfg, base: int, most: int, max_layouts: int) -> None:
 
 def _unused(args, overrides: list[str]) -> list[str]:
     """What the command was given and does not read, each in words (the run goes on)."""
-    notes = []
+    notes = hydra_unused("llmsim-capacity", overrides)
     if args.out is not None and (args.offline or args.search):
         notes.append(f"--out is not used: --{'offline' if args.offline else 'search'} prints its result and writes "
                      "no files")

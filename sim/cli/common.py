@@ -112,11 +112,15 @@ def folder_arg(text: str) -> Path:
     return Path(text)
 
 
-def hydra_notes(prog: str, overrides: list[str]) -> None:
-    """A note on stderr for each ``hydra.*`` override a command other than ``llmsim`` was given: it composes the
-    config with Hydra but does not run as a Hydra app, so ``hydra.run.dir`` and the like would be dropped unsaid
-    while its files went to another folder."""
+def hydra_unused(prog: str, overrides: list[str]) -> list[str]:
+    """A note for each ``hydra.*`` override a command other than ``llmsim`` was given: it composes the config with
+    Hydra but does not run as a Hydra app, so ``hydra.run.dir`` and the like would be dropped unsaid while its
+    files went to another folder."""
     keys = dict.fromkeys(k for k in (o.partition("=")[0].lstrip("+~") for o in overrides) if k.startswith("hydra."))
-    for key in keys:
-        print(f"{prog}: note: {key} is not used: only llmsim runs as a Hydra app; {prog} takes --out for its "
-              "output folder", file=sys.stderr)
+    return [f"{key} is not used: only llmsim runs as a Hydra app; {prog} takes --out for its output folder"
+            for key in keys]
+
+
+def print_notes(prog: str, notes: list[str]) -> None:
+    """Each note as one line on stderr (the run goes on)."""
+    print(*(f"{prog}: note: {n}\n" for n in notes), sep="", end="", file=sys.stderr)

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import sim.studies.sweep.grid as _study
-from sim.cli.common import ArgumentParser, folder_arg, hydra_notes, one_line_errors
+from sim.cli.common import ArgumentParser, folder_arg, hydra_unused, one_line_errors, print_notes
 from sim.config.compose import compose_dict
 from sim.config.schema import WorkloadKind
 from sim.studies.sweep import ReportError
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         for arg in args.arguments:
             check_override(arg)
         fixed, axes = split_arguments(args.arguments)
-        hydra_notes("llmsim-grid", args.arguments)
+        print_notes("llmsim-grid", hydra_unused("llmsim-grid", args.arguments))
         composed = compose_dict(fixed)
         name = composed.name
         out = output_dir(args.out or Path("results/sweeps") / name / (datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
