@@ -211,3 +211,40 @@ def test_data_parallel_replicas_multiply_throughput_not_latency():
     assert two["output_tokens_per_s"] == pytest.approx(2 * one["output_tokens_per_s"])
     assert two["tpot_s"] == one["tpot_s"] and two["usd_per_million_output_tokens"] == pytest.approx(
         one["usd_per_million_output_tokens"])
+
+
+@pytest.mark.parametrize("overrides, prefills, steps, decodes, heading", [
+    ((), 1, 127, 127, "decode (127 steps)"),
+    (("model=llama2_70b", "parallel.tp=2", "parallel.pp=2", "workload.batch=8", "parallel.microbatches=4"),
+     4, 127, 508, "decode (127 steps, 508 passes)"),
+    (("model=llama2_70b", "parallel.tp=4", "speculative.draft_model=llama2_7b", "speculative.k=4",
+      "speculative.acceptance=1.0"), 2, 26, 130, "decode (26 steps, 130 passes)"),
+])
+def test_the_console_counts_decode_steps_and_passes_apart(overrides, prefills, steps, decodes, heading):
+    """The decode heading was the run's passes less one: 511 'steps' for 127 steps of 4 micro-batches, 131 for 26
+    speculative steps of 4 drafts and a verification (review)."""
+    from sim.metrics.summary import breakdown_by_kind
+    from sim.output.console import render
+    result = simulate(make_config(*overrides))
+    summary = summarize(result)
+    run = summary["run"]
+    assert (run["prefill_passes"], run["decode_steps"], run["passes"] - run["prefill_passes"]) == \
+        (prefills, steps, decodes)
+    text = render(summary, breakdown_by_kind(result))
+    assert f"  prefill ({prefills} pass{'es' if prefills > 1 else ''}): time by operator" in text, text
+    assert f"  {heading}: time by operator" in text, text
+
+
+def test_a_speculative_run_names_its_draft_in_the_header_and_the_summary():
+    """Nothing in a speculative run's output said it was one: its draft's weights sat in the HBM line unexplained
+    (review)."""
+    from sim.metrics.summary import breakdown_by_kind
+    from sim.output.console import render
+    result = simulate(make_config("model=llama2_13b", "speculative.draft_model=llama2_7b", "speculative.k=3",
+                                  "speculative.acceptance=0.5", "fidelity=analytic", "workload.decode_tokens=16"))
+    summary = summarize(result)
+    assert summary["run"]["speculative"] == {"draft_model": "llama2_7b", "k": 3, "acceptance": 0.5,
+                                             "expected_tokens_per_step": expected_tokens(3, 0.5)}
+    header = render(summary, breakdown_by_kind(result)).splitlines()[0]
+    assert header.endswith("| speculative: draft llama2_7b, k 3, acceptance 0.5 (1.88 tokens a step expected)")
+    assert "speculative" not in summarize(simulate(make_config("fidelity=analytic")))["run"]

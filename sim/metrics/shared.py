@@ -27,6 +27,7 @@ from hwmodels.area import AreaBreakdown, die_area
 from hwmodels.cost import ChipCost, chip_cost, system_cost, usd_per_chip_hour
 from hwmodels.energy import ChipEnergy, chip_energy
 from hwmodels.kernels import attention_family
+from sim.batch.speculative import expected_tokens
 from sim.config.schema import RunConfig
 
 TOKEN_ID_BYTES = 4  # int32 token IDs to and from the host
@@ -228,11 +229,15 @@ class ChipFacts:
 def run_info(cfg: RunConfig, chips: int, own: dict, events: int, distinct_ops: int, sim_wall_s: float) -> dict:
     """The ``run`` node of summary.json: what ran (chip, model, formats), the kind's ``own`` entries, and
     what the simulation cost."""
-    p = cfg.precision
-    return {"hardware": cfg.hardware.name, "model": cfg.model.name, "chips": chips, **own,
+    p, spec = cfg.precision, cfg.speculative
+    info = {"hardware": cfg.hardware.name, "model": cfg.model.name, "chips": chips, **own,
             "weights": p.weights.value, "activations": p.activations.value, "kv_cache": p.kv_cache.value,
             "attention": _attention_name(cfg), "runtime": cfg.runtime.name,
             "events": events, "distinct_ops": distinct_ops, "sim_wall_s": sim_wall_s}
+    if spec.draft_model:  # its draft's weights, KV and passes are in the run's figures: say whose they are
+        info["speculative"] = {"draft_model": spec.draft_model, "k": spec.k, "acceptance": spec.acceptance,
+                               "expected_tokens_per_step": expected_tokens(spec.k, spec.acceptance)}
+    return info
 
 
 def _attention_name(cfg: RunConfig) -> str:

@@ -160,9 +160,15 @@ def _peaks(result: RunResult) -> dict:
 
 def _run(result: RunResult) -> dict:
     cfg, tl, w = result.cfg, result.timeline, result.cfg.workload
+    decode: dict[int, int] = {}  # decode step -> the steps its passes stand for (micro-batches, drafts: one step)
+    for p in tl.passes:
+        if p.phase is Phase.decode:
+            decode[p.step] = max(decode.get(p.step, 0), p.steps)
     own = {"replicas": cfg.parallel.dp, "batch": w.batch, "prompt_tokens": w.prompt_tokens,
            "decode_tokens": w.decode_tokens, "fidelity": cfg.fidelity.value,
-           "passes": sum(p.steps for p in tl.passes)}
+           "passes": sum(p.steps for p in tl.passes),
+           "prefill_passes": sum(p.steps for p in tl.passes if p.phase is Phase.prefill),
+           "decode_steps": sum(decode.values())}
     return run_info(cfg, result.chips * cfg.parallel.dp, own, tl.events, result.distinct_ops, result.sim_wall_s)
 
 

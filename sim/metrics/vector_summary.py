@@ -191,7 +191,8 @@ def _chip_hour(group: Group, c: dict, avg) -> tuple:
 def _run(group: Group) -> dict:
     cfg, w = group.cfgs[0], group.cfgs[0].workload
     own = {"replicas": cfg.parallel.dp, "batch": w.batch, "prompt_tokens": w.prompt_tokens,
-           "decode_tokens": w.decode_tokens, "fidelity": cfg.fidelity.value, "passes": group.timeline.passes}
+           "decode_tokens": w.decode_tokens, "fidelity": cfg.fidelity.value, "passes": group.timeline.passes,
+           "prefill_passes": 1, "decode_steps": group.timeline.passes - 1}  # one prefill pass, no drafts or pp
     wall = group.wall_s / len(group.cfgs)
     return _per_chip(group, lambda c: run_info(c, c.parallel.tp * c.parallel.dp, own, 0, len(group.table.ops), wall))
 

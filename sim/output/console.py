@@ -35,7 +35,8 @@ def render(summary: dict, breakdown: list[dict]) -> str:
     lines = [
         f"llmsim: {run['model']} on {chips}{run['hardware']} | batch {run['batch']}, prompt {run['prompt_tokens']}, "
         f"generate {run['decode_tokens']} | weights {run['weights']}, activations {run['activations']}, "
-        f"KV {run['kv_cache']} | {run['attention']} attention | runtime {run['runtime']} | fidelity {run['fidelity']}",
+        f"KV {run['kv_cache']} | {run['attention']} attention | runtime {run['runtime']} | fidelity {run['fidelity']}"
+        f"{speculative_label(run)}",
         "",
         headline(summary, "ttft_s"),
         headline(summary, "tpot_s"),
@@ -43,8 +44,11 @@ def render(summary: dict, breakdown: list[dict]) -> str:
         f"  output tokens/s         {fmt_count(summary['output_tokens_per_s'], 1)}"
         f"   (prefill: {fmt_count(summary['prefill_tokens_per_s'], 0)} prompt tokens/s)",
     ]
-    steps = run["passes"] - 1
-    titles = {"prefill": "prefill (1 pass)", "decode": f"decode ({steps} step{'s' if steps != 1 else ''})"}
+    prefills, steps = run["prefill_passes"], run["decode_steps"]
+    decodes = run["passes"] - prefills  # more than its steps: a pass per micro-batch, a speculative step's drafts
+    titles = {"prefill": f"prefill ({prefills} pass{'es' if prefills != 1 else ''})",
+              "decode": f"decode ({steps} step{'s' if steps != 1 else ''}"
+                        f"{f', {decodes} passes' if decodes != steps else ''})"}
     for phase in ("prefill", "decode"):
         rows = [row for row in breakdown if row["phase"] == phase]
         if not rows:
@@ -100,6 +104,16 @@ def network_lines(summary: dict) -> list[str]:
     total = sum(parts.values()) or 1.0
     shares = "  ".join(f"{k.replace('_', '-')} {fmt_time(v)} ({v / total:.0%})" for k, v in parts.items() if v)
     return [f"  op time by part         {shares}"]
+
+
+def speculative_label(run: dict) -> str:
+    """The header's note of a speculative run: its draft, k and acceptance (the draft's weights, KV cache and passes
+    are in the run's figures); '' without one."""
+    spec = run.get("speculative")
+    if not spec:
+        return ""
+    return (f" | speculative: draft {spec['draft_model']}, k {spec['k']}, acceptance {spec['acceptance']:g} "
+            f"({spec['expected_tokens_per_step']:.3g} tokens a step expected)")
 
 
 def headline(summary: dict, name: str, title: str | None = None) -> str:

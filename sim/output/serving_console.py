@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sim.metrics.catalog import LATENCY_TITLES, PERCENTILES
-from sim.output.console import fmt_time
+from sim.output.console import fmt_time, speculative_label
 from sim.serving.registry import scheduler_label
 
 
@@ -22,7 +22,8 @@ def render_serving(summary: dict) -> str:
         f"llmsim serving: {run['model']} on {chips}{run['hardware']} | {scheduler_label(run['scheduler'])} "
         f"({pools}max {run['max_batch']} sequences, {run['token_budget']:,} tokens per step, "
         f"{kv['block_tokens']}-token KV "
-        f"blocks, preemption by {run['preemption']}) | {summary['requests']:,} requests: {run['traffic']}",
+        f"blocks, preemption by {run['preemption']}){speculative_label(run)} | {summary['requests']:,} requests: "
+        f"{run['traffic']}",
         "",
         f"  completed               {summary['completed_requests']:,} requests in {fmt_time(summary['duration_s'])}: "
         f"{summary['requests_per_s']:,.2f} requests/s, {summary['output_tokens_per_s']:,.0f} output tokens/s",
