@@ -217,12 +217,17 @@ def test_an_empty_out_folder_is_refused_not_the_working_folder(command, capsys):
     ("sim.cli.search", ["+search=decode_chip_llama2_70b", "search.trials=1"]),
 ])
 def test_a_hydra_setting_another_command_does_not_use_is_said(command, args, tmp_path, capsys):
-    """hydra.run.dir given to a command that is not a Hydra app was dropped unsaid, its files written elsewhere
-    (review): one note on stderr, and the command's output folder (--out) is where they go."""
+    """hydra.run.dir given to a command that is not a Hydra app was dropped unsaid, its files written elsewhere;
+    hydra/launcher=joblib too, and +hydra.run.dir was refused after the note (review, second opinion): one note
+    each on stderr, the run goes on, and the command's output folder (--out) is where its files go."""
     import importlib
-    out = [] if "capacity" in command else ["--out", str(tmp_path / "out")]
-    importlib.import_module(command).main([*args, "hydra.run.dir=" + str(tmp_path / "asked"), *out])
+    name = f"llmsim-{command.split('.')[-1]}"
+    writes = "capacity" not in command  # --offline writes nothing: its notes do not point to --out
+    out = ["--out", str(tmp_path / "out")] if writes else []
+    importlib.import_module(command).main([*args, "+hydra.run.dir=" + str(tmp_path / "asked"), "hydra/launcher=joblib",
+                                           *out])
     err = capsys.readouterr().err
-    assert f"note: hydra.run.dir is not used: only llmsim runs as a Hydra app; llmsim-{command.split('.')[-1]} " \
-        "takes --out for its output folder" in err, err
-    assert not (tmp_path / "asked").exists() and ("capacity" in command or (tmp_path / "out").is_dir())
+    hint = f"; {name} takes --out for its output folder" if writes else ""
+    assert f"{name}: note: hydra.run.dir is not used: only llmsim runs as a Hydra app{hint}\n" in err, err
+    assert f"{name}: note: hydra/launcher is not used: only llmsim runs as a Hydra app\n" in err, err
+    assert "error" not in err and not (tmp_path / "asked").exists() and (not writes or (tmp_path / "out").is_dir())

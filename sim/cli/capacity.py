@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from sim.cli.common import ArgumentParser, folder_arg, hydra_unused, one_line_errors, print_notes
+from sim.cli.common import ArgumentParser, folder_arg, hydra_split, one_line_errors, print_notes
 from sim.config.workload import MOST_REQUESTS, MOST_REQUESTS_WHY
 
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="requests of a probe at most (doubled until its p99s are precise)")
     parser.add_argument("--out", type=folder_arg, help="output folder (default results/capacity/<name>/<timestamp>)")
     args = parser.parse_intermixed_args(argv)
-    overrides = list(args.overrides)
+    overrides, hydra = hydra_split("llmsim-capacity", args.overrides, out=not (args.offline or args.search))
     if not any(o.partition("=")[0].lstrip("+") == "workload" for o in overrides):
         overrides.insert(0, "workload=serving")
     try:
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         for arg in overrides:
             check_override(arg, multirun=False)
         dcfg, cfg = compose_config(overrides)
-        print_notes("llmsim-capacity", _unused(args, overrides))
+        print_notes("llmsim-capacity", hydra + _unused(args, overrides))
         if args.offline:  # writes nothing: --out is not checked (the note above says it is not used)
             _offline(cfg, args.requests)
             return
@@ -119,7 +119,7 @@ def _search(cfg, base: int, most: int, max_layouts: int) -> None:
 
 def _unused(args, overrides: list[str]) -> list[str]:
     """What the command was given and does not read, each in words (the run goes on)."""
-    notes = hydra_unused("llmsim-capacity", overrides)
+    notes = []
     if args.out is not None and (args.offline or args.search):
         notes.append(f"--out is not used: --{'offline' if args.offline else 'search'} prints its result and writes "
                      "no files")

@@ -112,13 +112,23 @@ def folder_arg(text: str) -> Path:
     return Path(text)
 
 
-def hydra_unused(prog: str, overrides: list[str]) -> list[str]:
-    """A note for each ``hydra.*`` override a command other than ``llmsim`` was given: it composes the config with
-    Hydra but does not run as a Hydra app, so ``hydra.run.dir`` and the like would be dropped unsaid while its
-    files went to another folder."""
-    keys = dict.fromkeys(k for k in (o.partition("=")[0].lstrip("+~") for o in overrides) if k.startswith("hydra."))
-    return [f"{key} is not used: only llmsim runs as a Hydra app; {prog} takes --out for its output folder"
-            for key in keys]
+_OUTPUT_DIRS = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir", "hydra.runtime.output_dir")
+
+
+def hydra_split(prog: str, overrides: list[str], out: bool = True) -> tuple[list[str], list[str]]:
+    """(``overrides`` less Hydra's own settings and groups, ``hydra.*`` and ``hydra/...``; a note for each of those).
+    A command other than ``llmsim`` composes its config with Hydra but does not run as a Hydra app: those would
+    be dropped unsaid (or refused, as ``+hydra.run.dir=`` is) while its files went elsewhere. ``out``: the command
+    writes its files to ``--out`` (the note on an output folder says so)."""
+    kept, notes = [], {}
+    for o in overrides:
+        key = o.partition("=")[0].lstrip("+~")
+        if not key.startswith(("hydra.", "hydra/")):
+            kept.append(o)
+            continue
+        hint = f"; {prog} takes --out for its output folder" if out and key in _OUTPUT_DIRS else ""
+        notes.setdefault(key, f"{key} is not used: only llmsim runs as a Hydra app{hint}")
+    return kept, list(notes.values())
 
 
 def print_notes(prog: str, notes: list[str]) -> None:

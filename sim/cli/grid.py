@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import sim.studies.sweep.grid as _study
-from sim.cli.common import ArgumentParser, folder_arg, hydra_unused, one_line_errors, print_notes
+from sim.cli.common import ArgumentParser, folder_arg, hydra_split, one_line_errors, print_notes
 from sim.config.compose import compose_dict
 from sim.config.schema import WorkloadKind
 from sim.studies.sweep import ReportError
@@ -49,10 +49,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-report", action="store_true", help="write the table only, no charts")
     args = parser.parse_intermixed_args(argv)
     try:
-        for arg in args.arguments:
+        arguments, hydra = hydra_split("llmsim-grid", args.arguments)
+        for arg in arguments:
             check_override(arg)
-        fixed, axes = split_arguments(args.arguments)
-        print_notes("llmsim-grid", hydra_unused("llmsim-grid", args.arguments))
+        fixed, axes = split_arguments(arguments)
+        print_notes("llmsim-grid", hydra)
         composed = compose_dict(fixed)
         name = composed.name
         out = output_dir(args.out or Path("results/sweeps") / name / (datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")

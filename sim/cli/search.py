@@ -24,7 +24,7 @@ from pathlib import Path
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from sim.cli.common import hydra_unused, one_line_errors, print_notes
+from sim.cli.common import hydra_split, one_line_errors, print_notes
 from sim.config.overrides import EXIT_BAD_INPUT, InputError, check_override, hydra_error_line
 from sim.config.paths import OutputDirError, presets
 from sim.studies.search import SearchError
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     try:
         args, out = _take_out(args)
+        args, hydra = hydra_split("llmsim-search", args)
         for arg in args:
             key, _, value = arg.partition("=")
             if key.lstrip("+") == "search":
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
                     raise InputError(f"unknown search recipe '{value}'; known: {', '.join(known)}")
             else:
                 check_override(arg)
-        print_notes("llmsim-search", hydra_unused("llmsim-search", args))
+        print_notes("llmsim-search", hydra)
         recipe = any(a.partition("=")[0].lstrip("+") == "search" for a in args)
         args = [c for c in (_composable(a, recipe) for a in args) if c is not None]
         summary, front, out = run_search(args, out)

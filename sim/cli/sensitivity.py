@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import sim.studies.sweep.sensitivity as _study
-from sim.cli.common import ArgumentParser, folder_arg, hydra_unused, one_line_errors, print_notes
+from sim.cli.common import ArgumentParser, folder_arg, hydra_split, one_line_errors, print_notes
 from sim.studies.kinds import WORKLOADS
 from sim.studies.sweep import ReportError
 from sim.studies.sweep.sensitivity import FAILURES, rankings, sensitivities, write_sensitivity
@@ -29,12 +29,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=folder_arg, help="output folder (default results/sensitivity/<name>/<timestamp>)")
     args = parser.parse_intermixed_args(argv)
     try:
-        for arg in args.overrides:
+        overrides, hydra = hydra_split("llmsim-sensitivity", args.overrides)
+        for arg in overrides:
             check_override(arg, multirun=False)
         if not 0 < args.step < 1:
             raise ReportError(f"--step must be between 0 and 1, a relative change (got {args.step})")
-        dcfg, cfg = compose_config(args.overrides)
-        print_notes("llmsim-sensitivity", hydra_unused("llmsim-sensitivity", args.overrides))
+        dcfg, cfg = compose_config(overrides)
+        print_notes("llmsim-sensitivity", hydra)
         if not WORKLOADS[cfg.workload.kind].one_config_studies:
             raise ReportError("llmsim-sensitivity ranks single-batch runs; for serving, sweep with llmsim -m")
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
