@@ -259,8 +259,10 @@ def test_the_search_prunes_what_does_not_fit_before_probing_and_caps_the_probes(
 
 def test_the_search_sizes_a_layout_for_the_requests_its_probes_draw(monkeypatch):
     """Pruning sized the cache for ``workload.num_requests`` (1,000 drawn: the longest 1,234 tokens, 78 blocks),
-    while the probes draw ``--requests`` (50: the longest 610 tokens, 39 blocks): a 50-block cache was pruned though
-    every probe fits in it (second opinion, model version 14)."""
+    which the probes do not read: with --max-requests 50 (the longest 610 tokens, 39 blocks) a 50-block cache was
+    pruned though every probe fits in it (second opinion, model version 14). It sizes for the most a probe may
+    draw: with --requests 20 and --max-requests 1000 the layout is pruned before probing, not failed part-way
+    through its search when a probe grows (second opinion)."""
     from types import SimpleNamespace
 
     from sim.serving.run import plan_memory
@@ -278,6 +280,12 @@ def test_the_search_sizes_a_layout_for_the_requests_its_probes_draw(monkeypatch)
     cands = cs.search_layouts(cfg, 50, 50)
     assert not [c.failure for c in cands if c.failure.startswith("pruned")]
     assert {(t.parallel.tp, t.precision.weights.value) for t in asked} >= {(1, "bf16"), (1, "fp8")}
+    asked.clear()  # bf16 KV: 800 tokens; fp8 KV: 1,600, which holds the longest of 1,000 requests
+    cands = cs.search_layouts(replace(cfg, workload=replace(cfg.workload, num_requests=50)), 20, 1000)
+    bf16 = next(c for c in cands if c.cfg.precision.kv_cache.value == "bf16")
+    assert bf16.failure.startswith("pruned before probing: request") and "longer than the whole KV cache" in \
+        bf16.failure, bf16.failure
+    assert {t.precision.kv_cache.value for t in asked} == {"fp8"}  # the layout, then its knobs
 
 
 @pytest.mark.slow
@@ -327,19 +335,22 @@ def test_a_search_where_no_layout_fits_in_memory_is_one_line_and_exit_2(capsys):
                      err[0]), err
 
 
-def test_a_search_whose_probed_layouts_all_fail_names_the_ones_left_unprobed(capsys):
-    """--max-layouts 1 and the one layout probed cannot serve a long request that its probe draws when it doubles its
-    requests (5 fit, 50 do not): others fit in memory, so the line says they were not probed and to raise
-    --max-layouts, not that no layout serves (second-opinion review)."""
+def test_a_search_whose_probed_layouts_all_fail_names_the_ones_left_unprobed(capsys, monkeypatch):
+    """--max-layouts 1 and the one layout probed cannot be served: others fit in memory, so the line says they were
+    not probed and to raise --max-layouts, not that no layout serves (second-opinion review)."""
     from sim.cli.capacity import main
+    from sim.studies import capacity_search as cs
+
+    def fails(trial, base, most):
+        raise RunError("request 7: its prompt and output need more than the whole KV cache")
+    monkeypatch.setattr(cs, "find_capacity", fails)
     with pytest.raises(SystemExit) as exit_:
-        main(["--search", "model=llama2_13b", "parallel.tp=2", "workload.lengths=lognormal", "workload.length_cv=1.0",
-              "scheduler.kv_cache_GB=1.0", "slo.ttft_p99_s=1", "--requests", "5", "--max-requests", "50",
-              "--max-layouts", "1"])
-    *notes, err = capsys.readouterr().err.strip().splitlines()
-    assert exit_.value.code == 2 and all(n.startswith("llmsim-capacity: note: ") for n in notes), notes
+        main(["--search", "model=llama2_13b", "parallel.tp=2", "slo.ttft_p99_s=1", "--requests", "50",
+              "--max-requests", "50", "--max-layouts", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1, err
     assert re.search(r"no probed layout of the 2 chips serves llama2_13b .*need more than the whole KV cache.*; "
-                     r"\d+ more fit in memory but were not probed \(--max-layouts=1\): raise it", err), err
+                     r"\d+ more fit in memory but were not probed \(--max-layouts=1\): raise it", err[0]), err
 
 
 @pytest.mark.parametrize("arrival", ["offline", "closed", "poisson"])

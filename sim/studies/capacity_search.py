@@ -134,8 +134,9 @@ def _with(cfg: RunConfig, tp: int, pp: int, dp: int, fmt: tuple[DType, DType]) -
 
 
 def _sized(trial: RunConfig, requests: int) -> str:
-    """Why ``trial`` cannot be served ('' when it fits): sized without a simulation, for the ``requests`` its first
-    probe draws (a probe draws its own number, not ``workload.num_requests``; more requests draw these first)."""
+    """Why ``trial`` cannot be served ('' when it fits): sized without a simulation, for the most ``requests`` a probe
+    may draw (``--max-requests``, not ``workload.num_requests``, which the probes do not read): a probe that grows
+    draws the same first requests and more, so a layout sized for fewer could fail part-way through its search."""
     try:
         plan_memory(replace(trial, workload=replace(trial.workload, num_requests=requests)))
     except RunError as err:
@@ -167,7 +168,7 @@ def search_layouts(cfg: RunConfig, base_requests: int, max_requests: int, progre
     trials = [_with(cfg, tp, pp, dp, fmt) for tp, pp, dp in layouts(cfg) for fmt in formats(cfg)]
     trials.sort(key=lambda t: (t.parallel.pp, t.parallel.tp, t.precision.weights.bits < cfg.precision.weights.bits))
     for trial in trials:
-        pruned = _sized(trial, base_requests)
+        pruned = _sized(trial, max_requests)
         if pruned or len(probed) >= max_layouts:
             out.append(Candidate(trial, None, pruned or f"not probed: over --max-layouts={max_layouts}"))
             continue
@@ -185,7 +186,7 @@ def search_layouts(cfg: RunConfig, base_requests: int, max_requests: int, progre
         raise RunError(f"no layout of the {where} serves {cfg.model.name} on {cfg.hardware.name}: {reason}")
     best = max(probed, key=lambda c: c.capacity, default=None)
     if best is not None and best.capacity > 0:
-        probed += [probe(t) for t in _knobs(best.cfg) if not _sized(t, base_requests)]
+        probed += [probe(t) for t in _knobs(best.cfg) if not _sized(t, max_requests)]
     return sorted(probed, key=lambda c: (-c.capacity, c.tp * c.pp, -c.max_batch)) + out
 
 
