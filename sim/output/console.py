@@ -112,8 +112,9 @@ def speculative_label(run: dict) -> str:
     spec = run.get("speculative")
     if not spec:
         return ""
+    tokens = spec["expected_tokens_per_step"]
     return (f" | speculative: draft {spec['draft_model']}, k {spec['k']}, acceptance {spec['acceptance']:g} "
-            f"({spec['expected_tokens_per_step']:.3g} tokens a step expected)")
+            f"({tokens:.3g} token{'s' if f'{tokens:.3g}' != '1' else ''} a step expected)")
 
 
 def headline(summary: dict, name: str, title: str | None = None) -> str:
