@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -96,3 +97,16 @@ def test_a_grid_into_an_earlier_grids_folder_leaves_none_of_its_charts(tmp_path,
     main(["fidelity=analytic", "workload.batch=1,2", "workload.decode_tokens=4", "--out", str(out), "--no-report"])
     assert sorted(p.name for p in (out / "report").iterdir()) == ["points.csv", "points.parquet"]
     capsys.readouterr()
+
+
+def test_a_null_axis_value_keeps_the_example_point(tmp_path, capsys):
+    """'speculative.draft_model=null,llama2_7b': the first point's null came back from the table as NaN, its re-run
+    failed and no example_point/ (nor its charts) was written, unsaid (second opinion)."""
+    from sim.cli.grid import main
+    out = tmp_path / "g"
+    main(["model=llama2_13b", "speculative.draft_model=null,llama2_7b", "fidelity=analytic",
+          "workload.decode_tokens=4", "--no-report", "--out", str(out)])
+    capsys.readouterr()
+    config = (out / "example_point" / "config.yaml").read_text()
+    assert "draft_model: null" in config and "speculative" not in \
+        json.loads((out / "example_point" / "summary.json").read_text())["run"]

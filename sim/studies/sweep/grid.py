@@ -184,6 +184,15 @@ def run_grid(fixed: list[str], axes: dict[str, list], out: Path | None = None, j
     return table
 
 
+def _axis_value(value, values: list):
+    """An axis's value as the table holds it, back as the axis gave it: a plain Python value, and a null (which a
+    column of strings holds as NaN) as None."""
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, float) and math.isnan(value) and None in values:
+        return None
+    return value
+
+
 def _run_all(base, points, groups, jobs: int, progress: bool | None) -> list[dict]:
     from tqdm import tqdm
 
@@ -204,9 +213,8 @@ def _run_all(base, points, groups, jobs: int, progress: bool | None) -> list[dic
 def _write(out: Path, base: DictConfig, table, axes: dict, fixed: list[str], groups: dict, wall: float) -> None:
     ok = table.index[table["status"] == "ok"]
     if len(ok):
-        point = {k: table.loc[ok[0], k] for k in axes}
-        _, result, dcfg = run_point(base, {k: (v.item() if hasattr(v, "item") else v) for k, v in point.items()},
-                                    groups)
+        point = {k: _axis_value(table.loc[ok[0], k], axes[k]) for k in axes}
+        _, result, dcfg = run_point(base, point, groups)
         if result is not None:
             write_run(out / EXAMPLE_POINT, summarize(result), breakdown_by_kind(result), ops_columns(result),
                       OmegaConf.to_yaml(with_resolved_model(dcfg), resolve=True), result.cfg.seed)
