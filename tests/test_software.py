@@ -248,6 +248,11 @@ def test_a_speculative_run_names_its_draft_in_the_header_and_the_summary():
     header = render(summary, breakdown_by_kind(result)).splitlines()[0]
     assert header.endswith("| speculative: draft llama2_7b, k 3, acceptance 0.5 (1.88 tokens a step expected)")
     assert "speculative" not in summarize(simulate(make_config("fidelity=analytic")))["run"]
+    from sim.metrics.summary import ops_columns
+    ops = ops_columns(result)  # the draft's ops and the target's had the same names and nothing apart
+    decode = [(m, s) for m, s, p in zip(ops["model"], ops["step"], ops["phase"], strict=True) if p == "decode"]
+    assert {m for m, s in decode if s == 1} == {"llama2_13b", "llama2_7b"}
+    assert "model" not in ops_columns(simulate(make_config("fidelity=analytic", "workload.decode_tokens=4")))
     none_taken = summarize(simulate(make_config("speculative.draft_model=llama2_7b", "speculative.acceptance=0",
                                                 "model=llama2_13b", "fidelity=analytic", "workload.decode_tokens=4")))
     assert render(none_taken, []).splitlines()[0].endswith("acceptance 0 (1 token a step expected)")

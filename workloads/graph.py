@@ -136,6 +136,7 @@ class PassGraph:
     extra: tuple[tuple[str, nx.DiGraph], ...] = ()
     pattern: tuple[str, ...] = ()
     steps: int = 1  # decode steps the pass stands for: a closed-form segment's mean step (sim/batch/closed_form.py)
+    model: str = ""  # whose pass it is (``ModelConfig.name``): a speculative run's ops.csv tells draft from target
 
     def layer_segments(self, first: int = 0, count: int | None = None) -> list[tuple[str, nx.DiGraph, int]]:
         """(segment name, DAG, repeat count) of layers ``first`` .. ``first + count - 1``."""
@@ -252,7 +253,7 @@ def build_pass(model: ModelConfig, ex: Execution, phase: Phase, batch: int, new_
         attention = lambda kind: ring_attention(model, ex, batch, new_tokens, kind.kv_owner)  # noqa: E731
     layers = build_layers(model, ex, batch * local, attention, ssm)
     return PassGraph(phase, step, batch, new_tokens, context, model.num_layers, _pre(model, ex, batch * local),
-                     post=_post(model, ex, batch * logits_per_seq, batch * local), **layers)
+                     post=_post(model, ex, batch * logits_per_seq, batch * local), model=model.name, **layers)
 
 
 def _pre(model: ModelConfig, ex: Execution, tokens: int) -> nx.DiGraph:

@@ -48,7 +48,7 @@ class AnalyticSegments:
             end[node] = free[link] = start + c.time_s
             first_end = max(first_end, end[node])
             tl.records.append(OpRecord(graph.phase, graph.step, segment, op, c, start, end[node], repeat, stage,
-                                       microbatch, block))
+                                       microbatch, block, model=graph.model))
             for res in self.resources:
                 busy[res.name] += res.work(op, c) * repeat
         # Records hold the first instance of a repeated layer; the others follow back to back.

@@ -134,7 +134,7 @@ class DesSegments:
             elif work:
                 yield env.all_of(work)
             records.append(OpRecord(graph.phase, graph.step, segment, op, c, start, env.now, repeat, stage,
-                                    microbatch, block))
+                                    microbatch, block, model=graph.model))
             for succ in dag.successors(node):
                 waiting[succ] -= 1
                 if waiting[succ] == 0:

@@ -26,6 +26,7 @@ class OpRecord:
     microbatch: int = 0
     block: int = -1  # index of its segment's span in ``Timeline.segments``
     steps: int = 1  # decode steps its pass stands for (already in ``count``)
+    model: str = ""  # the model whose pass it is (a speculative run's draft or target)
 
     @property
     def duration_s(self) -> float:

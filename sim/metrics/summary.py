@@ -209,12 +209,15 @@ def breakdown_by_kind(result: RunResult) -> list[dict]:
 def ops_columns(result: RunResult) -> dict[str, list]:
     """The per-op table: one row per op of each pass (repeated layers as one row with a count)."""
     cols: dict[str, list] = defaultdict(list)
+    speculative = bool(result.cfg.speculative.draft_model)  # its draft's passes and the target's share a step
     for r in result.timeline.records:
         op, c = r.op, r.cost
         d = r.duration_s
         cols["phase"].append(r.phase.value)
         cols["step"].append(r.step)
         cols["segment"].append(r.segment)
+        if speculative:
+            cols["model"].append(r.model)
         cols["op"].append(op.name)
         cols["kind"].append(op.kind.value)
         cols["unit"].append(op.unit.value)
