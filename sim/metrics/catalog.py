@@ -4,7 +4,8 @@ Names are summary.json's keys flattened to dotted names (``utilisation.hbm_bandw
 sweep table, search and sensitivity see them. A name ending in ``.*`` is a family: it covers
 every key under that node (``time_by_bound_s.memory``, ``area.by_part_mm2.sram``). The console,
 the charts (axis labels, which way a Pareto front faces), the sweep report, sensitivity and
-search all read it; a metric added to a summary is added here, and a test checks that every
+search all read it; a metric added to a summary (sim/metrics/summary.py, and its batch-path twin
+sim/metrics/vector_summary.py; or serving_summary.py) is added here, and a test checks that every
 numeric key of a single-batch and a serving summary has an entry.
 
 ``better`` says which way a user optimising the metric would go; for figures that describe
