@@ -66,7 +66,8 @@ def _finished_job(tmp_path: Path, number: int, overrides: list[str]) -> DictConf
 
 
 def test_callback_prints_one_line_per_point_without_a_bar(tmp_path, capsys):
-    cfg = compose_dict(["+experiment=bandwidth_vs_compute", "sweep.progress=false"], with_hydra=True)
+    cfg = compose_dict(["+experiment=bandwidth_vs_compute", "sweep.progress=false", f"hydra.sweep.dir={tmp_path}"],
+                       with_hydra=True)  # its folder: the sweep's id is written there, not under the clone's results/
     callback = SweepCallback()
     callback.on_multirun_start(cfg)
     try:

@@ -148,8 +148,9 @@ def test_recipes_compose_and_carry_their_sweep(recipe, points):
     assert cfg.sweep.x in cfg.hydra.sweeper.params and cfg.sweep.y in cfg.hydra.sweeper.params
 
 
-def test_progress_bar_counts_points_and_estimates_time_left(monkeypatch):
-    cfg = compose_dict(["+experiment=bandwidth_vs_compute", "sweep.progress=true"], with_hydra=True)
+def test_progress_bar_counts_points_and_estimates_time_left(monkeypatch, tmp_path):
+    cfg = compose_dict(["+experiment=bandwidth_vs_compute", "sweep.progress=true", f"hydra.sweep.dir={tmp_path}"],
+                       with_hydra=True)  # its folder: the sweep's id is written there, not under the clone's results/
     err = io.StringIO()
     monkeypatch.setattr("sys.stderr", err)
     monkeypatch.setenv("COLUMNS", "150")  # the bar's width
