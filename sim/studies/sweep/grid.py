@@ -38,7 +38,7 @@ from sim.studies.sweep import FAILURES, ReportError
 from sim.studies.sweep.callbacks import drop_stale_report
 from sim.studies.sweep.report import EXAMPLE_POINT, GRID_FILE
 from sim.studies.sweep.table import failed_bound, make_table, summary_row, write_table
-from sim.studies.sweep.vector_grid import run_vectorised
+from sim.studies.sweep.vector_grid import point_at, run_vectorised
 
 SPACES = re.compile(r"^(linspace|geomspace)\((.*)\)$")
 
@@ -184,15 +184,6 @@ def run_grid(fixed: list[str], axes: dict[str, list], out: Path | None = None, j
     return table
 
 
-def _axis_value(value, values: list):
-    """An axis's value as the table holds it, back as the axis gave it: a plain Python value, and a null (which a
-    column of strings holds as NaN) as None."""
-    value = value.item() if hasattr(value, "item") else value
-    if isinstance(value, float) and math.isnan(value) and None in values:
-        return None
-    return value
-
-
 def _run_all(base, points, groups, jobs: int, progress: bool | None) -> list[dict]:
     from tqdm import tqdm
 
@@ -213,8 +204,8 @@ def _run_all(base, points, groups, jobs: int, progress: bool | None) -> list[dic
 def _write(out: Path, base: DictConfig, table, axes: dict, fixed: list[str], groups: dict, wall: float) -> None:
     ok = table.index[table["status"] == "ok"]
     if len(ok):
-        point = {k: _axis_value(table.loc[ok[0], k], axes[k]) for k in axes}
-        _, result, dcfg = run_point(base, point, groups)
+        # the point as the axes give it, by its number (the table holds a null of a column of strings as NaN)
+        _, result, dcfg = run_point(base, point_at(axes, list(axes), int(table.loc[ok[0], "point"])), groups)
         if result is not None:
             write_run(out / EXAMPLE_POINT, summarize(result), breakdown_by_kind(result), ops_columns(result),
                       OmegaConf.to_yaml(with_resolved_model(dcfg), resolve=True), result.cfg.seed)

@@ -26,7 +26,7 @@ from sim.studies.sweep.table import failed_bound, make_table
 from sim.studies.sweep.vector_table import result_table
 
 
-def _point(axes: dict[str, list], keys: list[str], i: int) -> dict:
+def point_at(axes: dict[str, list], keys: list[str], i: int) -> dict:
     """Point ``i`` of the product of ``axes`` (the first axis slowest), as ``grid_points`` lists it."""
     codes = np.unravel_index(i, [len(axes[k]) for k in keys])
     return {k: axes[k][int(c)] for k, c in zip(keys, codes, strict=True)}
@@ -89,7 +89,7 @@ def run_vectorised(base: DictConfig, axes: dict[str, list], groups: dict, params
     first, last = next(iter(builders)), list(builders)[-1]  # the keys map alike in every group
     # checked at both ends, on the first points either path accepts (a bad value on an axis fails its points only)
     for key, order in ((first, builders[first][1][:CHECKED]), (last, builders[last][1][::-1][:CHECKED])):
-        if not equivalent(builders[key][0], groups.get(key, base), [_point(axes, keys, int(i)) for i in order],
+        if not equivalent(builders[key][0], groups.get(key, base), [point_at(axes, keys, int(i)) for i in order],
                           is_group):
             return None
     fields = [k for k in keys if not is_group(k)]
