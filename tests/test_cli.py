@@ -231,3 +231,7 @@ def test_a_hydra_setting_another_command_does_not_use_is_said(command, args, tmp
     assert f"{name}: note: hydra.run.dir is not used: only llmsim runs as a Hydra app{hint}\n" in err, err
     assert f"{name}: note: hydra/launcher is not used: only llmsim runs as a Hydra app\n" in err, err
     assert "error" not in err and not (tmp_path / "asked").exists() and (not writes or (tmp_path / "out").is_dir())
+    with pytest.raises(SystemExit) as exit_:  # a setting without its value is bad input, as any other
+        importlib.import_module(command).main([*args, "hydra.run.dir", *out])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and err[-1].startswith(f"{name}: error: ") and "key=value" in err[-1], err

@@ -123,7 +123,7 @@ def hydra_split(prog: str, overrides: list[str], out: bool = True) -> tuple[list
     kept, notes = [], {}
     for o in overrides:
         key = o.partition("=")[0].lstrip("+~")
-        if not key.startswith(("hydra.", "hydra/")):
+        if not key.startswith(("hydra.", "hydra/")) or not ("=" in o or o.startswith("~")):  # no value: the checks say
             kept.append(o)
             continue
         hint = f"; {prog} takes --out for its output folder" if out and key in _OUTPUT_DIRS else ""
